@@ -1,0 +1,3 @@
+//! roster's connectors: sources (systems of record) and targets (directories), one module each.
+
+pub mod source;

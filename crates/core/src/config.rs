@@ -1,0 +1,450 @@
+//! The configuration file, stage one: serde structs that mirror the TOML exactly
+//! (`deny_unknown_fields`), with the doc comments that `docs/configuration.md` is written from.
+//! Stage two, [`crate::validate`], checks them without I/O and compiles the expressions.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// A whole roster configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub store: StoreConfig,
+    pub time: TimeConfig,
+    #[serde(default)]
+    pub source: Vec<SourceConfig>,
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
+    pub login: LoginConfig,
+    #[serde(default)]
+    pub target: Vec<TargetConfig>,
+    #[serde(default)]
+    pub safety: SafetyConfig,
+}
+
+/// Where roster keeps its state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite database file, relative to the config file's folder. Default `roster.db`.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { path: default_store_path() }
+    }
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("roster.db")
+}
+
+/// What "today" means.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeConfig {
+    /// IANA time zone (e.g. `Europe/Berlin`): today's date, and the day on which a date takes effect.
+    pub zone: Spanned<String>,
+}
+
+/// The kind of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Csv,
+}
+
+/// Text encoding of a file source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TextEncoding {
+    /// UTF-8, with or without a byte-order mark (the default).
+    #[default]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// Windows-1252 (what Excel on Western Windows writes as "CSV"). A UTF-8 byte-order mark, if
+    /// present, still wins.
+    #[serde(rename = "windows-1252")]
+    Windows1252,
+}
+
+/// A system of record.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// A short name, used in messages, the plan and the store. Must be unique.
+    pub name: String,
+    pub kind: SourceKind,
+    /// The export file, relative to the config file's folder.
+    pub path: PathBuf,
+    /// True when the export lists everyone: a person missing from a complete read has gone.
+    #[serde(default)]
+    pub complete: bool,
+    /// The column holding the source key (e.g. `Employee_ID`). Kept exactly as text.
+    pub key: String,
+    #[serde(default)]
+    pub encoding: TextEncoding,
+    /// Field delimiter: a single character. Default `,`.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// chrono `strftime` format of every date column (e.g. `%Y-%m-%d`, `%d.%m.%Y`). Default `%Y-%m-%d`.
+    #[serde(default = "default_date_format")]
+    pub date_format: String,
+    /// The affiliation every row of this source gives its person (`employee`, `contractor`,
+    /// `student`, ...), unless the `affiliation` attribute is mapped to a column.
+    #[serde(default = "default_affiliation")]
+    pub affiliation: String,
+    /// Person attribute = the export's column header.
+    pub columns: BTreeMap<String, String>,
+    /// Attributes (besides `hire_date`, `last_day`, `leave_start`, `leave_end`) parsed as dates.
+    #[serde(default)]
+    pub date_attributes: Vec<String>,
+    /// Attributes that must not be empty; a row with one empty is quarantined. `hire_date` is always
+    /// required.
+    #[serde(default)]
+    pub required: Vec<String>,
+}
+
+fn default_delimiter() -> char {
+    ','
+}
+fn default_date_format() -> String {
+    "%Y-%m-%d".to_string()
+}
+fn default_affiliation() -> String {
+    "employee".to_string()
+}
+
+/// Person attributes that the lifecycle reads; always parsed as dates when mapped.
+pub const LIFECYCLE_DATE_ATTRIBUTES: [&str; 4] = ["hire_date", "last_day", "leave_start", "leave_end"];
+
+/// What to do with a person on leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeavePolicy {
+    /// Leave the account as it is.
+    #[default]
+    Keep,
+    /// Disable the account; enable it again on return.
+    Disable,
+    /// Keep the account enabled but take it out of the managed groups.
+    RemoveGroups,
+}
+
+/// What the `last_day` attribute means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LastDayMeaning {
+    /// The last day worked: the person becomes a leaver the day after (the default).
+    #[default]
+    LastDayWorked,
+    /// The first day no longer employed: the person becomes a leaver on that day.
+    FirstDayGone,
+}
+
+/// Status-column values with a lifecycle meaning (compared case-insensitively, trimmed).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusValues {
+    /// Values of `status` that mean "on leave" (e.g. `Leave of Absence`).
+    #[serde(default)]
+    pub leave: Vec<String>,
+    /// Values that mean the person has left, even without a `last_day`.
+    #[serde(default)]
+    pub terminated: Vec<String>,
+    /// Values that mean the hire was rescinded (cancelled before day one).
+    #[serde(default)]
+    pub rescinded: Vec<String>,
+}
+
+/// The joiner/mover/leaver lifecycle.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Days before the hire date on which the account is created. 0: no account before day one.
+    #[serde(default = "default_prehire_days")]
+    pub prehire_days: u32,
+    /// Whether a pre-hire account is enabled. Default false (created disabled, enabled on day one).
+    #[serde(default)]
+    pub prehire_enabled: bool,
+    #[serde(default)]
+    pub on_leave: LeavePolicy,
+    /// Days after becoming a leaver on which the account is deleted and a tombstone kept.
+    #[serde(default = "default_purge_after_days")]
+    pub purge_after_days: u32,
+    #[serde(default)]
+    pub last_day: LastDayMeaning,
+    /// Consecutive complete reads a person must be missing from before they become a leaver.
+    #[serde(default = "default_missing_after_reads")]
+    pub missing_after_reads: u32,
+    #[serde(default)]
+    pub status: StatusValues,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            prehire_days: default_prehire_days(),
+            prehire_enabled: false,
+            on_leave: LeavePolicy::default(),
+            purge_after_days: default_purge_after_days(),
+            last_day: LastDayMeaning::default(),
+            missing_after_reads: default_missing_after_reads(),
+            status: StatusValues::default(),
+        }
+    }
+}
+
+fn default_prehire_days() -> u32 {
+    7
+}
+fn default_purge_after_days() -> u32 {
+    90
+}
+fn default_missing_after_reads() -> u32 {
+    1
+}
+
+/// The person's login name: generated once, the same in every target, never reused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    /// Expressions tried in order; the first whose result is free wins. When all are taken, the
+    /// first is tried again with 2, 3, ... appended (shortened to fit `max_length`).
+    pub candidates: Vec<Spanned<String>>,
+    /// Longest login. Default 20 (sAMAccountName's limit).
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Characters a login may contain, as the inside of a regex character class. Default `a-z0-9._-`.
+    #[serde(default = "default_allowed")]
+    pub allowed: String,
+    /// For names in scripts whose transliteration is unreliable (Han, Hiragana, Katakana):
+    /// attribute = the attribute holding its romanised form, used in the candidates instead.
+    #[serde(default)]
+    pub romanized: BTreeMap<String, String>,
+    /// Used when no candidate gives a usable login (unreliable script and no romanised form, or
+    /// nothing left after folding). Default `"u" + lower(key)`.
+    #[serde(default = "default_login_fallback")]
+    pub fallback: Spanned<String>,
+}
+
+fn default_max_length() -> usize {
+    20
+}
+fn default_allowed() -> String {
+    "a-z0-9._-".to_string()
+}
+fn default_login_fallback() -> Spanned<String> {
+    Spanned::new(0..0, r#""u" + lower(key)"#.to_string())
+}
+
+/// A reference to a secret: `env:NAME` or `file:PATH`. Never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct SecretRef(pub String);
+
+/// The kind of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Ldap,
+}
+
+/// TLS settings of a connection.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the CA(s) to trust, in addition to none: when unset, the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    #[serde(default)]
+    pub starttls: bool,
+    /// Do not verify the server certificate. Never do this in production.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// When a mapping is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MappingWhen {
+    /// On create and whenever the value changes (the default).
+    #[default]
+    Always,
+    /// Only on create (and never on adopted entries).
+    Create,
+}
+
+/// A target attribute's mapping: an expression, or a table with the expression and when to write it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum MappingConfig {
+    Expr(Spanned<String>),
+    Full {
+        value: Spanned<String>,
+        #[serde(default)]
+        when: MappingWhen,
+    },
+}
+
+/// How a disabled account looks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisableConfig {
+    /// Lock with OpenLDAP ppolicy's administrative lock (`pwdAccountLockedTime: 000001010000Z`).
+    #[serde(default)]
+    pub lock: bool,
+    /// Move disabled accounts to this OU (inside the managed scope); moved back when enabled.
+    pub move_to: Option<String>,
+    /// Attributes to set while disabled (expressions); restored from the mappings when enabled.
+    #[serde(default)]
+    pub set: BTreeMap<String, Spanned<String>>,
+}
+
+/// Whether roster owns a managed group's whole member list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupMode {
+    /// Members no rule grants are removed (the default).
+    #[default]
+    Authoritative,
+    /// roster only adds and removes the memberships its rules grant; others are left alone.
+    Additive,
+}
+
+/// A group-membership rule: every person for whom `when` holds is a member of the group `dn`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRuleConfig {
+    /// Expression giving the group's DN (a string) or DNs (a list).
+    pub dn: Spanned<String>,
+    /// Expression; default `state == "active"`.
+    pub when: Option<Spanned<String>>,
+}
+
+/// A directory (or app) that holds accounts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub name: String,
+    pub kind: TargetKind,
+    /// `ldap://host:port` or `ldaps://host:port`.
+    pub url: String,
+    pub bind_dn: String,
+    /// `env:NAME` or `file:PATH`.
+    pub bind_password: SecretRef,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Seconds to wait for a connection or an answer. Default 30.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+    /// Subtrees roster may change; everything else is never modified.
+    pub managed: Vec<String>,
+    /// Where login names must be unique (searched for taken values). Default: the directory suffix
+    /// shared by the managed subtrees.
+    pub unique_base: Option<String>,
+    /// Expression giving an account's DN. Containers (OUs) it needs are created inside `managed`.
+    pub dn: Spanned<String>,
+    /// Object classes of new accounts. Default `["inetOrgPerson"]`.
+    #[serde(default = "default_object_classes")]
+    pub object_classes: Vec<String>,
+    /// The attribute that holds the login name (checked for uniqueness). Default `uid`.
+    #[serde(default = "default_login_attribute")]
+    pub login_attribute: String,
+    /// The attribute that holds the person's key, used to adopt existing entries and to find an
+    /// entry whose create may have happened. Default `employeeNumber`.
+    #[serde(default = "default_correlation_attribute")]
+    pub correlate: String,
+    /// Target attribute = mapping.
+    pub attributes: BTreeMap<String, MappingConfig>,
+    #[serde(default)]
+    pub disable: DisableConfig,
+    #[serde(default)]
+    pub groups: Vec<GroupRuleConfig>,
+    #[serde(default)]
+    pub group_mode: GroupMode,
+    /// Member put in a groupOfNames whose last member roster removes (groupOfNames cannot be empty).
+    /// Default: the group's own DN.
+    pub empty_group_member: Option<String>,
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+fn default_object_classes() -> Vec<String> {
+    vec!["inetOrgPerson".to_string()]
+}
+fn default_login_attribute() -> String {
+    "uid".to_string()
+}
+fn default_correlation_attribute() -> String {
+    "employeeNumber".to_string()
+}
+
+/// A limit on one kind of change in one run: blocked when either is exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Most persons affected.
+    pub count: Option<u64>,
+    /// Most persons affected, as a percentage of the population.
+    pub percent: Option<f64>,
+}
+
+/// A limit on changes to chosen target attributes (e.g. the login or the mail address).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeLimit {
+    pub attributes: Vec<String>,
+    pub count: Option<u64>,
+    pub percent: Option<f64>,
+}
+
+/// Limits that block a run until a person allows it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyConfig {
+    #[serde(default = "default_disable_limit")]
+    pub disables: Limit,
+    #[serde(default = "default_delete_limit")]
+    pub deletes: Limit,
+    /// Renames and moves (modify DN).
+    #[serde(default = "default_rename_limit")]
+    pub renames: Limit,
+    #[serde(default)]
+    pub attribute_changes: Vec<AttributeLimit>,
+    /// Largest allowed shrink of a complete source against the last good read, in percent.
+    #[serde(default = "default_shrink")]
+    pub source_shrink_percent: f64,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            disables: default_disable_limit(),
+            deletes: default_delete_limit(),
+            renames: default_rename_limit(),
+            attribute_changes: Vec::new(),
+            source_shrink_percent: default_shrink(),
+        }
+    }
+}
+
+fn default_disable_limit() -> Limit {
+    Limit { count: Some(50), percent: Some(5.0) }
+}
+fn default_delete_limit() -> Limit {
+    Limit { count: Some(20), percent: Some(2.0) }
+}
+fn default_rename_limit() -> Limit {
+    Limit { count: Some(50), percent: Some(5.0) }
+}
+fn default_shrink() -> f64 {
+    10.0
+}

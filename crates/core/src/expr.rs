@@ -1,0 +1,1 @@
+//! Mapping expressions (CEL) and roster's function library. Being written.

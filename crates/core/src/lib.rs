@@ -1,0 +1,5 @@
+//! roster's pure planning core. See `ARCHITECTURE.md`: this crate does no I/O.
+
+pub mod config;
+pub mod expr;
+pub mod source;

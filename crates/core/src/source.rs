@@ -1,0 +1,84 @@
+//! What a source (system of record) yields: records keyed by a source key, and the rows it had to
+//! quarantine. Every kind of source (CSV today; SQL, XLSX, JSON, REST later) produces a [`SourceRead`].
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// One value of a record's attribute, already validated by the source.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FieldValue {
+    Text(String),
+    Date(NaiveDate),
+}
+
+impl FieldValue {
+    /// The value as text: dates as `YYYY-MM-DD`, which also sorts in date order.
+    pub fn to_text(&self) -> String {
+        match self {
+            FieldValue::Text(s) => s.clone(),
+            FieldValue::Date(d) => d.format("%Y-%m-%d").to_string(),
+        }
+    }
+
+    pub fn as_date(&self) -> Option<NaiveDate> {
+        match self {
+            FieldValue::Date(d) => Some(*d),
+            FieldValue::Text(_) => None,
+        }
+    }
+}
+
+/// Where a record or a quarantined row came from, for messages a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// The file (or table, or URL) read.
+    pub file: String,
+    /// 1-based line of the row's first physical line in the file (the header is line 1 in a CSV).
+    pub line: u64,
+    /// 1-based data row number (the first row after the header is row 1).
+    pub row: u64,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{} (row {})", self.file, self.line, self.row)
+    }
+}
+
+/// One valid row of a source, with its attributes named as person attributes (the config maps the
+/// export's column names to these). Empty optional fields are absent from `attrs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The source's name in the config.
+    pub source: String,
+    /// The source key (e.g. `Employee_ID`), exactly as read: never trimmed of leading zeros.
+    pub key: String,
+    pub attrs: BTreeMap<String, FieldValue>,
+    pub location: Location,
+}
+
+/// A row that could not be used, with why. When `key` could be read, the person it belongs to is
+/// held as they were: a quarantined row never makes its person "missing".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinedRow {
+    pub source: String,
+    pub key: Option<String>,
+    pub location: Location,
+    pub reason: String,
+}
+
+/// The result of reading one source once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRead {
+    pub source: String,
+    /// True when the source is declared complete (someone missing from it has gone) and the read
+    /// reached its end. A partial read says nothing about who is missing.
+    pub complete: bool,
+    /// Number of data rows seen (valid and quarantined).
+    pub rows_seen: u64,
+    pub records: Vec<Record>,
+    pub quarantined: Vec<QuarantinedRow>,
+}
