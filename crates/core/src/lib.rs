@@ -1,5 +1,10 @@
 //! roster's pure planning core. See `ARCHITECTURE.md`: this crate does no I/O.
 
+pub mod attr;
 pub mod config;
+pub mod dn;
 pub mod expr;
+pub mod lifecycle;
+pub mod plan;
 pub mod source;
+pub mod state;

@@ -1,0 +1,320 @@
+//! Distinguished names and search filters: the one place where values are escaped (RFC 4514 for DNs,
+//! RFC 4515 for filters) and where DNs are parsed and compared.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Escapes an attribute value for use in a DN (RFC 4514 section 2.4).
+pub fn escape_dn_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 8);
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || i == last => out.push_str("\\ "),
+            '\0' => out.push_str("\\00"),
+            c if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\{b:02x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes a value for use inside an LDAP search filter (RFC 4515): `*`, `(`, `)`, `\` and NUL, so
+/// no value can change which entries a filter reaches.
+pub fn escape_filter_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '*' => out.push_str("\\2a"),
+            '(' => out.push_str("\\28"),
+            ')' => out.push_str("\\29"),
+            '\\' => out.push_str("\\5c"),
+            '\0' => out.push_str("\\00"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One attribute-value assertion of an RDN, with the value unescaped.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ava {
+    pub attr: String,
+    pub value: String,
+}
+
+/// A relative distinguished name: usually one AVA, several when joined with `+`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rdn(pub Vec<Ava>);
+
+impl fmt::Display for Rdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, ava) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("+")?;
+            }
+            write!(f, "{}={}", ava.attr, escape_dn_value(&ava.value))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a string is not a DN.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid DN: {reason} in {dn:?}")]
+pub struct DnError {
+    pub dn: String,
+    pub reason: String,
+}
+
+/// A parsed distinguished name (RDNs from the leaf to the root).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Dn {
+    rdns: Vec<Rdn>,
+}
+
+impl Dn {
+    pub fn parse(s: &str) -> Result<Dn, DnError> {
+        let err = |reason: &str| DnError { dn: s.to_string(), reason: reason.to_string() };
+        if s.trim().is_empty() {
+            return Ok(Dn { rdns: Vec::new() });
+        }
+        let mut rdns = Vec::new();
+        let mut avas = Vec::new();
+        let chars: Vec<char> = s.chars().collect();
+        let mut i = 0;
+        loop {
+            while i < chars.len() && chars[i] == ' ' {
+                i += 1;
+            }
+            let start = i;
+            while i < chars.len() && chars[i] != '=' {
+                if matches!(chars[i], ',' | '+' | '\\' | '"') {
+                    return Err(err("attribute type expected before '='"));
+                }
+                i += 1;
+            }
+            if i >= chars.len() {
+                return Err(err("'=' expected"));
+            }
+            let attr: String = chars[start..i].iter().collect::<String>().trim().to_string();
+            if attr.is_empty() || !attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+                return Err(err("bad attribute type"));
+            }
+            i += 1;
+            let mut value = Vec::<u8>::new();
+            let mut trailing_unescaped_spaces = 0usize;
+            let mut leading = true;
+            while i < chars.len() && chars[i] != ',' && chars[i] != '+' {
+                let c = chars[i];
+                if c == '\\' {
+                    i += 1;
+                    let Some(&next) = chars.get(i) else { return Err(err("dangling '\\'")) };
+                    if next.is_ascii_hexdigit() {
+                        let Some(&low) = chars.get(i + 1).filter(|c| c.is_ascii_hexdigit()) else {
+                            return Err(err("bad hex escape"));
+                        };
+                        let byte = u8::from_str_radix(&format!("{next}{low}"), 16).map_err(|_| err("bad hex escape"))?;
+                        value.push(byte);
+                        i += 2;
+                    } else {
+                        let mut buf = [0u8; 4];
+                        value.extend_from_slice(next.encode_utf8(&mut buf).as_bytes());
+                        i += 1;
+                    }
+                    trailing_unescaped_spaces = 0;
+                    leading = false;
+                    continue;
+                }
+                if c == ' ' && leading {
+                    i += 1;
+                    continue;
+                }
+                if matches!(c, '"' | ';' | '<' | '>') {
+                    return Err(err(&format!("unescaped '{c}' in a value")));
+                }
+                leading = false;
+                if c == ' ' {
+                    trailing_unescaped_spaces += 1;
+                } else {
+                    trailing_unescaped_spaces = 0;
+                }
+                let mut buf = [0u8; 4];
+                value.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += 1;
+            }
+            value.truncate(value.len() - trailing_unescaped_spaces);
+            let value = String::from_utf8(value).map_err(|_| err("escaped bytes are not UTF-8"))?;
+            avas.push(Ava { attr, value });
+            if i < chars.len() && chars[i] == '+' {
+                i += 1;
+                continue;
+            }
+            rdns.push(Rdn(std::mem::take(&mut avas)));
+            if i >= chars.len() {
+                break;
+            }
+            i += 1;
+        }
+        Ok(Dn { rdns })
+    }
+
+    /// Builds a DN from an RDN attribute, an unescaped value and a parent.
+    pub fn child(&self, attr: &str, value: &str) -> Dn {
+        let mut rdns = vec![Rdn(vec![Ava { attr: attr.to_string(), value: value.to_string() }])];
+        rdns.extend(self.rdns.iter().cloned());
+        Dn { rdns }
+    }
+
+    pub fn rdns(&self) -> &[Rdn] {
+        &self.rdns
+    }
+    pub fn is_root(&self) -> bool {
+        self.rdns.is_empty()
+    }
+    pub fn rdn(&self) -> Option<&Rdn> {
+        self.rdns.first()
+    }
+    pub fn parent(&self) -> Option<Dn> {
+        if self.rdns.is_empty() {
+            None
+        } else {
+            Some(Dn { rdns: self.rdns[1..].to_vec() })
+        }
+    }
+
+    /// A form for comparison: attribute types and values lowercased, escaping canonical.
+    pub fn normalized(&self) -> String {
+        let mut out = String::new();
+        for (i, rdn) in self.rdns.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let mut avas = rdn.0.clone();
+            for ava in &mut avas {
+                ava.attr = ava.attr.to_ascii_lowercase();
+                ava.value = ava.value.to_lowercase();
+            }
+            avas.sort();
+            out.push_str(&Rdn(avas).to_string());
+        }
+        out
+    }
+
+    /// True when `self` is `base` or lies below it.
+    pub fn is_within(&self, base: &Dn) -> bool {
+        if base.rdns.len() > self.rdns.len() {
+            return false;
+        }
+        let offset = self.rdns.len() - base.rdns.len();
+        Dn { rdns: self.rdns[offset..].to_vec() }.normalized() == base.normalized()
+    }
+}
+
+impl fmt::Display for Dn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, rdn) in self.rdns.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{rdn}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Dn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+impl<'de> Deserialize<'de> for Dn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dn, D::Error> {
+        let s = String::deserialize(d)?;
+        Dn::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Normalized form of a DN string for comparisons; an unparsable string compares as itself lowercased.
+pub fn normalize_dn(dn: &str) -> String {
+    Dn::parse(dn).map(|d| d.normalized()).unwrap_or_else(|_| dn.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn special_characters_are_escaped_and_round_trip() {
+        let hostile = [
+            "Smith, John",
+            "a+b",
+            "\"quoted\"",
+            "back\\slash",
+            "#hash",
+            "semi;colon",
+            "<angle>",
+            " leading",
+            "trailing ",
+            "x,ou=admins",
+            "nul\0byte",
+            "rtl\u{202e}override",
+        ];
+        let base = Dn::parse("ou=people,dc=example,dc=org").unwrap();
+        for value in hostile {
+            let dn = base.child("cn", value);
+            let text = dn.to_string();
+            let parsed = Dn::parse(&text).unwrap();
+            assert_eq!(parsed.rdn().unwrap().0[0].value, value, "{text}");
+            assert_eq!(parsed.rdns().len(), 4, "{text}");
+            assert!(parsed.is_within(&base));
+        }
+    }
+
+    #[test]
+    fn comparison_ignores_case_and_spacing() {
+        assert_eq!(normalize_dn("CN=John Smith, OU=People,DC=Example,DC=org"), normalize_dn("cn=john smith,ou=people,dc=example,dc=org"));
+        assert_eq!(normalize_dn("cn=a\\2cb,dc=x"), normalize_dn("cn=a\\,b,dc=x"));
+    }
+
+    #[test]
+    fn filter_values_cannot_change_the_filter() {
+        assert_eq!(escape_filter_value("*)(uid=*"), "\\2a\\29\\28uid=\\2a");
+        assert_eq!(escape_filter_value("a\\b\0"), "a\\5cb\\00");
+    }
+
+    #[test]
+    fn malformed_dns_are_errors() {
+        for bad in ["cn", "cn=a,", "=x", "cn=a\\", "cn=a\\4", "cn=\"x\""] {
+            assert!(Dn::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_value_round_trips_through_escape_and_parse(value in "\\PC*|[ ,+\"\\\\<>;#=\\x00]{0,8}") {
+            let base = Dn::parse("ou=people,dc=example,dc=org").unwrap();
+            let dn = base.child("cn", &value);
+            let parsed = Dn::parse(&dn.to_string()).unwrap();
+            prop_assert_eq!(&parsed.rdn().unwrap().0[0].value, &value);
+            prop_assert_eq!(parsed.parent().unwrap(), base);
+        }
+
+        #[test]
+        fn parse_never_panics(s in "\\PC*") {
+            let _ = Dn::parse(&s);
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The plan: the ordered operations of one run, each with its person, target object and reason.
+//! A plan is data: it prints as a readable diff, serializes to JSON (the documented schema in
+//! `docs/plan-format.md`), can be saved, reviewed and applied later.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::attr::{AttrMap, AttrName};
+use crate::lifecycle::LifecycleState;
+use crate::source::QuarantinedRow;
+use crate::state::{Hold, TargetEntry};
+
+/// The version of the plan's JSON format.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// Why a person appears in the plan, for grouping the readable diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Joiner,
+    Mover,
+    Leaver,
+    Rehire,
+    /// Groups and containers: shared objects, not one person's change.
+    Directory,
+}
+
+/// One attribute's change: the values it was planned against and the values it gets. Applied as
+/// "delete exactly `old`, add `new`" where the target can, so an edit made in between is a conflict
+/// rather than overwritten blind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttrChange {
+    pub attr: AttrName,
+    pub old: Vec<String>,
+    pub new: Vec<String>,
+}
+
+/// What an operation does. Objects are addressed by DN; `object_id` (when the object existed at
+/// planning time) lets the connector check it still is the same object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Action {
+    /// Create an organizational unit inside the managed scope.
+    CreateContainer { dn: String },
+    /// Create an account with these attributes (object classes included as `objectClass`).
+    Create { dn: String, attributes: AttrMap },
+    /// Link an existing entry (matched by the correlation attribute) to the person. No write.
+    Adopt { dn: String, object_id: String },
+    /// Change attributes.
+    Update { dn: String, object_id: Option<String>, changes: Vec<AttrChange> },
+    /// Modify DN: rename and/or move.
+    Rename { dn: String, object_id: Option<String>, new_dn: String },
+    /// Enable the account (remove the lock, restore attributes).
+    Enable { dn: String, object_id: Option<String>, changes: Vec<AttrChange> },
+    /// Disable the account (lock, set attributes).
+    Disable { dn: String, object_id: Option<String>, changes: Vec<AttrChange> },
+    /// Create a group with its first members (a groupOfNames cannot be empty).
+    CreateGroup { dn: String, members: Vec<String> },
+    AddMember { group: String, member: String },
+    RemoveMember { group: String, member: String },
+    /// Delete the account.
+    Delete { dn: String, object_id: Option<String> },
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::CreateContainer { .. } => "create_container",
+            Action::Create { .. } => "create",
+            Action::Adopt { .. } => "adopt",
+            Action::Update { .. } => "update",
+            Action::Rename { .. } => "rename",
+            Action::Enable { .. } => "enable",
+            Action::Disable { .. } => "disable",
+            Action::CreateGroup { .. } => "create_group",
+            Action::AddMember { .. } => "add_member",
+            Action::RemoveMember { .. } => "remove_member",
+            Action::Delete { .. } => "delete",
+        }
+    }
+
+    /// The object the action writes to.
+    pub fn dn(&self) -> &str {
+        match self {
+            Action::CreateContainer { dn }
+            | Action::Create { dn, .. }
+            | Action::Adopt { dn, .. }
+            | Action::Update { dn, .. }
+            | Action::Rename { dn, .. }
+            | Action::Enable { dn, .. }
+            | Action::Disable { dn, .. }
+            | Action::CreateGroup { dn, .. }
+            | Action::Delete { dn, .. } => dn,
+            Action::AddMember { group, .. } | Action::RemoveMember { group, .. } => group,
+        }
+    }
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operation {
+    /// Position in the plan (0-based); operations are applied in this order, and one never runs
+    /// before the operations it depends on.
+    pub id: usize,
+    /// The person's key, for account operations.
+    pub person: Option<String>,
+    pub target: String,
+    pub category: Category,
+    /// Why, in words: "leaver: termination date 2026-11-30 reached".
+    pub reason: String,
+    /// Ids of operations that must have succeeded first (the account before its group membership, a
+    /// manager's account before a reference to it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<usize>,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// Something a person should know that is not an operation: a report, a held decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub person: Option<String>,
+    pub target: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// Several entries match one person: held, not guessed.
+    Disputed,
+    /// The manager has no account in this target: the reference stays empty.
+    ManagerMissing,
+    /// An account disabled outside roster: not re-enabled.
+    DisabledOutsideRoster,
+    /// A linked entry was deleted outside roster.
+    LinkedEntryDeleted,
+    /// A row was quarantined; its person is held as they were.
+    Quarantined,
+    /// The person is on hold.
+    OnHold,
+    /// A value could not be computed (expression error, DN outside the managed scope, ...).
+    EvaluationFailed,
+    /// The person is missing from a complete source, but not yet for long enough.
+    Missing,
+}
+
+/// A safety limit that the plan exceeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SafetyViolation {
+    /// `disables`, `deletes`, `renames`, `attribute_changes`, `source_shrink`.
+    pub limit: String,
+    pub message: String,
+    pub count: u64,
+    pub percent: f64,
+    pub population: u64,
+}
+
+/// What the store records about a person once their operations have landed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonUpdate {
+    pub key: String,
+    pub login: Option<String>,
+    pub state: LifecycleState,
+    pub records: BTreeMap<String, BTreeMap<String, crate::source::FieldValue>>,
+    pub eval_hash: String,
+    pub missing_reads: u32,
+    pub left_on: Option<NaiveDate>,
+    pub next_transition: Option<NaiveDate>,
+    pub hold: Option<Hold>,
+    /// Purged or rescinded: forget the person, keep the login as a tombstone.
+    pub tombstone: bool,
+}
+
+/// Counts for the summary line and the run record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub persons: u64,
+    pub evaluated: u64,
+    pub joiners: u64,
+    pub movers: u64,
+    pub leavers: u64,
+    pub rehires: u64,
+    pub operations: u64,
+    pub quarantined_rows: u64,
+    pub notices: u64,
+}
+
+/// A whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: u32,
+    pub as_of: NaiveDate,
+    /// Hash of the configuration the plan was made with.
+    pub config_hash: String,
+    pub operations: Vec<Operation>,
+    pub person_updates: Vec<PersonUpdate>,
+    pub notices: Vec<Notice>,
+    pub quarantined: Vec<QuarantinedRow>,
+    /// Empty unless the plan is blocked.
+    pub safety: Vec<SafetyViolation>,
+    /// Records read per complete source, recorded as the last good count once applied.
+    pub source_counts: BTreeMap<String, u64>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    pub fn is_blocked(&self) -> bool {
+        !self.safety.is_empty()
+    }
+}
+
+/// What a connector reports after applying an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The object as it is now (for creates and adoptions: its new id; after renames: its new DN).
+    pub entry: Option<TargetEntry>,
+}

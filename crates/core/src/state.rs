@@ -1,0 +1,105 @@
+//! What roster remembers between runs (kept by the store) and what a target looks like now (read by
+//! a connector). The planning core reads both as plain data.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::attr::AttrMap;
+use crate::lifecycle::LifecycleState;
+use crate::source::FieldValue;
+
+/// An operator's hold on a person: roster plans nothing for them until it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub reason: String,
+    /// Last day of the hold; open-ended when absent.
+    pub until: Option<NaiveDate>,
+}
+
+/// A person as the store remembers them after the last applied run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPerson {
+    pub key: String,
+    /// The login name, once generated: the person's for good.
+    pub login: Option<String>,
+    /// The lifecycle state the targets were last brought to.
+    pub state: LifecycleState,
+    /// The last valid record from each source (source name -> attributes), so a person whose row
+    /// is quarantined or missing is held as they were.
+    pub records: BTreeMap<String, BTreeMap<String, FieldValue>>,
+    /// Hash of the records and the config this person was last evaluated with.
+    pub eval_hash: String,
+    /// Consecutive complete reads this person was missing from.
+    pub missing_reads: u32,
+    /// The day roster decided this person left, when no `last_day` said it (missing from a complete
+    /// source, or a terminated status without a date). Purge counts from here.
+    pub left_on: Option<NaiveDate>,
+    /// When this person's lifecycle state next changes by the calendar alone.
+    pub next_transition: Option<NaiveDate>,
+    pub hold: Option<Hold>,
+}
+
+/// A login name that stays reserved after its person was purged (or rescinded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub person: String,
+    pub login: String,
+    pub purged_on: NaiveDate,
+}
+
+/// A person's account in a target, joined by the object's immutable id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub person: String,
+    pub target: String,
+    /// `entryUUID` (LDAP), `objectGUID` (AD), SCIM `id`.
+    pub object_id: String,
+    /// The DN as roster last saw it.
+    pub dn: String,
+    /// Whether roster last left the account enabled.
+    pub enabled: bool,
+    /// The values roster last wrote, per owned attribute.
+    pub values: AttrMap,
+}
+
+/// Everything the store hands to the planner.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub persons: BTreeMap<String, StoredPerson>,
+    pub links: Vec<Link>,
+    pub tombstones: Vec<Tombstone>,
+    /// Records in the last good complete read of each source (for the shrink limit).
+    pub source_counts: BTreeMap<String, u64>,
+}
+
+/// One entry of a target, as read now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetEntry {
+    pub object_id: String,
+    pub dn: String,
+    pub attrs: AttrMap,
+}
+
+/// A group in the managed scope, with its members' DNs as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetGroup {
+    pub object_id: String,
+    pub dn: String,
+    pub members: Vec<String>,
+}
+
+/// What a target holds now, as far as the planner needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetView {
+    pub target: String,
+    /// Account entries in the managed scope (with the attributes the planner asked for).
+    pub entries: Vec<TargetEntry>,
+    /// Groups (groupOfNames) in the managed scope.
+    pub groups: Vec<TargetGroup>,
+    /// Normalized DNs of the containers (OUs and the like) that exist in the managed scope.
+    pub containers: BTreeSet<String>,
+    /// Lowercased values of the login attribute anywhere under the uniqueness base.
+    pub taken_logins: BTreeSet<String>,
+}
