@@ -268,6 +268,10 @@ pub struct TlsConfig {
     /// Do not verify the server certificate. Never do this in production.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// Allow a plain `ldap://` connection without StartTLS, which sends the bind password in clear.
+    /// For a lab on loopback only; roster refuses plain connections otherwise.
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 /// When a mapping is written.

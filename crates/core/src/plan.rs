@@ -45,7 +45,7 @@ pub enum Action {
     /// Create an organizational unit inside the managed scope.
     CreateContainer { dn: String },
     /// Create an account with these attributes (object classes included as `objectClass`).
-    Create { dn: String, attributes: AttrMap },
+    Create { dn: String, attributes: AttrMap, enabled: bool },
     /// Link an existing entry (matched by the correlation attribute) to the person. No write.
     Adopt { dn: String, object_id: String },
     /// Change attributes.
