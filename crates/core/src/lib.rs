@@ -8,3 +8,7 @@ pub mod lifecycle;
 pub mod plan;
 pub mod source;
 pub mod state;
+pub mod engine;
+pub mod login;
+pub mod settings;
+pub mod render;

@@ -1,0 +1,1008 @@
+//! The planner: source reads + stored state + target views in, a [`Plan`] out. Pure: no I/O, no
+//! clock (the day is an input), and it cannot fail: whatever goes wrong for one person becomes a
+//! notice in the plan and the rest proceed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+
+use crate::attr::{AttrMap, AttrName};
+use crate::config::{LeavePolicy, GroupMode};
+use crate::dn::{Dn, normalize_dn};
+use crate::expr::{Env, ExprValue};
+use crate::lifecycle::{person_state, Affiliation, LifecycleState, StateDecision};
+use crate::login;
+use crate::plan::{Action, AttrChange, Category, Notice, NoticeKind, Operation, PersonUpdate, Plan, SafetyViolation, Summary, PLAN_FORMAT};
+use crate::settings::{Settings, TargetRules};
+use crate::source::{FieldValue, SourceRead};
+use crate::state::{Hold, Link, Snapshot, StoredPerson, TargetEntry, TargetView};
+
+/// The ppolicy attribute whose special value `000001010000Z` is OpenLDAP's administrative lock.
+pub const LOCK_ATTRIBUTE: &str = "pwdAccountLockedTime";
+pub const LOCK_VALUE: &str = "000001010000Z";
+
+/// Everything the planner reads.
+pub struct PlanInput<'a> {
+    pub settings: &'a Settings,
+    pub as_of: NaiveDate,
+    /// One read per configured source that succeeded. A source whose read failed as a whole must
+    /// not be planned from at all (the caller stops before planning).
+    pub reads: &'a [SourceRead],
+    pub snapshot: &'a Snapshot,
+    /// Target name -> what it holds now.
+    pub views: &'a BTreeMap<String, TargetView>,
+}
+
+/// The attributes a target's view must carry for the planner.
+pub fn view_attributes(rules: &TargetRules) -> Vec<AttrName> {
+    let mut attrs: BTreeSet<AttrName> = rules.mappings.iter().map(|m| m.attr.clone()).collect();
+    attrs.extend(rules.disable_set.iter().map(|(a, _)| a.clone()));
+    attrs.insert(AttrName::new(rules.config.correlate.clone()));
+    attrs.insert(AttrName::new(rules.config.login_attribute.clone()));
+    attrs.insert(AttrName::new("objectClass"));
+    if rules.config.disable.lock {
+        attrs.insert(AttrName::new(LOCK_ATTRIBUTE));
+    }
+    attrs.into_iter().collect()
+}
+
+/// The phase an operation runs in: containers, accounts, disables, renames, attributes, references,
+/// group adds, group removes, deletes. Within a phase the order is by person.
+fn phase(action: &Action, references: bool) -> u8 {
+    match action {
+        Action::CreateContainer { .. } => 0,
+        Action::Create { .. } | Action::Adopt { .. } => 1,
+        Action::Disable { .. } => 2,
+        Action::Rename { .. } => 3,
+        Action::Update { .. } if references => 5,
+        Action::Update { .. } | Action::Enable { .. } => 4,
+        Action::CreateGroup { .. } | Action::AddMember { .. } => 6,
+        Action::RemoveMember { .. } => 7,
+        Action::Delete { .. } => 8,
+    }
+}
+
+struct Draft {
+    phase: u8,
+    person: Option<String>,
+    target: String,
+    category: Category,
+    reason: String,
+    action: Action,
+    /// (target, person key) whose create must land first.
+    needs_accounts: Vec<String>,
+    /// Normalized container DNs that must exist first.
+    needs_containers: Vec<String>,
+}
+
+/// One person as evaluated in this run.
+struct Evaluated {
+    key: String,
+    records: BTreeMap<String, BTreeMap<String, FieldValue>>,
+    texts: BTreeMap<String, String>,
+    decision: StateDecision,
+    prev_state: Option<LifecycleState>,
+    missing_reads: u32,
+    login: Option<String>,
+    category: Category,
+    tombstone: bool,
+    hold: Option<Hold>,
+    failed: bool,
+}
+
+fn is_enabled_state(state: LifecycleState, settings: &Settings) -> bool {
+    match state {
+        LifecycleState::Active => true,
+        LifecycleState::Prehire => settings.lifecycle.prehire_enabled,
+        LifecycleState::Leave => settings.lifecycle.on_leave != LeavePolicy::Disable,
+        _ => false,
+    }
+}
+
+fn gets_groups(state: LifecycleState, settings: &Settings) -> bool {
+    match state {
+        LifecycleState::Active | LifecycleState::Prehire => true,
+        LifecycleState::Leave => settings.lifecycle.on_leave == LeavePolicy::Keep,
+        _ => false,
+    }
+}
+
+/// Disabled states move to `disable.move_to`; a pre-hire account waiting for day one does not.
+fn moves_when_disabled(state: LifecycleState) -> bool {
+    matches!(state, LifecycleState::Leaver | LifecycleState::Leave)
+}
+
+fn same_values(a: &[String], b: &[String], as_dn: bool) -> bool {
+    let norm = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|s| if as_dn { normalize_dn(s) } else { s.clone() }).collect();
+        v.sort();
+        v
+    };
+    norm(a) == norm(b)
+}
+
+fn hash_person(config_hash: &str, records: &BTreeMap<String, BTreeMap<String, FieldValue>>) -> String {
+    let mut h = Sha256::new();
+    h.update(config_hash.as_bytes());
+    h.update(serde_json::to_vec(records).unwrap_or_default());
+    format!("{:x}", h.finalize())[..32].to_string()
+}
+
+struct Planner {
+    notices: Vec<Notice>,
+    drafts: Vec<Draft>,
+}
+
+impl Planner {
+    fn notice(&mut self, kind: NoticeKind, person: Option<&str>, target: Option<&str>, message: String) {
+        self.notices.push(Notice { kind, person: person.map(str::to_string), target: target.map(str::to_string), message });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn draft(&mut self, person: Option<&str>, target: &str, category: Category, reason: String, action: Action, references: bool, needs_accounts: Vec<String>, needs_containers: Vec<String>) {
+        self.drafts.push(Draft {
+            phase: phase(&action, references),
+            person: person.map(str::to_string),
+            target: target.to_string(),
+            category,
+            reason,
+            action,
+            needs_accounts,
+            needs_containers,
+        });
+    }
+}
+
+/// Builds the plan.
+pub fn plan(input: &PlanInput) -> Plan {
+    let settings = input.settings;
+    let snapshot = input.snapshot;
+    let today = input.as_of;
+    let mut planner = Planner { notices: Vec::new(), drafts: Vec::new() };
+
+    // 1. Correlate: the records of each key, held where quarantined, missing where a complete
+    //    source no longer lists them.
+    let mut fresh: BTreeMap<&str, HashMap<&str, &BTreeMap<String, FieldValue>>> = BTreeMap::new();
+    let mut quarantined: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut complete: BTreeSet<&str> = BTreeSet::new();
+    let mut keys: BTreeSet<&str> = snapshot.persons.keys().map(String::as_str).collect();
+    for read in input.reads {
+        if read.complete {
+            complete.insert(&read.source);
+        }
+        let by_key = fresh.entry(read.source.as_str()).or_default();
+        for r in &read.records {
+            by_key.insert(&r.key, &r.attrs);
+            keys.insert(&r.key);
+        }
+        for q in &read.quarantined {
+            if let Some(k) = &q.key {
+                quarantined.entry(read.source.as_str()).or_default().insert(k);
+            }
+        }
+    }
+    let read_sources: BTreeSet<&str> = input.reads.iter().map(|r| r.source.as_str()).collect();
+
+    let mut people: Vec<Evaluated> = Vec::new();
+    for key in keys {
+        let stored = snapshot.persons.get(key);
+        let mut records = BTreeMap::new();
+        let mut missing_sources = Vec::new();
+        for source in &settings.sources {
+            let name = source.name.as_str();
+            let stored_record = stored.and_then(|s| s.records.get(name));
+            if let Some(attrs) = fresh.get(name).and_then(|m| m.get(key)) {
+                records.insert(name.to_string(), (*attrs).clone());
+            } else if let Some(previous) = stored_record {
+                records.insert(name.to_string(), previous.clone());
+                let held = quarantined.get(name).is_some_and(|q| q.contains(key));
+                if !held && complete.contains(name) && read_sources.contains(name) {
+                    missing_sources.push(name.to_string());
+                }
+            }
+        }
+        if records.is_empty() {
+            continue;
+        }
+        let missing_reads = if missing_sources.is_empty() { 0 } else { stored.map_or(0, |s| s.missing_reads) + 1 };
+        let gone = missing_reads >= settings.lifecycle.missing_after_reads.max(1);
+        if !missing_sources.is_empty() && !gone {
+            planner.notice(
+                NoticeKind::Missing,
+                Some(key),
+                None,
+                format!(
+                    "missing from complete source {} ({} of {} reads before roster treats the person as gone)",
+                    missing_sources.join(", "),
+                    missing_reads,
+                    settings.lifecycle.missing_after_reads
+                ),
+            );
+        }
+        let affiliations: Vec<Affiliation> = records
+            .iter()
+            .map(|(source, attrs)| {
+                let mut a = Affiliation::from_record(source, attrs);
+                if gone && missing_sources.contains(source) {
+                    a.missing_since = Some(stored.and_then(|s| s.left_on).unwrap_or(today));
+                }
+                a
+            })
+            .collect();
+        let decision = person_state(&affiliations, today, &settings.lifecycle, stored.and_then(|s| s.left_on));
+        let mut texts = BTreeMap::new();
+        for source in &settings.sources {
+            if let Some(attrs) = records.get(&source.name) {
+                for (name, value) in attrs {
+                    let text = value.to_text();
+                    if !text.is_empty() {
+                        texts.entry(name.clone()).or_insert(text);
+                    }
+                }
+            }
+        }
+        let prev_state = stored.map(|s| s.state);
+        let had_account = prev_state.is_some_and(LifecycleState::has_account);
+        let state = decision.state;
+        let category = match (prev_state, state) {
+            (_, LifecycleState::Leaver | LifecycleState::Purged | LifecycleState::Rescinded) => Category::Leaver,
+            (Some(LifecycleState::Leaver), _) => Category::Rehire,
+            _ if !had_account => {
+                if snapshot.tombstones.iter().any(|t| t.person == key) { Category::Rehire } else { Category::Joiner }
+            }
+            _ => Category::Mover,
+        };
+        let hold = stored.and_then(|s| s.hold.clone()).filter(|h| h.until.is_none_or(|u| today <= u));
+        people.push(Evaluated {
+            key: key.to_string(),
+            records,
+            texts,
+            tombstone: matches!(state, LifecycleState::Purged | LifecycleState::Rescinded),
+            decision,
+            prev_state,
+            missing_reads,
+            login: stored.and_then(|s| s.login.clone()),
+            category,
+            hold,
+            failed: false,
+        });
+    }
+
+    // 2. Links and entries per target, and adoption candidates by correlation value.
+    let mut links: HashMap<(&str, &str), &Link> = HashMap::new();
+    for l in &snapshot.links {
+        links.insert((l.target.as_str(), l.person.as_str()), l);
+    }
+    let empty_view = TargetView::default();
+    let view_of = |t: &TargetRules| input.views.get(t.name()).unwrap_or(&empty_view);
+
+    // 3. Login names, in key order so that the outcome is reproducible.
+    let mut owners: HashMap<String, String> = HashMap::new();
+    for p in snapshot.persons.values() {
+        if let Some(l) = &p.login {
+            owners.insert(l.to_lowercase(), p.key.clone());
+        }
+    }
+    for t in &snapshot.tombstones {
+        owners.entry(t.login.to_lowercase()).or_insert_with(|| t.person.clone());
+    }
+    let mut taken_in_targets: BTreeSet<&str> = BTreeSet::new();
+    for v in input.views.values() {
+        taken_in_targets.extend(v.taken_logins.iter().map(String::as_str));
+    }
+    for p in &mut people {
+        if p.hold.is_some() || p.login.is_some() || !needs_account(p.decision.state) {
+            continue;
+        }
+        if let Some(t) = snapshot.tombstones.iter().find(|t| t.person == p.key) {
+            p.login = Some(t.login.clone());
+            continue;
+        }
+        let adopted = settings.targets.iter().find_map(|t| {
+            let view = view_of(t);
+            let matches: Vec<&TargetEntry> = view.entries.iter().filter(|e| correlates(e, &t.config.correlate, &p.key)).collect();
+            match matches.as_slice() {
+                [one] if !links.contains_key(&(t.name(), p.key.as_str())) => one.attrs.get(&AttrName::new(t.config.login_attribute.clone())).and_then(|v| v.first().cloned()),
+                _ => None,
+            }
+        });
+        if let Some(existing) = adopted {
+            owners.insert(existing.to_lowercase(), p.key.clone());
+            p.login = Some(existing);
+            continue;
+        }
+        let env = person_env(settings, p, "", today);
+        let texts = &p.texts;
+        let key = p.key.clone();
+        let taken = |l: &str| owners.get(l).is_some_and(|o| *o != key) || taken_in_targets.contains(l);
+        match login::choose(&settings.login, &env, &|name| texts.get(name).cloned().unwrap_or_default(), &taken) {
+            Ok(choice) => {
+                owners.insert(choice.login.to_lowercase(), p.key.clone());
+                p.login = Some(choice.login);
+            }
+            Err(e) => {
+                planner.notice(NoticeKind::EvaluationFailed, Some(&p.key), None, e);
+                p.failed = true;
+            }
+        }
+    }
+
+    // 4. Desired DNs per target (for references and group members), then each person's diff.
+    let mut summary_people: BTreeMap<Category, BTreeSet<String>> = BTreeMap::new();
+    for rules in &settings.targets {
+        let view = view_of(rules);
+        let by_id: HashMap<&str, &TargetEntry> = view.entries.iter().map(|e| (e.object_id.as_str(), e)).collect();
+        let mut by_correlation: HashMap<String, Vec<&TargetEntry>> = HashMap::new();
+        let correlate = AttrName::new(rules.config.correlate.clone());
+        for e in &view.entries {
+            for v in e.attrs.get(&correlate).into_iter().flatten() {
+                by_correlation.entry(v.clone()).or_default().push(e);
+            }
+        }
+        let linked_ids: BTreeSet<&str> = snapshot.links.iter().filter(|l| l.target == rules.name()).map(|l| l.object_id.as_str()).collect();
+
+        // Current entry of each person, and desired DNs.
+        let mut current: HashMap<&str, (&TargetEntry, bool)> = HashMap::new();
+        let mut desired_dn: HashMap<&str, Dn> = HashMap::new();
+        for p in &people {
+            if p.hold.is_some() || p.failed {
+                continue;
+            }
+            let link = links.get(&(rules.name(), p.key.as_str()));
+            let linked_entry = link.and_then(|l| by_id.get(l.object_id.as_str()).copied());
+            if let (Some(l), None) = (link, linked_entry) {
+                planner.notice(NoticeKind::LinkedEntryDeleted, Some(&p.key), Some(rules.name()), format!("linked entry {} (id {}) is gone from the directory", l.dn, l.object_id));
+            }
+            let entry = match linked_entry {
+                Some(e) => Some((e, false)),
+                None => {
+                    let candidates: Vec<&TargetEntry> = by_correlation.get(&p.key).map(|v| v.iter().copied().filter(|e| !linked_ids.contains(e.object_id.as_str())).collect()).unwrap_or_default();
+                    match candidates.as_slice() {
+                        [] => None,
+                        [one] => Some((*one, true)),
+                        many => {
+                            let dns: Vec<&str> = many.iter().map(|e| e.dn.as_str()).collect();
+                            planner.notice(NoticeKind::Disputed, Some(&p.key), Some(rules.name()), format!("{} entries carry {}={}: {}; held until a person resolves it", many.len(), rules.config.correlate, p.key, dns.join("; ")));
+                            continue;
+                        }
+                    }
+                }
+            };
+            if let Some(e) = entry {
+                current.insert(&p.key, e);
+            }
+            let has_entry = entry.is_some();
+            let state = p.decision.state;
+            if !(needs_account(state) || (has_entry && state.has_account()) || (has_entry && state == LifecycleState::Pending)) {
+                continue;
+            }
+            let Some(login) = p.login.as_deref() else { continue };
+            let env = person_env(settings, p, login, today);
+            match evaluate_dn(rules, &env) {
+                Ok(dn) => {
+                    let enabled = is_enabled_state(effective_state(state, has_entry), settings);
+                    let dn = match (&rules.move_to, enabled, moves_when_disabled(state)) {
+                        (Some(base), false, true) => Dn::parse(&format!("{},{}", dn.rdn().map(|r| r.to_string()).unwrap_or_default(), base)).unwrap_or(dn),
+                        _ => dn,
+                    };
+                    desired_dn.insert(&p.key, dn);
+                }
+                Err(e) => planner.notice(NoticeKind::EvaluationFailed, Some(&p.key), Some(rules.name()), e),
+            }
+        }
+
+        let mut containers_planned: BTreeSet<String> = BTreeSet::new();
+        let mut group_members: BTreeMap<String, (String, BTreeMap<String, (String, String)>)> = BTreeMap::new();
+        for p in &people {
+            if p.hold.is_some() || p.failed {
+                continue;
+            }
+            let entry = current.get(p.key.as_str()).copied();
+            let state = p.decision.state;
+            let person = Some(p.key.as_str());
+            let before = planner.drafts.len();
+            let link = links.get(&(rules.name(), p.key.as_str()));
+
+            if let Some((e, _)) = entry.filter(|_| matches!(state, LifecycleState::Purged | LifecycleState::Rescinded)) {
+                planner.draft(person, rules.name(), Category::Leaver, p.decision.because.clone(), Action::Delete { dn: e.dn.clone(), object_id: Some(e.object_id.clone()) }, false, vec![], vec![]);
+                note_person(&mut summary_people, p, &planner, before);
+                continue;
+            }
+            let Some(dn) = desired_dn.get(p.key.as_str()).cloned() else { continue };
+            let login = p.login.clone().unwrap_or_default();
+            let manager_dn = manager_dn_of(p, &desired_dn);
+            let env = person_env(settings, p, &login, today);
+            let mut env_ref = env.clone();
+            env_ref.set("manager_dn", ExprValue::Text(manager_dn.clone().unwrap_or_default()));
+            if rules.mappings.iter().any(|m| m.references_manager) {
+                if let (None, Some(mgr)) = (&manager_dn, p.texts.get("manager")) {
+                    planner.notice(NoticeKind::ManagerMissing, person, Some(rules.name()), format!("manager {mgr} has no account in {}: the manager reference stays empty", rules.name()));
+                }
+            }
+            let effective = effective_state(state, entry.is_some());
+            let want_enabled = is_enabled_state(effective, settings);
+            let mut container_needs = Vec::new();
+            for c in missing_containers(rules, &dn, &view.containers) {
+                container_needs.push(c.normalized());
+                if containers_planned.insert(c.normalized()) {
+                    planner.draft(None, rules.name(), Category::Directory, format!("container for {dn}"), Action::CreateContainer { dn: c.to_string() }, false, vec![], vec![]);
+                }
+            }
+
+            // Values the mappings want, and the disabled overrides.
+            let mut wanted: Vec<(AttrName, Vec<String>, bool, bool)> = Vec::new();
+            let mut eval_failed = false;
+            for m in &rules.mappings {
+                let value = if m.references_manager { m.expr.eval(&env_ref) } else { m.expr.eval(&env) };
+                match value.and_then(ExprValue::into_texts) {
+                    Ok(values) => wanted.push((m.attr.clone(), values, m.when == crate::config::MappingWhen::Create, m.references_manager)),
+                    Err(e) => {
+                        planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), format!("attribute {}: {e}", m.attr));
+                        eval_failed = true;
+                    }
+                }
+            }
+            if !want_enabled {
+                for (attr, expr) in &rules.disable_set {
+                    match expr.eval(&env).and_then(ExprValue::into_texts) {
+                        Ok(values) => {
+                            wanted.retain(|(a, ..)| a != attr);
+                            wanted.push((attr.clone(), values, false, false));
+                        }
+                        Err(e) => {
+                            planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), format!("disable.set.{attr}: {e}"));
+                            eval_failed = true;
+                        }
+                    }
+                }
+            }
+            if eval_failed {
+                continue;
+            }
+
+            let account_ref = format!("{}\u{0}{}", rules.name(), p.key);
+            match entry {
+                None => {
+                    if !needs_account(state) {
+                        continue;
+                    }
+                    let mut attributes = AttrMap::new();
+                    attributes.insert(AttrName::new("objectClass"), rules.config.object_classes.clone());
+                    for (attr, values, _, references) in &wanted {
+                        if !references && !values.is_empty() {
+                            attributes.insert(attr.clone(), values.clone());
+                        }
+                    }
+                    attributes.entry(AttrName::new(rules.config.correlate.clone())).or_insert_with(|| vec![p.key.clone()]);
+                    attributes.entry(AttrName::new(rules.config.login_attribute.clone())).or_insert_with(|| vec![login.clone()]);
+                    if let Some(rdn) = dn.rdn() {
+                        for ava in &rdn.0 {
+                            let values = attributes.entry(AttrName::new(ava.attr.clone())).or_default();
+                            if !values.iter().any(|v| v.eq_ignore_ascii_case(&ava.value)) {
+                                values.insert(0, ava.value.clone());
+                            }
+                        }
+                    }
+                    if !want_enabled && rules.config.disable.lock {
+                        attributes.insert(AttrName::new(LOCK_ATTRIBUTE), vec![LOCK_VALUE.to_string()]);
+                    }
+                    let reason = format!("{}: {}", category_word(p.category), p.decision.because);
+                    planner.draft(person, rules.name(), p.category, reason, Action::Create { dn: dn.to_string(), attributes, enabled: want_enabled }, false, vec![], container_needs.clone());
+                    let refs: Vec<AttrChange> = wanted
+                        .iter()
+                        .filter(|(_, values, _, references)| *references && !values.is_empty())
+                        .map(|(attr, values, ..)| AttrChange { attr: attr.clone(), old: vec![], new: values.clone() })
+                        .collect();
+                    if !refs.is_empty() {
+                        let deps = manager_dependency(p, &account_ref, rules);
+                        planner.draft(person, rules.name(), p.category, "manager reference, set once every account exists".to_string(), Action::Update { dn: dn.to_string(), object_id: None, changes: refs }, true, deps, vec![]);
+                    }
+                }
+                Some((e, adopting)) => {
+                    if adopting {
+                        planner.draft(person, rules.name(), p.category, format!("adopt: existing entry has {}={}", rules.config.correlate, p.key), Action::Adopt { dn: e.dn.clone(), object_id: e.object_id.clone() }, false, vec![], vec![]);
+                    }
+                    let transition = p.prev_state.is_some_and(|prev| prev != state);
+                    let currently_enabled = entry_enabled(rules, e, link.copied());
+                    let mut current_dn = e.dn.clone();
+                    let mut current_attrs = e.attrs.clone();
+                    let object_id = Some(e.object_id.clone());
+                    if want_enabled != currently_enabled {
+                        if !want_enabled && (transition || adopting || p.prev_state.is_none()) {
+                            let mut changes = Vec::new();
+                            if rules.config.disable.lock {
+                                changes.push(AttrChange { attr: AttrName::new(LOCK_ATTRIBUTE), old: vec![], new: vec![LOCK_VALUE.to_string()] });
+                            }
+                            push_changes(&mut changes, &mut current_attrs, wanted.iter().filter(|(a, ..)| rules.disable_set.iter().any(|(d, _)| d == a)));
+                            planner.draft(person, rules.name(), p.category, format!("{}: {}", category_word(p.category), p.decision.because), Action::Disable { dn: current_dn.clone(), object_id: object_id.clone(), changes }, false, vec![], vec![]);
+                        } else if want_enabled && transition {
+                            // Enabled after the rename (below), so the entry is where it belongs first.
+                        } else if want_enabled {
+                            planner.notice(NoticeKind::DisabledOutsideRoster, person, Some(rules.name()), format!("{} is disabled, but roster did not disable it: not re-enabled (state {state})", e.dn));
+                        } else {
+                            planner.notice(NoticeKind::DisabledOutsideRoster, person, Some(rules.name()), format!("{} is enabled, but the person is {state}: reported, not changed outside a lifecycle transition", e.dn));
+                        }
+                    }
+                    if normalize_dn(&current_dn) != dn.normalized() {
+                        let mut reason = format!("{}: {}", if want_enabled { "move" } else { "leaver" }, p.decision.because);
+                        if let Ok(old) = Dn::parse(&current_dn) {
+                            if old.parent() == dn.parent() {
+                                reason = "rename: the DN template gives a new name".to_string();
+                            } else if want_enabled {
+                                reason = format!("move: the DN template now places the account under {}", dn.parent().map(|d| d.to_string()).unwrap_or_default());
+                            }
+                            apply_rdn_change(&mut current_attrs, &old, &dn);
+                        }
+                        planner.draft(person, rules.name(), p.category, reason, Action::Rename { dn: current_dn.clone(), object_id: object_id.clone(), new_dn: dn.to_string() }, false, vec![], container_needs.clone());
+                        current_dn = dn.to_string();
+                    }
+                    if want_enabled && !currently_enabled && transition {
+                        let mut changes = Vec::new();
+                        if rules.config.disable.lock {
+                            let old = current_attrs.get(&AttrName::new(LOCK_ATTRIBUTE)).cloned().unwrap_or_default();
+                            if !old.is_empty() {
+                                changes.push(AttrChange { attr: AttrName::new(LOCK_ATTRIBUTE), old, new: vec![] });
+                            }
+                        }
+                        push_changes(&mut changes, &mut current_attrs, wanted.iter().filter(|(a, ..)| rules.disable_set.iter().any(|(d, _)| d == a)));
+                        for (attr, _) in &rules.disable_set {
+                            if !wanted.iter().any(|(a, ..)| a == attr) {
+                                if let Some(old) = current_attrs.remove(attr) {
+                                    changes.push(AttrChange { attr: attr.clone(), old, new: vec![] });
+                                }
+                            }
+                        }
+                        planner.draft(person, rules.name(), p.category, format!("{}: {}", category_word(p.category), p.decision.because), Action::Enable { dn: current_dn.clone(), object_id: object_id.clone(), changes }, false, vec![], vec![]);
+                    }
+                    let mut changes = Vec::new();
+                    let mut refs = Vec::new();
+                    for (attr, values, create_only, references) in &wanted {
+                        if *create_only || attr.is(LOCK_ATTRIBUTE) {
+                            continue;
+                        }
+                        let old = current_attrs.get(attr).cloned().unwrap_or_default();
+                        if same_values(&old, values, *references) {
+                            continue;
+                        }
+                        let change = AttrChange { attr: attr.clone(), old, new: values.clone() };
+                        if *references { refs.push(change) } else { changes.push(change) }
+                    }
+                    if !changes.is_empty() {
+                        let names: Vec<&str> = changes.iter().map(|c| c.attr.as_str()).collect();
+                        let reason = format!("{}: mapped values changed ({})", if p.category == Category::Leaver { "leaver" } else { "update" }, names.join(", "));
+                        planner.draft(person, rules.name(), p.category, reason, Action::Update { dn: current_dn.clone(), object_id: object_id.clone(), changes }, false, vec![], vec![]);
+                    }
+                    if !refs.is_empty() {
+                        let deps = manager_dependency(p, &account_ref, rules);
+                        planner.draft(person, rules.name(), p.category, "manager reference changed".to_string(), Action::Update { dn: current_dn.clone(), object_id: object_id.clone(), changes: refs }, true, deps, vec![]);
+                    }
+                }
+            }
+
+            // Group memberships this person should hold in this target.
+            if gets_groups(effective, settings) {
+                for rule in &rules.groups {
+                    match rule.when.eval(&env).and_then(ExprValue::into_bool) {
+                        Ok(true) => match rule.dn.eval(&env).and_then(ExprValue::into_texts) {
+                            Ok(dns) => {
+                                for g in dns {
+                                    match Dn::parse(&g) {
+                                        Ok(gdn) if rules.in_scope(&gdn) => {
+                                            let slot = group_members.entry(gdn.normalized()).or_insert_with(|| (gdn.to_string(), BTreeMap::new()));
+                                            slot.1.insert(dn.normalized(), (dn.to_string(), p.key.clone()));
+                                        }
+                                        Ok(gdn) => planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), format!("group {gdn} is outside the managed subtrees: not touched")),
+                                        Err(e) => planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), format!("group rule: {e}")),
+                                    }
+                                }
+                            }
+                            Err(e) => planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), format!("group rule dn: {e}")),
+                        },
+                        Ok(false) => {}
+                        Err(e) => planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), format!("group rule when: {e}")),
+                    }
+                }
+            }
+            note_person(&mut summary_people, p, &planner, before);
+        }
+
+        plan_groups(&mut planner, rules, view, &group_members, &desired_dn, &current, &people, &mut containers_planned);
+    }
+
+    // 5. Order, number and link the operations.
+    let Planner { mut drafts, mut notices, .. } = planner;
+    drafts.sort_by(|a, b| (a.phase, &a.target, &a.person).cmp(&(b.phase, &b.target, &b.person)));
+    let mut creates: HashMap<String, usize> = HashMap::new();
+    let mut containers: HashMap<String, usize> = HashMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        match &d.action {
+            Action::Create { .. } | Action::Adopt { .. } => {
+                if let Some(p) = &d.person {
+                    creates.insert(format!("{}\u{0}{}", d.target, p), i);
+                }
+            }
+            Action::CreateContainer { dn } => {
+                containers.insert(normalize_dn(dn), i);
+            }
+            _ => {}
+        }
+    }
+    let operations: Vec<Operation> = drafts
+        .into_iter()
+        .enumerate()
+        .map(|(id, d)| {
+            let mut depends_on: Vec<usize> = d.needs_accounts.iter().filter_map(|k| creates.get(k).copied()).collect();
+            depends_on.extend(d.needs_containers.iter().filter_map(|c| containers.get(c).copied()));
+            if let Some(p) = &d.person {
+                if let Some(&c) = creates.get(&format!("{}\u{0}{}", d.target, p)) {
+                    if c != id {
+                        depends_on.push(c);
+                    }
+                }
+            }
+            depends_on.retain(|&x| x < id);
+            depends_on.sort_unstable();
+            depends_on.dedup();
+            Operation { id, person: d.person, target: d.target, category: d.category, reason: d.reason, depends_on, action: d.action }
+        })
+        .collect();
+
+    // 6. What the store records per person, once their operations land.
+    let mut person_updates = Vec::new();
+    for p in &people {
+        let stored = snapshot.persons.get(&p.key);
+        if p.failed {
+            continue;
+        }
+        if p.hold.is_some() {
+            notices.push(Notice { kind: NoticeKind::OnHold, person: Some(p.key.clone()), target: None, message: format!("on hold: {}; nothing planned", p.hold.as_ref().map(|h| h.reason.as_str()).unwrap_or_default()) });
+            continue;
+        }
+        if stored.is_none() && matches!(p.decision.state, LifecycleState::Purged | LifecycleState::Rescinded) && !operations.iter().any(|o| o.person.as_deref() == Some(&p.key)) {
+            continue;
+        }
+        let update = PersonUpdate {
+            key: p.key.clone(),
+            login: p.login.clone(),
+            state: p.decision.state,
+            records: p.records.clone(),
+            eval_hash: hash_person(&settings.hash, &p.records),
+            missing_reads: p.missing_reads,
+            left_on: p.decision.left_on,
+            next_transition: p.decision.next_transition,
+            hold: stored.and_then(|s| s.hold.clone()).filter(|h| h.until.is_none_or(|u| today <= u)),
+            tombstone: p.tombstone,
+        };
+        if stored.is_none_or(|s| differs(s, &update)) {
+            person_updates.push(update);
+        }
+    }
+
+    for read in input.reads {
+        for q in &read.quarantined {
+            if let Some(k) = &q.key {
+                notices.push(Notice { kind: NoticeKind::Quarantined, person: Some(k.clone()), target: None, message: format!("row {} quarantined ({}); the person is held as they were", q.location, q.reason) });
+            }
+        }
+    }
+    notices.sort_by(|a, b| (a.kind, &a.person, &a.target).cmp(&(b.kind, &b.person, &b.target)));
+
+    let source_counts: BTreeMap<String, u64> = input.reads.iter().filter(|r| r.complete).map(|r| (r.source.clone(), r.rows_seen)).collect();
+    let population = people.len() as u64;
+    let safety = check_safety(settings, &operations, population, &source_counts, snapshot);
+    let count = |c: Category| summary_people.get(&c).map_or(0, |s| s.len() as u64);
+    let summary = Summary {
+        persons: population,
+        evaluated: people.iter().filter(|p| p.hold.is_none()).count() as u64,
+        joiners: count(Category::Joiner),
+        movers: count(Category::Mover),
+        leavers: count(Category::Leaver),
+        rehires: count(Category::Rehire),
+        operations: operations.len() as u64,
+        quarantined_rows: input.reads.iter().map(|r| r.quarantined.len() as u64).sum(),
+        notices: notices.len() as u64,
+    };
+    Plan {
+        format: PLAN_FORMAT,
+        as_of: today,
+        config_hash: settings.hash.clone(),
+        operations,
+        person_updates,
+        notices,
+        quarantined: input.reads.iter().flat_map(|r| r.quarantined.iter().cloned()).collect(),
+        safety,
+        source_counts,
+        summary,
+    }
+}
+
+fn differs(s: &StoredPerson, u: &PersonUpdate) -> bool {
+    u.tombstone
+        || s.login != u.login
+        || s.state != u.state
+        || s.records != u.records
+        || s.eval_hash != u.eval_hash
+        || s.missing_reads != u.missing_reads
+        || s.left_on != u.left_on
+        || s.next_transition != u.next_transition
+        || s.hold != u.hold
+}
+
+/// States in which roster creates an account that does not exist yet.
+fn needs_account(state: LifecycleState) -> bool {
+    matches!(state, LifecycleState::Prehire | LifecycleState::Active | LifecycleState::Leave)
+}
+
+/// A person whose hire date moved beyond the pre-hire window keeps the account made for them, as a
+/// pre-hire account.
+fn effective_state(state: LifecycleState, has_entry: bool) -> LifecycleState {
+    if state == LifecycleState::Pending && has_entry { LifecycleState::Prehire } else { state }
+}
+
+fn category_word(c: Category) -> &'static str {
+    match c {
+        Category::Joiner => "joiner",
+        Category::Mover => "mover",
+        Category::Leaver => "leaver",
+        Category::Rehire => "rehire",
+        Category::Directory => "directory",
+    }
+}
+
+fn correlates(e: &TargetEntry, attr: &str, key: &str) -> bool {
+    e.attrs.get(&AttrName::new(attr)).is_some_and(|v| v.iter().any(|x| x == key))
+}
+
+fn person_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate) -> Env {
+    let mut env = Env::new();
+    for name in &settings.attributes {
+        env.set(name, ExprValue::Text(p.texts.get(name).cloned().unwrap_or_default()));
+    }
+    env.set("key", ExprValue::Text(p.key.clone()));
+    env.set("login", ExprValue::Text(login.to_string()));
+    env.set("state", ExprValue::Text(p.decision.state.as_str().to_string()));
+    env.set("affiliation", ExprValue::Text(p.texts.get("affiliation").cloned().unwrap_or_default()));
+    env.set("manager_dn", ExprValue::Text(String::new()));
+    env.set("today", ExprValue::Text(today.format("%Y-%m-%d").to_string()));
+    env
+}
+
+fn evaluate_dn(rules: &TargetRules, env: &Env) -> Result<Dn, String> {
+    let text = rules.dn.eval(env).and_then(ExprValue::into_text).map_err(|e| format!("dn: {e}"))?;
+    let dn = Dn::parse(&text).map_err(|e| format!("dn: {e}"))?;
+    if !rules.in_scope(&dn) {
+        return Err(format!("dn {dn} is outside the managed subtrees: not created or moved there"));
+    }
+    if dn.rdn().is_some_and(|r| r.0.iter().any(|a| a.value.trim().is_empty())) {
+        return Err(format!("dn {dn} has an empty name"));
+    }
+    Ok(dn)
+}
+
+fn manager_dn_of(p: &Evaluated, desired: &HashMap<&str, Dn>) -> Option<String> {
+    let mgr = p.texts.get("manager")?;
+    if mgr == &p.key {
+        return None;
+    }
+    desired.get(mgr.as_str()).map(|d| d.to_string())
+}
+
+fn manager_dependency(p: &Evaluated, own: &str, rules: &TargetRules) -> Vec<String> {
+    let mut deps = vec![own.to_string()];
+    if let Some(m) = p.texts.get("manager") {
+        deps.push(format!("{}\u{0}{}", rules.name(), m));
+    }
+    deps
+}
+
+/// Containers between the managed base and the DN's parent that do not exist yet, top first.
+fn missing_containers(rules: &TargetRules, dn: &Dn, existing: &BTreeSet<String>) -> Vec<Dn> {
+    let mut out = Vec::new();
+    let mut cur = dn.parent();
+    while let Some(c) = cur {
+        if !rules.in_scope(&c) || existing.contains(&c.normalized()) {
+            break;
+        }
+        out.push(c.clone());
+        cur = c.parent();
+    }
+    out.reverse();
+    out
+}
+
+fn entry_enabled(rules: &TargetRules, e: &TargetEntry, link: Option<&Link>) -> bool {
+    if rules.config.disable.lock {
+        return e.attrs.get(&AttrName::new(LOCK_ATTRIBUTE)).is_none_or(|v| v.is_empty());
+    }
+    if let Some(base) = &rules.move_to {
+        if let Ok(dn) = Dn::parse(&e.dn) {
+            return !dn.is_within(base);
+        }
+    }
+    link.is_none_or(|l| l.enabled)
+}
+
+fn push_changes<'a>(changes: &mut Vec<AttrChange>, current: &mut AttrMap, wanted: impl Iterator<Item = &'a (AttrName, Vec<String>, bool, bool)>) {
+    for (attr, values, ..) in wanted {
+        let old = current.get(attr).cloned().unwrap_or_default();
+        if !same_values(&old, values, false) {
+            changes.push(AttrChange { attr: attr.clone(), old, new: values.clone() });
+            current.insert(attr.clone(), values.clone());
+        }
+    }
+}
+
+/// After a modify DN with deleteoldrdn, the old RDN values are gone and the new ones present.
+fn apply_rdn_change(attrs: &mut AttrMap, old: &Dn, new: &Dn) {
+    if let Some(rdn) = old.rdn() {
+        for ava in &rdn.0 {
+            if let Some(values) = attrs.get_mut(&AttrName::new(ava.attr.clone())) {
+                values.retain(|v| !v.eq_ignore_ascii_case(&ava.value));
+            }
+        }
+    }
+    if let Some(rdn) = new.rdn() {
+        for ava in &rdn.0 {
+            let values = attrs.entry(AttrName::new(ava.attr.clone())).or_default();
+            if !values.iter().any(|v| v.eq_ignore_ascii_case(&ava.value)) {
+                values.push(ava.value.clone());
+            }
+        }
+    }
+}
+
+fn note_person(summary: &mut BTreeMap<Category, BTreeSet<String>>, p: &Evaluated, planner: &Planner, before: usize) {
+    if planner.drafts.len() > before {
+        summary.entry(p.category).or_default().insert(p.key.clone());
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_groups(
+    planner: &mut Planner,
+    rules: &TargetRules,
+    view: &TargetView,
+    wanted: &BTreeMap<String, (String, BTreeMap<String, (String, String)>)>,
+    desired_dn: &HashMap<&str, Dn>,
+    current: &HashMap<&str, (&TargetEntry, bool)>,
+    people: &[Evaluated],
+    containers_planned: &mut BTreeSet<String>,
+) {
+    // Every DN roster manages in this target (now or after the plan), to its person.
+    let mut managed_members: HashMap<String, String> = HashMap::new();
+    for p in people {
+        if let Some((e, _)) = current.get(p.key.as_str()) {
+            managed_members.insert(normalize_dn(&e.dn), p.key.clone());
+        }
+        if let Some(d) = desired_dn.get(p.key.as_str()) {
+            managed_members.insert(d.normalized(), p.key.clone());
+        }
+    }
+    let held: BTreeSet<String> = people
+        .iter()
+        .filter(|p| p.hold.is_some() || p.failed)
+        .filter_map(|p| current.get(p.key.as_str()).map(|(e, _)| normalize_dn(&e.dn)))
+        .collect();
+    let mut existing: BTreeMap<String, &crate::state::TargetGroup> = BTreeMap::new();
+    for g in &view.groups {
+        existing.insert(normalize_dn(&g.dn), g);
+    }
+    let all: BTreeSet<&String> = existing.keys().chain(wanted.keys()).collect();
+    let empty = BTreeMap::new();
+    for norm in all {
+        let want = wanted.get(norm).map(|(_, m)| m).unwrap_or(&empty);
+        let group_dn = wanted.get(norm).map(|(d, _)| d.clone()).or_else(|| existing.get(norm).map(|g| g.dn.clone())).unwrap_or_default();
+        let Ok(parsed) = Dn::parse(&group_dn) else { continue };
+        let rule_reason = |member: &str| format!("group rule: {member} belongs in {group_dn}");
+        let account_dep = |person: &str| vec![format!("{}\u{0}{}", rules.name(), person)];
+        match existing.get(norm) {
+            None => {
+                if want.is_empty() {
+                    continue;
+                }
+                let mut needs = Vec::new();
+                for c in missing_containers(rules, &parsed, &view.containers) {
+                    needs.push(c.normalized());
+                    if containers_planned.insert(c.normalized()) {
+                        planner.draft(None, rules.name(), Category::Directory, format!("container for {group_dn}"), Action::CreateContainer { dn: c.to_string() }, false, vec![], vec![]);
+                    }
+                }
+                let members: Vec<String> = want.values().map(|(d, _)| d.clone()).collect();
+                let deps: Vec<String> = want.values().flat_map(|(_, k)| account_dep(k)).collect();
+                planner.draft(None, rules.name(), Category::Directory, format!("group rules put {} member(s) in a group that does not exist yet", members.len()), Action::CreateGroup { dn: group_dn.clone(), members }, false, deps, needs);
+            }
+            Some(g) => {
+                let placeholder = rules.config.empty_group_member.clone().unwrap_or_else(|| g.dn.clone());
+                let placeholder_norm = normalize_dn(&placeholder);
+                let have: BTreeMap<String, &String> = g.members.iter().map(|m| (normalize_dn(m), m)).collect();
+                let adds: Vec<(&String, &(String, String))> = want.iter().filter(|(n, _)| !have.contains_key(*n)).collect();
+                let removes: Vec<(&String, &&String)> = have
+                    .iter()
+                    .filter(|(n, _)| !want.contains_key(*n) && **n != placeholder_norm && !held.contains(*n))
+                    .filter(|(n, _)| rules.group_mode == GroupMode::Authoritative || managed_members.contains_key(*n))
+                    .collect();
+                let remaining = have.len() - removes.len() + adds.len() - usize::from(have.contains_key(&placeholder_norm));
+                for (_, (member, person)) in &adds {
+                    planner.draft(Some(person), rules.name(), Category::Directory, rule_reason(member), Action::AddMember { group: g.dn.clone(), member: member.clone() }, false, account_dep(person), vec![]);
+                }
+                if remaining == 0 && !have.contains_key(&placeholder_norm) && !removes.is_empty() {
+                    planner.draft(None, rules.name(), Category::Directory, "a groupOfNames cannot be empty: the placeholder member keeps it valid".to_string(), Action::AddMember { group: g.dn.clone(), member: placeholder.clone() }, false, vec![], vec![]);
+                }
+                for (n, member) in &removes {
+                    let person = managed_members.get(*n).map(String::as_str);
+                    let reason = match person {
+                        Some(_) => format!("group rules no longer put {member} in {}", g.dn),
+                        None => format!("not granted by any rule, and {} is authoritative for {}", rules.name(), g.dn),
+                    };
+                    planner.draft(person, rules.name(), Category::Directory, reason, Action::RemoveMember { group: g.dn.clone(), member: (**member).clone() }, false, vec![], vec![]);
+                }
+                if remaining > 0 && have.contains_key(&placeholder_norm) && !want.contains_key(&placeholder_norm) {
+                    planner.draft(None, rules.name(), Category::Directory, "the group has real members again: placeholder removed".to_string(), Action::RemoveMember { group: g.dn.clone(), member: placeholder.clone() }, false, vec![], vec![]);
+                }
+            }
+        }
+    }
+}
+
+fn check_safety(settings: &Settings, ops: &[Operation], population: u64, counts: &BTreeMap<String, u64>, snapshot: &Snapshot) -> Vec<SafetyViolation> {
+    let mut out = Vec::new();
+    let persons_with = |pred: &dyn Fn(&Action) -> bool| -> u64 {
+        ops.iter().filter(|o| pred(&o.action)).filter_map(|o| o.person.as_deref()).collect::<BTreeSet<_>>().len() as u64
+    };
+    let base = population.max(1);
+    let mut check = |name: &str, what: &str, count: u64, limit: crate::config::Limit| {
+        let percent = count as f64 * 100.0 / base as f64;
+        let over_count = limit.count.is_some_and(|c| count > c);
+        let over_percent = limit.percent.is_some_and(|p| percent > p);
+        if over_count || over_percent {
+            out.push(SafetyViolation {
+                limit: name.to_string(),
+                message: format!(
+                    "{count} {what} ({percent:.1}% of {population} persons) exceed the limit of {} (safety.{name})",
+                    match (limit.count, limit.percent) {
+                        (Some(c), Some(p)) => format!("{c} persons or {p}%"),
+                        (Some(c), None) => format!("{c} persons"),
+                        (None, Some(p)) => format!("{p}%"),
+                        (None, None) => "none".to_string(),
+                    }
+                ),
+                count,
+                percent,
+                population,
+            });
+        }
+    };
+    check("disables", "persons disabled", persons_with(&|a| matches!(a, Action::Disable { .. })), settings.safety.disables);
+    check("deletes", "persons deleted", persons_with(&|a| matches!(a, Action::Delete { .. })), settings.safety.deletes);
+    check("renames", "persons renamed or moved", persons_with(&|a| matches!(a, Action::Rename { .. })), settings.safety.renames);
+    for limit in &settings.safety.attribute_changes {
+        let watched: Vec<AttrName> = limit.attributes.iter().map(|a| AttrName::new(a.clone())).collect();
+        let n = persons_with(&|a| match a {
+            Action::Update { changes, .. } => changes.iter().any(|c| watched.contains(&c.attr) && !c.old.is_empty()),
+            _ => false,
+        });
+        let name = format!("attribute_changes({})", limit.attributes.join(","));
+        check(&name, "persons with changed watched attributes", n, crate::config::Limit { count: limit.count, percent: limit.percent });
+    }
+    for (source, &now) in counts {
+        if let Some(&last) = snapshot.source_counts.get(source) {
+            if last > 0 && now < last {
+                let shrink = (last - now) as f64 * 100.0 / last as f64;
+                if shrink > settings.safety.source_shrink_percent {
+                    out.push(SafetyViolation {
+                        limit: "source_shrink".to_string(),
+                        message: format!(
+                            "source {source} has {now} rows, {shrink:.1}% fewer than the {last} of the last good read (safety.source_shrink_percent = {})",
+                            settings.safety.source_shrink_percent
+                        ),
+                        count: last - now,
+                        percent: shrink,
+                        population: last,
+                    });
+                }
+            }
+        }
+    }
+    out
+}

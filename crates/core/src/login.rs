@@ -1,0 +1,92 @@
+//! Login names: generated once per person from ordered candidates, unique against every target,
+//! every other person, the tombstones and what the plan already reserved.
+
+use crate::expr::{Env, ExprValue};
+use crate::settings::LoginRules;
+
+/// True for characters whose transliteration to Latin letters is unreliable: Han ideographs, kana.
+pub fn unreliable_script(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF      // Hiragana, Katakana
+        | 0x31F0..=0x31FF    // Katakana phonetic extensions
+        | 0x3400..=0x4DBF    // CJK extension A
+        | 0x4E00..=0x9FFF    // CJK unified ideographs
+        | 0xF900..=0xFAFF    // CJK compatibility ideographs
+        | 0xFF66..=0xFF9F    // half-width Katakana
+        | 0x20000..=0x2FA1F) // CJK extensions B-F, compatibility supplement
+}
+
+/// Cleans an evaluated candidate: drops characters outside the allowed set, trims separators at the
+/// ends, and shortens to the maximum length. None when nothing usable is left.
+pub fn sanitize(rules: &LoginRules, raw: &str, max_length: usize) -> Option<String> {
+    let kept = rules.disallowed.replace_all(raw, "");
+    let trimmed: String = kept.chars().take(max_length).collect();
+    let trimmed = trimmed.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    (!trimmed.is_empty()).then_some(trimmed)
+}
+
+/// Why a login was chosen, for the plan's reasons and `roster explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginChoice {
+    pub login: String,
+    pub because: String,
+}
+
+/// Picks the first free login. `env` holds the person's variables; `text_of(name)` their attribute
+/// texts (to detect unreliable scripts and apply romanised forms); `taken(login)` says whether a
+/// lowercased login is already someone else's.
+pub fn choose(rules: &LoginRules, env: &Env, text_of: &dyn Fn(&str) -> String, taken: &dyn Fn(&str) -> bool) -> Result<LoginChoice, String> {
+    let mut env = env.clone();
+    let mut substituted = Vec::new();
+    for (attr, romanized) in &rules.romanized {
+        let original = text_of(attr);
+        let latin = text_of(romanized);
+        if original.chars().any(unreliable_script) && !latin.is_empty() {
+            env.set(attr, ExprValue::Text(latin));
+            substituted.push(attr.as_str());
+        }
+    }
+    let mut first_usable: Option<String> = None;
+    let mut skipped_script = false;
+    for (i, candidate) in rules.candidates.iter().enumerate() {
+        let unreliable = candidate.variables().iter().any(|v| !substituted.contains(&v.as_str()) && text_of(v).chars().any(unreliable_script));
+        if unreliable {
+            skipped_script = true;
+            continue;
+        }
+        let raw = candidate.eval(&env).and_then(ExprValue::into_text).map_err(|e| format!("login candidate {}: {e}", i + 1))?;
+        let Some(login) = sanitize(rules, &raw, rules.max_length) else { continue };
+        if !taken(&login.to_lowercase()) {
+            return Ok(LoginChoice { login, because: format!("candidate {} ({})", i + 1, candidate.source()) });
+        }
+        first_usable.get_or_insert(login);
+    }
+    let (base, via) = match first_usable {
+        Some(base) => (base, "first candidate"),
+        None => {
+            let raw = rules.fallback.eval(&env).and_then(ExprValue::into_text).map_err(|e| format!("login fallback: {e}"))?;
+            let base = sanitize(rules, &raw, rules.max_length).ok_or_else(|| format!("login fallback {:?} gives nothing usable ({raw:?})", rules.fallback.source()))?;
+            if !taken(&base.to_lowercase()) {
+                let why = if skipped_script { "the name is in a script without reliable transliteration" } else { "no candidate gave a usable login" };
+                return Ok(LoginChoice { login: base, because: format!("fallback ({}): {why}", rules.fallback.source()) });
+            }
+            (base, "fallback")
+        }
+    };
+    for n in 2u64.. {
+        let suffix = n.to_string();
+        let room = rules.max_length.saturating_sub(suffix.len());
+        if room == 0 {
+            break;
+        }
+        let Some(stem) = sanitize(rules, &base, room) else { break };
+        let login = format!("{stem}{suffix}");
+        if !taken(&login.to_lowercase()) {
+            return Ok(LoginChoice { login, because: format!("{via} with number {n}: every candidate was taken") });
+        }
+        if n > 100_000 {
+            break;
+        }
+    }
+    Err(format!("no free login: {base:?} and its numbered forms are all taken"))
+}

@@ -1,0 +1,425 @@
+//! Configuration, stage two: [`validate`] checks a parsed [`ConfigFile`] without I/O, compiles every
+//! expression, and evaluates each on a sample person, so mistakes surface (with key and line)
+//! before anything runs. The result, [`Settings`], is what the planner works from.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use regex::Regex;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::attr::AttrName;
+use crate::config::{ConfigFile, GroupMode, LifecycleConfig, MappingConfig, MappingWhen, SafetyConfig, SourceConfig, TargetConfig};
+use crate::dn::Dn;
+use crate::expr::{Env, Expr, ExprValue};
+
+/// Variables every expression may use besides the person attributes the sources map.
+pub const BUILTIN_VARIABLES: [&str; 6] = ["key", "login", "state", "affiliation", "manager_dn", "today"];
+
+/// One problem in a configuration file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The dotted key, e.g. `target[0].attributes.cn`.
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}: {}", self.file, line, self.key, self.message),
+            None => write!(f, "{}: {}: {}", self.file, self.key, self.message),
+        }
+    }
+}
+
+/// A compiled target mapping.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub attr: AttrName,
+    pub expr: Expr,
+    pub when: MappingWhen,
+    /// Uses `manager_dn`: written in a second pass, after every account exists.
+    pub references_manager: bool,
+}
+
+/// A compiled group rule.
+#[derive(Debug, Clone)]
+pub struct GroupRule {
+    pub dn: Expr,
+    pub when: Expr,
+}
+
+/// A target's rules, compiled.
+#[derive(Debug, Clone)]
+pub struct TargetRules {
+    pub config: TargetConfig,
+    pub dn: Expr,
+    pub managed: Vec<Dn>,
+    pub move_to: Option<Dn>,
+    pub mappings: Vec<Mapping>,
+    pub disable_set: Vec<(AttrName, Expr)>,
+    pub groups: Vec<GroupRule>,
+    pub group_mode: GroupMode,
+}
+
+impl TargetRules {
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+    pub fn in_scope(&self, dn: &Dn) -> bool {
+        self.managed.iter().any(|base| dn.is_within(base))
+    }
+}
+
+/// Login generation rules, compiled.
+#[derive(Debug, Clone)]
+pub struct LoginRules {
+    pub candidates: Vec<Expr>,
+    pub fallback: Expr,
+    pub max_length: usize,
+    /// Matches one character that is NOT allowed.
+    pub disallowed: Regex,
+    pub romanized: BTreeMap<String, String>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub zone: Tz,
+    pub sources: Vec<SourceConfig>,
+    pub lifecycle: LifecycleConfig,
+    pub login: LoginRules,
+    pub targets: Vec<TargetRules>,
+    pub safety: SafetyConfig,
+    /// Every person attribute a source provides (plus `affiliation`).
+    pub attributes: BTreeSet<String>,
+    /// SHA-256 of the configuration text: a change re-evaluates everyone.
+    pub hash: String,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
+}
+
+struct Checker<'a> {
+    text: &'a str,
+    file: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, key: impl Into<String>, span: Option<std::ops::Range<usize>>, message: impl Into<String>) {
+        let line = span.filter(|s| s.end > 0).map(|s| line_of(self.text, s.start));
+        self.errors.push(ConfigError { file: self.file.to_string(), line, key: key.into(), message: message.into() });
+    }
+
+    /// Compiles an expression and checks its names; reports and returns None on failure.
+    fn expr(&mut self, key: &str, src: &Spanned<String>, known: &dyn Fn(&str) -> bool) -> Option<Expr> {
+        let result = Expr::compile(src.get_ref()).and_then(|e| e.check(known).map(|()| e));
+        match result {
+            Ok(e) => Some(e),
+            Err(err) => {
+                self.error(key, Some(src.span()), format!("{err} in expression {:?}", src.get_ref()));
+                None
+            }
+        }
+    }
+
+    /// Evaluates an expression on the sample person; reports a failure.
+    fn sample(&mut self, key: &str, src: &Spanned<String>, expr: &Expr, env: &Env) -> Option<ExprValue> {
+        match expr.eval(env) {
+            Ok(v) => Some(v),
+            Err(err) => {
+                self.error(key, Some(src.span()), format!("fails on a sample person: {err} (expression {:?})", src.get_ref()));
+                None
+            }
+        }
+    }
+}
+
+/// A person with every attribute filled, to try each expression on before anything runs.
+pub fn sample_env(attributes: &BTreeSet<String>) -> Env {
+    let mut env = Env::new();
+    for name in attributes {
+        let value = if crate::config::LIFECYCLE_DATE_ATTRIBUTES.contains(&name.as_str()) { "2026-01-15".to_string() } else { format!("Sample{}", pcase_word(name)) };
+        env.set(name, ExprValue::Text(value));
+    }
+    env.set("key", ExprValue::Text("00001".into()));
+    env.set("login", ExprValue::Text("sample.login".into()));
+    env.set("state", ExprValue::Text("active".into()));
+    env.set("affiliation", ExprValue::Text("employee".into()));
+    env.set("manager_dn", ExprValue::Text("uid=manager,ou=people,dc=example,dc=org".into()));
+    env.set("today", ExprValue::Text("2026-01-15".into()));
+    env
+}
+
+fn pcase_word(name: &str) -> String {
+    name.split('_').map(|w| {
+        let mut c = w.chars();
+        c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+    }).collect()
+}
+
+/// Parses and validates a configuration file's text. `file` names it in messages.
+pub fn load(text: &str, file: &str) -> Result<Settings, Vec<ConfigError>> {
+    let parsed: ConfigFile = toml::from_str(text).map_err(|e| {
+        vec![ConfigError {
+            file: file.to_string(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            key: "(file)".to_string(),
+            message: e.message().to_string(),
+        }]
+    })?;
+    validate(parsed, text, file)
+}
+
+/// Stage two on an already parsed file (`text` is its source, for line numbers and the hash).
+pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec<ConfigError>> {
+    let mut ck = Checker { text, file, errors: Vec::new() };
+
+    let zone = match cfg.time.zone.get_ref().parse::<Tz>() {
+        Ok(z) => Some(z),
+        Err(_) => {
+            ck.error("time.zone", Some(cfg.time.zone.span()), format!("expected an IANA time zone such as \"Europe/Berlin\", found {:?}", cfg.time.zone.get_ref()));
+            None
+        }
+    };
+
+    let mut attributes = BTreeSet::from(["affiliation".to_string()]);
+    let mut names = BTreeSet::new();
+    if cfg.source.is_empty() {
+        ck.error("source", None, "expected at least one [[source]]");
+    }
+    for (i, s) in cfg.source.iter().enumerate() {
+        let key = format!("source[{i}]");
+        if !names.insert(s.name.clone()) {
+            ck.error(format!("{key}.name"), None, format!("source name {:?} is used twice", s.name));
+        }
+        if s.key.trim().is_empty() {
+            ck.error(format!("{key}.key"), None, "expected the name of the key column, found an empty string");
+        }
+        for (attr, column) in &s.columns {
+            if BUILTIN_VARIABLES.contains(&attr.as_str()) && attr != "affiliation" {
+                ck.error(format!("{key}.columns.{attr}"), None, format!("{attr:?} is computed by roster and cannot be mapped from a column"));
+            }
+            if !attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || attr.starts_with(|c: char| c.is_ascii_digit()) {
+                ck.error(format!("{key}.columns.{attr}"), None, "attribute names may contain only letters, digits and _, and not start with a digit");
+            }
+            if column.trim().is_empty() {
+                ck.error(format!("{key}.columns.{attr}"), None, "expected a column header, found an empty string");
+            }
+            attributes.insert(attr.clone());
+        }
+        if !s.columns.contains_key("hire_date") {
+            ck.error(format!("{key}.columns"), None, "expected a column for hire_date (the lifecycle needs it)");
+        }
+        for attr in s.date_attributes.iter().chain(&s.required) {
+            if !s.columns.contains_key(attr) {
+                ck.error(format!("{key}"), None, format!("{attr:?} is listed in date_attributes or required but has no entry in columns"));
+            }
+        }
+        let probe = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default();
+        let well_formed = !chrono::format::StrftimeItems::new(&s.date_format).any(|item| matches!(item, chrono::format::Item::Error));
+        let formatted = well_formed.then(|| probe.format(&s.date_format).to_string());
+        match formatted {
+            Some(text) if NaiveDate::parse_from_str(&text, &s.date_format).ok() == Some(probe) => {}
+            _ => ck.error(format!("{key}.date_format"), None, format!("{:?} is not a chrono date format that reads back a full date (expected e.g. \"%Y-%m-%d\" or \"%d.%m.%Y\")", s.date_format)),
+        }
+        if !s.delimiter.is_ascii() {
+            ck.error(format!("{key}.delimiter"), None, format!("expected a single ASCII character, found {:?}", s.delimiter));
+        }
+    }
+
+    let known_person = |name: &str| attributes.contains(name) || BUILTIN_VARIABLES.contains(&name);
+    let env = sample_env(&attributes);
+
+    let mut candidates = Vec::new();
+    if cfg.login.candidates.is_empty() {
+        ck.error("login.candidates", None, "expected at least one login candidate expression");
+    }
+    let no_login = |name: &str| name != "login" && name != "manager_dn" && known_person(name);
+    for (i, c) in cfg.login.candidates.iter().enumerate() {
+        let key = format!("login.candidates[{i}]");
+        if let Some(e) = ck.expr(&key, c, &no_login) {
+            if let Some(v) = ck.sample(&key, c, &e, &env) {
+                if let Err(err) = v.into_text() {
+                    ck.error(&key, Some(c.span()), format!("expected text: {err}"));
+                }
+            }
+            candidates.push(e);
+        }
+    }
+    let fallback = ck.expr("login.fallback", &cfg.login.fallback, &no_login);
+    if cfg.login.max_length == 0 {
+        ck.error("login.max_length", None, "expected a positive length");
+    }
+    let disallowed = match Regex::new(&format!("[^{}]", cfg.login.allowed)) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            ck.error("login.allowed", None, format!("expected the inside of a regex character class such as \"a-z0-9._-\": {e}"));
+            None
+        }
+    };
+    for (attr, romanized) in &cfg.login.romanized {
+        for name in [attr, romanized] {
+            if !attributes.contains(name) {
+                ck.error(format!("login.romanized.{attr}"), None, format!("{name:?} is not an attribute any source maps"));
+            }
+        }
+    }
+
+    let mut targets = Vec::new();
+    let mut target_names = BTreeSet::new();
+    for (i, t) in cfg.target.iter().enumerate() {
+        let key = format!("target[{i}]");
+        if !target_names.insert(t.name.clone()) {
+            ck.error(format!("{key}.name"), None, format!("target name {:?} is used twice", t.name));
+        }
+        if !(t.url.starts_with("ldap://") || t.url.starts_with("ldaps://")) {
+            ck.error(format!("{key}.url"), None, format!("expected ldap://host:port or ldaps://host:port, found {:?}", t.url));
+        }
+        if t.url.starts_with("ldap://") && !t.tls.starttls && !t.tls.allow_plaintext {
+            ck.error(format!("{key}.url"), None, "a plain ldap:// connection would send the bind password in clear: use ldaps://, set tls.starttls = true, or (lab only) tls.allow_plaintext = true");
+        }
+        if !(t.bind_password.0.starts_with("env:") || t.bind_password.0.starts_with("file:")) {
+            ck.error(format!("{key}.bind_password"), None, "expected a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the config");
+        }
+        let mut managed = Vec::new();
+        if t.managed.is_empty() {
+            ck.error(format!("{key}.managed"), None, "expected at least one managed subtree (roster never writes outside them)");
+        }
+        for (j, m) in t.managed.iter().enumerate() {
+            match Dn::parse(m) {
+                Ok(dn) if !dn.is_root() => managed.push(dn),
+                Ok(_) => ck.error(format!("{key}.managed[{j}]"), None, "the root DSE cannot be a managed subtree"),
+                Err(e) => ck.error(format!("{key}.managed[{j}]"), None, e.to_string()),
+            }
+        }
+        for (name, value) in [("bind_dn", Some(&t.bind_dn)), ("unique_base", t.unique_base.as_ref()), ("empty_group_member", t.empty_group_member.as_ref())] {
+            if let Some(Err(e)) = value.map(|v| Dn::parse(v)) {
+                ck.error(format!("{key}.{name}"), None, e.to_string());
+            }
+        }
+        let move_to = match t.disable.move_to.as_deref().map(Dn::parse) {
+            Some(Ok(dn)) => {
+                if !managed.iter().any(|m| dn.is_within(m)) {
+                    ck.error(format!("{key}.disable.move_to"), None, format!("{dn} is outside the managed subtrees, where roster may not write"));
+                }
+                Some(dn)
+            }
+            Some(Err(e)) => {
+                ck.error(format!("{key}.disable.move_to"), None, e.to_string());
+                None
+            }
+            None => None,
+        };
+        let dn_key = format!("{key}.dn");
+        let no_manager = |name: &str| name != "manager_dn" && known_person(name);
+        let dn = ck.expr(&dn_key, &t.dn, &no_manager);
+        if let Some(dn_expr) = &dn {
+            if let Some(v) = ck.sample(&dn_key, &t.dn, dn_expr, &env) {
+                match v.into_text().map_err(|e| e.to_string()).and_then(|s| Dn::parse(&s).map_err(|e| e.to_string())) {
+                    Ok(sample) if !managed.is_empty() && !managed.iter().any(|m| sample.is_within(m)) => {
+                        ck.error(&dn_key, Some(t.dn.span()), format!("gives {sample} for a sample person, which is outside the managed subtrees"));
+                    }
+                    Ok(sample) if sample.rdns().len() < 2 => ck.error(&dn_key, Some(t.dn.span()), format!("gives {sample:?}, which is not a DN below a parent")),
+                    Ok(_) => {}
+                    Err(e) => ck.error(&dn_key, Some(t.dn.span()), format!("does not give a valid DN for a sample person: {e}")),
+                }
+            }
+        }
+        let mut mappings = Vec::new();
+        for (attr, m) in &t.attributes {
+            let (src, when) = match m {
+                MappingConfig::Expr(s) => (s, MappingWhen::Always),
+                MappingConfig::Full { value, when } => (value, *when),
+            };
+            let mkey = format!("{key}.attributes.{attr}");
+            if attr.eq_ignore_ascii_case("objectClass") {
+                ck.error(&mkey, Some(src.span()), "object classes are set by object_classes, not as a mapping");
+            }
+            if let Some(expr) = ck.expr(&mkey, src, &known_person) {
+                if let Some(v) = ck.sample(&mkey, src, &expr, &env) {
+                    if let Err(e) = v.into_texts() {
+                        ck.error(&mkey, Some(src.span()), format!("expected text or a list of texts: {e}"));
+                    }
+                }
+                let references_manager = expr.variables().iter().any(|v| v == "manager_dn");
+                mappings.push(Mapping { attr: AttrName::new(attr.clone()), expr, when, references_manager });
+            }
+        }
+        let mut disable_set = Vec::new();
+        for (attr, src) in &t.disable.set {
+            let dkey = format!("{key}.disable.set.{attr}");
+            if let Some(expr) = ck.expr(&dkey, src, &known_person) {
+                ck.sample(&dkey, src, &expr, &env);
+                disable_set.push((AttrName::new(attr.clone()), expr));
+            }
+        }
+        let mut groups = Vec::new();
+        let default_when = Spanned::new(0..0, r#"state == "active""#.to_string());
+        for (j, g) in t.groups.iter().enumerate() {
+            let gkey = format!("{key}.groups[{j}]");
+            let dn_expr = ck.expr(&format!("{gkey}.dn"), &g.dn, &no_manager);
+            let when_src = g.when.as_ref().unwrap_or(&default_when);
+            let when = ck.expr(&format!("{gkey}.when"), when_src, &no_manager);
+            if let (Some(dn_expr), Some(when)) = (dn_expr, when) {
+                if let Some(v) = ck.sample(&format!("{gkey}.when"), when_src, &when, &env) {
+                    if v.into_bool().is_err() {
+                        ck.error(format!("{gkey}.when"), Some(when_src.span()), "expected a true/false expression");
+                    }
+                }
+                if let Some(v) = ck.sample(&format!("{gkey}.dn"), &g.dn, &dn_expr, &env) {
+                    match v.into_texts() {
+                        Ok(dns) => {
+                            for d in dns {
+                                match Dn::parse(&d) {
+                                    Ok(parsed) if !managed.iter().any(|m| parsed.is_within(m)) => ck.error(format!("{gkey}.dn"), Some(g.dn.span()), format!("gives {parsed} for a sample person, outside the managed subtrees")),
+                                    Ok(_) => {}
+                                    Err(e) => ck.error(format!("{gkey}.dn"), Some(g.dn.span()), format!("does not give a valid DN: {e}")),
+                                }
+                            }
+                        }
+                        Err(e) => ck.error(format!("{gkey}.dn"), Some(g.dn.span()), format!("expected a DN or a list of DNs: {e}")),
+                    }
+                }
+                groups.push(GroupRule { dn: dn_expr, when });
+            }
+        }
+        if t.object_classes.is_empty() {
+            ck.error(format!("{key}.object_classes"), None, "expected at least one object class");
+        }
+        if let Some(dn) = dn {
+            targets.push(TargetRules { config: t.clone(), dn, managed, move_to, mappings, disable_set, groups, group_mode: t.group_mode });
+        }
+    }
+
+    for (name, limit) in [("disables", cfg.safety.disables), ("deletes", cfg.safety.deletes), ("renames", cfg.safety.renames)] {
+        if limit.percent.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
+            ck.error(format!("safety.{name}.percent"), None, "expected a percentage from 0 to 100");
+        }
+    }
+
+    if !ck.errors.is_empty() {
+        return Err(ck.errors);
+    }
+    let (Some(zone), Some(fallback), Some(disallowed)) = (zone, fallback, disallowed) else {
+        return Err(ck.errors);
+    };
+    Ok(Settings {
+        zone,
+        sources: cfg.source,
+        lifecycle: cfg.lifecycle,
+        login: LoginRules { candidates, fallback, max_length: cfg.login.max_length, disallowed, romanized: cfg.login.romanized },
+        targets,
+        safety: cfg.safety,
+        attributes,
+        hash: format!("{:x}", Sha256::digest(text.as_bytes())),
+    })
+}
