@@ -1,1 +1,12 @@
+//! Real servers for roster's tests and quickstart, each a private instance in its own folder on
+//! free loopback ports, started from the Debian packages that `scripts/install-test-deps.sh`
+//! installs.
+//!
+//! Nothing here skips: when a server's programs are missing, starting it is an error that names the
+//! install script, so a test that needs a server it cannot find fails.
 
+mod ldif;
+mod openldap;
+mod process;
+
+pub use openldap::{OpenLdap, OpenLdapOptions};

@@ -1,0 +1,174 @@
+//! Finding the servers' programs, running them, and stopping the processes they leave.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+/// Where a program is looked for after `PATH`: a non-root user's `PATH` on Debian lacks the
+/// `sbin` folders that hold `slapd` and `slapadd`.
+const EXTRA_PROGRAM_DIRS: [&str; 3] = ["/usr/sbin", "/sbin", "/usr/bin"];
+
+/// The absolute path of `program`, or an error that says which package is missing and how to
+/// install it.
+pub(crate) fn require_program(program: &str, package: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::env::split_paths(&path).chain(EXTRA_PROGRAM_DIRS.iter().map(PathBuf::from));
+    find_program_in(program, dirs).ok_or_else(|| missing_program(program, package))
+}
+
+fn find_program_in(program: &str, dirs: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    dirs.into_iter()
+        .map(|dir| dir.join(program))
+        .find(|path| path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+fn missing_program(program: &str, package: &str) -> anyhow::Error {
+    anyhow!(
+        "`{program}` is not installed (looked in PATH and {}): the Debian package `{package}` is \
+         missing; install what the tests need with `sudo scripts/install-test-deps.sh`",
+        EXTRA_PROGRAM_DIRS.join(", ")
+    )
+}
+
+/// The command line as a person would type it, for error messages. Callers keep secrets out of
+/// arguments (password files instead), so it is safe to show.
+pub(crate) fn describe(command: &Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(OsStr::to_string_lossy)
+        .map(|arg| if arg.contains([' ', '\'', '"', '>', '&', ';']) { format!("'{arg}'") } else { arg.into_owned() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs `command` to completion with `stdin` as its input and returns its standard output; a
+/// non-zero exit is an error that carries the command line and what the program printed.
+pub(crate) fn run(command: &mut Command, stdin: Option<&str>) -> Result<String> {
+    let described = describe(command);
+    command
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().with_context(|| format!("could not run `{described}`"))?;
+    // Written from another thread: a program may print a lot before it has read all its input.
+    let writer = match (stdin, child.stdin.take()) {
+        (Some(input), Some(mut pipe)) => {
+            let input = input.to_owned();
+            Some(thread::spawn(move || pipe.write_all(input.as_bytes())))
+        }
+        _ => None,
+    };
+    let output = child.wait_with_output().with_context(|| format!("could not wait for `{described}`"))?;
+    let write_result = writer.map(|writer| writer.join().expect("stdin writer thread panicked"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!(
+            "`{described}` failed ({}):\n{}{}",
+            output.status,
+            stderr.trim_end(),
+            if stdout.trim().is_empty() { String::new() } else { format!("\nits output:\n{}", stdout.trim_end()) }
+        );
+    }
+    if let Some(Err(error)) = write_result {
+        return Err(error).with_context(|| format!("could not write the input of `{described}`"));
+    }
+    Ok(stdout)
+}
+
+/// Whether a process with this id exists and has not exited (a zombie, exited but not yet
+/// reaped by its parent, counts as gone).
+pub(crate) fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name, which may itself hold spaces.
+        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) != Some('Z'),
+        Err(_) => false,
+    }
+}
+
+/// The process's command line, arguments separated by spaces; None when it is gone.
+pub(crate) fn command_line(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(raw.split(|&b| b == 0).map(String::from_utf8_lossy).collect::<Vec<_>>().join(" ").trim_end().to_owned())
+}
+
+/// Sends `signal` (`TERM`, `KILL`) with the shell's `kill`, which every system has, where the
+/// `kill` program is not part of a minimal Debian.
+pub(crate) fn send_signal(pid: u32, signal: &str) -> Result<()> {
+    run(Command::new("sh").args(["-c", r#"kill -s "$1" "$2""#, "kill", signal]).arg(pid.to_string()), None)
+        .map(drop)
+        .with_context(|| format!("could not send SIG{signal} to process {pid}"))
+}
+
+/// Polls `done` every few milliseconds until it holds or `timeout` has passed; returns whether it
+/// held.
+pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads `path` from byte `offset` on, keeping at most the last `max_lines` lines: what a program
+/// logged since a given moment.
+pub(crate) fn log_since(path: &Path, offset: u64, max_lines: usize) -> String {
+    let Ok(bytes) = std::fs::read(path) else { return format!("(no log at {})", path.display()) };
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+    let text = String::from_utf8_lossy(&bytes[start..]);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(max_lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_program_names_its_package_and_the_install_script() {
+        assert_eq!(find_program_in("no-such-program-here", [PathBuf::from("/usr/bin")]), None);
+        let message = missing_program("slapd", "slapd").to_string();
+        assert!(message.contains("`slapd` is not installed"), "{message}");
+        assert!(message.contains("scripts/install-test-deps.sh"), "{message}");
+    }
+
+    #[test]
+    fn finds_programs_outside_path() {
+        assert_eq!(
+            find_program_in("sh", [PathBuf::from("/nonexistent"), PathBuf::from("/bin")]),
+            Some("/bin/sh".into())
+        );
+    }
+
+    #[test]
+    fn a_failing_command_reports_its_line_and_stderr() {
+        let error = run(Command::new("sh").args(["-c", "echo oops >&2; exit 3"]), None).unwrap_err().to_string();
+        assert!(error.contains("sh -c 'echo oops >&2; exit 3'"), "{error}");
+        assert!(error.contains("oops"), "{error}");
+    }
+
+    #[test]
+    fn stdin_reaches_the_program() {
+        assert_eq!(run(&mut Command::new("cat"), Some("hello")).unwrap(), "hello");
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_one_is_not() {
+        assert!(is_alive(std::process::id()));
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!is_alive(pid));
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what roster's tests start for real: OpenLDAP (slapd, its CLI tools) and openssl for the
+# throwaway TLS certificates. Run as root on Debian 12; a second run that finds everything installed
+# does not touch apt, so CI can call it on every run.
+set -euo pipefail
+
+packages=(slapd ldap-utils openssl)
+
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query --show --showformat='${db:Status-Status}' "$package" 2>/dev/null | grep -qx installed; then
+        missing+=("$package")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-test-deps: already installed: ${packages[*]}"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: missing ${missing[*]}; run this script as root" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Without this the slapd package would build and start a system-wide instance of its own;
+# the tests start private instances in temporary folders instead.
+echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+
+echo "install-test-deps: installing ${missing[*]}"
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
