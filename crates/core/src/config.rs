@@ -285,16 +285,36 @@ pub enum MappingWhen {
     Create,
 }
 
-/// A target attribute's mapping: an expression, or a table with the expression and when to write it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum MappingConfig {
-    Expr(Spanned<String>),
+/// A target attribute's mapping: an expression (`cn = 'given_name + " " + family_name'`), or a
+/// table with the expression and when to write it (`uid = { value = "login", when = "create" }`).
+#[derive(Debug, Clone)]
+pub struct MappingConfig {
+    pub value: Spanned<String>,
+    pub when: MappingWhen,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum RawMapping {
+    Expr(String),
     Full {
-        value: Spanned<String>,
+        value: String,
         #[serde(default)]
         when: MappingWhen,
     },
+}
+
+impl<'de> Deserialize<'de> for MappingConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // The span is taken around the whole value: an untagged enum buffers its input, which
+        // loses the spans of anything inside it.
+        let raw = Spanned::<RawMapping>::deserialize(d)?;
+        let span = raw.span();
+        Ok(match raw.into_inner() {
+            RawMapping::Expr(v) => MappingConfig { value: Spanned::new(span, v), when: MappingWhen::Always },
+            RawMapping::Full { value, when } => MappingConfig { value: Spanned::new(span, value), when },
+        })
+    }
 }
 
 /// How a disabled account looks.
@@ -328,7 +348,8 @@ pub enum GroupMode {
 pub struct GroupRuleConfig {
     /// Expression giving the group's DN (a string) or DNs (a list).
     pub dn: Spanned<String>,
-    /// Expression; default `state == "active"`.
+    /// Expression; default `true`. Only active persons (and persons on leave, when `on_leave = "keep"`)
+    /// hold group memberships, whatever this says.
     pub when: Option<Spanned<String>>,
 }
 

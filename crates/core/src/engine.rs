@@ -102,7 +102,7 @@ fn is_enabled_state(state: LifecycleState, settings: &Settings) -> bool {
 
 fn gets_groups(state: LifecycleState, settings: &Settings) -> bool {
     match state {
-        LifecycleState::Active | LifecycleState::Prehire => true,
+        LifecycleState::Active => true,
         LifecycleState::Leave => settings.lifecycle.on_leave == LeavePolicy::Keep,
         _ => false,
     }
@@ -248,6 +248,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         let category = match (prev_state, state) {
             (_, LifecycleState::Leaver | LifecycleState::Purged | LifecycleState::Rescinded) => Category::Leaver,
             (Some(LifecycleState::Leaver), _) => Category::Rehire,
+            (Some(LifecycleState::Prehire), _) => Category::Joiner,
             _ if !had_account => {
                 if snapshot.tombstones.iter().any(|t| t.person == key) { Category::Rehire } else { Category::Joiner }
             }
@@ -299,14 +300,26 @@ pub fn plan(input: &PlanInput) -> Plan {
             p.login = Some(t.login.clone());
             continue;
         }
-        let adopted = settings.targets.iter().find_map(|t| {
-            let view = view_of(t);
-            let matches: Vec<&TargetEntry> = view.entries.iter().filter(|e| correlates(e, &t.config.correlate, &p.key)).collect();
-            match matches.as_slice() {
-                [one] if !links.contains_key(&(t.name(), p.key.as_str())) => one.attrs.get(&AttrName::new(t.config.login_attribute.clone())).and_then(|v| v.first().cloned()),
-                _ => None,
+        let mut disputed = false;
+        let mut adopted = None;
+        for t in &settings.targets {
+            if links.contains_key(&(t.name(), p.key.as_str())) {
+                continue;
             }
-        });
+            let matches: Vec<&TargetEntry> = view_of(t).entries.iter().filter(|e| correlates(e, &t.config.correlate, &p.key)).collect();
+            match matches.as_slice() {
+                [one] => {
+                    let login = one.attrs.get(&AttrName::new(t.config.login_attribute.clone())).and_then(|v| v.first().cloned());
+                    adopted = adopted.or(login);
+                }
+                [] => {}
+                _ => disputed = true,
+            }
+        }
+        if disputed {
+            // Reported per target below; no login is spent on a person held for a human.
+            continue;
+        }
         if let Some(existing) = adopted {
             owners.insert(existing.to_lowercase(), p.key.clone());
             p.login = Some(existing);
@@ -378,8 +391,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                 continue;
             }
             let Some(login) = p.login.as_deref() else { continue };
-            let env = person_env(settings, p, login, today);
-            match evaluate_dn(rules, &env) {
+            match evaluate_dn(rules, &dn_env(settings, p, login, today)) {
                 Ok(dn) => {
                     let enabled = is_enabled_state(effective_state(state, has_entry), settings);
                     let dn = match (&rules.move_to, enabled, moves_when_disabled(state)) {
@@ -413,6 +425,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             let login = p.login.clone().unwrap_or_default();
             let manager_dn = manager_dn_of(p, &desired_dn);
             let env = person_env(settings, p, &login, today);
+            let group_env = dn_env(settings, p, &login, today);
             let mut env_ref = env.clone();
             env_ref.set("manager_dn", ExprValue::Text(manager_dn.clone().unwrap_or_default()));
             if rules.mappings.iter().any(|m| m.references_manager) {
@@ -487,7 +500,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                     if !want_enabled && rules.config.disable.lock {
                         attributes.insert(AttrName::new(LOCK_ATTRIBUTE), vec![LOCK_VALUE.to_string()]);
                     }
-                    let reason = format!("{}: {}", category_word(p.category), p.decision.because);
+                    let reason = p.decision.because.clone();
                     planner.draft(person, rules.name(), p.category, reason, Action::Create { dn: dn.to_string(), attributes, enabled: want_enabled }, false, vec![], container_needs.clone());
                     let refs: Vec<AttrChange> = wanted
                         .iter()
@@ -515,7 +528,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                                 changes.push(AttrChange { attr: AttrName::new(LOCK_ATTRIBUTE), old: vec![], new: vec![LOCK_VALUE.to_string()] });
                             }
                             push_changes(&mut changes, &mut current_attrs, wanted.iter().filter(|(a, ..)| rules.disable_set.iter().any(|(d, _)| d == a)));
-                            planner.draft(person, rules.name(), p.category, format!("{}: {}", category_word(p.category), p.decision.because), Action::Disable { dn: current_dn.clone(), object_id: object_id.clone(), changes }, false, vec![], vec![]);
+                            planner.draft(person, rules.name(), p.category, p.decision.because.clone(), Action::Disable { dn: current_dn.clone(), object_id: object_id.clone(), changes }, false, vec![], vec![]);
                         } else if want_enabled && transition {
                             // Enabled after the rename (below), so the entry is where it belongs first.
                         } else if want_enabled {
@@ -525,7 +538,10 @@ pub fn plan(input: &PlanInput) -> Plan {
                         }
                     }
                     if normalize_dn(&current_dn) != dn.normalized() {
-                        let mut reason = format!("{}: {}", if want_enabled { "move" } else { "leaver" }, p.decision.because);
+                        let mut reason = match (want_enabled, dn.parent()) {
+                            (false, Some(parent)) => format!("{}; moved to {parent}", p.decision.because),
+                            _ => format!("move: {}", p.decision.because),
+                        };
                         if let Ok(old) = Dn::parse(&current_dn) {
                             if old.parent() == dn.parent() {
                                 reason = "rename: the DN template gives a new name".to_string();
@@ -553,7 +569,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                                 }
                             }
                         }
-                        planner.draft(person, rules.name(), p.category, format!("{}: {}", category_word(p.category), p.decision.because), Action::Enable { dn: current_dn.clone(), object_id: object_id.clone(), changes }, false, vec![], vec![]);
+                        planner.draft(person, rules.name(), p.category, p.decision.because.clone(), Action::Enable { dn: current_dn.clone(), object_id: object_id.clone(), changes }, false, vec![], vec![]);
                     }
                     let mut changes = Vec::new();
                     let mut refs = Vec::new();
@@ -584,7 +600,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             if gets_groups(effective, settings) {
                 for rule in &rules.groups {
                     match rule.when.eval(&env).and_then(ExprValue::into_bool) {
-                        Ok(true) => match rule.dn.eval(&env).and_then(ExprValue::into_texts) {
+                        Ok(true) => match rule.dn.eval(&group_env).and_then(ExprValue::into_texts) {
                             Ok(dns) => {
                                 for g in dns {
                                     match Dn::parse(&g) {
@@ -740,27 +756,27 @@ fn effective_state(state: LifecycleState, has_entry: bool) -> LifecycleState {
     if state == LifecycleState::Pending && has_entry { LifecycleState::Prehire } else { state }
 }
 
-fn category_word(c: Category) -> &'static str {
-    match c {
-        Category::Joiner => "joiner",
-        Category::Mover => "mover",
-        Category::Leaver => "leaver",
-        Category::Rehire => "rehire",
-        Category::Directory => "directory",
-    }
-}
-
 fn correlates(e: &TargetEntry, attr: &str, key: &str) -> bool {
     e.attrs.get(&AttrName::new(attr)).is_some_and(|v| v.iter().any(|x| x == key))
 }
 
 fn person_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate) -> Env {
+    person_env_with(settings, p, login, today, &|s| s.to_string())
+}
+
+/// The variables of a DN expression: every value already escaped for a DN, so that a department
+/// called `R&D, Labs` lands as one RDN value and can never add an RDN of its own.
+fn dn_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate) -> Env {
+    person_env_with(settings, p, login, today, &crate::dn::escape_dn_value)
+}
+
+fn person_env_with(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate, text: &dyn Fn(&str) -> String) -> Env {
     let mut env = Env::new();
     for name in &settings.attributes {
-        env.set(name, ExprValue::Text(p.texts.get(name).cloned().unwrap_or_default()));
+        env.set(name, ExprValue::Text(text(p.texts.get(name).map(String::as_str).unwrap_or_default())));
     }
-    env.set("key", ExprValue::Text(p.key.clone()));
-    env.set("login", ExprValue::Text(login.to_string()));
+    env.set("key", ExprValue::Text(text(&p.key)));
+    env.set("login", ExprValue::Text(text(login)));
     env.set("state", ExprValue::Text(p.decision.state.as_str().to_string()));
     env.set("affiliation", ExprValue::Text(p.texts.get("affiliation").cloned().unwrap_or_default()));
     env.set("manager_dn", ExprValue::Text(String::new()));
@@ -884,6 +900,16 @@ fn plan_groups(
         .filter(|p| p.hold.is_some() || p.failed)
         .filter_map(|p| current.get(p.key.as_str()).map(|(e, _)| normalize_dn(&e.dn)))
         .collect();
+    // The directory keeps members pointing at renamed entries (AD always, OpenLDAP with the refint
+    // overlay), and renames run before group changes: diff against the members as they will be.
+    let mut renamed: HashMap<String, String> = HashMap::new();
+    for p in people {
+        if let (Some((e, _)), Some(d)) = (current.get(p.key.as_str()), desired_dn.get(p.key.as_str())) {
+            if normalize_dn(&e.dn) != d.normalized() {
+                renamed.insert(normalize_dn(&e.dn), d.to_string());
+            }
+        }
+    }
     let mut existing: BTreeMap<String, &crate::state::TargetGroup> = BTreeMap::new();
     for g in &view.groups {
         existing.insert(normalize_dn(&g.dn), g);
@@ -915,7 +941,12 @@ fn plan_groups(
             Some(g) => {
                 let placeholder = rules.config.empty_group_member.clone().unwrap_or_else(|| g.dn.clone());
                 let placeholder_norm = normalize_dn(&placeholder);
-                let have: BTreeMap<String, &String> = g.members.iter().map(|m| (normalize_dn(m), m)).collect();
+                let have: BTreeMap<String, &String> = g
+                    .members
+                    .iter()
+                    .map(|m| renamed.get(&normalize_dn(m)).unwrap_or(m))
+                    .map(|m| (normalize_dn(m), m))
+                    .collect();
                 let adds: Vec<(&String, &(String, String))> = want.iter().filter(|(n, _)| !have.contains_key(*n)).collect();
                 let removes: Vec<(&String, &&String)> = have
                     .iter()

@@ -148,7 +148,7 @@ pub fn affiliation_state(a: &Affiliation, today: NaiveDate, cfg: &LifecycleConfi
     };
     let started = a.hire_date.is_some_and(|h| h <= today);
 
-    if status_in(&a.status, &cfg.status.rescinded) && !started {
+    if status_in(&a.status, &cfg.status.rescinded) {
         return StateDecision {
             state: LifecycleState::Rescinded,
             because: format!("hire rescinded: status {:?}", a.status.as_deref().unwrap_or_default()),

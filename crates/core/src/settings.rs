@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::attr::AttrName;
-use crate::config::{ConfigFile, GroupMode, LifecycleConfig, MappingConfig, MappingWhen, SafetyConfig, SourceConfig, TargetConfig};
+use crate::config::{ConfigFile, GroupMode, LifecycleConfig, MappingWhen, SafetyConfig, SourceConfig, TargetConfig};
 use crate::dn::Dn;
 use crate::expr::{Env, Expr, ExprValue};
 
@@ -336,10 +336,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         }
         let mut mappings = Vec::new();
         for (attr, m) in &t.attributes {
-            let (src, when) = match m {
-                MappingConfig::Expr(s) => (s, MappingWhen::Always),
-                MappingConfig::Full { value, when } => (value, *when),
-            };
+            let (src, when) = (&m.value, m.when);
             let mkey = format!("{key}.attributes.{attr}");
             if attr.eq_ignore_ascii_case("objectClass") {
                 ck.error(&mkey, Some(src.span()), "object classes are set by object_classes, not as a mapping");
@@ -363,7 +360,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             }
         }
         let mut groups = Vec::new();
-        let default_when = Spanned::new(0..0, r#"state == "active""#.to_string());
+        let default_when = Spanned::new(0..0, "true".to_string());
         for (j, g) in t.groups.iter().enumerate() {
             let gkey = format!("{key}.groups[{j}]");
             let dn_expr = ck.expr(&format!("{gkey}.dn"), &g.dn, &no_manager);

@@ -1,0 +1,311 @@
+//! Planner stories: HR rows day by day in, the readable plan of each day out (an `insta` snapshot),
+//! with the plan applied to a simulated directory and store between days, as a real run would.
+//! Each `stories/*.toml` file is one story; `stories/base.toml` is the shared configuration.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use roster_core::attr::AttrName;
+use roster_core::dn::{normalize_dn, Dn};
+use roster_core::engine::{plan, PlanInput};
+use roster_core::plan::{Action, Plan};
+use roster_core::render::render;
+use roster_core::settings::{load, Settings};
+use roster_core::source::{FieldValue, Location, QuarantinedRow, Record, SourceRead};
+use roster_core::state::{Link, Snapshot, StoredPerson, TargetEntry, TargetGroup, TargetView, Tombstone};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Story {
+    /// A whole config, replacing base.toml.
+    config: Option<String>,
+    /// Entries that exist in the directory before the first day (LDIF-like: `dn|attr=value;attr=value`).
+    #[serde(default)]
+    directory: Vec<String>,
+    day: Vec<Day>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Day {
+    as_of: String,
+    /// Pipe-separated rows with a header; columns are person attribute names (`key` is the key).
+    hr: String,
+    /// Rows the source quarantined, as `key|reason`.
+    #[serde(default)]
+    quarantined: Vec<String>,
+    /// Apply the day's plan even when it is blocked (the override flag).
+    #[serde(default)]
+    allow: bool,
+    /// Skip applying (the plan is only looked at).
+    #[serde(default)]
+    plan_only: bool,
+}
+
+const DATE_ATTRS: [&str; 4] = ["hire_date", "last_day", "leave_start", "leave_end"];
+
+fn read(hr: &str) -> SourceRead {
+    let mut lines = hr.lines().map(str::trim).filter(|l| !l.is_empty());
+    let header: Vec<&str> = lines.next().expect("header").split('|').map(str::trim).collect();
+    let mut records = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let fields: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert_eq!(fields.len(), header.len(), "row {line:?}");
+        let mut attrs = BTreeMap::new();
+        let mut key = String::new();
+        for (h, f) in header.iter().zip(fields) {
+            if *h == "key" {
+                key = f.to_string();
+            } else if !f.is_empty() {
+                let value = if DATE_ATTRS.contains(h) {
+                    FieldValue::Date(NaiveDate::parse_from_str(f, "%Y-%m-%d").expect("date"))
+                } else {
+                    FieldValue::Text(f.to_string())
+                };
+                attrs.insert(h.to_string(), value);
+            }
+        }
+        attrs.entry("affiliation".to_string()).or_insert(FieldValue::Text("employee".into()));
+        let location = Location { file: "hr.csv".into(), line: i as u64 + 2, row: i as u64 + 1 };
+        records.push(Record { source: "hr".into(), key, attrs, location });
+    }
+    SourceRead { source: "hr".into(), complete: true, rows_seen: records.len() as u64, records, quarantined: vec![] }
+}
+
+/// Applies a plan the way a directory with referential integrity and the store would.
+struct Sim {
+    view: TargetView,
+    snapshot: Snapshot,
+    next_id: u32,
+}
+
+impl Sim {
+    fn entry_mut(&mut self, dn: &str) -> &mut TargetEntry {
+        let n = normalize_dn(dn);
+        self.view.entries.iter_mut().find(|e| normalize_dn(&e.dn) == n).unwrap_or_else(|| panic!("no entry {dn}"))
+    }
+
+    fn link_mut(&mut self, person: &str) -> Option<&mut Link> {
+        self.snapshot.links.iter_mut().find(|l| l.person == person)
+    }
+
+    fn apply(&mut self, plan: &Plan) {
+        for op in &plan.operations {
+            let person = op.person.clone().unwrap_or_default();
+            match &op.action {
+                Action::CreateContainer { dn } => {
+                    self.view.containers.insert(normalize_dn(dn));
+                }
+                Action::Create { dn, attributes, enabled } => {
+                    assert!(self.view.entries.iter().all(|e| normalize_dn(&e.dn) != normalize_dn(dn)), "duplicate create {dn}");
+                    let parent = Dn::parse(dn).unwrap().parent().unwrap().normalized();
+                    assert!(self.view.containers.contains(&parent), "create {dn} before its container");
+                    self.next_id += 1;
+                    let id = format!("uuid-{}", self.next_id);
+                    for v in attributes.get(&AttrName::new("uid")).into_iter().flatten() {
+                        self.view.taken_logins.insert(v.to_lowercase());
+                    }
+                    self.view.entries.push(TargetEntry { object_id: id.clone(), dn: dn.clone(), attrs: attributes.clone() });
+                    let mut values = attributes.clone();
+                    values.remove(&AttrName::new("objectClass"));
+                    self.snapshot.links.push(Link { person, target: op.target.clone(), object_id: id, dn: dn.clone(), enabled: *enabled, values });
+                }
+                Action::Adopt { dn, object_id } => {
+                    self.snapshot.links.push(Link { person, target: op.target.clone(), object_id: object_id.clone(), dn: dn.clone(), enabled: true, values: Default::default() });
+                }
+                Action::Update { dn, changes, .. } | Action::Enable { dn, changes, .. } | Action::Disable { dn, changes, .. } => {
+                    let entry = self.entry_mut(dn);
+                    for c in changes {
+                        let have = entry.attrs.get(&c.attr).cloned().unwrap_or_default();
+                        let mut a = have.clone();
+                        let mut b = c.old.clone();
+                        a.sort();
+                        b.sort();
+                        assert_eq!(a, b, "conflict on {} of {dn}", c.attr);
+                        if c.new.is_empty() {
+                            entry.attrs.remove(&c.attr);
+                        } else {
+                            entry.attrs.insert(c.attr.clone(), c.new.clone());
+                        }
+                    }
+                    let enabled = match &op.action {
+                        Action::Enable { .. } => Some(true),
+                        Action::Disable { .. } => Some(false),
+                        _ => None,
+                    };
+                    if let Some(l) = self.link_mut(&person) {
+                        for c in changes {
+                            l.values.insert(c.attr.clone(), c.new.clone());
+                        }
+                        if let Some(e) = enabled {
+                            l.enabled = e;
+                        }
+                    }
+                }
+                Action::Rename { dn, new_dn, .. } => {
+                    let old = Dn::parse(dn).unwrap();
+                    let new = Dn::parse(new_dn).unwrap();
+                    assert!(self.view.containers.contains(&new.parent().unwrap().normalized()), "move into missing {new_dn}");
+                    let entry = self.entry_mut(dn);
+                    entry.dn = new_dn.clone();
+                    let old_rdn = &old.rdn().unwrap().0[0];
+                    let new_rdn = &new.rdn().unwrap().0[0];
+                    let values = entry.attrs.entry(AttrName::new(old_rdn.attr.clone())).or_default();
+                    values.retain(|v| !v.eq_ignore_ascii_case(&old_rdn.value));
+                    entry.attrs.entry(AttrName::new(new_rdn.attr.clone())).or_default().push(new_rdn.value.clone());
+                    for g in &mut self.view.groups {
+                        for m in &mut g.members {
+                            if normalize_dn(m) == old.normalized() {
+                                *m = new_dn.clone();
+                            }
+                        }
+                    }
+                    if let Some(l) = self.link_mut(&person) {
+                        l.dn = new_dn.clone();
+                    }
+                }
+                Action::CreateGroup { dn, members } => {
+                    self.next_id += 1;
+                    self.view.groups.push(TargetGroup { object_id: format!("uuid-{}", self.next_id), dn: dn.clone(), members: members.clone() });
+                }
+                Action::AddMember { group, member } => {
+                    let g = self.view.groups.iter_mut().find(|g| normalize_dn(&g.dn) == normalize_dn(group)).expect("group");
+                    if !g.members.iter().any(|m| normalize_dn(m) == normalize_dn(member)) {
+                        g.members.push(member.clone());
+                    }
+                }
+                Action::RemoveMember { group, member } => {
+                    let g = self.view.groups.iter_mut().find(|g| normalize_dn(&g.dn) == normalize_dn(group)).expect("group");
+                    g.members.retain(|m| normalize_dn(m) != normalize_dn(member));
+                    assert!(!g.members.is_empty(), "groupOfNames {group} emptied");
+                }
+                Action::Delete { dn, .. } => {
+                    let n = normalize_dn(dn);
+                    self.view.entries.retain(|e| normalize_dn(&e.dn) != n);
+                    for g in &mut self.view.groups {
+                        g.members.retain(|m| normalize_dn(m) != n);
+                    }
+                    self.snapshot.links.retain(|l| l.person != person);
+                }
+            }
+        }
+        for u in &plan.person_updates {
+            if u.tombstone {
+                self.snapshot.persons.remove(&u.key);
+                self.snapshot.links.retain(|l| l.person != u.key);
+                if let Some(login) = &u.login {
+                    if !self.snapshot.tombstones.iter().any(|t| &t.login == login) {
+                        self.snapshot.tombstones.push(Tombstone { person: u.key.clone(), login: login.clone(), purged_on: plan.as_of });
+                    }
+                }
+                continue;
+            }
+            self.snapshot.persons.insert(
+                u.key.clone(),
+                StoredPerson {
+                    key: u.key.clone(),
+                    login: u.login.clone(),
+                    state: u.state,
+                    records: u.records.clone(),
+                    eval_hash: u.eval_hash.clone(),
+                    missing_reads: u.missing_reads,
+                    left_on: u.left_on,
+                    next_transition: u.next_transition,
+                    hold: u.hold.clone(),
+                },
+            );
+        }
+        for (s, c) in &plan.source_counts {
+            self.snapshot.source_counts.insert(s.clone(), *c);
+        }
+    }
+}
+
+fn directory(lines: &[String]) -> TargetView {
+    let mut view = TargetView { target: "ldap".into(), ..Default::default() };
+    for c in ["ou=people,dc=example,dc=org", "ou=groups,dc=example,dc=org", "ou=leavers,ou=people,dc=example,dc=org"] {
+        view.containers.insert(normalize_dn(c));
+    }
+    for (i, line) in lines.iter().enumerate() {
+        let (dn, attrs) = line.split_once('|').expect("dn|attrs");
+        let mut map = roster_core::attr::AttrMap::new();
+        for pair in attrs.split(';').filter(|p| !p.is_empty()) {
+            let (a, v) = pair.split_once('=').expect("attr=value");
+            map.entry(AttrName::new(a.trim())).or_insert_with(Vec::new).push(v.trim().to_string());
+        }
+        if let Some(uid) = map.get(&AttrName::new("uid")) {
+            view.taken_logins.extend(uid.iter().map(|u| u.to_lowercase()));
+        }
+        if let Some(parent) = Dn::parse(dn).unwrap().parent() {
+            view.containers.insert(parent.normalized());
+        }
+        view.entries.push(TargetEntry { object_id: format!("pre-{i}"), dn: dn.to_string(), attrs: map });
+    }
+    view
+}
+
+fn run_story(path: &Path) {
+    let name = path.file_stem().unwrap().to_string_lossy().to_string();
+    let text = std::fs::read_to_string(path).unwrap();
+    let story: Story = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let base = std::fs::read_to_string(path.with_file_name("base.toml")).unwrap();
+    let config_text = story.config.clone().unwrap_or(base);
+    let settings: Settings = load(&config_text, "story.toml").unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let mut sim = Sim { view: directory(&story.directory), snapshot: Snapshot::default(), next_id: 0 };
+    let mut transcript = String::new();
+    for day in &story.day {
+        let as_of = NaiveDate::parse_from_str(&day.as_of, "%Y-%m-%d").unwrap();
+        let mut hr = read(&day.hr);
+        for q in &day.quarantined {
+            let (key, reason) = q.split_once('|').unwrap();
+            hr.quarantined.push(QuarantinedRow {
+                source: "hr".into(),
+                key: Some(key.to_string()),
+                location: Location { file: "hr.csv".into(), line: 99, row: 98 },
+                reason: reason.to_string(),
+            });
+            hr.rows_seen += 1;
+        }
+        let views = BTreeMap::from([("ldap".to_string(), sim.view.clone())]);
+        let p = plan(&PlanInput { settings: &settings, as_of, reads: &[hr], snapshot: &sim.snapshot, views: &views });
+        transcript.push_str(&format!("===== {} =====\n{}\n", day.as_of, render(&p)));
+        if !day.plan_only && (!p.is_blocked() || day.allow) {
+            sim.apply(&p);
+        }
+    }
+    transcript.push_str("===== directory after the last day =====\n");
+    let mut entries = sim.view.entries.clone();
+    entries.sort_by(|a, b| a.dn.cmp(&b.dn));
+    for e in entries {
+        let attrs: Vec<String> = e.attrs.iter().filter(|(a, _)| !a.is("objectClass")).map(|(a, v)| format!("{a}={}", v.join("+"))).collect();
+        transcript.push_str(&format!("{}\n    {}\n", e.dn, attrs.join("; ")));
+    }
+    let mut groups = sim.view.groups.clone();
+    groups.sort_by(|a, b| a.dn.cmp(&b.dn));
+    for g in groups {
+        let mut m = g.members.clone();
+        m.sort();
+        transcript.push_str(&format!("{}\n    member={}\n", g.dn, m.join(" + ")));
+    }
+    let mut tomb: Vec<String> = sim.snapshot.tombstones.iter().map(|t| format!("{} ({})", t.login, t.person)).collect();
+    tomb.sort();
+    if !tomb.is_empty() {
+        transcript.push_str(&format!("tombstones: {}\n", tomb.join(", ")));
+    }
+    insta::with_settings!({ snapshot_path => "stories/snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!(name, transcript);
+    });
+}
+
+#[test]
+fn stories() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stories");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "toml") && !p.ends_with("base.toml")).collect();
+    paths.sort();
+    assert!(!paths.is_empty());
+    for p in paths {
+        run_story(&p);
+    }
+}
