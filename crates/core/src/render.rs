@@ -45,7 +45,7 @@ fn operation(out: &mut String, op: &Operation) {
         Action::Update { changes, .. } | Action::Enable { changes, .. } | Action::Disable { changes, .. } => change_lines(out, changes),
         Action::CreateGroup { members, .. } => {
             for m in members {
-                let _ = writeln!(out, "        member: {m:?}");
+                let _ = writeln!(out, "        member: {m}");
             }
         }
         _ => {}

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::attr::AttrName;
-use crate::config::{ConfigFile, GroupMode, LifecycleConfig, MappingWhen, SafetyConfig, SourceConfig, TargetConfig};
+use crate::config::{ConfigFile, GroupMode, LifecycleConfig, MappingWhen, SafetyConfig, SourceConfig, StoreConfig, TargetConfig};
 use crate::dn::Dn;
 use crate::expr::{Env, Expr, ExprValue};
 
@@ -91,6 +91,7 @@ pub struct LoginRules {
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub store: StoreConfig,
     pub zone: Tz,
     pub sources: Vec<SourceConfig>,
     pub lifecycle: LifecycleConfig,
@@ -410,6 +411,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         return Err(ck.errors);
     };
     Ok(Settings {
+        store: cfg.store,
         zone,
         sources: cfg.source,
         lifecycle: cfg.lifecycle,

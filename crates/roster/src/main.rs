@@ -1,1 +1,25 @@
-fn main() {}
+//! `roster`: HR-driven identity provisioning. See `roster --help` and the README.
+
+mod cli;
+mod exit;
+mod init;
+mod run;
+mod secrets;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    cli::init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::ERROR.into();
+        }
+    };
+    let code = runtime.block_on(cli::dispatch(cli));
+    ExitCode::from(code)
+}

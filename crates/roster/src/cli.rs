@@ -1,0 +1,120 @@
+//! The command line: parse (clap), then hand over to the commands.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{exit, init, run};
+
+#[derive(Parser, Debug)]
+#[command(name = "roster", version, about = "HR-driven identity provisioning: joiners, movers and leavers from HR data into directories")]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, short, global = true, env = "ROSTER_CONFIG", default_value = "roster.toml")]
+    pub config: PathBuf,
+    /// Evaluate dates as of this day (YYYY-MM-DD) instead of today in the configured time zone.
+    #[arg(long, global = true, value_parser = parse_date)]
+    pub as_of: Option<NaiveDate>,
+    /// More log output (repeat for more).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log lines as JSON (for log collectors) instead of text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a starter configuration and sample HR data into a folder.
+    Init(init::InitArgs),
+    /// Validate the configuration, read the sources and connect to every target; change nothing.
+    Check,
+    /// Show what a run would change, without changing anything.
+    Plan(PlanArgs),
+    /// Apply a fresh plan, or a saved one (each operation only where what it was planned against still holds).
+    Apply(ApplyArgs),
+    /// Plan and apply in one go (for schedulers).
+    Run(RunArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    /// Output format on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also save the plan as JSON to this file, for review and a later `roster apply FILE`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Overrides {
+    /// Apply even though these safety limits are exceeded (disables, deletes, renames,
+    /// attribute_changes, source_shrink, or all). Recorded in the audit trail.
+    #[arg(long = "allow", value_delimiter = ',')]
+    pub allow: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ApplyArgs {
+    /// A plan saved with `roster plan --out`; without it, a fresh plan is made and applied.
+    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub overrides: Overrides,
+    /// Print the plan before applying it.
+    #[arg(long)]
+    pub show_plan: bool,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| format!("expected a date as YYYY-MM-DD, found {s:?}: {e}"))
+}
+
+pub fn init_logging(cli: &Cli) {
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn dispatch(cli: Cli) -> u8 {
+    let result = match &cli.command {
+        Command::Init(args) => init::init(args).map(|()| exit::SUCCESS),
+        Command::Check => run::check(&cli).await,
+        Command::Plan(args) => run::plan_command(&cli, args).await,
+        Command::Apply(args) => run::apply_command(&cli, args).await,
+        Command::Run(args) => run::run_command(&cli, args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.downcast_ref::<run::UsageError>().map_or(exit::ERROR, |_| exit::USAGE);
+            eprintln!("error: {e:#}");
+            code
+        }
+    }
+}

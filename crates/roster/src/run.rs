@@ -1,0 +1,318 @@
+//! The commands that run the engine: read the sources, read the targets, plan (the pure core),
+//! check the safety limits, apply, record. See `ARCHITECTURE.md`, "Run anatomy".
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use roster_connectors::source::csv::read_csv;
+use roster_connectors::target::{ErrorKind, LdapTarget};
+use roster_core::engine::{plan, view_attributes, PlanInput};
+use roster_core::plan::{Operation, Plan};
+use roster_core::render::render;
+use roster_core::settings::{load, Settings};
+use roster_core::source::SourceRead;
+use roster_core::state::TargetView;
+use roster_store::{Outcome, RunFinish, RunStart, RunStatus, Store};
+
+use crate::cli::{ApplyArgs, Cli, Format, Overrides, PlanArgs, RunArgs};
+use crate::{exit, secrets};
+
+/// A problem with how roster was called or configured: exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for UsageError {}
+
+/// How many operations are recorded as intents, sent, and recorded as outcomes at a time.
+const BATCH: usize = 200;
+/// Attempts for an operation that fails with a transient error (busy, unavailable).
+const ATTEMPTS: u32 = 3;
+
+struct Loaded {
+    settings: Settings,
+    config_dir: PathBuf,
+    as_of: chrono::NaiveDate,
+}
+
+fn load_config(cli: &Cli) -> Result<Loaded> {
+    let path = &cli.config;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow!(UsageError(format!("cannot read the configuration {}: {e} (create one with `roster init`)", path.display())))
+    })?;
+    let settings = load(&text, &path.display().to_string()).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        anyhow!(UsageError(format!("the configuration has {} problem(s):\n{}", errors.len(), lines.join("\n"))))
+    })?;
+    let config_dir = path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+    let as_of = cli.as_of.unwrap_or_else(|| chrono::Utc::now().with_timezone(&settings.zone).date_naive());
+    Ok(Loaded { settings, config_dir, as_of })
+}
+
+async fn open_store(loaded: &Loaded) -> Result<Store> {
+    let path = loaded.config_dir.join(&loaded.settings.store.path);
+    Store::open(&path).await.with_context(|| format!("opening the store {}", path.display()))
+}
+
+/// Reads every source. A source that fails as a whole stops the run before anything is planned.
+async fn read_sources(loaded: &Loaded) -> Result<Vec<SourceRead>> {
+    let mut reads = Vec::new();
+    for source in &loaded.settings.sources {
+        let path = loaded.config_dir.join(&source.path);
+        let config = source.clone();
+        let read = tokio::task::spawn_blocking(move || read_csv(&config, &path))
+            .await
+            .context("the source reader stopped")?
+            .with_context(|| format!("source {}: nothing was planned", source.name))?;
+        tracing::info!(source = %source.name, records = read.records.len(), quarantined = read.quarantined.len(), "source read");
+        reads.push(read);
+    }
+    Ok(reads)
+}
+
+async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
+    let mut targets = Vec::new();
+    for rules in &loaded.settings.targets {
+        let password = secrets::resolve(&rules.config.bind_password, &loaded.config_dir).with_context(|| format!("target {}", rules.name()))?;
+        let target = LdapTarget::connect(&rules.config, password, &loaded.config_dir).await.with_context(|| format!("target {}", rules.name()))?;
+        targets.push(target);
+    }
+    Ok(targets)
+}
+
+async fn read_views(loaded: &Loaded, targets: &mut [LdapTarget]) -> Result<BTreeMap<String, TargetView>> {
+    let mut views = BTreeMap::new();
+    for (rules, target) in loaded.settings.targets.iter().zip(targets.iter_mut()) {
+        let view = target.read_view(&view_attributes(rules)).await.with_context(|| format!("reading target {}", rules.name()))?;
+        tracing::info!(target = %rules.name(), entries = view.entries.len(), groups = view.groups.len(), "target read");
+        views.insert(rules.name().to_string(), view);
+    }
+    Ok(views)
+}
+
+struct Fresh {
+    loaded: Loaded,
+    store: Store,
+    targets: Vec<LdapTarget>,
+    plan: Plan,
+}
+
+async fn fresh_plan(cli: &Cli) -> Result<Fresh> {
+    let loaded = load_config(cli)?;
+    let store = open_store(&loaded).await?;
+    let reads = read_sources(&loaded).await?;
+    let mut targets = connect_targets(&loaded).await?;
+    let views = read_views(&loaded, &mut targets).await?;
+    let snapshot = store.snapshot().await.context("reading the store")?;
+    let plan = plan(&PlanInput { settings: &loaded.settings, as_of: loaded.as_of, reads: &reads, snapshot: &snapshot, views: &views });
+    Ok(Fresh { loaded, store, targets, plan })
+}
+
+fn actor() -> String {
+    std::env::var("ROSTER_ACTOR").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".to_string())
+}
+
+pub async fn check(cli: &Cli) -> Result<u8> {
+    let loaded = load_config(cli)?;
+    println!("configuration {}: valid", cli.config.display());
+    let reads = read_sources(&loaded).await?;
+    for r in &reads {
+        println!("source {}: {} record(s), {} quarantined row(s)", r.source, r.records.len(), r.quarantined.len());
+        for q in &r.quarantined {
+            println!("  {}: {}", q.location, q.reason);
+        }
+    }
+    let mut targets = connect_targets(&loaded).await?;
+    let views = read_views(&loaded, &mut targets).await?;
+    for (name, v) in &views {
+        println!("target {name}: connected; {} account(s), {} group(s) in the managed subtrees", v.entries.len(), v.groups.len());
+    }
+    for t in targets {
+        let _ = t.close().await;
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
+    let fresh = fresh_plan(cli).await?;
+    let json = serde_json::to_string_pretty(&fresh.plan).context("serializing the plan")?;
+    if let Some(out) = &args.out {
+        std::fs::write(out, &json).with_context(|| format!("writing the plan to {}", out.display()))?;
+    }
+    match args.format {
+        Format::Text => print!("{}", render(&fresh.plan)),
+        Format::Json => println!("{json}"),
+    }
+    if let Some(out) = &args.out {
+        eprintln!("plan saved to {}; apply it with `roster apply {}`", out.display(), out.display());
+    }
+    let run = fresh.store.begin_run(&run_start("plan", &fresh, vec![], None)).await?;
+    fresh.store.finish_run(run, &RunFinish { status: RunStatus::Planned, summary: fresh.plan.summary.clone(), source_counts: BTreeMap::new(), failed: 0 }).await?;
+    for t in fresh.targets {
+        let _ = t.close().await;
+    }
+    Ok(if fresh.plan.is_blocked() { exit::BLOCKED } else { exit::SUCCESS })
+}
+
+fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, plan_json: Option<String>) -> RunStart {
+    RunStart { command: command.to_string(), as_of: fresh.plan.as_of, config_hash: fresh.loaded.settings.hash.clone(), actor: actor(), overrides, plan_json }
+}
+
+pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
+    let fresh = fresh_plan(cli).await?;
+    if args.show_plan {
+        print!("{}", render(&fresh.plan));
+    }
+    apply_plan(fresh, &args.overrides, "run").await
+}
+
+pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
+    let Some(path) = &args.plan else {
+        let fresh = fresh_plan(cli).await?;
+        return apply_plan(fresh, &args.overrides, "apply").await;
+    };
+    let loaded = load_config(cli)?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow!(UsageError(format!("cannot read the plan {}: {e}", path.display()))))?;
+    let saved: Plan = serde_json::from_str(&text).map_err(|e| anyhow!(UsageError(format!("{} is not a roster plan: {e}", path.display()))))?;
+    if saved.format != roster_core::plan::PLAN_FORMAT {
+        bail!(UsageError(format!("{} has plan format {}, this roster reads format {}", path.display(), saved.format, roster_core::plan::PLAN_FORMAT)));
+    }
+    if saved.config_hash != loaded.settings.hash {
+        bail!(UsageError(format!(
+            "{} was planned with another configuration than {} has now: make a new plan",
+            path.display(),
+            cli.config.display()
+        )));
+    }
+    let store = open_store(&loaded).await?;
+    let targets = connect_targets(&loaded).await?;
+    apply_plan(Fresh { loaded, store, targets, plan: saved }, &args.overrides, "apply").await
+}
+
+/// The safety limits the plan exceeds that the operator did not allow.
+fn unallowed<'a>(plan: &'a Plan, overrides: &Overrides) -> Vec<&'a roster_core::plan::SafetyViolation> {
+    let all = overrides.allow.iter().any(|a| a == "all");
+    plan.safety.iter().filter(|v| !all && !overrides.allow.iter().any(|a| v.limit == *a || v.limit.starts_with(&format!("{a}(")))).collect()
+}
+
+async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &str) -> Result<u8> {
+    let blocking = unallowed(&fresh.plan, overrides);
+    if !blocking.is_empty() {
+        eprintln!("BLOCKED by safety limits: nothing was applied.");
+        for v in &blocking {
+            eprintln!("  {}", v.message);
+        }
+        let names: BTreeSet<&str> = blocking.iter().map(|v| v.limit.split('(').next().unwrap_or(&v.limit)).collect();
+        eprintln!("Review the plan (`roster plan`), then apply with `--allow {}` if it is right.", names.into_iter().collect::<Vec<_>>().join(","));
+        let run = fresh.store.begin_run(&run_start(command, &fresh, vec![], None)).await?;
+        fresh.store.finish_run(run, &RunFinish { status: RunStatus::Blocked, summary: fresh.plan.summary.clone(), source_counts: BTreeMap::new(), failed: 0 }).await?;
+        return Ok(exit::BLOCKED);
+    }
+    let used_overrides: Vec<String> = fresh.plan.safety.iter().map(|v| format!("{}: {}", v.limit, v.message)).collect();
+    let plan_json = serde_json::to_string(&fresh.plan).ok();
+    let store = fresh.store.clone();
+    let run = store.begin_run(&run_start(command, &fresh, used_overrides, plan_json)).await?;
+    let result = execute(&fresh, run).await;
+    let (done, failed, skipped) = match result {
+        Ok(counts) => counts,
+        Err(e) => {
+            let _ = store.finish_run(run, &RunFinish { status: RunStatus::Failed, summary: fresh.plan.summary.clone(), source_counts: BTreeMap::new(), failed: 0 }).await;
+            return Err(e);
+        }
+    };
+    let status = if failed + skipped == 0 { RunStatus::Success } else { RunStatus::Partial };
+    store.finish_run(run, &RunFinish { status, summary: fresh.plan.summary.clone(), source_counts: fresh.plan.source_counts.clone(), failed: failed + skipped }).await?;
+    let s = &fresh.plan.summary;
+    println!(
+        "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} quarantined row(s); {} notice(s)",
+        s.joiners, s.movers, s.leavers, s.rehires, s.quarantined_rows, s.notices
+    );
+    for t in fresh.targets {
+        let _ = t.close().await;
+    }
+    Ok(if status == RunStatus::Success { exit::SUCCESS } else { exit::PARTIAL })
+}
+
+fn progress(total: usize) -> ProgressBar {
+    if total < 50 || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} operations ({per_sec}, {eta} left)") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Applies the operations in order, in batches: intents recorded, operations sent, outcomes
+/// recorded. An operation whose dependency did not land is skipped. Returns (done, failed, skipped).
+async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u64)> {
+    let plan = &fresh.plan;
+    let by_name: BTreeMap<&str, &LdapTarget> = fresh.loaded.settings.targets.iter().map(|r| r.name()).zip(fresh.targets.iter()).collect();
+    let mut landed: Vec<bool> = vec![false; plan.operations.len()];
+    let mut troubled_persons: BTreeSet<String> = BTreeSet::new();
+    let (mut done, mut failed, mut skipped) = (0u64, 0u64, 0u64);
+    let bar = progress(plan.operations.len());
+    for batch in plan.operations.chunks(BATCH) {
+        fresh.store.record_intents(run, batch).await.context("recording intents in the store")?;
+        let mut results: Vec<(Operation, Outcome)> = Vec::with_capacity(batch.len());
+        for op in batch {
+            let outcome = match op.depends_on.iter().find(|d| !landed.get(**d).copied().unwrap_or(false)) {
+                Some(dep) => Outcome::Skipped { reason: format!("operation #{dep}, which this one depends on, did not land") },
+                None => match by_name.get(op.target.as_str()) {
+                    None => Outcome::Skipped { reason: format!("target {} is not in the configuration", op.target) },
+                    Some(target) => apply_with_retry(target, op).await,
+                },
+            };
+            match &outcome {
+                Outcome::Done(_) => {
+                    done += 1;
+                    landed[op.id] = true;
+                }
+                Outcome::Failed { error, .. } => {
+                    failed += 1;
+                    eprintln!("failed: #{} {} {}: {error}", op.id, op.action.kind(), op.action.dn());
+                }
+                Outcome::Skipped { reason } => {
+                    skipped += 1;
+                    eprintln!("skipped: #{} {} {}: {reason}", op.id, op.action.kind(), op.action.dn());
+                }
+            }
+            if !matches!(outcome, Outcome::Done(_)) {
+                if let Some(p) = &op.person {
+                    troubled_persons.insert(p.clone());
+                }
+            }
+            results.push((op.clone(), outcome));
+            bar.inc(1);
+        }
+        fresh.store.record_outcomes(run, &results).await.context("recording outcomes in the store")?;
+    }
+    bar.finish_and_clear();
+    let updates: Vec<_> = plan.person_updates.iter().filter(|u| !troubled_persons.contains(&u.key)).cloned().collect();
+    fresh.store.commit_persons(&updates).await.context("recording persons in the store")?;
+    Ok((done, failed, skipped))
+}
+
+async fn apply_with_retry(target: &LdapTarget, op: &Operation) -> Outcome {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match target.apply(op).await {
+            Ok(applied) => return Outcome::Done(applied),
+            Err(e) if e.kind == ErrorKind::Transient && attempt < ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(250 * 4u64.pow(attempt - 1))).await;
+            }
+            Err(e) if e.kind == ErrorKind::Conflict => return Outcome::Skipped { reason: format!("conflict: {e}") },
+            Err(e) => return Outcome::Failed { unknown: e.kind == ErrorKind::Unknown, error: e.to_string() },
+        }
+    }
+}
