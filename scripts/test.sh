@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs roster's tests: installs the servers they start for real (OpenLDAP), then the whole
+# workspace's test suite with cargo-nextest. This is the README's test command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+if ! cargo nextest --version >/dev/null 2>&1; then
+    cargo install --locked cargo-nextest
+fi
+cargo nextest run --workspace --no-fail-fast "$@"
