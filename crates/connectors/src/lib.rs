@@ -1,3 +1,4 @@
 //! roster's connectors: sources (systems of record) and targets (directories), one module each.
 
 pub mod source;
+pub mod target;

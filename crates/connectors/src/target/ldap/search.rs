@@ -1,0 +1,201 @@
+//! Searches: paged subtree reads for the view, base reads of one entry, and a parser of search
+//! results that cannot panic (ldap3's `SearchEntry::construct` panics on a malformed entry and on
+//! referrals, which a paged search passes through).
+
+use std::time::Duration;
+
+use ldap3::adapters::PagedResults;
+use ldap3::asn1::{StructureTag, TagClass};
+use ldap3::{Ldap, ResultEntry, Scope};
+use roster_core::attr::{AttrMap, AttrName};
+
+use super::errors::{ADMIN_LIMIT_EXCEEDED, Effect, NO_SUCH_OBJECT, SUCCESS, describe, ldap_error};
+use crate::target::{ErrorKind, TargetError};
+
+/// Entries per page of a paged search, unless the server allows fewer.
+pub(super) const PAGE_SIZE: i32 = 500;
+
+/// One entry as the server returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub dn: String,
+    pub attrs: AttrMap,
+}
+
+impl Entry {
+    /// Removes and returns the first value of `attr`.
+    pub fn take_first(&mut self, attr: &str) -> Option<String> {
+        self.attrs.remove(&AttrName::new(attr)).and_then(|values| values.into_iter().next())
+    }
+}
+
+/// Paged subtree searches on one connection.
+///
+/// Pages start at [`PAGE_SIZE`] entries. OpenLDAP refuses a page larger than its `size.pr` limit
+/// with adminLimitExceeded (AD silently sends smaller pages instead); then the search starts again
+/// with half the size, and the size that worked is kept for the next searches.
+pub(super) struct PagedReader<'a> {
+    pub ldap: Ldap,
+    pub timeout: Duration,
+    pub page_size: &'a mut i32,
+}
+
+impl PagedReader<'_> {
+    /// Every entry below `base` matching `filter`; `None` when `base` does not exist.
+    pub async fn subtree(
+        &mut self,
+        base: &str,
+        filter: &str,
+        attrs: Vec<String>,
+    ) -> Result<Option<Vec<Entry>>, TargetError> {
+        let what = format!("search below {base} for {filter}");
+        let timeout = self.timeout;
+        loop {
+            let mut stream = self
+                .ldap
+                .with_timeout(timeout)
+                .streaming_search_with(PagedResults::new(*self.page_size), base, Scope::Subtree, filter, attrs.clone())
+                .await
+                .map_err(|e| ldap_error(&what, e, Effect::Read, timeout))?;
+            let mut entries = Vec::new();
+            while let Some(item) = stream.next().await.map_err(|e| ldap_error(&what, e, Effect::Read, timeout))? {
+                let entry =
+                    parse_entry(item).map_err(|e| TargetError::new(ErrorKind::Permanent, format!("{what}: {e}")))?;
+                entries.extend(entry);
+            }
+            let result = stream.finish().await;
+            match result.rc {
+                SUCCESS => return Ok(Some(entries)),
+                NO_SUCH_OBJECT => return Ok(None),
+                ADMIN_LIMIT_EXCEEDED if entries.is_empty() && *self.page_size > 1 => {
+                    *self.page_size /= 2;
+                    tracing::info!("{what}: {}; trying pages of {}", describe(&result), self.page_size);
+                }
+                _ => return Err(read_error(&what, &result)),
+            }
+        }
+    }
+}
+
+/// The entry at `dn` when it exists and matches `filter`.
+pub(super) async fn read_entry(
+    ldap: &mut Ldap,
+    timeout: Duration,
+    dn: &str,
+    filter: &str,
+    attrs: Vec<String>,
+) -> Result<Option<Entry>, TargetError> {
+    let what = format!("read {dn}");
+    let ldap3::SearchResult(items, result) = ldap
+        .with_timeout(timeout)
+        .search(dn, Scope::Base, filter, attrs)
+        .await
+        .map_err(|e| ldap_error(&what, e, Effect::Read, timeout))?;
+    match result.rc {
+        SUCCESS => {}
+        NO_SUCH_OBJECT => return Ok(None),
+        _ => return Err(read_error(&what, &result)),
+    }
+    for item in items {
+        if let Some(entry) =
+            parse_entry(item).map_err(|e| TargetError::new(ErrorKind::Permanent, format!("{what}: {e}")))?
+        {
+            return Ok(Some(entry));
+        }
+    }
+    Ok(None)
+}
+
+fn read_error(what: &str, result: &ldap3::LdapResult) -> TargetError {
+    let kind = super::errors::kind_of_code(result.rc);
+    let hint = match result.rc {
+        4 => {
+            "; the server limits how many entries this bind DN may read: allow paged results (OpenLDAP: size.pr, AD: MaxPageSize)"
+        }
+        50 => "; the bind DN may not read there",
+        _ => "",
+    };
+    TargetError::new(kind, format!("{what}: {}{hint}", describe(result)))
+}
+
+/// A search result entry; `Ok(None)` for referrals and intermediate responses.
+pub(super) fn parse_entry(item: ResultEntry) -> Result<Option<Entry>, String> {
+    if item.is_ref() || item.is_intermediate() {
+        return Ok(None);
+    }
+    parse_entry_tag(item.0).map(Some).ok_or_else(|| "the server sent a malformed search result entry".to_string())
+}
+
+fn parse_entry_tag(tag: StructureTag) -> Option<Entry> {
+    let mut parts = tag.match_class(TagClass::Application)?.match_id(4)?.expect_constructed()?.into_iter();
+    let dn = String::from_utf8(parts.next()?.expect_primitive()?).ok()?;
+    let mut attrs = AttrMap::new();
+    for attribute in parts.next()?.expect_constructed()? {
+        let mut attribute = attribute.expect_constructed()?.into_iter();
+        let name = String::from_utf8(attribute.next()?.expect_primitive()?).ok()?;
+        let mut values = Vec::new();
+        for value in attribute.next()?.expect_constructed()? {
+            let bytes = value.expect_primitive()?;
+            values.push(match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(e) => {
+                    tracing::warn!(dn, attribute = name, "a value is not UTF-8 text; read with replacement characters");
+                    String::from_utf8_lossy(e.as_bytes()).into_owned()
+                }
+            });
+        }
+        attrs.entry(AttrName::new(name)).or_default().extend(values);
+    }
+    Some(Entry { dn, attrs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ldap3::asn1::PL;
+
+    fn primitive(bytes: &[u8]) -> StructureTag {
+        StructureTag { class: TagClass::Universal, id: 4, payload: PL::P(bytes.to_vec()) }
+    }
+    fn constructed(id: u64, class: TagClass, inner: Vec<StructureTag>) -> StructureTag {
+        StructureTag { class, id, payload: PL::C(inner) }
+    }
+    fn attribute(name: &str, values: &[&[u8]]) -> StructureTag {
+        let set = constructed(17, TagClass::Universal, values.iter().map(|v| primitive(v)).collect());
+        constructed(16, TagClass::Universal, vec![primitive(name.as_bytes()), set])
+    }
+
+    #[test]
+    fn entries_parse_with_case_insensitive_names_and_lossy_binary_values() {
+        let tag = constructed(
+            4,
+            TagClass::Application,
+            vec![
+                primitive(b"uid=a\\2Cb,dc=x"),
+                constructed(
+                    16,
+                    TagClass::Universal,
+                    vec![
+                        attribute("employeeNumber", &[b"1"]),
+                        attribute("photo", &[b"\xff\xfe"]),
+                        attribute("EMPLOYEENUMBER", &[b"2"]),
+                    ],
+                ),
+            ],
+        );
+        let entry = parse_entry(ResultEntry::new(tag)).unwrap().unwrap();
+        assert_eq!(entry.dn, "uid=a\\2Cb,dc=x");
+        assert_eq!(entry.attrs[&AttrName::new("employeenumber")], vec!["1", "2"]);
+        assert_eq!(entry.attrs[&AttrName::new("photo")], vec!["\u{fffd}\u{fffd}"]);
+    }
+
+    #[test]
+    fn referrals_are_skipped_and_malformed_entries_are_errors_not_panics() {
+        let referral = constructed(19, TagClass::Application, vec![primitive(b"ldap://elsewhere/")]);
+        assert_eq!(parse_entry(ResultEntry::new(referral)), Ok(None));
+        let truncated = constructed(4, TagClass::Application, vec![primitive(b"dc=x")]);
+        assert!(parse_entry(ResultEntry::new(truncated)).is_err());
+        let primitive_entry = StructureTag { class: TagClass::Application, id: 4, payload: PL::P(vec![1, 2]) };
+        assert!(parse_entry(ResultEntry::new(primitive_entry)).is_err());
+    }
+}

@@ -1,0 +1,250 @@
+//! The connection: transport security, connect, bind, and a new connection when the server has
+//! closed the old one (an idle timeout, a restart), so that a retried operation can succeed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError};
+use roster_core::config::{TargetConfig, TlsConfig};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::errors::{BUSY, SUCCESS, UNAVAILABLE, describe};
+use super::tls;
+use crate::target::{ErrorKind, TargetError};
+
+/// How the connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transport {
+    /// `ldaps://`: TLS from the first byte.
+    Ldaps,
+    /// `ldap://` upgraded with StartTLS before the bind.
+    StartTls,
+    /// `ldap://` in clear, allowed explicitly.
+    Plain,
+}
+
+/// Decides the transport from the URL and the TLS settings; plain LDAP only when allowed.
+pub(super) fn transport(target: &str, url: &str, tls: &TlsConfig) -> Result<Transport, TargetError> {
+    let config_error = |what: String| TargetError::new(ErrorKind::Config, format!("target {target}: {what}"));
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(config_error(format!("url {url:?} is not an ldap:// or ldaps:// URL")));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        // Never echo the URL here: what precedes '@' may be a password.
+        return Err(config_error(
+            "the url contains credentials (user@host); give them as bind_dn and bind_password instead".to_string(),
+        ));
+    }
+    if authority.is_empty() {
+        return Err(config_error(format!("url {url:?} names no host")));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "ldaps" if tls.starttls => Err(config_error(format!(
+            "tls.starttls is set but {url} is ldaps://, which is TLS from the start: use one or the other"
+        ))),
+        "ldaps" => Ok(Transport::Ldaps),
+        "ldap" if tls.starttls => Ok(Transport::StartTls),
+        "ldap" if tls.allow_plaintext => Ok(Transport::Plain),
+        "ldap" => Err(config_error(format!(
+            "{url} is plain LDAP: the bind password and every value would travel in clear. Use ldaps://, \
+             or set tls.starttls = true, or (for a lab on loopback only) tls.allow_plaintext = true"
+        ))),
+        _ => Err(config_error(format!("url {url:?} is not an ldap:// or ldaps:// URL"))),
+    }
+}
+
+/// Everything needed to open a bound connection, again and again.
+struct Connector {
+    target: String,
+    url: String,
+    settings: LdapConnSettings,
+    bind_dn: String,
+    password: SecretString,
+    timeout: Duration,
+}
+
+impl Connector {
+    async fn connect(&self) -> Result<Ldap, TargetError> {
+        let (conn, mut ldap) =
+            LdapConnAsync::with_settings(self.settings.clone(), &self.url).await.map_err(|e| self.connect_error(e))?;
+        let url = self.url.clone();
+        let target = self.target.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn.drive().await {
+                tracing::warn!(target_name = target, "LDAP connection to {url} ended: {e}");
+            }
+        });
+        let bind_as = format!("target {}: bind to {} as {}", self.target, self.url, self.bind_dn);
+        let result =
+            ldap.with_timeout(self.timeout).simple_bind(&self.bind_dn, self.password.expose_secret()).await.map_err(
+                |e| match e {
+                    LdapError::Timeout { .. } => TargetError::new(
+                        ErrorKind::Connect,
+                        format!("{bind_as}: no answer within {} s", self.timeout.as_secs()),
+                    ),
+                    other => TargetError::new(ErrorKind::Connect, format!("{bind_as}: {other}")),
+                },
+            )?;
+        match result.rc {
+            SUCCESS => Ok(ldap),
+            BUSY | UNAVAILABLE => {
+                Err(TargetError::new(ErrorKind::Connect, format!("{bind_as}: {}", describe(&result))))
+            }
+            _ => Err(TargetError::new(ErrorKind::Auth, format!("{bind_as} refused: {}", describe(&result)))),
+        }
+    }
+
+    fn connect_error(&self, err: LdapError) -> TargetError {
+        let (target, url) = (&self.target, &self.url);
+        match err {
+            LdapError::Io { source } => {
+                match source.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                    Some(tls) => {
+                        TargetError::new(ErrorKind::Tls, format!("target {target}: TLS with {url} failed: {tls}"))
+                    }
+                    None => TargetError::new(
+                        ErrorKind::Connect,
+                        format!("target {target}: cannot connect to {url}: {source}"),
+                    ),
+                }
+            }
+            LdapError::Timeout { .. } => TargetError::new(
+                ErrorKind::Connect,
+                format!("target {target}: no connection to {url} within {} s", self.timeout.as_secs()),
+            ),
+            LdapError::Rustls { source } => {
+                TargetError::new(ErrorKind::Tls, format!("target {target}: TLS with {url} failed: {source}"))
+            }
+            LdapError::DNSName { source } => TargetError::new(
+                ErrorKind::Config,
+                format!("target {target}: the host of {url} cannot be checked against a certificate: {source}"),
+            ),
+            LdapError::UrlParsing { source } => {
+                TargetError::new(ErrorKind::Config, format!("target {target}: url {url:?}: {source}"))
+            }
+            LdapError::LdapResult { result } => TargetError::new(
+                ErrorKind::Tls,
+                format!("target {target}: {url} refused StartTLS: {}", describe(&result)),
+            ),
+            other => TargetError::new(ErrorKind::Connect, format!("target {target}: cannot connect to {url}: {other}")),
+        }
+    }
+}
+
+/// A bound connection whose handle is cloned for every operation (ldap3 multiplexes them on one
+/// socket), replaced by a new one when the server has closed it.
+pub(super) struct Session {
+    connector: Connector,
+    current: tokio::sync::Mutex<Ldap>,
+}
+
+impl Session {
+    /// Connects and binds. `password` must not be empty: an empty password makes an unauthenticated
+    /// bind, which servers accept as anonymous (RFC 4513 5.1.2) and would hide a missing secret.
+    pub async fn open(
+        config: &TargetConfig,
+        password: SecretString,
+        config_dir: &Path,
+    ) -> Result<Session, TargetError> {
+        let target = config.name.as_str();
+        let transport = transport(target, &config.url, &config.tls)?;
+        if config.bind_dn.trim().is_empty() {
+            return Err(TargetError::new(ErrorKind::Config, format!("target {target}: bind_dn is empty")));
+        }
+        if password.expose_secret().is_empty() {
+            return Err(TargetError::new(
+                ErrorKind::Config,
+                format!(
+                    "target {target}: the bind password for {} is empty (an empty password binds anonymously)",
+                    config.bind_dn
+                ),
+            ));
+        }
+        let timeout = Duration::from_secs(config.timeout_seconds.max(1));
+        let mut settings = LdapConnSettings::new().set_conn_timeout(timeout);
+        if transport != Transport::Plain {
+            settings = settings
+                .set_config(tls::client_config(target, &config.tls, config_dir)?)
+                .set_starttls(transport == Transport::StartTls)
+                .set_no_tls_verify(config.tls.insecure_skip_verify);
+        }
+        let connector = Connector {
+            target: target.to_string(),
+            url: config.url.clone(),
+            settings,
+            bind_dn: config.bind_dn.clone(),
+            password,
+            timeout,
+        };
+        let ldap = connector.connect().await?;
+        Ok(Session { connector, current: tokio::sync::Mutex::new(ldap) })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.connector.timeout
+    }
+
+    pub fn url(&self) -> &str {
+        &self.connector.url
+    }
+
+    /// A handle on a live connection: the current one, or a new one when the server closed it.
+    pub async fn handle(&self) -> Result<Ldap, TargetError> {
+        let mut current = self.current.lock().await;
+        if current.is_closed() {
+            tracing::info!(
+                target_name = self.connector.target,
+                "the connection to {} was closed; reconnecting",
+                self.connector.url
+            );
+            *current = self.connector.connect().await.map_err(|e| match e.kind {
+                ErrorKind::Connect => TargetError::new(ErrorKind::Transient, format!("reconnecting: {}", e.message)),
+                _ => e,
+            })?;
+        }
+        Ok(current.clone())
+    }
+
+    pub async fn close(self) -> Result<(), TargetError> {
+        let mut ldap = self.current.into_inner();
+        if ldap.is_closed() {
+            return Ok(());
+        }
+        ldap.unbind().await.map_err(|e| {
+            TargetError::new(
+                ErrorKind::Transient,
+                format!("target {}: unbind from {}: {e}", self.connector.target, self.connector.url),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls(starttls: bool, allow_plaintext: bool) -> TlsConfig {
+        TlsConfig { starttls, allow_plaintext, ..Default::default() }
+    }
+
+    #[test]
+    fn plain_ldap_is_refused_unless_allowed_and_the_message_says_why() {
+        let err = transport("dir", "ldap://ldap.example.org", &tls(false, false)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Config);
+        assert!(err.message.contains("bind password") && err.message.contains("in clear"), "{}", err.message);
+        assert_eq!(transport("dir", "ldap://127.0.0.1:3890", &tls(false, true)), Ok(Transport::Plain));
+        assert_eq!(transport("dir", "LDAP://ldap.example.org", &tls(true, false)), Ok(Transport::StartTls));
+        assert_eq!(transport("dir", "ldaps://ldap.example.org:636", &tls(false, false)), Ok(Transport::Ldaps));
+    }
+
+    #[test]
+    fn odd_urls_are_config_errors_that_never_echo_credentials() {
+        assert!(transport("dir", "ldaps://ldap.example.org", &tls(true, false)).is_err());
+        assert!(transport("dir", "http://ldap.example.org", &tls(false, false)).is_err());
+        assert!(transport("dir", "ldap.example.org", &tls(false, false)).is_err());
+        assert!(transport("dir", "ldaps://", &tls(false, false)).is_err());
+        let err = transport("dir", "ldaps://admin:hunter2@ldap.example.org", &tls(false, false)).unwrap_err();
+        assert!(!err.message.contains("hunter2"), "{}", err.message);
+    }
+}

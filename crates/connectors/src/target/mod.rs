@@ -1,0 +1,116 @@
+//! Targets: the directories and apps that hold accounts. Each one reads what it holds as a
+//! [`TargetView`] for the planner and applies the plan's [`Operation`]s, one at a time and many in
+//! flight, behind the small [`Target`] trait.
+//!
+//! A target says up front what it can do ([`Capabilities`]) instead of failing when asked, and every
+//! error says whether the write may have happened ([`ErrorKind::Unknown`]) or certainly did not.
+
+use std::fmt;
+use std::future::Future;
+
+use roster_core::attr::AttrName;
+use roster_core::plan::{Applied, Operation};
+use roster_core::state::TargetView;
+
+pub mod ldap;
+
+pub use ldap::LdapTarget;
+
+/// What a target can do, declared before planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Renames and moves (modify DN).
+    pub rename: bool,
+    /// Disabling and enabling accounts.
+    pub disable: bool,
+    /// Group membership.
+    pub groups: bool,
+    /// Setting passwords.
+    pub passwords: bool,
+}
+
+/// A directory or app that roster provisions.
+pub trait Target {
+    /// The target's name from the configuration.
+    fn name(&self) -> &str;
+    fn capabilities(&self) -> Capabilities;
+    /// Reads what the target holds now, with the account attributes the planner asks for.
+    fn read_view(&mut self, attrs: &[AttrName]) -> impl Future<Output = Result<TargetView, TargetError>> + Send;
+    /// Applies one operation. Safe to call concurrently: many operations may be in flight at once.
+    fn apply(&self, op: &Operation) -> impl Future<Output = Result<Applied, TargetError>> + Send;
+}
+
+/// What kind of failure a target reports, which decides what the engine does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The target's configuration is unusable (bad URL, unreadable CA file, plaintext refused, ...).
+    Config,
+    /// The server could not be reached or did not answer while connecting.
+    Connect,
+    /// The server refused the bind.
+    Auth,
+    /// TLS failed: the certificate was not trusted, StartTLS was refused, ...
+    Tls,
+    /// What the operation was planned against no longer holds (the entry changed, was replaced or
+    /// deleted, or its new name is taken). Nothing was written; plan again.
+    Conflict,
+    /// Nothing was done, and trying again later may work (busy, unavailable, connection lost before
+    /// the request was sent).
+    Transient,
+    /// The request was sent and no answer came: the operation may have happened. Read the target
+    /// before trying again.
+    Unknown,
+    /// The operation would write outside the target's managed subtrees. Nothing was sent.
+    OutOfScope,
+    /// The server refused the operation, and asking again will not change that.
+    Permanent,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Transient => "transient",
+            ErrorKind::Unknown => "unknown",
+            ErrorKind::OutOfScope => "out_of_scope",
+            ErrorKind::Permanent => "permanent",
+        }
+    }
+
+    /// True when the same operation may simply be tried again later.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Transient)
+    }
+
+    /// True when the operation may have taken effect despite the error.
+    pub fn may_have_happened(self) -> bool {
+        matches!(self, ErrorKind::Unknown)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A target's error: its kind and a message that names the object (DN), the server's result code and
+/// its text. Never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+#[non_exhaustive]
+pub struct TargetError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl TargetError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> TargetError {
+        TargetError { kind, message: message.into() }
+    }
+}
