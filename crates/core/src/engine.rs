@@ -538,14 +538,16 @@ pub fn plan(input: &PlanInput) -> Plan {
                         }
                     }
                     if normalize_dn(&current_dn) != dn.normalized() {
+                        let from_disabled_ou = rules.move_to.as_ref().is_some_and(|m| Dn::parse(&current_dn).is_ok_and(|d| d.is_within(m)));
                         let mut reason = match (want_enabled, dn.parent()) {
                             (false, Some(parent)) => format!("{}; moved to {parent}", p.decision.because),
+                            (true, Some(parent)) if from_disabled_ou => format!("{}; moved back to {parent}", p.decision.because),
                             _ => format!("move: {}", p.decision.because),
                         };
                         if let Ok(old) = Dn::parse(&current_dn) {
                             if old.parent() == dn.parent() {
                                 reason = "rename: the DN template gives a new name".to_string();
-                            } else if want_enabled {
+                            } else if want_enabled && !from_disabled_ou {
                                 reason = format!("move: the DN template now places the account under {}", dn.parent().map(|d| d.to_string()).unwrap_or_default());
                             }
                             apply_rdn_change(&mut current_attrs, &old, &dn);
@@ -1036,4 +1038,102 @@ fn check_safety(settings: &Settings, ops: &[Operation], population: u64, counts:
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AttributeLimit, Limit};
+
+    fn settings(safety: &str) -> Settings {
+        let text = format!(
+            r#"
+[time]
+zone = "UTC"
+[[source]]
+name = "hr"
+kind = "csv"
+path = "hr.csv"
+key = "id"
+columns = {{ given_name = "g", family_name = "f", hire_date = "h" }}
+[login]
+candidates = ["lower(given_name)"]
+{safety}
+"#
+        );
+        crate::settings::load(&text, "t.toml").unwrap()
+    }
+
+    fn ops(n: usize, action: impl Fn(usize) -> Action) -> Vec<Operation> {
+        (0..n)
+            .map(|i| Operation { id: i, person: Some(format!("p{i}")), target: "t".into(), category: Category::Leaver, reason: String::new(), depends_on: vec![], action: action(i) })
+            .collect()
+    }
+
+    fn disable(_: usize) -> Action {
+        Action::Disable { dn: "uid=x,dc=o".into(), object_id: None, changes: vec![] }
+    }
+
+    #[test]
+    fn each_limit_holds_at_its_threshold_and_trips_one_above() {
+        let snapshot = Snapshot::default();
+        let none = BTreeMap::new();
+        let cases: [(&str, &str, fn(usize) -> Action); 3] = [
+            ("disables", "[safety]\ndisables = { count = 3 }", disable),
+            ("deletes", "[safety]\ndeletes = { count = 3 }", |_| Action::Delete { dn: "uid=x,dc=o".into(), object_id: None }),
+            ("renames", "[safety]\nrenames = { count = 3 }", |_| Action::Rename { dn: "uid=x,dc=o".into(), object_id: None, new_dn: "uid=y,dc=o".into() }),
+        ];
+        for (name, safety, action) in cases {
+            let s = settings(safety);
+            assert!(check_safety(&s, &ops(3, action), 1000, &none, &snapshot).is_empty(), "{name} at the limit");
+            let v = check_safety(&s, &ops(4, action), 1000, &none, &snapshot);
+            assert_eq!(v.len(), 1, "{name} one above");
+            assert_eq!(v[0].limit, name);
+            assert_eq!(v[0].count, 4);
+        }
+    }
+
+    #[test]
+    fn percent_limits_trip_on_their_own() {
+        let s = settings("[safety]\ndisables = { percent = 10 }");
+        let none = BTreeMap::new();
+        let snapshot = Snapshot::default();
+        assert!(check_safety(&s, &ops(10, disable), 100, &none, &snapshot).is_empty());
+        let v = check_safety(&s, &ops(11, disable), 100, &none, &snapshot);
+        assert_eq!(v.len(), 1);
+        assert!((v[0].percent - 11.0).abs() < 1e-9);
+        assert!(v[0].message.contains("11 persons disabled (11.0% of 100 persons)"), "{}", v[0].message);
+    }
+
+    #[test]
+    fn attribute_change_limits_count_only_changes_of_existing_values() {
+        let s = settings("[safety]\nattribute_changes = [{ attributes = [\"mail\"], count = 1 }]");
+        assert_eq!(s.safety.attribute_changes, vec![AttributeLimit { attributes: vec!["mail".into()], count: Some(1), percent: None }]);
+        let change = |old: &[&str]| -> Action {
+            Action::Update {
+                dn: "uid=x,dc=o".into(),
+                object_id: None,
+                changes: vec![AttrChange { attr: AttrName::new("MAIL"), old: old.iter().map(|s| s.to_string()).collect(), new: vec!["n@x".into()] }],
+            }
+        };
+        let none = BTreeMap::new();
+        let snapshot = Snapshot::default();
+        let renamed = ops(2, |_| change(&["o@x"]));
+        assert_eq!(check_safety(&s, &renamed[..1], 100, &none, &snapshot).len(), 0);
+        assert_eq!(check_safety(&s, &renamed, 100, &none, &snapshot).len(), 1);
+        let first_values = ops(5, |_| change(&[]));
+        assert!(check_safety(&s, &first_values, 100, &none, &snapshot).is_empty());
+    }
+
+    #[test]
+    fn source_shrink_holds_at_the_threshold_and_trips_beyond() {
+        let s = settings("[safety]\nsource_shrink_percent = 10");
+        let snapshot = Snapshot { source_counts: BTreeMap::from([("hr".to_string(), 100)]), ..Snapshot::default() };
+        assert!(check_safety(&s, &[], 100, &BTreeMap::from([("hr".to_string(), 90)]), &snapshot).is_empty());
+        let v = check_safety(&s, &[], 100, &BTreeMap::from([("hr".to_string(), 89)]), &snapshot);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].limit, "source_shrink");
+        assert!(v[0].message.contains("89 rows, 11.0% fewer than the 100"), "{}", v[0].message);
+        let _ = Limit { count: None, percent: None };
+    }
 }
