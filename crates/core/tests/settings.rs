@@ -1,0 +1,141 @@
+//! Configuration checks: every mistake is reported before anything runs, with the key and line.
+
+use roster_core::settings::{load, ConfigError};
+
+const GOOD: &str = r#"
+[time]
+zone = "Europe/Berlin"
+
+[[source]]
+name = "hr"
+kind = "csv"
+path = "hr.csv"
+key = "id"
+[source.columns]
+given_name = "First"
+family_name = "Last"
+hire_date = "Hire"
+department = "Dept"
+
+[login]
+candidates = ['lower(given_name + "." + family_name)']
+
+[[target]]
+name = "ldap"
+kind = "ldap"
+url = "ldaps://ldap.example.org"
+bind_dn = "cn=roster,dc=example,dc=org"
+bind_password = "env:PW"
+managed = ["ou=people,dc=example,dc=org"]
+dn = '"uid=" + login + ",ou=people,dc=example,dc=org"'
+[target.attributes]
+cn = 'given_name + " " + family_name'
+"#;
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    match load(text, "roster.toml") {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1).unwrap_or_else(|| panic!("{needle} not in text"))
+}
+
+#[test]
+fn the_good_config_loads() {
+    let s = load(GOOD, "roster.toml").unwrap();
+    assert_eq!(s.targets.len(), 1);
+    assert_eq!(s.zone.name(), "Europe/Berlin");
+}
+
+#[test]
+fn unknown_keys_are_reported_with_their_line() {
+    let text = GOOD.replace("zone = \"Europe/Berlin\"", "zone = \"Europe/Berlin\"\nzones = \"x\"");
+    let e = errors(&text);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].line, Some(line_of(&text, "zones")));
+    assert!(e[0].message.contains("unknown field `zones`"), "{}", e[0].message);
+    assert!(e[0].to_string().starts_with(&format!("roster.toml:{}:", line_of(&text, "zones"))));
+}
+
+#[test]
+fn unknown_functions_are_reported_with_a_suggestion_and_the_line() {
+    let text = GOOD.replace("cn = 'given_name", "cn = 'lowr(given_name) + given_name");
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "target[0].attributes.cn");
+    assert_eq!(e[0].line, Some(line_of(&text, "lowr(")));
+    assert!(e[0].message.contains("lowr") && e[0].message.contains("lower"), "{}", e[0].message);
+}
+
+#[test]
+fn unknown_attributes_are_reported() {
+    let text = GOOD.replace("cn = 'given_name + \" \" + family_name'", "cn = 'given_name + \" \" + surname'");
+    let e = errors(&text);
+    assert_eq!(e[0].key, "target[0].attributes.cn");
+    assert!(e[0].message.contains("surname"), "{}", e[0].message);
+}
+
+#[test]
+fn a_dn_template_outside_the_managed_subtrees_is_reported() {
+    let text = GOOD.replace(r#"dn = '"uid=" + login + ",ou=people,dc=example,dc=org"'"#, r#"dn = '"uid=" + login + ",ou=admins,dc=example,dc=org"'"#);
+    let e = errors(&text);
+    assert_eq!(e[0].key, "target[0].dn");
+    assert!(e[0].message.contains("outside the managed subtrees"), "{}", e[0].message);
+    assert_eq!(e[0].line, Some(line_of(&text, "ou=admins")));
+}
+
+#[test]
+fn a_dn_template_that_is_not_a_dn_is_reported() {
+    let text = GOOD.replace(r#"dn = '"uid=" + login + ",ou=people,dc=example,dc=org"'"#, r#"dn = 'login'"#);
+    let e = errors(&text);
+    assert_eq!(e[0].key, "target[0].dn");
+    assert!(e[0].message.contains("valid DN"), "{}", e[0].message);
+}
+
+#[test]
+fn an_expression_that_fails_on_a_sample_person_is_reported() {
+    let text = GOOD.replace("cn = 'given_name + \" \" + family_name'", "cn = 'left(given_name, \"x\")'");
+    let e = errors(&text);
+    assert_eq!(e[0].key, "target[0].attributes.cn");
+    assert!(e[0].message.contains("fails on a sample person"), "{}", e[0].message);
+}
+
+#[test]
+fn secrets_must_be_references() {
+    let text = GOOD.replace("bind_password = \"env:PW\"", "bind_password = \"hunter2\"");
+    let e = errors(&text);
+    assert_eq!(e[0].key, "target[0].bind_password");
+    assert!(!e[0].message.contains("hunter2"), "the secret itself must not be echoed: {}", e[0].message);
+}
+
+#[test]
+fn plaintext_ldap_is_refused_unless_allowed() {
+    let text = GOOD.replace("ldaps://ldap.example.org", "ldap://ldap.example.org");
+    let e = errors(&text);
+    assert_eq!(e[0].key, "target[0].url");
+    let allowed = text.replace("[target.attributes]", "tls = { allow_plaintext = true }\n[target.attributes]");
+    assert!(load(&allowed, "roster.toml").is_ok());
+}
+
+#[test]
+fn zone_date_format_and_missing_hire_date_are_checked() {
+    let text = GOOD
+        .replace("Europe/Berlin", "Europe/Atlantis")
+        .replace("key = \"id\"", "key = \"id\"\ndate_format = \"%Q\"")
+        .replace("hire_date = \"Hire\"\n", "");
+    let keys: Vec<String> = errors(&text).into_iter().map(|e| e.key).collect();
+    assert!(keys.contains(&"time.zone".to_string()), "{keys:?}");
+    assert!(keys.contains(&"source[0].date_format".to_string()), "{keys:?}");
+    assert!(keys.contains(&"source[0].columns".to_string()), "{keys:?}");
+}
+
+#[test]
+fn a_group_rule_must_give_dns_and_a_condition() {
+    let text = format!("{GOOD}\n[[target.groups]]\ndn = '\"cn=g,ou=elsewhere,dc=example,dc=org\"'\nwhen = 'department'\n");
+    let keys: Vec<String> = errors(&text).into_iter().map(|e| e.key).collect();
+    assert!(keys.contains(&"target[0].groups[0].dn".to_string()), "{keys:?}");
+    assert!(keys.contains(&"target[0].groups[0].when".to_string()), "{keys:?}");
+}
