@@ -63,6 +63,9 @@ fn phase(action: &Action, references: bool) -> u8 {
     }
 }
 
+/// Normalized group DN -> (group DN, normalized member DN -> (member DN, person key)).
+type WantedGroups = BTreeMap<String, (String, BTreeMap<String, (String, String)>)>;
+
 struct Draft {
     phase: u8,
     person: Option<String>,
@@ -405,7 +408,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         }
 
         let mut containers_planned: BTreeSet<String> = BTreeSet::new();
-        let mut group_members: BTreeMap<String, (String, BTreeMap<String, (String, String)>)> = BTreeMap::new();
+        let mut group_members: WantedGroups = BTreeMap::new();
         for p in &people {
             if p.hold.is_some() || p.failed {
                 continue;
@@ -428,11 +431,10 @@ pub fn plan(input: &PlanInput) -> Plan {
             let group_env = dn_env(settings, p, &login, today);
             let mut env_ref = env.clone();
             env_ref.set("manager_dn", ExprValue::Text(manager_dn.clone().unwrap_or_default()));
-            if rules.mappings.iter().any(|m| m.references_manager) {
-                if let (None, Some(mgr)) = (&manager_dn, p.texts.get("manager")) {
+            if rules.mappings.iter().any(|m| m.references_manager)
+                && let (None, Some(mgr)) = (&manager_dn, p.texts.get("manager")) {
                     planner.notice(NoticeKind::ManagerMissing, person, Some(rules.name()), format!("manager {mgr} has no account in {}: the manager reference stays empty", rules.name()));
                 }
-            }
             let effective = effective_state(state, entry.is_some());
             let want_enabled = is_enabled_state(effective, settings);
             let mut container_needs = Vec::new();
@@ -565,11 +567,10 @@ pub fn plan(input: &PlanInput) -> Plan {
                         }
                         push_changes(&mut changes, &mut current_attrs, wanted.iter().filter(|(a, ..)| rules.disable_set.iter().any(|(d, _)| d == a)));
                         for (attr, _) in &rules.disable_set {
-                            if !wanted.iter().any(|(a, ..)| a == attr) {
-                                if let Some(old) = current_attrs.remove(attr) {
+                            if !wanted.iter().any(|(a, ..)| a == attr)
+                                && let Some(old) = current_attrs.remove(attr) {
                                     changes.push(AttrChange { attr: attr.clone(), old, new: vec![] });
                                 }
-                            }
                         }
                         planner.draft(person, rules.name(), p.category, p.decision.because.clone(), Action::Enable { dn: current_dn.clone(), object_id: object_id.clone(), changes }, false, vec![], vec![]);
                     }
@@ -652,13 +653,11 @@ pub fn plan(input: &PlanInput) -> Plan {
         .map(|(id, d)| {
             let mut depends_on: Vec<usize> = d.needs_accounts.iter().filter_map(|k| creates.get(k).copied()).collect();
             depends_on.extend(d.needs_containers.iter().filter_map(|c| containers.get(c).copied()));
-            if let Some(p) = &d.person {
-                if let Some(&c) = creates.get(&format!("{}\u{0}{}", d.target, p)) {
-                    if c != id {
+            if let Some(p) = &d.person
+                && let Some(&c) = creates.get(&format!("{}\u{0}{}", d.target, p))
+                    && c != id {
                         depends_on.push(c);
                     }
-                }
-            }
             depends_on.retain(|&x| x < id);
             depends_on.sort_unstable();
             depends_on.dedup();
@@ -833,11 +832,10 @@ fn entry_enabled(rules: &TargetRules, e: &TargetEntry, link: Option<&Link>) -> b
     if rules.config.disable.lock {
         return e.attrs.get(&AttrName::new(LOCK_ATTRIBUTE)).is_none_or(|v| v.is_empty());
     }
-    if let Some(base) = &rules.move_to {
-        if let Ok(dn) = Dn::parse(&e.dn) {
+    if let Some(base) = &rules.move_to
+        && let Ok(dn) = Dn::parse(&e.dn) {
             return !dn.is_within(base);
         }
-    }
     link.is_none_or(|l| l.enabled)
 }
 
@@ -881,7 +879,7 @@ fn plan_groups(
     planner: &mut Planner,
     rules: &TargetRules,
     view: &TargetView,
-    wanted: &BTreeMap<String, (String, BTreeMap<String, (String, String)>)>,
+    wanted: &WantedGroups,
     desired_dn: &HashMap<&str, Dn>,
     current: &HashMap<&str, (&TargetEntry, bool)>,
     people: &[Evaluated],
@@ -906,11 +904,10 @@ fn plan_groups(
     // overlay), and renames run before group changes: diff against the members as they will be.
     let mut renamed: HashMap<String, String> = HashMap::new();
     for p in people {
-        if let (Some((e, _)), Some(d)) = (current.get(p.key.as_str()), desired_dn.get(p.key.as_str())) {
-            if normalize_dn(&e.dn) != d.normalized() {
+        if let (Some((e, _)), Some(d)) = (current.get(p.key.as_str()), desired_dn.get(p.key.as_str()))
+            && normalize_dn(&e.dn) != d.normalized() {
                 renamed.insert(normalize_dn(&e.dn), d.to_string());
             }
-        }
     }
     let mut existing: BTreeMap<String, &crate::state::TargetGroup> = BTreeMap::new();
     for g in &view.groups {
@@ -1019,8 +1016,8 @@ fn check_safety(settings: &Settings, ops: &[Operation], population: u64, counts:
         check(&name, "persons with changed watched attributes", n, crate::config::Limit { count: limit.count, percent: limit.percent });
     }
     for (source, &now) in counts {
-        if let Some(&last) = snapshot.source_counts.get(source) {
-            if last > 0 && now < last {
+        if let Some(&last) = snapshot.source_counts.get(source)
+            && last > 0 && now < last {
                 let shrink = (last - now) as f64 * 100.0 / last as f64;
                 if shrink > settings.safety.source_shrink_percent {
                     out.push(SafetyViolation {
@@ -1035,7 +1032,6 @@ fn check_safety(settings: &Settings, ops: &[Operation], population: u64, counts:
                     });
                 }
             }
-        }
     }
     out
 }
@@ -1078,7 +1074,8 @@ candidates = ["lower(given_name)"]
     fn each_limit_holds_at_its_threshold_and_trips_one_above() {
         let snapshot = Snapshot::default();
         let none = BTreeMap::new();
-        let cases: [(&str, &str, fn(usize) -> Action); 3] = [
+        type Case = (&'static str, &'static str, fn(usize) -> Action);
+        let cases: [Case; 3] = [
             ("disables", "[safety]\ndisables = { count = 3 }", disable),
             ("deletes", "[safety]\ndeletes = { count = 3 }", |_| Action::Delete { dn: "uid=x,dc=o".into(), object_id: None }),
             ("renames", "[safety]\nrenames = { count = 3 }", |_| Action::Rename { dn: "uid=x,dc=o".into(), object_id: None, new_dn: "uid=y,dc=o".into() }),

@@ -235,6 +235,7 @@ async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &str) -> Resul
         "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} quarantined row(s); {} notice(s)",
         s.joiners, s.movers, s.leavers, s.rehires, s.quarantined_rows, s.notices
     );
+    print_findings(&fresh.plan);
     for t in fresh.targets {
         let _ = t.close().await;
     }
@@ -286,11 +287,10 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
                     eprintln!("skipped: #{} {} {}: {reason}", op.id, op.action.kind(), op.action.dn());
                 }
             }
-            if !matches!(outcome, Outcome::Done(_)) {
-                if let Some(p) = &op.person {
+            if !matches!(outcome, Outcome::Done(_))
+                && let Some(p) = &op.person {
                     troubled_persons.insert(p.clone());
                 }
-            }
             results.push((op.clone(), outcome));
             bar.inc(1);
         }
@@ -313,6 +313,23 @@ async fn apply_with_retry(target: &LdapTarget, op: &Operation) -> Outcome {
             }
             Err(e) if e.kind == ErrorKind::Conflict => return Outcome::Skipped { reason: format!("conflict: {e}") },
             Err(e) => return Outcome::Failed { unknown: e.kind == ErrorKind::Unknown, error: e.to_string() },
+        }
+    }
+}
+
+/// The quarantined rows and notices, which a run's summary lists (a plan shows them anyway).
+fn print_findings(plan: &Plan) {
+    if !plan.quarantined.is_empty() {
+        println!("quarantined rows (their persons are held as they were):");
+        for q in &plan.quarantined {
+            println!("  {}: {}", q.location, q.reason);
+        }
+    }
+    if !plan.notices.is_empty() {
+        println!("notices:");
+        for n in &plan.notices {
+            let who = n.person.as_deref().map(|p| format!("{p}: ")).unwrap_or_default();
+            println!("  {who}{}", n.message);
         }
     }
 }
