@@ -1,4 +1,5 @@
 //! roster's connectors: sources (systems of record) and targets (directories), one module each.
 
+pub mod error;
 pub mod source;
 pub mod target;

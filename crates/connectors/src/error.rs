@@ -1,0 +1,183 @@
+//! The connectors' one error type. An `Err` from a source means nothing from that source may be
+//! planned on; problems with single rows are not errors but quarantined rows
+//! ([`roster_core::source::QuarantinedRow`]).
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::PathBuf;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why a connector failed as a whole. Every message says what was expected, what was found and
+/// where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The source file could not be opened (missing, no permission, ...).
+    #[error("cannot open {}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+
+    /// Reading the source failed part-way.
+    #[error("cannot read {file}: {source}")]
+    Read { file: String, source: io::Error },
+
+    /// The file holds no header row (it is empty, or holds only blank lines).
+    #[error("{file} is empty: expected a header row naming the columns")]
+    NoHeader { file: String },
+
+    /// Columns the configuration names are not in the header.
+    #[error("{}", missing_columns_message(file, missing, header, *delimiter_hint))]
+    MissingColumns {
+        file: String,
+        missing: Vec<MissingColumn>,
+        /// The header's column names, as found.
+        header: Vec<String>,
+        /// When the header is one column that contains this character, the probable delimiter.
+        delimiter_hint: Option<char>,
+    },
+
+    /// A column the configuration uses appears more than once in the header.
+    #[error("{}", duplicate_columns_message(file, duplicates))]
+    DuplicateColumns { file: String, duplicates: Vec<DuplicateColumn> },
+
+    /// Bytes that are not valid in the file's encoding.
+    #[error("{}", undecodable_message(file, encoding, *line, *byte_offset, bytes))]
+    Undecodable {
+        file: String,
+        /// The encoding the file was read as (a byte-order mark can override the configured one).
+        encoding: &'static str,
+        line: u64,
+        /// Offset of the first invalid byte from the start of the file, counting from 0.
+        byte_offset: u64,
+        /// The invalid bytes, when known.
+        bytes: Vec<u8>,
+    },
+
+    /// A row so long that reading it would hold an unreasonable amount of memory: not an HR
+    /// export, or a quote that is never closed.
+    #[error(
+        "{file}: the row starting on line {line} is longer than {limit_mib} MiB; \
+         expected rows of an HR export (is a quote never closed?)"
+    )]
+    RowTooLong { file: String, line: u64, limit_mib: usize },
+
+    /// The configured delimiter cannot separate CSV fields.
+    #[error(
+        "source {source_name}: delimiter {delimiter:?} cannot be used; expected one ASCII character \
+         other than a quote or a line break, such as \",\", \";\" or \"\\t\""
+    )]
+    InvalidDelimiter { source_name: String, delimiter: char },
+
+    /// The configured date format cannot express a whole date.
+    #[error(
+        "source {source_name}: date_format {format:?} does not describe a date with year, month and \
+         day; expected a chrono strftime format such as \"%Y-%m-%d\" or \"%d.%m.%Y\""
+    )]
+    InvalidDateFormat { source_name: String, format: String },
+
+    /// Attributes that must not be empty (`hire_date`, `required`) have no column.
+    #[error(
+        "source {source_name}: required attribute(s) {} not mapped to a column; add them to \
+         [source.columns]",
+        quoted_list(attributes)
+    )]
+    RequiredNotMapped { source_name: String, attributes: Vec<String> },
+}
+
+/// A configured column that the header lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingColumn {
+    pub column: String,
+    /// What the column is for: `the key`, or the attribute it is mapped to.
+    pub used_for: String,
+    /// A header column with a similar name (a renamed column?).
+    pub close_match: Option<String>,
+}
+
+/// A configured column that appears more than once in the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateColumn {
+    pub column: String,
+    /// 1-based positions in the header.
+    pub positions: Vec<usize>,
+}
+
+/// How many header columns a message lists before it says how many more there are.
+const LISTED_COLUMNS: usize = 40;
+
+fn missing_columns_message(
+    file: &str,
+    missing: &[MissingColumn],
+    header: &[String],
+    delimiter_hint: Option<char>,
+) -> String {
+    let mut message = format!("{file}: the header lacks ");
+    for (i, column) in missing.iter().enumerate() {
+        if i > 0 {
+            message.push_str(", ");
+        }
+        let _ = write!(message, "column {:?} (for {}", column.column, column.used_for);
+        if let Some(close) = &column.close_match {
+            let _ = write!(message, "; renamed to {close:?}?");
+        }
+        message.push(')');
+    }
+    let plural = if header.len() == 1 { "" } else { "s" };
+    let _ = write!(message, "; the header has {} column{plural}: ", header.len());
+    let listed: Vec<String> = header.iter().take(LISTED_COLUMNS).map(|c| format!("{c:?}")).collect();
+    message.push_str(&listed.join(", "));
+    if header.len() > LISTED_COLUMNS {
+        let _ = write!(message, " and {} more", header.len() - LISTED_COLUMNS);
+    }
+    if let Some(delimiter) = delimiter_hint {
+        let _ = write!(
+            message,
+            "; the header is a single column containing {delimiter:?}: is the file delimited by \
+             {delimiter:?} (delimiter = {:?})?",
+            delimiter.to_string()
+        );
+    }
+    message
+}
+
+fn duplicate_columns_message(file: &str, duplicates: &[DuplicateColumn]) -> String {
+    let described: Vec<String> = duplicates
+        .iter()
+        .map(|d| {
+            let positions: Vec<String> = d.positions.iter().map(ToString::to_string).collect();
+            format!("column {:?} appears {} times (columns {})", d.column, d.positions.len(), and_list(&positions))
+        })
+        .collect();
+    format!(
+        "{file}: {}; expected each column the configuration uses to appear once, so its value is not ambiguous",
+        described.join("; ")
+    )
+}
+
+fn undecodable_message(file: &str, encoding: &str, line: u64, byte_offset: u64, bytes: &[u8]) -> String {
+    let mut message = format!("{file}: invalid {encoding} on line {line}, at byte offset {byte_offset}");
+    if !bytes.is_empty() {
+        let hex: Vec<String> = bytes.iter().map(|b| format!("0x{b:02X}")).collect();
+        let _ = write!(message, " (byte(s) {})", hex.join(" "));
+    }
+    if encoding == "UTF-8" {
+        message.push_str(
+            "; the file is probably in another encoding: if it comes from Excel on Windows, set \
+             encoding = \"windows-1252\" for this source",
+        );
+    }
+    message
+}
+
+fn quoted_list(items: &[String]) -> String {
+    items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `a`, `a and b`, `a, b and c`.
+pub(crate) fn and_list(items: &[String]) -> String {
+    match items.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}

@@ -1,1 +1,0 @@
-//! CSV exports. Being written.
