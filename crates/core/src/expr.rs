@@ -1,1 +1,0 @@
-//! Mapping expressions (CEL) and roster's function library. Being written.

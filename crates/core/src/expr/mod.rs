@@ -1,0 +1,591 @@
+//! Mapping expressions: how a person's attributes become a target's attribute values.
+//!
+//! An expression is CEL (the Common Expression Language of Kubernetes and Google IAM
+//! conditions, through the `cel` crate) with roster's identity functions added:
+//! `lower(normalize_diacritics(given_name + "." + family_name))`. `docs/expressions.md`
+//! is the users' reference; [`FUNCTIONS`] lists the added functions.
+//!
+//! Compiling and evaluating are apart: [`Expr::compile`] parses once (config load),
+//! [`Expr::check`] tells unknown names with a suggestion (config validation), and
+//! [`Expr::eval`] runs against one person's [`Env`] (a million times a run). The function
+//! library is registered once per process into a shared root context; an evaluation only
+//! adds a scope whose variables are looked up in the `Env`, so it costs the expression's
+//! own work and nothing more.
+//!
+//! Every person attribute is text (an absent one is ""), so an expression over optional
+//! attributes doesn't fail for the people who lack them; functions never panic, whatever
+//! the text or number, and do work linear in their input.
+
+mod functions;
+mod syntax;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, OnceLock};
+
+use cel::common::types::{CelBool, CelInt, CelList, CelNull, CelString, CelUInt, Kind};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+use cel::{Context, ExecutionError, Program};
+
+pub use functions::FUNCTIONS;
+use syntax::Reference;
+
+/// A compiled expression. Cheap to clone; shareable between threads.
+#[derive(Clone)]
+pub struct Expr {
+    compiled: Arc<Compiled>,
+}
+
+struct Compiled {
+    source: String,
+    program: Program,
+    references: Vec<Reference>,
+}
+
+/// A value an expression takes or gives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Text(String),
+    List(Vec<ExprValue>),
+}
+
+/// The variables of one evaluation: one person's attributes.
+///
+/// Reuse one `Env` for person after person: [`Env::set`] replaces a value in place.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    values: HashMap<String, Box<dyn Val>, BuildHasherDefault<Fnv>>,
+}
+
+/// FNV-1a: every variable an evaluation reads is a lookup here, and the names are few,
+/// short and the config's own, so they need no protection from crafted collisions that
+/// the default SipHash pays for.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExprError {
+    /// The expression is not valid CEL; the message says where (`line:column`).
+    #[error("cannot parse the expression: {message}")]
+    Parse { message: String },
+    /// A call to a function that is neither CEL's nor roster's.
+    #[error("unknown function `{name}`{}", did_you_mean(.suggestion))]
+    UnknownFunction { name: String, suggestion: Option<String> },
+    /// A name that is no variable.
+    #[error("unknown variable `{name}`{}", did_you_mean(.suggestion))]
+    UnknownVariable { name: String, suggestion: Option<String> },
+    /// Evaluating failed: a wrong type or number of arguments, a bad date, a bad pattern.
+    #[error("{message}")]
+    Eval { message: String },
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion.as_ref().map(|name| format!(" (did you mean `{name}`?)")).unwrap_or_default()
+}
+
+fn eval_error(message: impl Into<String>) -> ExprError {
+    ExprError::Eval { message: message.into() }
+}
+
+/// The longest expression compiled. CEL's parser recurses along chains such as `a.b.c...`
+/// or `a + b + ...`; within this length it stays well inside a 2 MiB thread stack, even
+/// unoptimised.
+const MAX_SOURCE_BYTES: usize = 8192;
+
+/// The deepest expression compiled: evaluating recurses once per level, with large frames
+/// in unoptimised builds (about 30 KiB). Hand-written mappings nest 10 levels at most.
+const MAX_DEPTH: usize = 32;
+
+/// What every evaluation shares: CEL's standard library with roster's functions.
+struct Runtime {
+    env: Arc<cel::Env>,
+    root: Context<'static, 'static>,
+}
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let env = Arc::new(cel::Env::stdlib());
+        let mut root = Context::with_env(Arc::clone(&env));
+        for function in functions::LIBRARY {
+            root.add_function::<functions::Registered, _>(function.name, function.registered())
+                .expect("roster's function names are not in CEL's standard library");
+        }
+        Runtime { env, root }
+    })
+}
+
+/// The root context for an evaluation that borrows for `'a`. Sound because a context
+/// only ever borrows its variables' data (`'v`) and its parent (`'p`): shortening both
+/// is what lets a scope borrow an `Env` that lives shorter than the process.
+fn root_for<'a>(root: &'a Context<'static, 'static>) -> &'a Context<'a, 'a> {
+    root
+}
+
+/// Whether `name` is a function of CEL's standard library (as `size`, `startsWith` or
+/// `optional.of`).
+fn is_cel_function(name: &str) -> bool {
+    // cel 0.15 has no list of its functions; but it refuses to add a function whose name
+    // its standard library declares, which is exactly the question.
+    let mut probe = Context::with_env(Arc::clone(&runtime().env));
+    probe.add_function(name, || true).is_err()
+}
+
+/// CEL functions suggested for a misspelt name (the ones mapping expressions use).
+const CEL_FUNCTIONS: &[&str] = &[
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "string",
+    "int",
+    "uint",
+    "double",
+    "bool",
+    "type",
+    "dyn",
+    "timestamp",
+    "duration",
+];
+
+/// Names users of other provisioning tools write (Microsoft Entra ID, MIM), and ours.
+const ALIASES: &[(&str, &str)] = &[
+    ("tolower", "lower"),
+    ("toupper", "upper"),
+    ("propercase", "pcase"),
+    ("normalizediacritics", "normalize_diacritics"),
+    ("removediacritics", "normalize_diacritics"),
+    ("isnullorempty", "is_empty"),
+    ("formatdatetime", "format_date"),
+    ("substring", "mid"),
+];
+
+fn suggest_function(name: &str) -> Option<String> {
+    let folded: String = name.to_lowercase().replace('_', "");
+    if let Some((_, ours)) = ALIASES.iter().find(|(alias, _)| *alias == folded) {
+        return Some((*ours).to_owned());
+    }
+    let candidates = FUNCTIONS.iter().map(|(name, _, _)| *name);
+    syntax::closest(name, candidates.chain(CEL_FUNCTIONS.iter().copied()))
+}
+
+impl Expr {
+    /// Parses `src`. Names are not looked up here: see [`Expr::check`].
+    pub fn compile(src: &str) -> Result<Expr, ExprError> {
+        if src.len() > MAX_SOURCE_BYTES {
+            return Err(ExprError::Parse {
+                message: format!(
+                    "the expression is {} bytes long, more than the {MAX_SOURCE_BYTES} roster takes",
+                    src.len()
+                ),
+            });
+        }
+        let program = runtime().env.compile(src).map_err(|errors| {
+            let message = errors
+                .errors
+                .iter()
+                .map(|error| format!("{}:{}: {}", error.pos.0, error.pos.1, error.msg))
+                .collect::<Vec<_>>()
+                .join("; ");
+            ExprError::Parse { message }
+        })?;
+        let depth = syntax::depth(program.expression());
+        if depth > MAX_DEPTH {
+            return Err(ExprError::Parse {
+                message: format!(
+                    "the expression nests {depth} levels deep, more than the {MAX_DEPTH} roster takes \
+                     (a long chain of `+` can be one join(...))"
+                ),
+            });
+        }
+        let references = syntax::references(program.expression(), &is_cel_function);
+        Ok(Expr { compiled: Arc::new(Compiled { source: src.to_owned(), program, references }) })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.compiled.source
+    }
+
+    /// The variables the expression reads, in the order they first appear (a
+    /// comprehension's own loop variable is not one).
+    pub fn variables(&self) -> Vec<String> {
+        self.unique(|reference| match reference {
+            Reference::Variable(name) => Some(name),
+            Reference::Function { .. } => None,
+        })
+    }
+
+    /// The functions the expression calls (methods included, operators not), in the
+    /// order they first appear.
+    pub fn functions(&self) -> Vec<String> {
+        self.unique(|reference| match reference {
+            Reference::Function { name, .. } => Some(name),
+            Reference::Variable(_) => None,
+        })
+    }
+
+    fn unique<'a>(&'a self, pick: impl Fn(&'a Reference) -> Option<&'a String>) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for name in self.compiled.references.iter().filter_map(pick) {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
+    /// Unknown variables (known(name) false) and unknown functions (neither CEL builtin nor
+    /// ours) are errors, with the closest known name as a suggestion. A call to one of
+    /// roster's functions with a wrong number of arguments is an `Eval` error, found here
+    /// rather than for every person.
+    pub fn check(&self, known: &dyn Fn(&str) -> bool) -> Result<(), ExprError> {
+        for reference in &self.compiled.references {
+            match reference {
+                Reference::Variable(name) => {
+                    let is_type = runtime().env.types().find_type(name).is_some();
+                    if !known(name) && !is_type {
+                        return Err(ExprError::UnknownVariable {
+                            name: name.clone(),
+                            suggestion: syntax::guess_variable(name, known),
+                        });
+                    }
+                }
+                Reference::Function { name, arguments } => {
+                    if let Some(function) = functions::find(name) {
+                        function
+                            .arity
+                            .check(*arguments)
+                            .map_err(|message| eval_error(format!("{name}(): {message}")))?;
+                    } else if !is_cel_function(name) {
+                        return Err(ExprError::UnknownFunction {
+                            name: name.clone(),
+                            suggestion: suggest_function(name),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates the expression with the variables of `env`.
+    pub fn eval(&self, env: &Env) -> Result<ExprValue, ExprError> {
+        let resolver = Resolver(env);
+        let mut scope = root_for(&runtime().root).new_inner_scope();
+        scope.set_variable_resolver(&resolver);
+        match cel::Value::resolve_val(self.compiled.program.expression(), &scope) {
+            Ok(value) => expr_value(value),
+            Err(error) => Err(self.explain(error, env)),
+        }
+    }
+
+    fn explain(&self, error: ExecutionError, env: &Env) -> ExprError {
+        match error {
+            ExecutionError::UndeclaredReference(name) => {
+                let name = name.as_str();
+                let is_call =
+                    self.compiled.references.iter().any(
+                        |reference| matches!(reference, Reference::Function { name: called, .. } if called == name),
+                    );
+                if is_call {
+                    ExprError::UnknownFunction { name: name.to_owned(), suggestion: suggest_function(name) }
+                } else {
+                    ExprError::UnknownVariable {
+                        name: name.to_owned(),
+                        suggestion: syntax::closest(name, env.values.keys().map(String::as_str)),
+                    }
+                }
+            }
+            ExecutionError::FunctionError { function, message } => eval_error(format!("{function}(): {message}")),
+            ExecutionError::NoSuchOverload(overload) => {
+                let types = overload.argument_types();
+                match operator_symbol(overload.function()) {
+                    Some(symbol) => operator_misuse(symbol, types),
+                    None => {
+                        eval_error(format!("{}(): no version of it takes ({})", overload.function(), types.join(", ")))
+                    }
+                }
+            }
+            ExecutionError::UnsupportedBinaryOperator(name, left, right) => {
+                let types = [left.type_of().to_string(), right.type_of().to_string()];
+                match operator_symbol(name) {
+                    Some(symbol) => operator_misuse(symbol, &types),
+                    None => eval_error(format!("`{name}` cannot be applied to {}", types.join(" and "))),
+                }
+            }
+            ExecutionError::UnexpectedType { got, want } => eval_error(format!("expected {want}, found {got}")),
+            other => eval_error(other.to_string()),
+        }
+    }
+}
+
+fn operator_misuse(symbol: &str, types: &[String]) -> ExprError {
+    let hint = if types.iter().any(|t| t == "string") && types.iter().any(|t| t == "int") {
+        " (string(...) turns a number into text)"
+    } else {
+        ""
+    };
+    eval_error(format!("`{symbol}` cannot be applied to {}{hint}", types.join(" and ")))
+}
+
+/// How an operator is written, from the names CEL gives it (`_+_` in the syntax tree,
+/// `add` in some errors).
+fn operator_symbol(function: &str) -> Option<&'static str> {
+    use cel::common::ast::operators as op;
+    Some(match function {
+        op::ADD | "add" => "+",
+        op::SUBSTRACT | "sub" => "-",
+        op::MULTIPLY | "mul" => "*",
+        op::DIVIDE | "div" => "/",
+        op::MODULO | "rem" => "%",
+        op::LESS => "<",
+        op::LESS_EQUALS => "<=",
+        op::GREATER => ">",
+        op::GREATER_EQUALS => ">=",
+        op::NEGATE => "-",
+        op::LOGICAL_NOT => "!",
+        op::INDEX => "[]",
+        op::IN => "in",
+        _ => return None,
+    })
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Expr").field(&self.compiled.source).finish()
+    }
+}
+
+/// Two expressions are equal when they are written the same.
+impl PartialEq for Expr {
+    fn eq(&self, other: &Expr) -> bool {
+        self.source() == other.source()
+    }
+}
+
+impl Eq for Expr {}
+
+/// The result of an evaluation as an [`ExprValue`]; a string the expression built is
+/// moved, not copied.
+fn expr_value(value: CowVal<'_, '_>) -> Result<ExprValue, ExprError> {
+    if let CowVal::Owned(boxed) = value {
+        if boxed.get_type().kind() != Kind::String {
+            return expr_value_of(boxed.as_ref());
+        }
+        return match String::try_from(boxed) {
+            Ok(text) => Ok(ExprValue::Text(text)),
+            Err(boxed) => expr_value_of(boxed.as_ref()),
+        };
+    }
+    expr_value_of(value.as_ref())
+}
+
+fn expr_value_of(value: &dyn Val) -> Result<ExprValue, ExprError> {
+    if let Some(s) = value.downcast_ref::<CelString>() {
+        return Ok(ExprValue::Text(s.inner().to_owned()));
+    }
+    if let Some(b) = value.downcast_ref::<CelBool>() {
+        return Ok(ExprValue::Bool(*b.inner()));
+    }
+    if let Some(n) = value.downcast_ref::<CelInt>() {
+        return Ok(ExprValue::Int(*n.inner()));
+    }
+    if let Some(n) = value.downcast_ref::<CelUInt>() {
+        return i64::try_from(*n.inner())
+            .map(ExprValue::Int)
+            .map_err(|_| eval_error(format!("expected a number up to {}, found {}", i64::MAX, n.inner())));
+    }
+    if value.get_type().kind() == Kind::NullType {
+        return Ok(ExprValue::Null);
+    }
+    if let Some(list) = value.downcast_ref::<CelList>() {
+        return list
+            .inner()
+            .iter()
+            .map(|item| expr_value_of(item.as_ref()))
+            .collect::<Result<_, _>>()
+            .map(ExprValue::List);
+    }
+    Err(eval_error(format!(
+        "expected the expression to give text, a number, true or false, null or a list, found {} (string(...) turns it into text)",
+        functions::type_name(value)
+    )))
+}
+
+/// Up to 40 characters of a text, for error messages.
+fn preview(text: &str) -> String {
+    const SHOWN: usize = 40;
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{:?}...", &text[..end]),
+        None => format!("{text:?}"),
+    }
+}
+
+impl ExprValue {
+    /// What the value is, for error messages: `text "Ada"`, `true`, `a list of 3 values`.
+    fn describe(&self) -> String {
+        match self {
+            ExprValue::Null => "null".to_owned(),
+            ExprValue::Bool(b) => format!("{b} (true or false)"),
+            ExprValue::Int(n) => format!("the number {n}"),
+            ExprValue::Text(s) => format!("text {}", preview(s)),
+            ExprValue::List(items) => format!("a list of {} values", items.len()),
+        }
+    }
+
+    /// The value as text: a number as its decimal digits, null as "".
+    pub fn into_text(self) -> Result<String, ExprError> {
+        match self {
+            ExprValue::Text(s) => Ok(s),
+            ExprValue::Int(n) => Ok(n.to_string()),
+            ExprValue::Null => Ok(String::new()),
+            other @ (ExprValue::Bool(_) | ExprValue::List(_)) => {
+                Err(eval_error(format!("expected text, found {}", other.describe())))
+            }
+        }
+    }
+
+    /// The value as a condition: only true and false are.
+    pub fn into_bool(self) -> Result<bool, ExprError> {
+        match self {
+            ExprValue::Bool(b) => Ok(b),
+            other => Err(eval_error(format!("expected true or false, found {}", other.describe()))),
+        }
+    }
+
+    /// The value as texts: a list's elements, or the value alone, as [`ExprValue::into_text`]
+    /// makes them; empty texts and nulls are dropped.
+    pub fn into_texts(self) -> Result<Vec<String>, ExprError> {
+        let items = match self {
+            ExprValue::List(items) => items,
+            single => vec![single],
+        };
+        let mut texts = Vec::with_capacity(items.len());
+        for item in items {
+            let text = match item {
+                ExprValue::List(inner) => {
+                    return Err(eval_error(format!(
+                        "expected a list of texts, found a list containing {}",
+                        ExprValue::List(inner).describe()
+                    )));
+                }
+                scalar => scalar.into_text()?,
+            };
+            if !text.is_empty() {
+                texts.push(text);
+            }
+        }
+        Ok(texts)
+    }
+}
+
+impl From<&str> for ExprValue {
+    fn from(text: &str) -> ExprValue {
+        ExprValue::Text(text.to_owned())
+    }
+}
+
+impl From<String> for ExprValue {
+    fn from(text: String) -> ExprValue {
+        ExprValue::Text(text)
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env::default()
+    }
+
+    /// Sets variable `name`, replacing any value it had.
+    pub fn set(&mut self, name: &str, value: ExprValue) {
+        let value = cel_value(value);
+        match self.values.get_mut(name) {
+            Some(slot) => *slot = value,
+            None => {
+                self.values.insert(name.to_owned(), value);
+            }
+        }
+    }
+}
+
+fn cel_value(value: ExprValue) -> Box<dyn Val> {
+    match value {
+        ExprValue::Null => Box::new(CelNull),
+        ExprValue::Bool(b) => Box::new(CelBool::from(b)),
+        ExprValue::Int(n) => Box::new(CelInt::from(n)),
+        ExprValue::Text(s) => Box::new(CelString::from(s)),
+        ExprValue::List(items) => Box::new(CelList::from(items.into_iter().map(cel_value).collect::<Vec<_>>())),
+    }
+}
+
+/// Looks an evaluation's variables up in its [`Env`], lending them without a copy.
+struct Resolver<'a>(&'a Env);
+
+impl VariableResolver for Resolver<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        self.0.values.get(variable).map(|value| CowVal::Borrowed(value.as_ref()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync + Clone + fmt::Debug>() {}
+        assert_send_sync::<Expr>();
+        fn assert_send_sync_env<T: Send + Sync>() {}
+        assert_send_sync_env::<Env>();
+    }
+
+    #[test]
+    fn the_library_registers_without_clashing_with_cel() {
+        let runtime = runtime();
+        for (name, _, _) in FUNCTIONS {
+            assert!(!is_cel_function(name), "{name} is a CEL function too");
+        }
+        assert!(runtime.env.types().find_type("string").is_some());
+    }
+
+    #[test]
+    fn the_probe_knows_cel_functions() {
+        for name in ["size", "contains", "startsWith", "endsWith", "matches", "string", "int", "optional.of"] {
+            assert!(is_cel_function(name), "{name}");
+        }
+        for name in CEL_FUNCTIONS {
+            assert!(is_cel_function(name), "{name} is suggested but not CEL's");
+        }
+        assert!(!is_cel_function("lowr"));
+    }
+
+    #[test]
+    fn aliases_point_at_our_functions() {
+        for (_, ours) in ALIASES {
+            assert!(functions::find(ours).is_some(), "{ours}");
+        }
+    }
+}
