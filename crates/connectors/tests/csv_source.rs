@@ -316,14 +316,14 @@ fn a_missing_file_fails_naming_the_path() {
 }
 
 #[test]
-fn an_affiliation_column_replaces_the_configured_affiliation() {
+fn an_affiliation_column_replaces_the_configured_affiliation_and_an_empty_one_falls_back_to_it() {
     let mut config = config("Id", &[("given_name", "Name"), ("hire_date", "Start"), ("affiliation", "Kind")]);
     config.affiliation = "student".to_string();
     assert_eq!(
         read("contractors.csv", &config),
         r#"rows_seen 2 complete true
 line 2 row 1 "C-1": affiliation="contractor" given_name="Ola" hire_date=2026-01-05
-line 3 row 2 "C-2": given_name="Per" hire_date=2026-01-05
+line 3 row 2 "C-2": affiliation="student" given_name="Per" hire_date=2026-01-05
 "#
     );
     config.columns.remove("affiliation");
@@ -488,9 +488,25 @@ fn arbitrary_bytes_never_panic_and_every_row_is_accounted_for() {
                 lines.extend(read.quarantined.iter().map(|q| (q.location.row, q.location.line)));
                 lines.sort_unstable();
                 let rows: Vec<u64> = lines.iter().map(|(row, _)| *row).collect();
-                assert_eq!(rows, (1..=read.rows_seen).collect::<Vec<_>>(), "{bytes:?}");
+                // Every row that is not all-empty is a record or quarantined, once: rows of empty
+                // fields are skipped and not counted.
+                assert_eq!(rows.len() as u64, read.rows_seen, "{bytes:?}");
+                assert!(rows.windows(2).all(|pair| pair[0] < pair[1]), "{bytes:?}: {rows:?}");
                 assert!(lines.windows(2).all(|pair| pair[0].1 < pair[1].1), "{bytes:?}: {lines:?}");
             }
         }
     }
+}
+
+#[test]
+fn rows_of_empty_fields_that_spreadsheets_append_are_skipped_and_not_counted() {
+    let text = "Employee_ID,Preferred_First_Name,Hire_Date\n1,Ann,2020-01-01\n,,\n , ,\n2,Bob,2020-01-01\n,,\n";
+    let config = config("Employee_ID", &[("given_name", "Preferred_First_Name"), ("hire_date", "Hire_Date")]);
+    assert_eq!(
+        read_bytes(text.as_bytes(), &config),
+        r#"rows_seen 2 complete true
+line 2 row 1 "1": affiliation="employee" given_name="Ann" hire_date=2020-01-01
+line 5 row 4 "2": affiliation="employee" given_name="Bob" hire_date=2020-01-01
+"#
+    );
 }

@@ -105,9 +105,10 @@ impl<'a> Settings<'a> {
         let mut previous = csv::StringRecord::new();
         let mut previous_row: Option<(u64, u64)> = None;
         let mut rows_seen = 0;
+        let mut blank_rows = 0;
         loop {
             let more = next_row(&mut csv, &mut fields, file)?;
-            if let Some((row, line_after)) = previous_row.take() {
+            if let Some((row, line_after)) = previous_row.take().filter(|_| !is_blank(&previous)) {
                 let end = if more { RowEnd::LineBreak } else { last_row_end(&csv.get_ref().end()) };
                 truncated |= rules.looks_truncated(previous.len(), end);
                 let location = Location { file: file.to_string(), line: first_line(&previous, line_after, end), row };
@@ -120,6 +121,9 @@ impl<'a> Settings<'a> {
                 break;
             }
             rows_seen += 1;
+            if is_blank(&fields) {
+                blank_rows += 1;
+            }
             std::mem::swap(&mut previous, &mut fields);
             previous_row = Some((rows_seen, csv.position().line()));
         }
@@ -128,7 +132,7 @@ impl<'a> Settings<'a> {
         Ok(SourceRead {
             source: self.config.name.clone(),
             complete: self.config.complete && !truncated,
-            rows_seen,
+            rows_seen: rows_seen - blank_rows,
             records,
             quarantined,
         })
@@ -158,6 +162,12 @@ fn stream_failure(error: csv::Error, file: &str) -> Error {
         Ok(StreamError::RowTooLong { line }) => Error::RowTooLong { file, line, limit_mib: MAX_ROW_BYTES >> 20 },
         Err(source) => Error::Read { file, source },
     }
+}
+
+/// A row whose every field is empty, as spreadsheets write after the last real row
+/// (`,,,,,,`): skipped, not quarantined, and not counted.
+fn is_blank(fields: &csv::StringRecord) -> bool {
+    fields.iter().all(|f| f.trim().is_empty())
 }
 
 fn last_row_end(end: &decode::StreamEnd) -> RowEnd {

@@ -179,9 +179,7 @@ impl Rules<'_> {
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
-        if !self.config.columns.contains_key("affiliation") {
-            attrs.insert("affiliation".to_string(), FieldValue::Text(self.config.affiliation.clone()));
-        }
+        attrs.entry("affiliation".to_string()).or_insert_with(|| FieldValue::Text(self.config.affiliation.clone()));
         Ok(attrs)
     }
 }
