@@ -125,7 +125,8 @@ impl Dn {
                         let Some(&low) = chars.get(i + 1).filter(|c| c.is_ascii_hexdigit()) else {
                             return Err(err("bad hex escape"));
                         };
-                        let byte = u8::from_str_radix(&format!("{next}{low}"), 16).map_err(|_| err("bad hex escape"))?;
+                        let byte =
+                            u8::from_str_radix(&format!("{next}{low}"), 16).map_err(|_| err("bad hex escape"))?;
                         value.push(byte);
                         i += 2;
                     } else {
@@ -187,11 +188,7 @@ impl Dn {
         self.rdns.first()
     }
     pub fn parent(&self) -> Option<Dn> {
-        if self.rdns.is_empty() {
-            None
-        } else {
-            Some(Dn { rdns: self.rdns[1..].to_vec() })
-        }
+        if self.rdns.is_empty() { None } else { Some(Dn { rdns: self.rdns[1..].to_vec() }) }
     }
 
     /// A form for comparison: attribute types and values lowercased, escaping canonical.
@@ -285,7 +282,10 @@ mod tests {
 
     #[test]
     fn comparison_ignores_case_and_spacing() {
-        assert_eq!(normalize_dn("CN=John Smith, OU=People,DC=Example,DC=org"), normalize_dn("cn=john smith,ou=people,dc=example,dc=org"));
+        assert_eq!(
+            normalize_dn("CN=John Smith, OU=People,DC=Example,DC=org"),
+            normalize_dn("cn=john smith,ou=people,dc=example,dc=org")
+        );
         assert_eq!(normalize_dn("cn=a\\2cb,dc=x"), normalize_dn("cn=a\\,b,dc=x"));
     }
 

@@ -8,12 +8,15 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use crate::attr::{AttrMap, AttrName};
-use crate::config::{LeavePolicy, GroupMode};
+use crate::config::{GroupMode, LeavePolicy};
 use crate::dn::{Dn, normalize_dn};
 use crate::expr::{Env, ExprValue};
-use crate::lifecycle::{person_state, Affiliation, LifecycleState, StateDecision};
+use crate::lifecycle::{Affiliation, LifecycleState, StateDecision, person_state};
 use crate::login;
-use crate::plan::{Action, AttrChange, Category, Notice, NoticeKind, Operation, PersonUpdate, Plan, SafetyViolation, Summary, PLAN_FORMAT};
+use crate::plan::{
+    Action, AttrChange, Category, Notice, NoticeKind, Operation, PLAN_FORMAT, PersonUpdate, Plan, SafetyViolation,
+    Summary,
+};
 use crate::settings::{Settings, TargetRules};
 use crate::source::{FieldValue, SourceRead};
 use crate::state::{Hold, Link, Snapshot, StoredPerson, TargetEntry, TargetView};
@@ -139,11 +142,26 @@ struct Planner {
 
 impl Planner {
     fn notice(&mut self, kind: NoticeKind, person: Option<&str>, target: Option<&str>, message: String) {
-        self.notices.push(Notice { kind, person: person.map(str::to_string), target: target.map(str::to_string), message });
+        self.notices.push(Notice {
+            kind,
+            person: person.map(str::to_string),
+            target: target.map(str::to_string),
+            message,
+        });
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn draft(&mut self, person: Option<&str>, target: &str, category: Category, reason: String, action: Action, references: bool, needs_accounts: Vec<String>, needs_containers: Vec<String>) {
+    fn draft(
+        &mut self,
+        person: Option<&str>,
+        target: &str,
+        category: Category,
+        reason: String,
+        action: Action,
+        references: bool,
+        needs_accounts: Vec<String>,
+        needs_containers: Vec<String>,
+    ) {
         self.drafts.push(Draft {
             phase: phase(&action, references),
             person: person.map(str::to_string),
@@ -253,7 +271,11 @@ pub fn plan(input: &PlanInput) -> Plan {
             (Some(LifecycleState::Leaver), _) => Category::Rehire,
             (Some(LifecycleState::Prehire), _) => Category::Joiner,
             _ if !had_account => {
-                if snapshot.tombstones.iter().any(|t| t.person == key) { Category::Rehire } else { Category::Joiner }
+                if snapshot.tombstones.iter().any(|t| t.person == key) {
+                    Category::Rehire
+                } else {
+                    Category::Joiner
+                }
             }
             _ => Category::Mover,
         };
@@ -309,10 +331,14 @@ pub fn plan(input: &PlanInput) -> Plan {
             if links.contains_key(&(t.name(), p.key.as_str())) {
                 continue;
             }
-            let matches: Vec<&TargetEntry> = view_of(t).entries.iter().filter(|e| correlates(e, &t.config.correlate, &p.key)).collect();
+            let matches: Vec<&TargetEntry> =
+                view_of(t).entries.iter().filter(|e| correlates(e, &t.config.correlate, &p.key)).collect();
             match matches.as_slice() {
                 [one] => {
-                    let login = one.attrs.get(&AttrName::new(t.config.login_attribute.clone())).and_then(|v| v.first().cloned());
+                    let login = one
+                        .attrs
+                        .get(&AttrName::new(t.config.login_attribute.clone()))
+                        .and_then(|v| v.first().cloned());
                     adopted = adopted.or(login);
                 }
                 [] => {}
@@ -356,7 +382,8 @@ pub fn plan(input: &PlanInput) -> Plan {
                 by_correlation.entry(v.clone()).or_default().push(e);
             }
         }
-        let linked_ids: BTreeSet<&str> = snapshot.links.iter().filter(|l| l.target == rules.name()).map(|l| l.object_id.as_str()).collect();
+        let linked_ids: BTreeSet<&str> =
+            snapshot.links.iter().filter(|l| l.target == rules.name()).map(|l| l.object_id.as_str()).collect();
 
         // Current entry of each person, and desired DNs.
         let mut current: HashMap<&str, (&TargetEntry, bool)> = HashMap::new();
@@ -368,18 +395,37 @@ pub fn plan(input: &PlanInput) -> Plan {
             let link = links.get(&(rules.name(), p.key.as_str()));
             let linked_entry = link.and_then(|l| by_id.get(l.object_id.as_str()).copied());
             if let (Some(l), None) = (link, linked_entry) {
-                planner.notice(NoticeKind::LinkedEntryDeleted, Some(&p.key), Some(rules.name()), format!("linked entry {} (id {}) is gone from the directory", l.dn, l.object_id));
+                planner.notice(
+                    NoticeKind::LinkedEntryDeleted,
+                    Some(&p.key),
+                    Some(rules.name()),
+                    format!("linked entry {} (id {}) is gone from the directory", l.dn, l.object_id),
+                );
             }
             let entry = match linked_entry {
                 Some(e) => Some((e, false)),
                 None => {
-                    let candidates: Vec<&TargetEntry> = by_correlation.get(&p.key).map(|v| v.iter().copied().filter(|e| !linked_ids.contains(e.object_id.as_str())).collect()).unwrap_or_default();
+                    let candidates: Vec<&TargetEntry> = by_correlation
+                        .get(&p.key)
+                        .map(|v| v.iter().copied().filter(|e| !linked_ids.contains(e.object_id.as_str())).collect())
+                        .unwrap_or_default();
                     match candidates.as_slice() {
                         [] => None,
                         [one] => Some((*one, true)),
                         many => {
                             let dns: Vec<&str> = many.iter().map(|e| e.dn.as_str()).collect();
-                            planner.notice(NoticeKind::Disputed, Some(&p.key), Some(rules.name()), format!("{} entries carry {}={}: {}; held until a person resolves it", many.len(), rules.config.correlate, p.key, dns.join("; ")));
+                            planner.notice(
+                                NoticeKind::Disputed,
+                                Some(&p.key),
+                                Some(rules.name()),
+                                format!(
+                                    "{} entries carry {}={}: {}; held until a person resolves it",
+                                    many.len(),
+                                    rules.config.correlate,
+                                    p.key,
+                                    dns.join("; ")
+                                ),
+                            );
                             continue;
                         }
                     }
@@ -390,7 +436,10 @@ pub fn plan(input: &PlanInput) -> Plan {
             }
             let has_entry = entry.is_some();
             let state = p.decision.state;
-            if !(needs_account(state) || (has_entry && state.has_account()) || (has_entry && state == LifecycleState::Pending)) {
+            if !(needs_account(state)
+                || (has_entry && state.has_account())
+                || (has_entry && state == LifecycleState::Pending))
+            {
                 continue;
             }
             let Some(login) = p.login.as_deref() else { continue };
@@ -398,7 +447,10 @@ pub fn plan(input: &PlanInput) -> Plan {
                 Ok(dn) => {
                     let enabled = is_enabled_state(effective_state(state, has_entry), settings);
                     let dn = match (&rules.move_to, enabled, moves_when_disabled(state)) {
-                        (Some(base), false, true) => Dn::parse(&format!("{},{}", dn.rdn().map(|r| r.to_string()).unwrap_or_default(), base)).unwrap_or(dn),
+                        (Some(base), false, true) => {
+                            Dn::parse(&format!("{},{}", dn.rdn().map(|r| r.to_string()).unwrap_or_default(), base))
+                                .unwrap_or(dn)
+                        }
                         _ => dn,
                     };
                     desired_dn.insert(&p.key, dn);
@@ -419,8 +471,18 @@ pub fn plan(input: &PlanInput) -> Plan {
             let before = planner.drafts.len();
             let link = links.get(&(rules.name(), p.key.as_str()));
 
-            if let Some((e, _)) = entry.filter(|_| matches!(state, LifecycleState::Purged | LifecycleState::Rescinded)) {
-                planner.draft(person, rules.name(), Category::Leaver, p.decision.because.clone(), Action::Delete { dn: e.dn.clone(), object_id: Some(e.object_id.clone()) }, false, vec![], vec![]);
+            if let Some((e, _)) = entry.filter(|_| matches!(state, LifecycleState::Purged | LifecycleState::Rescinded))
+            {
+                planner.draft(
+                    person,
+                    rules.name(),
+                    Category::Leaver,
+                    p.decision.because.clone(),
+                    Action::Delete { dn: e.dn.clone(), object_id: Some(e.object_id.clone()) },
+                    false,
+                    vec![],
+                    vec![],
+                );
                 note_person(&mut summary_people, p, &planner, before);
                 continue;
             }
@@ -432,16 +494,31 @@ pub fn plan(input: &PlanInput) -> Plan {
             let mut env_ref = env.clone();
             env_ref.set("manager_dn", ExprValue::Text(manager_dn.clone().unwrap_or_default()));
             if rules.mappings.iter().any(|m| m.references_manager)
-                && let (None, Some(mgr)) = (&manager_dn, p.texts.get("manager")) {
-                    planner.notice(NoticeKind::ManagerMissing, person, Some(rules.name()), format!("manager {mgr} has no account in {}: the manager reference stays empty", rules.name()));
-                }
+                && let (None, Some(mgr)) = (&manager_dn, p.texts.get("manager"))
+            {
+                planner.notice(
+                    NoticeKind::ManagerMissing,
+                    person,
+                    Some(rules.name()),
+                    format!("manager {mgr} has no account in {}: the manager reference stays empty", rules.name()),
+                );
+            }
             let effective = effective_state(state, entry.is_some());
             let want_enabled = is_enabled_state(effective, settings);
             let mut container_needs = Vec::new();
             for c in missing_containers(rules, &dn, &view.containers) {
                 container_needs.push(c.normalized());
                 if containers_planned.insert(c.normalized()) {
-                    planner.draft(None, rules.name(), Category::Directory, format!("container for {dn}"), Action::CreateContainer { dn: c.to_string() }, false, vec![], vec![]);
+                    planner.draft(
+                        None,
+                        rules.name(),
+                        Category::Directory,
+                        format!("container for {dn}"),
+                        Action::CreateContainer { dn: c.to_string() },
+                        false,
+                        vec![],
+                        vec![],
+                    );
                 }
             }
 
@@ -451,9 +528,19 @@ pub fn plan(input: &PlanInput) -> Plan {
             for m in &rules.mappings {
                 let value = if m.references_manager { m.expr.eval(&env_ref) } else { m.expr.eval(&env) };
                 match value.and_then(ExprValue::into_texts) {
-                    Ok(values) => wanted.push((m.attr.clone(), values, m.when == crate::config::MappingWhen::Create, m.references_manager)),
+                    Ok(values) => wanted.push((
+                        m.attr.clone(),
+                        values,
+                        m.when == crate::config::MappingWhen::Create,
+                        m.references_manager,
+                    )),
                     Err(e) => {
-                        planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), format!("attribute {}: {e}", m.attr));
+                        planner.notice(
+                            NoticeKind::EvaluationFailed,
+                            person,
+                            Some(rules.name()),
+                            format!("attribute {}: {e}", m.attr),
+                        );
                         eval_failed = true;
                     }
                 }
@@ -466,7 +553,12 @@ pub fn plan(input: &PlanInput) -> Plan {
                             wanted.push((attr.clone(), values, false, false));
                         }
                         Err(e) => {
-                            planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), format!("disable.set.{attr}: {e}"));
+                            planner.notice(
+                                NoticeKind::EvaluationFailed,
+                                person,
+                                Some(rules.name()),
+                                format!("disable.set.{attr}: {e}"),
+                            );
                             eval_failed = true;
                         }
                     }
@@ -489,8 +581,12 @@ pub fn plan(input: &PlanInput) -> Plan {
                             attributes.insert(attr.clone(), values.clone());
                         }
                     }
-                    attributes.entry(AttrName::new(rules.config.correlate.clone())).or_insert_with(|| vec![p.key.clone()]);
-                    attributes.entry(AttrName::new(rules.config.login_attribute.clone())).or_insert_with(|| vec![login.clone()]);
+                    attributes
+                        .entry(AttrName::new(rules.config.correlate.clone()))
+                        .or_insert_with(|| vec![p.key.clone()]);
+                    attributes
+                        .entry(AttrName::new(rules.config.login_attribute.clone()))
+                        .or_insert_with(|| vec![login.clone()]);
                     if let Some(rdn) = dn.rdn() {
                         for ava in &rdn.0 {
                             let values = attributes.entry(AttrName::new(ava.attr.clone())).or_default();
@@ -503,7 +599,16 @@ pub fn plan(input: &PlanInput) -> Plan {
                         attributes.insert(AttrName::new(LOCK_ATTRIBUTE), vec![LOCK_VALUE.to_string()]);
                     }
                     let reason = p.decision.because.clone();
-                    planner.draft(person, rules.name(), p.category, reason, Action::Create { dn: dn.to_string(), attributes, enabled: want_enabled }, false, vec![], container_needs.clone());
+                    planner.draft(
+                        person,
+                        rules.name(),
+                        p.category,
+                        reason,
+                        Action::Create { dn: dn.to_string(), attributes, enabled: want_enabled },
+                        false,
+                        vec![],
+                        container_needs.clone(),
+                    );
                     let refs: Vec<AttrChange> = wanted
                         .iter()
                         .filter(|(_, values, _, references)| *references && !values.is_empty())
@@ -511,12 +616,30 @@ pub fn plan(input: &PlanInput) -> Plan {
                         .collect();
                     if !refs.is_empty() {
                         let deps = manager_dependency(p, &account_ref, rules);
-                        planner.draft(person, rules.name(), p.category, "manager reference, set once every account exists".to_string(), Action::Update { dn: dn.to_string(), object_id: None, changes: refs }, true, deps, vec![]);
+                        planner.draft(
+                            person,
+                            rules.name(),
+                            p.category,
+                            "manager reference, set once every account exists".to_string(),
+                            Action::Update { dn: dn.to_string(), object_id: None, changes: refs },
+                            true,
+                            deps,
+                            vec![],
+                        );
                     }
                 }
                 Some((e, adopting)) => {
                     if adopting {
-                        planner.draft(person, rules.name(), p.category, format!("adopt: existing entry has {}={}", rules.config.correlate, p.key), Action::Adopt { dn: e.dn.clone(), object_id: e.object_id.clone() }, false, vec![], vec![]);
+                        planner.draft(
+                            person,
+                            rules.name(),
+                            p.category,
+                            format!("adopt: existing entry has {}={}", rules.config.correlate, p.key),
+                            Action::Adopt { dn: e.dn.clone(), object_id: e.object_id.clone() },
+                            false,
+                            vec![],
+                            vec![],
+                        );
                     }
                     let transition = p.prev_state.is_some_and(|prev| prev != state);
                     let currently_enabled = entry_enabled(rules, e, link.copied());
@@ -527,34 +650,80 @@ pub fn plan(input: &PlanInput) -> Plan {
                         if !want_enabled && (transition || adopting || p.prev_state.is_none()) {
                             let mut changes = Vec::new();
                             if rules.config.disable.lock {
-                                changes.push(AttrChange { attr: AttrName::new(LOCK_ATTRIBUTE), old: vec![], new: vec![LOCK_VALUE.to_string()] });
+                                changes.push(AttrChange {
+                                    attr: AttrName::new(LOCK_ATTRIBUTE),
+                                    old: vec![],
+                                    new: vec![LOCK_VALUE.to_string()],
+                                });
                             }
-                            push_changes(&mut changes, &mut current_attrs, wanted.iter().filter(|(a, ..)| rules.disable_set.iter().any(|(d, _)| d == a)));
-                            planner.draft(person, rules.name(), p.category, p.decision.because.clone(), Action::Disable { dn: current_dn.clone(), object_id: object_id.clone(), changes }, false, vec![], vec![]);
+                            push_changes(
+                                &mut changes,
+                                &mut current_attrs,
+                                wanted.iter().filter(|(a, ..)| rules.disable_set.iter().any(|(d, _)| d == a)),
+                            );
+                            planner.draft(
+                                person,
+                                rules.name(),
+                                p.category,
+                                p.decision.because.clone(),
+                                Action::Disable { dn: current_dn.clone(), object_id: object_id.clone(), changes },
+                                false,
+                                vec![],
+                                vec![],
+                            );
                         } else if want_enabled && transition {
                             // Enabled after the rename (below), so the entry is where it belongs first.
                         } else if want_enabled {
-                            planner.notice(NoticeKind::DisabledOutsideRoster, person, Some(rules.name()), format!("{} is disabled, but roster did not disable it: not re-enabled (state {state})", e.dn));
+                            planner.notice(
+                                NoticeKind::DisabledOutsideRoster,
+                                person,
+                                Some(rules.name()),
+                                format!(
+                                    "{} is disabled, but roster did not disable it: not re-enabled (state {state})",
+                                    e.dn
+                                ),
+                            );
                         } else {
                             planner.notice(NoticeKind::DisabledOutsideRoster, person, Some(rules.name()), format!("{} is enabled, but the person is {state}: reported, not changed outside a lifecycle transition", e.dn));
                         }
                     }
                     if normalize_dn(&current_dn) != dn.normalized() {
-                        let from_disabled_ou = rules.move_to.as_ref().is_some_and(|m| Dn::parse(&current_dn).is_ok_and(|d| d.is_within(m)));
+                        let from_disabled_ou = rules
+                            .move_to
+                            .as_ref()
+                            .is_some_and(|m| Dn::parse(&current_dn).is_ok_and(|d| d.is_within(m)));
                         let mut reason = match (want_enabled, dn.parent()) {
                             (false, Some(parent)) => format!("{}; moved to {parent}", p.decision.because),
-                            (true, Some(parent)) if from_disabled_ou => format!("{}; moved back to {parent}", p.decision.because),
+                            (true, Some(parent)) if from_disabled_ou => {
+                                format!("{}; moved back to {parent}", p.decision.because)
+                            }
                             _ => format!("move: {}", p.decision.because),
                         };
                         if let Ok(old) = Dn::parse(&current_dn) {
                             if old.parent() == dn.parent() {
                                 reason = "rename: the DN template gives a new name".to_string();
                             } else if want_enabled && !from_disabled_ou {
-                                reason = format!("move: the DN template now places the account under {}", dn.parent().map(|d| d.to_string()).unwrap_or_default());
+                                reason = format!(
+                                    "move: the DN template now places the account under {}",
+                                    dn.parent().map(|d| d.to_string()).unwrap_or_default()
+                                );
                             }
                             apply_rdn_change(&mut current_attrs, &old, &dn);
                         }
-                        planner.draft(person, rules.name(), p.category, reason, Action::Rename { dn: current_dn.clone(), object_id: object_id.clone(), new_dn: dn.to_string() }, false, vec![], container_needs.clone());
+                        planner.draft(
+                            person,
+                            rules.name(),
+                            p.category,
+                            reason,
+                            Action::Rename {
+                                dn: current_dn.clone(),
+                                object_id: object_id.clone(),
+                                new_dn: dn.to_string(),
+                            },
+                            false,
+                            vec![],
+                            container_needs.clone(),
+                        );
                         current_dn = dn.to_string();
                     }
                     if want_enabled && !currently_enabled && transition {
@@ -565,14 +734,28 @@ pub fn plan(input: &PlanInput) -> Plan {
                                 changes.push(AttrChange { attr: AttrName::new(LOCK_ATTRIBUTE), old, new: vec![] });
                             }
                         }
-                        push_changes(&mut changes, &mut current_attrs, wanted.iter().filter(|(a, ..)| rules.disable_set.iter().any(|(d, _)| d == a)));
+                        push_changes(
+                            &mut changes,
+                            &mut current_attrs,
+                            wanted.iter().filter(|(a, ..)| rules.disable_set.iter().any(|(d, _)| d == a)),
+                        );
                         for (attr, _) in &rules.disable_set {
                             if !wanted.iter().any(|(a, ..)| a == attr)
-                                && let Some(old) = current_attrs.remove(attr) {
-                                    changes.push(AttrChange { attr: attr.clone(), old, new: vec![] });
-                                }
+                                && let Some(old) = current_attrs.remove(attr)
+                            {
+                                changes.push(AttrChange { attr: attr.clone(), old, new: vec![] });
+                            }
                         }
-                        planner.draft(person, rules.name(), p.category, p.decision.because.clone(), Action::Enable { dn: current_dn.clone(), object_id: object_id.clone(), changes }, false, vec![], vec![]);
+                        planner.draft(
+                            person,
+                            rules.name(),
+                            p.category,
+                            p.decision.because.clone(),
+                            Action::Enable { dn: current_dn.clone(), object_id: object_id.clone(), changes },
+                            false,
+                            vec![],
+                            vec![],
+                        );
                     }
                     let mut changes = Vec::new();
                     let mut refs = Vec::new();
@@ -589,12 +772,34 @@ pub fn plan(input: &PlanInput) -> Plan {
                     }
                     if !changes.is_empty() {
                         let names: Vec<&str> = changes.iter().map(|c| c.attr.as_str()).collect();
-                        let reason = format!("{}: mapped values changed ({})", if p.category == Category::Leaver { "leaver" } else { "update" }, names.join(", "));
-                        planner.draft(person, rules.name(), p.category, reason, Action::Update { dn: current_dn.clone(), object_id: object_id.clone(), changes }, false, vec![], vec![]);
+                        let reason = format!(
+                            "{}: mapped values changed ({})",
+                            if p.category == Category::Leaver { "leaver" } else { "update" },
+                            names.join(", ")
+                        );
+                        planner.draft(
+                            person,
+                            rules.name(),
+                            p.category,
+                            reason,
+                            Action::Update { dn: current_dn.clone(), object_id: object_id.clone(), changes },
+                            false,
+                            vec![],
+                            vec![],
+                        );
                     }
                     if !refs.is_empty() {
                         let deps = manager_dependency(p, &account_ref, rules);
-                        planner.draft(person, rules.name(), p.category, "manager reference changed".to_string(), Action::Update { dn: current_dn.clone(), object_id: object_id.clone(), changes: refs }, true, deps, vec![]);
+                        planner.draft(
+                            person,
+                            rules.name(),
+                            p.category,
+                            "manager reference changed".to_string(),
+                            Action::Update { dn: current_dn.clone(), object_id: object_id.clone(), changes: refs },
+                            true,
+                            deps,
+                            vec![],
+                        );
                     }
                 }
             }
@@ -608,18 +813,40 @@ pub fn plan(input: &PlanInput) -> Plan {
                                 for g in dns {
                                     match Dn::parse(&g) {
                                         Ok(gdn) if rules.in_scope(&gdn) => {
-                                            let slot = group_members.entry(gdn.normalized()).or_insert_with(|| (gdn.to_string(), BTreeMap::new()));
+                                            let slot = group_members
+                                                .entry(gdn.normalized())
+                                                .or_insert_with(|| (gdn.to_string(), BTreeMap::new()));
                                             slot.1.insert(dn.normalized(), (dn.to_string(), p.key.clone()));
                                         }
-                                        Ok(gdn) => planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), format!("group {gdn} is outside the managed subtrees: not touched")),
-                                        Err(e) => planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), format!("group rule: {e}")),
+                                        Ok(gdn) => planner.notice(
+                                            NoticeKind::EvaluationFailed,
+                                            person,
+                                            Some(rules.name()),
+                                            format!("group {gdn} is outside the managed subtrees: not touched"),
+                                        ),
+                                        Err(e) => planner.notice(
+                                            NoticeKind::EvaluationFailed,
+                                            person,
+                                            Some(rules.name()),
+                                            format!("group rule: {e}"),
+                                        ),
                                     }
                                 }
                             }
-                            Err(e) => planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), format!("group rule dn: {e}")),
+                            Err(e) => planner.notice(
+                                NoticeKind::EvaluationFailed,
+                                person,
+                                Some(rules.name()),
+                                format!("group rule dn: {e}"),
+                            ),
                         },
                         Ok(false) => {}
-                        Err(e) => planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), format!("group rule when: {e}")),
+                        Err(e) => planner.notice(
+                            NoticeKind::EvaluationFailed,
+                            person,
+                            Some(rules.name()),
+                            format!("group rule when: {e}"),
+                        ),
                     }
                 }
             }
@@ -655,13 +882,22 @@ pub fn plan(input: &PlanInput) -> Plan {
             depends_on.extend(d.needs_containers.iter().filter_map(|c| containers.get(c).copied()));
             if let Some(p) = &d.person
                 && let Some(&c) = creates.get(&format!("{}\u{0}{}", d.target, p))
-                    && c != id {
-                        depends_on.push(c);
-                    }
+                && c != id
+            {
+                depends_on.push(c);
+            }
             depends_on.retain(|&x| x < id);
             depends_on.sort_unstable();
             depends_on.dedup();
-            Operation { id, person: d.person, target: d.target, category: d.category, reason: d.reason, depends_on, action: d.action }
+            Operation {
+                id,
+                person: d.person,
+                target: d.target,
+                category: d.category,
+                reason: d.reason,
+                depends_on,
+                action: d.action,
+            }
         })
         .collect();
 
@@ -673,10 +909,21 @@ pub fn plan(input: &PlanInput) -> Plan {
             continue;
         }
         if p.hold.is_some() {
-            notices.push(Notice { kind: NoticeKind::OnHold, person: Some(p.key.clone()), target: None, message: format!("on hold: {}; nothing planned", p.hold.as_ref().map(|h| h.reason.as_str()).unwrap_or_default()) });
+            notices.push(Notice {
+                kind: NoticeKind::OnHold,
+                person: Some(p.key.clone()),
+                target: None,
+                message: format!(
+                    "on hold: {}; nothing planned",
+                    p.hold.as_ref().map(|h| h.reason.as_str()).unwrap_or_default()
+                ),
+            });
             continue;
         }
-        if stored.is_none() && matches!(p.decision.state, LifecycleState::Purged | LifecycleState::Rescinded) && !operations.iter().any(|o| o.person.as_deref() == Some(&p.key)) {
+        if stored.is_none()
+            && matches!(p.decision.state, LifecycleState::Purged | LifecycleState::Rescinded)
+            && !operations.iter().any(|o| o.person.as_deref() == Some(&p.key))
+        {
             continue;
         }
         let update = PersonUpdate {
@@ -699,13 +946,19 @@ pub fn plan(input: &PlanInput) -> Plan {
     for read in input.reads {
         for q in &read.quarantined {
             if let Some(k) = &q.key {
-                notices.push(Notice { kind: NoticeKind::Quarantined, person: Some(k.clone()), target: None, message: format!("row {} quarantined ({}); the person is held as they were", q.location, q.reason) });
+                notices.push(Notice {
+                    kind: NoticeKind::Quarantined,
+                    person: Some(k.clone()),
+                    target: None,
+                    message: format!("row {} quarantined ({}); the person is held as they were", q.location, q.reason),
+                });
             }
         }
     }
     notices.sort_by(|a, b| (a.kind, &a.person, &a.target).cmp(&(b.kind, &b.person, &b.target)));
 
-    let source_counts: BTreeMap<String, u64> = input.reads.iter().filter(|r| r.complete).map(|r| (r.source.clone(), r.rows_seen)).collect();
+    let source_counts: BTreeMap<String, u64> =
+        input.reads.iter().filter(|r| r.complete).map(|r| (r.source.clone(), r.rows_seen)).collect();
     let population = people.len() as u64;
     let safety = check_safety(settings, &operations, population, &source_counts, snapshot);
     let count = |c: Category| summary_people.get(&c).map_or(0, |s| s.len() as u64);
@@ -771,7 +1024,13 @@ fn dn_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate) -> 
     person_env_with(settings, p, login, today, &crate::dn::escape_dn_value)
 }
 
-fn person_env_with(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate, text: &dyn Fn(&str) -> String) -> Env {
+fn person_env_with(
+    settings: &Settings,
+    p: &Evaluated,
+    login: &str,
+    today: NaiveDate,
+    text: &dyn Fn(&str) -> String,
+) -> Env {
     let mut env = Env::new();
     for name in &settings.attributes {
         env.set(name, ExprValue::Text(text(p.texts.get(name).map(String::as_str).unwrap_or_default())));
@@ -833,13 +1092,18 @@ fn entry_enabled(rules: &TargetRules, e: &TargetEntry, link: Option<&Link>) -> b
         return e.attrs.get(&AttrName::new(LOCK_ATTRIBUTE)).is_none_or(|v| v.is_empty());
     }
     if let Some(base) = &rules.move_to
-        && let Ok(dn) = Dn::parse(&e.dn) {
-            return !dn.is_within(base);
-        }
+        && let Ok(dn) = Dn::parse(&e.dn)
+    {
+        return !dn.is_within(base);
+    }
     link.is_none_or(|l| l.enabled)
 }
 
-fn push_changes<'a>(changes: &mut Vec<AttrChange>, current: &mut AttrMap, wanted: impl Iterator<Item = &'a (AttrName, Vec<String>, bool, bool)>) {
+fn push_changes<'a>(
+    changes: &mut Vec<AttrChange>,
+    current: &mut AttrMap,
+    wanted: impl Iterator<Item = &'a (AttrName, Vec<String>, bool, bool)>,
+) {
     for (attr, values, ..) in wanted {
         let old = current.get(attr).cloned().unwrap_or_default();
         if !same_values(&old, values, false) {
@@ -905,9 +1169,10 @@ fn plan_groups(
     let mut renamed: HashMap<String, String> = HashMap::new();
     for p in people {
         if let (Some((e, _)), Some(d)) = (current.get(p.key.as_str()), desired_dn.get(p.key.as_str()))
-            && normalize_dn(&e.dn) != d.normalized() {
-                renamed.insert(normalize_dn(&e.dn), d.to_string());
-            }
+            && normalize_dn(&e.dn) != d.normalized()
+        {
+            renamed.insert(normalize_dn(&e.dn), d.to_string());
+        }
     }
     let mut existing: BTreeMap<String, &crate::state::TargetGroup> = BTreeMap::new();
     for g in &view.groups {
@@ -917,7 +1182,11 @@ fn plan_groups(
     let empty = BTreeMap::new();
     for norm in all {
         let want = wanted.get(norm).map(|(_, m)| m).unwrap_or(&empty);
-        let group_dn = wanted.get(norm).map(|(d, _)| d.clone()).or_else(|| existing.get(norm).map(|g| g.dn.clone())).unwrap_or_default();
+        let group_dn = wanted
+            .get(norm)
+            .map(|(d, _)| d.clone())
+            .or_else(|| existing.get(norm).map(|g| g.dn.clone()))
+            .unwrap_or_default();
         let Ok(parsed) = Dn::parse(&group_dn) else { continue };
         let rule_reason = |member: &str| format!("group rule: {member} belongs in {group_dn}");
         let account_dep = |person: &str| vec![format!("{}\u{0}{}", rules.name(), person)];
@@ -930,12 +1199,30 @@ fn plan_groups(
                 for c in missing_containers(rules, &parsed, &view.containers) {
                     needs.push(c.normalized());
                     if containers_planned.insert(c.normalized()) {
-                        planner.draft(None, rules.name(), Category::Directory, format!("container for {group_dn}"), Action::CreateContainer { dn: c.to_string() }, false, vec![], vec![]);
+                        planner.draft(
+                            None,
+                            rules.name(),
+                            Category::Directory,
+                            format!("container for {group_dn}"),
+                            Action::CreateContainer { dn: c.to_string() },
+                            false,
+                            vec![],
+                            vec![],
+                        );
                     }
                 }
                 let members: Vec<String> = want.values().map(|(d, _)| d.clone()).collect();
                 let deps: Vec<String> = want.values().flat_map(|(_, k)| account_dep(k)).collect();
-                planner.draft(None, rules.name(), Category::Directory, format!("group rules put {} member(s) in a group that does not exist yet", members.len()), Action::CreateGroup { dn: group_dn.clone(), members }, false, deps, needs);
+                planner.draft(
+                    None,
+                    rules.name(),
+                    Category::Directory,
+                    format!("group rules put {} member(s) in a group that does not exist yet", members.len()),
+                    Action::CreateGroup { dn: group_dn.clone(), members },
+                    false,
+                    deps,
+                    needs,
+                );
             }
             Some(g) => {
                 let placeholder = rules.config.empty_group_member.clone().unwrap_or_else(|| g.dn.clone());
@@ -946,18 +1233,38 @@ fn plan_groups(
                     .map(|m| renamed.get(&normalize_dn(m)).unwrap_or(m))
                     .map(|m| (normalize_dn(m), m))
                     .collect();
-                let adds: Vec<(&String, &(String, String))> = want.iter().filter(|(n, _)| !have.contains_key(*n)).collect();
+                let adds: Vec<(&String, &(String, String))> =
+                    want.iter().filter(|(n, _)| !have.contains_key(*n)).collect();
                 let removes: Vec<(&String, &&String)> = have
                     .iter()
                     .filter(|(n, _)| !want.contains_key(*n) && **n != placeholder_norm && !held.contains(*n))
                     .filter(|(n, _)| rules.group_mode == GroupMode::Authoritative || managed_members.contains_key(*n))
                     .collect();
-                let remaining = have.len() - removes.len() + adds.len() - usize::from(have.contains_key(&placeholder_norm));
+                let remaining =
+                    have.len() - removes.len() + adds.len() - usize::from(have.contains_key(&placeholder_norm));
                 for (_, (member, person)) in &adds {
-                    planner.draft(Some(person), rules.name(), Category::Directory, rule_reason(member), Action::AddMember { group: g.dn.clone(), member: member.clone() }, false, account_dep(person), vec![]);
+                    planner.draft(
+                        Some(person),
+                        rules.name(),
+                        Category::Directory,
+                        rule_reason(member),
+                        Action::AddMember { group: g.dn.clone(), member: member.clone() },
+                        false,
+                        account_dep(person),
+                        vec![],
+                    );
                 }
                 if remaining == 0 && !have.contains_key(&placeholder_norm) && !removes.is_empty() {
-                    planner.draft(None, rules.name(), Category::Directory, "a groupOfNames cannot be empty: the placeholder member keeps it valid".to_string(), Action::AddMember { group: g.dn.clone(), member: placeholder.clone() }, false, vec![], vec![]);
+                    planner.draft(
+                        None,
+                        rules.name(),
+                        Category::Directory,
+                        "a groupOfNames cannot be empty: the placeholder member keeps it valid".to_string(),
+                        Action::AddMember { group: g.dn.clone(), member: placeholder.clone() },
+                        false,
+                        vec![],
+                        vec![],
+                    );
                 }
                 for (n, member) in &removes {
                     let person = managed_members.get(*n).map(String::as_str);
@@ -965,17 +1272,41 @@ fn plan_groups(
                         Some(_) => format!("group rules no longer put {member} in {}", g.dn),
                         None => format!("not granted by any rule, and {} is authoritative for {}", rules.name(), g.dn),
                     };
-                    planner.draft(person, rules.name(), Category::Directory, reason, Action::RemoveMember { group: g.dn.clone(), member: (**member).clone() }, false, vec![], vec![]);
+                    planner.draft(
+                        person,
+                        rules.name(),
+                        Category::Directory,
+                        reason,
+                        Action::RemoveMember { group: g.dn.clone(), member: (**member).clone() },
+                        false,
+                        vec![],
+                        vec![],
+                    );
                 }
                 if remaining > 0 && have.contains_key(&placeholder_norm) && !want.contains_key(&placeholder_norm) {
-                    planner.draft(None, rules.name(), Category::Directory, "the group has real members again: placeholder removed".to_string(), Action::RemoveMember { group: g.dn.clone(), member: placeholder.clone() }, false, vec![], vec![]);
+                    planner.draft(
+                        None,
+                        rules.name(),
+                        Category::Directory,
+                        "the group has real members again: placeholder removed".to_string(),
+                        Action::RemoveMember { group: g.dn.clone(), member: placeholder.clone() },
+                        false,
+                        vec![],
+                        vec![],
+                    );
                 }
             }
         }
     }
 }
 
-fn check_safety(settings: &Settings, ops: &[Operation], population: u64, counts: &BTreeMap<String, u64>, snapshot: &Snapshot) -> Vec<SafetyViolation> {
+fn check_safety(
+    settings: &Settings,
+    ops: &[Operation],
+    population: u64,
+    counts: &BTreeMap<String, u64>,
+    snapshot: &Snapshot,
+) -> Vec<SafetyViolation> {
     let mut out = Vec::new();
     let persons_with = |pred: &dyn Fn(&Action) -> bool| -> u64 {
         ops.iter().filter(|o| pred(&o.action)).filter_map(|o| o.person.as_deref()).collect::<BTreeSet<_>>().len() as u64
@@ -1003,9 +1334,19 @@ fn check_safety(settings: &Settings, ops: &[Operation], population: u64, counts:
             });
         }
     };
-    check("disables", "persons disabled", persons_with(&|a| matches!(a, Action::Disable { .. })), settings.safety.disables);
+    check(
+        "disables",
+        "persons disabled",
+        persons_with(&|a| matches!(a, Action::Disable { .. })),
+        settings.safety.disables,
+    );
     check("deletes", "persons deleted", persons_with(&|a| matches!(a, Action::Delete { .. })), settings.safety.deletes);
-    check("renames", "persons renamed or moved", persons_with(&|a| matches!(a, Action::Rename { .. })), settings.safety.renames);
+    check(
+        "renames",
+        "persons renamed or moved",
+        persons_with(&|a| matches!(a, Action::Rename { .. })),
+        settings.safety.renames,
+    );
     for limit in &settings.safety.attribute_changes {
         let watched: Vec<AttrName> = limit.attributes.iter().map(|a| AttrName::new(a.clone())).collect();
         let n = persons_with(&|a| match a {
@@ -1013,14 +1354,21 @@ fn check_safety(settings: &Settings, ops: &[Operation], population: u64, counts:
             _ => false,
         });
         let name = format!("attribute_changes({})", limit.attributes.join(","));
-        check(&name, "persons with changed watched attributes", n, crate::config::Limit { count: limit.count, percent: limit.percent });
+        check(
+            &name,
+            "persons with changed watched attributes",
+            n,
+            crate::config::Limit { count: limit.count, percent: limit.percent },
+        );
     }
     for (source, &now) in counts {
         if let Some(&last) = snapshot.source_counts.get(source)
-            && last > 0 && now < last {
-                let shrink = (last - now) as f64 * 100.0 / last as f64;
-                if shrink > settings.safety.source_shrink_percent {
-                    out.push(SafetyViolation {
+            && last > 0
+            && now < last
+        {
+            let shrink = (last - now) as f64 * 100.0 / last as f64;
+            if shrink > settings.safety.source_shrink_percent {
+                out.push(SafetyViolation {
                         limit: "source_shrink".to_string(),
                         message: format!(
                             "source {source} has {now} rows, {shrink:.1}% fewer than the {last} of the last good read (safety.source_shrink_percent = {})",
@@ -1030,8 +1378,8 @@ fn check_safety(settings: &Settings, ops: &[Operation], population: u64, counts:
                         percent: shrink,
                         population: last,
                     });
-                }
             }
+        }
     }
     out
 }
@@ -1062,7 +1410,15 @@ candidates = ["lower(given_name)"]
 
     fn ops(n: usize, action: impl Fn(usize) -> Action) -> Vec<Operation> {
         (0..n)
-            .map(|i| Operation { id: i, person: Some(format!("p{i}")), target: "t".into(), category: Category::Leaver, reason: String::new(), depends_on: vec![], action: action(i) })
+            .map(|i| Operation {
+                id: i,
+                person: Some(format!("p{i}")),
+                target: "t".into(),
+                category: Category::Leaver,
+                reason: String::new(),
+                depends_on: vec![],
+                action: action(i),
+            })
             .collect()
     }
 
@@ -1077,8 +1433,15 @@ candidates = ["lower(given_name)"]
         type Case = (&'static str, &'static str, fn(usize) -> Action);
         let cases: [Case; 3] = [
             ("disables", "[safety]\ndisables = { count = 3 }", disable),
-            ("deletes", "[safety]\ndeletes = { count = 3 }", |_| Action::Delete { dn: "uid=x,dc=o".into(), object_id: None }),
-            ("renames", "[safety]\nrenames = { count = 3 }", |_| Action::Rename { dn: "uid=x,dc=o".into(), object_id: None, new_dn: "uid=y,dc=o".into() }),
+            ("deletes", "[safety]\ndeletes = { count = 3 }", |_| Action::Delete {
+                dn: "uid=x,dc=o".into(),
+                object_id: None,
+            }),
+            ("renames", "[safety]\nrenames = { count = 3 }", |_| Action::Rename {
+                dn: "uid=x,dc=o".into(),
+                object_id: None,
+                new_dn: "uid=y,dc=o".into(),
+            }),
         ];
         for (name, safety, action) in cases {
             let s = settings(safety);
@@ -1105,12 +1468,19 @@ candidates = ["lower(given_name)"]
     #[test]
     fn attribute_change_limits_count_only_changes_of_existing_values() {
         let s = settings("[safety]\nattribute_changes = [{ attributes = [\"mail\"], count = 1 }]");
-        assert_eq!(s.safety.attribute_changes, vec![AttributeLimit { attributes: vec!["mail".into()], count: Some(1), percent: None }]);
+        assert_eq!(
+            s.safety.attribute_changes,
+            vec![AttributeLimit { attributes: vec!["mail".into()], count: Some(1), percent: None }]
+        );
         let change = |old: &[&str]| -> Action {
             Action::Update {
                 dn: "uid=x,dc=o".into(),
                 object_id: None,
-                changes: vec![AttrChange { attr: AttrName::new("MAIL"), old: old.iter().map(|s| s.to_string()).collect(), new: vec!["n@x".into()] }],
+                changes: vec![AttrChange {
+                    attr: AttrName::new("MAIL"),
+                    old: old.iter().map(|s| s.to_string()).collect(),
+                    new: vec!["n@x".into()],
+                }],
             }
         };
         let none = BTreeMap::new();

@@ -3,12 +3,12 @@
 pub mod attr;
 pub mod config;
 pub mod dn;
+pub mod engine;
 pub mod expr;
 pub mod lifecycle;
+pub mod login;
 pub mod plan;
+pub mod render;
+pub mod settings;
 pub mod source;
 pub mod state;
-pub mod engine;
-pub mod login;
-pub mod settings;
-pub mod render;

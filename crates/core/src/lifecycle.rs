@@ -42,7 +42,10 @@ impl LifecycleState {
 
     /// Whether an account exists in this state.
     pub fn has_account(self) -> bool {
-        matches!(self, LifecycleState::Prehire | LifecycleState::Active | LifecycleState::Leave | LifecycleState::Leaver)
+        matches!(
+            self,
+            LifecycleState::Prehire | LifecycleState::Active | LifecycleState::Leave | LifecycleState::Leaver
+        )
     }
 
     /// Which state wins when a person holds several affiliations: the one granting the most.
@@ -128,7 +131,12 @@ fn earliest(a: Option<NaiveDate>, b: Option<NaiveDate>) -> Option<NaiveDate> {
 
 /// The state of one affiliation on `today`. `left_on` is the day roster already recorded the person
 /// as gone without a date from the source (a terminated status, or missing from a complete source).
-pub fn affiliation_state(a: &Affiliation, today: NaiveDate, cfg: &LifecycleConfig, left_on: Option<NaiveDate>) -> StateDecision {
+pub fn affiliation_state(
+    a: &Affiliation,
+    today: NaiveDate,
+    cfg: &LifecycleConfig,
+    left_on: Option<NaiveDate>,
+) -> StateDecision {
     let first_day_gone = a.last_day.map(|d| match cfg.last_day {
         LastDayMeaning::LastDayWorked => add_days(d, 1),
         LastDayMeaning::FirstDayGone => d,
@@ -143,7 +151,12 @@ pub fn affiliation_state(a: &Affiliation, today: NaiveDate, cfg: &LifecycleConfi
                 left_on: Some(since),
             }
         } else {
-            StateDecision { state: LifecycleState::Leaver, because, next_transition: Some(purge_on), left_on: Some(since) }
+            StateDecision {
+                state: LifecycleState::Leaver,
+                because,
+                next_transition: Some(purge_on),
+                left_on: Some(since),
+            }
         }
     };
     let started = a.hire_date.is_some_and(|h| h <= today);
@@ -165,7 +178,10 @@ pub fn affiliation_state(a: &Affiliation, today: NaiveDate, cfg: &LifecycleConfi
                 left_on: None,
             };
         }
-        return leaver(left_on.unwrap_or(missing), format!("leaver: missing from complete source {} since {missing}", a.source));
+        return leaver(
+            left_on.unwrap_or(missing),
+            format!("leaver: missing from complete source {} since {missing}", a.source),
+        );
     }
     if let Some(gone) = first_day_gone.filter(|g| *g <= today) {
         let last = a.last_day.unwrap_or(gone);
@@ -178,7 +194,12 @@ pub fn affiliation_state(a: &Affiliation, today: NaiveDate, cfg: &LifecycleConfi
         );
     }
     let Some(hire) = a.hire_date else {
-        return StateDecision { state: LifecycleState::Pending, because: "no hire date".to_string(), next_transition: None, left_on: None };
+        return StateDecision {
+            state: LifecycleState::Pending,
+            because: "no hire date".to_string(),
+            next_transition: None,
+            left_on: None,
+        };
     };
     if hire > today {
         let window_opens = sub_days(hire, cfg.prehire_days);
@@ -209,7 +230,12 @@ pub fn affiliation_state(a: &Affiliation, today: NaiveDate, cfg: &LifecycleConfi
             format!("on leave: status {:?}", a.status.as_deref().unwrap_or_default())
         };
         let leave_over = a.leave_end.filter(|_| in_leave_dates).map(|e| add_days(e, 1));
-        return StateDecision { state: LifecycleState::Leave, because, next_transition: earliest(leave_over, first_day_gone), left_on: None };
+        return StateDecision {
+            state: LifecycleState::Leave,
+            because,
+            next_transition: earliest(leave_over, first_day_gone),
+            left_on: None,
+        };
     }
     let upcoming_leave = a.leave_start.filter(|s| *s > today);
     StateDecision {
@@ -222,15 +248,26 @@ pub fn affiliation_state(a: &Affiliation, today: NaiveDate, cfg: &LifecycleConfi
 
 /// The person's state: the affiliation granting the most wins; the next transition is the earliest
 /// of all.
-pub fn person_state(affiliations: &[Affiliation], today: NaiveDate, cfg: &LifecycleConfig, left_on: Option<NaiveDate>) -> StateDecision {
-    let decisions: Vec<StateDecision> = affiliations.iter().map(|a| affiliation_state(a, today, cfg, left_on)).collect();
+pub fn person_state(
+    affiliations: &[Affiliation],
+    today: NaiveDate,
+    cfg: &LifecycleConfig,
+    left_on: Option<NaiveDate>,
+) -> StateDecision {
+    let decisions: Vec<StateDecision> =
+        affiliations.iter().map(|a| affiliation_state(a, today, cfg, left_on)).collect();
     let next = decisions.iter().filter_map(|d| d.next_transition).min();
     match decisions.into_iter().max_by_key(|d| d.state.precedence()) {
         Some(mut best) => {
             best.next_transition = next;
             best
         }
-        None => StateDecision { state: LifecycleState::Pending, because: "no affiliation".to_string(), next_transition: None, left_on: None },
+        None => StateDecision {
+            state: LifecycleState::Pending,
+            because: "no affiliation".to_string(),
+            next_transition: None,
+            left_on: None,
+        },
     }
 }
 

@@ -35,7 +35,12 @@ pub struct LoginChoice {
 /// Picks the first free login. `env` holds the person's variables; `text_of(name)` their attribute
 /// texts (to detect unreliable scripts and apply romanised forms); `taken(login)` says whether a
 /// lowercased login is already someone else's.
-pub fn choose(rules: &LoginRules, env: &Env, text_of: &dyn Fn(&str) -> String, taken: &dyn Fn(&str) -> bool) -> Result<LoginChoice, String> {
+pub fn choose(
+    rules: &LoginRules,
+    env: &Env,
+    text_of: &dyn Fn(&str) -> String,
+    taken: &dyn Fn(&str) -> bool,
+) -> Result<LoginChoice, String> {
     let mut env = env.clone();
     let mut substituted = Vec::new();
     for (attr, romanized) in &rules.romanized {
@@ -49,12 +54,18 @@ pub fn choose(rules: &LoginRules, env: &Env, text_of: &dyn Fn(&str) -> String, t
     let mut first_usable: Option<String> = None;
     let mut skipped_script = false;
     for (i, candidate) in rules.candidates.iter().enumerate() {
-        let unreliable = candidate.variables().iter().any(|v| !substituted.contains(&v.as_str()) && text_of(v).chars().any(unreliable_script));
+        let unreliable = candidate
+            .variables()
+            .iter()
+            .any(|v| !substituted.contains(&v.as_str()) && text_of(v).chars().any(unreliable_script));
         if unreliable {
             skipped_script = true;
             continue;
         }
-        let raw = candidate.eval(&env).and_then(ExprValue::into_text).map_err(|e| format!("login candidate {}: {e}", i + 1))?;
+        let raw = candidate
+            .eval(&env)
+            .and_then(ExprValue::into_text)
+            .map_err(|e| format!("login candidate {}: {e}", i + 1))?;
         let Some(login) = sanitize(rules, &raw, rules.max_length) else { continue };
         if !taken(&login.to_lowercase()) {
             return Ok(LoginChoice { login, because: format!("candidate {} ({})", i + 1, candidate.source()) });
@@ -64,11 +75,21 @@ pub fn choose(rules: &LoginRules, env: &Env, text_of: &dyn Fn(&str) -> String, t
     let (base, via) = match first_usable {
         Some(base) => (base, "first candidate"),
         None => {
-            let raw = rules.fallback.eval(&env).and_then(ExprValue::into_text).map_err(|e| format!("login fallback: {e}"))?;
-            let base = sanitize(rules, &raw, rules.max_length).ok_or_else(|| format!("login fallback {:?} gives nothing usable ({raw:?})", rules.fallback.source()))?;
+            let raw =
+                rules.fallback.eval(&env).and_then(ExprValue::into_text).map_err(|e| format!("login fallback: {e}"))?;
+            let base = sanitize(rules, &raw, rules.max_length).ok_or_else(|| {
+                format!("login fallback {:?} gives nothing usable ({raw:?})", rules.fallback.source())
+            })?;
             if !taken(&base.to_lowercase()) {
-                let why = if skipped_script { "the name is in a script without reliable transliteration" } else { "no candidate gave a usable login" };
-                return Ok(LoginChoice { login: base, because: format!("fallback ({}): {why}", rules.fallback.source()) });
+                let why = if skipped_script {
+                    "the name is in a script without reliable transliteration"
+                } else {
+                    "no candidate gave a usable login"
+                };
+                return Ok(LoginChoice {
+                    login: base,
+                    because: format!("fallback ({}): {why}", rules.fallback.source()),
+                });
             }
             (base, "fallback")
         }

@@ -43,25 +43,62 @@ pub struct AttrChange {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Action {
     /// Create an organizational unit inside the managed scope.
-    CreateContainer { dn: String },
+    CreateContainer {
+        dn: String,
+    },
     /// Create an account with these attributes (object classes included as `objectClass`).
-    Create { dn: String, attributes: AttrMap, enabled: bool },
+    Create {
+        dn: String,
+        attributes: AttrMap,
+        enabled: bool,
+    },
     /// Link an existing entry (matched by the correlation attribute) to the person. No write.
-    Adopt { dn: String, object_id: String },
+    Adopt {
+        dn: String,
+        object_id: String,
+    },
     /// Change attributes.
-    Update { dn: String, object_id: Option<String>, changes: Vec<AttrChange> },
+    Update {
+        dn: String,
+        object_id: Option<String>,
+        changes: Vec<AttrChange>,
+    },
     /// Modify DN: rename and/or move.
-    Rename { dn: String, object_id: Option<String>, new_dn: String },
+    Rename {
+        dn: String,
+        object_id: Option<String>,
+        new_dn: String,
+    },
     /// Enable the account (remove the lock, restore attributes).
-    Enable { dn: String, object_id: Option<String>, changes: Vec<AttrChange> },
+    Enable {
+        dn: String,
+        object_id: Option<String>,
+        changes: Vec<AttrChange>,
+    },
     /// Disable the account (lock, set attributes).
-    Disable { dn: String, object_id: Option<String>, changes: Vec<AttrChange> },
+    Disable {
+        dn: String,
+        object_id: Option<String>,
+        changes: Vec<AttrChange>,
+    },
     /// Create a group with its first members (a groupOfNames cannot be empty).
-    CreateGroup { dn: String, members: Vec<String> },
-    AddMember { group: String, member: String },
-    RemoveMember { group: String, member: String },
+    CreateGroup {
+        dn: String,
+        members: Vec<String>,
+    },
+    AddMember {
+        group: String,
+        member: String,
+    },
+    RemoveMember {
+        group: String,
+        member: String,
+    },
     /// Delete the account.
-    Delete { dn: String, object_id: Option<String> },
+    Delete {
+        dn: String,
+        object_id: Option<String>,
+    },
 }
 
 impl Action {

@@ -42,7 +42,9 @@ fn operation(out: &mut String, op: &Operation) {
                 let _ = writeln!(out, "        {attr}: {}", quote_values(values));
             }
         }
-        Action::Update { changes, .. } | Action::Enable { changes, .. } | Action::Disable { changes, .. } => change_lines(out, changes),
+        Action::Update { changes, .. } | Action::Enable { changes, .. } | Action::Disable { changes, .. } => {
+            change_lines(out, changes)
+        }
         Action::CreateGroup { members, .. } => {
             for m in members {
                 let _ = writeln!(out, "        member: {m}");

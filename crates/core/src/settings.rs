@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::attr::AttrName;
-use crate::config::{ConfigFile, GroupMode, LifecycleConfig, MappingWhen, SafetyConfig, SourceConfig, StoreConfig, TargetConfig};
+use crate::config::{
+    ConfigFile, GroupMode, LifecycleConfig, MappingWhen, SafetyConfig, SourceConfig, StoreConfig, TargetConfig,
+};
 use crate::dn::Dn;
 use crate::expr::{Env, Expr, ExprValue};
 
@@ -137,7 +139,11 @@ impl Checker<'_> {
         match expr.eval(env) {
             Ok(v) => Some(v),
             Err(err) => {
-                self.error(key, Some(src.span()), format!("fails on a sample person: {err} (expression {:?})", src.get_ref()));
+                self.error(
+                    key,
+                    Some(src.span()),
+                    format!("fails on a sample person: {err} (expression {:?})", src.get_ref()),
+                );
                 None
             }
         }
@@ -148,7 +154,11 @@ impl Checker<'_> {
 pub fn sample_env(attributes: &BTreeSet<String>) -> Env {
     let mut env = Env::new();
     for name in attributes {
-        let value = if crate::config::LIFECYCLE_DATE_ATTRIBUTES.contains(&name.as_str()) { "2026-01-15".to_string() } else { format!("Sample{}", pcase_word(name)) };
+        let value = if crate::config::LIFECYCLE_DATE_ATTRIBUTES.contains(&name.as_str()) {
+            "2026-01-15".to_string()
+        } else {
+            format!("Sample{}", pcase_word(name))
+        };
         env.set(name, ExprValue::Text(value));
     }
     env.set("key", ExprValue::Text("00001".into()));
@@ -161,10 +171,12 @@ pub fn sample_env(attributes: &BTreeSet<String>) -> Env {
 }
 
 fn pcase_word(name: &str) -> String {
-    name.split('_').map(|w| {
-        let mut c = w.chars();
-        c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
-    }).collect()
+    name.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Parses and validates a configuration file's text. `file` names it in messages.
@@ -187,7 +199,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     let zone = match cfg.time.zone.get_ref().parse::<Tz>() {
         Ok(z) => Some(z),
         Err(_) => {
-            ck.error("time.zone", Some(cfg.time.zone.span()), format!("expected an IANA time zone such as \"Europe/Berlin\", found {:?}", cfg.time.zone.get_ref()));
+            ck.error(
+                "time.zone",
+                Some(cfg.time.zone.span()),
+                format!("expected an IANA time zone such as \"Europe/Berlin\", found {:?}", cfg.time.zone.get_ref()),
+            );
             None
         }
     };
@@ -207,10 +223,20 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         }
         for (attr, column) in &s.columns {
             if BUILTIN_VARIABLES.contains(&attr.as_str()) && attr != "affiliation" {
-                ck.error(format!("{key}.columns.{attr}"), None, format!("{attr:?} is computed by roster and cannot be mapped from a column"));
+                ck.error(
+                    format!("{key}.columns.{attr}"),
+                    None,
+                    format!("{attr:?} is computed by roster and cannot be mapped from a column"),
+                );
             }
-            if !attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || attr.starts_with(|c: char| c.is_ascii_digit()) {
-                ck.error(format!("{key}.columns.{attr}"), None, "attribute names may contain only letters, digits and _, and not start with a digit");
+            if !attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || attr.starts_with(|c: char| c.is_ascii_digit())
+            {
+                ck.error(
+                    format!("{key}.columns.{attr}"),
+                    None,
+                    "attribute names may contain only letters, digits and _, and not start with a digit",
+                );
             }
             if column.trim().is_empty() {
                 ck.error(format!("{key}.columns.{attr}"), None, "expected a column header, found an empty string");
@@ -222,18 +248,27 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         }
         for attr in s.date_attributes.iter().chain(&s.required) {
             if !s.columns.contains_key(attr) {
-                ck.error(format!("{key}"), None, format!("{attr:?} is listed in date_attributes or required but has no entry in columns"));
+                ck.error(
+                    key.to_string(),
+                    None,
+                    format!("{attr:?} is listed in date_attributes or required but has no entry in columns"),
+                );
             }
         }
         let probe = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default();
-        let well_formed = !chrono::format::StrftimeItems::new(&s.date_format).any(|item| matches!(item, chrono::format::Item::Error));
+        let well_formed =
+            !chrono::format::StrftimeItems::new(&s.date_format).any(|item| matches!(item, chrono::format::Item::Error));
         let formatted = well_formed.then(|| probe.format(&s.date_format).to_string());
         match formatted {
             Some(text) if NaiveDate::parse_from_str(&text, &s.date_format).ok() == Some(probe) => {}
             _ => ck.error(format!("{key}.date_format"), None, format!("{:?} is not a chrono date format that reads back a full date (expected e.g. \"%Y-%m-%d\" or \"%d.%m.%Y\")", s.date_format)),
         }
         if !s.delimiter.is_ascii() {
-            ck.error(format!("{key}.delimiter"), None, format!("expected a single ASCII character, found {:?}", s.delimiter));
+            ck.error(
+                format!("{key}.delimiter"),
+                None,
+                format!("expected a single ASCII character, found {:?}", s.delimiter),
+            );
         }
     }
 
@@ -248,10 +283,10 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     for (i, c) in cfg.login.candidates.iter().enumerate() {
         let key = format!("login.candidates[{i}]");
         if let Some(e) = ck.expr(&key, c, &no_login) {
-            if let Some(v) = ck.sample(&key, c, &e, &env) {
-                if let Err(err) = v.into_text() {
-                    ck.error(&key, Some(c.span()), format!("expected text: {err}"));
-                }
+            if let Some(v) = ck.sample(&key, c, &e, &env)
+                && let Err(err) = v.into_text()
+            {
+                ck.error(&key, Some(c.span()), format!("expected text: {err}"));
             }
             candidates.push(e);
         }
@@ -263,14 +298,22 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     let disallowed = match Regex::new(&format!("[^{}]", cfg.login.allowed)) {
         Ok(r) => Some(r),
         Err(e) => {
-            ck.error("login.allowed", None, format!("expected the inside of a regex character class such as \"a-z0-9._-\": {e}"));
+            ck.error(
+                "login.allowed",
+                None,
+                format!("expected the inside of a regex character class such as \"a-z0-9._-\": {e}"),
+            );
             None
         }
     };
     for (attr, romanized) in &cfg.login.romanized {
         for name in [attr, romanized] {
             if !attributes.contains(name) {
-                ck.error(format!("login.romanized.{attr}"), None, format!("{name:?} is not an attribute any source maps"));
+                ck.error(
+                    format!("login.romanized.{attr}"),
+                    None,
+                    format!("{name:?} is not an attribute any source maps"),
+                );
             }
         }
     }
@@ -283,17 +326,29 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             ck.error(format!("{key}.name"), None, format!("target name {:?} is used twice", t.name));
         }
         if !(t.url.starts_with("ldap://") || t.url.starts_with("ldaps://")) {
-            ck.error(format!("{key}.url"), None, format!("expected ldap://host:port or ldaps://host:port, found {:?}", t.url));
+            ck.error(
+                format!("{key}.url"),
+                None,
+                format!("expected ldap://host:port or ldaps://host:port, found {:?}", t.url),
+            );
         }
         if t.url.starts_with("ldap://") && !t.tls.starttls && !t.tls.allow_plaintext {
             ck.error(format!("{key}.url"), None, "a plain ldap:// connection would send the bind password in clear: use ldaps://, set tls.starttls = true, or (lab only) tls.allow_plaintext = true");
         }
         if !(t.bind_password.0.starts_with("env:") || t.bind_password.0.starts_with("file:")) {
-            ck.error(format!("{key}.bind_password"), None, "expected a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the config");
+            ck.error(
+                format!("{key}.bind_password"),
+                None,
+                "expected a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the config",
+            );
         }
         let mut managed = Vec::new();
         if t.managed.is_empty() {
-            ck.error(format!("{key}.managed"), None, "expected at least one managed subtree (roster never writes outside them)");
+            ck.error(
+                format!("{key}.managed"),
+                None,
+                "expected at least one managed subtree (roster never writes outside them)",
+            );
         }
         for (j, m) in t.managed.iter().enumerate() {
             match Dn::parse(m) {
@@ -302,7 +357,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 Err(e) => ck.error(format!("{key}.managed[{j}]"), None, e.to_string()),
             }
         }
-        for (name, value) in [("bind_dn", Some(&t.bind_dn)), ("unique_base", t.unique_base.as_ref()), ("empty_group_member", t.empty_group_member.as_ref())] {
+        for (name, value) in [
+            ("bind_dn", Some(&t.bind_dn)),
+            ("unique_base", t.unique_base.as_ref()),
+            ("empty_group_member", t.empty_group_member.as_ref()),
+        ] {
             if let Some(Err(e)) = value.map(|v| Dn::parse(v)) {
                 ck.error(format!("{key}.{name}"), None, e.to_string());
             }
@@ -310,7 +369,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         let move_to = match t.disable.move_to.as_deref().map(Dn::parse) {
             Some(Ok(dn)) => {
                 if !managed.iter().any(|m| dn.is_within(m)) {
-                    ck.error(format!("{key}.disable.move_to"), None, format!("{dn} is outside the managed subtrees, where roster may not write"));
+                    ck.error(
+                        format!("{key}.disable.move_to"),
+                        None,
+                        format!("{dn} is outside the managed subtrees, where roster may not write"),
+                    );
                 }
                 Some(dn)
             }
@@ -323,15 +386,23 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         let dn_key = format!("{key}.dn");
         let no_manager = |name: &str| name != "manager_dn" && known_person(name);
         let dn = ck.expr(&dn_key, &t.dn, &no_manager);
-        if let Some(dn_expr) = &dn {
-            if let Some(v) = ck.sample(&dn_key, &t.dn, dn_expr, &env) {
-                match v.into_text().map_err(|e| e.to_string()).and_then(|s| Dn::parse(&s).map_err(|e| e.to_string())) {
-                    Ok(sample) if !managed.is_empty() && !managed.iter().any(|m| sample.is_within(m)) => {
-                        ck.error(&dn_key, Some(t.dn.span()), format!("gives {sample} for a sample person, which is outside the managed subtrees"));
-                    }
-                    Ok(sample) if sample.rdns().len() < 2 => ck.error(&dn_key, Some(t.dn.span()), format!("gives {sample:?}, which is not a DN below a parent")),
-                    Ok(_) => {}
-                    Err(e) => ck.error(&dn_key, Some(t.dn.span()), format!("does not give a valid DN for a sample person: {e}")),
+        if let Some(dn_expr) = &dn
+            && let Some(v) = ck.sample(&dn_key, &t.dn, dn_expr, &env)
+        {
+            match v.into_text().map_err(|e| e.to_string()).and_then(|s| Dn::parse(&s).map_err(|e| e.to_string())) {
+                Ok(sample) if !managed.is_empty() && !managed.iter().any(|m| sample.is_within(m)) => {
+                    ck.error(
+                        &dn_key,
+                        Some(t.dn.span()),
+                        format!("gives {sample} for a sample person, which is outside the managed subtrees"),
+                    );
+                }
+                Ok(sample) if sample.rdns().len() < 2 => {
+                    ck.error(&dn_key, Some(t.dn.span()), format!("gives {sample:?}, which is not a DN below a parent"))
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    ck.error(&dn_key, Some(t.dn.span()), format!("does not give a valid DN for a sample person: {e}"))
                 }
             }
         }
@@ -343,10 +414,10 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 ck.error(&mkey, Some(src.span()), "object classes are set by object_classes, not as a mapping");
             }
             if let Some(expr) = ck.expr(&mkey, src, &known_person) {
-                if let Some(v) = ck.sample(&mkey, src, &expr, &env) {
-                    if let Err(e) = v.into_texts() {
-                        ck.error(&mkey, Some(src.span()), format!("expected text or a list of texts: {e}"));
-                    }
+                if let Some(v) = ck.sample(&mkey, src, &expr, &env)
+                    && let Err(e) = v.into_texts()
+                {
+                    ck.error(&mkey, Some(src.span()), format!("expected text or a list of texts: {e}"));
                 }
                 let references_manager = expr.variables().iter().any(|v| v == "manager_dn");
                 mappings.push(Mapping { attr: AttrName::new(attr.clone()), expr, when, references_manager });
@@ -368,23 +439,35 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             let when_src = g.when.as_ref().unwrap_or(&default_when);
             let when = ck.expr(&format!("{gkey}.when"), when_src, &no_manager);
             if let (Some(dn_expr), Some(when)) = (dn_expr, when) {
-                if let Some(v) = ck.sample(&format!("{gkey}.when"), when_src, &when, &env) {
-                    if v.into_bool().is_err() {
-                        ck.error(format!("{gkey}.when"), Some(when_src.span()), "expected a true/false expression");
-                    }
+                if let Some(v) = ck.sample(&format!("{gkey}.when"), when_src, &when, &env)
+                    && v.into_bool().is_err()
+                {
+                    ck.error(format!("{gkey}.when"), Some(when_src.span()), "expected a true/false expression");
                 }
                 if let Some(v) = ck.sample(&format!("{gkey}.dn"), &g.dn, &dn_expr, &env) {
                     match v.into_texts() {
                         Ok(dns) => {
                             for d in dns {
                                 match Dn::parse(&d) {
-                                    Ok(parsed) if !managed.iter().any(|m| parsed.is_within(m)) => ck.error(format!("{gkey}.dn"), Some(g.dn.span()), format!("gives {parsed} for a sample person, outside the managed subtrees")),
+                                    Ok(parsed) if !managed.iter().any(|m| parsed.is_within(m)) => ck.error(
+                                        format!("{gkey}.dn"),
+                                        Some(g.dn.span()),
+                                        format!("gives {parsed} for a sample person, outside the managed subtrees"),
+                                    ),
                                     Ok(_) => {}
-                                    Err(e) => ck.error(format!("{gkey}.dn"), Some(g.dn.span()), format!("does not give a valid DN: {e}")),
+                                    Err(e) => ck.error(
+                                        format!("{gkey}.dn"),
+                                        Some(g.dn.span()),
+                                        format!("does not give a valid DN: {e}"),
+                                    ),
                                 }
                             }
                         }
-                        Err(e) => ck.error(format!("{gkey}.dn"), Some(g.dn.span()), format!("expected a DN or a list of DNs: {e}")),
+                        Err(e) => ck.error(
+                            format!("{gkey}.dn"),
+                            Some(g.dn.span()),
+                            format!("expected a DN or a list of DNs: {e}"),
+                        ),
                     }
                 }
                 groups.push(GroupRule { dn: dn_expr, when });
@@ -394,11 +477,22 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             ck.error(format!("{key}.object_classes"), None, "expected at least one object class");
         }
         if let Some(dn) = dn {
-            targets.push(TargetRules { config: t.clone(), dn, managed, move_to, mappings, disable_set, groups, group_mode: t.group_mode });
+            targets.push(TargetRules {
+                config: t.clone(),
+                dn,
+                managed,
+                move_to,
+                mappings,
+                disable_set,
+                groups,
+                group_mode: t.group_mode,
+            });
         }
     }
 
-    for (name, limit) in [("disables", cfg.safety.disables), ("deletes", cfg.safety.deletes), ("renames", cfg.safety.renames)] {
+    for (name, limit) in
+        [("disables", cfg.safety.disables), ("deletes", cfg.safety.deletes), ("renames", cfg.safety.renames)]
+    {
         if limit.percent.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
             ck.error(format!("safety.{name}.percent"), None, "expected a percentage from 0 to 100");
         }
@@ -415,7 +509,13 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         zone,
         sources: cfg.source,
         lifecycle: cfg.lifecycle,
-        login: LoginRules { candidates, fallback, max_length: cfg.login.max_length, disallowed, romanized: cfg.login.romanized },
+        login: LoginRules {
+            candidates,
+            fallback,
+            max_length: cfg.login.max_length,
+            disallowed,
+            romanized: cfg.login.romanized,
+        },
         targets,
         safety: cfg.safety,
         attributes,

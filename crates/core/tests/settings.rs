@@ -1,6 +1,6 @@
 //! Configuration checks: every mistake is reported before anything runs, with the key and line.
 
-use roster_core::settings::{load, ConfigError};
+use roster_core::settings::{ConfigError, load};
 
 const GOOD: &str = r#"
 [time]
@@ -80,7 +80,10 @@ fn unknown_attributes_are_reported() {
 
 #[test]
 fn a_dn_template_outside_the_managed_subtrees_is_reported() {
-    let text = GOOD.replace(r#"dn = '"uid=" + login + ",ou=people,dc=example,dc=org"'"#, r#"dn = '"uid=" + login + ",ou=admins,dc=example,dc=org"'"#);
+    let text = GOOD.replace(
+        r#"dn = '"uid=" + login + ",ou=people,dc=example,dc=org"'"#,
+        r#"dn = '"uid=" + login + ",ou=admins,dc=example,dc=org"'"#,
+    );
     let e = errors(&text);
     assert_eq!(e[0].key, "target[0].dn");
     assert!(e[0].message.contains("outside the managed subtrees"), "{}", e[0].message);
@@ -134,7 +137,8 @@ fn zone_date_format_and_missing_hire_date_are_checked() {
 
 #[test]
 fn a_group_rule_must_give_dns_and_a_condition() {
-    let text = format!("{GOOD}\n[[target.groups]]\ndn = '\"cn=g,ou=elsewhere,dc=example,dc=org\"'\nwhen = 'department'\n");
+    let text =
+        format!("{GOOD}\n[[target.groups]]\ndn = '\"cn=g,ou=elsewhere,dc=example,dc=org\"'\nwhen = 'department'\n");
     let keys: Vec<String> = errors(&text).into_iter().map(|e| e.key).collect();
     assert!(keys.contains(&"target[0].groups[0].dn".to_string()), "{keys:?}");
     assert!(keys.contains(&"target[0].groups[0].when".to_string()), "{keys:?}");

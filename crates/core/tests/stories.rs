@@ -7,11 +7,11 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use roster_core::attr::AttrName;
-use roster_core::dn::{normalize_dn, Dn};
-use roster_core::engine::{plan, PlanInput};
+use roster_core::dn::{Dn, normalize_dn};
+use roster_core::engine::{PlanInput, plan};
 use roster_core::plan::{Action, Plan};
 use roster_core::render::render;
-use roster_core::settings::{load, Settings};
+use roster_core::settings::{Settings, load};
 use roster_core::source::{FieldValue, Location, QuarantinedRow, Record, SourceRead};
 use roster_core::state::{Link, Snapshot, StoredPerson, TargetEntry, TargetGroup, TargetView, Tombstone};
 use serde::Deserialize;
@@ -99,7 +99,10 @@ impl Sim {
                     self.view.containers.insert(normalize_dn(dn));
                 }
                 Action::Create { dn, attributes, enabled } => {
-                    assert!(self.view.entries.iter().all(|e| normalize_dn(&e.dn) != normalize_dn(dn)), "duplicate create {dn}");
+                    assert!(
+                        self.view.entries.iter().all(|e| normalize_dn(&e.dn) != normalize_dn(dn)),
+                        "duplicate create {dn}"
+                    );
                     let parent = Dn::parse(dn).unwrap().parent().unwrap().normalized();
                     assert!(self.view.containers.contains(&parent), "create {dn} before its container");
                     self.next_id += 1;
@@ -107,15 +110,35 @@ impl Sim {
                     for v in attributes.get(&AttrName::new("uid")).into_iter().flatten() {
                         self.view.taken_logins.insert(v.to_lowercase());
                     }
-                    self.view.entries.push(TargetEntry { object_id: id.clone(), dn: dn.clone(), attrs: attributes.clone() });
+                    self.view.entries.push(TargetEntry {
+                        object_id: id.clone(),
+                        dn: dn.clone(),
+                        attrs: attributes.clone(),
+                    });
                     let mut values = attributes.clone();
                     values.remove(&AttrName::new("objectClass"));
-                    self.snapshot.links.push(Link { person, target: op.target.clone(), object_id: id, dn: dn.clone(), enabled: *enabled, values });
+                    self.snapshot.links.push(Link {
+                        person,
+                        target: op.target.clone(),
+                        object_id: id,
+                        dn: dn.clone(),
+                        enabled: *enabled,
+                        values,
+                    });
                 }
                 Action::Adopt { dn, object_id } => {
-                    self.snapshot.links.push(Link { person, target: op.target.clone(), object_id: object_id.clone(), dn: dn.clone(), enabled: true, values: Default::default() });
+                    self.snapshot.links.push(Link {
+                        person,
+                        target: op.target.clone(),
+                        object_id: object_id.clone(),
+                        dn: dn.clone(),
+                        enabled: true,
+                        values: Default::default(),
+                    });
                 }
-                Action::Update { dn, changes, .. } | Action::Enable { dn, changes, .. } | Action::Disable { dn, changes, .. } => {
+                Action::Update { dn, changes, .. }
+                | Action::Enable { dn, changes, .. }
+                | Action::Disable { dn, changes, .. } => {
                     let entry = self.entry_mut(dn);
                     for c in changes {
                         let have = entry.attrs.get(&c.attr).cloned().unwrap_or_default();
@@ -147,7 +170,10 @@ impl Sim {
                 Action::Rename { dn, new_dn, .. } => {
                     let old = Dn::parse(dn).unwrap();
                     let new = Dn::parse(new_dn).unwrap();
-                    assert!(self.view.containers.contains(&new.parent().unwrap().normalized()), "move into missing {new_dn}");
+                    assert!(
+                        self.view.containers.contains(&new.parent().unwrap().normalized()),
+                        "move into missing {new_dn}"
+                    );
                     let entry = self.entry_mut(dn);
                     entry.dn = new_dn.clone();
                     let old_rdn = &old.rdn().unwrap().0[0];
@@ -168,16 +194,30 @@ impl Sim {
                 }
                 Action::CreateGroup { dn, members } => {
                     self.next_id += 1;
-                    self.view.groups.push(TargetGroup { object_id: format!("uuid-{}", self.next_id), dn: dn.clone(), members: members.clone() });
+                    self.view.groups.push(TargetGroup {
+                        object_id: format!("uuid-{}", self.next_id),
+                        dn: dn.clone(),
+                        members: members.clone(),
+                    });
                 }
                 Action::AddMember { group, member } => {
-                    let g = self.view.groups.iter_mut().find(|g| normalize_dn(&g.dn) == normalize_dn(group)).expect("group");
+                    let g = self
+                        .view
+                        .groups
+                        .iter_mut()
+                        .find(|g| normalize_dn(&g.dn) == normalize_dn(group))
+                        .expect("group");
                     if !g.members.iter().any(|m| normalize_dn(m) == normalize_dn(member)) {
                         g.members.push(member.clone());
                     }
                 }
                 Action::RemoveMember { group, member } => {
-                    let g = self.view.groups.iter_mut().find(|g| normalize_dn(&g.dn) == normalize_dn(group)).expect("group");
+                    let g = self
+                        .view
+                        .groups
+                        .iter_mut()
+                        .find(|g| normalize_dn(&g.dn) == normalize_dn(group))
+                        .expect("group");
                     g.members.retain(|m| normalize_dn(m) != normalize_dn(member));
                     assert!(!g.members.is_empty(), "groupOfNames {group} emptied");
                 }
@@ -195,10 +235,14 @@ impl Sim {
             if u.tombstone {
                 self.snapshot.persons.remove(&u.key);
                 self.snapshot.links.retain(|l| l.person != u.key);
-                if let Some(login) = &u.login {
-                    if !self.snapshot.tombstones.iter().any(|t| &t.login == login) {
-                        self.snapshot.tombstones.push(Tombstone { person: u.key.clone(), login: login.clone(), purged_on: plan.as_of });
-                    }
+                if let Some(login) = &u.login
+                    && !self.snapshot.tombstones.iter().any(|t| &t.login == login)
+                {
+                    self.snapshot.tombstones.push(Tombstone {
+                        person: u.key.clone(),
+                        login: login.clone(),
+                        purged_on: plan.as_of,
+                    });
                 }
                 continue;
             }
@@ -233,7 +277,7 @@ fn directory(lines: &[String]) -> TargetView {
         let mut map = roster_core::attr::AttrMap::new();
         for pair in attrs.split(';').filter(|p| !p.is_empty()) {
             let (a, v) = pair.split_once('=').expect("attr=value");
-            map.entry(AttrName::new(a.trim())).or_insert_with(Vec::new).push(v.trim().to_string());
+            map.entry(AttrName::new(a.trim())).or_default().push(v.trim().to_string());
         }
         if let Some(uid) = map.get(&AttrName::new("uid")) {
             view.taken_logins.extend(uid.iter().map(|u| u.to_lowercase()));
@@ -279,7 +323,8 @@ fn run_story(path: &Path) {
     let mut entries = sim.view.entries.clone();
     entries.sort_by(|a, b| a.dn.cmp(&b.dn));
     for e in entries {
-        let attrs: Vec<String> = e.attrs.iter().filter(|(a, _)| !a.is("objectClass")).map(|(a, v)| format!("{a}={}", v.join("+"))).collect();
+        let attrs: Vec<String> =
+            e.attrs.iter().filter(|(a, _)| !a.is("objectClass")).map(|(a, v)| format!("{a}={}", v.join("+"))).collect();
         transcript.push_str(&format!("{}\n    {}\n", e.dn, attrs.join("; ")));
     }
     let mut groups = sim.view.groups.clone();
@@ -302,7 +347,11 @@ fn run_story(path: &Path) {
 #[test]
 fn stories() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stories");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "toml") && !p.ends_with("base.toml")).collect();
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && !p.ends_with("base.toml"))
+        .collect();
     paths.sort();
     assert!(!paths.is_empty());
     for p in paths {

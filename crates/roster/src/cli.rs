@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::{exit, init, run};
 
 #[derive(Parser, Debug)]
-#[command(name = "roster", version, about = "HR-driven identity provisioning: joiners, movers and leavers from HR data into directories")]
+#[command(
+    name = "roster",
+    version,
+    about = "HR-driven identity provisioning: joiners, movers and leavers from HR data into directories"
+)]
 pub struct Cli {
     /// The configuration file.
     #[arg(long, short, global = true, env = "ROSTER_CONFIG", default_value = "roster.toml")]
@@ -92,7 +96,8 @@ pub fn init_logging(cli: &Cli) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if cli.log_json {
         builder.json().init();

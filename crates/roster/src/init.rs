@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 const CONFIG_TEMPLATE: &str = include_str!("../templates/roster.toml");
 const SAMPLE_WORKERS: &str = include_str!("../templates/workers.csv");
@@ -35,7 +35,11 @@ pub fn render_config(ldap_url: &str, base: &str, bind_dn: &str, ca_file: Option<
         Some(ca) => format!("tls = {{ ca_file = {:?} }}", ca.display().to_string()),
         None => "# tls = { ca_file = \"ca.pem\" }      # trust this CA instead of the system's".to_string(),
     };
-    CONFIG_TEMPLATE.replace("{{LDAP_URL}}", ldap_url).replace("{{BASE}}", base).replace("{{BIND_DN}}", bind_dn).replace("{{TLS}}", &tls)
+    CONFIG_TEMPLATE
+        .replace("{{LDAP_URL}}", ldap_url)
+        .replace("{{BASE}}", base)
+        .replace("{{BIND_DN}}", bind_dn)
+        .replace("{{TLS}}", &tls)
 }
 
 pub fn init(args: &InitArgs) -> Result<()> {
@@ -46,9 +50,11 @@ pub fn init(args: &InitArgs) -> Result<()> {
             bail!("{} exists already (use --force to overwrite)", path.display());
         }
     }
-    std::fs::create_dir_all(args.dir.join("exports")).with_context(|| format!("creating {}", args.dir.join("exports").display()))?;
+    std::fs::create_dir_all(args.dir.join("exports"))
+        .with_context(|| format!("creating {}", args.dir.join("exports").display()))?;
     let ca = args.ca_file.as_deref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
-    std::fs::write(&config_path, render_config(&args.ldap_url, &args.base, &args.bind_dn, ca.as_deref())).with_context(|| format!("writing {}", config_path.display()))?;
+    std::fs::write(&config_path, render_config(&args.ldap_url, &args.base, &args.bind_dn, ca.as_deref()))
+        .with_context(|| format!("writing {}", config_path.display()))?;
     std::fs::write(&workers_path, SAMPLE_WORKERS).with_context(|| format!("writing {}", workers_path.display()))?;
     println!("wrote {} and {}", config_path.display(), workers_path.display());
     println!("next: export ROSTER_LDAP_PASSWORD=..., then `roster --config {} plan`", config_path.display());
@@ -61,11 +67,17 @@ mod tests {
 
     #[test]
     fn the_starter_configuration_is_valid() {
-        let text = render_config("ldaps://127.0.0.1:636", "dc=example,dc=org", "cn=admin,dc=example,dc=org", Some(Path::new("/tmp/ca.pem")));
+        let text = render_config(
+            "ldaps://127.0.0.1:636",
+            "dc=example,dc=org",
+            "cn=admin,dc=example,dc=org",
+            Some(Path::new("/tmp/ca.pem")),
+        );
         if let Err(errors) = roster_core::settings::load(&text, "roster.toml") {
             panic!("{errors:#?}");
         }
-        let without_ca = render_config("ldaps://ldap.example.org:636", "dc=corp,dc=example", "cn=roster,dc=corp,dc=example", None);
+        let without_ca =
+            render_config("ldaps://ldap.example.org:636", "dc=corp,dc=example", "cn=roster,dc=corp,dc=example", None);
         assert!(roster_core::settings::load(&without_ca, "roster.toml").is_ok());
     }
 }

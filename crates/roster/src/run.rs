@@ -6,14 +6,14 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use roster_connectors::source::csv::read_csv;
 use roster_connectors::target::{ErrorKind, LdapTarget};
-use roster_core::engine::{plan, view_attributes, PlanInput};
+use roster_core::engine::{PlanInput, plan, view_attributes};
 use roster_core::plan::{Operation, Plan};
 use roster_core::render::render;
-use roster_core::settings::{load, Settings};
+use roster_core::settings::{Settings, load};
 use roster_core::source::SourceRead;
 use roster_core::state::TargetView;
 use roster_store::{Outcome, RunFinish, RunStart, RunStatus, Store};
@@ -46,13 +46,20 @@ struct Loaded {
 fn load_config(cli: &Cli) -> Result<Loaded> {
     let path = &cli.config;
     let text = std::fs::read_to_string(path).map_err(|e| {
-        anyhow!(UsageError(format!("cannot read the configuration {}: {e} (create one with `roster init`)", path.display())))
+        anyhow!(UsageError(format!(
+            "cannot read the configuration {}: {e} (create one with `roster init`)",
+            path.display()
+        )))
     })?;
     let settings = load(&text, &path.display().to_string()).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
         anyhow!(UsageError(format!("the configuration has {} problem(s):\n{}", errors.len(), lines.join("\n"))))
     })?;
-    let config_dir = path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+    let config_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
     let as_of = cli.as_of.unwrap_or_else(|| chrono::Utc::now().with_timezone(&settings.zone).date_naive());
     Ok(Loaded { settings, config_dir, as_of })
 }
@@ -81,8 +88,11 @@ async fn read_sources(loaded: &Loaded) -> Result<Vec<SourceRead>> {
 async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
     let mut targets = Vec::new();
     for rules in &loaded.settings.targets {
-        let password = secrets::resolve(&rules.config.bind_password, &loaded.config_dir).with_context(|| format!("target {}", rules.name()))?;
-        let target = LdapTarget::connect(&rules.config, password, &loaded.config_dir).await.with_context(|| format!("target {}", rules.name()))?;
+        let password = secrets::resolve(&rules.config.bind_password, &loaded.config_dir)
+            .with_context(|| format!("target {}", rules.name()))?;
+        let target = LdapTarget::connect(&rules.config, password, &loaded.config_dir)
+            .await
+            .with_context(|| format!("target {}", rules.name()))?;
         targets.push(target);
     }
     Ok(targets)
@@ -91,7 +101,10 @@ async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
 async fn read_views(loaded: &Loaded, targets: &mut [LdapTarget]) -> Result<BTreeMap<String, TargetView>> {
     let mut views = BTreeMap::new();
     for (rules, target) in loaded.settings.targets.iter().zip(targets.iter_mut()) {
-        let view = target.read_view(&view_attributes(rules)).await.with_context(|| format!("reading target {}", rules.name()))?;
+        let view = target
+            .read_view(&view_attributes(rules))
+            .await
+            .with_context(|| format!("reading target {}", rules.name()))?;
         tracing::info!(target = %rules.name(), entries = view.entries.len(), groups = view.groups.len(), "target read");
         views.insert(rules.name().to_string(), view);
     }
@@ -112,7 +125,13 @@ async fn fresh_plan(cli: &Cli) -> Result<Fresh> {
     let mut targets = connect_targets(&loaded).await?;
     let views = read_views(&loaded, &mut targets).await?;
     let snapshot = store.snapshot().await.context("reading the store")?;
-    let plan = plan(&PlanInput { settings: &loaded.settings, as_of: loaded.as_of, reads: &reads, snapshot: &snapshot, views: &views });
+    let plan = plan(&PlanInput {
+        settings: &loaded.settings,
+        as_of: loaded.as_of,
+        reads: &reads,
+        snapshot: &snapshot,
+        views: &views,
+    });
     Ok(Fresh { loaded, store, targets, plan })
 }
 
@@ -133,7 +152,11 @@ pub async fn check(cli: &Cli) -> Result<u8> {
     let mut targets = connect_targets(&loaded).await?;
     let views = read_views(&loaded, &mut targets).await?;
     for (name, v) in &views {
-        println!("target {name}: connected; {} account(s), {} group(s) in the managed subtrees", v.entries.len(), v.groups.len());
+        println!(
+            "target {name}: connected; {} account(s), {} group(s) in the managed subtrees",
+            v.entries.len(),
+            v.groups.len()
+        );
     }
     for t in targets {
         let _ = t.close().await;
@@ -155,7 +178,18 @@ pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
         eprintln!("plan saved to {}; apply it with `roster apply {}`", out.display(), out.display());
     }
     let run = fresh.store.begin_run(&run_start("plan", &fresh, vec![], None)).await?;
-    fresh.store.finish_run(run, &RunFinish { status: RunStatus::Planned, summary: fresh.plan.summary.clone(), source_counts: BTreeMap::new(), failed: 0 }).await?;
+    fresh
+        .store
+        .finish_run(
+            run,
+            &RunFinish {
+                status: RunStatus::Planned,
+                summary: fresh.plan.summary.clone(),
+                source_counts: BTreeMap::new(),
+                failed: 0,
+            },
+        )
+        .await?;
     for t in fresh.targets {
         let _ = t.close().await;
     }
@@ -163,7 +197,14 @@ pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
 }
 
 fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, plan_json: Option<String>) -> RunStart {
-    RunStart { command: command.to_string(), as_of: fresh.plan.as_of, config_hash: fresh.loaded.settings.hash.clone(), actor: actor(), overrides, plan_json }
+    RunStart {
+        command: command.to_string(),
+        as_of: fresh.plan.as_of,
+        config_hash: fresh.loaded.settings.hash.clone(),
+        actor: actor(),
+        overrides,
+        plan_json,
+    }
 }
 
 pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
@@ -180,10 +221,17 @@ pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
         return apply_plan(fresh, &args.overrides, "apply").await;
     };
     let loaded = load_config(cli)?;
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow!(UsageError(format!("cannot read the plan {}: {e}", path.display()))))?;
-    let saved: Plan = serde_json::from_str(&text).map_err(|e| anyhow!(UsageError(format!("{} is not a roster plan: {e}", path.display()))))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow!(UsageError(format!("cannot read the plan {}: {e}", path.display()))))?;
+    let saved: Plan = serde_json::from_str(&text)
+        .map_err(|e| anyhow!(UsageError(format!("{} is not a roster plan: {e}", path.display()))))?;
     if saved.format != roster_core::plan::PLAN_FORMAT {
-        bail!(UsageError(format!("{} has plan format {}, this roster reads format {}", path.display(), saved.format, roster_core::plan::PLAN_FORMAT)));
+        bail!(UsageError(format!(
+            "{} has plan format {}, this roster reads format {}",
+            path.display(),
+            saved.format,
+            roster_core::plan::PLAN_FORMAT
+        )));
     }
     if saved.config_hash != loaded.settings.hash {
         bail!(UsageError(format!(
@@ -200,7 +248,10 @@ pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
 /// The safety limits the plan exceeds that the operator did not allow.
 fn unallowed<'a>(plan: &'a Plan, overrides: &Overrides) -> Vec<&'a roster_core::plan::SafetyViolation> {
     let all = overrides.allow.iter().any(|a| a == "all");
-    plan.safety.iter().filter(|v| !all && !overrides.allow.iter().any(|a| v.limit == *a || v.limit.starts_with(&format!("{a}(")))).collect()
+    plan.safety
+        .iter()
+        .filter(|v| !all && !overrides.allow.iter().any(|a| v.limit == *a || v.limit.starts_with(&format!("{a}("))))
+        .collect()
 }
 
 async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &str) -> Result<u8> {
@@ -211,9 +262,23 @@ async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &str) -> Resul
             eprintln!("  {}", v.message);
         }
         let names: BTreeSet<&str> = blocking.iter().map(|v| v.limit.split('(').next().unwrap_or(&v.limit)).collect();
-        eprintln!("Review the plan (`roster plan`), then apply with `--allow {}` if it is right.", names.into_iter().collect::<Vec<_>>().join(","));
+        eprintln!(
+            "Review the plan (`roster plan`), then apply with `--allow {}` if it is right.",
+            names.into_iter().collect::<Vec<_>>().join(",")
+        );
         let run = fresh.store.begin_run(&run_start(command, &fresh, vec![], None)).await?;
-        fresh.store.finish_run(run, &RunFinish { status: RunStatus::Blocked, summary: fresh.plan.summary.clone(), source_counts: BTreeMap::new(), failed: 0 }).await?;
+        fresh
+            .store
+            .finish_run(
+                run,
+                &RunFinish {
+                    status: RunStatus::Blocked,
+                    summary: fresh.plan.summary.clone(),
+                    source_counts: BTreeMap::new(),
+                    failed: 0,
+                },
+            )
+            .await?;
         return Ok(exit::BLOCKED);
     }
     let used_overrides: Vec<String> = fresh.plan.safety.iter().map(|v| format!("{}: {}", v.limit, v.message)).collect();
@@ -224,12 +289,32 @@ async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &str) -> Resul
     let (done, failed, skipped) = match result {
         Ok(counts) => counts,
         Err(e) => {
-            let _ = store.finish_run(run, &RunFinish { status: RunStatus::Failed, summary: fresh.plan.summary.clone(), source_counts: BTreeMap::new(), failed: 0 }).await;
+            let _ = store
+                .finish_run(
+                    run,
+                    &RunFinish {
+                        status: RunStatus::Failed,
+                        summary: fresh.plan.summary.clone(),
+                        source_counts: BTreeMap::new(),
+                        failed: 0,
+                    },
+                )
+                .await;
             return Err(e);
         }
     };
     let status = if failed + skipped == 0 { RunStatus::Success } else { RunStatus::Partial };
-    store.finish_run(run, &RunFinish { status, summary: fresh.plan.summary.clone(), source_counts: fresh.plan.source_counts.clone(), failed: failed + skipped }).await?;
+    store
+        .finish_run(
+            run,
+            &RunFinish {
+                status,
+                summary: fresh.plan.summary.clone(),
+                source_counts: fresh.plan.source_counts.clone(),
+                failed: failed + skipped,
+            },
+        )
+        .await?;
     let s = &fresh.plan.summary;
     println!(
         "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} quarantined row(s); {} notice(s)",
@@ -257,7 +342,8 @@ fn progress(total: usize) -> ProgressBar {
 /// recorded. An operation whose dependency did not land is skipped. Returns (done, failed, skipped).
 async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u64)> {
     let plan = &fresh.plan;
-    let by_name: BTreeMap<&str, &LdapTarget> = fresh.loaded.settings.targets.iter().map(|r| r.name()).zip(fresh.targets.iter()).collect();
+    let by_name: BTreeMap<&str, &LdapTarget> =
+        fresh.loaded.settings.targets.iter().map(|r| r.name()).zip(fresh.targets.iter()).collect();
     let mut landed: Vec<bool> = vec![false; plan.operations.len()];
     let mut troubled_persons: BTreeSet<String> = BTreeSet::new();
     let (mut done, mut failed, mut skipped) = (0u64, 0u64, 0u64);
@@ -267,7 +353,9 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
         let mut results: Vec<(Operation, Outcome)> = Vec::with_capacity(batch.len());
         for op in batch {
             let outcome = match op.depends_on.iter().find(|d| !landed.get(**d).copied().unwrap_or(false)) {
-                Some(dep) => Outcome::Skipped { reason: format!("operation #{dep}, which this one depends on, did not land") },
+                Some(dep) => {
+                    Outcome::Skipped { reason: format!("operation #{dep}, which this one depends on, did not land") }
+                }
                 None => match by_name.get(op.target.as_str()) {
                     None => Outcome::Skipped { reason: format!("target {} is not in the configuration", op.target) },
                     Some(target) => apply_with_retry(target, op).await,
@@ -288,9 +376,10 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
                 }
             }
             if !matches!(outcome, Outcome::Done(_))
-                && let Some(p) = &op.person {
-                    troubled_persons.insert(p.clone());
-                }
+                && let Some(p) = &op.person
+            {
+                troubled_persons.insert(p.clone());
+            }
             results.push((op.clone(), outcome));
             bar.inc(1);
         }

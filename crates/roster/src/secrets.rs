@@ -3,14 +3,15 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use roster_core::config::SecretRef;
 use secrecy::SecretString;
 
 pub fn resolve(reference: &SecretRef, config_dir: &Path) -> Result<SecretString> {
     let r = reference.0.as_str();
     if let Some(name) = r.strip_prefix("env:") {
-        let value = std::env::var(name).with_context(|| format!("secret {r}: environment variable {name} is not set"))?;
+        let value =
+            std::env::var(name).with_context(|| format!("secret {r}: environment variable {name} is not set"))?;
         if value.is_empty() {
             bail!("secret {r}: environment variable {name} is empty");
         }
@@ -18,7 +19,8 @@ pub fn resolve(reference: &SecretRef, config_dir: &Path) -> Result<SecretString>
     }
     if let Some(path) = r.strip_prefix("file:") {
         let full = config_dir.join(path);
-        let text = std::fs::read_to_string(&full).with_context(|| format!("secret {r}: cannot read {}", full.display()))?;
+        let text =
+            std::fs::read_to_string(&full).with_context(|| format!("secret {r}: cannot read {}", full.display()))?;
         let value = text.trim_end_matches(['\n', '\r']).to_string();
         if value.is_empty() {
             bail!("secret {r}: {} is empty", full.display());
