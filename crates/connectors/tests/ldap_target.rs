@@ -85,7 +85,7 @@ fn person(uid: &str, employee_number: &str) -> AttrMap {
 }
 
 fn create(dn: &str, attributes: AttrMap) -> Operation {
-    op(Action::Create { dn: dn.to_string(), attributes, enabled: true })
+    op(Action::Create { dn: dn.to_string(), attributes, enabled: true, password: false })
 }
 
 fn change(attr: &str, old: &[&str], new: &[&str]) -> AttrChange {
@@ -294,7 +294,7 @@ async fn every_action_kind_does_what_the_plan_says() {
     // Create, disabled: it starts out locked, the entry reports its entryUUID and never the password.
     let mut attributes = person("jdoe", "2001");
     attributes.insert(AttrName::new("userPassword"), vec!["Secret-1".into()]);
-    let create_disabled = op(Action::Create { dn: jdoe.clone(), attributes, enabled: false });
+    let create_disabled = op(Action::Create { dn: jdoe.clone(), attributes, enabled: false, password: false });
     let created = created_entry(target.apply(&create_disabled).await.unwrap());
     assert_eq!(Some(created.object_id.clone()), uuid_of(&server, &jdoe));
     assert_eq!(normalize_dn(&created.dn), normalize_dn(&jdoe));
@@ -375,12 +375,12 @@ async fn every_action_kind_does_what_the_plan_says() {
     target.apply(&create(&other_dn, person("other", "2002"))).await.unwrap();
     let group = format!("cn=staff,{GROUPS}");
     let made = created_entry(
-        target.apply(&op(Action::CreateGroup { dn: group.clone(), members: vec![moved_dn.clone()] })).await.unwrap(),
+        target.apply(&op(Action::CreateGroup { dn: group.clone(), members: vec![moved_dn.clone()], attributes: AttrMap::new() })).await.unwrap(),
     );
     assert_eq!(Some(made.object_id.clone()), uuid_of(&server, &group));
     let again = created_entry(
         target
-            .apply(&op(Action::CreateGroup { dn: group.clone(), members: vec![moved_dn.clone(), other_dn.clone()] }))
+            .apply(&op(Action::CreateGroup { dn: group.clone(), members: vec![moved_dn.clone(), other_dn.clone()], attributes: AttrMap::new() }))
             .await
             .unwrap(),
     );
@@ -517,12 +517,14 @@ async fn writes_outside_the_managed_subtrees_are_refused_before_anything_is_sent
             dn: "uid=mallory,ou=services,dc=example,dc=org".into(),
             attributes: person("mallory", "6002"),
             enabled: true,
+            password: false,
         },
         // A value that looks like a DN inside the managed scope, escaped, stays one RDN outside it.
         Action::Create {
             dn: Dn::parse("dc=example,dc=org").unwrap().child("uid", &format!("x,{PEOPLE}")).to_string(),
             attributes: person("x", "6003"),
             enabled: true,
+            password: false,
         },
         Action::Adopt { dn: outside.clone(), object_id: id.clone() },
         Action::Update { dn: outside.clone(), object_id: None, changes: vec![change("description", &[], &["owned"])] },
@@ -537,7 +539,7 @@ async fn writes_outside_the_managed_subtrees_are_refused_before_anything_is_sent
             new_dn: "uid=dave,ou=services,dc=example,dc=org".into(),
         },
         Action::Rename { dn: outside.clone(), object_id: None, new_dn: format!("uid=svc,{PEOPLE}") },
-        Action::CreateGroup { dn: outside_group.clone(), members: vec![inside.clone()] },
+        Action::CreateGroup { dn: outside_group.clone(), members: vec![inside.clone()], attributes: AttrMap::new() },
         Action::AddMember { group: outside_group.clone(), member: inside.clone() },
         Action::RemoveMember { group: outside_group, member: inside.clone() },
         Action::Delete { dn: outside.clone(), object_id: None },
@@ -673,7 +675,7 @@ async fn removing_the_last_member_of_a_group_is_refused_with_a_reason() {
     let target = connect_admin(&server).await;
     let group = format!("cn=solo,{GROUPS}");
     let member = format!("uid=solo,{PEOPLE}");
-    target.apply(&op(Action::CreateGroup { dn: group.clone(), members: vec![member.clone()] })).await.unwrap();
+    target.apply(&op(Action::CreateGroup { dn: group.clone(), members: vec![member.clone()], attributes: AttrMap::new() })).await.unwrap();
     let err = assert_kind(target.apply(&op(Action::RemoveMember { group, member })).await, ErrorKind::Permanent);
     assert!(err.message.contains("at least one member"), "{err}");
 }

@@ -253,7 +253,10 @@ pub struct SecretRef(pub String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
+    /// An LDAPv3 directory such as OpenLDAP (inetOrgPerson accounts, groupOfNames groups).
     Ldap,
+    /// Active Directory (and Samba AD): user objects, userAccountControl, unicodePwd, AD groups.
+    ActiveDirectory,
 }
 
 /// TLS settings of a connection.
@@ -327,8 +330,12 @@ pub struct DisableConfig {
     /// Move disabled accounts to this OU (inside the managed scope); moved back when enabled.
     pub move_to: Option<String>,
     /// Attributes to set while disabled (expressions); restored from the mappings when enabled.
+    /// For example `description = '"Left " + today'` stamps the date.
     #[serde(default)]
     pub set: BTreeMap<String, Spanned<String>>,
+    /// Leavers keep their group memberships (by default they lose every managed membership).
+    #[serde(default)]
+    pub keep_groups: bool,
 }
 
 /// Whether roster owns a managed group's whole member list.
@@ -351,6 +358,52 @@ pub struct GroupRuleConfig {
     /// Expression; default `true`. Only active persons (and persons on leave, when `on_leave = "keep"`)
     /// hold group memberships, whatever this says.
     pub when: Option<Spanned<String>>,
+    /// Active Directory: the kind of group roster creates when the rule needs one. Default
+    /// `security`.
+    #[serde(default)]
+    pub kind: GroupKind,
+    /// Active Directory: the scope of groups roster creates. Default `global`.
+    #[serde(default)]
+    pub scope: GroupScope,
+}
+
+/// Security groups grant access; distribution groups are mailing lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupKind {
+    #[default]
+    Security,
+    Distribution,
+}
+
+/// The scope of an Active Directory group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupScope {
+    #[default]
+    Global,
+    Universal,
+    DomainLocal,
+}
+
+impl GroupRuleConfig {
+    /// A global security group, the default.
+    pub fn default_group_type() -> i64 {
+        0x2 | i64::from(i32::MIN)
+    }
+
+    /// The AD `groupType` value for this rule's groups.
+    pub fn ad_group_type(&self) -> i64 {
+        let scope: i64 = match self.scope {
+            GroupScope::Global => 0x2,
+            GroupScope::DomainLocal => 0x4,
+            GroupScope::Universal => 0x8,
+        };
+        match self.kind {
+            GroupKind::Security => scope | i64::from(i32::MIN),
+            GroupKind::Distribution => scope,
+        }
+    }
 }
 
 /// A directory (or app) that holds accounts.
@@ -376,15 +429,18 @@ pub struct TargetConfig {
     pub unique_base: Option<String>,
     /// Expression giving an account's DN. Containers (OUs) it needs are created inside `managed`.
     pub dn: Spanned<String>,
-    /// Object classes of new accounts. Default `["inetOrgPerson"]`.
-    #[serde(default = "default_object_classes")]
+    /// Object classes of new accounts. Default `["inetOrgPerson"]` for `ldap`, `["user"]` for
+    /// `active_directory`.
+    #[serde(default)]
     pub object_classes: Vec<String>,
-    /// The attribute that holds the login name (checked for uniqueness). Default `uid`.
-    #[serde(default = "default_login_attribute")]
+    /// The attribute that holds the login name (checked for uniqueness). Default `uid` for `ldap`,
+    /// `sAMAccountName` for `active_directory`.
+    #[serde(default)]
     pub login_attribute: String,
     /// The attribute that holds the person's key, used to adopt existing entries and to find an
-    /// entry whose create may have happened. Default `employeeNumber`.
-    #[serde(default = "default_correlation_attribute")]
+    /// entry whose create may have happened. Default `employeeNumber` for `ldap`, `employeeID` for
+    /// `active_directory`.
+    #[serde(default)]
     pub correlate: String,
     /// Target attribute = mapping.
     pub attributes: BTreeMap<String, MappingConfig>,
@@ -395,21 +451,117 @@ pub struct TargetConfig {
     #[serde(default)]
     pub group_mode: GroupMode,
     /// Member put in a groupOfNames whose last member roster removes (groupOfNames cannot be empty).
-    /// Default: the group's own DN.
+    /// Default: the group's own DN. Not used for Active Directory, whose groups may be empty.
     pub empty_group_member: Option<String>,
+    /// Initial passwords for new accounts (Active Directory: an account cannot be enabled without
+    /// one). Off for `ldap` unless this table is given.
+    pub password: Option<PasswordConfig>,
+    /// LDAP filter of accounts roster never modifies, whatever the rules say (in addition to
+    /// everything outside `managed`). Default for `active_directory`: `(adminCount=1)`.
+    pub protect: Option<String>,
+    /// What to do about an owned attribute changed outside roster: `restore` (the default) or
+    /// `report`.
+    #[serde(default)]
+    pub drift: DriftPolicy,
+    /// What to do about accounts in the managed subtrees that belong to no person: `ignore` (the
+    /// default), `report`, or `disable`.
+    #[serde(default)]
+    pub orphans: OrphanPolicy,
+    /// What to do when a linked account was deleted outside roster: `report` (the default for
+    /// `active_directory`: a recreated account has a new objectGUID and becomes a different user in
+    /// Entra ID) or `recreate` (the default for `ldap`).
+    pub on_deleted: Option<DeletedPolicy>,
+    /// At purge: `delete` the account (the default), or move it to this OU for a person to delete.
+    pub purge_move_to: Option<String>,
+}
+
+/// How initial passwords are made and handed over.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordConfig {
+    /// Length of generated passwords (at least 12). Default 20. Generated passwords always hold
+    /// upper and lower case letters, digits and symbols, so they meet AD's complexity rules.
+    #[serde(default = "default_password_length")]
+    pub length: usize,
+    /// The user must change the password at first logon (`pwdLastSet = 0`). Default true.
+    #[serde(default = "default_true")]
+    pub must_change: bool,
+    /// Where the password goes. Never to logs, plans, the audit trail or the store.
+    pub delivery: PasswordDelivery,
+}
+
+fn default_password_length() -> usize {
+    20
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Where a new account's initial password goes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PasswordDelivery {
+    /// A random password that is never shown to anyone: for organisations that onboard with
+    /// self-service password reset or temporary access passes.
+    None,
+    /// One file per account in this folder (`<login>.txt`), readable only by its owner (mode 0600).
+    Folder { path: PathBuf },
+    /// Run this program with the login in `ROSTER_LOGIN`, the DN in `ROSTER_DN`, the person's key in
+    /// `ROSTER_PERSON` and the password on its standard input.
+    Command { program: PathBuf, #[serde(default)] args: Vec<String> },
+}
+
+/// What to do about an owned attribute changed outside roster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftPolicy {
+    #[default]
+    Restore,
+    Report,
+}
+
+/// What to do about accounts in the managed subtrees that belong to no person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrphanPolicy {
+    #[default]
+    Ignore,
+    Report,
+    Disable,
+}
+
+/// What to do when a linked account was deleted outside roster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletedPolicy {
+    Report,
+    Recreate,
+}
+
+impl TargetConfig {
+    /// Fills in the defaults that depend on the kind of target.
+    pub fn resolve_defaults(&mut self) {
+        let ad = self.kind == TargetKind::ActiveDirectory;
+        if self.object_classes.is_empty() {
+            self.object_classes = vec![if ad { "user" } else { "inetOrgPerson" }.to_string()];
+        }
+        if self.login_attribute.is_empty() {
+            self.login_attribute = if ad { "sAMAccountName" } else { "uid" }.to_string();
+        }
+        if self.correlate.is_empty() {
+            self.correlate = if ad { "employeeID" } else { "employeeNumber" }.to_string();
+        }
+        if self.protect.is_none() && ad {
+            self.protect = Some("(adminCount=1)".to_string());
+        }
+        if self.on_deleted.is_none() {
+            self.on_deleted = Some(if ad { DeletedPolicy::Report } else { DeletedPolicy::Recreate });
+        }
+    }
 }
 
 fn default_timeout() -> u64 {
     30
-}
-fn default_object_classes() -> Vec<String> {
-    vec!["inetOrgPerson".to_string()]
-}
-fn default_login_attribute() -> String {
-    "uid".to_string()
-}
-fn default_correlation_attribute() -> String {
-    "employeeNumber".to_string()
 }
 
 /// A limit on one kind of change in one run: blocked when either is exceeded.

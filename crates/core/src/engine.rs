@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use crate::attr::{AttrMap, AttrName};
-use crate::config::{GroupMode, LeavePolicy};
+use crate::config::{DeletedPolicy, DriftPolicy, GroupMode, LastDayMeaning, LeavePolicy, OrphanPolicy, TargetKind};
 use crate::dn::{Dn, normalize_dn};
 use crate::expr::{Env, ExprValue};
 use crate::lifecycle::{Affiliation, LifecycleState, StateDecision, person_state};
@@ -24,6 +24,13 @@ use crate::state::{Hold, Link, Snapshot, StoredPerson, TargetEntry, TargetView};
 /// The ppolicy attribute whose special value `000001010000Z` is OpenLDAP's administrative lock.
 pub const LOCK_ATTRIBUTE: &str = "pwdAccountLockedTime";
 pub const LOCK_VALUE: &str = "000001010000Z";
+/// Active Directory's account flags, and the bit that disables an account.
+pub const UAC_ATTRIBUTE: &str = "userAccountControl";
+pub const UAC_ACCOUNTDISABLE: i64 = 0x2;
+/// A normal account (0x200), enabled and disabled.
+const UAC_NORMAL_ENABLED: i64 = 0x200;
+/// `accountExpires` for "never" (what AD itself writes).
+pub const NEVER_EXPIRES: &str = "9223372036854775807";
 
 /// Everything the planner reads.
 pub struct PlanInput<'a> {
@@ -47,7 +54,14 @@ pub fn view_attributes(rules: &TargetRules) -> Vec<AttrName> {
     if rules.config.disable.lock {
         attrs.insert(AttrName::new(LOCK_ATTRIBUTE));
     }
+    if is_ad(rules) {
+        attrs.insert(AttrName::new(UAC_ATTRIBUTE));
+    }
     attrs.into_iter().collect()
+}
+
+fn is_ad(rules: &TargetRules) -> bool {
+    rules.config.kind == TargetKind::ActiveDirectory
 }
 
 /// The phase an operation runs in: containers, accounts, disables, renames, attributes, references,
@@ -55,7 +69,7 @@ pub fn view_attributes(rules: &TargetRules) -> Vec<AttrName> {
 fn phase(action: &Action, references: bool) -> u8 {
     match action {
         Action::CreateContainer { .. } => 0,
-        Action::Create { .. } | Action::Adopt { .. } => 1,
+        Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. } => 1,
         Action::Disable { .. } => 2,
         Action::Rename { .. } => 3,
         Action::Update { .. } if references => 5,
@@ -66,8 +80,9 @@ fn phase(action: &Action, references: bool) -> u8 {
     }
 }
 
-/// Normalized group DN -> (group DN, normalized member DN -> (member DN, person key)).
-type WantedGroups = BTreeMap<String, (String, BTreeMap<String, (String, String)>)>;
+/// Normalized group DN -> (group DN, index of the rule that wants it, normalized member DN ->
+/// (member DN, person key)).
+type WantedGroups = BTreeMap<String, (String, usize, BTreeMap<String, (String, String)>)>;
 
 struct Draft {
     phase: u8,
@@ -106,10 +121,11 @@ fn is_enabled_state(state: LifecycleState, settings: &Settings) -> bool {
     }
 }
 
-fn gets_groups(state: LifecycleState, settings: &Settings) -> bool {
+fn gets_groups(state: LifecycleState, settings: &Settings, rules: &TargetRules) -> bool {
     match state {
         LifecycleState::Active => true,
         LifecycleState::Leave => settings.lifecycle.on_leave == LeavePolicy::Keep,
+        LifecycleState::Leaver => rules.config.disable.keep_groups,
         _ => false,
     }
 }
@@ -119,9 +135,16 @@ fn moves_when_disabled(state: LifecycleState) -> bool {
     matches!(state, LifecycleState::Leaver | LifecycleState::Leave)
 }
 
-fn same_values(a: &[String], b: &[String], as_dn: bool) -> bool {
+/// Whether two value lists are the same for the directory: unordered, DN-valued references compared
+/// as DNs, and `accountExpires` 0 and "never" alike.
+fn same_values(attr: &AttrName, a: &[String], b: &[String], as_dn: bool) -> bool {
+    let expires = attr.is("accountExpires");
     let norm = |v: &[String]| {
-        let mut v: Vec<String> = v.iter().map(|s| if as_dn { normalize_dn(s) } else { s.clone() }).collect();
+        let mut v: Vec<String> = v
+            .iter()
+            .map(|s| if as_dn { normalize_dn(s) } else { s.clone() })
+            .map(|s| if expires && s == "0" { NEVER_EXPIRES.to_string() } else { s })
+            .collect();
         v.sort();
         v
     };
@@ -385,9 +408,21 @@ pub fn plan(input: &PlanInput) -> Plan {
         let linked_ids: BTreeSet<&str> =
             snapshot.links.iter().filter(|l| l.target == rules.name()).map(|l| l.object_id.as_str()).collect();
 
-        // Current entry of each person, and desired DNs.
+        // Current entry of each person, and desired DNs. DNs already taken belong to their entry's
+        // person (or to nobody roster knows), so a second "Jose Garcia" gets "Jose Garcia (2)".
         let mut current: HashMap<&str, (&TargetEntry, bool)> = HashMap::new();
         let mut desired_dn: HashMap<&str, Dn> = HashMap::new();
+        let owner_of: HashMap<&str, &str> =
+            snapshot.links.iter().filter(|l| l.target == rules.name()).map(|l| (l.object_id.as_str(), l.person.as_str())).collect();
+        let mut claimed: HashMap<String, String> = HashMap::new();
+        for e in &view.entries {
+            claimed.insert(normalize_dn(&e.dn), owner_of.get(e.object_id.as_str()).unwrap_or(&"").to_string());
+        }
+        for g in &view.groups {
+            claimed.insert(normalize_dn(&g.dn), String::new());
+        }
+        let mut untouchable: BTreeSet<String> =
+            view.entries.iter().filter(|e| e.protected).map(|e| normalize_dn(&e.dn)).collect();
         for p in &people {
             if p.hold.is_some() || p.failed {
                 continue;
@@ -395,12 +430,21 @@ pub fn plan(input: &PlanInput) -> Plan {
             let link = links.get(&(rules.name(), p.key.as_str()));
             let linked_entry = link.and_then(|l| by_id.get(l.object_id.as_str()).copied());
             if let (Some(l), None) = (link, linked_entry) {
+                let recreate = rules.config.on_deleted == Some(DeletedPolicy::Recreate);
                 planner.notice(
                     NoticeKind::LinkedEntryDeleted,
                     Some(&p.key),
                     Some(rules.name()),
-                    format!("linked entry {} (id {}) is gone from the directory", l.dn, l.object_id),
+                    format!(
+                        "linked entry {} (id {}) is gone from the directory: {}",
+                        l.dn,
+                        l.object_id,
+                        if recreate { "recreated (on_deleted = \"recreate\")" } else { "reported, not recreated (on_deleted = \"report\")" }
+                    ),
                 );
+                if !recreate {
+                    continue;
+                }
             }
             let entry = match linked_entry {
                 Some(e) => Some((e, false)),
@@ -431,6 +475,15 @@ pub fn plan(input: &PlanInput) -> Plan {
                     }
                 }
             };
+            if let Some((e, _)) = entry.filter(|(e, _)| e.protected) {
+                planner.notice(
+                    NoticeKind::Protected,
+                    Some(&p.key),
+                    Some(rules.name()),
+                    format!("{} is protected ({}): roster never modifies it", e.dn, rules.config.protect.as_deref().unwrap_or("protected")),
+                );
+                continue;
+            }
             if let Some(e) = entry {
                 current.insert(&p.key, e);
             }
@@ -453,7 +506,19 @@ pub fn plan(input: &PlanInput) -> Plan {
                         }
                         _ => dn,
                     };
-                    desired_dn.insert(&p.key, dn);
+                    let own = entry.map(|(e, _)| normalize_dn(&e.dn));
+                    match distinct_dn(&dn, &p.key, own.as_deref(), &claimed) {
+                        Some(dn) => {
+                            claimed.insert(dn.normalized(), p.key.clone());
+                            desired_dn.insert(&p.key, dn);
+                        }
+                        None => planner.notice(
+                            NoticeKind::EvaluationFailed,
+                            Some(&p.key),
+                            Some(rules.name()),
+                            format!("{dn} and its numbered forms are all taken"),
+                        ),
+                    }
                 }
                 Err(e) => planner.notice(NoticeKind::EvaluationFailed, Some(&p.key), Some(rules.name()), e),
             }
@@ -473,16 +538,29 @@ pub fn plan(input: &PlanInput) -> Plan {
 
             if let Some((e, _)) = entry.filter(|_| matches!(state, LifecycleState::Purged | LifecycleState::Rescinded))
             {
-                planner.draft(
-                    person,
-                    rules.name(),
-                    Category::Leaver,
-                    p.decision.because.clone(),
-                    Action::Delete { dn: e.dn.clone(), object_id: Some(e.object_id.clone()) },
-                    false,
-                    vec![],
-                    vec![],
-                );
+                let action = match (&rules.purge_move_to, state) {
+                    (Some(base), LifecycleState::Purged) => {
+                        let rdn = Dn::parse(&e.dn).ok().and_then(|d| d.rdn().map(|r| r.to_string())).unwrap_or_default();
+                        Action::Rename {
+                            dn: e.dn.clone(),
+                            object_id: Some(e.object_id.clone()),
+                            new_dn: format!("{rdn},{base}"),
+                        }
+                    }
+                    _ => Action::Delete { dn: e.dn.clone(), object_id: Some(e.object_id.clone()) },
+                };
+                if let Action::Rename { new_dn, .. } = &action
+                    && let Ok(target_dn) = Dn::parse(new_dn)
+                {
+                    for c in missing_containers(rules, &target_dn, &view.containers) {
+                        if containers_planned.insert(c.normalized()) {
+                            let reason = format!("container for {new_dn}");
+                            let action = Action::CreateContainer { dn: c.to_string() };
+                            planner.draft(None, rules.name(), Category::Directory, reason, action, false, vec![], vec![]);
+                        }
+                    }
+                }
+                planner.draft(person, rules.name(), Category::Leaver, p.decision.because.clone(), action, false, vec![], vec![]);
                 note_person(&mut summary_people, p, &planner, before);
                 continue;
             }
@@ -505,6 +583,8 @@ pub fn plan(input: &PlanInput) -> Plan {
             }
             let effective = effective_state(state, entry.is_some());
             let want_enabled = is_enabled_state(effective, settings);
+            let ad = is_ad(rules);
+            let password = rules.config.password.as_ref();
             let mut container_needs = Vec::new();
             for c in missing_containers(rules, &dn, &view.containers) {
                 container_needs.push(c.normalized());
@@ -595,8 +675,14 @@ pub fn plan(input: &PlanInput) -> Plan {
                             }
                         }
                     }
-                    if !want_enabled && rules.config.disable.lock {
+                    // AD creates every account disabled: it is enabled only once it has a password.
+                    let created_enabled = want_enabled && !ad;
+                    if !created_enabled && rules.config.disable.lock {
                         attributes.insert(AttrName::new(LOCK_ATTRIBUTE), vec![LOCK_VALUE.to_string()]);
+                    }
+                    if ad {
+                        let uac = UAC_NORMAL_ENABLED | UAC_ACCOUNTDISABLE;
+                        attributes.insert(AttrName::new(UAC_ATTRIBUTE), vec![uac.to_string()]);
                     }
                     let reason = p.decision.because.clone();
                     planner.draft(
@@ -604,11 +690,46 @@ pub fn plan(input: &PlanInput) -> Plan {
                         rules.name(),
                         p.category,
                         reason,
-                        Action::Create { dn: dn.to_string(), attributes, enabled: want_enabled },
+                        Action::Create {
+                            dn: dn.to_string(),
+                            attributes,
+                            enabled: created_enabled,
+                            password: password.is_some(),
+                        },
                         false,
                         vec![],
                         container_needs.clone(),
                     );
+                    if let Some(pw) = password {
+                        planner.draft(
+                            person,
+                            rules.name(),
+                            p.category,
+                            "initial password for the new account".to_string(),
+                            Action::SetPassword { dn: dn.to_string(), object_id: None, must_change: pw.must_change },
+                            false,
+                            vec![],
+                            vec![],
+                        );
+                    }
+                    if want_enabled && ad {
+                        let disabled = (UAC_NORMAL_ENABLED | UAC_ACCOUNTDISABLE).to_string();
+                        let changes = vec![AttrChange {
+                            attr: AttrName::new(UAC_ATTRIBUTE),
+                            old: vec![disabled],
+                            new: vec![UAC_NORMAL_ENABLED.to_string()],
+                        }];
+                        planner.draft(
+                            person,
+                            rules.name(),
+                            p.category,
+                            format!("{}; enabled once it has its password", p.decision.because),
+                            Action::Enable { dn: dn.to_string(), object_id: None, changes },
+                            false,
+                            vec![],
+                            vec![],
+                        );
+                    }
                     let refs: Vec<AttrChange> = wanted
                         .iter()
                         .filter(|(_, values, _, references)| *references && !values.is_empty())
@@ -641,21 +762,34 @@ pub fn plan(input: &PlanInput) -> Plan {
                             vec![],
                         );
                     }
-                    let transition = p.prev_state.is_some_and(|prev| prev != state);
+                    // A linked account whose person was never recorded was created by a run whose
+                    // other operations did not all land: its lifecycle transition is still due.
+                    let transition = match p.prev_state {
+                        Some(prev) => prev != state,
+                        None => link.is_some(),
+                    };
+                    if let (Some(pw), Some(l)) = (password, link)
+                        && l.password_pending
+                        && needs_account(state)
+                    {
+                        planner.draft(
+                            person,
+                            rules.name(),
+                            p.category,
+                            "the initial password was not set or not delivered: a new one is set".to_string(),
+                            Action::SetPassword { dn: e.dn.clone(), object_id: Some(e.object_id.clone()), must_change: pw.must_change },
+                            false,
+                            vec![],
+                            vec![],
+                        );
+                    }
                     let currently_enabled = entry_enabled(rules, e, link.copied());
                     let mut current_dn = e.dn.clone();
                     let mut current_attrs = e.attrs.clone();
                     let object_id = Some(e.object_id.clone());
                     if want_enabled != currently_enabled {
                         if !want_enabled && (transition || adopting || p.prev_state.is_none()) {
-                            let mut changes = Vec::new();
-                            if rules.config.disable.lock {
-                                changes.push(AttrChange {
-                                    attr: AttrName::new(LOCK_ATTRIBUTE),
-                                    old: vec![],
-                                    new: vec![LOCK_VALUE.to_string()],
-                                });
-                            }
+                            let mut changes = switch_changes(rules, &current_attrs, false);
                             push_changes(
                                 &mut changes,
                                 &mut current_attrs,
@@ -727,13 +861,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                         current_dn = dn.to_string();
                     }
                     if want_enabled && !currently_enabled && transition {
-                        let mut changes = Vec::new();
-                        if rules.config.disable.lock {
-                            let old = current_attrs.get(&AttrName::new(LOCK_ATTRIBUTE)).cloned().unwrap_or_default();
-                            if !old.is_empty() {
-                                changes.push(AttrChange { attr: AttrName::new(LOCK_ATTRIBUTE), old, new: vec![] });
-                            }
-                        }
+                        let mut changes = switch_changes(rules, &current_attrs, true);
                         push_changes(
                             &mut changes,
                             &mut current_attrs,
@@ -759,24 +887,52 @@ pub fn plan(input: &PlanInput) -> Plan {
                     }
                     let mut changes = Vec::new();
                     let mut refs = Vec::new();
+                    let mut drifted = Vec::new();
+                    let rdn_attrs: Vec<String> =
+                        dn.rdn().map(|r| r.0.iter().map(|a| a.attr.clone()).collect()).unwrap_or_default();
                     for (attr, values, create_only, references) in &wanted {
-                        if *create_only || attr.is(LOCK_ATTRIBUTE) {
+                        if *create_only
+                            || attr.is(LOCK_ATTRIBUTE)
+                            || attr.is(UAC_ATTRIBUTE)
+                            || rdn_attrs.iter().any(|r| attr.is(r))
+                        {
                             continue;
                         }
                         let old = current_attrs.get(attr).cloned().unwrap_or_default();
-                        if same_values(&old, values, *references) {
+                        if same_values(attr, &old, values, *references) {
                             continue;
+                        }
+                        // Changed outside roster: what roster last wrote is still what it wants, but
+                        // the directory holds something else.
+                        let last_written = link.and_then(|l| l.values.get(attr));
+                        if last_written.is_some_and(|w| same_values(attr, w, values, *references)) {
+                            if rules.config.drift == DriftPolicy::Report {
+                                planner.notice(
+                                    NoticeKind::Drift,
+                                    person,
+                                    Some(rules.name()),
+                                    format!(
+                                        "{attr} of {} was changed outside roster to {:?} (roster wrote {:?}); reported, not restored (drift = \"report\")",
+                                        e.dn, old, values
+                                    ),
+                                );
+                                continue;
+                            }
+                            drifted.push(attr.as_str());
                         }
                         let change = AttrChange { attr: attr.clone(), old, new: values.clone() };
                         if *references { refs.push(change) } else { changes.push(change) }
                     }
                     if !changes.is_empty() {
                         let names: Vec<&str> = changes.iter().map(|c| c.attr.as_str()).collect();
-                        let reason = format!(
+                        let mut reason = format!(
                             "{}: mapped values changed ({})",
                             if p.category == Category::Leaver { "leaver" } else { "update" },
                             names.join(", ")
                         );
+                        if !drifted.is_empty() {
+                            reason = format!("restore: {} changed outside roster", drifted.join(", "));
+                        }
                         planner.draft(
                             person,
                             rules.name(),
@@ -805,8 +961,8 @@ pub fn plan(input: &PlanInput) -> Plan {
             }
 
             // Group memberships this person should hold in this target.
-            if gets_groups(effective, settings) {
-                for rule in &rules.groups {
+            if gets_groups(effective, settings, rules) {
+                for (rule_index, rule) in rules.groups.iter().enumerate() {
                     match rule.when.eval(&env).and_then(ExprValue::into_bool) {
                         Ok(true) => match rule.dn.eval(&group_env).and_then(ExprValue::into_texts) {
                             Ok(dns) => {
@@ -815,8 +971,8 @@ pub fn plan(input: &PlanInput) -> Plan {
                                         Ok(gdn) if rules.in_scope(&gdn) => {
                                             let slot = group_members
                                                 .entry(gdn.normalized())
-                                                .or_insert_with(|| (gdn.to_string(), BTreeMap::new()));
-                                            slot.1.insert(dn.normalized(), (dn.to_string(), p.key.clone()));
+                                                .or_insert_with(|| (gdn.to_string(), rule_index, BTreeMap::new()));
+                                            slot.2.insert(dn.normalized(), (dn.to_string(), p.key.clone()));
                                         }
                                         Ok(gdn) => planner.notice(
                                             NoticeKind::EvaluationFailed,
@@ -853,19 +1009,42 @@ pub fn plan(input: &PlanInput) -> Plan {
             note_person(&mut summary_people, p, &planner, before);
         }
 
-        plan_groups(&mut planner, rules, view, &group_members, &desired_dn, &current, &people, &mut containers_planned);
+        plan_orphans(&mut planner, rules, view, &current, &owner_of);
+        for p in people.iter().filter(|p| p.hold.is_some() || p.failed) {
+            if let Some((e, _)) = current.get(p.key.as_str()) {
+                untouchable.insert(normalize_dn(&e.dn));
+            }
+        }
+        plan_groups(
+            &mut planner,
+            rules,
+            view,
+            &group_members,
+            &desired_dn,
+            &current,
+            &people,
+            &untouchable,
+            &mut containers_planned,
+        );
     }
 
     // 5. Order, number and link the operations.
     let Planner { mut drafts, mut notices, .. } = planner;
     drafts.sort_by(|a, b| (a.phase, &a.target, &a.person).cmp(&(b.phase, &b.target, &b.person)));
+    // An account is ready for its other operations once it exists (created or adopted) and has its
+    // initial password.
     let mut creates: HashMap<String, usize> = HashMap::new();
+    let mut ready: HashMap<String, Vec<usize>> = HashMap::new();
     let mut containers: HashMap<String, usize> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {
         match &d.action {
-            Action::Create { .. } | Action::Adopt { .. } => {
+            Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. } => {
                 if let Some(p) = &d.person {
-                    creates.insert(format!("{}\u{0}{}", d.target, p), i);
+                    let account = format!("{}\u{0}{}", d.target, p);
+                    if !matches!(d.action, Action::SetPassword { .. }) {
+                        creates.insert(account.clone(), i);
+                    }
+                    ready.entry(account).or_default().push(i);
                 }
             }
             Action::CreateContainer { dn } => {
@@ -881,10 +1060,9 @@ pub fn plan(input: &PlanInput) -> Plan {
             let mut depends_on: Vec<usize> = d.needs_accounts.iter().filter_map(|k| creates.get(k).copied()).collect();
             depends_on.extend(d.needs_containers.iter().filter_map(|c| containers.get(c).copied()));
             if let Some(p) = &d.person
-                && let Some(&c) = creates.get(&format!("{}\u{0}{}", d.target, p))
-                && c != id
+                && let Some(prerequisites) = ready.get(&format!("{}\u{0}{}", d.target, p))
             {
-                depends_on.push(c);
+                depends_on.extend(prerequisites.iter().copied().filter(|&c| c != id));
             }
             depends_on.retain(|&x| x < id);
             depends_on.sort_unstable();
@@ -1041,7 +1219,25 @@ fn person_env_with(
     env.set("affiliation", ExprValue::Text(p.texts.get("affiliation").cloned().unwrap_or_default()));
     env.set("manager_dn", ExprValue::Text(String::new()));
     env.set("today", ExprValue::Text(today.format("%Y-%m-%d").to_string()));
+    env.set("account_expires", ExprValue::Text(account_expires(settings, p)));
     env
+}
+
+/// The person's last working moment as a Windows FILETIME (100 ns since 1601-01-01 UTC): the end of
+/// the last day worked in the configured time zone, or "never".
+fn account_expires(settings: &Settings, p: &Evaluated) -> String {
+    let Some(last) = p.texts.get("last_day").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) else {
+        return NEVER_EXPIRES.to_string();
+    };
+    let first_day_gone = match settings.lifecycle.last_day {
+        LastDayMeaning::LastDayWorked => last.succ_opt().unwrap_or(last),
+        LastDayMeaning::FirstDayGone => last,
+    };
+    let Some(local) = first_day_gone.and_hms_opt(0, 0, 0) else { return NEVER_EXPIRES.to_string() };
+    use chrono::TimeZone;
+    let Some(instant) = settings.zone.from_local_datetime(&local).earliest() else { return NEVER_EXPIRES.to_string() };
+    let seconds = instant.timestamp() + 11_644_473_600;
+    (i128::from(seconds) * 10_000_000).to_string()
 }
 
 fn evaluate_dn(rules: &TargetRules, env: &Env) -> Result<Dn, String> {
@@ -1088,6 +1284,9 @@ fn missing_containers(rules: &TargetRules, dn: &Dn, existing: &BTreeSet<String>)
 }
 
 fn entry_enabled(rules: &TargetRules, e: &TargetEntry, link: Option<&Link>) -> bool {
+    if is_ad(rules) {
+        return uac_of(&e.attrs) & UAC_ACCOUNTDISABLE == 0;
+    }
     if rules.config.disable.lock {
         return e.attrs.get(&AttrName::new(LOCK_ATTRIBUTE)).is_none_or(|v| v.is_empty());
     }
@@ -1099,6 +1298,97 @@ fn entry_enabled(rules: &TargetRules, e: &TargetEntry, link: Option<&Link>) -> b
     link.is_none_or(|l| l.enabled)
 }
 
+fn uac_of(attrs: &AttrMap) -> i64 {
+    attrs
+        .get(&AttrName::new(UAC_ATTRIBUTE))
+        .and_then(|v| v.first())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(UAC_NORMAL_ENABLED)
+}
+
+/// The changes that enable or disable an account: AD's ACCOUNTDISABLE bit (every other flag, set
+/// by administrators, left as it is), or the ppolicy lock.
+fn switch_changes(rules: &TargetRules, current: &AttrMap, enable: bool) -> Vec<AttrChange> {
+    if is_ad(rules) {
+        let old = uac_of(current);
+        let new = if enable { old & !UAC_ACCOUNTDISABLE } else { old | UAC_ACCOUNTDISABLE };
+        let old_values = current.get(&AttrName::new(UAC_ATTRIBUTE)).cloned().unwrap_or_default();
+        return vec![AttrChange { attr: AttrName::new(UAC_ATTRIBUTE), old: old_values, new: vec![new.to_string()] }];
+    }
+    if !rules.config.disable.lock {
+        return Vec::new();
+    }
+    let old = current.get(&AttrName::new(LOCK_ATTRIBUTE)).cloned().unwrap_or_default();
+    match (enable, old.is_empty()) {
+        (true, false) => vec![AttrChange { attr: AttrName::new(LOCK_ATTRIBUTE), old, new: vec![] }],
+        (false, true) => vec![AttrChange { attr: AttrName::new(LOCK_ATTRIBUTE), old: vec![], new: vec![LOCK_VALUE.to_string()] }],
+        _ => Vec::new(),
+    }
+}
+
+/// The DN itself, or the first free numbered form of its RDN ("CN=Jose Garcia (2)"). A person keeps
+/// the numbered form they already have. None when a hundred forms are taken.
+fn distinct_dn(dn: &Dn, person: &str, own: Option<&str>, claimed: &HashMap<String, String>) -> Option<Dn> {
+    let numbered = |n: u32| -> Option<Dn> {
+        if n == 1 {
+            return Some(dn.clone());
+        }
+        let parent = dn.parent()?;
+        let rdn = dn.rdn()?;
+        let first = rdn.0.first()?;
+        Some(parent.child(&first.attr, &format!("{} ({n})", first.value)))
+    };
+    let forms: Vec<Dn> = (1..=100).filter_map(numbered).collect();
+    if let Some(own) = own
+        && let Some(kept) = forms.iter().find(|f| f.normalized() == own)
+    {
+        return Some(kept.clone());
+    }
+    forms.into_iter().find(|f| claimed.get(&f.normalized()).is_none_or(|owner| owner == person))
+}
+
+/// Accounts in the managed subtrees that no person claims: reported, or disabled, by policy.
+fn plan_orphans(
+    planner: &mut Planner,
+    rules: &TargetRules,
+    view: &TargetView,
+    current: &HashMap<&str, (&TargetEntry, bool)>,
+    owner_of: &HashMap<&str, &str>,
+) {
+    if rules.config.orphans == OrphanPolicy::Ignore {
+        return;
+    }
+    let claimed: BTreeSet<&str> = current.values().map(|(e, _)| e.object_id.as_str()).collect();
+    for e in &view.entries {
+        if claimed.contains(e.object_id.as_str()) || owner_of.contains_key(e.object_id.as_str()) || e.protected {
+            continue;
+        }
+        let enabled = entry_enabled(rules, e, None);
+        if rules.config.orphans == OrphanPolicy::Disable && enabled {
+            let changes = switch_changes(rules, &e.attrs, false);
+            if !changes.is_empty() {
+                planner.draft(
+                    None,
+                    rules.name(),
+                    Category::Leaver,
+                    "orphan: no person owns this account (orphans = \"disable\")".to_string(),
+                    Action::Disable { dn: e.dn.clone(), object_id: Some(e.object_id.clone()), changes },
+                    false,
+                    vec![],
+                    vec![],
+                );
+                continue;
+            }
+        }
+        planner.notice(
+            NoticeKind::Orphan,
+            None,
+            Some(rules.name()),
+            format!("{} belongs to no person{}", e.dn, if enabled { "" } else { " (disabled)" }),
+        );
+    }
+}
+
 fn push_changes<'a>(
     changes: &mut Vec<AttrChange>,
     current: &mut AttrMap,
@@ -1106,7 +1396,7 @@ fn push_changes<'a>(
 ) {
     for (attr, values, ..) in wanted {
         let old = current.get(attr).cloned().unwrap_or_default();
-        if !same_values(&old, values, false) {
+        if !same_values(attr, &old, values, false) {
             changes.push(AttrChange { attr: attr.clone(), old, new: values.clone() });
             current.insert(attr.clone(), values.clone());
         }
@@ -1147,8 +1437,10 @@ fn plan_groups(
     desired_dn: &HashMap<&str, Dn>,
     current: &HashMap<&str, (&TargetEntry, bool)>,
     people: &[Evaluated],
+    untouchable: &BTreeSet<String>,
     containers_planned: &mut BTreeSet<String>,
 ) {
+    let ad = is_ad(rules);
     // Every DN roster manages in this target (now or after the plan), to its person.
     let mut managed_members: HashMap<String, String> = HashMap::new();
     for p in people {
@@ -1159,11 +1451,6 @@ fn plan_groups(
             managed_members.insert(d.normalized(), p.key.clone());
         }
     }
-    let held: BTreeSet<String> = people
-        .iter()
-        .filter(|p| p.hold.is_some() || p.failed)
-        .filter_map(|p| current.get(p.key.as_str()).map(|(e, _)| normalize_dn(&e.dn)))
-        .collect();
     // The directory keeps members pointing at renamed entries (AD always, OpenLDAP with the refint
     // overlay), and renames run before group changes: diff against the members as they will be.
     let mut renamed: HashMap<String, String> = HashMap::new();
@@ -1181,10 +1468,10 @@ fn plan_groups(
     let all: BTreeSet<&String> = existing.keys().chain(wanted.keys()).collect();
     let empty = BTreeMap::new();
     for norm in all {
-        let want = wanted.get(norm).map(|(_, m)| m).unwrap_or(&empty);
+        let want = wanted.get(norm).map(|(_, _, m)| m).unwrap_or(&empty);
         let group_dn = wanted
             .get(norm)
-            .map(|(d, _)| d.clone())
+            .map(|(d, _, _)| d.clone())
             .or_else(|| existing.get(norm).map(|g| g.dn.clone()))
             .unwrap_or_default();
         let Ok(parsed) = Dn::parse(&group_dn) else { continue };
@@ -1213,12 +1500,14 @@ fn plan_groups(
                 }
                 let members: Vec<String> = want.values().map(|(d, _)| d.clone()).collect();
                 let deps: Vec<String> = want.values().flat_map(|(_, k)| account_dep(k)).collect();
+                let rule = wanted.get(norm).and_then(|(_, i, _)| rules.config.groups.get(*i));
+                let attributes = group_attributes(rules, &parsed, rule);
                 planner.draft(
                     None,
                     rules.name(),
                     Category::Directory,
                     format!("group rules put {} member(s) in a group that does not exist yet", members.len()),
-                    Action::CreateGroup { dn: group_dn.clone(), members },
+                    Action::CreateGroup { dn: group_dn.clone(), members, attributes },
                     false,
                     deps,
                     needs,
@@ -1237,9 +1526,11 @@ fn plan_groups(
                     want.iter().filter(|(n, _)| !have.contains_key(*n)).collect();
                 let removes: Vec<(&String, &&String)> = have
                     .iter()
-                    .filter(|(n, _)| !want.contains_key(*n) && **n != placeholder_norm && !held.contains(*n))
+                    .filter(|(n, _)| !want.contains_key(*n) && **n != placeholder_norm && !untouchable.contains(*n))
                     .filter(|(n, _)| rules.group_mode == GroupMode::Authoritative || managed_members.contains_key(*n))
                     .collect();
+                // A groupOfNames cannot be empty; an AD group can.
+                let placeholder_norm = if ad { String::new() } else { placeholder_norm };
                 let remaining =
                     have.len() - removes.len() + adds.len() - usize::from(have.contains_key(&placeholder_norm));
                 for (_, (member, person)) in &adds {
@@ -1254,7 +1545,7 @@ fn plan_groups(
                         vec![],
                     );
                 }
-                if remaining == 0 && !have.contains_key(&placeholder_norm) && !removes.is_empty() {
+                if !ad && remaining == 0 && !have.contains_key(&placeholder_norm) && !removes.is_empty() {
                     planner.draft(
                         None,
                         rules.name(),
@@ -1300,6 +1591,29 @@ fn plan_groups(
     }
 }
 
+/// A new group's own attributes: groupOfNames for LDAP; for AD a group with its sAMAccountName
+/// (the RDN value, cut to what AD allows) and its groupType.
+fn group_attributes(rules: &TargetRules, dn: &Dn, rule: Option<&crate::config::GroupRuleConfig>) -> AttrMap {
+    let mut attrs = AttrMap::new();
+    if is_ad(rules) {
+        attrs.insert(AttrName::new("objectClass"), vec!["group".to_string()]);
+        if let Some(ava) = dn.rdn().and_then(|r| r.0.first()) {
+            let name: String = ava
+                .value
+                .chars()
+                .filter(|c| !matches!(c, '"' | '/' | '\\' | '[' | ']' | ':' | ';' | '|' | '=' | ',' | '+' | '*' | '?' | '<' | '>'))
+                .take(256)
+                .collect();
+            attrs.insert(AttrName::new("sAMAccountName"), vec![name]);
+        }
+        let group_type = rule.map_or(crate::config::GroupRuleConfig::default_group_type(), |r| r.ad_group_type());
+        attrs.insert(AttrName::new("groupType"), vec![group_type.to_string()]);
+    } else {
+        attrs.insert(AttrName::new("objectClass"), vec!["groupOfNames".to_string()]);
+    }
+    attrs
+}
+
 fn check_safety(
     settings: &Settings,
     ops: &[Operation],
@@ -1309,7 +1623,11 @@ fn check_safety(
 ) -> Vec<SafetyViolation> {
     let mut out = Vec::new();
     let persons_with = |pred: &dyn Fn(&Action) -> bool| -> u64 {
-        ops.iter().filter(|o| pred(&o.action)).filter_map(|o| o.person.as_deref()).collect::<BTreeSet<_>>().len() as u64
+        ops.iter()
+            .filter(|o| pred(&o.action))
+            .map(|o| o.person.as_deref().unwrap_or_else(|| o.action.dn()))
+            .collect::<BTreeSet<_>>()
+            .len() as u64
     };
     let base = population.max(1);
     let mut check = |name: &str, what: &str, count: u64, limit: crate::config::Limit| {

@@ -47,10 +47,21 @@ pub enum Action {
         dn: String,
     },
     /// Create an account with these attributes (object classes included as `objectClass`).
+    /// `password`: an initial password will be set by a following `set_password`.
     Create {
         dn: String,
         attributes: AttrMap,
         enabled: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        password: bool,
+    },
+    /// Set a new random initial password and hand it to the configured delivery. The password is
+    /// made when the operation runs and is never part of a plan.
+    SetPassword {
+        dn: String,
+        object_id: Option<String>,
+        /// The user must change it at first logon.
+        must_change: bool,
     },
     /// Link an existing entry (matched by the correlation attribute) to the person. No write.
     Adopt {
@@ -81,10 +92,13 @@ pub enum Action {
         object_id: Option<String>,
         changes: Vec<AttrChange>,
     },
-    /// Create a group with its first members (a groupOfNames cannot be empty).
+    /// Create a group with its first members (a groupOfNames cannot be empty), and the group's
+    /// own attributes (object classes, and for AD `sAMAccountName` and `groupType`).
     CreateGroup {
         dn: String,
         members: Vec<String>,
+        #[serde(default, skip_serializing_if = "AttrMap::is_empty")]
+        attributes: AttrMap,
     },
     AddMember {
         group: String,
@@ -106,6 +120,7 @@ impl Action {
         match self {
             Action::CreateContainer { .. } => "create_container",
             Action::Create { .. } => "create",
+            Action::SetPassword { .. } => "set_password",
             Action::Adopt { .. } => "adopt",
             Action::Update { .. } => "update",
             Action::Rename { .. } => "rename",
@@ -123,6 +138,7 @@ impl Action {
         match self {
             Action::CreateContainer { dn }
             | Action::Create { dn, .. }
+            | Action::SetPassword { dn, .. }
             | Action::Adopt { dn, .. }
             | Action::Update { dn, .. }
             | Action::Rename { dn, .. }
@@ -183,6 +199,12 @@ pub enum NoticeKind {
     EvaluationFailed,
     /// The person is missing from a complete source, but not yet for long enough.
     Missing,
+    /// An owned attribute was changed outside roster.
+    Drift,
+    /// An account in the managed subtrees belongs to no person.
+    Orphan,
+    /// A protected account (e.g. `adminCount=1`) that the rules would change: left alone.
+    Protected,
 }
 
 /// A safety limit that the plan exceeds.

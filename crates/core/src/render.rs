@@ -25,11 +25,14 @@ fn operation(out: &mut String, op: &Operation) {
         Action::CreateContainer { dn } => format!("create container {dn}"),
         Action::Create { dn, enabled, .. } => format!("create {dn}{}", if *enabled { "" } else { " (disabled)" }),
         Action::Adopt { dn, .. } => format!("adopt {dn}"),
+        Action::SetPassword { dn, must_change, .. } => {
+            format!("set a new initial password on {dn}{}", if *must_change { " (must change at first logon)" } else { "" })
+        }
         Action::Update { dn, .. } => format!("update {dn}"),
         Action::Rename { dn, new_dn, .. } => format!("rename {dn}\n        -> {new_dn}"),
         Action::Enable { dn, .. } => format!("enable {dn}"),
         Action::Disable { dn, .. } => format!("disable {dn}"),
-        Action::CreateGroup { dn, members } => format!("create group {dn} with {} member(s)", members.len()),
+        Action::CreateGroup { dn, members, .. } => format!("create group {dn} with {} member(s)", members.len()),
         Action::AddMember { group, member } => format!("add {member}\n        to {group}"),
         Action::RemoveMember { group, member } => format!("remove {member}\n        from {group}"),
         Action::Delete { dn, .. } => format!("delete {dn}"),

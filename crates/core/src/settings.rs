@@ -18,7 +18,8 @@ use crate::dn::Dn;
 use crate::expr::{Env, Expr, ExprValue};
 
 /// Variables every expression may use besides the person attributes the sources map.
-pub const BUILTIN_VARIABLES: [&str; 6] = ["key", "login", "state", "affiliation", "manager_dn", "today"];
+pub const BUILTIN_VARIABLES: [&str; 7] =
+    ["key", "login", "state", "affiliation", "manager_dn", "today", "account_expires"];
 
 /// One problem in a configuration file, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +65,7 @@ pub struct TargetRules {
     pub dn: Expr,
     pub managed: Vec<Dn>,
     pub move_to: Option<Dn>,
+    pub purge_move_to: Option<Dn>,
     pub mappings: Vec<Mapping>,
     pub disable_set: Vec<(AttrName, Expr)>,
     pub groups: Vec<GroupRule>,
@@ -167,6 +169,7 @@ pub fn sample_env(attributes: &BTreeSet<String>) -> Env {
     env.set("affiliation", ExprValue::Text("employee".into()));
     env.set("manager_dn", ExprValue::Text("uid=manager,ou=people,dc=example,dc=org".into()));
     env.set("today", ExprValue::Text("2026-01-15".into()));
+    env.set("account_expires", ExprValue::Text("134157312000000000".into()));
     env
 }
 
@@ -322,6 +325,9 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     let mut target_names = BTreeSet::new();
     for (i, t) in cfg.target.iter().enumerate() {
         let key = format!("target[{i}]");
+        let mut t = t.clone();
+        t.resolve_defaults();
+        let t = &t;
         if !target_names.insert(t.name.clone()) {
             ck.error(format!("{key}.name"), None, format!("target name {:?} is used twice", t.name));
         }
@@ -366,11 +372,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 ck.error(format!("{key}.{name}"), None, e.to_string());
             }
         }
-        let move_to = match t.disable.move_to.as_deref().map(Dn::parse) {
+        let mut managed_dn = |name: &str, value: Option<&String>| match value.map(|v| Dn::parse(v)) {
             Some(Ok(dn)) => {
                 if !managed.iter().any(|m| dn.is_within(m)) {
                     ck.error(
-                        format!("{key}.disable.move_to"),
+                        format!("{key}.{name}"),
                         None,
                         format!("{dn} is outside the managed subtrees, where roster may not write"),
                     );
@@ -378,11 +384,38 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 Some(dn)
             }
             Some(Err(e)) => {
-                ck.error(format!("{key}.disable.move_to"), None, e.to_string());
+                ck.error(format!("{key}.{name}"), None, e.to_string());
                 None
             }
             None => None,
         };
+        let move_to = managed_dn("disable.move_to", t.disable.move_to.as_ref());
+        let purge_move_to = managed_dn("purge_move_to", t.purge_move_to.as_ref());
+        let ad = t.kind == crate::config::TargetKind::ActiveDirectory;
+        match &t.password {
+            None if ad => ck.error(
+                format!("{key}.password"),
+                None,
+                "an active_directory target needs a [target.password] table: AD enables an account only once it has a password (use delivery = \"none\" for a random password nobody sees)",
+            ),
+            Some(pw) => {
+                if !(12..=256).contains(&pw.length) {
+                    ck.error(format!("{key}.password.length"), None, format!("expected 12 to 256 characters, found {}", pw.length));
+                }
+                let encrypted = t.url.starts_with("ldaps://") || t.tls.starttls;
+                if !encrypted {
+                    ck.error(
+                        format!("{key}.password"),
+                        None,
+                        "roster sends passwords only over LDAPS or StartTLS: use an ldaps:// url or tls.starttls = true",
+                    );
+                }
+            }
+            None => {}
+        }
+        if t.disable.lock && ad {
+            ck.error(format!("{key}.disable.lock"), None, "Active Directory accounts are disabled through userAccountControl; the ppolicy lock is for OpenLDAP");
+        }
         let dn_key = format!("{key}.dn");
         let no_manager = |name: &str| name != "manager_dn" && known_person(name);
         let dn = ck.expr(&dn_key, &t.dn, &no_manager);
@@ -482,6 +515,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 dn,
                 managed,
                 move_to,
+                purge_move_to,
                 mappings,
                 disable_set,
                 groups,

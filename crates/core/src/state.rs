@@ -62,6 +62,10 @@ pub struct Link {
     pub enabled: bool,
     /// The values roster last wrote, per owned attribute.
     pub values: AttrMap,
+    /// An initial password is still to be set (or was set but not delivered): the next run sets a
+    /// new one.
+    #[serde(default)]
+    pub password_pending: bool,
 }
 
 /// Everything the store hands to the planner.
@@ -80,6 +84,9 @@ pub struct TargetEntry {
     pub object_id: String,
     pub dn: String,
     pub attrs: AttrMap,
+    /// Matches the target's protection filter (e.g. `adminCount=1`): never modified.
+    #[serde(default)]
+    pub protected: bool,
 }
 
 /// A group in the managed scope, with its members' DNs as stored.

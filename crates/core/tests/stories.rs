@@ -42,6 +42,9 @@ struct Day {
     /// Skip applying (the plan is only looked at).
     #[serde(default)]
     plan_only: bool,
+    /// Operations that fail when applied, as `kind:person` (e.g. `set_password:00001`).
+    #[serde(default)]
+    fail: Vec<String>,
 }
 
 const DATE_ATTRS: [&str; 4] = ["hire_date", "last_day", "leave_start", "leave_end"];
@@ -79,6 +82,7 @@ struct Sim {
     view: TargetView,
     snapshot: Snapshot,
     next_id: u32,
+    passwords_set: u32,
 }
 
 impl Sim {
@@ -91,14 +95,24 @@ impl Sim {
         self.snapshot.links.iter_mut().find(|l| l.person == person)
     }
 
-    fn apply(&mut self, plan: &Plan) {
+    /// Applies the plan; operations named in `fail` (as `kind:person`) fail, those depending on a
+    /// failed one are skipped, and persons with a failed or skipped operation are not recorded.
+    fn apply(&mut self, plan: &Plan, fail: &[String]) {
+        let mut landed = vec![false; plan.operations.len()];
+        let mut troubled = std::collections::BTreeSet::new();
         for op in &plan.operations {
             let person = op.person.clone().unwrap_or_default();
+            let named = format!("{}:{}", op.action.kind(), person);
+            if fail.contains(&named) || op.depends_on.iter().any(|d| !landed[*d]) {
+                troubled.insert(person);
+                continue;
+            }
+            landed[op.id] = true;
             match &op.action {
                 Action::CreateContainer { dn } => {
                     self.view.containers.insert(normalize_dn(dn));
                 }
-                Action::Create { dn, attributes, enabled } => {
+                Action::Create { dn, attributes, enabled, password } => {
                     assert!(
                         self.view.entries.iter().all(|e| normalize_dn(&e.dn) != normalize_dn(dn)),
                         "duplicate create {dn}"
@@ -107,13 +121,16 @@ impl Sim {
                     assert!(self.view.containers.contains(&parent), "create {dn} before its container");
                     self.next_id += 1;
                     let id = format!("uuid-{}", self.next_id);
-                    for v in attributes.get(&AttrName::new("uid")).into_iter().flatten() {
-                        self.view.taken_logins.insert(v.to_lowercase());
+                    for login_attr in ["uid", "sAMAccountName"] {
+                        for v in attributes.get(&AttrName::new(login_attr)).into_iter().flatten() {
+                            self.view.taken_logins.insert(v.to_lowercase());
+                        }
                     }
                     self.view.entries.push(TargetEntry {
                         object_id: id.clone(),
                         dn: dn.clone(),
                         attrs: attributes.clone(),
+                        protected: false,
                     });
                     let mut values = attributes.clone();
                     values.remove(&AttrName::new("objectClass"));
@@ -124,6 +141,7 @@ impl Sim {
                         dn: dn.clone(),
                         enabled: *enabled,
                         values,
+                        password_pending: *password,
                     });
                 }
                 Action::Adopt { dn, object_id } => {
@@ -134,7 +152,14 @@ impl Sim {
                         dn: dn.clone(),
                         enabled: true,
                         values: Default::default(),
+                        password_pending: false,
                     });
+                }
+                Action::SetPassword { .. } => {
+                    if let Some(l) = self.link_mut(&person) {
+                        l.password_pending = false;
+                    }
+                    self.passwords_set += 1;
                 }
                 Action::Update { dn, changes, .. }
                 | Action::Enable { dn, changes, .. }
@@ -192,7 +217,7 @@ impl Sim {
                         l.dn = new_dn.clone();
                     }
                 }
-                Action::CreateGroup { dn, members } => {
+                Action::CreateGroup { dn, members, .. } => {
                     self.next_id += 1;
                     self.view.groups.push(TargetGroup {
                         object_id: format!("uuid-{}", self.next_id),
@@ -231,7 +256,7 @@ impl Sim {
                 }
             }
         }
-        for u in &plan.person_updates {
+        for u in plan.person_updates.iter().filter(|u| !troubled.contains(&u.key)) {
             if u.tombstone {
                 self.snapshot.persons.remove(&u.key);
                 self.snapshot.links.retain(|l| l.person != u.key);
@@ -282,10 +307,13 @@ fn directory(lines: &[String]) -> TargetView {
         if let Some(uid) = map.get(&AttrName::new("uid")) {
             view.taken_logins.extend(uid.iter().map(|u| u.to_lowercase()));
         }
-        if let Some(parent) = Dn::parse(dn).unwrap().parent() {
-            view.containers.insert(parent.normalized());
+        let mut ancestor = Dn::parse(dn).unwrap().parent();
+        while let Some(a) = ancestor.filter(|a| a.rdns().len() > 2) {
+            view.containers.insert(a.normalized());
+            ancestor = a.parent();
         }
-        view.entries.push(TargetEntry { object_id: format!("pre-{i}"), dn: dn.to_string(), attrs: map });
+        let protected = map.get(&AttrName::new("adminCount")).is_some_and(|v| v.iter().any(|x| x == "1"));
+        view.entries.push(TargetEntry { object_id: format!("pre-{i}"), dn: dn.to_string(), attrs: map, protected });
     }
     view
 }
@@ -297,7 +325,7 @@ fn run_story(path: &Path) {
     let base = std::fs::read_to_string(path.with_file_name("base.toml")).unwrap();
     let config_text = story.config.clone().unwrap_or(base);
     let settings: Settings = load(&config_text, "story.toml").unwrap_or_else(|e| panic!("{name}: {e:?}"));
-    let mut sim = Sim { view: directory(&story.directory), snapshot: Snapshot::default(), next_id: 0 };
+    let mut sim = Sim { view: directory(&story.directory), snapshot: Snapshot::default(), next_id: 0, passwords_set: 0 };
     let mut transcript = String::new();
     for day in &story.day {
         let as_of = NaiveDate::parse_from_str(&day.as_of, "%Y-%m-%d").unwrap();
@@ -312,11 +340,11 @@ fn run_story(path: &Path) {
             });
             hr.rows_seen += 1;
         }
-        let views = BTreeMap::from([("ldap".to_string(), sim.view.clone())]);
+        let views = BTreeMap::from([(settings.targets[0].name().to_string(), sim.view.clone())]);
         let p = plan(&PlanInput { settings: &settings, as_of, reads: &[hr], snapshot: &sim.snapshot, views: &views });
         transcript.push_str(&format!("===== {} =====\n{}\n", day.as_of, render(&p)));
         if !day.plan_only && (!p.is_blocked() || day.allow) {
-            sim.apply(&p);
+            sim.apply(&p, &day.fail);
         }
     }
     transcript.push_str("===== directory after the last day =====\n");
@@ -338,6 +366,9 @@ fn run_story(path: &Path) {
     tomb.sort();
     if !tomb.is_empty() {
         transcript.push_str(&format!("tombstones: {}\n", tomb.join(", ")));
+    }
+    if sim.passwords_set > 0 {
+        transcript.push_str(&format!("initial passwords set: {}\n", sim.passwords_set));
     }
     insta::with_settings!({ snapshot_path => "stories/snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
         insta::assert_snapshot!(name, transcript);

@@ -90,6 +90,9 @@ impl LdapTarget {
         password: SecretString,
         config_dir: &Path,
     ) -> Result<LdapTarget, TargetError> {
+        let mut resolved = config.clone();
+        resolved.resolve_defaults();
+        let config = &resolved;
         let name = config.name.clone();
         let config_error = |what: String| TargetError::new(ErrorKind::Config, format!("target {name}: {what}"));
 
@@ -253,7 +256,11 @@ impl LdapTarget {
         let ldap = &mut ldap;
         match &op.action {
             Action::CreateContainer { dn } => self.create_container(ldap, &what, dn).await,
-            Action::Create { dn, attributes, enabled } => self.create(ldap, &what, dn, attributes, *enabled).await,
+            Action::Create { dn, attributes, enabled, .. } => self.create(ldap, &what, dn, attributes, *enabled).await,
+            Action::SetPassword { .. } => Err(TargetError::new(
+                ErrorKind::Permanent,
+                format!("{what}: setting passwords is not supported by the LDAP target yet"),
+            )),
             Action::Adopt { dn, object_id } => self.adopt(ldap, &what, dn, object_id).await,
             Action::Update { dn, object_id, changes }
             | Action::Enable { dn, object_id, changes }
@@ -263,7 +270,9 @@ impl LdapTarget {
             Action::Rename { dn, object_id, new_dn } => {
                 self.rename(ldap, &what, dn, object_id.as_deref(), new_dn).await
             }
-            Action::CreateGroup { dn, members } => self.create_group(ldap, &what, dn, members).await,
+            Action::CreateGroup { dn, members, attributes } => {
+                self.create_group(ldap, &what, dn, members, attributes).await
+            }
             Action::AddMember { group, member } => {
                 self.add_member(ldap, &what, group, member).await?;
                 Ok(Applied { entry: None })
@@ -441,7 +450,7 @@ impl LdapTarget {
             }
         }
         let attrs = changes.iter().map(|c| (c.attr.clone(), c.new.clone())).collect();
-        Ok(Applied { entry: Some(TargetEntry { object_id: uuid, dn: dn.to_string(), attrs }) })
+        Ok(Applied { entry: Some(TargetEntry { object_id: uuid, dn: dn.to_string(), attrs, protected: false }) })
     }
 
     async fn rename(
@@ -458,7 +467,7 @@ impl LdapTarget {
             return Err(TargetError::new(ErrorKind::Permanent, format!("{what}: the new name {new_dn:?} has no RDN")));
         };
         let moved = |uuid: String| Applied {
-            entry: Some(TargetEntry { object_id: uuid, dn: new_dn.to_string(), attrs: AttrMap::new() }),
+            entry: Some(TargetEntry { object_id: uuid, dn: new_dn.to_string(), attrs: AttrMap::new(), protected: false }),
         };
         let uuid = match self.current_id(ldap, what, dn).await? {
             Some(uuid) => uuid,
@@ -501,6 +510,7 @@ impl LdapTarget {
         what: &str,
         dn: &str,
         members: &[String],
+        attributes: &AttrMap,
     ) -> Result<Applied, TargetError> {
         let parsed = parse_dn(what, dn)?;
         for member in members {
@@ -513,8 +523,8 @@ impl LdapTarget {
             ));
         }
         let rdn = parsed.rdn().map(|rdn| rdn.0.clone()).unwrap_or_default();
-        let mut entry: AttrMap = AttrMap::new();
-        entry.insert(AttrName::new("objectClass"), vec!["groupOfNames".to_string()]);
+        let mut entry: AttrMap = attributes.clone();
+        entry.entry(AttrName::new("objectClass")).or_insert_with(|| vec!["groupOfNames".to_string()]);
         for ava in &rdn {
             entry.entry(AttrName::new(ava.attr.as_str())).or_default().push(ava.value.clone());
         }
@@ -549,7 +559,7 @@ impl LdapTarget {
         };
         let mut attrs = AttrMap::new();
         attrs.insert(AttrName::new("member"), members.to_vec());
-        Ok(Applied { entry: Some(TargetEntry { object_id: uuid, dn: dn.to_string(), attrs }) })
+        Ok(Applied { entry: Some(TargetEntry { object_id: uuid, dn: dn.to_string(), attrs, protected: false }) })
     }
 
     async fn add_member(&self, ldap: &mut Ldap, what: &str, group: &str, member: &str) -> Result<(), TargetError> {
@@ -697,7 +707,7 @@ fn modifications(changes: &[AttrChange]) -> Vec<Mod<String>> {
 
 fn into_target_entry(mut entry: Entry) -> Result<TargetEntry, TargetError> {
     let object_id = entry.take_first(ENTRY_UUID).ok_or_else(|| no_entry_uuid("read", &entry.dn))?;
-    Ok(TargetEntry { object_id, dn: entry.dn, attrs: entry.attrs })
+    Ok(TargetEntry { object_id, dn: entry.dn, attrs: entry.attrs, protected: false })
 }
 
 fn check_identity(what: &str, found: &str, expected: Option<&str>) -> Result<(), TargetError> {
