@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs what roster's tests start for real: OpenLDAP (slapd, its CLI tools) and openssl for the
-# throwaway TLS certificates. Run as root on Debian 12; a second run that finds everything installed
-# does not touch apt, so CI can call it on every run.
+# Installs what roster's tests start for real: OpenLDAP (slapd, its CLI tools), a Samba AD domain
+# controller (samba-ad-dc; samba-ad-provision for `samba-tool domain provision`; iproute2 to give
+# each DC a loopback address of its own) and openssl for the throwaway TLS certificates. Run as root
+# on Debian 12; a second run that finds everything installed does not touch apt, so CI can call it
+# on every run.
 set -euo pipefail
 
-packages=(slapd ldap-utils openssl)
+packages=(slapd ldap-utils openssl samba-ad-dc samba-ad-provision iproute2)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -27,6 +29,15 @@ export DEBIAN_FRONTEND=noninteractive
 # Without this the slapd package would build and start a system-wide instance of its own;
 # the tests start private instances in temporary folders instead.
 echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+
+# Nor should the Samba packages start their system daemons (smbd, nmbd, winbind): policy-rc.d
+# answering 101 keeps invoke-rc.d and deb-systemd-invoke from starting services. Container images
+# often have one already; otherwise one is in place for this install only.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 
 echo "install-test-deps: installing ${missing[*]}"
 apt-get update -qq

@@ -1,6 +1,6 @@
 //! Real servers for roster's tests and quickstart, each a private instance in its own folder on
-//! free loopback ports, started from the Debian packages that `scripts/install-test-deps.sh`
-//! installs.
+//! free loopback ports (a Samba AD DC, whose ports are fixed, on a loopback address of its own),
+//! started from the Debian packages that `scripts/install-test-deps.sh` installs.
 //!
 //! Nothing here skips: when a server's programs are missing, starting it is an error that names the
 //! install script, so a test that needs a server it cannot find fails.
@@ -8,5 +8,7 @@
 mod ldif;
 mod openldap;
 mod process;
+mod samba;
 
 pub use openldap::{OpenLdap, OpenLdapOptions};
+pub use samba::{BindOutcome, SambaDc, SambaOptions};

@@ -1,26 +1,37 @@
-//! `roster-testkit`: starts and stops a private OpenLDAP server that outlives the command, for the
-//! quickstart. Prints shell lines to `eval` or `source`; messages go to stderr.
+//! `roster-testkit`: starts and stops a private OpenLDAP server or Samba AD DC that outlives the
+//! command, for the quickstart. Prints shell lines to `eval` or `source`; messages go to stderr.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use roster_testkit::{OpenLdap, OpenLdapOptions};
+use roster_testkit::{OpenLdap, OpenLdapOptions, SambaDc, SambaOptions};
 
 const USAGE: &str = "\
 usage: roster-testkit openldap start --dir DIR [--port N] [--tls]
        roster-testkit openldap stop --dir DIR
+       roster-testkit samba start --dir DIR [--ou OU=People]...
+       roster-testkit samba stop --dir DIR
 
 start  starts a private OpenLDAP in DIR (created if missing), or the one already built there,
        leaves it running, and prints ROSTER_LDAP_URL, ROSTER_LDAP_BASE, ROSTER_LDAP_BIND_DN,
        ROSTER_LDAP_PASSWORD (the admin) and, with --tls, ROSTER_LDAP_CA as shell lines; with
        --tls the URL is the ldaps:// one.
-stop   stops the OpenLDAP running in DIR; its data stays for the next start.";
+stop   stops the OpenLDAP running in DIR; its data stays for the next start.
+
+samba start  starts a private Samba AD DC for EXAMPLE.TEST in DIR (created if missing) on a
+             loopback address of its own (127.0.0.X: AD's ports cannot move), with the OUs
+             given (relative to DC=example,DC=test), or the one already built there; prints
+             ROSTER_AD_URL (ldaps://), ROSTER_AD_BASE, ROSTER_AD_BIND_DN, ROSTER_AD_PASSWORD
+             (the Administrator) and ROSTER_AD_CA. Needs root (the address goes on lo).
+samba stop   stops the DC running in DIR and takes its address off lo; its data stays.";
 
 #[derive(Debug, PartialEq)]
 enum Action {
     Start { dir: PathBuf, port: Option<u16>, tls: bool },
     Stop { dir: PathBuf },
+    SambaStart { dir: PathBuf, base_ous: Vec<String> },
+    SambaStop { dir: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -32,6 +43,8 @@ fn main() -> ExitCode {
     let result = parse(&args).and_then(|action| match action {
         Action::Start { dir, port, tls } => start(dir, port, tls),
         Action::Stop { dir } => stop(dir),
+        Action::SambaStart { dir, base_ous } => samba_start(dir, base_ous),
+        Action::SambaStop { dir } => samba_stop(dir),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,8 +60,10 @@ fn parse(args: &[String]) -> Result<Action> {
         [server, verb, rest @ ..] => (server.as_str(), verb.as_str(), rest),
         _ => bail!("expected a server and an action\n{USAGE}"),
     };
-    if server != "openldap" {
-        bail!("unknown server {server:?}: only `openldap` is supported\n{USAGE}");
+    match server {
+        "openldap" => {}
+        "samba" => return parse_samba(verb, rest),
+        _ => bail!("unknown server {server:?}: expected `openldap` or `samba`\n{USAGE}"),
     }
     let (mut dir, mut port, mut tls) = (None, None, false);
     let mut rest = rest.iter();
@@ -68,6 +83,26 @@ fn parse(args: &[String]) -> Result<Action> {
     match verb {
         "start" => Ok(Action::Start { dir, port, tls }),
         "stop" if port.is_none() && !tls => Ok(Action::Stop { dir }),
+        "stop" => bail!("stop takes only --dir\n{USAGE}"),
+        other => bail!("unknown action {other:?}: expected start or stop\n{USAGE}"),
+    }
+}
+
+fn parse_samba(verb: &str, rest: &[String]) -> Result<Action> {
+    let (mut dir, mut base_ous) = (None, Vec::new());
+    let mut rest = rest.iter();
+    while let Some(flag) = rest.next() {
+        let mut value = || rest.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
+        match flag.as_str() {
+            "--dir" => dir = Some(PathBuf::from(value()?)),
+            "--ou" => base_ous.push(value()?.clone()),
+            other => bail!("unknown option {other:?}\n{USAGE}"),
+        }
+    }
+    let dir = dir.with_context(|| format!("--dir DIR is required\n{USAGE}"))?;
+    match verb {
+        "start" => Ok(Action::SambaStart { dir, base_ous }),
+        "stop" if base_ous.is_empty() => Ok(Action::SambaStop { dir }),
         "stop" => bail!("stop takes only --dir\n{USAGE}"),
         other => bail!("unknown action {other:?}: expected start or stop\n{USAGE}"),
     }
@@ -121,6 +156,62 @@ fn stop(dir: PathBuf) -> Result<()> {
     Ok(())
 }
 
+fn samba_start(dir: PathBuf, base_ous: Vec<String>) -> Result<()> {
+    if SambaDc::exists_in(&dir) {
+        let mut dc = SambaDc::attach(&dir)?;
+        if !base_ous.is_empty() {
+            bail!(
+                "{} already holds a DC: --ou applies only when one is built; add OUs over LDAP, or stop it and \
+                 remove the folder",
+                dc.dir().display()
+            );
+        }
+        if let Some(pid) = dc.running_pid() {
+            eprintln!("roster-testkit: the Samba DC in {} is already running (pid {pid})", dc.dir().display());
+        } else {
+            dc.start_again()?;
+            eprintln!("roster-testkit: started the Samba DC in {} again on {}", dc.dir().display(), dc.ip());
+        }
+        print!("{}", samba_shell_lines(&dc));
+        return Ok(());
+    }
+    let dc = SambaDc::start(SambaOptions { dir: Some(dir), base_ous, detachable: true, ..SambaOptions::default() })?
+        .into_detached()?;
+    eprintln!(
+        "roster-testkit: Samba DC started in {} on {} (stop it with `roster-testkit samba stop --dir {}`)",
+        dc.dir().display(),
+        dc.ip(),
+        dc.dir().display()
+    );
+    print!("{}", samba_shell_lines(&dc));
+    Ok(())
+}
+
+fn samba_stop(dir: PathBuf) -> Result<()> {
+    let mut dc = SambaDc::attach(&dir)?;
+    if dc.running_pid().is_none() {
+        eprintln!("roster-testkit: the Samba DC in {} is not running", dc.dir().display());
+        return Ok(());
+    }
+    dc.stop()?;
+    eprintln!("roster-testkit: stopped the Samba DC in {}", dc.dir().display());
+    Ok(())
+}
+
+fn samba_shell_lines(dc: &SambaDc) -> String {
+    let ca = dc.ca_cert_path().to_string_lossy().into_owned();
+    [
+        ("ROSTER_AD_URL", dc.ldaps_url().as_str()),
+        ("ROSTER_AD_BASE", dc.domain_dn()),
+        ("ROSTER_AD_BIND_DN", dc.admin_dn()),
+        ("ROSTER_AD_PASSWORD", dc.admin_password()),
+        ("ROSTER_AD_CA", ca.as_str()),
+    ]
+    .iter()
+    .map(|(name, value)| format!("{name}={}\n", shell_quote(value)))
+    .collect()
+}
+
 /// `NAME=value` lines that `eval` and `source` accept; with TLS the URL is the `ldaps://` one.
 fn shell_lines(ldap: &OpenLdap) -> String {
     let mut lines = vec![
@@ -160,13 +251,22 @@ mod tests {
             Action::Start { dir: "d".into(), port: Some(3890), tls: true }
         );
         assert_eq!(parse(&args("openldap stop --dir d")).unwrap(), Action::Stop { dir: "d".into() });
+        assert_eq!(
+            parse(&args("samba start --dir d --ou OU=People --ou OU=Groups")).unwrap(),
+            Action::SambaStart { dir: "d".into(), base_ous: vec!["OU=People".into(), "OU=Groups".into()] }
+        );
+        assert_eq!(parse(&args("samba stop --dir d")).unwrap(), Action::SambaStop { dir: "d".into() });
     }
 
     #[test]
     fn refuses_what_it_does_not_know() {
         for line in [
             "openldap start",
-            "samba start --dir d",
+            "slapd start --dir d",
+            "samba start",
+            "samba start --dir d --tls",
+            "samba stop --dir d --ou OU=People",
+            "samba restart --dir d",
             "openldap start --dir",
             "openldap stop --dir d --tls",
             "openldap start --dir d --port x",
