@@ -242,8 +242,11 @@ fn dropping_stops_samba_and_removes_folder_address_and_lease() -> Result<()> {
 #[test]
 fn a_dc_dies_with_the_test_process_that_started_it() -> Result<()> {
     use std::io::BufRead;
+    // The killed process cannot remove its folder: this test's does.
+    let parent = tempfile::tempdir()?;
     let mut child = Command::new(std::env::current_exe()?)
         .args(["--exact", "start_a_dc_and_wait_to_be_killed", "--ignored", "--nocapture"])
+        .env("ROSTER_TESTKIT_DC_DIR", parent.path().join("dc"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()?;
@@ -267,7 +270,8 @@ fn a_dc_dies_with_the_test_process_that_started_it() -> Result<()> {
 #[test]
 #[ignore = "run by a_dc_dies_with_the_test_process_that_started_it in a child process"]
 fn start_a_dc_and_wait_to_be_killed() -> Result<()> {
-    let dc = start();
+    let dir = std::env::var_os("ROSTER_TESTKIT_DC_DIR").context("ROSTER_TESTKIT_DC_DIR is set by the parent test")?;
+    let dc = SambaDc::start(SambaOptions { dir: Some(dir.into()), ..SambaOptions::default() })?;
     println!("samba pid {}", dc.running_pid().context("a running samba")?);
     thread::sleep(std::time::Duration::from_secs(60));
     Ok(())
