@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs roster's tests: installs the servers they start for real (OpenLDAP), then the whole
+# Runs roster's tests: installs the servers they start for real (OpenLDAP, Samba AD), then the whole
 # workspace's test suite with cargo-nextest. This is the README's test command; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
