@@ -3,6 +3,8 @@
 mod cli;
 mod exit;
 mod init;
+mod lock;
+mod password;
 mod run;
 mod secrets;
 

@@ -64,8 +64,12 @@ fn load_config(cli: &Cli) -> Result<Loaded> {
     Ok(Loaded { settings, config_dir, as_of })
 }
 
+fn store_path(loaded: &Loaded) -> PathBuf {
+    loaded.config_dir.join(&loaded.settings.store.path)
+}
+
 async fn open_store(loaded: &Loaded) -> Result<Store> {
-    let path = loaded.config_dir.join(&loaded.settings.store.path);
+    let path = store_path(loaded);
     Store::open(&path).await.with_context(|| format!("opening the store {}", path.display()))
 }
 
@@ -119,7 +123,10 @@ struct Fresh {
 }
 
 async fn fresh_plan(cli: &Cli) -> Result<Fresh> {
-    let loaded = load_config(cli)?;
+    fresh_plan_with(load_config(cli)?).await
+}
+
+async fn fresh_plan_with(loaded: Loaded) -> Result<Fresh> {
     let store = open_store(&loaded).await?;
     let reads = read_sources(&loaded).await?;
     let mut targets = connect_targets(&loaded).await?;
@@ -208,7 +215,9 @@ fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, plan_json: Op
 }
 
 pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
-    let fresh = fresh_plan(cli).await?;
+    let loaded = load_config(cli)?;
+    let _lock = crate::lock::acquire(&store_path(&loaded), "run")?;
+    let fresh = fresh_plan_with(loaded).await?;
     if args.show_plan {
         print!("{}", render(&fresh.plan));
     }
@@ -216,11 +225,12 @@ pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
 }
 
 pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
+    let loaded = load_config(cli)?;
+    let _lock = crate::lock::acquire(&store_path(&loaded), "apply")?;
     let Some(path) = &args.plan else {
-        let fresh = fresh_plan(cli).await?;
+        let fresh = fresh_plan_with(loaded).await?;
         return apply_plan(fresh, &args.overrides, "apply").await;
     };
-    let loaded = load_config(cli)?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow!(UsageError(format!("cannot read the plan {}: {e}", path.display()))))?;
     let saved: Plan = serde_json::from_str(&text)

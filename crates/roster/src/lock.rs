@@ -1,0 +1,63 @@
+//! One apply at a time per store: an exclusive lock on a file beside the store, held for the whole
+//! command. A second `apply` or `run` refuses at once and says who holds the lock; the operating
+//! system releases it when the holder exits, however it exits.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+pub struct ApplyLock {
+    _file: File,
+}
+
+fn lock_path(store: &Path) -> PathBuf {
+    let mut name = store.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".lock");
+    store.with_file_name(name)
+}
+
+pub fn acquire(store: &Path, command: &str) -> Result<ApplyLock> {
+    let path = lock_path(store);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            bail!(
+                "another roster is applying changes with this store ({}): {}; nothing was done. Run again when it has finished.",
+                path.display(),
+                if holder.is_empty() { "holder unknown" } else { holder }
+            );
+        }
+        Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+    let holder = format!("`roster {command}` (process {}) since {}", std::process::id(), chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"));
+    file.set_len(0).and_then(|()| file.seek(SeekFrom::Start(0))).and_then(|_| file.write_all(holder.as_bytes())).with_context(|| format!("writing {}", path.display()))?;
+    Ok(ApplyLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_and_told_who_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("roster.db");
+        let first = acquire(&store, "run").unwrap();
+        let err = acquire(&store, "apply").err().unwrap().to_string();
+        assert!(err.contains("another roster is applying") && err.contains("`roster run`"), "{err}");
+        drop(first);
+        acquire(&store, "apply").unwrap();
+    }
+}
