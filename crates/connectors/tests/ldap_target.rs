@@ -614,7 +614,7 @@ async fn names_and_values_full_of_special_characters_land_exactly() {
     });
     target.apply(&update).await.unwrap();
     target
-        .apply(&op(Action::CreateGroup { dn: group.to_string(), members: vec![renamed.clone(), dns[1].clone()] }))
+        .apply(&op(Action::CreateGroup { dn: group.to_string(), members: vec![renamed.clone(), dns[1].clone()], attributes: AttrMap::new() }))
         .await
         .unwrap();
     target.apply(&op(Action::RemoveMember { group: group.to_string(), member: dns[1].clone() })).await.unwrap();

@@ -11,6 +11,7 @@ use std::future::Future;
 use roster_core::attr::AttrName;
 use roster_core::plan::{Applied, Operation};
 use roster_core::state::TargetView;
+use secrecy::SecretString;
 
 pub mod ldap;
 
@@ -37,14 +38,23 @@ pub trait Target {
     /// Reads what the target holds now, with the account attributes the planner asks for.
     fn read_view(&mut self, attrs: &[AttrName]) -> impl Future<Output = Result<TargetView, TargetError>> + Send;
     /// Applies one operation. Safe to call concurrently: many operations may be in flight at once.
+    /// A `set_password` operation is refused here: it needs [`Target::set_password`].
     fn apply(&self, op: &Operation) -> impl Future<Output = Result<Applied, TargetError>> + Send;
+    /// Applies a `set_password` operation with the password the runner generated for it. The
+    /// password is sent only over an encrypted connection and never appears in an error or a log.
+    fn set_password(
+        &self,
+        op: &Operation,
+        password: &SecretString,
+    ) -> impl Future<Output = Result<Applied, TargetError>> + Send;
 }
 
 /// What kind of failure a target reports, which decides what the engine does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// The target's configuration is unusable (bad URL, unreadable CA file, plaintext refused, ...).
+    /// The target's configuration is unusable (bad URL, unreadable CA file, plaintext refused, a
+    /// password that would travel in clear, ...).
     Config,
     /// The server could not be reached or did not answer while connecting.
     Connect,
@@ -61,7 +71,8 @@ pub enum ErrorKind {
     /// The request was sent and no answer came: the operation may have happened. Read the target
     /// before trying again.
     Unknown,
-    /// The operation would write outside the target's managed subtrees. Nothing was sent.
+    /// The operation would write outside the target's managed subtrees, or to an entry that matches
+    /// the target's `protect` filter. Nothing was sent.
     OutOfScope,
     /// The server refused the operation, and asking again will not change that.
     Permanent,

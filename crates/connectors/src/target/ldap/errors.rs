@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use ldap3::{LdapError, LdapResult};
 
+use super::ad;
 use crate::target::{ErrorKind, TargetError};
 
 pub(super) const SUCCESS: u32 = 0;
@@ -12,9 +13,13 @@ pub(super) const REFERRAL: u32 = 10;
 pub(super) const ADMIN_LIMIT_EXCEEDED: u32 = 11;
 pub(super) const NO_SUCH_ATTRIBUTE: u32 = 16;
 pub(super) const TYPE_OR_VALUE_EXISTS: u32 = 20;
+pub(super) const CONSTRAINT_VIOLATION: u32 = 19;
 pub(super) const NO_SUCH_OBJECT: u32 = 32;
+pub(super) const INSUFFICIENT_ACCESS_RIGHTS: u32 = 50;
 pub(super) const BUSY: u32 = 51;
 pub(super) const UNAVAILABLE: u32 = 52;
+pub(super) const UNWILLING_TO_PERFORM: u32 = 53;
+pub(super) const OBJECT_CLASS_VIOLATION: u32 = 65;
 pub(super) const ALREADY_EXISTS: u32 = 68;
 pub(super) const ASSERTION_FAILED: u32 = 122;
 
@@ -23,6 +28,36 @@ pub(super) const ASSERTION_FAILED: u32 = 122;
 pub(super) enum Effect {
     Read,
     Write,
+}
+
+/// What the bind account must be allowed to do for an operation, named in the message when the
+/// server answers insufficientAccessRights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Right {
+    CreateChild,
+    WriteAttributes,
+    ResetPassword,
+    Rename,
+    Delete,
+    WriteMembers,
+}
+
+impl Right {
+    fn describe(self) -> &'static str {
+        match self {
+            Right::CreateChild => "create objects here (Create Child on the parent OU)",
+            Right::WriteAttributes => "write these attributes (Write Property on the object)",
+            Right::ResetPassword => {
+                "reset this account's password (AD: the Reset Password right and Write Property on pwdLastSet)"
+            }
+            Right::Rename => {
+                "rename or move this object (AD: Write Property on name and cn, Delete Child where it is, \
+                 Create Child where it goes)"
+            }
+            Right::Delete => "delete this object (Delete, or Delete Child on its OU)",
+            Right::WriteMembers => "change this group's members (Write Property on member)",
+        }
+    }
 }
 
 /// The RFC 4511 name of a result code.
@@ -90,9 +125,18 @@ pub(super) fn kind_of_code(rc: u32) -> ErrorKind {
     }
 }
 
-/// `{what}: {code} ({n}): {text}`, with the default kind for the code.
-pub(super) fn result_error(what: &str, result: &LdapResult) -> TargetError {
-    TargetError::new(kind_of_code(result.rc), format!("{what}: {}", describe(result)))
+/// `{what}: {code} ({n}): {text}`, with the default kind for the code, and what it means where
+/// that is known: a right the bind account lacks, or an AD diagnostic sub-code.
+pub(super) fn result_error(what: &str, result: &LdapResult, right: Right) -> TargetError {
+    let mut message = format!("{what}: {}", describe(result));
+    if result.rc == INSUFFICIENT_ACCESS_RIGHTS {
+        message.push_str("; the service account lacks the right to ");
+        message.push_str(right.describe());
+    } else if let Some(hint) = ad::sub_code(&result.text).and_then(ad::sub_code_hint) {
+        message.push_str("; ");
+        message.push_str(hint);
+    }
+    TargetError::new(kind_of_code(result.rc), message)
 }
 
 /// An ldap3 error during an operation on an open connection.
@@ -112,7 +156,9 @@ pub(super) fn ldap_error(what: &str, err: LdapError, effect: Effect, timeout: Du
         LdapError::EndOfStream => may_have_happened("the connection was lost in the middle of the answer"),
         LdapError::Timeout { .. } => may_have_happened(&format!("no answer within {} s", timeout.as_secs())),
         LdapError::Io { source } => may_have_happened(&format!("I/O error: {source}")),
-        LdapError::LdapResult { result } => result_error(what, &result),
+        LdapError::LdapResult { result } => {
+            TargetError::new(kind_of_code(result.rc), format!("{what}: {}", describe(&result)))
+        }
         other => TargetError::new(ErrorKind::Permanent, format!("{what}: {other}")),
     }
 }
@@ -137,7 +183,11 @@ mod tests {
 
     #[test]
     fn messages_name_the_code_and_the_server_text() {
-        let err = result_error("modify uid=a,dc=x", &result(19, "attribute 'cn' cannot have multiple values"));
+        let err = result_error(
+            "modify uid=a,dc=x",
+            &result(19, "attribute 'cn' cannot have multiple values"),
+            Right::WriteAttributes,
+        );
         assert_eq!(
             err.message,
             "modify uid=a,dc=x: constraintViolation (19): attribute 'cn' cannot have multiple values"
@@ -145,6 +195,21 @@ mod tests {
         let mut referral = result(REFERRAL, "");
         referral.refs = vec!["ldap://other/".to_string()];
         assert_eq!(describe(&referral), "referral (10) (referred to ldap://other/)");
+    }
+
+    #[test]
+    fn refusals_say_which_right_is_missing_and_what_ad_sub_codes_mean() {
+        let denied = result(50, "00000005: SecErr: DSID-031A1256, problem 4003 (INSUFF_ACCESS_RIGHTS), data 0");
+        let err = result_error("target ad: set_password CN=a,DC=x", &denied, Right::ResetPassword);
+        assert_eq!(err.kind, ErrorKind::Permanent);
+        assert!(err.message.contains("the service account lacks the right to reset"), "{}", err.message);
+        let taken = result(68, "00002071: samldb: samAccountName 'u2' already in use!");
+        let err = result_error("target ad: create CN=b,DC=x", &taken, Right::CreateChild);
+        assert!(err.message.ends_with("already exists in the domain"), "{}", err.message);
+        let weak = result(19, "0000052D: Constraint violation - check_password_restrictions: too short");
+        let err = result_error("target ad: enable CN=b,DC=x", &weak, Right::WriteAttributes);
+        assert_eq!(err.kind, ErrorKind::Permanent);
+        assert!(err.message.contains("password policy"), "{}", err.message);
     }
 
     #[test]

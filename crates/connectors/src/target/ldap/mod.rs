@@ -1,18 +1,28 @@
-//! The LDAP target (OpenLDAP and other RFC 4511 directories with RFC 4530 `entryUUID`).
+//! The LDAP target, in two dialects: RFC 4511 directories with RFC 4530 `entryUUID` (OpenLDAP), and
+//! Active Directory (and Samba AD), whose differences live in [`dialect`] and `ad.rs`.
 //!
 //! Architecture invariants:
 //! - Nothing is written outside `managed`: every write's DN (a rename's new DN, a membership's
-//!   group) is checked here before anything is sent, whatever the planner already checked.
-//! - An operation on an existing entry first reads the entry's `entryUUID` and refuses with
-//!   [`ErrorKind::Conflict`] when it is not the object the plan was made against; where the server
-//!   supports the assertion control (RFC 4528) the write itself also asserts it, so an entry replaced
-//!   between the read and the write is not touched either.
+//!   group) is checked here before anything is sent, whatever the planner already checked. Nor to
+//!   an entry that matches `protect`: each write to an existing entry checks it first.
+//! - An operation on an existing entry first reads the entry's object id (`entryUUID`, AD's
+//!   `objectGUID`) and refuses with [`ErrorKind::Conflict`] when it is not the object the plan was
+//!   made against; where the server supports the assertion control (RFC 4528; AD does not) the write
+//!   itself also asserts it, so an entry replaced between the read and the write is not touched
+//!   either.
 //! - Attribute changes delete exactly the old values and add the new ones in one modify, so a value
-//!   an administrator changed since planning makes the modify fail rather than be overwritten.
+//!   an administrator changed since planning makes the modify fail rather than be overwritten. AD
+//!   (and Samba) accept this on single-valued attributes too, `userAccountControl` included: the
+//!   enable/disable flags change only if they still are what the plan was made against.
+//! - Passwords travel only over TLS, whatever the server would accept, and never appear in an
+//!   error, a log line or a `Debug` output.
 //! - Every filter value goes through [`escape_filter_value`]; DNs are parsed and rebuilt by
 //!   [`roster_core::dn`], never spliced together here.
 
+mod ad;
+mod dialect;
 mod errors;
+mod password;
 mod search;
 mod session;
 mod tls;
@@ -32,28 +42,30 @@ use roster_core::plan::{Action, Applied, AttrChange, Operation};
 use roster_core::state::{TargetEntry, TargetGroup, TargetView};
 use secrecy::SecretString;
 
+use self::dialect::Dialect;
 use self::errors::{
-    ALREADY_EXISTS, ASSERTION_FAILED, Effect, NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, SUCCESS, TYPE_OR_VALUE_EXISTS,
-    describe, ldap_error, result_error,
+    ALREADY_EXISTS, ASSERTION_FAILED, Effect, NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, OBJECT_CLASS_VIOLATION, Right,
+    SUCCESS, TYPE_OR_VALUE_EXISTS, UNWILLING_TO_PERFORM, describe, ldap_error, result_error,
 };
-use self::search::{Entry, PagedReader, read_entry};
+use self::search::{Entry, PagedReader, ranged_values, read_entry};
 use self::session::Session;
 use crate::target::{Capabilities, ErrorKind, Target, TargetError};
 
-const ENTRY_UUID: &str = "entryUUID";
 const ASSERTION_OID: &str = "1.3.6.1.1.12";
-/// Object classes whose entries count as containers in the view.
-const CONTAINER_CLASSES: [&str; 5] = ["organizationalUnit", "organization", "domain", "dcObject", "container"];
 /// OpenLDAP ppolicy's administrative lock: a lock that never expires.
 const LOCK_ATTRIBUTE: &str = "pwdAccountLockedTime";
 const LOCKED_FOREVER: &str = "000001010000Z";
 /// Attributes never read back into an [`Applied`] entry (which ends up in the store and the audit trail).
 const SECRET_ATTRIBUTES: [&str; 5] =
     ["userPassword", "authPassword", "unicodePwd", "sambaNTPassword", "sambaLMPassword"];
+/// Ask for no attributes (RFC 4511 4.5.1.8).
+const NO_ATTRIBUTES: &str = "1.1";
 
-/// A connected, bound LDAP directory. See the module documentation for what it guarantees.
+/// A connected, bound LDAP directory or AD domain. See the module documentation for what it
+/// guarantees.
 pub struct LdapTarget {
     name: String,
+    dialect: Dialect,
     session: Session,
     /// The managed subtrees, as configured.
     managed: Vec<Dn>,
@@ -61,10 +73,15 @@ pub struct LdapTarget {
     search_bases: Vec<Dn>,
     unique_base: Dn,
     account_filter: String,
+    /// `protect`, checked: accounts matching it are flagged in the view and never written to.
+    protect: Option<String>,
     login_attribute: String,
     correlate: String,
     /// `disable.lock`: disabled accounts carry ppolicy's administrative lock.
     ppolicy_lock: bool,
+    /// The target sets initial passwords: always for AD (an account cannot be enabled without
+    /// one), for LDAP when `password` is configured.
+    passwords: bool,
     /// Whether the server advertises the assertion control.
     assertion: bool,
     /// Entries per page of the view's searches: [`search::PAGE_SIZE`] unless the server allows fewer.
@@ -75,11 +92,92 @@ impl fmt::Debug for LdapTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LdapTarget")
             .field("name", &self.name)
+            .field("dialect", &self.dialect)
             .field("url", &self.session.url())
             .field("managed", &self.managed.iter().map(Dn::to_string).collect::<Vec<_>>())
             .field("assertion_control", &self.assertion)
             .finish_non_exhaustive()
     }
+}
+
+/// The configuration's values that do not need the server, checked.
+#[derive(Debug)]
+struct Checked {
+    dialect: Dialect,
+    managed: Vec<Dn>,
+    search_bases: Vec<Dn>,
+    unique_base: Dn,
+    account_filter: String,
+    protect: Option<String>,
+}
+
+/// Checks `config` (with its kind's defaults resolved) without touching the network.
+fn check_config(config: &TargetConfig) -> Result<Checked, TargetError> {
+    let name = &config.name;
+    let config_error = |what: String| TargetError::new(ErrorKind::Config, format!("target {name}: {what}"));
+    let dialect = Dialect::of(config.kind);
+
+    if config.object_classes.is_empty() {
+        return Err(config_error("object_classes is empty".to_string()));
+    }
+    for class in &config.object_classes {
+        if !is_attribute_description(class) {
+            return Err(config_error(format!("object_classes: {class:?} is not an object class name")));
+        }
+    }
+    for (key, attr) in [("login_attribute", &config.login_attribute), ("correlate", &config.correlate)] {
+        if !is_attribute_description(attr) {
+            return Err(config_error(format!("{key}: {attr:?} is not an attribute name")));
+        }
+    }
+    let protect = match &config.protect {
+        None => None,
+        Some(filter) => Some(check_filter(filter).map_err(|why| config_error(format!("protect: {why}")))?),
+    };
+    if config.managed.is_empty() {
+        return Err(config_error("managed lists no subtree: roster would have nowhere to write".to_string()));
+    }
+    let mut managed = Vec::new();
+    for text in &config.managed {
+        let dn = Dn::parse(text).map_err(|e| config_error(format!("managed: {e}")))?;
+        if dn.is_root() {
+            return Err(config_error(format!("managed: {text:?} is the whole directory; name a subtree")));
+        }
+        managed.push(dn);
+    }
+    let unique_base = match &config.unique_base {
+        Some(text) => Dn::parse(text).map_err(|e| config_error(format!("unique_base: {e}")))?,
+        None => {
+            let suffix = common_suffix(&managed).ok_or_else(|| {
+                config_error(
+                    "the managed subtrees share no suffix: set unique_base to where login names must be unique"
+                        .to_string(),
+                )
+            })?;
+            // sAMAccountName is unique in the whole domain, not just below the managed OUs.
+            match dialect {
+                Dialect::ActiveDirectory => ad::domain_of(&suffix).unwrap_or(suffix),
+                Dialect::Ldap => suffix,
+            }
+        }
+    };
+    Ok(Checked {
+        dialect,
+        search_bases: outermost(&managed),
+        managed,
+        unique_base,
+        account_filter: dialect.account_filter(&config.object_classes),
+        protect,
+    })
+}
+
+/// A filter from the configuration, trimmed, when it is one parenthesized filter that parses.
+fn check_filter(text: &str) -> Result<String, String> {
+    let filter = text.trim();
+    if !(filter.starts_with('(') && filter.ends_with(')')) || ldap3::parse_filter(filter).is_err() {
+        return Err(format!("{text:?} is not an LDAP filter such as \"(adminCount=1)\""));
+    }
+    Ok(filter.to_string())
 }
 
 impl LdapTarget {
@@ -93,43 +191,8 @@ impl LdapTarget {
         let mut resolved = config.clone();
         resolved.resolve_defaults();
         let config = &resolved;
+        let checked = check_config(config)?;
         let name = config.name.clone();
-        let config_error = |what: String| TargetError::new(ErrorKind::Config, format!("target {name}: {what}"));
-
-        if config.object_classes.is_empty() {
-            return Err(config_error("object_classes is empty".to_string()));
-        }
-        for class in &config.object_classes {
-            if !is_attribute_description(class) {
-                return Err(config_error(format!("object_classes: {class:?} is not an object class name")));
-            }
-        }
-        for (key, attr) in [("login_attribute", &config.login_attribute), ("correlate", &config.correlate)] {
-            if !is_attribute_description(attr) {
-                return Err(config_error(format!("{key}: {attr:?} is not an attribute name")));
-            }
-        }
-        if config.managed.is_empty() {
-            return Err(config_error("managed lists no subtree: roster would have nowhere to write".to_string()));
-        }
-        let mut managed = Vec::new();
-        for text in &config.managed {
-            let dn = Dn::parse(text).map_err(|e| config_error(format!("managed: {e}")))?;
-            if dn.is_root() {
-                return Err(config_error(format!("managed: {text:?} is the whole directory; name a subtree")));
-            }
-            managed.push(dn);
-        }
-        let unique_base = match &config.unique_base {
-            Some(text) => Dn::parse(text).map_err(|e| config_error(format!("unique_base: {e}")))?,
-            None => common_suffix(&managed).ok_or_else(|| {
-                config_error(
-                    "the managed subtrees share no suffix: set unique_base to where login names must be unique"
-                        .to_string(),
-                )
-            })?,
-        };
-        let search_bases = outermost(&managed);
 
         let session = Session::open(config, password, config_dir).await?;
         let assertion = supports_control(&session, ASSERTION_OID).await;
@@ -140,15 +203,18 @@ impl LdapTarget {
             );
         }
         Ok(LdapTarget {
-            account_filter: all_classes_filter(&config.object_classes),
+            dialect: checked.dialect,
+            account_filter: checked.account_filter,
+            protect: checked.protect,
             login_attribute: config.login_attribute.clone(),
             correlate: config.correlate.clone(),
             ppolicy_lock: config.disable.lock,
+            passwords: checked.dialect == Dialect::ActiveDirectory || config.password.is_some(),
             name,
             session,
-            managed,
-            search_bases,
-            unique_base,
+            managed: checked.managed,
+            search_bases: checked.search_bases,
+            unique_base: checked.unique_base,
             assertion,
             page_size: search::PAGE_SIZE,
         })
@@ -159,9 +225,12 @@ impl LdapTarget {
     }
 
     /// Reads the target as the planner needs it: paged subtree searches of every managed subtree for
-    /// accounts (entries with all of `object_classes`, with `attrs`), groups (groupOfNames with their
-    /// members) and containers, and the login names taken anywhere under the uniqueness base.
+    /// accounts (entries with all of `object_classes`, with `attrs`; in AD only of the person
+    /// category), the accounts among them that match `protect`, groups (groupOfNames, or AD groups
+    /// with their members read in ranged windows) and containers, and the login names taken anywhere
+    /// under the uniqueness base.
     pub async fn read_view(&mut self, attrs: &[AttrName]) -> Result<TargetView, TargetError> {
+        let id_attr = self.dialect.id_attribute();
         let mut requested: Vec<String> = Vec::new();
         for attr in attrs {
             if !is_attribute_description(attr.as_str()) {
@@ -170,17 +239,14 @@ impl LdapTarget {
                     format!("target {}: {:?} is not an attribute name", self.name, attr.as_str()),
                 ));
             }
-            if !attr.is(ENTRY_UUID) && !requested.iter().any(|r| attr.is(r)) {
+            if !attr.is(id_attr) && !requested.iter().any(|r| attr.is(r)) {
                 requested.push(attr.as_str().to_string());
             }
         }
-        requested.push(ENTRY_UUID.to_string());
+        requested.push(id_attr.to_string());
 
-        let mut reader = PagedReader {
-            ldap: self.session.handle().await?,
-            timeout: self.session.timeout(),
-            page_size: &mut self.page_size,
-        };
+        let timeout = self.session.timeout();
+        let mut reader = PagedReader { ldap: self.session.handle().await?, timeout, page_size: &mut self.page_size };
         let mut view = TargetView { target: self.name.clone(), ..TargetView::default() };
         for base in &self.search_bases {
             let base_text = base.to_string();
@@ -188,29 +254,38 @@ impl LdapTarget {
                 tracing::info!(target_name = self.name, "managed subtree {base_text} does not exist yet");
                 continue;
             };
-            view.containers.insert(base.normalized());
-            for entry in accounts {
-                view.entries.push(into_target_entry(entry)?);
-            }
             let vanished = || {
                 TargetError::new(
                     ErrorKind::Transient,
                     format!("target {}: {base_text} disappeared while it was read", self.name),
                 )
             };
-            let group_attrs = vec!["member".to_string(), ENTRY_UUID.to_string()];
-            let groups =
-                reader.subtree(&base_text, "(objectClass=groupOfNames)", group_attrs).await?.ok_or_else(vanished)?;
+            let mut protected = HashSet::new();
+            if let Some(protect) = &self.protect {
+                let filter = format!("(&{}{protect})", self.account_filter);
+                for mut entry in
+                    reader.subtree(&base_text, &filter, vec![id_attr.to_string()]).await?.ok_or_else(vanished)?
+                {
+                    protected.insert(take_id(self.dialect, "read", &mut entry)?);
+                }
+            }
+            view.containers.insert(base.normalized());
+            for entry in accounts {
+                let mut entry = target_entry(self.dialect, "read", entry)?;
+                entry.protected = protected.contains(&entry.object_id);
+                view.entries.push(entry);
+            }
+            let group_filter = format!("(objectClass={})", self.dialect.group_class());
+            let group_attrs = vec![self.dialect.member_request(), id_attr.to_string()];
+            let groups = reader.subtree(&base_text, &group_filter, group_attrs).await?.ok_or_else(vanished)?;
             for mut entry in groups {
-                let members = entry.attrs.remove(&AttrName::new("member")).unwrap_or_default();
-                let group = into_target_entry(entry)?;
+                let members = ranged_values(&mut reader.ldap, timeout, &mut entry, "member").await?;
+                let group = target_entry(self.dialect, "read", entry)?;
                 view.groups.push(TargetGroup { object_id: group.object_id, dn: group.dn, members });
             }
-            let no_attrs = vec!["1.1".to_string()];
-            let containers = reader
-                .subtree(&base_text, &any_class_filter(&CONTAINER_CLASSES), no_attrs)
-                .await?
-                .ok_or_else(vanished)?;
+            let no_attrs = vec![NO_ATTRIBUTES.to_string()];
+            let containers =
+                reader.subtree(&base_text, &self.dialect.container_filter(), no_attrs).await?.ok_or_else(vanished)?;
             view.containers.extend(containers.iter().map(|entry| normalize_dn(&entry.dn)));
         }
 
@@ -239,19 +314,10 @@ impl LdapTarget {
     }
 
     /// Applies one operation. Safe to call concurrently: each call clones the connection handle, and
-    /// ldap3 multiplexes the requests on one connection.
+    /// ldap3 multiplexes the requests on one connection. A `set_password` operation goes to
+    /// [`LdapTarget::set_password`] instead, with the password.
     pub async fn apply(&self, op: &Operation) -> Result<Applied, TargetError> {
-        if op.target != self.name {
-            return Err(TargetError::new(
-                ErrorKind::Permanent,
-                format!("operation {} is for target {}, not {}", op.id, op.target, self.name),
-            ));
-        }
-        self.check_scope(&op.action)?;
-        let mut what = format!("target {}: {} {}", self.name, op.action.kind(), op.action.dn());
-        if let Action::AddMember { member, .. } | Action::RemoveMember { member, .. } = &op.action {
-            what.push_str(&format!(" (member {member})"));
-        }
+        let what = self.check_operation(op)?;
         let mut ldap = self.session.handle().await?;
         let ldap = &mut ldap;
         match &op.action {
@@ -259,7 +325,7 @@ impl LdapTarget {
             Action::Create { dn, attributes, enabled, .. } => self.create(ldap, &what, dn, attributes, *enabled).await,
             Action::SetPassword { .. } => Err(TargetError::new(
                 ErrorKind::Permanent,
-                format!("{what}: setting passwords is not supported by the LDAP target yet"),
+                format!("{what}: a set_password operation carries no password; the runner calls set_password with one"),
             )),
             Action::Adopt { dn, object_id } => self.adopt(ldap, &what, dn, object_id).await,
             Action::Update { dn, object_id, changes }
@@ -285,6 +351,23 @@ impl LdapTarget {
     /// Unbinds and closes the connection.
     pub async fn close(self) -> Result<(), TargetError> {
         self.session.close().await
+    }
+
+    /// Refuses an operation for another target or outside the managed subtrees, before anything is
+    /// sent; returns how messages name it ("target ad: enable CN=...").
+    fn check_operation(&self, op: &Operation) -> Result<String, TargetError> {
+        if op.target != self.name {
+            return Err(TargetError::new(
+                ErrorKind::Permanent,
+                format!("operation {} is for target {}, not {}", op.id, op.target, self.name),
+            ));
+        }
+        self.check_scope(&op.action)?;
+        let mut what = format!("target {}: {} {}", self.name, op.action.kind(), op.action.dn());
+        if let Action::AddMember { member, .. } | Action::RemoveMember { member, .. } = &op.action {
+            what.push_str(&format!(" (member {member})"));
+        }
+        Ok(what)
     }
 
     /// Refuses, before anything is sent, an action that would write outside the managed subtrees.
@@ -325,7 +408,7 @@ impl LdapTarget {
         let result = self.send(ldap.with_timeout(self.timeout()).add(dn, attrs).await, what)?;
         match result.rc {
             SUCCESS | ALREADY_EXISTS => Ok(Applied { entry: None }),
-            _ => Err(result_error(what, &result)),
+            _ => Err(result_error(what, &result, Right::CreateChild)),
         }
     }
 
@@ -341,15 +424,21 @@ impl LdapTarget {
         let mut attributes: AttrMap =
             attributes.iter().filter(|(_, values)| !values.is_empty()).map(|(a, v)| (a.clone(), v.clone())).collect();
         check_attribute_names(what, attributes.keys())?;
-        if !enabled && self.ppolicy_lock {
+        if !enabled {
             // Defense in depth: an account planned disabled must never start out able to log in.
-            attributes.entry(AttrName::new(LOCK_ATTRIBUTE)).or_insert_with(|| vec![LOCKED_FOREVER.to_string()]);
+            match self.dialect {
+                Dialect::Ldap if self.ppolicy_lock => {
+                    attributes.entry(AttrName::new(LOCK_ATTRIBUTE)).or_insert_with(|| vec![LOCKED_FOREVER.to_string()]);
+                }
+                Dialect::Ldap => {}
+                Dialect::ActiveDirectory => disable_flag(what, &mut attributes)?,
+            }
         }
         let read_back: Vec<String> = attributes
             .keys()
             .filter(|attr| !is_secret(attr))
             .map(|attr| attr.as_str().to_string())
-            .chain([ENTRY_UUID.to_string()])
+            .chain([self.dialect.id_attribute().to_string()])
             .collect();
         let entry: Vec<(String, HashSet<String>)> = attributes
             .iter()
@@ -361,11 +450,13 @@ impl LdapTarget {
                 let created = read_entry(ldap, self.timeout(), dn, "(objectClass=*)", read_back).await;
                 let entry = created.map_err(|e| written_but_unread(what, &e.message))?;
                 let entry = entry.ok_or_else(|| written_but_unread(what, "it was not found"))?;
-                Ok(Applied { entry: Some(into_target_entry(entry).map_err(|e| written_but_unread(what, &e.message))?) })
+                let entry = self.target_entry(what, entry).map_err(|e| written_but_unread(what, &e.message))?;
+                Ok(Applied { entry: Some(entry) })
             }
             ALREADY_EXISTS => {
                 // Either an earlier attempt whose answer was lost created it (then it holds this
-                // person's correlation value), or the name belongs to someone else.
+                // person's correlation value), or the name belongs to someone else, or (AD) a
+                // unique value such as the sAMAccountName is taken elsewhere in the domain.
                 let values = attributes.get(&AttrName::new(&self.correlate)).cloned().unwrap_or_default();
                 if values.is_empty() {
                     return Err(TargetError::new(
@@ -378,38 +469,38 @@ impl LdapTarget {
                     ));
                 }
                 let filter = all_values_filter(&self.correlate, &values);
-                match read_entry(ldap, self.timeout(), dn, &filter, read_back).await? {
-                    Some(existing) => {
-                        tracing::info!(
-                            target_name = self.name,
-                            "{what}: already exists with the same {}; counted as created",
-                            self.correlate
-                        );
-                        Ok(Applied { entry: Some(into_target_entry(existing)?) })
-                    }
-                    None => Err(TargetError::new(
-                        ErrorKind::Conflict,
-                        format!(
-                            "{what}: {}; the existing entry does not hold this person's {}",
-                            describe(&result),
-                            self.correlate
-                        ),
-                    )),
+                if let Some(existing) = read_entry(ldap, self.timeout(), dn, &filter, read_back).await? {
+                    tracing::info!(
+                        target_name = self.name,
+                        "{what}: already exists with the same {}; counted as created",
+                        self.correlate
+                    );
+                    return Ok(Applied { entry: Some(self.target_entry(what, existing)?) });
                 }
+                let taken_here = self.current_id(ldap, what, dn).await?.is_some();
+                let why = if taken_here {
+                    format!("the existing entry does not hold this person's {}", self.correlate)
+                } else {
+                    format!(
+                        "nothing is at this DN, so a value that must be unique ({} or another) is taken elsewhere",
+                        self.login_attribute
+                    )
+                };
+                Err(TargetError::new(ErrorKind::Conflict, format!("{what}: {}; {why}", describe(&result))))
             }
-            _ => Err(result_error(what, &result)),
+            _ => Err(result_error(what, &result, Right::CreateChild)),
         }
     }
 
     async fn adopt(&self, ldap: &mut Ldap, what: &str, dn: &str, object_id: &str) -> Result<Applied, TargetError> {
         parse_dn(what, dn)?;
-        let mut attrs = vec!["*".to_string(), ENTRY_UUID.to_string()];
+        let mut attrs = vec!["*".to_string(), self.dialect.id_attribute().to_string()];
         if self.ppolicy_lock {
             // Operational, so not among "*"; the planner reads whether the account is enabled from it.
             attrs.push(LOCK_ATTRIBUTE.to_string());
         }
         let entry = read_entry(ldap, self.timeout(), dn, "(objectClass=*)", attrs).await?.ok_or_else(|| gone(what))?;
-        let mut entry = into_target_entry(entry)?;
+        let mut entry = self.target_entry(what, entry)?;
         check_identity(what, &entry.object_id, Some(object_id))?;
         entry.attrs.retain(|attr, _| !is_secret(attr));
         Ok(Applied { entry: Some(entry) })
@@ -426,7 +517,7 @@ impl LdapTarget {
     ) -> Result<Applied, TargetError> {
         parse_dn(what, dn)?;
         check_attribute_names(what, changes.iter().map(|c| &c.attr))?;
-        let uuid = self.current_id(ldap, what, dn).await?.ok_or_else(|| gone(what))?;
+        let uuid = self.unprotected_id(ldap, what, dn).await?.ok_or_else(|| gone(what))?;
         check_identity(what, &uuid, object_id)?;
         let mods = modifications(changes);
         if !mods.is_empty() {
@@ -446,7 +537,7 @@ impl LdapTarget {
                     ));
                 }
                 NO_SUCH_OBJECT | ASSERTION_FAILED => return Err(replaced(what, &result)),
-                _ => return Err(result_error(what, &result)),
+                _ => return Err(result_error(what, &result, Right::WriteAttributes)),
             }
         }
         let attrs = changes.iter().map(|c| (c.attr.clone(), c.new.clone())).collect();
@@ -467,9 +558,14 @@ impl LdapTarget {
             return Err(TargetError::new(ErrorKind::Permanent, format!("{what}: the new name {new_dn:?} has no RDN")));
         };
         let moved = |uuid: String| Applied {
-            entry: Some(TargetEntry { object_id: uuid, dn: new_dn.to_string(), attrs: AttrMap::new(), protected: false }),
+            entry: Some(TargetEntry {
+                object_id: uuid,
+                dn: new_dn.to_string(),
+                attrs: AttrMap::new(),
+                protected: false,
+            }),
         };
-        let uuid = match self.current_id(ldap, what, dn).await? {
+        let uuid = match self.unprotected_id(ldap, what, dn).await? {
             Some(uuid) => uuid,
             None => {
                 // An earlier attempt whose answer was lost may already have moved it.
@@ -500,7 +596,7 @@ impl LdapTarget {
                 format!("{what}: {}; {new_dn} is already taken", describe(&result)),
             )),
             NO_SUCH_OBJECT | ASSERTION_FAILED => Err(replaced(what, &result)),
-            _ => Err(result_error(what, &result)),
+            _ => Err(result_error(what, &result, Right::Rename)),
         }
     }
 
@@ -516,22 +612,30 @@ impl LdapTarget {
         for member in members {
             parse_dn(what, member)?;
         }
-        if members.is_empty() {
+        let group_class = self.dialect.group_class();
+        if members.is_empty() && !self.dialect.groups_may_be_empty() {
             return Err(TargetError::new(
                 ErrorKind::Permanent,
-                format!("{what}: a groupOfNames needs at least one member"),
+                format!("{what}: a {group_class} needs at least one member"),
             ));
         }
         let rdn = parsed.rdn().map(|rdn| rdn.0.clone()).unwrap_or_default();
-        let mut entry: AttrMap = attributes.clone();
-        entry.entry(AttrName::new("objectClass")).or_insert_with(|| vec!["groupOfNames".to_string()]);
+        let mut entry: AttrMap =
+            attributes.iter().filter(|(_, values)| !values.is_empty()).map(|(a, v)| (a.clone(), v.clone())).collect();
+        check_attribute_names(what, entry.keys())?;
+        entry.entry(AttrName::new("objectClass")).or_insert_with(|| vec![group_class.to_string()]);
         for ava in &rdn {
-            entry.entry(AttrName::new(ava.attr.as_str())).or_default().push(ava.value.clone());
+            let values = entry.entry(AttrName::new(ava.attr.as_str())).or_default();
+            if !values.iter().any(|v| v.eq_ignore_ascii_case(&ava.value)) {
+                values.push(ava.value.clone());
+            }
         }
         if let Some(first) = rdn.first() {
             entry.entry(AttrName::new("cn")).or_insert_with(|| vec![first.value.clone()]);
         }
-        entry.insert(AttrName::new("member"), members.to_vec());
+        if !members.is_empty() {
+            entry.insert(AttrName::new("member"), members.to_vec());
+        }
         let entry: Vec<(String, HashSet<String>)> =
             entry.into_iter().map(|(attr, values)| (attr.as_str().to_string(), values.into_iter().collect())).collect();
         let result = self.send(ldap.with_timeout(self.timeout()).add(dn, entry).await, what)?;
@@ -542,12 +646,13 @@ impl LdapTarget {
                 .map_err(|e| written_but_unread(what, &e.message))?
                 .ok_or_else(|| written_but_unread(what, "it was not found"))?,
             ALREADY_EXISTS => {
+                let filter = format!("(objectClass={})", escape_filter_value(group_class));
                 let existing =
-                    read_entry(ldap, self.timeout(), dn, "(objectClass=groupOfNames)", vec![ENTRY_UUID.into()]).await?;
-                let uuid = existing.and_then(|mut e| e.take_first(ENTRY_UUID)).ok_or_else(|| {
+                    read_entry(ldap, self.timeout(), dn, &filter, vec![self.dialect.id_attribute().into()]).await?;
+                let uuid = existing.and_then(|mut e| self.dialect.take_id(&mut e)).ok_or_else(|| {
                     TargetError::new(
                         ErrorKind::Conflict,
-                        format!("{what}: {}; the entry there is not a groupOfNames", describe(&result)),
+                        format!("{what}: {}; the entry there is not a {group_class}", describe(&result)),
                     )
                 })?;
                 for member in members {
@@ -555,7 +660,7 @@ impl LdapTarget {
                 }
                 uuid
             }
-            _ => return Err(result_error(what, &result)),
+            _ => return Err(result_error(what, &result, Right::CreateChild)),
         };
         let mut attrs = AttrMap::new();
         attrs.insert(AttrName::new("member"), members.to_vec());
@@ -566,12 +671,17 @@ impl LdapTarget {
         let mods = vec![Mod::Add("member".to_string(), HashSet::from([member.to_string()]))];
         let result = self.send(ldap.with_timeout(self.timeout()).modify(group, mods).await, what)?;
         match result.rc {
-            SUCCESS | TYPE_OR_VALUE_EXISTS => Ok(()),
-            NO_SUCH_OBJECT => Err(TargetError::new(
-                ErrorKind::Conflict,
-                format!("{what}: {}; the group does not exist", describe(&result)),
-            )),
-            _ => Err(result_error(what, &result)),
+            // AD says a member is already there with entryAlreadyExists (00000562).
+            SUCCESS | TYPE_OR_VALUE_EXISTS | ALREADY_EXISTS => Ok(()),
+            NO_SUCH_OBJECT => {
+                // AD also answers noSuchObject when the member does not exist.
+                let missing = match self.current_id(ldap, what, group).await? {
+                    None => "the group does not exist",
+                    Some(_) => "the member does not exist",
+                };
+                Err(TargetError::new(ErrorKind::Conflict, format!("{what}: {}; {missing}", describe(&result))))
+            }
+            _ => Err(result_error(what, &result, Right::WriteMembers)),
         }
     }
 
@@ -586,14 +696,23 @@ impl LdapTarget {
         let result = self.send(ldap.with_timeout(self.timeout()).modify(group, mods).await, what)?;
         match result.rc {
             SUCCESS | NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT => Ok(Applied { entry: None }),
-            65 => Err(TargetError::new(
+            OBJECT_CLASS_VIOLATION => Err(TargetError::new(
                 ErrorKind::Permanent,
                 format!(
                     "{what}: {}; a groupOfNames must keep at least one member (see empty_group_member)",
                     describe(&result)
                 ),
             )),
-            _ => Err(result_error(what, &result)),
+            // AD refuses to remove a member that is not there (00000561) as unwillingToPerform,
+            // which it also says for other reasons: it counts as removed only if it is gone.
+            UNWILLING_TO_PERFORM => {
+                let filter = format!("(member={})", escape_filter_value(member));
+                match read_entry(ldap, self.timeout(), group, &filter, vec![NO_ATTRIBUTES.into()]).await? {
+                    None => Ok(Applied { entry: None }),
+                    Some(_) => Err(result_error(what, &result, Right::WriteMembers)),
+                }
+            }
+            _ => Err(result_error(what, &result, Right::WriteMembers)),
         }
     }
 
@@ -605,7 +724,7 @@ impl LdapTarget {
         object_id: Option<&str>,
     ) -> Result<Applied, TargetError> {
         parse_dn(what, dn)?;
-        let Some(uuid) = self.current_id(ldap, what, dn).await? else {
+        let Some(uuid) = self.unprotected_id(ldap, what, dn).await? else {
             return Ok(Applied { entry: None });
         };
         check_identity(what, &uuid, object_id)?;
@@ -614,16 +733,36 @@ impl LdapTarget {
         match result.rc {
             SUCCESS | NO_SUCH_OBJECT => Ok(Applied { entry: None }),
             ASSERTION_FAILED => Err(replaced(what, &result)),
-            _ => Err(result_error(what, &result)),
+            _ => Err(result_error(what, &result, Right::Delete)),
         }
     }
 
-    /// The entryUUID of the entry at `dn`, or `None` when there is none.
+    /// The object id of the entry at `dn`, or `None` when there is none.
     async fn current_id(&self, ldap: &mut Ldap, what: &str, dn: &str) -> Result<Option<String>, TargetError> {
-        let entry = read_entry(ldap, self.timeout(), dn, "(objectClass=*)", vec![ENTRY_UUID.into()]).await?;
-        match entry {
+        let attrs = vec![self.dialect.id_attribute().to_string()];
+        match read_entry(ldap, self.timeout(), dn, "(objectClass=*)", attrs).await? {
             None => Ok(None),
-            Some(mut entry) => entry.take_first(ENTRY_UUID).map(Some).ok_or_else(|| no_entry_uuid(what, dn)),
+            Some(mut entry) => self.take_id(what, &mut entry).map(Some),
+        }
+    }
+
+    /// The object id of the entry at `dn` that a write is about to change, `None` when there is
+    /// none; refused when it matches `protect`, before anything is sent. One base search when the
+    /// entry is not protected.
+    async fn unprotected_id(&self, ldap: &mut Ldap, what: &str, dn: &str) -> Result<Option<String>, TargetError> {
+        let Some(protect) = &self.protect else { return self.current_id(ldap, what, dn).await };
+        let attrs = vec![self.dialect.id_attribute().to_string()];
+        if let Some(mut entry) = read_entry(ldap, self.timeout(), dn, &format!("(!{protect})"), attrs).await? {
+            return self.take_id(what, &mut entry).map(Some);
+        }
+        match self.current_id(ldap, what, dn).await? {
+            None => Ok(None),
+            Some(_) => Err(TargetError::new(
+                ErrorKind::OutOfScope,
+                format!(
+                    "{what}: the entry matches the protect filter {protect}, so roster never modifies it; nothing was sent"
+                ),
+            )),
         }
     }
 
@@ -632,12 +771,21 @@ impl LdapTarget {
         if !self.assertion {
             return;
         }
-        let filter = format!("({ENTRY_UUID}={})", escape_filter_value(uuid));
         // ldap3 encodes the control with a panicking parse: only hand it filters that parse.
-        if ldap3::parse_filter(&filter).is_ok() {
+        if let Some(filter) = self.dialect.id_filter(uuid)
+            && ldap3::parse_filter(&filter).is_ok()
+        {
             let control: RawControl = Assertion { filter }.critical().into();
             ldap.with_controls(control);
         }
+    }
+
+    fn take_id(&self, what: &str, entry: &mut Entry) -> Result<String, TargetError> {
+        take_id(self.dialect, what, entry)
+    }
+
+    fn target_entry(&self, what: &str, entry: Entry) -> Result<TargetEntry, TargetError> {
+        target_entry(self.dialect, what, entry)
     }
 
     fn send(
@@ -659,7 +807,7 @@ impl Target for LdapTarget {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { rename: true, disable: true, groups: true, passwords: false }
+        Capabilities { rename: true, disable: true, groups: true, passwords: self.passwords }
     }
 
     fn read_view(&mut self, attrs: &[AttrName]) -> impl Future<Output = Result<TargetView, TargetError>> + Send {
@@ -668,6 +816,14 @@ impl Target for LdapTarget {
 
     fn apply(&self, op: &Operation) -> impl Future<Output = Result<Applied, TargetError>> + Send {
         LdapTarget::apply(self, op)
+    }
+
+    fn set_password(
+        &self,
+        op: &Operation,
+        password: &SecretString,
+    ) -> impl Future<Output = Result<Applied, TargetError>> + Send {
+        LdapTarget::set_password(self, op, password)
     }
 }
 
@@ -705,8 +861,22 @@ fn modifications(changes: &[AttrChange]) -> Vec<Mod<String>> {
     mods
 }
 
-fn into_target_entry(mut entry: Entry) -> Result<TargetEntry, TargetError> {
-    let object_id = entry.take_first(ENTRY_UUID).ok_or_else(|| no_entry_uuid("read", &entry.dn))?;
+/// Takes the object id out of an entry read with the dialect's id attribute.
+fn take_id(dialect: Dialect, what: &str, entry: &mut Entry) -> Result<String, TargetError> {
+    dialect.take_id(entry).ok_or_else(|| {
+        TargetError::new(
+            ErrorKind::Permanent,
+            format!(
+                "{what}: {} has no readable {}, which roster needs to recognise it; is the bind DN allowed to read it?",
+                entry.dn,
+                dialect.id_attribute()
+            ),
+        )
+    })
+}
+
+fn target_entry(dialect: Dialect, what: &str, mut entry: Entry) -> Result<TargetEntry, TargetError> {
+    let object_id = take_id(dialect, what, &mut entry)?;
     Ok(TargetEntry { object_id, dn: entry.dn, attrs: entry.attrs, protected: false })
 }
 
@@ -756,13 +926,26 @@ fn written_but_unread(what: &str, why: &str) -> TargetError {
     TargetError::new(ErrorKind::Unknown, format!("{what}: created, but reading it back failed: {why}"))
 }
 
-fn no_entry_uuid(what: &str, dn: &str) -> TargetError {
-    TargetError::new(
-        ErrorKind::Permanent,
-        format!(
-            "{what}: {dn} has no entryUUID (RFC 4530), which roster needs to recognise it; is the bind DN allowed to read it?"
-        ),
-    )
+/// Makes sure an AD account planned disabled is created disabled: with ACCOUNTDISABLE set in the
+/// planned `userAccountControl`, or as a disabled normal account when the plan names no flags.
+fn disable_flag(what: &str, attributes: &mut AttrMap) -> Result<(), TargetError> {
+    let values = attributes.entry(AttrName::new(ad::USER_ACCOUNT_CONTROL)).or_default();
+    match values.as_mut_slice() {
+        [] => values.push(ad::NORMAL_ACCOUNT_DISABLED.to_string()),
+        [one] => {
+            let flags: i64 = one.trim().parse().map_err(|_| {
+                TargetError::new(ErrorKind::Permanent, format!("{what}: userAccountControl {one:?} is not a number"))
+            })?;
+            *one = (flags | ad::ACCOUNTDISABLE).to_string();
+        }
+        _ => {
+            return Err(TargetError::new(
+                ErrorKind::Permanent,
+                format!("{what}: userAccountControl has several values: {values:?}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_secret(attr: &AttrName) -> bool {
@@ -784,22 +967,6 @@ fn is_attribute_description(text: &str) -> bool {
         !base.is_empty() && base.split('.').all(|arc| !arc.is_empty() && arc.chars().all(|c| c.is_ascii_digit()));
     (is_name || is_oid)
         && parts.all(|option| !option.is_empty() && option.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-}
-
-/// `(&(objectClass=a)(objectClass=b))`, or `(objectClass=a)` for one class.
-fn all_classes_filter(classes: &[String]) -> String {
-    let terms: Vec<String> =
-        classes.iter().map(|class| format!("(objectClass={})", escape_filter_value(class))).collect();
-    match terms.as_slice() {
-        [one] => one.clone(),
-        _ => format!("(&{})", terms.concat()),
-    }
-}
-
-/// `(|(objectClass=a)(objectClass=b)...)`.
-fn any_class_filter(classes: &[&str]) -> String {
-    let terms: String = classes.iter().map(|class| format!("(objectClass={})", escape_filter_value(class))).collect();
-    format!("(|{terms})")
 }
 
 /// `(attr=v1)` or `(&(attr=v1)(attr=v2))`, every value escaped.
@@ -905,12 +1072,6 @@ mod tests {
             all_values_filter("employeeNumber", &["a".to_string(), "b\\".to_string()]),
             "(&(employeeNumber=a)(employeeNumber=b\\5c))"
         );
-        assert_eq!(all_classes_filter(&["inetOrgPerson".to_string()]), "(objectClass=inetOrgPerson)");
-        assert_eq!(
-            all_classes_filter(&["inetOrgPerson".to_string(), "posixAccount".to_string()]),
-            "(&(objectClass=inetOrgPerson)(objectClass=posixAccount))"
-        );
-        assert!(ldap3::parse_filter(any_class_filter(&CONTAINER_CLASSES)).is_ok());
     }
 
     #[test]
@@ -921,6 +1082,62 @@ mod tests {
         for bad in ["", "uid=*", "uid)(cn", "1uid", "cn;", "2.5..4", "*", "e\u{301}"] {
             assert!(!is_attribute_description(bad), "{bad}");
         }
+    }
+
+    fn ad_config(extra: &str) -> TargetConfig {
+        let mut config: TargetConfig = toml::from_str(&format!(
+            r#"
+            name = "ad"
+            kind = "active_directory"
+            url = "ldaps://127.0.0.1"
+            bind_dn = "CN=roster,CN=Users,DC=example,DC=test"
+            bind_password = "env:UNUSED"
+            managed = ["OU=Staff,OU=People,DC=example,DC=test"]
+            dn = '"CN=" + login + ",OU=Staff,OU=People,DC=example,DC=test"'
+            {extra}
+            [attributes]
+            sAMAccountName = "login"
+            "#
+        ))
+        .unwrap();
+        config.resolve_defaults();
+        config
+    }
+
+    #[test]
+    fn ad_defaults_protect_admin_accounts_and_keep_logins_unique_in_the_whole_domain() {
+        let checked = check_config(&ad_config("")).unwrap();
+        assert_eq!(checked.dialect, Dialect::ActiveDirectory);
+        assert_eq!(checked.protect.as_deref(), Some("(adminCount=1)"));
+        assert_eq!(checked.unique_base.normalized(), "dc=example,dc=test");
+        assert_eq!(checked.account_filter, "(&(objectCategory=person)(objectClass=user))");
+        let chosen = check_config(&ad_config(r#"unique_base = "OU=People,DC=example,DC=test""#)).unwrap();
+        assert_eq!(chosen.unique_base.normalized(), "ou=people,dc=example,dc=test");
+    }
+
+    #[test]
+    fn a_malformed_protect_filter_is_refused_before_connecting() {
+        for bad in ["adminCount=1", "(adminCount=1", "(&(adminCount=1)", "()", "(a=1)(b=2)"] {
+            let err = check_config(&ad_config(&format!("protect = {bad:?}"))).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Config, "{bad}");
+            assert!(err.message.starts_with("target ad: protect: "), "{}", err.message);
+        }
+        let good = check_config(&ad_config(r#"protect = " (|(adminCount=1)(isCriticalSystemObject=TRUE)) ""#)).unwrap();
+        assert_eq!(good.protect.as_deref(), Some("(|(adminCount=1)(isCriticalSystemObject=TRUE))"));
+    }
+
+    #[test]
+    fn an_ad_account_planned_disabled_is_created_disabled_keeping_its_other_flags() {
+        let mut planned = AttrMap::new();
+        planned.insert(AttrName::new("userAccountControl"), vec!["66048".to_string()]);
+        disable_flag("x", &mut planned).unwrap();
+        assert_eq!(planned[&AttrName::new("userAccountControl")], vec!["66050"]);
+        let mut unplanned = AttrMap::new();
+        disable_flag("x", &mut unplanned).unwrap();
+        assert_eq!(unplanned[&AttrName::new("userAccountControl")], vec!["514"]);
+        let mut odd = AttrMap::new();
+        odd.insert(AttrName::new("userAccountControl"), vec!["enabled".to_string()]);
+        assert_eq!(disable_flag("x", &mut odd).unwrap_err().kind, ErrorKind::Permanent);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! results that cannot panic (ldap3's `SearchEntry::construct` panics on a malformed entry and on
 //! referrals, which a paged search passes through).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ldap3::adapters::PagedResults;
@@ -9,23 +10,35 @@ use ldap3::asn1::{StructureTag, TagClass};
 use ldap3::{Ldap, ResultEntry, Scope};
 use roster_core::attr::{AttrMap, AttrName};
 
+use super::ad;
 use super::errors::{ADMIN_LIMIT_EXCEEDED, Effect, NO_SUCH_OBJECT, SUCCESS, describe, ldap_error};
 use crate::target::{ErrorKind, TargetError};
 
 /// Entries per page of a paged search, unless the server allows fewer.
 pub(super) const PAGE_SIZE: i32 = 500;
 
+/// Attributes whose values are bytes rather than text (AD's object ids): kept as they came, apart
+/// from the text attributes.
+const BINARY_ATTRIBUTES: [&str; 2] = ["objectGUID", "objectSid"];
+
 /// One entry as the server returned it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Entry {
     pub dn: String,
     pub attrs: AttrMap,
+    /// The values of [`BINARY_ATTRIBUTES`], as bytes.
+    pub binary: BTreeMap<AttrName, Vec<Vec<u8>>>,
 }
 
 impl Entry {
     /// Removes and returns the first value of `attr`.
     pub fn take_first(&mut self, attr: &str) -> Option<String> {
         self.attrs.remove(&AttrName::new(attr)).and_then(|values| values.into_iter().next())
+    }
+
+    /// Removes and returns the first value of the binary attribute `attr`.
+    pub fn take_first_binary(&mut self, attr: &str) -> Option<Vec<u8>> {
+        self.binary.remove(&AttrName::new(attr)).and_then(|values| values.into_iter().next())
     }
 }
 
@@ -106,6 +119,54 @@ pub(super) async fn read_entry(
     Ok(None)
 }
 
+/// Every value of `attr` of `entry`, which was read asking for `attr;range=0-1499` (or for `attr`):
+/// those it holds, then the following windows, read from the server one base search at a time
+/// until a window ends in `*`. AD returns at most `MaxValRange` (1,500) values of an attribute at
+/// once; Samba returns what is asked for. Directories without ranges answer the plain `attr`,
+/// which is complete.
+pub(super) async fn ranged_values(
+    ldap: &mut Ldap,
+    timeout: Duration,
+    entry: &mut Entry,
+    attr: &str,
+) -> Result<Vec<String>, TargetError> {
+    let (mut values, mut next) = take_window(entry, attr);
+    while let Some(start) = next {
+        let what = format!("read {} ({attr} from value {start} on)", entry.dn);
+        let request = ad::range_request(attr, start);
+        let Some(mut more) = read_entry(ldap, timeout, &entry.dn, "(objectClass=*)", vec![request]).await? else {
+            return Err(TargetError::new(ErrorKind::Transient, format!("{what}: deleted while it was read")));
+        };
+        // A window that starts past the last value comes back empty or not at all: done.
+        let (window, following) = take_window(&mut more, attr);
+        if following.is_some_and(|n| n <= start) {
+            return Err(TargetError::new(
+                ErrorKind::Permanent,
+                format!("{what}: the server answered a range that does not move forward"),
+            ));
+        }
+        values.extend(window);
+        next = following;
+    }
+    Ok(values)
+}
+
+/// Takes the values of `attr` out of `entry`: those of a ranged description (`member;range=0-1499`)
+/// when there is one, else the plain attribute's. Returns them with where the next window starts,
+/// `None` when they are the last.
+fn take_window(entry: &mut Entry, attr: &str) -> (Vec<String>, Option<u64>) {
+    let ranged = entry.attrs.keys().find_map(|name| ad::value_range(name.as_str(), attr).map(|r| (name.clone(), r)));
+    match ranged {
+        Some((name, (_, high))) => {
+            let values = entry.attrs.remove(&name).unwrap_or_default();
+            // AD may send an empty plain attribute next to the ranged one.
+            entry.attrs.remove(&AttrName::new(attr));
+            (values, high.map(|h| h.saturating_add(1)))
+        }
+        None => (entry.attrs.remove(&AttrName::new(attr)).unwrap_or_default(), None),
+    }
+}
+
 fn read_error(what: &str, result: &ldap3::LdapResult) -> TargetError {
     let kind = super::errors::kind_of_code(result.rc);
     let hint = match result.rc {
@@ -130,11 +191,18 @@ fn parse_entry_tag(tag: StructureTag) -> Option<Entry> {
     let mut parts = tag.match_class(TagClass::Application)?.match_id(4)?.expect_constructed()?.into_iter();
     let dn = String::from_utf8(parts.next()?.expect_primitive()?).ok()?;
     let mut attrs = AttrMap::new();
+    let mut binary: BTreeMap<AttrName, Vec<Vec<u8>>> = BTreeMap::new();
     for attribute in parts.next()?.expect_constructed()? {
         let mut attribute = attribute.expect_constructed()?.into_iter();
         let name = String::from_utf8(attribute.next()?.expect_primitive()?).ok()?;
+        let raw_values = attribute.next()?.expect_constructed()?;
+        if BINARY_ATTRIBUTES.iter().any(|b| b.eq_ignore_ascii_case(&name)) {
+            let values: Option<Vec<Vec<u8>>> = raw_values.into_iter().map(StructureTag::expect_primitive).collect();
+            binary.entry(AttrName::new(name)).or_default().extend(values?);
+            continue;
+        }
         let mut values = Vec::new();
-        for value in attribute.next()?.expect_constructed()? {
+        for value in raw_values {
             let bytes = value.expect_primitive()?;
             values.push(match String::from_utf8(bytes) {
                 Ok(text) => text,
@@ -146,7 +214,7 @@ fn parse_entry_tag(tag: StructureTag) -> Option<Entry> {
         }
         attrs.entry(AttrName::new(name)).or_default().extend(values);
     }
-    Some(Entry { dn, attrs })
+    Some(Entry { dn, attrs, binary })
 }
 
 #[cfg(test)]
@@ -187,6 +255,49 @@ mod tests {
         assert_eq!(entry.dn, "uid=a\\2Cb,dc=x");
         assert_eq!(entry.attrs[&AttrName::new("employeenumber")], vec!["1", "2"]);
         assert_eq!(entry.attrs[&AttrName::new("photo")], vec!["\u{fffd}\u{fffd}"]);
+    }
+
+    fn entry(attrs: &[(&str, &[&str])]) -> Entry {
+        Entry {
+            dn: "CN=g,DC=x".to_string(),
+            attrs: attrs
+                .iter()
+                .map(|(name, values)| (AttrName::new(*name), values.iter().map(|v| v.to_string()).collect()))
+                .collect(),
+            binary: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_window_says_where_the_next_one_starts() {
+        let mut first = entry(&[("member;range=0-1", &["a", "b"]), ("member", &[]), ("objectClass", &["group"])]);
+        assert_eq!(take_window(&mut first, "member"), (vec!["a".to_string(), "b".to_string()], Some(2)));
+        assert!(first.attrs.keys().all(|name| name.as_str() == "objectClass"));
+        let mut last = entry(&[("member;range=2-*", &["c"])]);
+        assert_eq!(take_window(&mut last, "member"), (vec!["c".to_string()], None));
+        let mut plain = entry(&[("member", &["a"])]);
+        assert_eq!(take_window(&mut plain, "member"), (vec!["a".to_string()], None));
+        assert_eq!(take_window(&mut entry(&[]), "member"), (vec![], None));
+    }
+
+    #[test]
+    fn object_ids_stay_bytes_even_when_they_happen_to_be_text() {
+        let tag = constructed(
+            4,
+            TagClass::Application,
+            vec![
+                primitive(b"CN=a,DC=x"),
+                constructed(
+                    16,
+                    TagClass::Universal,
+                    vec![attribute("objectGUID", &[b"\xff\x00abcdefghijklmn"]), attribute("objectSid", &[b"abc"])],
+                ),
+            ],
+        );
+        let mut entry = parse_entry(ResultEntry::new(tag)).unwrap().unwrap();
+        assert!(entry.attrs.is_empty());
+        assert_eq!(entry.take_first_binary("OBJECTGUID"), Some(b"\xff\x00abcdefghijklmn".to_vec()));
+        assert_eq!(entry.binary[&AttrName::new("objectsid")], vec![b"abc".to_vec()]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use roster_core::config::{TargetConfig, TlsConfig};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::errors::{BUSY, SUCCESS, UNAVAILABLE, describe};
-use super::tls;
+use super::{ad, tls};
 use crate::target::{ErrorKind, TargetError};
 
 /// How the connection is protected.
@@ -91,7 +91,13 @@ impl Connector {
             BUSY | UNAVAILABLE => {
                 Err(TargetError::new(ErrorKind::Connect, format!("{bind_as}: {}", describe(&result))))
             }
-            _ => Err(TargetError::new(ErrorKind::Auth, format!("{bind_as} refused: {}", describe(&result)))),
+            _ => {
+                let mut message = format!("{bind_as} refused: {}", describe(&result));
+                if let Some(hint) = ad::bind_hint(&result.text) {
+                    message.push_str(&format!(" ({hint})"));
+                }
+                Err(TargetError::new(ErrorKind::Auth, message))
+            }
         }
     }
 
@@ -136,6 +142,7 @@ impl Connector {
 /// socket), replaced by a new one when the server has closed it.
 pub(super) struct Session {
     connector: Connector,
+    transport: Transport,
     current: tokio::sync::Mutex<Ldap>,
 }
 
@@ -178,7 +185,12 @@ impl Session {
             timeout,
         };
         let ldap = connector.connect().await?;
-        Ok(Session { connector, current: tokio::sync::Mutex::new(ldap) })
+        Ok(Session { connector, transport, current: tokio::sync::Mutex::new(ldap) })
+    }
+
+    /// How the connection is protected: passwords are only ever sent over TLS.
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     pub fn timeout(&self) -> Duration {
