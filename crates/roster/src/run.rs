@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use roster_connectors::source::csv::read_csv;
 use roster_connectors::target::{ErrorKind, LdapTarget};
 use roster_core::engine::{PlanInput, plan, view_attributes};
-use roster_core::plan::{Operation, Plan};
+use roster_core::plan::{Action, Operation, Plan};
 use roster_core::render::render;
 use roster_core::settings::{Settings, load};
 use roster_core::source::SourceRead;
@@ -368,7 +368,10 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
                 }
                 None => match by_name.get(op.target.as_str()) {
                     None => Outcome::Skipped { reason: format!("target {} is not in the configuration", op.target) },
-                    Some(target) => apply_with_retry(target, op).await,
+                    Some(target) => match &op.action {
+                        Action::SetPassword { .. } => set_password(fresh, target, op).await,
+                        _ => apply_with_retry(target, op).await,
+                    },
                 },
             };
             match &outcome {
@@ -399,6 +402,34 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
     let updates: Vec<_> = plan.person_updates.iter().filter(|u| !troubled_persons.contains(&u.key)).cloned().collect();
     fresh.store.commit_persons(&updates).await.context("recording persons in the store")?;
     Ok((done, failed, skipped))
+}
+
+/// Makes a new password, sets it, and hands it to the delivery. A password that was set but not
+/// delivered is a failed operation: the account's link keeps its password pending, and the next run
+/// sets a new one rather than ever storing this one.
+async fn set_password(fresh: &Fresh, target: &LdapTarget, op: &Operation) -> Outcome {
+    let Some(config) = fresh.loaded.settings.targets.iter().find(|t| t.name() == op.target).and_then(|t| t.config.password.as_ref())
+    else {
+        return Outcome::Failed { error: format!("target {} has no [target.password] settings", op.target), unknown: false };
+    };
+    let password = match crate::password::generate(config.length) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed { error: format!("{e:#}"), unknown: false },
+    };
+    let applied = match target.set_password(op, &password).await {
+        Ok(applied) => applied,
+        Err(e) => return Outcome::Failed { unknown: e.kind == ErrorKind::Unknown, error: e.to_string() },
+    };
+    let person = op.person.as_deref().unwrap_or_default();
+    let login = fresh.plan.person_updates.iter().find(|u| u.key == person).and_then(|u| u.login.clone()).unwrap_or_else(|| person.to_string());
+    let who = crate::password::Recipient { person, login: &login, dn: op.action.dn() };
+    match crate::password::deliver(&config.delivery, &who, &password, &fresh.loaded.config_dir).await {
+        Ok(()) => Outcome::Done(applied),
+        Err(e) => Outcome::Failed {
+            error: format!("the password was set but not delivered ({e:#}); the next run sets a new one"),
+            unknown: false,
+        },
+    }
 }
 
 async fn apply_with_retry(target: &LdapTarget, op: &Operation) -> Outcome {
