@@ -750,12 +750,21 @@ pub fn plan(input: &PlanInput) -> Plan {
                     }
                 }
                 Some((e, adopting)) => {
+                    // An entry made by a create whose outcome was never recorded is roster's own:
+                    // linked, brought through its lifecycle transition, and given a new password.
+                    let resumed = adopting
+                        && snapshot.unfinished_creates.iter().any(|u| u.target == rules.name() && u.person == p.key);
                     if adopting {
+                        let reason = if resumed {
+                            "an earlier run created this entry but stopped before recording it: linked".to_string()
+                        } else {
+                            format!("adopt: existing entry has {}={}", rules.config.correlate, p.key)
+                        };
                         planner.draft(
                             person,
                             rules.name(),
                             p.category,
-                            format!("adopt: existing entry has {}={}", rules.config.correlate, p.key),
+                            reason,
                             Action::Adopt { dn: e.dn.clone(), object_id: e.object_id.clone() },
                             false,
                             vec![],
@@ -766,10 +775,11 @@ pub fn plan(input: &PlanInput) -> Plan {
                     // other operations did not all land: its lifecycle transition is still due.
                     let transition = match p.prev_state {
                         Some(prev) => prev != state,
-                        None => link.is_some(),
+                        None => link.is_some() || resumed,
                     };
-                    if let (Some(pw), Some(l)) = (password, link)
-                        && l.password_pending
+                    let pending = link.is_some_and(|l| l.password_pending) || resumed;
+                    if let Some(pw) = password
+                        && pending
                         && needs_account(state)
                     {
                         planner.draft(

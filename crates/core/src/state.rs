@@ -76,6 +76,17 @@ pub struct Snapshot {
     pub tombstones: Vec<Tombstone>,
     /// Records in the last good complete read of each source (for the shrink limit).
     pub source_counts: BTreeMap<String, u64>,
+    /// Creates that were sent by an earlier run whose outcome was never recorded (the run
+    /// stopped): the entry found for such a person is roster's own, not one to adopt as foreign.
+    #[serde(default)]
+    pub unfinished_creates: Vec<UnfinishedCreate>,
+}
+
+/// A create recorded as an intent, with no outcome.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UnfinishedCreate {
+    pub target: String,
+    pub person: String,
 }
 
 /// One entry of a target, as read now.

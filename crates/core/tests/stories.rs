@@ -13,7 +13,9 @@ use roster_core::plan::{Action, Plan};
 use roster_core::render::render;
 use roster_core::settings::{Settings, load};
 use roster_core::source::{FieldValue, Location, QuarantinedRow, Record, SourceRead};
-use roster_core::state::{Link, Snapshot, StoredPerson, TargetEntry, TargetGroup, TargetView, Tombstone};
+use roster_core::state::{
+    Link, Snapshot, StoredPerson, TargetEntry, TargetGroup, TargetView, Tombstone, UnfinishedCreate,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -45,6 +47,9 @@ struct Day {
     /// Operations that fail when applied, as `kind:person` (e.g. `set_password:00001`).
     #[serde(default)]
     fail: Vec<String>,
+    /// The run stops (killed) right after this operation (`kind:person`) reached the directory:
+    /// what landed stays in the directory, the store records only the intents.
+    crash_after: Option<String>,
 }
 
 const DATE_ATTRS: [&str; 4] = ["hire_date", "last_day", "leave_start", "leave_end"];
@@ -97,7 +102,25 @@ impl Sim {
 
     /// Applies the plan; operations named in `fail` (as `kind:person`) fail, those depending on a
     /// failed one are skipped, and persons with a failed or skipped operation are not recorded.
-    fn apply(&mut self, plan: &Plan, fail: &[String]) {
+    fn apply(&mut self, plan: &Plan, fail: &[String], crash_after: Option<&str>) {
+        if let Some(crash) = crash_after {
+            let before = self.snapshot.clone();
+            let stop = plan
+                .operations
+                .iter()
+                .position(|op| format!("{}:{}", op.action.kind(), op.person.as_deref().unwrap_or_default()) == crash)
+                .unwrap_or_else(|| panic!("no operation {crash} in the plan"));
+            let partial = Plan { operations: plan.operations[..=stop].to_vec(), person_updates: vec![], ..plan.clone() };
+            self.apply(&partial, fail, None);
+            self.snapshot = before;
+            for op in &partial.operations {
+                if let (Action::Create { .. }, Some(person)) = (&op.action, &op.person) {
+                    self.snapshot.unfinished_creates.push(UnfinishedCreate { target: op.target.clone(), person: person.clone() });
+                }
+            }
+            return;
+        }
+        self.snapshot.unfinished_creates.clear();
         let mut landed = vec![false; plan.operations.len()];
         let mut troubled = std::collections::BTreeSet::new();
         for op in &plan.operations {
@@ -299,6 +322,10 @@ fn directory(lines: &[String]) -> TargetView {
     }
     for (i, line) in lines.iter().enumerate() {
         let (dn, attrs) = line.split_once('|').expect("dn|attrs");
+        if dn.to_ascii_lowercase().starts_with("ou=") {
+            view.containers.insert(normalize_dn(dn));
+            continue;
+        }
         let mut map = roster_core::attr::AttrMap::new();
         for pair in attrs.split(';').filter(|p| !p.is_empty()) {
             let (a, v) = pair.split_once('=').expect("attr=value");
@@ -344,7 +371,7 @@ fn run_story(path: &Path) {
         let p = plan(&PlanInput { settings: &settings, as_of, reads: &[hr], snapshot: &sim.snapshot, views: &views });
         transcript.push_str(&format!("===== {} =====\n{}\n", day.as_of, render(&p)));
         if !day.plan_only && (!p.is_blocked() || day.allow) {
-            sim.apply(&p, &day.fail);
+            sim.apply(&p, &day.fail, day.crash_after.as_deref());
         }
     }
     transcript.push_str("===== directory after the last day =====\n");
