@@ -1,0 +1,11 @@
+//! What the OpenLDAP integration tests share: a private server and a roster folder per test
+//! ([`Lab`]), HR exports built in code ([`Hr`]), and the directory read back over LDAP
+//! ([`Entry`]), so that assertions rest on what the server holds, not on what roster printed.
+
+mod directory;
+mod hr;
+mod lab;
+
+pub use directory::{Entry, LOCKED};
+pub use hr::{Hr, Worker};
+pub use lab::{BASE, LEAVERS, Lab, PEOPLE, Run};
