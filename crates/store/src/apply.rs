@@ -1,0 +1,194 @@
+//! Recording an apply as it happens: an intent before each operation is sent, its outcome when it
+//! is known, and the links that outcome changes. A crash between the two leaves the intent, so the
+//! next run knows the operation may have happened.
+
+use std::collections::BTreeMap;
+
+use roster_core::plan::{Action, Applied, AttrChange, Operation};
+use serde_json::{Value, json};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use crate::Store;
+use crate::codec;
+use crate::error::{Doing, Result};
+use crate::links::LinkSet;
+use crate::runs::{RunId, check_running};
+
+/// Rows per multi-row audit insert: 12 columns x 500 rows stays far below SQLite's 32,766
+/// parameters.
+const CHUNK: usize = 500;
+
+/// What became of an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done(Applied),
+    /// `unknown`: the operation was sent and no answer came; it may have happened.
+    Failed {
+        error: String,
+        unknown: bool,
+    },
+    /// Not attempted (an operation it depends on failed, or what it was planned against changed).
+    Skipped {
+        reason: String,
+    },
+}
+
+impl Outcome {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Done(_) => "done",
+            Outcome::Failed { unknown: false, .. } => "failed",
+            Outcome::Failed { unknown: true, .. } => "unknown",
+            Outcome::Skipped { .. } => "skipped",
+        }
+    }
+
+    fn error(&self) -> Option<&str> {
+        match self {
+            Outcome::Done(_) => None,
+            Outcome::Failed { error, .. } => Some(error),
+            Outcome::Skipped { reason } => Some(reason),
+        }
+    }
+}
+
+fn changes_json(changes: &[AttrChange], side: impl Fn(&AttrChange) -> &Vec<String>) -> Value {
+    Value::Object(changes.iter().map(|c| (c.attr.as_str().to_string(), Value::from(side(c).clone()))).collect())
+}
+
+/// The audit's before and after of an operation, as planned. See [`crate::AuditEntry`].
+fn before_after(action: &Action) -> (Option<Value>, Option<Value>) {
+    match action {
+        Action::CreateContainer { .. } => (None, None),
+        Action::Create { dn, attributes, enabled, password } => (
+            None,
+            Some(json!({
+                "dn": dn,
+                "enabled": enabled,
+                "password": password,
+                "attributes": codec::attr_map_json(attributes),
+            })),
+        ),
+        Action::SetPassword { must_change, .. } => (None, Some(json!({ "must_change": must_change }))),
+        Action::Adopt { object_id, .. } => (None, Some(json!({ "object_id": object_id }))),
+        Action::Update { changes, .. } | Action::Enable { changes, .. } | Action::Disable { changes, .. } => {
+            (Some(changes_json(changes, |c| &c.old)), Some(changes_json(changes, |c| &c.new)))
+        }
+        Action::Rename { dn, new_dn, .. } => (Some(json!({ "dn": dn })), Some(json!({ "dn": new_dn }))),
+        Action::CreateGroup { members, attributes, .. } => {
+            (None, Some(json!({ "members": members, "attributes": codec::attr_map_json(attributes) })))
+        }
+        Action::AddMember { member, .. } => (None, Some(json!({ "member": member }))),
+        Action::RemoveMember { member, .. } => (Some(json!({ "member": member })), None),
+        Action::Delete { object_id, .. } => (object_id.as_ref().map(|id| json!({ "object_id": id })), None),
+    }
+}
+
+/// Adds to the after of a create that landed what only the target knew: the new object's id.
+fn add_object_id(action: &Action, applied: &Applied, after: &mut Option<Value>) {
+    if let (Action::Create { .. }, Some(Value::Object(fields)), Some(entry)) = (action, after, &applied.entry) {
+        fields.insert("object_id".to_string(), Value::String(entry.object_id.clone()));
+    }
+}
+
+/// One audit entry to write.
+struct AuditRow<'a> {
+    op: &'a Operation,
+    outcome: &'static str,
+    error: Option<String>,
+    before: Option<Value>,
+    after: Option<Value>,
+}
+
+/// Writes audit entries, in multi-row statements. An operation recorded again in the same run (an
+/// intent, then its outcome; or an operation sent again) updates its entry's time, outcome, error
+/// and after; within one call, the last of an operation's rows wins.
+async fn write_audit(conn: &mut SqliteConnection, run: RunId, at: &str, rows: Vec<AuditRow<'_>>) -> Result<()> {
+    let rows: BTreeMap<usize, AuditRow> = rows.into_iter().map(|row| (row.op.id, row)).collect();
+    let rows: Vec<AuditRow> = rows.into_values().collect();
+    for chunk in rows.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO audit (run, at, op_id, person, target, kind, dn, reason, before_vals, after_vals, outcome, error) ",
+        );
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(run.0)
+                .push_bind(at.to_string())
+                .push_bind(i64::try_from(row.op.id).unwrap_or(i64::MAX))
+                .push_bind(row.op.person.clone())
+                .push_bind(row.op.target.clone())
+                .push_bind(row.op.action.kind())
+                .push_bind(row.op.action.dn().to_string())
+                .push_bind(row.op.reason.clone())
+                .push_bind(row.before.as_ref().map(Value::to_string))
+                .push_bind(row.after.as_ref().map(Value::to_string))
+                .push_bind(row.outcome)
+                .push_bind(row.error.clone());
+        });
+        query.push(
+            " ON CONFLICT (run, op_id) DO UPDATE SET at = excluded.at, outcome = excluded.outcome,
+              error = excluded.error, after_vals = excluded.after_vals",
+        );
+        query.build().execute(&mut *conn).await.doing(|| format!("writing the audit trail of run {run}"))?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Records, in one transaction, an audit entry with outcome "intent" for each operation about
+    /// to be sent.
+    pub async fn record_intents(&self, run: RunId, ops: &[Operation]) -> Result<()> {
+        let doing = || format!("recording intents of run {run}");
+        let mut tx = self.write().await.doing(doing)?;
+        check_running(&mut tx, run).await?;
+        let rows = ops
+            .iter()
+            .map(|op| {
+                let (before, after) = before_after(&op.action);
+                AuditRow { op, outcome: "intent", error: None, before, after }
+            })
+            .collect();
+        write_audit(&mut tx, run, &codec::timestamp(codec::now()), rows).await?;
+        tx.commit().await.doing(doing)
+    }
+
+    /// Records, in one transaction, the outcome of each operation: completes its audit entry (one
+    /// without an intent gets its entry now) and, for the operations that landed, updates the
+    /// links:
+    ///
+    /// - create: links the new object (its id from the connector; the DN, enabled and values as
+    ///   planned, without `objectClass`; its password pending when one is to be set);
+    /// - set_password: the password is no longer pending;
+    /// - adopt: links the object, enabled, owning no values yet;
+    /// - update, enable, disable: sets each changed attribute to its new values (removes it when
+    ///   empty); enable and disable set enabled;
+    /// - rename: the new DN; delete: removes the link;
+    /// - containers and groups: audit only.
+    ///
+    /// An operation that failed or was skipped changes no link.
+    pub async fn record_outcomes(&self, run: RunId, results: &[(Operation, Outcome)]) -> Result<()> {
+        let doing = || format!("recording outcomes of run {run}");
+        let mut tx = self.write().await.doing(doing)?;
+        check_running(&mut tx, run).await?;
+        let landed = results.iter().filter_map(|(op, outcome)| match outcome {
+            Outcome::Done(_) => Some(op),
+            _ => None,
+        });
+        let mut links = LinkSet::load(&mut tx, landed).await?;
+        let mut rows = Vec::with_capacity(results.len());
+        for (op, outcome) in results {
+            let (before, mut after) = before_after(&op.action);
+            let error = match outcome {
+                Outcome::Done(applied) => {
+                    add_object_id(&op.action, applied, &mut after);
+                    links.apply(op, applied)
+                }
+                _ => outcome.error().map(str::to_string),
+            };
+            rows.push(AuditRow { op, outcome: outcome.as_str(), error, before, after });
+        }
+        links.write(&mut tx).await?;
+        write_audit(&mut tx, run, &codec::timestamp(codec::now()), rows).await?;
+        tx.commit().await.doing(doing)
+    }
+}

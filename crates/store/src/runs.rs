@@ -1,0 +1,246 @@
+//! Runs: what was started, by whom, against which config, and how it ended.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use roster_core::plan::Summary;
+use serde::Deserialize;
+use sqlx::sqlite::SqliteRow;
+
+use crate::Store;
+use crate::codec::{self, Cells};
+use crate::error::{Doing, Error, Result};
+
+/// A run's id in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RunId(pub i64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What is known when a run starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStart {
+    /// `plan`, `apply`, `run`, `reconcile`, ...
+    pub command: String,
+    pub as_of: NaiveDate,
+    pub config_hash: String,
+    /// Who started it (a user name, or `scheduler`).
+    pub actor: String,
+    /// The safety limits a person overrode for this run, recorded for the audit.
+    pub overrides: Vec<String>,
+    /// The plan as JSON, when there is one at the start (a saved plan being applied).
+    pub plan_json: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every operation landed.
+    Success,
+    /// Applied, with some operations failed.
+    Partial,
+    /// The run stopped on an error.
+    Failed,
+    /// A safety limit stopped the run before anything was applied.
+    Blocked,
+    /// Planned only: nothing was applied.
+    Planned,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Success => "success",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+            RunStatus::Blocked => "blocked",
+            RunStatus::Planned => "planned",
+        }
+    }
+
+    /// Whether the run's changes were applied: its config and source counts become the last good.
+    pub fn applied(self) -> bool {
+        matches!(self, RunStatus::Success | RunStatus::Partial)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The status of a run that has not finished (or whose process died).
+const RUNNING: &str = "running";
+
+/// What is known when a run ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFinish {
+    pub status: RunStatus,
+    pub summary: Summary,
+    /// Records read per complete source; they become the last good counts when the run applied.
+    pub source_counts: BTreeMap<String, u64>,
+    /// Operations that failed.
+    pub failed: u64,
+}
+
+/// A run as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub command: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub as_of: NaiveDate,
+    pub config_hash: String,
+    /// `None` while the run is going, or when its process died before finishing it.
+    pub status: Option<RunStatus>,
+    /// Empty until finished.
+    pub summary: Summary,
+    pub failed: u64,
+    pub source_counts: BTreeMap<String, u64>,
+    pub actor: String,
+    pub overrides: Vec<String>,
+}
+
+const RUN_COLUMNS: &str = "id, command, started_at, finished_at, as_of, config_hash, actor, overrides, status, summary, failed, source_counts";
+
+fn run_record(row: &SqliteRow) -> Result<RunRecord> {
+    let cells = Cells::new(row, "runs", "?".to_string());
+    let id = cells.int("id")?;
+    let cells = Cells::new(row, "runs", id.to_string());
+    let status = cells.text("status")?;
+    let status = if status == RUNNING { None } else { Some(cells.variant("status")?) };
+    Ok(RunRecord {
+        id: RunId(id),
+        command: cells.text("command")?,
+        started_at: cells.timestamp("started_at")?,
+        finished_at: cells.opt_timestamp("finished_at")?,
+        as_of: cells.date("as_of")?,
+        config_hash: cells.text("config_hash")?,
+        status,
+        summary: cells.opt_json("summary")?.unwrap_or_default(),
+        failed: match cells.opt_int("failed")? {
+            None => 0,
+            Some(n) => u64::try_from(n).map_err(|_| cells.corrupt("failed", format!("{n} is out of range")))?,
+        },
+        source_counts: cells.opt_json("source_counts")?.unwrap_or_default(),
+        actor: cells.text("actor")?,
+        overrides: cells.json("overrides")?,
+    })
+}
+
+fn encode<T: serde::Serialize>(what: impl FnOnce() -> String, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|source| Error::Encode { what: what(), source })
+}
+
+impl Store {
+    /// The config hash of the last run that applied its changes (succeeded, or partly).
+    pub async fn last_config_hash(&self) -> Result<Option<String>> {
+        sqlx::query_scalar::<_, String>(
+            "SELECT config_hash FROM runs WHERE status IN ('success', 'partial') ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .doing(|| "reading the last applied config hash".into())
+    }
+
+    pub async fn begin_run(&self, start: &RunStart) -> Result<RunId> {
+        let overrides = encode(|| "the run's overrides".into(), &start.overrides)?;
+        let id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO runs (command, started_at, as_of, config_hash, actor, overrides, status, plan)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&start.command)
+        .bind(codec::timestamp(codec::now()))
+        .bind(codec::date(start.as_of))
+        .bind(&start.config_hash)
+        .bind(&start.actor)
+        .bind(overrides)
+        .bind(RUNNING)
+        .bind(&start.plan_json)
+        .fetch_one(&self.pool)
+        .await
+        .doing(|| format!("starting a {} run", start.command))?;
+        Ok(RunId(id))
+    }
+
+    /// Records how a run ended. When it applied (success or partial), its source counts become
+    /// the last good counts the shrink limit compares with.
+    pub async fn finish_run(&self, run: RunId, finish: &RunFinish) -> Result<()> {
+        let summary = encode(|| format!("the summary of run {run}"), &finish.summary)?;
+        let counts = encode(|| format!("the source counts of run {run}"), &finish.source_counts)?;
+        let finished_at = codec::timestamp(codec::now());
+        let doing = || format!("finishing run {run}");
+        let mut tx = self.write().await.doing(doing)?;
+        let updated = sqlx::query(
+            "UPDATE runs SET finished_at = ?, status = ?, summary = ?, failed = ?, source_counts = ?
+             WHERE id = ? AND status = 'running'",
+        )
+        .bind(&finished_at)
+        .bind(finish.status.as_str())
+        .bind(summary)
+        .bind(codec::count(finish.failed))
+        .bind(counts)
+        .bind(run.0)
+        .execute(&mut *tx)
+        .await
+        .doing(doing)?;
+        if updated.rows_affected() == 0 {
+            let exists = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM runs WHERE id = ?")
+                .bind(run.0)
+                .fetch_one(&mut *tx)
+                .await
+                .doing(doing)?;
+            return Err(if exists == 0 { Error::UnknownRun(run) } else { Error::RunFinished(run) });
+        }
+        if finish.status.applied() {
+            for (source, count) in &finish.source_counts {
+                sqlx::query(
+                    "INSERT INTO source_counts (source, count, recorded_at, run) VALUES (?, ?, ?, ?)
+                     ON CONFLICT (source) DO UPDATE
+                     SET count = excluded.count, recorded_at = excluded.recorded_at, run = excluded.run",
+                )
+                .bind(source)
+                .bind(codec::count(*count))
+                .bind(&finished_at)
+                .bind(run.0)
+                .execute(&mut *tx)
+                .await
+                .doing(doing)?;
+            }
+        }
+        tx.commit().await.doing(doing)
+    }
+
+    /// The latest runs, newest first.
+    pub async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .doing(|| "reading runs".into())?;
+        rows.iter().map(run_record).collect()
+    }
+}
+
+/// Fails unless the run exists and has not finished: outcomes are recorded into a running run only.
+pub(crate) async fn check_running(conn: &mut sqlx::SqliteConnection, run: RunId) -> Result<()> {
+    let status = sqlx::query_scalar::<_, String>("SELECT status FROM runs WHERE id = ?")
+        .bind(run.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .doing(|| format!("reading run {run}"))?;
+    match status.as_deref() {
+        None => Err(Error::UnknownRun(run)),
+        Some(RUNNING) => Ok(()),
+        Some(_) => Err(Error::RunFinished(run)),
+    }
+}

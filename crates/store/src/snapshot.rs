@@ -1,0 +1,117 @@
+//! The snapshot the planner starts from: five queries in one read transaction, whatever the
+//! number of persons.
+
+use futures_util::TryStreamExt;
+use roster_core::state::{Link, Snapshot, StoredPerson, Tombstone, UnfinishedCreate};
+use sqlx::sqlite::SqliteRow;
+
+use crate::Store;
+use crate::codec::Cells;
+use crate::error::{Doing, Result};
+
+fn person(row: &SqliteRow) -> Result<StoredPerson> {
+    let cells = Cells::keyed_by(row, "persons", "key")?;
+    Ok(StoredPerson {
+        key: cells.key().to_string(),
+        login: cells.opt_text("login")?,
+        state: cells.variant("state")?,
+        records: cells.records("records")?,
+        eval_hash: cells.text("eval_hash")?,
+        missing_reads: cells.unsigned("missing_reads")?,
+        left_on: cells.opt_date("left_on")?,
+        next_transition: cells.opt_date("next_transition")?,
+        hold: cells.opt_json("hold")?,
+    })
+}
+
+fn link(row: &SqliteRow) -> Result<Link> {
+    let unnamed = Cells::new(row, "links", "?".to_string());
+    let (target, person) = (unnamed.text("target")?, unnamed.text("person")?);
+    let cells = Cells::new(row, "links", format!("{target}/{person}"));
+    Ok(Link {
+        object_id: cells.text("object_id")?,
+        dn: cells.text("dn")?,
+        enabled: cells.boolean("enabled")?,
+        values: cells.json("vals")?,
+        password_pending: cells.boolean("password_pending")?,
+        person,
+        target,
+    })
+}
+
+fn tombstone(row: &SqliteRow) -> Result<Tombstone> {
+    let cells = Cells::keyed_by(row, "tombstones", "login")?;
+    Ok(Tombstone { login: cells.key().to_string(), person: cells.text("person")?, purged_on: cells.date("purged_on")? })
+}
+
+impl Store {
+    /// Everything the planner needs from the store.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        let doing = || "reading the snapshot".to_string();
+        // One transaction, so the reads see the same moment even while a run writes.
+        let mut tx = self.pool.begin().await.doing(doing)?;
+        let mut snapshot = Snapshot::default();
+
+        let mut rows = sqlx::query(
+            "SELECT key, login, state, records, eval_hash, missing_reads, left_on, next_transition, hold FROM persons",
+        )
+        .fetch(&mut *tx);
+        // Collected first and turned into the map in one go: building it row by row interleaves
+        // the map's large node allocations with the rows' small frees, which the allocator pays
+        // for dearly at a million rows.
+        let mut persons = Vec::new();
+        while let Some(row) = rows.try_next().await.doing(doing)? {
+            let person = person(&row)?;
+            persons.push((person.key.clone(), person));
+        }
+        drop(rows);
+        snapshot.persons = persons.into_iter().collect();
+
+        let mut rows = sqlx::query(
+            "SELECT target, person, object_id, dn, enabled, vals, password_pending FROM links ORDER BY target, person",
+        )
+        .fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await.doing(doing)? {
+            snapshot.links.push(link(&row)?);
+        }
+        drop(rows);
+
+        let rows = sqlx::query("SELECT login, person, purged_on FROM tombstones ORDER BY login")
+            .fetch_all(&mut *tx)
+            .await
+            .doing(doing)?;
+        snapshot.tombstones = rows.iter().map(tombstone).collect::<Result<_>>()?;
+
+        let rows = sqlx::query("SELECT source, count FROM source_counts").fetch_all(&mut *tx).await.doing(doing)?;
+        for row in &rows {
+            let cells = Cells::keyed_by(row, "source_counts", "source")?;
+            snapshot.source_counts.insert(cells.key().to_string(), cells.unsigned("count")?);
+        }
+
+        // A create recorded as an intent (the run stopped) or left unknown (sent, no answer) may
+        // have made an entry; it stays unfinished until the person is linked in that target or a
+        // later create, adoption or delete of theirs there lands.
+        let rows = sqlx::query(
+            "SELECT DISTINCT target, person FROM audit AS a
+             WHERE kind = 'create' AND outcome IN ('intent', 'unknown') AND person IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM links AS l WHERE l.target = a.target AND l.person = a.person)
+               AND NOT EXISTS (
+                   SELECT 1 FROM audit AS later
+                   WHERE later.person = a.person AND later.target = a.target AND later.id > a.id
+                     AND later.outcome = 'done' AND later.kind IN ('create', 'adopt', 'delete'))
+             ORDER BY target, person",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .doing(doing)?;
+        for row in &rows {
+            let cells = Cells::keyed_by(row, "audit", "person")?;
+            snapshot
+                .unfinished_creates
+                .push(UnfinishedCreate { target: cells.text("target")?, person: cells.key().to_string() });
+        }
+
+        tx.commit().await.doing(doing)?;
+        Ok(snapshot)
+    }
+}
