@@ -236,6 +236,7 @@ pub struct PersonUpdate {
 
 /// Counts for the summary line and the run record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     pub persons: u64,
     pub evaluated: u64,

@@ -6,12 +6,57 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-/// One value of a record's attribute, already validated by the source.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(untagged)]
+/// One value of a record's attribute, already validated by the source. In JSON (plans, the
+/// store) a text is a string and a date is `{"date": "YYYY-MM-DD"}`, so a date never comes back
+/// as text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FieldValue {
     Text(String),
     Date(NaiveDate),
+}
+
+impl Serialize for FieldValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            FieldValue::Text(text) => s.serialize_str(text),
+            FieldValue::Date(day) => {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("date", &day.format("%Y-%m-%d").to_string())?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = FieldValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"a string or {"date": "YYYY-MM-DD"}"#)
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<FieldValue, E> {
+                Ok(FieldValue::Text(text.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, text: String) -> Result<FieldValue, E> {
+                Ok(FieldValue::Text(text))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldValue, A::Error> {
+                let mut day = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "date" || day.is_some() {
+                        return Err(de::Error::custom(format!("unexpected key {key:?} in a field value")));
+                    }
+                    day = Some(map.next_value::<NaiveDate>()?);
+                }
+                day.map(FieldValue::Date).ok_or_else(|| de::Error::missing_field("date"))
+            }
+        }
+        d.deserialize_any(FieldVisitor)
+    }
 }
 
 impl FieldValue {
@@ -81,4 +126,20 @@ pub struct SourceRead {
     pub rows_seen: u64,
     pub records: Vec<Record>,
     pub quarantined: Vec<QuarantinedRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_texts_survive_json() {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("hire_date".to_string(), FieldValue::Date(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()));
+        attrs.insert("note".to_string(), FieldValue::Text("2026-03-01".to_string()));
+        let json = serde_json::to_string(&attrs).unwrap();
+        assert_eq!(json, r#"{"hire_date":{"date":"2026-03-01"},"note":"2026-03-01"}"#);
+        let back: BTreeMap<String, FieldValue> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, attrs);
+    }
 }

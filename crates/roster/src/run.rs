@@ -400,7 +400,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
     }
     bar.finish_and_clear();
     let updates: Vec<_> = plan.person_updates.iter().filter(|u| !troubled_persons.contains(&u.key)).cloned().collect();
-    fresh.store.commit_persons(&updates).await.context("recording persons in the store")?;
+    fresh.store.commit_persons(&updates, plan.as_of).await.context("recording persons in the store")?;
     Ok((done, failed, skipped))
 }
 

@@ -7,9 +7,8 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use roster_core::attr::AttrMap;
 use roster_core::source::FieldValue;
-use serde::Deserialize;
-use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeOwned};
+use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -49,84 +48,10 @@ pub(crate) fn push_list<'a>(query: &mut QueryBuilder<Sqlite>, items: impl Iterat
     query.push(")");
 }
 
-/// A person's records: a text value is a JSON string, a date is `{"date": "YYYY-MM-DD"}`.
-/// (`FieldValue`'s own serde form is untagged, which reads every date back as text.)
+/// A person's records as JSON (`FieldValue`'s own form: a text is a string, a date
+/// `{"date": "YYYY-MM-DD"}`).
 pub(crate) fn records_json(records: &BTreeMap<String, BTreeMap<String, FieldValue>>) -> String {
-    let sources: Map<String, Value> = records
-        .iter()
-        .map(|(source, attrs)| {
-            let attrs: Map<String, Value> = attrs
-                .iter()
-                .map(|(name, value)| {
-                    let value = match value {
-                        FieldValue::Text(text) => Value::String(text.clone()),
-                        FieldValue::Date(day) => {
-                            Value::Object(Map::from_iter([("date".to_string(), Value::String(date(*day)))]))
-                        }
-                    };
-                    (name.clone(), value)
-                })
-                .collect();
-            (source.clone(), Value::Object(attrs))
-        })
-        .collect();
-    Value::Object(sources).to_string()
-}
-
-/// Reads one stored record value without going through `serde_json::Value`: snapshots read
-/// millions of them.
-struct StoredField(FieldValue);
-
-impl<'de> Deserialize<'de> for StoredField {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        struct FieldVisitor;
-        impl<'de> Visitor<'de> for FieldVisitor {
-            type Value = StoredField;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(r#"a string or {"date": "YYYY-MM-DD"}"#)
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> std::result::Result<StoredField, E> {
-                Ok(StoredField(FieldValue::Text(text.to_string())))
-            }
-            fn visit_string<E: de::Error>(self, text: String) -> std::result::Result<StoredField, E> {
-                Ok(StoredField(FieldValue::Text(text)))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<StoredField, A::Error> {
-                let mut day = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    if key != "date" || day.is_some() {
-                        return Err(de::Error::custom(format!("unexpected key {key:?} in a stored value")));
-                    }
-                    day = Some(map.next_value::<NaiveDate>()?);
-                }
-                day.map(|d| StoredField(FieldValue::Date(d))).ok_or_else(|| de::Error::missing_field("date"))
-            }
-        }
-        deserializer.deserialize_any(FieldVisitor)
-    }
-}
-
-/// One source's attributes, read straight into the model's map.
-struct StoredAttrs(BTreeMap<String, FieldValue>);
-
-impl<'de> Deserialize<'de> for StoredAttrs {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        struct AttrsVisitor;
-        impl<'de> Visitor<'de> for AttrsVisitor {
-            type Value = StoredAttrs;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a map of attribute values")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<StoredAttrs, A::Error> {
-                let mut attrs = BTreeMap::new();
-                while let Some((name, StoredField(value))) = map.next_entry::<String, StoredField>()? {
-                    attrs.insert(name, value);
-                }
-                Ok(StoredAttrs(attrs))
-            }
-        }
-        deserializer.deserialize_map(AttrsVisitor)
-    }
+    serde_json::to_string(records).unwrap_or_else(|_| "{}".to_string())
 }
 
 /// The cells of one row of one table, read with the row's identity at hand for error messages.
@@ -233,8 +158,7 @@ impl<'r> Cells<'r> {
     }
 
     pub(crate) fn records(&self, column: &'static str) -> Result<BTreeMap<String, BTreeMap<String, FieldValue>>> {
-        let stored: BTreeMap<String, StoredAttrs> = self.json(column)?;
-        Ok(stored.into_iter().map(|(source, StoredAttrs(attrs))| (source, attrs)).collect())
+        self.json(column)
     }
 
     /// A string column holding one of a serde enum's unit variant names.

@@ -117,12 +117,12 @@ impl Store {
     /// by a tombstone would go to another person, or when a person's login would change: a login is
     /// its person's for good. The same person (a rehire under the same key) may take their
     /// tombstoned login back; the tombstone stays.
-    pub async fn commit_persons(&self, updates: &[PersonUpdate]) -> Result<()> {
+    pub async fn commit_persons(&self, updates: &[PersonUpdate], as_of: NaiveDate) -> Result<()> {
         if updates.is_empty() {
             return Ok(());
         }
         let doing = || format!("committing {} persons", updates.len());
-        let today = codec::now().date_naive();
+        let today = as_of;
         let mut tx = self.write().await.doing(doing)?;
 
         let mut logins = Logins::load(&mut tx, updates).await?;
