@@ -8,7 +8,9 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use crate::attr::{AttrMap, AttrName};
-use crate::config::{DeletedPolicy, DriftPolicy, GroupMode, LastDayMeaning, LeavePolicy, OrphanPolicy, TargetKind};
+use crate::config::{
+    DeletedPolicy, DriftPolicy, GroupMode, LastDayMeaning, LeavePolicy, MappingWhen, OrphanPolicy, TargetKind,
+};
 use crate::dn::{Dn, normalize_dn};
 use crate::expr::{Env, ExprValue};
 use crate::lifecycle::{Affiliation, LifecycleState, StateDecision, person_state};
@@ -507,17 +509,30 @@ pub fn plan(input: &PlanInput) -> Plan {
                         _ => dn,
                     };
                     let own = entry.map(|(e, _)| normalize_dn(&e.dn));
-                    match distinct_dn(&dn, &p.key, own.as_deref(), &claimed) {
+                    // A numbered RDN would change the value of its attribute: fine for a cn, never
+                    // for the login or an attribute written only on create.
+                    let numberable = dn.rdn().and_then(|r| r.0.first()).is_some_and(|a| {
+                        !a.attr.eq_ignore_ascii_case(&rules.config.login_attribute)
+                            && !rules.mappings.iter().any(|m| m.when == MappingWhen::Create && m.attr.is(&a.attr))
+                    });
+                    match distinct_dn(&dn, &p.key, own.as_deref(), &claimed, numberable) {
                         Some(dn) => {
                             claimed.insert(dn.normalized(), p.key.clone());
                             desired_dn.insert(&p.key, dn);
                         }
-                        None => planner.notice(
-                            NoticeKind::EvaluationFailed,
-                            Some(&p.key),
-                            Some(rules.name()),
-                            format!("{dn} and its numbered forms are all taken"),
-                        ),
+                        None => {
+                            let stay = entry.and_then(|(e, _)| Dn::parse(&e.dn).ok());
+                            let what = if stay.is_some() { "not moved" } else { "not created" };
+                            planner.notice(
+                                NoticeKind::EvaluationFailed,
+                                Some(&p.key),
+                                Some(rules.name()),
+                                format!("{dn} is taken by another entry: {what}"),
+                            );
+                            if let Some(stay) = stay {
+                                desired_dn.insert(&p.key, stay);
+                            }
+                        }
                     }
                 }
                 Err(e) => planner.notice(NoticeKind::EvaluationFailed, Some(&p.key), Some(rules.name()), e),
@@ -978,6 +993,12 @@ pub fn plan(input: &PlanInput) -> Plan {
                             Ok(dns) => {
                                 for g in dns {
                                     match Dn::parse(&g) {
+                                        Ok(gdn) if has_empty_name(&gdn) => planner.notice(
+                                            NoticeKind::EvaluationFailed,
+                                            person,
+                                            Some(rules.name()),
+                                            format!("group {gdn} has an empty name: membership not planned"),
+                                        ),
                                         Ok(gdn) if rules.in_scope(&gdn) => {
                                             let slot = group_members
                                                 .entry(gdn.normalized())
@@ -1256,10 +1277,15 @@ fn evaluate_dn(rules: &TargetRules, env: &Env) -> Result<Dn, String> {
     if !rules.in_scope(&dn) {
         return Err(format!("dn {dn} is outside the managed subtrees: not created or moved there"));
     }
-    if dn.rdn().is_some_and(|r| r.0.iter().any(|a| a.value.trim().is_empty())) {
-        return Err(format!("dn {dn} has an empty name"));
+    if has_empty_name(&dn) {
+        return Err(format!("dn {dn} has an empty name (an attribute it is built from is empty)"));
     }
     Ok(dn)
+}
+
+/// `ou=,ou=people,...`: some RDN of the DN has an empty value.
+fn has_empty_name(dn: &Dn) -> bool {
+    dn.rdns().iter().any(|r| r.0.iter().any(|a| a.value.trim().is_empty()))
 }
 
 fn manager_dn_of(p: &Evaluated, desired: &HashMap<&str, Dn>) -> Option<String> {
@@ -1338,7 +1364,13 @@ fn switch_changes(rules: &TargetRules, current: &AttrMap, enable: bool) -> Vec<A
 
 /// The DN itself, or the first free numbered form of its RDN ("CN=Jose Garcia (2)"). A person keeps
 /// the numbered form they already have. None when a hundred forms are taken.
-fn distinct_dn(dn: &Dn, person: &str, own: Option<&str>, claimed: &HashMap<String, String>) -> Option<Dn> {
+fn distinct_dn(
+    dn: &Dn,
+    person: &str,
+    own: Option<&str>,
+    claimed: &HashMap<String, String>,
+    numberable: bool,
+) -> Option<Dn> {
     let numbered = |n: u32| -> Option<Dn> {
         if n == 1 {
             return Some(dn.clone());
@@ -1348,7 +1380,7 @@ fn distinct_dn(dn: &Dn, person: &str, own: Option<&str>, claimed: &HashMap<Strin
         let first = rdn.0.first()?;
         Some(parent.child(&first.attr, &format!("{} ({n})", first.value)))
     };
-    let forms: Vec<Dn> = (1..=100).filter_map(numbered).collect();
+    let forms: Vec<Dn> = (1..=if numberable { 100 } else { 1 }).filter_map(numbered).collect();
     if let Some(own) = own
         && let Some(kept) = forms.iter().find(|f| f.normalized() == own)
     {

@@ -691,7 +691,6 @@ fn a_create_the_server_refuses_fails_alone_and_is_retried() {
 /// (a notice saying why) and plans nothing for them, rather than sending a container and an
 /// account the server refuses on every run; everyone else proceeds.
 #[test]
-#[ignore = "bug: an empty department gives `ou=,ou=people,...`, which the server refuses on every run (exit 4), instead of a notice"]
 fn a_person_without_a_department_is_reported_not_sent() {
     let lab = Lab::start();
     let mut hr = ten_people();
@@ -797,7 +796,6 @@ fn leave_under_the_disable_policy_locks_and_returns() {
 /// roster must not rename the account to a numbered form of its uid RDN: with a `uid=<login>` DN
 /// template that rewrites the uid, the login itself, to `ada.lovelace (2)`.
 #[test]
-#[ignore = "bug: a move onto a DN taken outside roster renames to `uid=<login> (2)`, which changes the login (uid) silently"]
 fn a_move_onto_a_taken_dn_keeps_the_login() {
     let lab = Lab::start();
     let mut hr = Hr::new([
@@ -851,7 +849,6 @@ fn a_size_limited_read_only_account_sees_everything() {
 /// right after the create (OpenLDAP's ppolicy drops `pwdAccountLockedTime` whenever a password
 /// changes), and logs in from day one.
 #[test]
-#[ignore = "bug: set_password (Password Modify) after a locked create makes ppolicy drop pwdAccountLockedTime: the pre-hire can log in early"]
 fn an_initial_password_does_not_unlock_a_pre_hire() {
     let lab = Lab::start();
     let folder = lab.dir().join("passwords");

@@ -18,10 +18,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::dialect::Dialect;
 use super::errors::{
-    ASSERTION_FAILED, CONSTRAINT_VIOLATION, Effect, NO_SUCH_OBJECT, Right, SUCCESS, describe, ldap_error, result_error,
+    ASSERTION_FAILED, CONSTRAINT_VIOLATION, Effect, NO_SUCH_OBJECT, Right, SUCCESS, TYPE_OR_VALUE_EXISTS, describe,
+    ldap_error, result_error,
 };
+use super::search::read_entry;
 use super::session::Transport;
-use super::{LdapTarget, ad, check_identity, gone, parse_dn, replaced};
+use super::{LOCK_ATTRIBUTE, LdapTarget, ad, check_identity, gone, parse_dn, replaced};
 use crate::target::{ErrorKind, TargetError};
 
 /// OpenLDAP ppolicy: the user must change the password at the next bind.
@@ -118,6 +120,15 @@ impl LdapTarget {
         must_change: bool,
     ) -> Result<(), TargetError> {
         let timeout = self.timeout();
+        // ppolicy clears the administrative lock whenever a password changes: a pre-hire given
+        // their password a week early would be able to log in. The lock is put back below.
+        let lock_before = if self.ppolicy_lock {
+            read_entry(ldap, timeout, dn, "(objectClass=*)", vec![LOCK_ATTRIBUTE.to_string()])
+                .await?
+                .and_then(|mut e| e.take_first(LOCK_ATTRIBUTE))
+        } else {
+            None
+        };
         let exop = PasswordModify { user_id: Some(dn), old_pass: None, new_pass: Some(password.expose_secret()) };
         let ldap3::result::ExopResult(_, result) =
             ldap.with_timeout(timeout).extended(exop).await.map_err(|e| ldap_error(what, e, Effect::Write, timeout))?;
@@ -135,9 +146,29 @@ impl LdapTarget {
             }
             _ => return Err(result_error(what, &result, Right::ResetPassword)),
         }
-        if !must_change {
-            return Ok(());
+        if must_change {
+            self.mark_for_change(ldap, what, dn).await?;
         }
+        if let Some(lock) = lock_before {
+            let mods = vec![Mod::Add(LOCK_ATTRIBUTE.to_string(), HashSet::from([lock]))];
+            let result = self.send(ldap.with_timeout(timeout).modify(dn, mods).await, what)?;
+            if !matches!(result.rc, SUCCESS | TYPE_OR_VALUE_EXISTS) {
+                return Err(TargetError::new(
+                    ErrorKind::Permanent,
+                    format!(
+                        "{what}: the password was set, but locking the account again ({LOCK_ATTRIBUTE}) failed: {}; \
+                         lock it by hand — the next run sets a new password",
+                        describe(&result)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// ppolicy's `pwdReset`: the user must change the password at first logon.
+    async fn mark_for_change(&self, ldap: &mut Ldap, what: &str, dn: &str) -> Result<(), TargetError> {
+        let timeout = self.timeout();
         if !self.ppolicy_lock {
             tracing::warn!(
                 target_name = self.name,
