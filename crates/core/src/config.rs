@@ -599,6 +599,16 @@ pub struct SafetyConfig {
     /// Largest allowed shrink of a complete source against the last good read, in percent.
     #[serde(default = "default_shrink")]
     pub source_shrink_percent: f64,
+    /// A person whose operations in a target fail in this many consecutive runs is quarantined
+    /// there: nothing more is planned for them in that target until an operator releases them
+    /// (`roster release PERSON`), so one bad record cannot flood every run. 0 never quarantines.
+    /// Default 5.
+    #[serde(default = "default_quarantine_after")]
+    pub quarantine_after_failed_runs: u32,
+}
+
+fn default_quarantine_after() -> u32 {
+    5
 }
 
 impl Default for SafetyConfig {
@@ -609,6 +619,7 @@ impl Default for SafetyConfig {
             renames: default_rename_limit(),
             attribute_changes: Vec::new(),
             source_shrink_percent: default_shrink(),
+            quarantine_after_failed_runs: default_quarantine_after(),
         }
     }
 }

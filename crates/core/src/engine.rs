@@ -429,6 +429,26 @@ pub fn plan(input: &PlanInput) -> Plan {
             if p.hold.is_some() || p.failed {
                 continue;
             }
+            let limit = settings.safety.quarantine_after_failed_runs;
+            if let Some(f) = snapshot
+                .failures
+                .iter()
+                .find(|f| limit > 0 && f.runs >= limit && f.target == rules.name() && f.person == p.key)
+            {
+                planner.notice(
+                    NoticeKind::FailingQuarantined,
+                    Some(&p.key),
+                    Some(rules.name()),
+                    format!(
+                        "failed in {} consecutive runs (last: {}); nothing planned here until released with `roster release {}`",
+                        f.runs, f.last_error, p.key
+                    ),
+                );
+                if let Some(e) = links.get(&(rules.name(), p.key.as_str())).and_then(|l| by_id.get(l.object_id.as_str())) {
+                    untouchable.insert(normalize_dn(&e.dn));
+                }
+                continue;
+            }
             let link = links.get(&(rules.name(), p.key.as_str()));
             let linked_entry = link.and_then(|l| by_id.get(l.object_id.as_str()).copied());
             if let (Some(l), None) = (link, linked_entry) {

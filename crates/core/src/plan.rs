@@ -205,6 +205,9 @@ pub enum NoticeKind {
     Orphan,
     /// A protected account (e.g. `adminCount=1`) that the rules would change: left alone.
     Protected,
+    /// The person's operations in this target kept failing: nothing is planned for them there
+    /// until an operator releases them.
+    FailingQuarantined,
 }
 
 /// A safety limit that the plan exceeds.

@@ -80,6 +80,18 @@ pub struct Snapshot {
     /// stopped): the entry found for such a person is roster's own, not one to adopt as foreign.
     #[serde(default)]
     pub unfinished_creates: Vec<UnfinishedCreate>,
+    /// Persons whose operations in a target failed in consecutive runs.
+    #[serde(default)]
+    pub failures: Vec<Failure>,
+}
+
+/// A person whose operations in one target have failed in `runs` consecutive runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub target: String,
+    pub person: String,
+    pub runs: u32,
+    pub last_error: String,
 }
 
 /// A create recorded as an intent, with no outcome.
