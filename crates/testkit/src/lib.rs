@@ -9,6 +9,7 @@ mod ldif;
 mod openldap;
 mod process;
 mod samba;
+mod tls;
 
 pub use openldap::{OpenLdap, OpenLdapOptions};
 pub use samba::{BindOutcome, SambaDc, SambaOptions};

@@ -6,7 +6,6 @@
 //! so that [`OpenLdap::attach`] can find a running instance again).
 
 mod config;
-mod tls;
 
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
@@ -24,6 +23,7 @@ use tempfile::TempDir;
 
 use crate::ldif::percent_encode;
 use crate::process::{command_line, describe, is_alive, log_since, require_program, run, send_signal, wait_until};
+use crate::tls;
 use config::{ServerConfig, config_dir, data_dir, pid_file};
 
 /// Another process may take a port between the moment it was seen free and slapd's bind.
@@ -201,7 +201,9 @@ impl OpenLdap {
         // slapd runs as whoever runs this; the files just written are theirs.
         let owner = fs::metadata(instance.admin_password_file()).context("could not read back the password file")?;
 
-        let tls_files = if opts.tls { Some(tls::make_certificates(&path)?) } else { None };
+        // A new CA for each instance, so serial 2 is never reused.
+        let tls_files =
+            if opts.tls { Some(tls::make_certificates(&path, Ipv4Addr::LOCALHOST, "localhost", 2)?) } else { None };
         let server_config = ServerConfig {
             dir: &path,
             module_dir: &module_dir,

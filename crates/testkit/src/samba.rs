@@ -30,6 +30,7 @@ use tempfile::TempDir;
 
 use crate::ldif::attr;
 use crate::process::{describe, is_alive, log_since, require_program, run, send_signal, wait_until};
+use crate::tls::TlsFiles;
 use address::AddressLease;
 
 const REALM: &str = "EXAMPLE.TEST";
@@ -384,7 +385,7 @@ impl SambaDc {
     /// The throwaway CA that signed the server certificate (subjectAltName `IP:127.0.0.X`,
     /// `DNS:localhost`).
     pub fn ca_cert_path(&self) -> PathBuf {
-        tls::files_in(self.dir()).ca_cert
+        crate::tls::files_in(self.dir()).ca_cert
     }
 
     /// `DC=example,DC=test`
@@ -663,7 +664,7 @@ fn pid_file(dir: &Path) -> PathBuf {
 /// (and its `--option` values are not a dependable way to set anything). Every path Samba would
 /// otherwise take from its defaults under /var and /run points into the instance folder, so that
 /// instances share nothing.
-fn smb_conf(dir: &Path, ip: Ipv4Addr, tls: &tls::TlsFiles) -> String {
+fn smb_conf(dir: &Path, ip: Ipv4Addr, tls: &TlsFiles) -> String {
     let path = |relative: &str| dir.join(relative).display().to_string();
     let file = |file: &Path| file.display().to_string();
     let global = [
@@ -876,7 +877,7 @@ mod tests {
     #[test]
     fn smb_conf_keeps_every_path_in_the_instance_folder() {
         let dir = Path::new("/tmp/roster-samba-x");
-        let files = tls::files_in(dir);
+        let files = crate::tls::files_in(dir);
         let conf = smb_conf(dir, Ipv4Addr::new(127, 0, 0, 42), &files);
         assert!(conf.contains("\tinterfaces = 127.0.0.42\n"), "{conf}");
         for line in conf.lines().filter(|line| line.contains(" = /")) {

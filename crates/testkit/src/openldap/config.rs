@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 
 use crate::ldif::attr;
+use crate::tls::TlsFiles;
 
 /// Everything the cn=config LDIF depends on.
 pub(super) struct ServerConfig<'a> {
@@ -21,12 +22,6 @@ pub(super) struct ServerConfig<'a> {
     pub uid: u32,
     pub gid: u32,
     pub tls: Option<TlsFiles>,
-}
-
-pub(super) struct TlsFiles {
-    pub ca_cert: PathBuf,
-    pub server_cert: PathBuf,
-    pub server_key: PathBuf,
 }
 
 pub(super) const SCHEMAS: [&str; 4] = ["core", "cosine", "nis", "inetorgperson"];
