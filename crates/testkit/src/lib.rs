@@ -5,6 +5,7 @@
 //! Nothing here skips: when a server's programs are missing, starting it is an error that names the
 //! install script, so a test that needs a server it cannot find fails.
 
+mod instance;
 mod ldif;
 mod openldap;
 mod process;

@@ -9,9 +9,8 @@ mod config;
 
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,8 +18,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use tempfile::TempDir;
 
+use crate::instance::{self, InstanceDir, InstanceState, ServerKind, random_hex, read_secret, write_secret};
 use crate::ldif::percent_encode;
 use crate::process::{command_line, describe, is_alive, log_since, require_program, run, send_signal, wait_until};
 use crate::tls;
@@ -30,7 +29,7 @@ use config::{ServerConfig, config_dir, data_dir, pid_file};
 const START_ATTEMPTS: u32 = 5;
 /// Longest `ldapi://` socket path: `sun_path` holds 108 bytes with the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
-const STATE_FILE: &str = "instance.state";
+const KIND: ServerKind = ServerKind { name: "OpenLDAP", an_instance: "an OpenLDAP instance" };
 const LOG_FILE: &str = "slapd.log";
 const LOG_LINES_IN_ERRORS: usize = 40;
 
@@ -104,20 +103,6 @@ pub struct OpenLdap {
     start_timeout: Duration,
 }
 
-enum InstanceDir {
-    Temporary(TempDir),
-    Kept(PathBuf),
-}
-
-impl InstanceDir {
-    fn path(&self) -> &Path {
-        match self {
-            InstanceDir::Temporary(dir) => dir.path(),
-            InstanceDir::Kept(path) => path,
-        }
-    }
-}
-
 struct Programs {
     slapd: PathBuf,
     ldapsearch: PathBuf,
@@ -149,24 +134,7 @@ impl OpenLdap {
             TcpListener::bind((Ipv4Addr::LOCALHOST, port))
                 .with_context(|| format!("the port asked for, {port}, is not free"))?;
         }
-        match &opts.dir {
-            None => {
-                let dir = tempfile::Builder::new()
-                    .prefix("roster-openldap-")
-                    .tempdir()
-                    .context("could not create a temporary folder for OpenLDAP")?;
-                Self::build_and_launch(InstanceDir::Temporary(dir), &opts)
-            }
-            Some(dir) => {
-                let dir = prepare_given_dir(dir)?;
-                let started = Self::build_and_launch(InstanceDir::Kept(dir.clone()), &opts);
-                if started.is_err() {
-                    // Half an instance would make the folder look taken to the next start.
-                    empty_folder(&dir);
-                }
-                started
-            }
-        }
+        instance::build_in(opts.dir.as_deref(), &KIND, |dir| Self::build_and_launch(dir, &opts))
     }
 
     fn build_and_launch(dir: InstanceDir, opts: &OpenLdapOptions) -> Result<OpenLdap> {
@@ -182,8 +150,8 @@ impl OpenLdap {
             admin_dn: format!("cn=admin,{}", opts.suffix),
             service_dn: format!("cn=roster,ou=services,{}", opts.suffix),
             suffix: opts.suffix.clone(),
-            admin_password: random_password()?,
-            service_password: random_password()?,
+            admin_password: random_hex()?,
+            service_password: random_hex()?,
             port: 0,
             tls_port: None,
             tls: opts.tls,
@@ -241,40 +209,25 @@ impl OpenLdap {
 
     /// Whether `dir` holds an instance that [`OpenLdap::attach`] can use.
     pub fn exists_in(dir: &Path) -> bool {
-        dir.join(STATE_FILE).is_file()
+        instance::exists_in(dir)
     }
 
     /// A handle on the instance that [`OpenLdap::start`] built in `dir` before, running or not (see
     /// [`OpenLdap::is_running`]). The handle is detached: dropping it leaves slapd as it is;
     /// [`OpenLdap::stop`] and [`OpenLdap::start_again`] work on it.
     pub fn attach(dir: &Path) -> Result<OpenLdap> {
-        let dir = dir.canonicalize().with_context(|| format!("no instance folder {}", dir.display()))?;
-        let state_path = dir.join(STATE_FILE);
-        let state = fs::read_to_string(&state_path)
-            .with_context(|| format!("no OpenLDAP instance in {} (no {STATE_FILE})", dir.display()))?;
-        let value = |key: &str| -> Result<&str> {
-            state
-                .lines()
-                .find_map(|line| line.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
-                .ok_or_else(|| anyhow!("{} has no {key}= line", state_path.display()))
-        };
-        let port_value = |key: &str| -> Result<u16> {
-            value(key)?.parse().with_context(|| format!("{}: {key} is not a port", state_path.display()))
-        };
-        let suffix = value("suffix")?.to_owned();
-        let tls_port = match value("tls_port") {
-            Ok(_) => Some(port_value("tls_port")?),
+        let (dir, state) = InstanceState::read(dir, &KIND)?;
+        let suffix = state.value("suffix")?.to_owned();
+        let tls_port = match state.value("tls_port") {
+            Ok(_) => Some(state.parse("tls_port", "a port")?),
             Err(_) => None,
-        };
-        let read_secret = |name: &str| {
-            fs::read_to_string(dir.join(name)).with_context(|| format!("could not read {}", dir.join(name).display()))
         };
         Ok(OpenLdap {
             admin_dn: format!("cn=admin,{suffix}"),
             service_dn: format!("cn=roster,ou=services,{suffix}"),
-            admin_password: read_secret("admin.password")?,
-            service_password: read_secret("service.password")?,
-            port: port_value("port")?,
+            admin_password: read_secret(&dir.join("admin.password"))?,
+            service_password: read_secret(&dir.join("service.password"))?,
+            port: state.parse("port", "a port")?,
             tls_port,
             tls: tls_port.is_some(),
             suffix,
@@ -292,10 +245,7 @@ impl OpenLdap {
     /// that outlives the program that started it. Stop it later with `attach` and `stop`.
     pub fn into_detached(mut self) -> OpenLdap {
         self.stop_on_drop = false;
-        self.dir = match std::mem::replace(&mut self.dir, InstanceDir::Kept(PathBuf::new())) {
-            InstanceDir::Temporary(temporary) => InstanceDir::Kept(temporary.keep()),
-            kept => kept,
-        };
+        self.dir.keep();
         // Dropping the Child handle neither kills nor waits for slapd.
         self.slapd = None;
         self
@@ -526,12 +476,9 @@ impl OpenLdap {
     }
 
     fn write_state(&self) -> Result<()> {
-        let mut state = format!("suffix={}\nport={}\n", self.suffix, self.port);
-        if let Some(tls_port) = self.tls_port {
-            state += &format!("tls_port={tls_port}\n");
-        }
-        let path = self.dir().join(STATE_FILE);
-        fs::write(&path, state).with_context(|| format!("could not write {}", path.display()))
+        let mut state = vec![("suffix", self.suffix.clone()), ("port", self.port.to_string())];
+        state.extend(self.tls_port.map(|tls_port| ("tls_port", tls_port.to_string())));
+        InstanceState::write(self.dir(), &state)
     }
 
     /// Starts slapd in the foreground of a child process (`-d`, so that it prints its errors to
@@ -637,29 +584,6 @@ fn find_openldap_files() -> Result<(PathBuf, PathBuf)> {
     Ok((module_dir, schema_dir))
 }
 
-/// Creates `dir` if missing and makes it absolute (slapd's config names its files); it must be
-/// empty, so that everything in it is the instance's.
-fn prepare_given_dir(dir: &Path) -> Result<PathBuf> {
-    fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
-    let dir = dir.canonicalize().with_context(|| format!("could not resolve {}", dir.display()))?;
-    let mut entries = fs::read_dir(&dir).with_context(|| format!("could not list {}", dir.display()))?;
-    if entries.next().is_some() {
-        if OpenLdap::exists_in(&dir) {
-            bail!("{} already holds an OpenLDAP instance: attach to it, or remove the folder", dir.display());
-        }
-        bail!("{} is not empty: an instance is built only in an empty or new folder", dir.display());
-    }
-    Ok(dir)
-}
-
-/// Removes what a failed start left in a folder that was empty before.
-fn empty_folder(dir: &Path) {
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
-    }
-}
-
 fn check_socket_path(dir: &Path) -> Result<()> {
     let socket = dir.join("ldapi");
     let length = socket.as_os_str().len();
@@ -671,26 +595,6 @@ fn check_socket_path(dir: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// 32 hex digits from the kernel's random source: no shell or LDIF quoting needed.
-fn random_password() -> Result<String> {
-    let mut bytes = [0u8; 16];
-    std::io::Read::read_exact(&mut fs::File::open("/dev/urandom")?, &mut bytes)
-        .context("could not read /dev/urandom")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn write_secret(path: &Path, secret: &str) -> Result<()> {
-    // No trailing newline: `ldapsearch -y` and `slappasswd -T` take the whole file as the password.
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut file| file.write_all(secret.as_bytes()))
-        .with_context(|| format!("could not write {}", path.display()))
 }
 
 fn hash_password(slappasswd: &Path, password_file: &Path) -> Result<String> {

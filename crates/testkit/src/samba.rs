@@ -16,9 +16,7 @@ mod tls;
 
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -26,8 +24,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use tempfile::TempDir;
 
+use crate::instance::{self, InstanceDir, InstanceState, ServerKind, random_hex, read_secret};
 use crate::ldif::attr;
 use crate::process::{describe, is_alive, log_since, require_program, run, send_signal, wait_until};
 use crate::tls::TlsFiles;
@@ -40,7 +38,7 @@ const DOMAIN_DN: &str = "DC=example,DC=test";
 const ADMIN_DN: &str = "CN=Administrator,CN=Users,DC=example,DC=test";
 const ADMIN_UPN: &str = "Administrator@EXAMPLE.TEST";
 const ADMIN_PASSWORD_FILE: &str = "admin.password";
-const STATE_FILE: &str = "instance.state";
+const KIND: ServerKind = ServerKind { name: "Samba", an_instance: "a Samba instance" };
 const LOG_FILE: &str = "samba.log";
 const LOG_LINES_IN_ERRORS: usize = 40;
 /// Longest socket path Samba makes in the folder (`private/ldap_priv/ldapi`), against the 107
@@ -151,20 +149,6 @@ struct RunningSamba {
     stdin: Option<ChildStdin>,
 }
 
-enum InstanceDir {
-    Temporary(TempDir),
-    Kept(PathBuf),
-}
-
-impl InstanceDir {
-    fn path(&self) -> &Path {
-        match self {
-            InstanceDir::Temporary(dir) => dir.path(),
-            InstanceDir::Kept(path) => path,
-        }
-    }
-}
-
 struct Programs {
     samba: PathBuf,
     samba_tool: PathBuf,
@@ -197,25 +181,9 @@ impl SambaDc {
             );
         }
         let template = template::ensure(&programs.samba, &programs.samba_tool)?;
-        match &opts.dir {
-            None => {
-                let dir = tempfile::Builder::new()
-                    .prefix("roster-samba-")
-                    .tempdir()
-                    .context("could not create a temporary folder for Samba")?;
-                Self::build_and_launch(InstanceDir::Temporary(dir), programs, &template, &opts, &base_ou_dns)
-            }
-            Some(dir) => {
-                let dir = prepare_given_dir(dir)?;
-                let started =
-                    Self::build_and_launch(InstanceDir::Kept(dir.clone()), programs, &template, &opts, &base_ou_dns);
-                if started.is_err() {
-                    // Half an instance would make the folder look taken to the next start.
-                    empty_folder(&dir);
-                }
-                started
-            }
-        }
+        instance::build_in(opts.dir.as_deref(), &KIND, |dir| {
+            Self::build_and_launch(dir, programs, &template, &opts, &base_ou_dns)
+        })
     }
 
     fn build_and_launch(
@@ -254,23 +222,19 @@ impl SambaDc {
 
     /// Whether `dir` holds an instance that [`SambaDc::attach`] can use.
     pub fn exists_in(dir: &Path) -> bool {
-        dir.join(STATE_FILE).is_file()
+        instance::exists_in(dir)
     }
 
     /// A handle on the instance that [`SambaDc::start`] built in `dir` before, running or not
     /// (see [`SambaDc::is_running`]). The handle is detached: dropping it leaves samba as it is;
     /// [`SambaDc::stop`] and [`SambaDc::start_again`] work on it.
     pub fn attach(dir: &Path) -> Result<SambaDc> {
-        let dir = dir.canonicalize().with_context(|| format!("no instance folder {}", dir.display()))?;
-        let state = InstanceState::read(&dir)?;
-        let password_path = dir.join(ADMIN_PASSWORD_FILE);
-        let admin_password = fs::read_to_string(&password_path)
-            .with_context(|| format!("could not read {}", password_path.display()))?;
+        let (dir, state) = InstanceState::read(dir, &KIND)?;
         let defaults = SambaOptions::default();
         Ok(SambaDc {
+            ip: state.parse("ip", "an IPv4 address")?,
+            admin_password: read_secret(&dir.join(ADMIN_PASSWORD_FILE))?,
             dir: InstanceDir::Kept(dir),
-            ip: state.ip,
-            admin_password,
             programs: Programs::find()?,
             samba: None,
             address: None,
@@ -289,10 +253,7 @@ impl SambaDc {
             bail!("this Samba DC exits with the process that started it: start it with `detachable: true`");
         }
         self.stop_on_drop = false;
-        self.dir = match std::mem::replace(&mut self.dir, InstanceDir::Kept(PathBuf::new())) {
-            InstanceDir::Temporary(temporary) => InstanceDir::Kept(temporary.keep()),
-            kept => kept,
-        };
+        self.dir.keep();
         // Dropping the Child handle neither kills nor waits for samba.
         self.samba = None;
         if let Some(mut lease) = self.address.take() {
@@ -537,7 +498,7 @@ impl SambaDc {
         let conf_path = smb_conf_path(&dir);
         fs::write(&conf_path, smb_conf(&dir, self.ip, &tls_files))
             .with_context(|| format!("could not write {}", conf_path.display()))?;
-        InstanceState { ip: self.ip }.write(&dir)?;
+        InstanceState::write(&dir, &[("ip", self.ip.to_string())])?;
 
         let log_path = self.log_path();
         let log = OpenOptions::new()
@@ -622,33 +583,6 @@ impl Drop for SambaDc {
             // The DC outlives this handle (detached or attached), and so must its address.
             lease.keep_on_loopback();
         }
-    }
-}
-
-/// What [`SambaDc::attach`] needs to find a DC started by another process.
-struct InstanceState {
-    ip: Ipv4Addr,
-}
-
-impl InstanceState {
-    fn write(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(STATE_FILE);
-        fs::write(&path, format!("ip={}\n", self.ip)).with_context(|| format!("could not write {}", path.display()))
-    }
-
-    fn read(dir: &Path) -> Result<InstanceState> {
-        let path = dir.join(STATE_FILE);
-        let state = fs::read_to_string(&path)
-            .with_context(|| format!("no Samba instance in {} (no {STATE_FILE})", dir.display()))?;
-        let value = |key: &str| -> Result<&str> {
-            state
-                .lines()
-                .find_map(|line| line.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
-                .ok_or_else(|| anyhow!("{} has no {key}= line", path.display()))
-        };
-        Ok(InstanceState {
-            ip: value("ip")?.parse().with_context(|| format!("{}: ip is not an IPv4 address", path.display()))?,
-        })
     }
 }
 
@@ -772,29 +706,6 @@ fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Creates `dir` if missing and makes it absolute (smb.conf names its folders); it must be empty,
-/// so that everything in it is the instance's.
-fn prepare_given_dir(dir: &Path) -> Result<PathBuf> {
-    fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
-    let dir = dir.canonicalize().with_context(|| format!("could not resolve {}", dir.display()))?;
-    let mut entries = fs::read_dir(&dir).with_context(|| format!("could not list {}", dir.display()))?;
-    if entries.next().is_some() {
-        if SambaDc::exists_in(&dir) {
-            bail!("{} already holds a Samba instance: attach to it, or remove the folder", dir.display());
-        }
-        bail!("{} is not empty: an instance is built only in an empty or new folder", dir.display());
-    }
-    Ok(dir)
-}
-
-/// Removes what a failed start left in a folder that was empty before.
-fn empty_folder(dir: &Path) {
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
-    }
-}
-
 fn check_dir_length(dir: &Path) -> Result<()> {
     let length = dir.as_os_str().len();
     if length > MAX_DIR_PATH {
@@ -810,23 +721,7 @@ fn check_dir_length(dir: &Path) -> Result<()> {
 /// Meets AD's complexity rule (upper and lower case, a symbol, digits) with 128 random bits, and
 /// needs no quoting in a shell, LDIF or samba-tool's arguments.
 fn random_password() -> Result<String> {
-    let mut bytes = [0u8; 16];
-    std::io::Read::read_exact(&mut fs::File::open("/dev/urandom")?, &mut bytes)
-        .context("could not read /dev/urandom")?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("Roster-{hex}-7"))
-}
-
-fn write_secret(path: &Path, secret: &str) -> Result<()> {
-    // No trailing newline: `ldapsearch -y` takes the whole file as the password.
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut file| file.write_all(secret.as_bytes()))
-        .with_context(|| format!("could not write {}", path.display()))
+    Ok(format!("Roster-{}-7", random_hex()?))
 }
 
 #[cfg(test)]

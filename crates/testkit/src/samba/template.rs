@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use super::{ADMIN_PASSWORD_FILE, DOMAIN, HOST_NAME, REALM, random_password, write_secret};
+use super::{ADMIN_PASSWORD_FILE, DOMAIN, HOST_NAME, REALM, random_password};
+use crate::instance::write_secret;
 use crate::process::run;
 
 /// Shared by all processes whatever their `TMPDIR`, as the lock that guards it must be.
