@@ -594,6 +594,9 @@ pub struct SafetyConfig {
     /// Renames and moves (modify DN).
     #[serde(default = "default_rename_limit")]
     pub renames: Limit,
+    /// Persons taken out of groups (access lost).
+    #[serde(default = "default_group_removal_limit")]
+    pub group_removals: Limit,
     #[serde(default)]
     pub attribute_changes: Vec<AttributeLimit>,
     /// Largest allowed shrink of a complete source against the last good read, in percent.
@@ -617,6 +620,7 @@ impl Default for SafetyConfig {
             disables: default_disable_limit(),
             deletes: default_delete_limit(),
             renames: default_rename_limit(),
+            group_removals: default_group_removal_limit(),
             attribute_changes: Vec::new(),
             source_shrink_percent: default_shrink(),
             quarantine_after_failed_runs: default_quarantine_after(),
@@ -632,6 +636,9 @@ fn default_delete_limit() -> Limit {
 }
 fn default_rename_limit() -> Limit {
     Limit { count: Some(50), percent: Some(5.0) }
+}
+fn default_group_removal_limit() -> Limit {
+    Limit { count: Some(100), percent: Some(10.0) }
 }
 fn default_shrink() -> f64 {
     10.0

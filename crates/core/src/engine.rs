@@ -353,7 +353,14 @@ pub fn plan(input: &PlanInput) -> Plan {
         let mut disputed = false;
         let mut adopted = None;
         for t in &settings.targets {
-            if links.contains_key(&(t.name(), p.key.as_str())) {
+            // An account roster made in a run whose other operations did not all land (so the
+            // person and their login were never recorded) keeps the login it was made with.
+            if let Some(l) = links.get(&(t.name(), p.key.as_str())) {
+                let own = view_of(t).entries.iter().find(|e| e.object_id == l.object_id);
+                let login = own
+                    .and_then(|e| e.attrs.get(&AttrName::new(t.config.login_attribute.clone())))
+                    .and_then(|v| v.first().cloned());
+                adopted = adopted.or(login);
                 continue;
             }
             let matches: Vec<&TargetEntry> =
@@ -608,6 +615,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             env_ref.set("manager_dn", ExprValue::Text(manager_dn.clone().unwrap_or_default()));
             if rules.mappings.iter().any(|m| m.references_manager)
                 && let (None, Some(mgr)) = (&manager_dn, p.texts.get("manager"))
+                && mgr != &p.key
             {
                 planner.notice(
                     NoticeKind::ManagerMissing,
@@ -680,6 +688,10 @@ pub fn plan(input: &PlanInput) -> Plan {
                 }
             }
             if eval_failed {
+                // Held as they are: no group change either, until their values evaluate again.
+                if let Some((e, _)) = entry {
+                    untouchable.insert(normalize_dn(&e.dn));
+                }
                 continue;
             }
 
@@ -1075,6 +1087,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             &current,
             &people,
             &untouchable,
+            &snapshot.managed_groups.iter().filter(|g| g.target == rules.name()).map(|g| g.dn.as_str()).collect::<Vec<_>>(),
             &mut containers_planned,
         );
     }
@@ -1267,7 +1280,7 @@ fn person_env_with(
     env.set("key", ExprValue::Text(text(&p.key)));
     env.set("login", ExprValue::Text(text(login)));
     env.set("state", ExprValue::Text(p.decision.state.as_str().to_string()));
-    env.set("affiliation", ExprValue::Text(p.texts.get("affiliation").cloned().unwrap_or_default()));
+    env.set("affiliation", ExprValue::Text(text(p.texts.get("affiliation").map(String::as_str).unwrap_or_default())));
     env.set("manager_dn", ExprValue::Text(String::new()));
     env.set("today", ExprValue::Text(today.format("%Y-%m-%d").to_string()));
     env.set("account_expires", ExprValue::Text(account_expires(settings, p)));
@@ -1500,6 +1513,7 @@ fn plan_groups(
     current: &HashMap<&str, (&TargetEntry, bool)>,
     people: &[Evaluated],
     untouchable: &BTreeSet<String>,
+    managed_groups: &[&str],
     containers_planned: &mut BTreeSet<String>,
 ) {
     let ad = is_ad(rules);
@@ -1527,7 +1541,11 @@ fn plan_groups(
     for g in &view.groups {
         existing.insert(normalize_dn(&g.dn), g);
     }
-    let all: BTreeSet<&String> = existing.keys().chain(wanted.keys()).collect();
+    // roster owns the groups its rules name now, and those it created or filled before; any other
+    // group in the managed subtrees is left alone, whatever the mode.
+    let recorded: BTreeSet<String> = managed_groups.iter().map(|g| normalize_dn(g)).collect();
+    let all: BTreeSet<&String> =
+        existing.keys().filter(|n| wanted.contains_key(*n) || recorded.contains(*n)).chain(wanted.keys()).collect();
     let empty = BTreeMap::new();
     for norm in all {
         let want = wanted.get(norm).map(|(_, _, m)| m).unwrap_or(&empty);
@@ -1726,6 +1744,12 @@ fn check_safety(
         "persons renamed or moved",
         persons_with(&|a| matches!(a, Action::Rename { .. })),
         settings.safety.renames,
+    );
+    check(
+        "group_removals",
+        "persons removed from groups",
+        persons_with(&|a| matches!(a, Action::RemoveMember { .. })),
+        settings.safety.group_removals,
     );
     for limit in &settings.safety.attribute_changes {
         let watched: Vec<AttrName> = limit.attributes.iter().map(|a| AttrName::new(a.clone())).collect();

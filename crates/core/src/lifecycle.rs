@@ -161,6 +161,14 @@ pub fn affiliation_state(
     };
     let started = a.hire_date.is_some_and(|h| h <= today);
 
+    if status_in(&a.status, &cfg.status.rescinded) && started {
+        // Rescinded after day one is an HR mistake or a quick exit, not a hire that never
+        // happened: the account is disabled as a leaver's, never deleted at once.
+        return leaver(
+            left_on.unwrap_or(today),
+            format!("leaver: status {:?} after the hire date", a.status.as_deref().unwrap_or_default()),
+        );
+    }
     if status_in(&a.status, &cfg.status.rescinded) {
         return StateDecision {
             state: LifecycleState::Rescinded,

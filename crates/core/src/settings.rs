@@ -153,10 +153,10 @@ impl Checker<'_> {
 }
 
 /// A person with every attribute filled, to try each expression on before anything runs.
-pub fn sample_env(attributes: &BTreeSet<String>) -> Env {
+pub fn sample_env(attributes: &BTreeSet<String>, dates: &BTreeSet<String>) -> Env {
     let mut env = Env::new();
     for name in attributes {
-        let value = if crate::config::LIFECYCLE_DATE_ATTRIBUTES.contains(&name.as_str()) {
+        let value = if crate::config::LIFECYCLE_DATE_ATTRIBUTES.contains(&name.as_str()) || dates.contains(name) {
             "2026-01-15".to_string()
         } else {
             format!("Sample{}", pcase_word(name))
@@ -276,7 +276,8 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     }
 
     let known_person = |name: &str| attributes.contains(name) || BUILTIN_VARIABLES.contains(&name);
-    let env = sample_env(&attributes);
+    let dates: BTreeSet<String> = cfg.source.iter().flat_map(|s| s.date_attributes.iter().cloned()).collect();
+    let env = sample_env(&attributes, &dates);
 
     let mut candidates = Vec::new();
     if cfg.login.candidates.is_empty() {
@@ -295,6 +296,12 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         }
     }
     let fallback = ck.expr("login.fallback", &cfg.login.fallback, &no_login);
+    if let Some(f) = &fallback
+        && let Some(v) = ck.sample("login.fallback", &cfg.login.fallback, f, &env)
+        && let Err(err) = v.into_text()
+    {
+        ck.error("login.fallback", Some(cfg.login.fallback.span()), format!("expected text: {err}"));
+    }
     if cfg.login.max_length == 0 {
         ck.error("login.max_length", None, "expected a positive length");
     }
@@ -413,6 +420,13 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             }
             None => {}
         }
+        if !ad && !t.disable.lock && t.disable.move_to.is_none() && t.disable.set.is_empty() {
+            ck.error(
+                format!("{key}.disable"),
+                None,
+                "expected a way to disable accounts (lock = true with OpenLDAP's ppolicy, move_to, or set): without one a leaver's account would stay usable",
+            );
+        }
         if t.disable.lock && ad {
             ck.error(format!("{key}.disable.lock"), None, "Active Directory accounts are disabled through userAccountControl; the ppolicy lock is for OpenLDAP");
         }
@@ -460,7 +474,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         for (attr, src) in &t.disable.set {
             let dkey = format!("{key}.disable.set.{attr}");
             if let Some(expr) = ck.expr(&dkey, src, &known_person) {
-                ck.sample(&dkey, src, &expr, &env);
+                if let Some(v) = ck.sample(&dkey, src, &expr, &env)
+                    && let Err(e) = v.into_texts()
+                {
+                    ck.error(&dkey, Some(src.span()), format!("expected text or a list of texts: {e}"));
+                }
                 disable_set.push((AttrName::new(attr.clone()), expr));
             }
         }
@@ -524,12 +542,27 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         }
     }
 
-    for (name, limit) in
-        [("disables", cfg.safety.disables), ("deletes", cfg.safety.deletes), ("renames", cfg.safety.renames)]
-    {
-        if limit.percent.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
+    let percent_ok = |p: Option<f64>| p.is_none_or(|p| (0.0..=100.0).contains(&p));
+    for (name, limit) in [
+        ("disables", cfg.safety.disables),
+        ("deletes", cfg.safety.deletes),
+        ("renames", cfg.safety.renames),
+        ("group_removals", cfg.safety.group_removals),
+    ] {
+        if !percent_ok(limit.percent) {
             ck.error(format!("safety.{name}.percent"), None, "expected a percentage from 0 to 100");
         }
+    }
+    for (i, limit) in cfg.safety.attribute_changes.iter().enumerate() {
+        if limit.attributes.is_empty() {
+            ck.error(format!("safety.attribute_changes[{i}].attributes"), None, "expected at least one attribute");
+        }
+        if !percent_ok(limit.percent) {
+            ck.error(format!("safety.attribute_changes[{i}].percent"), None, "expected a percentage from 0 to 100");
+        }
+    }
+    if !percent_ok(Some(cfg.safety.source_shrink_percent)) {
+        ck.error("safety.source_shrink_percent", None, "expected a percentage from 0 to 100");
     }
 
     if !ck.errors.is_empty() {

@@ -83,6 +83,17 @@ pub struct Snapshot {
     /// Persons whose operations in a target failed in consecutive runs.
     #[serde(default)]
     pub failures: Vec<Failure>,
+    /// Groups roster created or added members to: its rules own them (with the groups the rules
+    /// name in a run); other groups are never touched.
+    #[serde(default)]
+    pub managed_groups: Vec<ManagedGroup>,
+}
+
+/// A group roster owns in a target.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ManagedGroup {
+    pub target: String,
+    pub dn: String,
 }
 
 /// A person whose operations in one target have failed in `runs` consecutive runs.

@@ -28,6 +28,7 @@ bind_dn = "cn=roster,dc=example,dc=org"
 bind_password = "env:PW"
 managed = ["ou=people,dc=example,dc=org"]
 dn = '"uid=" + login + ",ou=people,dc=example,dc=org"'
+disable = { lock = true }
 [target.attributes]
 cn = 'given_name + " " + family_name'
 "#;
@@ -142,4 +143,21 @@ fn a_group_rule_must_give_dns_and_a_condition() {
     let keys: Vec<String> = errors(&text).into_iter().map(|e| e.key).collect();
     assert!(keys.contains(&"target[0].groups[0].dn".to_string()), "{keys:?}");
     assert!(keys.contains(&"target[0].groups[0].when".to_string()), "{keys:?}");
+}
+
+#[test]
+fn an_ldap_target_must_have_a_way_to_disable() {
+    let text = GOOD.replace("disable = { lock = true }\n", "");
+    let e = errors(&text);
+    assert_eq!(e[0].key, "target[0].disable");
+}
+
+#[test]
+fn percentages_and_sample_evaluations_are_checked() {
+    let text = format!("{GOOD}\n[safety]\nsource_shrink_percent = 250\nattribute_changes = [{{ attributes = [], count = 1 }}]\n");
+    let keys: Vec<String> = errors(&text).into_iter().map(|e| e.key).collect();
+    assert!(keys.contains(&"safety.source_shrink_percent".to_string()), "{keys:?}");
+    assert!(keys.contains(&"safety.attribute_changes[0].attributes".to_string()), "{keys:?}");
+    let fallback = GOOD.replace("[login]\n", "[login]\nfallback = 'size(key) > 1'\n");
+    assert_eq!(errors(&fallback)[0].key, "login.fallback");
 }

@@ -14,7 +14,7 @@ use roster_core::render::render;
 use roster_core::settings::{Settings, load};
 use roster_core::source::{FieldValue, Location, QuarantinedRow, Record, SourceRead};
 use roster_core::state::{
-    Link, Snapshot, StoredPerson, TargetEntry, TargetGroup, TargetView, Tombstone, UnfinishedCreate,
+    Link, ManagedGroup, Snapshot, StoredPerson, TargetEntry, TargetGroup, TargetView, Tombstone, UnfinishedCreate,
 };
 use serde::Deserialize;
 
@@ -94,6 +94,14 @@ impl Sim {
     fn entry_mut(&mut self, dn: &str) -> &mut TargetEntry {
         let n = normalize_dn(dn);
         self.view.entries.iter_mut().find(|e| normalize_dn(&e.dn) == n).unwrap_or_else(|| panic!("no entry {dn}"))
+    }
+
+    /// As the store does: a group roster created or added a member to is roster's from then on.
+    fn own_group(&mut self, target: &str, dn: &str) {
+        let group = ManagedGroup { target: target.to_string(), dn: dn.to_string() };
+        if !self.snapshot.managed_groups.contains(&group) {
+            self.snapshot.managed_groups.push(group);
+        }
     }
 
     fn link_mut(&mut self, person: &str) -> Option<&mut Link> {
@@ -241,6 +249,7 @@ impl Sim {
                     }
                 }
                 Action::CreateGroup { dn, members, .. } => {
+                    self.own_group(&op.target, dn);
                     self.next_id += 1;
                     self.view.groups.push(TargetGroup {
                         object_id: format!("uuid-{}", self.next_id),
@@ -249,6 +258,7 @@ impl Sim {
                     });
                 }
                 Action::AddMember { group, member } => {
+                    self.own_group(&op.target, group);
                     let g = self
                         .view
                         .groups

@@ -31,8 +31,11 @@ pub struct InitArgs {
 
 /// The starter configuration for these settings.
 pub fn render_config(ldap_url: &str, base: &str, bind_dn: &str, ca_file: Option<&Path>) -> String {
+    // A plain ldap:// URL is upgraded with StartTLS: roster never sends a bind password in clear.
+    let starttls = if ldap_url.starts_with("ldap://") { ", starttls = true" } else { "" };
     let tls = match ca_file {
-        Some(ca) => format!("tls = {{ ca_file = {:?} }}", ca.display().to_string()),
+        Some(ca) => format!("tls = {{ ca_file = {:?}{starttls} }}", ca.display().to_string()),
+        None if !starttls.is_empty() => "tls = { starttls = true }".to_string(),
         None => "# tls = { ca_file = \"ca.pem\" }      # trust this CA instead of the system's".to_string(),
     };
     CONFIG_TEMPLATE
@@ -79,5 +82,8 @@ mod tests {
         let without_ca =
             render_config("ldaps://ldap.example.org:636", "dc=corp,dc=example", "cn=roster,dc=corp,dc=example", None);
         assert!(roster_core::settings::load(&without_ca, "roster.toml").is_ok());
+        let plain = render_config("ldap://ldap.example.org:389", "dc=example,dc=org", "cn=roster,dc=example,dc=org", None);
+        assert!(plain.contains("starttls = true"), "{plain}");
+        assert!(roster_core::settings::load(&plain, "roster.toml").is_ok());
     }
 }
