@@ -8,20 +8,22 @@
 mod config;
 
 use std::ffi::OsStr;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::instance::{self, InstanceDir, InstanceState, ServerKind, random_hex, read_secret, write_secret};
 use crate::ldif::percent_encode;
-use crate::process::{command_line, describe, is_alive, log_since, require_program, run, send_signal, wait_until};
+use crate::process::{
+    Spawned, Startup, command_line, has_exited, is_alive, read_pid_file, require_program, run, send_signal,
+    spawn_logging_to, wait_for_answer, wait_until,
+};
 use crate::tls;
 use config::{ServerConfig, config_dir, data_dir, pid_file};
 
@@ -31,7 +33,6 @@ const START_ATTEMPTS: u32 = 5;
 const MAX_SOCKET_PATH: usize = 107;
 const KIND: ServerKind = ServerKind { name: "OpenLDAP", an_instance: "an OpenLDAP instance" };
 const LOG_FILE: &str = "slapd.log";
-const LOG_LINES_IN_ERRORS: usize = 40;
 
 /// How to start an [`OpenLdap`].
 #[derive(Debug, Clone)]
@@ -258,7 +259,7 @@ impl OpenLdap {
             let pid = child.id();
             if child.try_wait()?.is_none() {
                 send_signal(pid, "TERM")?;
-                let exited = wait_until(Duration::from_secs(10), || !matches!(child.try_wait(), Ok(None)));
+                let exited = wait_until(Duration::from_secs(10), || has_exited(&mut child));
                 if !exited {
                     child.kill().with_context(|| format!("could not kill slapd (pid {pid})"))?;
                 }
@@ -298,7 +299,7 @@ impl OpenLdap {
     /// named by the instance's pid file and still alive.
     pub fn is_running(&mut self) -> bool {
         if let Some(child) = &mut self.slapd {
-            return matches!(child.try_wait(), Ok(None));
+            return !has_exited(child);
         }
         self.running_pid().is_some()
     }
@@ -306,7 +307,7 @@ impl OpenLdap {
     /// The process id of this instance's slapd, from its pid file, when that process is alive
     /// and is slapd serving this folder (a stale pid file may name an unrelated process).
     pub fn running_pid(&self) -> Option<u32> {
-        let pid: u32 = fs::read_to_string(pid_file(self.dir())).ok()?.trim().parse().ok()?;
+        let pid = read_pid_file(&pid_file(self.dir()))?;
         let ours = command_line(pid)
             .is_some_and(|line| line.contains("slapd") && line.contains(&*config_dir(self.dir()).to_string_lossy()));
         (ours && is_alive(pid)).then_some(pid)
@@ -484,54 +485,43 @@ impl OpenLdap {
     /// Starts slapd in the foreground of a child process (`-d`, so that it prints its errors to
     /// `slapd.log` instead of only to syslog as the daemon does) and waits until it answers.
     fn launch(&mut self) -> Result<Launch> {
-        let log_path = self.log_path();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("could not open {}", log_path.display()))?;
-        let log_start = log.metadata()?.len();
         let mut command = Command::new(&self.programs.slapd);
         command
             .args(["-d", &self.log_level])
             .arg("-F")
             .arg(config_dir(self.dir()))
             .args(["-h", &self.listen_urls()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+            .stdin(Stdio::null());
         if self.own_process_group {
             command.process_group(0);
         }
-        let described = describe(&command);
-        self.slapd = Some(command.spawn().with_context(|| format!("could not run `{described}`"))?);
-
-        let deadline = Instant::now() + self.start_timeout;
-        loop {
-            if let Some(status) = self.slapd.as_mut().expect("slapd was just started").try_wait()? {
+        let Spawned { mut child, described, log } = spawn_logging_to(&mut command, &self.log_path())?;
+        // As the admin: on a port that another instance took, binding fails, so the wait goes on
+        // until this slapd exits for want of its port.
+        let startup = wait_for_answer(&mut child, self.start_timeout, Duration::from_millis(25), || {
+            self.answers_as_admin(&self.url()) && self.ldaps_url().is_none_or(|url| self.answers_as_admin(&url))
+        });
+        self.slapd = Some(child);
+        match startup? {
+            Startup::Answering => Ok(Launch::Answering),
+            Startup::Exited(status) => {
                 self.slapd = None;
-                let log = log_since(&log_path, log_start, LOG_LINES_IN_ERRORS);
+                let log = log.read();
                 if log.contains("errno=98") {
                     return Ok(Launch::PortTaken { log });
                 }
                 bail!("slapd exited ({status}) before it answered; `{described}` printed:\n{log}");
             }
-            // As the admin: on a port that another instance took, binding fails, so the loop goes
-            // on until this slapd exits for want of its port.
-            if self.answers_as_admin(&self.url()) && self.ldaps_url().is_none_or(|url| self.answers_as_admin(&url)) {
-                return Ok(Launch::Answering);
-            }
-            if Instant::now() >= deadline {
+            Startup::TimedOut => {
                 let _ = self.stop();
-                let log = log_since(&log_path, log_start, LOG_LINES_IN_ERRORS);
                 bail!(
-                    "slapd did not answer as {} on {} within {:?}; `{described}` printed:\n{log}",
+                    "slapd did not answer as {} on {} within {:?}; `{described}` printed:\n{}",
                     self.admin_dn,
                     self.ports_text(),
-                    self.start_timeout
+                    self.start_timeout,
+                    log.read()
                 );
             }
-            thread::sleep(Duration::from_millis(25));
         }
     }
 

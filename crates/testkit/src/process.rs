@@ -1,9 +1,11 @@
-//! Finding the servers' programs, running them, and stopping the processes they leave.
+//! Finding the servers' programs, running them, waiting until a server answers, and stopping the
+//! processes they leave.
 
 use std::ffi::OsStr;
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,8 @@ use anyhow::{Context, Result, anyhow, bail};
 /// Where a program is looked for after `PATH`: a non-root user's `PATH` on Debian lacks the
 /// `sbin` folders that hold `slapd` and `slapadd`.
 const EXTRA_PROGRAM_DIRS: [&str; 3] = ["/usr/sbin", "/sbin", "/usr/bin"];
+/// How much of what a server printed an error message quotes.
+const LOG_LINES_IN_ERRORS: usize = 40;
 
 /// The absolute path of `program`, or an error that says which package is missing and how to
 /// install it.
@@ -82,6 +86,83 @@ pub(crate) fn run(command: &mut Command, stdin: Option<&str>) -> Result<String> 
     Ok(stdout)
 }
 
+/// A server started in a child process, printing to its log file.
+pub(crate) struct Spawned {
+    pub child: Child,
+    /// The command line, for error messages.
+    pub described: String,
+    pub log: LogTail,
+}
+
+/// Where in a log file a server's start began.
+pub(crate) struct LogTail {
+    path: PathBuf,
+    start: u64,
+}
+
+impl LogTail {
+    /// The last lines the server printed since its start, for an error message.
+    pub(crate) fn read(&self) -> String {
+        log_since(&self.path, self.start, LOG_LINES_IN_ERRORS)
+    }
+}
+
+/// Starts `command` with its standard output and error appended to `log_path`, so that what
+/// earlier starts printed stays there.
+pub(crate) fn spawn_logging_to(command: &mut Command, log_path: &Path) -> Result<Spawned> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .with_context(|| format!("could not open {}", log_path.display()))?;
+    let start = log.metadata()?.len();
+    command.stdout(log.try_clone()?).stderr(log);
+    let described = describe(command);
+    let child = command.spawn().with_context(|| format!("could not run `{described}`"))?;
+    Ok(Spawned { child, described, log: LogTail { path: log_path.to_owned(), start } })
+}
+
+/// How a server's start ended.
+pub(crate) enum Startup {
+    Answering,
+    Exited(ExitStatus),
+    TimedOut,
+}
+
+/// Polls every `poll` until the server in `child` exits or `answers` says it answers, or
+/// `timeout` has passed.
+pub(crate) fn wait_for_answer(
+    child: &mut Child,
+    timeout: Duration,
+    poll: Duration,
+    mut answers: impl FnMut() -> bool,
+) -> Result<Startup> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Startup::Exited(status));
+        }
+        if answers() {
+            return Ok(Startup::Answering);
+        }
+        if Instant::now() >= deadline {
+            return Ok(Startup::TimedOut);
+        }
+        thread::sleep(poll);
+    }
+}
+
+/// Whether the child has exited (or can no longer be asked).
+pub(crate) fn has_exited(child: &mut Child) -> bool {
+    !matches!(child.try_wait(), Ok(None))
+}
+
+/// The process id in a server's pid file, if there is one; whether it is still the server's is
+/// for the caller to check.
+pub(crate) fn read_pid_file(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 /// Whether a process with this id exists and has not exited (a zombie, exited but not yet
 /// reaped by its parent, counts as gone).
 pub(crate) fn is_alive(pid: u32) -> bool {
@@ -123,7 +204,7 @@ pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> b
 
 /// Reads `path` from byte `offset` on, keeping at most the last `max_lines` lines: what a program
 /// logged since a given moment.
-pub(crate) fn log_since(path: &Path, offset: u64, max_lines: usize) -> String {
+fn log_since(path: &Path, offset: u64, max_lines: usize) -> String {
     let Ok(bytes) = std::fs::read(path) else { return format!("(no log at {})", path.display()) };
     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
     let text = String::from_utf8_lossy(&bytes[start..]);
@@ -161,6 +242,20 @@ mod tests {
     #[test]
     fn stdin_reaches_the_program() {
         assert_eq!(run(&mut Command::new("cat"), Some("hello")).unwrap(), "hello");
+    }
+
+    #[test]
+    fn a_server_that_exits_is_reported_with_what_it_printed_this_time() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let log_path = dir.path().join("server.log");
+        std::fs::write(&log_path, "an earlier start\n")?;
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo failing; exit 3"]);
+        let Spawned { mut child, log, .. } = spawn_logging_to(&mut command, &log_path)?;
+        let startup = wait_for_answer(&mut child, Duration::from_secs(10), Duration::from_millis(5), || false)?;
+        assert!(matches!(startup, Startup::Exited(status) if status.code() == Some(3)));
+        assert_eq!(log.read(), "failing");
+        Ok(())
     }
 
     #[test]

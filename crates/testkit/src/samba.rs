@@ -15,19 +15,21 @@ mod template;
 mod tls;
 
 use std::ffi::OsStr;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::instance::{self, InstanceDir, InstanceState, ServerKind, random_hex, read_secret};
 use crate::ldif::attr;
-use crate::process::{describe, is_alive, log_since, require_program, run, send_signal, wait_until};
+use crate::process::{
+    Spawned, Startup, has_exited, is_alive, read_pid_file, require_program, run, send_signal, spawn_logging_to,
+    wait_for_answer, wait_until,
+};
 use crate::tls::TlsFiles;
 use address::AddressLease;
 
@@ -40,7 +42,6 @@ const ADMIN_UPN: &str = "Administrator@EXAMPLE.TEST";
 const ADMIN_PASSWORD_FILE: &str = "admin.password";
 const KIND: ServerKind = ServerKind { name: "Samba", an_instance: "a Samba instance" };
 const LOG_FILE: &str = "samba.log";
-const LOG_LINES_IN_ERRORS: usize = 40;
 /// Longest socket path Samba makes in the folder (`private/ldap_priv/ldapi`), against the 107
 /// bytes of `sun_path`.
 const MAX_DIR_PATH: usize = 107 - "/private/ldap_priv/ldapi".len();
@@ -269,12 +270,11 @@ impl SambaDc {
         if let Some(RunningSamba { mut child, stdin }) = self.samba.take() {
             let pid = child.id();
             if child.try_wait()?.is_none() {
-                let exited = |child: &mut Child| !matches!(child.try_wait(), Ok(None));
                 match stdin {
                     Some(stdin) => drop(stdin),
                     None => send_signal(pid, "TERM")?,
                 }
-                if !wait_until(Duration::from_secs(10), || exited(&mut child)) {
+                if !wait_until(Duration::from_secs(10), || has_exited(&mut child)) {
                     kill_group(pid)?;
                 }
                 child.wait().with_context(|| format!("could not wait for samba (pid {pid}) to exit"))?;
@@ -310,7 +310,7 @@ impl SambaDc {
     /// named by the instance's pid file and still alive.
     pub fn is_running(&mut self) -> bool {
         if let Some(running) = &mut self.samba {
-            return matches!(running.child.try_wait(), Ok(None));
+            return !has_exited(&mut running.child);
         }
         self.running_pid().is_some()
     }
@@ -319,7 +319,7 @@ impl SambaDc {
     /// is a samba with files open in this folder (a stale pid file may name an unrelated process;
     /// samba renames its processes, so the command line does not tell).
     pub fn running_pid(&self) -> Option<u32> {
-        let pid: u32 = fs::read_to_string(pid_file(self.dir())).ok()?.trim().parse().ok()?;
+        let pid = read_pid_file(&pid_file(self.dir()))?;
         let is_samba =
             fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.file_name() == Some(OsStr::new("samba")));
         let serves_this_folder = fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
@@ -500,13 +500,6 @@ impl SambaDc {
             .with_context(|| format!("could not write {}", conf_path.display()))?;
         InstanceState::write(&dir, &[("ip", self.ip.to_string())])?;
 
-        let log_path = self.log_path();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("could not open {}", log_path.display()))?;
-        let log_start = log.metadata()?.len();
         let mut command = Command::new(&self.programs.samba);
         // One process for all services: starts faster, and stopping it stops the DC.
         command.args(["--model=single", &format!("--debuglevel={}", self.log_level), "--configfile"]).arg(&conf_path);
@@ -517,42 +510,33 @@ impl SambaDc {
             // closes, which happens however this process ends.
             command.arg("--interactive").stdin(Stdio::piped());
         }
-        command.stdout(log.try_clone()?).stderr(log);
-        let described = describe(&command);
-        let mut child = command.spawn().with_context(|| format!("could not run `{described}`"))?;
+        let Spawned { mut child, described, log } = spawn_logging_to(&mut command, &self.log_path())?;
         let stdin = child.stdin.take();
+        let startup =
+            wait_for_answer(&mut child, self.start_timeout, Duration::from_millis(50), || self.answers_as_admin());
         self.samba = Some(RunningSamba { child, stdin });
-
-        let deadline = Instant::now() + self.start_timeout;
-        loop {
-            let running = self.samba.as_mut().expect("samba was just started");
-            if let Some(status) = running.child.try_wait()? {
+        match startup? {
+            Startup::Answering => {}
+            Startup::Exited(status) => {
                 self.samba = None;
-                let log = log_since(&log_path, log_start, LOG_LINES_IN_ERRORS);
-                bail!("samba exited ({status}) before it answered; `{described}` printed:\n{log}");
+                bail!("samba exited ({status}) before it answered; `{described}` printed:\n{}", log.read());
             }
-            if self.answers_as_admin() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                let log = log_since(&log_path, log_start, LOG_LINES_IN_ERRORS);
-                bail!(
-                    "samba did not answer a bind as {ADMIN_UPN} on {} within {:?}; `{described}` printed:\n{log}",
-                    self.ldap_url(),
-                    self.start_timeout
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
+            Startup::TimedOut => bail!(
+                "samba did not answer a bind as {ADMIN_UPN} on {} within {:?}; `{described}` printed:\n{}",
+                self.ldap_url(),
+                self.start_timeout,
+                log.read()
+            ),
         }
         // LDAPS is served by the same task as LDAP, but a key or certificate that samba refuses
         // only shows on the first TLS connection.
         let mut over_ldaps = self.admin_tool(&self.programs.ldapsearch);
         if let Err(error) = run(over_ldaps.args(["-b", "", "-s", "base", "1.1"]), None) {
-            let log = log_since(&log_path, log_start, LOG_LINES_IN_ERRORS);
             bail!(
-                "samba answers on {} but not over LDAPS on {}: {error:#}\nsamba printed:\n{log}",
+                "samba answers on {} but not over LDAPS on {}: {error:#}\nsamba printed:\n{}",
                 self.ldap_url(),
-                self.ldaps_url()
+                self.ldaps_url(),
+                log.read()
             );
         }
         Ok(())
