@@ -57,7 +57,16 @@ pub struct TimeConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
+    /// A CSV export (`path`).
     Csv,
+    /// An Excel workbook (`path`, `sheet`, `header_row`).
+    Xlsx,
+    /// A JSON document holding an array of objects (`path`, `records`).
+    Json,
+    /// JSON Lines: one object per line (`path`).
+    Jsonl,
+    /// A SQL query against PostgreSQL, MariaDB/MySQL or SQLite (`url`, `query`).
+    Sql,
 }
 
 /// Text encoding of a file source.
@@ -81,8 +90,20 @@ pub struct SourceConfig {
     /// A short name, used in messages, the plan and the store. Must be unique.
     pub name: String,
     pub kind: SourceKind,
-    /// The export file, relative to the config file's folder.
-    pub path: PathBuf,
+    /// The export file (csv, xlsx, json, jsonl), relative to the config file's folder.
+    pub path: Option<PathBuf>,
+    /// xlsx: the worksheet to read. Default: the first one.
+    pub sheet: Option<String>,
+    /// xlsx: the 1-based row that holds the column headers. Default 1.
+    pub header_row: Option<u32>,
+    /// json: the dotted path to the array of records (e.g. `Report_Entry` for a Workday report,
+    /// `d.results` for OData). Default: the document itself is the array.
+    pub records: Option<String>,
+    /// sql: a secret reference (`env:NAME` or `file:PATH`) holding the connection URL
+    /// (`postgres://…`, `mysql://…`, `sqlite://…`), which may carry a password.
+    pub url: Option<SecretRef>,
+    /// sql: the query; its result columns are what `columns` maps.
+    pub query: Option<String>,
     /// True when the export lists everyone: a person missing from a complete read has gone.
     #[serde(default)]
     pub complete: bool,

@@ -266,6 +266,39 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             Some(text) if NaiveDate::parse_from_str(&text, &s.date_format).ok() == Some(probe) => {}
             _ => ck.error(format!("{key}.date_format"), None, format!("{:?} is not a chrono date format that reads back a full date (expected e.g. \"%Y-%m-%d\" or \"%d.%m.%Y\")", s.date_format)),
         }
+        use crate::config::SourceKind;
+        let file_kind = matches!(s.kind, SourceKind::Csv | SourceKind::Xlsx | SourceKind::Json | SourceKind::Jsonl);
+        if file_kind && s.path.is_none() {
+            ck.error(format!("{key}.path"), None, "expected the path of the export file");
+        }
+        if s.kind == SourceKind::Sql {
+            if s.url.is_none() {
+                ck.error(format!("{key}.url"), None, "expected a secret reference to the connection URL, e.g. \"env:HR_DATABASE_URL\"");
+            }
+            if s.query.as_deref().is_none_or(|q| q.trim().is_empty()) {
+                ck.error(format!("{key}.query"), None, "expected the SQL query that reads the records");
+            }
+        }
+        if let Some(url) = &s.url
+            && !(url.0.starts_with("env:") || url.0.starts_with("file:"))
+        {
+            ck.error(format!("{key}.url"), None, "expected a secret reference \"env:NAME\" or \"file:PATH\"; a URL may carry a password and is never written in the config");
+        }
+        for (field, set, kinds) in [
+            ("sheet", s.sheet.is_some(), &[SourceKind::Xlsx][..]),
+            ("header_row", s.header_row.is_some(), &[SourceKind::Xlsx][..]),
+            ("records", s.records.is_some(), &[SourceKind::Json][..]),
+            ("url", s.url.is_some(), &[SourceKind::Sql][..]),
+            ("query", s.query.is_some(), &[SourceKind::Sql][..]),
+            ("path", s.path.is_some() && !file_kind, &[][..]),
+        ] {
+            if set && !kinds.contains(&s.kind) {
+                ck.error(format!("{key}.{field}"), None, format!("{field} does not apply to a {:?} source", s.kind).to_lowercase());
+            }
+        }
+        if s.header_row == Some(0) {
+            ck.error(format!("{key}.header_row"), None, "rows are numbered from 1");
+        }
         if !s.delimiter.is_ascii() {
             ck.error(
                 format!("{key}.delimiter"),

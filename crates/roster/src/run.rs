@@ -10,6 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use roster_connectors::source::csv::read_csv;
 use roster_connectors::target::{ErrorKind, LdapTarget};
+use roster_core::config::SourceKind;
 use roster_core::engine::{PlanInput, plan, view_attributes};
 use roster_core::plan::{Action, Operation, Plan};
 use roster_core::render::render;
@@ -77,12 +78,18 @@ async fn open_store(loaded: &Loaded) -> Result<Store> {
 async fn read_sources(loaded: &Loaded) -> Result<Vec<SourceRead>> {
     let mut reads = Vec::new();
     for source in &loaded.settings.sources {
-        let path = loaded.config_dir.join(&source.path);
+        let path = loaded.config_dir.join(source.path.clone().unwrap_or_default());
         let config = source.clone();
-        let read = tokio::task::spawn_blocking(move || read_csv(&config, &path))
-            .await
-            .context("the source reader stopped")?
-            .with_context(|| format!("source {}: nothing was planned", source.name))?;
+        let read = match source.kind {
+            SourceKind::Csv => tokio::task::spawn_blocking(move || read_csv(&config, &path))
+                .await
+                .context("the source reader stopped")?
+                .with_context(|| format!("source {}: nothing was planned", source.name))?,
+            other => bail!(UsageError(format!(
+                "source {}: kind {other:?} is not supported by this build of roster yet",
+                source.name
+            ))),
+        };
         tracing::info!(source = %source.name, records = read.records.len(), quarantined = read.quarantined.len(), "source read");
         reads.push(read);
     }
@@ -358,10 +365,12 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
     let mut troubled_persons: BTreeSet<String> = BTreeSet::new();
     let (mut done, mut failed, mut skipped) = (0u64, 0u64, 0u64);
     let bar = progress(plan.operations.len());
+    let failpoint = Failpoint::from_env();
     for batch in plan.operations.chunks(BATCH) {
         fresh.store.record_intents(run, batch).await.context("recording intents in the store")?;
         let mut results: Vec<(Operation, Outcome)> = Vec::with_capacity(batch.len());
         for op in batch {
+            Failpoint::BeforeSend(op.id).abort_if(failpoint);
             let outcome = match op.depends_on.iter().find(|d| !landed.get(**d).copied().unwrap_or(false)) {
                 Some(dep) => {
                     Outcome::Skipped { reason: format!("operation #{dep}, which this one depends on, did not land") }
@@ -374,6 +383,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
                     },
                 },
             };
+            Failpoint::AfterSend(op.id).abort_if(failpoint);
             match &outcome {
                 Outcome::Done(_) => {
                     done += 1;
@@ -397,12 +407,64 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
             bar.inc(1);
         }
         fresh.store.record_outcomes(run, &results).await.context("recording outcomes in the store")?;
+        for op in batch {
+            Failpoint::AfterOutcome(op.id).abort_if(failpoint);
+        }
     }
     bar.finish_and_clear();
     let updates: Vec<_> = plan.person_updates.iter().filter(|u| !troubled_persons.contains(&u.key)).cloned().collect();
     fresh.store.commit_persons(&updates, plan.as_of).await.context("recording persons in the store")?;
     Ok((done, failed, skipped))
 }
+
+// --- Test hook: failpoints. Inert unless ROSTER_FAILPOINT is set. ---
+
+/// A test hook for the crash tests (`crates/roster/tests/crash.rs`), not a feature: when the
+/// environment variable `ROSTER_FAILPOINT` holds `KIND:N`, the apply aborts the process at that
+/// point with [`std::process::abort`], which, like SIGKILL, runs no destructor and flushes nothing.
+/// Read once at the start of an apply; does nothing unless set.
+///
+/// - `before_send:N`: the intents of op N's batch are recorded, op N is about to be sent (the ops
+///   before it in the batch were sent, their outcomes not recorded);
+/// - `after_send:N`: op N came back from the target, its outcome is not recorded;
+/// - `after_outcome:N`: the outcomes of op N's batch are recorded (for the last batch, the persons
+///   are not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failpoint {
+    BeforeSend(usize),
+    AfterSend(usize),
+    AfterOutcome(usize),
+}
+
+impl Failpoint {
+    const VARIABLE: &str = "ROSTER_FAILPOINT";
+
+    fn from_env() -> Option<Failpoint> {
+        let value = std::env::var(Self::VARIABLE).ok()?;
+        let parsed = value.split_once(':').and_then(|(kind, op)| {
+            let op = op.parse().ok()?;
+            match kind {
+                "before_send" => Some(Failpoint::BeforeSend(op)),
+                "after_send" => Some(Failpoint::AfterSend(op)),
+                "after_outcome" => Some(Failpoint::AfterOutcome(op)),
+                _ => None,
+            }
+        });
+        if parsed.is_none() {
+            tracing::warn!("{}={value:?} is not before_send:N, after_send:N or after_outcome:N; ignored", Self::VARIABLE);
+        }
+        parsed
+    }
+
+    fn abort_if(self, armed: Option<Failpoint>) {
+        if armed == Some(self) {
+            eprintln!("{}: aborting at {self:?}", Self::VARIABLE);
+            std::process::abort();
+        }
+    }
+}
+
+// --- End of the test hook. ---
 
 /// Makes a new password, sets it, and hands it to the delivery. A password that was set but not
 /// delivered is a failed operation: the account's link keeps its password pending, and the next run
