@@ -6,6 +6,7 @@
 //! install script, so a test that needs a server it cannot find fails.
 
 mod instance;
+mod ldap_tools;
 mod ldif;
 mod openldap;
 mod process;

@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::instance::{self, InstanceDir, InstanceState, ServerKind, random_hex, read_secret, write_secret};
+use crate::ldap_tools::{Admin, LdapTools, client_command};
 use crate::ldif::percent_encode;
 use crate::process::{
     Spawned, Startup, command_line, has_exited, is_alive, read_pid_file, require_program, run, send_signal,
@@ -106,8 +107,7 @@ pub struct OpenLdap {
 
 struct Programs {
     slapd: PathBuf,
-    ldapsearch: PathBuf,
-    ldapmodify: PathBuf,
+    tools: LdapTools,
     ldapwhoami: PathBuf,
 }
 
@@ -115,8 +115,7 @@ impl Programs {
     fn find() -> Result<Programs> {
         Ok(Programs {
             slapd: require_program("slapd", "slapd")?,
-            ldapsearch: require_program("ldapsearch", "ldap-utils")?,
-            ldapmodify: require_program("ldapmodify", "ldap-utils")?,
+            tools: LdapTools::find()?,
             ldapwhoami: require_program("ldapwhoami", "ldap-utils")?,
         })
     }
@@ -378,36 +377,29 @@ impl OpenLdap {
     /// A command for one of the OpenLDAP client programs (`ldapsearch`, `ldapmodify`, ...), with
     /// the environment set to trust this instance's CA; add the arguments.
     pub fn ldap_command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut command = Command::new(program);
-        if let Some(ca) = self.ca_cert_path() {
-            command.env("LDAPTLS_CACERT", ca).env("LDAPTLS_REQCERT", "demand");
-        }
-        command
+        client_command(program, self.ca_cert_path().as_deref())
     }
 
     /// Adds the entries of `ldif` as the admin (`ldapmodify -a`).
     pub fn ldapadd(&self, ldif: &str) -> Result<()> {
-        let mut command = self.admin_tool(&self.programs.ldapmodify);
-        run(command.arg("-a"), Some(ldif)).map(drop)
+        self.admin().add(ldif)
     }
 
     /// Applies `ldif` (changetype add, modify, modrdn, delete) as the admin.
     pub fn ldapmodify(&self, ldif: &str) -> Result<()> {
-        run(&mut self.admin_tool(&self.programs.ldapmodify), Some(ldif)).map(drop)
+        self.admin().modify(ldif)
     }
 
     /// Searches the subtree under `base` as the admin; returns the entries as LDIF without
     /// comments or line wrapping. `attrs` empty: all user attributes.
     pub fn search(&self, base: &str, filter: &str, attrs: &[&str]) -> Result<String> {
-        let mut command = self.admin_tool(&self.programs.ldapsearch);
-        command.args(["-LLL", "-o", "ldif-wrap=no", "-b", base, filter]).args(attrs);
-        run(&mut command, None)
+        self.admin().search(base, filter, attrs)
     }
 
     /// Applies `ldif` to cn=config over the ldapi socket (SASL EXTERNAL as the user slapd runs
     /// as), e.g. to change limits or overlays of the running server.
     pub fn modify_config(&self, ldif: &str) -> Result<()> {
-        let mut command = self.ldap_command(&self.programs.ldapmodify);
+        let mut command = self.ldap_command(&self.programs.tools.ldapmodify);
         command.args(["-Q", "-Y", "EXTERNAL", "-H", &self.ldapi_url()]);
         run(&mut command, Some(ldif)).map(drop)
     }
@@ -431,10 +423,15 @@ impl OpenLdap {
         }
     }
 
-    fn admin_tool(&self, program: &Path) -> Command {
-        let mut command = self.ldap_command(program);
-        command.args(["-x", "-H", &self.url(), "-D", &self.admin_dn]).arg("-y").arg(self.admin_password_file());
-        command
+    fn admin(&self) -> Admin<'_> {
+        Admin {
+            tools: &self.programs.tools,
+            url: self.url(),
+            dn: &self.admin_dn,
+            password_file: self.admin_password_file(),
+            ca_cert: self.ca_cert_path(),
+            net_timeout_secs: None,
+        }
     }
 
     fn admin_password_file(&self) -> PathBuf {
@@ -499,7 +496,7 @@ impl OpenLdap {
         // As the admin: on a port that another instance took, binding fails, so the wait goes on
         // until this slapd exits for want of its port.
         let startup = wait_for_answer(&mut child, self.start_timeout, Duration::from_millis(25), || {
-            self.answers_as_admin(&self.url()) && self.ldaps_url().is_none_or(|url| self.answers_as_admin(&url))
+            self.answers_as_admin(self.url()) && self.ldaps_url().is_none_or(|url| self.answers_as_admin(url))
         });
         self.slapd = Some(child);
         match startup? {
@@ -525,16 +522,8 @@ impl OpenLdap {
         }
     }
 
-    fn answers_as_admin(&self, url: &str) -> bool {
-        let mut command = self.ldap_command(&self.programs.ldapwhoami);
-        command
-            .args(["-x", "-o", "nettimeout=2", "-H", url, "-D", &self.admin_dn])
-            .arg("-y")
-            .arg(self.admin_password_file())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        command.status().is_ok_and(|status| status.success())
+    fn answers_as_admin(&self, url: String) -> bool {
+        Admin { url, ..self.admin() }.answers(&self.programs.ldapwhoami, &[])
     }
 }
 

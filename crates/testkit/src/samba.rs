@@ -25,6 +25,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::instance::{self, InstanceDir, InstanceState, ServerKind, random_hex, read_secret};
+use crate::ldap_tools::{Admin, LdapTools, client_command};
 use crate::ldif::attr;
 use crate::process::{
     Spawned, Startup, has_exited, is_alive, read_pid_file, require_program, run, send_signal, spawn_logging_to,
@@ -153,8 +154,7 @@ struct RunningSamba {
 struct Programs {
     samba: PathBuf,
     samba_tool: PathBuf,
-    ldapsearch: PathBuf,
-    ldapmodify: PathBuf,
+    tools: LdapTools,
 }
 
 impl Programs {
@@ -162,8 +162,7 @@ impl Programs {
         Ok(Programs {
             samba: require_program("samba", "samba-ad-dc")?,
             samba_tool: require_program("samba-tool", "samba-ad-dc")?,
-            ldapsearch: require_program("ldapsearch", "ldap-utils")?,
-            ldapmodify: require_program("ldapmodify", "ldap-utils")?,
+            tools: LdapTools::find()?,
         })
     }
 }
@@ -388,30 +387,25 @@ impl SambaDc {
     /// A command for one of the OpenLDAP client programs (`ldapsearch`, `ldapmodify`, ...), with
     /// the environment set to trust this DC's CA; add the arguments.
     pub fn ldap_command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut command = Command::new(program);
-        command.env("LDAPTLS_CACERT", self.ca_cert_path()).env("LDAPTLS_REQCERT", "demand");
-        command
+        client_command(program, Some(&self.ca_cert_path()))
     }
 
     /// Adds the entries of `ldif` as the admin over LDAPS (`ldapmodify -a`).
     pub fn ldapadd(&self, ldif: &str) -> Result<()> {
-        let mut command = self.admin_tool(&self.programs.ldapmodify);
-        run(command.arg("-a"), Some(ldif)).map(drop)
+        self.admin().add(ldif)
     }
 
     /// Applies `ldif` (changetype add, modify, modrdn, delete) as the admin over LDAPS, where AD
     /// accepts `unicodePwd`.
     pub fn ldapmodify(&self, ldif: &str) -> Result<()> {
-        run(&mut self.admin_tool(&self.programs.ldapmodify), Some(ldif)).map(drop)
+        self.admin().modify(ldif)
     }
 
     /// Searches the subtree under `base` as the admin; returns the entries as LDIF without
     /// comments, line wrapping or the referrals AD adds for its other partitions. `attrs` empty:
     /// all user attributes.
     pub fn search(&self, base: &str, filter: &str, attrs: &[&str]) -> Result<String> {
-        let mut command = self.admin_tool(&self.programs.ldapsearch);
-        command.args(["-LLL", "-o", "ldif-wrap=no", "-b", base, filter]).args(attrs);
-        Ok(without_comment_blocks(&run(&mut command, None)?))
+        Ok(without_comment_blocks(&self.admin().search(base, filter, attrs)?))
     }
 
     /// How a simple bind as `user` (a DN, or a UPN such as `alice@example.test`) with `password`
@@ -421,7 +415,7 @@ impl SambaDc {
             // A simple bind with a name and no password is an unauthenticated bind, which succeeds.
             bail!("an empty password makes an unauthenticated bind, which succeeds for any name");
         }
-        let mut command = self.ldap_command(&self.programs.ldapsearch);
+        let mut command = self.ldap_command(&self.programs.tools.ldapsearch);
         command
             .args(["-x", "-o", "nettimeout=10", "-H", &self.ldaps_url(), "-D", user, "-w", password])
             .args(["-b", "", "-s", "base", "1.1"])
@@ -449,13 +443,16 @@ impl SambaDc {
         run(&mut command, None)
     }
 
-    fn admin_tool(&self, program: &Path) -> Command {
-        let mut command = self.ldap_command(program);
-        command
-            .args(["-x", "-o", "nettimeout=10", "-H", &self.ldaps_url(), "-D", ADMIN_UPN])
-            .arg("-y")
-            .arg(self.dir().join(ADMIN_PASSWORD_FILE));
-        command
+    /// The admin over LDAPS.
+    fn admin(&self) -> Admin<'_> {
+        Admin {
+            tools: &self.programs.tools,
+            url: self.ldaps_url(),
+            dn: ADMIN_UPN,
+            password_file: self.dir().join(ADMIN_PASSWORD_FILE),
+            ca_cert: Some(self.ca_cert_path()),
+            net_timeout_secs: Some(10),
+        }
     }
 
     /// Clears the complexity bit of the domain's `pwdProperties`, as `samba-tool domain
@@ -530,7 +527,7 @@ impl SambaDc {
         }
         // LDAPS is served by the same task as LDAP, but a key or certificate that samba refuses
         // only shows on the first TLS connection.
-        let mut over_ldaps = self.admin_tool(&self.programs.ldapsearch);
+        let mut over_ldaps = self.admin().command(&self.programs.tools.ldapsearch);
         if let Err(error) = run(over_ldaps.args(["-b", "", "-s", "base", "1.1"]), None) {
             bail!(
                 "samba answers on {} but not over LDAPS on {}: {error:#}\nsamba printed:\n{}",
@@ -545,16 +542,8 @@ impl SambaDc {
     /// Whether a simple bind as the admin over plain LDAP succeeds (with the relaxed
     /// `ldap server require strong auth`).
     fn answers_as_admin(&self) -> bool {
-        let mut command = Command::new(&self.programs.ldapsearch);
-        command
-            .args(["-x", "-o", "nettimeout=2", "-H", &self.ldap_url(), "-D", ADMIN_UPN])
-            .arg("-y")
-            .arg(self.dir().join(ADMIN_PASSWORD_FILE))
-            .args(["-b", "", "-s", "base", "1.1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        command.status().is_ok_and(|status| status.success())
+        let admin = Admin { url: self.ldap_url(), ..self.admin() };
+        admin.answers(&self.programs.tools.ldapsearch, &["-b", "", "-s", "base", "1.1"])
     }
 }
 
