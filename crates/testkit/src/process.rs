@@ -166,11 +166,33 @@ pub(crate) fn read_pid_file(path: &Path) -> Option<u32> {
 /// Whether a process with this id exists and has not exited (a zombie, exited but not yet
 /// reaped by its parent, counts as gone).
 pub(crate) fn is_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state letter follows the parenthesised command name, which may itself hold spaces.
-        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) != Some('Z'),
-        Err(_) => false,
-    }
+    stat(pid).is_some_and(|stat| !stat.zombie)
+}
+
+/// The live (not zombie) processes whose process group is `pgid`.
+pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| stat(pid).is_some_and(|stat| !stat.zombie && stat.group == Some(pgid)))
+        .collect()
+}
+
+/// What the testkit reads of `/proc/PID/stat`.
+struct Stat {
+    /// Exited but not yet reaped by its parent.
+    zombie: bool,
+    group: Option<u32>,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the parenthesised command name, which may itself hold spaces: state, ppid, pgrp.
+    let mut fields = text.rsplit_once(')')?.1.split_whitespace();
+    let zombie = fields.next() == Some("Z");
+    let group = fields.nth(1).and_then(|field| field.parse().ok());
+    Some(Stat { zombie, group })
 }
 
 /// The process's command line, arguments separated by spaces; None when it is gone.
@@ -182,9 +204,17 @@ pub(crate) fn command_line(pid: u32) -> Option<String> {
 /// Sends `signal` (`TERM`, `KILL`) with the shell's `kill`, which every system has, where the
 /// `kill` program is not part of a minimal Debian.
 pub(crate) fn send_signal(pid: u32, signal: &str) -> Result<()> {
-    run(Command::new("sh").args(["-c", r#"kill -s "$1" "$2""#, "kill", signal]).arg(pid.to_string()), None)
-        .map(drop)
-        .with_context(|| format!("could not send SIG{signal} to process {pid}"))
+    shell_kill(signal, &pid.to_string()).with_context(|| format!("could not send SIG{signal} to process {pid}"))
+}
+
+/// Sends `signal` to every process of the group `pgid`.
+pub(crate) fn send_signal_to_group(pgid: u32, signal: &str) -> Result<()> {
+    shell_kill(signal, &format!("-{pgid}"))
+        .with_context(|| format!("could not send SIG{signal} to process group {pgid}"))
+}
+
+fn shell_kill(signal: &str, target: &str) -> Result<()> {
+    run(Command::new("sh").args(["-c", r#"kill -s "$1" -- "$2""#, "kill", signal, target]), None).map(drop)
 }
 
 /// Polls `done` every few milliseconds until it holds or `timeout` has passed; returns whether it
@@ -256,6 +286,12 @@ mod tests {
         assert!(matches!(startup, Startup::Exited(status) if status.code() == Some(3)));
         assert_eq!(log.read(), "failing");
         Ok(())
+    }
+
+    #[test]
+    fn this_process_is_in_its_group() {
+        let group = stat(std::process::id()).and_then(|stat| stat.group).expect("this process's group");
+        assert!(group_members(group).contains(&std::process::id()));
     }
 
     #[test]

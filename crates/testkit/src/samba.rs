@@ -28,8 +28,8 @@ use crate::instance::{self, InstanceDir, InstanceState, ServerKind, random_hex, 
 use crate::ldap_tools::{Admin, LdapTools, client_command};
 use crate::ldif::attr;
 use crate::process::{
-    Spawned, Startup, has_exited, is_alive, read_pid_file, require_program, run, send_signal, spawn_logging_to,
-    wait_for_answer, wait_until,
+    Spawned, Startup, group_members, has_exited, is_alive, read_pid_file, require_program, run, send_signal,
+    send_signal_to_group, spawn_logging_to, wait_for_answer, wait_until,
 };
 use crate::tls::TlsFiles;
 use address::AddressLease;
@@ -274,7 +274,7 @@ impl SambaDc {
                     None => send_signal(pid, "TERM")?,
                 }
                 if !wait_until(Duration::from_secs(10), || has_exited(&mut child)) {
-                    kill_group(pid)?;
+                    send_signal_to_group(pid, "KILL")?;
                 }
                 child.wait().with_context(|| format!("could not wait for samba (pid {pid}) to exit"))?;
             }
@@ -286,7 +286,7 @@ impl SambaDc {
             self.address = Some(AddressLease::take_to_stop(self.ip)?);
             send_signal(pid, "TERM")?;
             if !wait_until(Duration::from_secs(15), || !is_alive(pid)) {
-                kill_group(pid)?;
+                send_signal_to_group(pid, "KILL")?;
             }
             end_group(pid)?;
         }
@@ -642,41 +642,17 @@ fn without_comment_blocks(ldif: &str) -> String {
     if blocks.is_empty() { String::new() } else { blocks.join("\n\n") + "\n" }
 }
 
-/// SIGKILL to every process of the group that samba leads.
-fn kill_group(pgid: u32) -> Result<()> {
-    run(Command::new("sh").args(["-c", r#"kill -s KILL -- "-$1""#, "kill"]).arg(pgid.to_string()), None)
-        .map(drop)
-        .with_context(|| format!("could not kill samba's process group {pgid}"))
-}
-
 /// Waits until no live process is left in the group `pgid` (samba's, which it leads), killing
 /// what is left after a few seconds.
 fn end_group(pgid: u32) -> Result<()> {
     if wait_until(Duration::from_secs(5), || group_members(pgid).is_empty()) {
         return Ok(());
     }
-    kill_group(pgid)?;
+    send_signal_to_group(pgid, "KILL")?;
     if !wait_until(Duration::from_secs(5), || group_members(pgid).is_empty()) {
         bail!("processes {:?} of samba's group {pgid} are still running after SIGKILL", group_members(pgid));
     }
     Ok(())
-}
-
-/// The live (not zombie) processes whose process group is `pgid`.
-fn group_members(pgid: u32) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-            // After the parenthesised name: state, ppid, pgrp.
-            let mut fields = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace()).into_iter().flatten();
-            let state = fields.next();
-            let group = fields.nth(1).and_then(|field| field.parse::<u32>().ok());
-            state != Some("Z") && group == Some(pgid)
-        })
-        .collect()
 }
 
 fn check_dir_length(dir: &Path) -> Result<()> {
