@@ -351,7 +351,8 @@ pub struct DisableConfig {
     /// Move disabled accounts to this OU (inside the managed scope); moved back when enabled.
     pub move_to: Option<String>,
     /// Attributes to set while disabled (expressions); restored from the mappings when enabled.
-    /// For example `description = '"Left " + today'` stamps the date.
+    /// For example `description = '"Left " + last_day'` stamps the last day worked (a value that
+    /// changes every day, such as `today`, would be rewritten on every run).
     #[serde(default)]
     pub set: BTreeMap<String, Spanned<String>>,
     /// Leavers keep their group memberships (by default they lose every managed membership).

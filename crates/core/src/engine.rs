@@ -567,6 +567,19 @@ pub fn plan(input: &PlanInput) -> Plan {
         }
 
         let mut containers_planned: BTreeSet<String> = BTreeSet::new();
+        // Active Directory keeps DN-valued references (manager) pointing at renamed entries by
+        // itself, and renames run before references: compare against the values as they will be.
+        let renamed_refs: HashMap<String, String> = if is_ad(rules) {
+            current
+                .iter()
+                .filter_map(|(key, (e, _))| {
+                    let d = desired_dn.get(key)?;
+                    (normalize_dn(&e.dn) != d.normalized()).then(|| (normalize_dn(&e.dn), d.to_string()))
+                })
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let mut group_members: WantedGroups = BTreeMap::new();
         for p in &people {
             if p.hold.is_some() || p.failed {
@@ -955,7 +968,14 @@ pub fn plan(input: &PlanInput) -> Plan {
                         {
                             continue;
                         }
-                        let old = current_attrs.get(attr).cloned().unwrap_or_default();
+                        let mut old = current_attrs.get(attr).cloned().unwrap_or_default();
+                        if *references {
+                            for v in &mut old {
+                                if let Some(new) = renamed_refs.get(&normalize_dn(v)) {
+                                    *v = new.clone();
+                                }
+                            }
+                        }
                         if same_values(attr, &old, values, *references) {
                             continue;
                         }
@@ -1072,7 +1092,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             note_person(&mut summary_people, p, &planner, before);
         }
 
-        plan_orphans(&mut planner, rules, view, &current, &owner_of);
+        plan_orphans(&mut planner, rules, view, &current, &owner_of, &people);
         for p in people.iter().filter(|p| p.hold.is_some() || p.failed) {
             if let Some((e, _)) = current.get(p.key.as_str()) {
                 untouchable.insert(normalize_dn(&e.dn));
@@ -1429,13 +1449,23 @@ fn plan_orphans(
     view: &TargetView,
     current: &HashMap<&str, (&TargetEntry, bool)>,
     owner_of: &HashMap<&str, &str>,
+    people: &[Evaluated],
 ) {
     if rules.config.orphans == OrphanPolicy::Ignore {
         return;
     }
     let claimed: BTreeSet<&str> = current.values().map(|(e, _)| e.object_id.as_str()).collect();
+    // An account that carries a person's key belongs to that person even when it is disputed or
+    // held: it is never an orphan.
+    let keys: BTreeSet<&str> = people.iter().map(|p| p.key.as_str()).collect();
+    let correlate = AttrName::new(rules.config.correlate.clone());
     for e in &view.entries {
-        if claimed.contains(e.object_id.as_str()) || owner_of.contains_key(e.object_id.as_str()) || e.protected {
+        let carries_a_key = e.attrs.get(&correlate).is_some_and(|v| v.iter().any(|k| keys.contains(k.as_str())));
+        if claimed.contains(e.object_id.as_str())
+            || owner_of.contains_key(e.object_id.as_str())
+            || e.protected
+            || carries_a_key
+        {
             continue;
         }
         let enabled = entry_enabled(rules, e, None);

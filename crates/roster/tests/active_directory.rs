@@ -347,7 +347,6 @@ fn existing_accounts_are_adopted_protected_and_disputes_held() {
 /// when roster's planned update of it arrives; that update, which deletes exactly the old DN,
 /// must not end the run as a conflict (exit code 4) on every manager move or rename.
 #[test]
-#[ignore = "bug: on AD a manager's move ends the run with exit 4: the reports' manager update deletes the old DN, which AD already rewrote"]
 fn a_managers_move_is_followed_by_the_reports_references() {
     let lab = AdLab::start();
     let mut hr = Hr::new([
@@ -371,7 +370,6 @@ fn a_managers_move_is_followed_by_the_reports_references() {
 /// the person's accounts, not orphans: with `orphans = "disable"`, neither may be disabled (nor
 /// reported as belonging to no person). A real orphan next to them is disabled.
 #[test]
-#[ignore = "bug: accounts held in a dispute are also orphans to the planner: reported as belonging to no person, and disabled with orphans = \"disable\""]
 fn disputed_accounts_are_not_orphans() {
     let lab = AdLab::start();
     lab.folder.write_config(&lab.folder.config().replace(r#"orphans = "report""#, r#"orphans = "disable""#));
