@@ -1,11 +1,14 @@
 //! The private OpenLDAP behaves as roster's tests rely on: overlays, locks, TLS, limits, restarts,
 //! and instances that start side by side.
 
+mod support;
+
 use std::process::Command;
 use std::thread;
 
 use anyhow::{Context, Result, ensure};
 use roster_testkit::{OpenLdap, OpenLdapOptions};
+use support::{StopOnDrop, assert_rustls_binds, run_cli, shell_value};
 
 fn start() -> OpenLdap {
     OpenLdap::start(OpenLdapOptions::default()).expect("OpenLDAP starts")
@@ -23,14 +26,9 @@ fn values(ldif: &str, attribute: &str) -> Vec<String> {
     ldif.lines().filter_map(|line| line.strip_prefix(&prefix)).map(str::to_owned).collect()
 }
 
-/// Stops the server left running in a folder, even when the test fails half-way.
-struct StopOnDrop<'a>(&'a std::path::Path);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut ldap) = OpenLdap::attach(self.0) {
-            let _ = ldap.stop();
-        }
+fn stop_in(dir: &std::path::Path) {
+    if let Ok(mut ldap) = OpenLdap::attach(dir) {
+        let _ = ldap.stop();
     }
 }
 
@@ -124,38 +122,11 @@ fn ldaps_answers_with_a_certificate_from_the_throwaway_ca() -> Result<()> {
     Ok(())
 }
 
-/// rustls, which roster connects with, rejects certificates that OpenSSL accepts (no
-/// subjectAltName, for one). ldap3 reads its roots once per process from the system store, which
-/// honours SSL_CERT_FILE, so the check runs in a child process of this test binary.
 #[test]
 fn rustls_accepts_the_server_certificate() -> Result<()> {
     let ldap = OpenLdap::start(OpenLdapOptions { tls: true, ..OpenLdapOptions::default() })?;
-    let output = Command::new(std::env::current_exe()?)
-        .args(["--exact", "bind_over_ldaps_with_ldap3", "--ignored", "--nocapture"])
-        .env("SSL_CERT_FILE", ldap.ca_cert_path().context("a CA")?)
-        .env("ROSTER_TESTKIT_LDAPS_URL", ldap.ldaps_url().context("an ldaps URL")?)
-        .env("ROSTER_TESTKIT_BIND_DN", ldap.admin_dn())
-        .env("ROSTER_TESTKIT_PASSWORD", ldap.admin_password())
-        .output()?;
-    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{printed}");
-    assert!(printed.contains("1 passed"), "the child ran no test:\n{printed}");
-    Ok(())
-}
-
-#[test]
-#[ignore = "run by rustls_accepts_the_server_certificate in a child process"]
-fn bind_over_ldaps_with_ldap3() -> Result<()> {
-    let var = |name: &str| std::env::var(name).with_context(|| format!("{name} is set by the parent test"));
-    let (url, dn, password) =
-        (var("ROSTER_TESTKIT_LDAPS_URL")?, var("ROSTER_TESTKIT_BIND_DN")?, var("ROSTER_TESTKIT_PASSWORD")?);
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-        let (conn, mut ldap) = ldap3::LdapConnAsync::new(&url).await?;
-        ldap3::drive!(conn);
-        ldap.simple_bind(&dn, &password).await?.success()?;
-        ldap.unbind().await?;
-        Ok(())
-    })
+    let ca = ldap.ca_cert_path().context("a CA")?;
+    assert_rustls_binds(&ca, &ldap.ldaps_url().context("an ldaps URL")?, ldap.admin_dn(), ldap.admin_password())
 }
 
 #[test]
@@ -267,7 +238,7 @@ fn instances_start_side_by_side() -> Result<()> {
 fn a_given_folder_keeps_a_detached_server_that_attach_finds_and_stops() -> Result<()> {
     let parent = tempfile::tempdir()?;
     let dir = parent.path().join("ldap");
-    let _stop = StopOnDrop(&dir);
+    let _stop = StopOnDrop(&dir, stop_in);
     let detached =
         OpenLdap::start(OpenLdapOptions { dir: Some(dir.clone()), ..OpenLdapOptions::default() })?.into_detached();
     let url = detached.url();
@@ -292,27 +263,11 @@ fn a_given_folder_keeps_a_detached_server_that_attach_finds_and_stops() -> Resul
 fn the_cli_starts_reports_and_stops_a_server_that_outlives_it() -> Result<()> {
     let parent = tempfile::tempdir()?;
     let dir = parent.path().join("quickstart");
-    let _stop = StopOnDrop(&dir);
-    let cli = |args: &[&str]| -> Result<(String, String)> {
-        let output = Command::new(env!("CARGO_BIN_EXE_roster-testkit"))
-            .arg("openldap")
-            .args(args)
-            .arg("--dir")
-            .arg(&dir)
-            .output()?;
-        let (stdout, stderr) = (String::from_utf8(output.stdout)?, String::from_utf8(output.stderr)?);
-        ensure!(output.status.success(), "roster-testkit openldap {args:?} failed: {stderr}");
-        Ok((stdout, stderr))
-    };
+    let _stop = StopOnDrop(&dir, stop_in);
+    let cli = |args: &[&str]| run_cli("openldap", &dir, args);
 
     let (lines, _) = cli(&["start", "--tls"])?;
-    let value = |name: &str| -> Result<String> {
-        lines
-            .lines()
-            .find_map(|line| line.strip_prefix(&format!("{name}=")))
-            .map(|value| value.trim_matches('\'').to_owned())
-            .with_context(|| format!("no {name} in:\n{lines}"))
-    };
+    let value = |name: &str| shell_value(&lines, name);
     let url = value("ROSTER_LDAP_URL")?;
     assert!(url.starts_with("ldaps://127.0.0.1:"), "{url}");
     let output = Command::new("ldapsearch")
@@ -348,7 +303,7 @@ fn a_slapd_that_fails_to_start_is_an_error_with_what_it_printed() {
 fn a_failed_start_leaves_the_given_folder_empty_for_the_next_one() -> Result<()> {
     let parent = tempfile::tempdir()?;
     let dir = parent.path().join("ldap");
-    let _stop = StopOnDrop(&dir);
+    let _stop = StopOnDrop(&dir, stop_in);
     let bad_suffix =
         OpenLdapOptions { dir: Some(dir.clone()), suffix: "ou=nope".to_owned(), ..OpenLdapOptions::default() };
     let error = OpenLdap::start(bad_suffix).err().context("a suffix that is neither dc= nor o= is refused")?;

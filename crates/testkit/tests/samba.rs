@@ -2,12 +2,15 @@
 //! sub-codes AD gives, complexity, base OUs, TLS that rustls accepts, DCs side by side, and
 //! stopping cleanly.
 
+mod support;
+
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::thread;
 
 use anyhow::{Context, Result, ensure};
 use roster_testkit::{BindOutcome, SambaDc, SambaOptions};
+use support::{StopOnDrop, assert_rustls_binds, run_cli, shell_value};
 
 fn start() -> SambaDc {
     SambaDc::start(SambaOptions::default()).expect("Samba starts")
@@ -164,38 +167,10 @@ fn the_ldaps_certificate_is_for_the_address_and_verifies_with_the_ca() -> Result
     Ok(())
 }
 
-/// rustls, which roster connects with, rejects certificates that OpenSSL accepts (no
-/// subjectAltName, for one). ldap3 reads its roots once per process from the system store, which
-/// honours SSL_CERT_FILE, so the check runs in a child process of this test binary.
 #[test]
 fn rustls_accepts_the_certificate_and_binds_as_the_admin() -> Result<()> {
     let dc = start();
-    let output = Command::new(std::env::current_exe()?)
-        .args(["--exact", "bind_over_ldaps_with_ldap3", "--ignored", "--nocapture"])
-        .env("SSL_CERT_FILE", dc.ca_cert_path())
-        .env("ROSTER_TESTKIT_LDAPS_URL", dc.ldaps_url())
-        .env("ROSTER_TESTKIT_BIND_DN", dc.admin_dn())
-        .env("ROSTER_TESTKIT_PASSWORD", dc.admin_password())
-        .output()?;
-    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{printed}");
-    assert!(printed.contains("1 passed"), "the child ran no test:\n{printed}");
-    Ok(())
-}
-
-#[test]
-#[ignore = "run by rustls_accepts_the_certificate_and_binds_as_the_admin in a child process"]
-fn bind_over_ldaps_with_ldap3() -> Result<()> {
-    let var = |name: &str| std::env::var(name).with_context(|| format!("{name} is set by the parent test"));
-    let (url, dn, password) =
-        (var("ROSTER_TESTKIT_LDAPS_URL")?, var("ROSTER_TESTKIT_BIND_DN")?, var("ROSTER_TESTKIT_PASSWORD")?);
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-        let (conn, mut ldap) = ldap3::LdapConnAsync::new(&url).await?;
-        ldap3::drive!(conn);
-        ldap.simple_bind(&dn, &password).await?.success()?;
-        ldap.unbind().await?;
-        Ok(())
-    })
+    assert_rustls_binds(&dc.ca_cert_path(), &dc.ldaps_url(), dc.admin_dn(), dc.admin_password())
 }
 
 #[test]
@@ -277,14 +252,9 @@ fn start_a_dc_and_wait_to_be_killed() -> Result<()> {
     Ok(())
 }
 
-/// Stops the DC left running in a folder, even when the test fails half-way.
-struct StopOnDrop<'a>(&'a std::path::Path);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut dc) = SambaDc::attach(self.0) {
-            let _ = dc.stop();
-        }
+fn stop_in(dir: &std::path::Path) {
+    if let Ok(mut dc) = SambaDc::attach(dir) {
+        let _ = dc.stop();
     }
 }
 
@@ -292,7 +262,7 @@ impl Drop for StopOnDrop<'_> {
 fn a_detached_dc_keeps_running_until_attach_stops_it_and_starts_again_with_its_data() -> Result<()> {
     let parent = tempfile::tempdir()?;
     let dir = parent.path().join("dc");
-    let _stop = StopOnDrop(&dir);
+    let _stop = StopOnDrop(&dir, stop_in);
     assert!(start().into_detached().is_err(), "a test's DC dies with its process, so it cannot be detached");
 
     let detached =
@@ -324,27 +294,11 @@ fn a_detached_dc_keeps_running_until_attach_stops_it_and_starts_again_with_its_d
 fn the_cli_starts_reports_and_stops_a_dc_that_outlives_it() -> Result<()> {
     let parent = tempfile::tempdir()?;
     let dir = parent.path().join("quickstart");
-    let _stop = StopOnDrop(&dir);
-    let cli = |args: &[&str]| -> Result<(String, String)> {
-        let output = Command::new(env!("CARGO_BIN_EXE_roster-testkit"))
-            .arg("samba")
-            .args(args)
-            .arg("--dir")
-            .arg(&dir)
-            .output()?;
-        let (stdout, stderr) = (String::from_utf8(output.stdout)?, String::from_utf8(output.stderr)?);
-        ensure!(output.status.success(), "roster-testkit samba {args:?} failed: {stderr}");
-        Ok((stdout, stderr))
-    };
+    let _stop = StopOnDrop(&dir, stop_in);
+    let cli = |args: &[&str]| run_cli("samba", &dir, args);
 
     let (lines, _) = cli(&["start", "--ou", "OU=People"])?;
-    let value = |name: &str| -> Result<String> {
-        lines
-            .lines()
-            .find_map(|line| line.strip_prefix(&format!("{name}=")))
-            .map(|value| value.trim_matches('\'').to_owned())
-            .with_context(|| format!("no {name} in:\n{lines}"))
-    };
+    let value = |name: &str| shell_value(&lines, name);
     let url = value("ROSTER_AD_URL")?;
     assert!(url.starts_with("ldaps://127.0.0.") && url.ends_with(":636"), "{url}");
     let output = Command::new("ldapsearch")
@@ -371,7 +325,7 @@ fn the_cli_starts_reports_and_stops_a_dc_that_outlives_it() -> Result<()> {
 fn a_samba_that_fails_to_start_is_an_error_with_what_it_printed() -> Result<()> {
     let parent = tempfile::tempdir()?;
     let dir = parent.path().join("dc");
-    let _stop = StopOnDrop(&dir);
+    let _stop = StopOnDrop(&dir, stop_in);
     SambaDc::start(SambaOptions { dir: Some(dir.clone()), detachable: true, ..SambaOptions::default() })?
         .into_detached()?;
     let mut dc = SambaDc::attach(&dir)?;
