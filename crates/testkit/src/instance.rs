@@ -11,6 +11,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use tempfile::TempDir;
 
 const STATE_FILE: &str = "instance.state";
+/// Longest Unix socket path: `sun_path` holds 108 bytes with the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
 
 /// Which server an instance folder holds, as messages and temporary folder names say it.
 pub(crate) struct ServerKind {
@@ -90,6 +92,23 @@ fn empty_folder(dir: &Path) {
         let path = entry.path();
         let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
     }
+}
+
+/// Refuses a folder too long for `socket`, the deepest Unix socket (relative to the folder) that
+/// the server makes in it.
+pub(crate) fn check_socket_room(dir: &Path, socket: &str, kind: &ServerKind) -> Result<()> {
+    let max_dir = MAX_SOCKET_PATH - 1 - socket.len();
+    let length = dir.as_os_str().len();
+    if length > max_dir {
+        bail!(
+            "the {} instance folder {} is {length} bytes long; {} makes the Unix socket {socket} in it, whose \
+             path may not exceed {MAX_SOCKET_PATH} bytes: choose a folder of at most {max_dir} bytes",
+            kind.name,
+            dir.display(),
+            kind.name
+        );
+    }
+    Ok(())
 }
 
 /// Whether `dir` holds an instance that `attach` can use.
@@ -178,6 +197,14 @@ mod tests {
         assert!(format!("{:#}", state.value("tls_port").unwrap_err()).contains("has no tls_port= line"));
         assert!(format!("{:#}", state.parse::<u16>("suffix", "a port").unwrap_err()).contains("suffix is not a port"));
         Ok(())
+    }
+
+    #[test]
+    fn the_deepest_socket_must_fit_in_sun_path() {
+        let dir = |length: usize| PathBuf::from(format!("/{}", "d".repeat(length - 1)));
+        assert!(check_socket_room(&dir(101), "ldapi", &KIND).is_ok());
+        let error = check_socket_room(&dir(102), "ldapi", &KIND).unwrap_err().to_string();
+        assert!(error.contains("is 102 bytes long") && error.contains("at most 101 bytes"), "{error}");
     }
 
     #[test]

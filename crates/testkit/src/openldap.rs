@@ -30,8 +30,6 @@ use config::{ServerConfig, config_dir, data_dir, pid_file};
 
 /// Another process may take a port between the moment it was seen free and slapd's bind.
 const START_ATTEMPTS: u32 = 5;
-/// Longest `ldapi://` socket path: `sun_path` holds 108 bytes with the terminating NUL.
-const MAX_SOCKET_PATH: usize = 107;
 const KIND: ServerKind = ServerKind { name: "OpenLDAP", an_instance: "an OpenLDAP instance" };
 const LOG_FILE: &str = "slapd.log";
 
@@ -143,7 +141,7 @@ impl OpenLdap {
         let slappasswd = require_program("slappasswd", "slapd")?;
         let (module_dir, schema_dir) = find_openldap_files()?;
         let path = dir.path().to_owned();
-        check_socket_path(&path)?;
+        instance::check_socket_room(&path, "ldapi", &KIND)?;
 
         let mut instance = OpenLdap {
             dir,
@@ -561,19 +559,6 @@ fn find_openldap_files() -> Result<(PathBuf, PathBuf)> {
             )
         })?;
     Ok((module_dir, schema_dir))
-}
-
-fn check_socket_path(dir: &Path) -> Result<()> {
-    let socket = dir.join("ldapi");
-    let length = socket.as_os_str().len();
-    if length > MAX_SOCKET_PATH {
-        bail!(
-            "the ldapi socket path {} is {length} bytes, over the {MAX_SOCKET_PATH} a Unix socket allows: \
-             choose a shorter folder",
-            socket.display()
-        );
-    }
-    Ok(())
 }
 
 fn hash_password(slappasswd: &Path, password_file: &Path) -> Result<String> {

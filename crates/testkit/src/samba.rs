@@ -43,9 +43,8 @@ const ADMIN_UPN: &str = "Administrator@EXAMPLE.TEST";
 const ADMIN_PASSWORD_FILE: &str = "admin.password";
 const KIND: ServerKind = ServerKind { name: "Samba", an_instance: "a Samba instance" };
 const LOG_FILE: &str = "samba.log";
-/// Longest socket path Samba makes in the folder (`private/ldap_priv/ldapi`), against the 107
-/// bytes of `sun_path`.
-const MAX_DIR_PATH: usize = 107 - "/private/ldap_priv/ldapi".len();
+/// The deepest Unix socket that Samba makes in the instance folder.
+const DEEPEST_SOCKET: &str = "private/ldap_priv/ldapi";
 /// The `pwdProperties` bit that `samba-tool domain passwordsettings set --complexity=off` clears.
 const DOMAIN_PASSWORD_COMPLEX: u32 = 1;
 
@@ -193,7 +192,7 @@ impl SambaDc {
         opts: &SambaOptions,
         base_ou_dns: &[String],
     ) -> Result<SambaDc> {
-        check_dir_length(dir.path())?;
+        instance::check_socket_room(dir.path(), DEEPEST_SOCKET, &KIND)?;
         template::copy_into(&template.dir, dir.path())
             .with_context(|| format!("could not copy the Samba template {}", template.dir.display()))?;
         let mut dc = SambaDc {
@@ -651,18 +650,6 @@ fn end_group(pgid: u32) -> Result<()> {
     send_signal_to_group(pgid, "KILL")?;
     if !wait_until(Duration::from_secs(5), || group_members(pgid).is_empty()) {
         bail!("processes {:?} of samba's group {pgid} are still running after SIGKILL", group_members(pgid));
-    }
-    Ok(())
-}
-
-fn check_dir_length(dir: &Path) -> Result<()> {
-    let length = dir.as_os_str().len();
-    if length > MAX_DIR_PATH {
-        bail!(
-            "the Samba instance folder {} is {length} bytes long; samba makes Unix sockets in it, \
-             whose paths may not exceed 107 bytes: choose a folder of at most {MAX_DIR_PATH} bytes",
-            dir.display()
-        );
     }
     Ok(())
 }
