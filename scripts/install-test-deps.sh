@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what roster's tests start for real: OpenLDAP (slapd, its CLI tools), a Samba AD domain
 # controller (samba-ad-dc; samba-ad-provision for `samba-tool domain provision`; iproute2 to give
-# each DC a loopback address of its own) and openssl for the throwaway TLS certificates. Run as root
-# on Debian 12; a second run that finds everything installed does not touch apt, so CI can call it
-# on every run.
+# each DC a loopback address of its own), openssl for the throwaway TLS certificates, and the SQL
+# servers the SQL source is tested against: PostgreSQL 15 (initdb, postgres and psql under
+# /usr/lib/postgresql/15/bin) and MariaDB (mariadb-install-db, mariadbd and the mariadb client). Run
+# as root on Debian 12; a second run that finds everything installed does not touch apt, so CI can
+# call it on every run.
 set -euo pipefail
 
-packages=(slapd ldap-utils openssl samba-ad-dc samba-ad-provision iproute2)
+packages=(slapd ldap-utils openssl samba-ad-dc samba-ad-provision iproute2
+          postgresql mariadb-server-core mariadb-client-core)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -37,6 +40,13 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod 755 /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+
+# The tests initdb private clusters of their own; the system-wide one the postgresql package would
+# create is not wanted.
+mkdir -p /etc/postgresql-common
+if ! grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf; then
+    echo "create_main_cluster = false" >>/etc/postgresql-common/createcluster.conf
 fi
 
 echo "install-test-deps: installing ${missing[*]}"

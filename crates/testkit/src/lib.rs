@@ -8,10 +8,14 @@
 mod instance;
 mod ldap_tools;
 mod ldif;
+mod mariadb;
 mod openldap;
+mod postgres;
 mod process;
 mod samba;
 mod tls;
 
+pub use mariadb::MariaDb;
 pub use openldap::{OpenLdap, OpenLdapOptions};
+pub use postgres::Postgres;
 pub use samba::{BindOutcome, SambaDc, SambaOptions};
