@@ -82,6 +82,51 @@ pub enum Error {
         quoted_list(attributes)
     )]
     RequiredNotMapped { source_name: String, attributes: Vec<String> },
+
+    /// The file is not a workbook that can be read: not an XLSX file, encrypted, or damaged.
+    #[error("{file}: cannot read the workbook: {reason}; expected an Excel workbook (.xlsx)")]
+    Workbook { file: String, reason: String },
+
+    /// The configured sheet is not in the workbook (or the workbook has no sheet at all).
+    #[error("{}", missing_sheet_message(file, sheet.as_deref(), sheets))]
+    MissingSheet {
+        file: String,
+        /// The configured sheet; `None` when the first was wanted.
+        sheet: Option<String>,
+        /// The sheets the workbook has.
+        sheets: Vec<String>,
+    },
+
+    /// The sheet's header row (`header_row`) holds nothing.
+    #[error(
+        "{file}: sheet {sheet:?} has nothing on row {row}; expected the header row naming the columns there \
+         (header_row = {row})"
+    )]
+    NoHeaderRow { file: String, sheet: String, row: u32 },
+
+    /// A JSON document that does not parse.
+    #[error("{file}:{line}:{column}: the document is not valid JSON: {reason}")]
+    InvalidJson { file: String, line: u64, column: u64, reason: String },
+
+    /// The JSON document does not hold an array of records where the configuration says.
+    #[error("{}", no_records_message(file, path.as_deref(), found, suggestion.as_deref()))]
+    NoRecords {
+        file: String,
+        /// The configured `records` path; `None`: the document itself.
+        path: Option<String>,
+        /// What is there instead: `an object with keys "d"`, `nothing`.
+        found: String,
+        /// A path to an array of objects in the document, when there is one.
+        suggestion: Option<String>,
+    },
+
+    /// A JSON Lines line so long that reading it would hold an unreasonable amount of memory.
+    #[error("{file}: line {line} is longer than {limit_mib} MiB; expected one record per line")]
+    LineTooLong { file: String, line: u64, limit_mib: usize },
+
+    /// A byte-order mark of an encoding the source cannot read as it streams.
+    #[error("{file}: found a {found} byte-order mark; expected UTF-8 or Windows-1252: save the file as UTF-8")]
+    UnsupportedEncoding { file: String, found: &'static str },
 }
 
 /// A configured column that the header lacks.
@@ -165,6 +210,30 @@ fn undecodable_message(file: &str, encoding: &str, line: u64, byte_offset: u64, 
             "; the file is probably in another encoding: if it comes from Excel on Windows, set \
              encoding = \"windows-1252\" for this source",
         );
+    }
+    message
+}
+
+fn missing_sheet_message(file: &str, sheet: Option<&str>, sheets: &[String]) -> String {
+    let wanted = match sheet {
+        Some(sheet) => format!("a sheet named {sheet:?}"),
+        None => "a sheet".to_string(),
+    };
+    let found = match sheets {
+        [] => "none".to_string(),
+        [only] => format!("only {only:?}"),
+        many => format!("the sheets {}", quoted_list(many)),
+    };
+    format!("{file}: expected {wanted}, found {found}")
+}
+
+fn no_records_message(file: &str, path: Option<&str>, found: &str, suggestion: Option<&str>) -> String {
+    let mut message = match path {
+        Some(path) => format!("{file}: expected an array of records at {path:?} (records), found {found}"),
+        None => format!("{file}: expected the document to be an array of records, found {found}"),
+    };
+    if let Some(suggestion) = suggestion {
+        let _ = write!(message, "; the records are probably at {suggestion:?}: set records = {suggestion:?}");
     }
     message
 }

@@ -1,108 +1,41 @@
 //! The CSV source against real export files (`tests/fixtures/csv/`): each test reads one and
 //! compares every record and quarantined row, rendered one per line, with what it must be.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+mod source_support;
+
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use roster_connectors::error::Error;
 use roster_connectors::source::csv::{read_csv, read_csv_from};
 use roster_core::config::{SourceConfig, SourceKind, TextEncoding};
-use roster_core::source::{FieldValue, SourceRead};
+use source_support::{Fixtures, WORKER_COLUMNS, XorShift, rendered, source};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv")
+    source_support::fixtures("csv")
 }
 
 fn config(key: &str, columns: &[(&str, &str)]) -> SourceConfig {
-    SourceConfig {
-        name: "hr".to_string(),
-        kind: SourceKind::Csv,
-        path: PathBuf::from("workers.csv"),
-        complete: true,
-        key: key.to_string(),
-        encoding: TextEncoding::Utf8,
-        delimiter: ',',
-        date_format: "%Y-%m-%d".to_string(),
-        affiliation: "employee".to_string(),
-        columns: columns.iter().map(|(attribute, column)| (attribute.to_string(), column.to_string())).collect(),
-        date_attributes: Vec::new(),
-        required: Vec::new(),
-    }
+    source(SourceKind::Csv, "workers.csv", key, columns)
 }
 
 /// The configuration of the `workers*.csv` exports.
 fn workers() -> SourceConfig {
-    config(
-        "Employee_ID",
-        &[
-            ("given_name", "Preferred_First_Name"),
-            ("family_name", "Legal_Last_Name"),
-            ("hire_date", "Hire_Date"),
-            ("last_day", "Termination_Date"),
-            ("status", "Worker_Status"),
-            ("department", "Department"),
-            ("manager", "Manager_Employee_ID"),
-            ("office", "Office"),
-        ],
-    )
+    config("Employee_ID", &WORKER_COLUMNS)
 }
 
-/// Reads a fixture with `read_csv` and renders the result.
+const CSV: Fixtures = Fixtures { kind: "csv", read: read_csv };
+
 fn read(name: &str, config: &SourceConfig) -> String {
-    let path = fixtures().join(name);
-    match read_csv(config, &path) {
-        Ok(read) => render(&read, &path.display().to_string()),
-        Err(e) => panic!("reading {name}: {e}"),
-    }
+    CSV.read(name, config)
 }
 
-/// Reads a fixture that must fail; its message, with the fixtures folder left out.
 fn read_error(name: &str, config: &SourceConfig) -> String {
-    match read_csv(config, &fixtures().join(name)) {
-        Ok(read) => panic!("reading {name} should fail, but gave {read:#?}"),
-        Err(e) => e.to_string().replace(&format!("{}/", fixtures().display()), ""),
-    }
+    CSV.error(name, config)
 }
 
 fn read_bytes(bytes: &[u8], config: &SourceConfig) -> String {
-    match read_csv_from(config, bytes, "export.csv") {
-        Ok(read) => render(&read, "export.csv"),
-        Err(e) => panic!("reading the bytes: {e}"),
-    }
-}
-
-/// One line for the read, then one per row in row order: `line L row R "key": attributes` for a
-/// record (text quoted, dates bare), `line L row R held Some("key"): reason` for a quarantined row.
-fn render(read: &SourceRead, file: &str) -> String {
-    let mut rows: BTreeMap<u64, String> = BTreeMap::new();
-    for record in &read.records {
-        assert_eq!((record.source.as_str(), record.location.file.as_str()), ("hr", file));
-        let attrs: Vec<String> = record
-            .attrs
-            .iter()
-            .map(|(name, value)| match value {
-                FieldValue::Text(text) => format!("{name}={text:?}"),
-                FieldValue::Date(date) => format!("{name}={date}"),
-            })
-            .collect();
-        let line =
-            format!("line {} row {} {:?}: {}", record.location.line, record.location.row, record.key, attrs.join(" "));
-        assert!(rows.insert(record.location.row, line).is_none(), "row {} twice", record.location.row);
-    }
-    for held in &read.quarantined {
-        assert_eq!((held.source.as_str(), held.location.file.as_str()), ("hr", file));
-        let line =
-            format!("line {} row {} held {:?}: {}", held.location.line, held.location.row, held.key, held.reason);
-        assert!(rows.insert(held.location.row, line).is_none(), "row {} twice", held.location.row);
-    }
-    assert_eq!(read.source, "hr");
-    let mut out = format!("rows_seen {} complete {}\n", read.rows_seen, read.complete);
-    for line in rows.values() {
-        let _ = writeln!(out, "{line}");
-    }
-    out
+    rendered(read_csv_from(config, bytes, "export.csv"), "export.csv")
 }
 
 const WORKERS: &str = r#"rows_seen 4 complete true
@@ -394,18 +327,6 @@ fn a_configuration_the_reader_cannot_follow_fails_before_reading() {
             r#"source hr: required attribute(s) "hire_date" not mapped to a column; add them to [source.columns]"#,
         ]
     );
-}
-
-/// A small deterministic generator for the generated-file tests below (no dependency needed).
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 #[test]

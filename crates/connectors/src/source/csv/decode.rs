@@ -11,7 +11,7 @@ use std::io::{self, Read};
 
 use encoding_rs::{Decoder, DecoderResult, Encoding};
 
-/// Longest row held in memory. Fields over [`super::MAX_FIELD_BYTES`] are quarantined; a row
+/// Longest row held in memory. Fields over [`crate::source::rows::MAX_FIELD_BYTES`] are quarantined; a row
 /// longer than this ends the read, since the parser would have to hold all of it.
 pub(super) const MAX_ROW_BYTES: usize = 64 << 20;
 

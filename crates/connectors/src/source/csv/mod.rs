@@ -3,7 +3,8 @@
 //!
 //! The whole read fails (nothing is planned from the source) when the file cannot be read or
 //! decoded, has no header, or its header lacks a configured column or names one twice. Everything
-//! wrong with a single row quarantines that row only:
+//! wrong with a single row quarantines that row only; all but the number of fields is checked by
+//! the rules every source shares (`super::rows`):
 //!
 //! - more or fewer fields than the header (a short last row without a line break, or a file ending
 //!   inside a quoted value, is called a probable truncation, and makes the read not complete);
@@ -18,29 +19,20 @@
 //! trimmed; empty values are absent. Keys are kept as text (`00042` stays `00042`).
 
 mod decode;
-mod header;
 mod row;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
 use roster_core::config::{SourceConfig, TextEncoding};
-use roster_core::source::{Location, QuarantinedRow, Record, SourceRead};
+use roster_core::source::{Location, SourceRead};
 
 use self::decode::{DecodingReader, MAX_ROW_BYTES, StreamError};
-use self::header::Layout;
-use self::row::{DateFormat, Outcome, RowEnd, Rules};
-use crate::error::{Error, Result, and_list};
-
-/// Longest field kept; a longer one quarantines its row (hostile or broken input).
-const MAX_FIELD_BYTES: usize = 1 << 20;
-/// Longest value quoted in a message.
-const SHOWN_CHARS: usize = 64;
-/// Most row numbers a duplicate-key reason lists.
-const LISTED_ROWS: usize = 10;
+use self::row::{RowEnd, looks_truncated, structural_problem};
+use super::rows::{Layout, Outcome, Positions, RawValue, RowRules, Tally, is_blank_row};
+use crate::error::{Error, Result};
 
 /// Reads the export at `path` (already resolved against the config file's folder) per `config`.
 pub fn read_csv(config: &SourceConfig, path: &Path) -> Result<SourceRead> {
@@ -57,9 +49,8 @@ pub fn read_csv_from<R: Read>(config: &SourceConfig, reader: R, file_label: &str
 
 /// The parts of the configuration checked before the file is touched.
 struct Settings<'a> {
-    config: &'a SourceConfig,
+    rules: RowRules<'a>,
     delimiter: u8,
-    dates: DateFormat,
 }
 
 impl<'a> Settings<'a> {
@@ -68,19 +59,12 @@ impl<'a> Settings<'a> {
             .ok()
             .filter(|d| d.is_ascii() && !matches!(d, b'"' | b'\r' | b'\n'))
             .ok_or_else(|| Error::InvalidDelimiter { source_name: config.name.clone(), delimiter: config.delimiter })?;
-        let unmapped: Vec<String> = std::iter::once("hire_date")
-            .chain(config.required.iter().map(String::as_str).filter(|a| *a != "hire_date"))
-            .filter(|attribute| !config.columns.contains_key(*attribute) && *attribute != "affiliation")
-            .map(str::to_string)
-            .collect();
-        if !unmapped.is_empty() {
-            return Err(Error::RequiredNotMapped { source_name: config.name.clone(), attributes: unmapped });
-        }
-        Ok(Settings { config, delimiter, dates: DateFormat::new(config)? })
+        Ok(Settings { rules: RowRules::new(config)?, delimiter })
     }
 
     fn read<R: Read>(&self, reader: R, file: &str) -> Result<SourceRead> {
-        let encoding = match self.config.encoding {
+        let config = self.rules.config();
+        let encoding = match config.encoding {
             TextEncoding::Utf8 => encoding_rs::UTF_8,
             TextEncoding::Windows1252 => encoding_rs::WINDOWS_1252,
         };
@@ -94,48 +78,42 @@ impl<'a> Settings<'a> {
         if !next_row(&mut csv, &mut fields, file)? {
             return Err(Error::NoHeader { file: file.to_string() });
         }
-        let layout = Layout::resolve(self.config, &fields, file)?;
-        let rules = Rules { config: self.config, layout: &layout, dates: &self.dates };
+        let layout = Layout::resolve(config, &fields, Positions::Fields, file)?;
 
-        let mut records = Vec::new();
-        let mut quarantined = Vec::new();
-        let mut truncated = false;
+        let mut tally = Tally::default();
         // The row before the one just read, with its number and the parser's line count after it:
         // whether it was the last row is known only once the next read finds the end.
         let mut previous = csv::StringRecord::new();
         let mut previous_row: Option<(u64, u64)> = None;
-        let mut rows_seen = 0;
-        let mut blank_rows = 0;
+        let mut rows = 0;
         loop {
             let more = next_row(&mut csv, &mut fields, file)?;
-            if let Some((row, line_after)) = previous_row.take().filter(|_| !is_blank(&previous)) {
-                let end = if more { RowEnd::LineBreak } else { last_row_end(&csv.get_ref().end()) };
-                truncated |= rules.looks_truncated(previous.len(), end);
-                let location = Location { file: file.to_string(), line: first_line(&previous, line_after, end), row };
-                match rules.check(&previous, location, end) {
-                    Outcome::Valid(record) => records.push(record),
-                    Outcome::Quarantined(held) => quarantined.push(held),
+            if let Some((row, line_after)) = previous_row.take() {
+                let values: Vec<RawValue> = previous.iter().map(|field| RawValue::Text(Cow::Borrowed(field))).collect();
+                if !is_blank_row(&values) {
+                    let end = if more { RowEnd::LineBreak } else { last_row_end(&csv.get_ref().end()) };
+                    tally.rows_seen += 1;
+                    tally.truncated |= looks_truncated(&layout, previous.len(), end);
+                    let location =
+                        Location { file: file.to_string(), line: first_line(&previous, line_after, end), row };
+                    tally.push(match structural_problem(&layout, previous.len(), end) {
+                        Some(reason) => Outcome::Quarantined(self.rules.quarantined(
+                            self.rules.readable_key(&layout, &values),
+                            location,
+                            reason,
+                        )),
+                        None => self.rules.check(&layout, &values, location),
+                    });
                 }
             }
             if !more {
                 break;
             }
-            rows_seen += 1;
-            if is_blank(&fields) {
-                blank_rows += 1;
-            }
+            rows += 1;
             std::mem::swap(&mut previous, &mut fields);
-            previous_row = Some((rows_seen, csv.position().line()));
+            previous_row = Some((rows, csv.position().line()));
         }
-
-        hold_duplicate_keys(&mut records, &mut quarantined);
-        Ok(SourceRead {
-            source: self.config.name.clone(),
-            complete: self.config.complete && !truncated,
-            rows_seen: rows_seen - blank_rows,
-            records,
-            quarantined,
-        })
+        Ok(tally.finish(config))
     }
 }
 
@@ -164,12 +142,6 @@ fn stream_failure(error: csv::Error, file: &str) -> Error {
     }
 }
 
-/// A row whose every field is empty, as spreadsheets write after the last real row
-/// (`,,,,,,`): skipped, not quarantined, and not counted.
-fn is_blank(fields: &csv::StringRecord) -> bool {
-    fields.iter().all(|f| f.trim().is_empty())
-}
-
 fn last_row_end(end: &decode::StreamEnd) -> RowEnd {
     match end.open_quote_line {
         Some(opened_line) => RowEnd::InsideQuotes { opened_line, last_line: end.lines },
@@ -184,81 +156,4 @@ fn first_line(fields: &csv::StringRecord, line_after: u64, end: RowEnd) -> u64 {
     let breaks_inside: usize = fields.iter().map(|field| field.bytes().filter(|&b| b == b'\n').count()).sum();
     let ending_break = u64::from(end == RowEnd::LineBreak);
     line_after.saturating_sub(breaks_inside as u64).saturating_sub(ending_break).max(1)
-}
-
-/// A key on more than one row means the export disagrees with itself about a person: every row
-/// with that key is quarantined (with its key, so the person is held as they were), none wins.
-fn hold_duplicate_keys(records: &mut Vec<Record>, quarantined: &mut Vec<QuarantinedRow>) {
-    let mut rows_by_key: HashMap<&str, Vec<u64>> = HashMap::new();
-    let keyed_rows = records
-        .iter()
-        .map(|record| (record.key.as_str(), record.location.row))
-        .chain(quarantined.iter().filter_map(|q| Some((q.key.as_deref()?, q.location.row))));
-    for (key, row) in keyed_rows {
-        rows_by_key.entry(key).or_default().push(row);
-    }
-    let duplicates: HashMap<String, String> = rows_by_key
-        .into_iter()
-        .filter(|(_, rows)| rows.len() > 1)
-        .map(|(key, mut rows)| {
-            rows.sort_unstable();
-            (key.to_string(), format!("key {} appears on {}", abbreviated(key), rows_list(&rows)))
-        })
-        .collect();
-    if duplicates.is_empty() {
-        return;
-    }
-
-    for row in quarantined.iter_mut() {
-        if let Some(reason) = row.key.as_ref().and_then(|key| duplicates.get(key)) {
-            row.reason.push_str("; ");
-            row.reason.push_str(reason);
-        }
-    }
-    let (held, kept): (Vec<Record>, Vec<Record>) =
-        std::mem::take(records).into_iter().partition(|record| duplicates.contains_key(&record.key));
-    *records = kept;
-    quarantined.extend(held.into_iter().map(|record| {
-        let reason = duplicates.get(&record.key).cloned().unwrap_or_default();
-        QuarantinedRow { source: record.source, key: Some(record.key), location: record.location, reason }
-    }));
-    quarantined.sort_by_key(|row| row.location.row);
-}
-
-/// `rows 3 and 17`, `rows 3, 9 and 17`, or for many: `1200 rows: 3, 9, ... and 1190 more`.
-fn rows_list(rows: &[u64]) -> String {
-    let numbers: Vec<String> = rows.iter().take(LISTED_ROWS).map(ToString::to_string).collect();
-    if rows.len() > LISTED_ROWS {
-        return format!("{} rows: {} and {} more", rows.len(), numbers.join(", "), rows.len() - LISTED_ROWS);
-    }
-    let plural = if rows.len() == 1 { "" } else { "s" };
-    format!("row{plural} {}", and_list(&numbers))
-}
-
-/// A value for a message: as is, or its first characters and an ellipsis.
-fn abbreviated(value: &str) -> Cow<'_, str> {
-    match value.char_indices().nth(SHOWN_CHARS) {
-        Some((cut, _)) => Cow::Owned(format!("{}…", &value[..cut])),
-        None => Cow::Borrowed(value),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn duplicate_rows_are_listed_in_words_and_capped_when_many() {
-        assert_eq!(rows_list(&[3, 17]), "rows 3 and 17");
-        assert_eq!(rows_list(&[3, 9, 17]), "rows 3, 9 and 17");
-        let many: Vec<u64> = (1..=1200).collect();
-        assert_eq!(rows_list(&many), "1200 rows: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 1190 more");
-    }
-
-    #[test]
-    fn long_values_are_abbreviated_on_a_character_boundary() {
-        assert_eq!(abbreviated("short"), "short");
-        let long = "é".repeat(100);
-        assert_eq!(abbreviated(&long), format!("{}…", "é".repeat(SHOWN_CHARS)));
-    }
 }

@@ -1,5 +1,6 @@
-//! The header row: finds every configured column in it, or says which are missing (with a close
-//! match when one was probably renamed) or ambiguous.
+//! Where each configured column is in a row: found in a header row (CSV, XLSX), saying which are
+//! missing (with a close match when one was probably renamed) or ambiguous; or, for sources whose
+//! records name their fields (JSON), the configured columns themselves.
 
 use std::collections::BTreeSet;
 
@@ -7,18 +8,31 @@ use roster_core::config::{LIFECYCLE_DATE_ATTRIBUTES, SourceConfig};
 
 use crate::error::{DuplicateColumn, Error, MissingColumn};
 
-/// Where each configured column is in the header.
+/// Where each configured column is in a row.
 #[derive(Debug)]
-pub(super) struct Layout {
-    /// The header's column names, trimmed.
+pub(crate) struct Layout {
+    /// The header's column names, trimmed: a row's values come in this order.
     pub header: Vec<String>,
+    pub positions: Positions,
     pub key_column: String,
     pub key_index: usize,
     pub attributes: Vec<MappedColumn>,
 }
 
+/// How a source numbers the columns of a row, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Positions {
+    /// Delimited text: field 1, 2, ...
+    Fields,
+    /// A spreadsheet: column A, B, ...; the header's first name is column A's, and blank header
+    /// cells are gaps.
+    Letters,
+    /// Records whose fields are named, not numbered (JSON).
+    Names,
+}
+
 #[derive(Debug)]
-pub(super) struct MappedColumn {
+pub(crate) struct MappedColumn {
     pub attribute: String,
     pub column: String,
     pub index: usize,
@@ -32,8 +46,15 @@ const LIKELY_DELIMITERS: [char; 4] = [',', ';', '\t', '|'];
 const MAX_COMPARED_NAME: usize = 128;
 
 impl Layout {
-    pub(super) fn resolve(config: &SourceConfig, header_fields: &csv::StringRecord, file: &str) -> Result<Self, Error> {
-        let header: Vec<String> = header_fields.iter().map(|name| name.trim().to_string()).collect();
+    /// Finds the configured columns in a header row. The whole read fails when one is missing, or
+    /// appears twice.
+    pub(crate) fn resolve<'h>(
+        config: &SourceConfig,
+        header_names: impl IntoIterator<Item = &'h str>,
+        positions: Positions,
+        file: &str,
+    ) -> Result<Self, Error> {
+        let header: Vec<String> = header_names.into_iter().map(|name| name.trim().to_string()).collect();
         let mut wanted = vec![("the key".to_string(), config.key.trim())];
         wanted.extend(config.columns.iter().map(|(attribute, column)| (attribute.clone(), column.trim())));
         let configured: BTreeSet<&str> = wanted.iter().map(|(_, column)| *column).collect();
@@ -63,8 +84,14 @@ impl Layout {
         }
         if !missing.is_empty() {
             let delimiter_hint = match header.as_slice() {
-                [only] => LIKELY_DELIMITERS.into_iter().find(|&d| d != config.delimiter && only.contains(d)),
+                [only] if positions == Positions::Fields => {
+                    LIKELY_DELIMITERS.into_iter().find(|&d| d != config.delimiter && only.contains(d))
+                }
                 _ => None,
+            };
+            let header = match positions {
+                Positions::Letters => header.into_iter().filter(|name| !name.is_empty()).collect(),
+                Positions::Fields | Positions::Names => header,
             };
             return Err(Error::MissingColumns { file: file.to_string(), missing, header, delimiter_hint });
         }
@@ -72,6 +99,29 @@ impl Layout {
             return Err(Error::DuplicateColumns { file: file.to_string(), duplicates });
         }
 
+        Ok(Layout::from_indexes(config, header, positions, indexes))
+    }
+
+    /// For records whose fields are named: the row's values are the configured columns' (the key's
+    /// first), each column once.
+    pub(crate) fn named(config: &SourceConfig) -> Self {
+        let mut header: Vec<String> = Vec::new();
+        let indexes = std::iter::once(&config.key)
+            .chain(config.columns.values())
+            .map(|column| {
+                let column = column.trim();
+                header.iter().position(|name| name == column).unwrap_or_else(|| {
+                    header.push(column.to_string());
+                    header.len() - 1
+                })
+            })
+            .collect();
+        Layout::from_indexes(config, header, Positions::Names, indexes)
+    }
+
+    /// `indexes`: the key's position in `header`, then each configured column's, in the order of
+    /// `config.columns`.
+    fn from_indexes(config: &SourceConfig, header: Vec<String>, positions: Positions, indexes: Vec<usize>) -> Self {
         let mut indexes = indexes.into_iter();
         let key_index = indexes.next().unwrap_or_default();
         let attributes = config
@@ -87,8 +137,36 @@ impl Layout {
                 required: attribute == "hire_date" || config.required.contains(attribute),
             })
             .collect();
-        Ok(Layout { header, key_column: config.key.trim().to_string(), key_index, attributes })
+        Layout { header, positions, key_column: config.key.trim().to_string(), key_index, attributes }
     }
+
+    /// How a message names the column at `index`: `field 3 ("Notes")`, `column C ("Notes")`,
+    /// `column "Notes"`.
+    pub(crate) fn describe(&self, index: usize) -> String {
+        let name = self.header.get(index).map(|name| format!("{:?}", super::abbreviated(name)));
+        match (self.positions, name) {
+            (Positions::Fields, Some(name)) => format!("field {} ({name})", index + 1),
+            (Positions::Fields, None) => format!("field {}", index + 1),
+            (Positions::Letters, Some(name)) if !self.header[index].is_empty() => {
+                format!("column {} ({name})", column_letters(index))
+            }
+            (Positions::Letters, _) => format!("column {}", column_letters(index)),
+            (Positions::Names, Some(name)) => format!("column {name}"),
+            (Positions::Names, None) => format!("column {}", index + 1),
+        }
+    }
+}
+
+/// A spreadsheet column's letters: 0 -> `A`, 25 -> `Z`, 26 -> `AA`.
+fn column_letters(index: usize) -> String {
+    let mut letters = Vec::new();
+    let mut rest = index + 1;
+    while rest > 0 {
+        let digit = (rest - 1) % 26;
+        letters.push(char::from(b'A' + digit as u8));
+        rest = (rest - 1) / 26;
+    }
+    letters.iter().rev().collect()
 }
 
 /// The header column, not used by the configuration, whose name is closest to `wanted`, if any is
@@ -170,6 +248,13 @@ mod tests {
         assert_eq!(suggest("Manager_ID", &["Cost_Center", "Location"]), None);
         assert_eq!(suggest("Hire_Date", &["Employee_ID;Hire_Date;Office"]), None, "a whole header is no match");
         assert_eq!(suggest("Employee_ID", &["Employee_ID"]), None, "a configured column is never suggested");
+    }
+
+    #[test]
+    fn spreadsheet_columns_are_lettered_as_excel_shows_them() {
+        let letters: Vec<String> =
+            [0, 1, 25, 26, 27, 51, 52, 701, 702, 16383].into_iter().map(column_letters).collect();
+        assert_eq!(letters, ["A", "B", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA", "XFD"]);
     }
 
     #[test]
