@@ -214,8 +214,21 @@ pub fn plan(input: &PlanInput) -> Plan {
     let mut complete: BTreeSet<&str> = BTreeSet::new();
     let mut keys: BTreeSet<&str> = snapshot.persons.keys().map(String::as_str).collect();
     for read in input.reads {
-        if read.complete {
+        // A row whose key could not be read belongs to someone unknown: that someone must not look
+        // missing, so nobody is treated as missing from such a read.
+        let keyless = read.quarantined.iter().filter(|q| q.key.is_none()).count();
+        if read.complete && keyless == 0 {
             complete.insert(&read.source);
+        } else if read.complete {
+            planner.notice(
+                NoticeKind::Missing,
+                None,
+                None,
+                format!(
+                    "source {}: {keyless} quarantined row(s) have no readable key, so nobody is treated as missing from this read",
+                    read.source
+                ),
+            );
         }
         let by_key = fresh.entry(read.source.as_str()).or_default();
         for r in &read.records {

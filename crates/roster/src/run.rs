@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use roster_connectors::source::csv::read_csv;
 use roster_connectors::target::{ErrorKind, LdapTarget};
-use roster_core::config::SourceKind;
+use roster_core::config::{SourceConfig, SourceKind};
 use roster_core::engine::{PlanInput, plan, view_attributes};
 use roster_core::plan::{Action, Operation, Plan};
 use roster_core::render::render;
@@ -80,12 +80,19 @@ async fn read_sources(loaded: &Loaded) -> Result<Vec<SourceRead>> {
     for source in &loaded.settings.sources {
         let path = loaded.config_dir.join(source.path.clone().unwrap_or_default());
         let config = source.clone();
-        let read = match source.kind {
-            SourceKind::Csv => tokio::task::spawn_blocking(move || read_csv(&config, &path))
+        let file_reader: Option<fn(&SourceConfig, &Path) -> roster_connectors::error::Result<SourceRead>> =
+            match source.kind {
+                SourceKind::Csv => Some(read_csv),
+                SourceKind::Xlsx => Some(roster_connectors::source::xlsx::read_xlsx),
+                SourceKind::Json | SourceKind::Jsonl => Some(roster_connectors::source::json::read_json),
+                SourceKind::Sql => None,
+            };
+        let read = match (source.kind, file_reader) {
+            (_, Some(reader)) => tokio::task::spawn_blocking(move || reader(&config, &path))
                 .await
                 .context("the source reader stopped")?
                 .with_context(|| format!("source {}: nothing was planned", source.name))?,
-            other => bail!(UsageError(format!(
+            (other, None) => bail!(UsageError(format!(
                 "source {}: kind {other:?} is not supported by this build of roster yet",
                 source.name
             ))),
@@ -451,7 +458,10 @@ impl Failpoint {
             }
         });
         if parsed.is_none() {
-            tracing::warn!("{}={value:?} is not before_send:N, after_send:N or after_outcome:N; ignored", Self::VARIABLE);
+            tracing::warn!(
+                "{}={value:?} is not before_send:N, after_send:N or after_outcome:N; ignored",
+                Self::VARIABLE
+            );
         }
         parsed
     }
