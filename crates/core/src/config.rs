@@ -24,6 +24,19 @@ pub struct ConfigFile {
     pub target: Vec<TargetConfig>,
     #[serde(default)]
     pub safety: SafetyConfig,
+    pub audit: Option<AuditConfig>,
+}
+
+/// The audit trail's tamper evidence.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The key of the audit trail's hash chain (HMAC-SHA256), as a secret reference: `env:NAME` or
+    /// `file:PATH`, at least 32 bytes (make one with `openssl rand -hex 32`). Whoever holds it can
+    /// rewrite the trail undetected, short of an exported chain head: keep it off the host that
+    /// holds the store when you can. Without an `[audit]` section, roster generates a key into
+    /// `<store>.audit-key` beside the store, readable by its owner only.
+    pub key: SecretRef,
 }
 
 /// Where roster keeps its state.

@@ -12,7 +12,8 @@ use toml::Spanned;
 
 use crate::attr::AttrName;
 use crate::config::{
-    ConfigFile, GroupMode, LifecycleConfig, MappingWhen, SafetyConfig, SourceConfig, StoreConfig, TargetConfig,
+    AuditConfig, ConfigFile, GroupMode, LifecycleConfig, MappingWhen, SafetyConfig, SourceConfig, StoreConfig,
+    TargetConfig,
 };
 use crate::dn::Dn;
 use crate::expr::{Env, Expr, ExprValue};
@@ -102,6 +103,8 @@ pub struct Settings {
     pub login: LoginRules,
     pub targets: Vec<TargetRules>,
     pub safety: SafetyConfig,
+    /// The audit chain's key; `None`: the key file beside the store.
+    pub audit: Option<AuditConfig>,
     /// Every person attribute a source provides (plus `affiliation`).
     pub attributes: BTreeSet<String>,
     /// SHA-256 of the configuration text: a change re-evaluates everyone.
@@ -597,6 +600,15 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     if !percent_ok(Some(cfg.safety.source_shrink_percent)) {
         ck.error("safety.source_shrink_percent", None, "expected a percentage from 0 to 100");
     }
+    if let Some(audit) = &cfg.audit
+        && !(audit.key.0.starts_with("env:") || audit.key.0.starts_with("file:"))
+    {
+        ck.error(
+            "audit.key",
+            None,
+            "expected a secret reference \"env:NAME\" or \"file:PATH\"; the audit key is never written in the config",
+        );
+    }
 
     if !ck.errors.is_empty() {
         return Err(ck.errors);
@@ -618,6 +630,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         },
         targets,
         safety: cfg.safety,
+        audit: cfg.audit,
         attributes,
         hash: format!("{:x}", Sha256::digest(text.as_bytes())),
     })

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{exit, init, run};
+use crate::{audit, exit, init, run};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,6 +42,80 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Plan and apply in one go (for schedulers).
     Run(RunArgs),
+    /// Show the audit trail, export its chain head, verify it was not tampered with.
+    ///
+    /// Every entry is chained by a keyed hash (HMAC-SHA256, key from `[audit] key`, else the
+    /// `.audit-key` file beside the store): `verify` names an entry edited, removed, reordered or
+    /// inserted, and, given a head exported earlier, a cut tail or a history rebuilt since.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Release a person quarantined after failing runs: the next run plans for them again.
+    ///
+    /// In one target (`--target`) or in all. Recorded in the audit trail, with who did it
+    /// (`ROSTER_ACTOR`, else the login name).
+    Release(ReleaseArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Print the chain's newest event as `{"seq": N, "mac": "..."}`.
+    ///
+    /// Keep it somewhere the store's host cannot rewrite (a log collector, a ticket) and give it
+    /// to a later `roster audit verify --head`.
+    Head,
+    /// Walk the chain with the audit key; exit code 5 when the trail is not intact.
+    ///
+    /// Names the first entry edited, removed, reordered or inserted, and, with `--head`, a cut
+    /// tail or a history rebuilt since that head was exported.
+    Verify(VerifyArgs),
+    /// Print audit entries: the newest `--limit` that match, in the order they happened.
+    Show(ShowArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// A head exported earlier with `roster audit head` (the JSON itself, or a file holding it):
+    /// also finds a cut tail, or a history rebuilt since by someone holding the key.
+    #[arg(long, value_name = "FILE_OR_VALUE")]
+    pub head: Option<String>,
+    /// Output format on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// Only this person's entries (their key).
+    #[arg(long)]
+    pub person: Option<String>,
+    /// Only entries on this object (compared case-insensitively).
+    #[arg(long)]
+    pub dn: Option<String>,
+    /// Only this run's entries.
+    #[arg(long)]
+    pub run: Option<i64>,
+    /// Entries at or after this moment: a day (YYYY-MM-DD, from its start in the configured time
+    /// zone) or an RFC 3339 timestamp.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Entries before this moment (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many entries, the newest.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Output format on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReleaseArgs {
+    /// The person's key (as in the plan and the audit trail).
+    pub person: String,
+    /// Only in this target; without it, in every target.
+    #[arg(long)]
+    pub target: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -113,6 +187,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Plan(args) => run::plan_command(&cli, args).await,
         Command::Apply(args) => run::apply_command(&cli, args).await,
         Command::Run(args) => run::run_command(&cli, args).await,
+        Command::Audit(command) => audit::audit_command(&cli, command).await,
+        Command::Release(args) => audit::release(&cli, args).await,
     };
     match result {
         Ok(code) => code,

@@ -11,3 +11,5 @@ pub const USAGE: u8 = 2;
 pub const BLOCKED: u8 = 3;
 /// Applied, but some operations failed or were skipped: see the summary; the next run retries them.
 pub const PARTIAL: u8 = 4;
+/// `roster audit verify` found the audit trail edited, cut or rebuilt: see its report.
+pub const TAMPERED: u8 = 5;

@@ -2,15 +2,16 @@
 //! is known, and the links that outcome changes. A crash between the two leaves the intent, so the
 //! next run knows the operation may have happened.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use roster_core::plan::{Action, Applied, AttrChange, Operation};
 use serde_json::{Value, json};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::Store;
+use crate::chain::{AuditKey, Chain, StoredEntry};
 use crate::codec;
-use crate::error::{Doing, Result};
+use crate::error::{Doing, Error, Result};
 use crate::links::LinkSet;
 use crate::runs::{RunId, check_running};
 
@@ -92,46 +93,126 @@ fn add_object_id(action: &Action, applied: &Applied, after: &mut Option<Value>) 
 }
 
 /// One audit entry to write.
-struct AuditRow<'a> {
-    op: &'a Operation,
-    outcome: &'static str,
-    error: Option<String>,
-    before: Option<Value>,
-    after: Option<Value>,
+pub(crate) struct AuditRow<'a> {
+    pub(crate) op_id: usize,
+    pub(crate) person: Option<&'a str>,
+    pub(crate) target: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) dn: &'a str,
+    pub(crate) reason: &'a str,
+    pub(crate) outcome: &'static str,
+    pub(crate) error: Option<String>,
+    pub(crate) before: Option<Value>,
+    pub(crate) after: Option<Value>,
 }
 
-/// Writes audit entries, in multi-row statements. An operation recorded again in the same run (an
-/// intent, then its outcome; or an operation sent again) updates its entry's time, outcome, error
-/// and after; within one call, the last of an operation's rows wins.
-async fn write_audit(conn: &mut SqliteConnection, run: RunId, at: &str, rows: Vec<AuditRow<'_>>) -> Result<()> {
-    let rows: BTreeMap<usize, AuditRow> = rows.into_iter().map(|row| (row.op.id, row)).collect();
-    let rows: Vec<AuditRow> = rows.into_values().collect();
-    for chunk in rows.chunks(CHUNK) {
+impl<'a> AuditRow<'a> {
+    fn of(
+        op: &'a Operation,
+        outcome: &'static str,
+        error: Option<String>,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> Self {
+        AuditRow {
+            op_id: op.id,
+            person: op.person.as_deref(),
+            target: &op.target,
+            kind: op.action.kind(),
+            dn: op.action.dn(),
+            reason: &op.reason,
+            outcome,
+            error,
+            before,
+            after,
+        }
+    }
+}
+
+/// Writes audit entries, in multi-row statements, and extends the audit chain with one event per
+/// entry written (see [`crate::chain`]), computed in memory: an entry's row is exactly what was
+/// bound, so only the ids come back from the database. An operation recorded again in the same run
+/// (an intent, then its outcome; or an operation sent again) replaces its entry, which keeps its
+/// id; within one call, the last of an operation's rows wins. `actor` is the run's, which the
+/// chain covers with each entry.
+pub(crate) async fn write_audit(
+    conn: &mut SqliteConnection,
+    key: &AuditKey,
+    run: RunId,
+    actor: &str,
+    at: &str,
+    rows: Vec<AuditRow<'_>>,
+) -> Result<()> {
+    let doing = || format!("writing the audit trail of run {run}");
+    let rows: BTreeMap<usize, AuditRow> = rows.into_iter().map(|row| (row.op_id, row)).collect();
+    let mut entries: Vec<StoredEntry> = rows
+        .into_values()
+        .map(|row| StoredEntry {
+            id: 0,
+            run: run.0,
+            at: at.to_string(),
+            op_id: i64::try_from(row.op_id).unwrap_or(i64::MAX),
+            person: row.person.map(str::to_string),
+            target: row.target.to_string(),
+            kind: row.kind.to_string(),
+            dn: row.dn.to_string(),
+            reason: row.reason.to_string(),
+            before_vals: row.before.as_ref().map(Value::to_string),
+            after_vals: row.after.as_ref().map(Value::to_string),
+            outcome: row.outcome.to_string(),
+            error: row.error,
+        })
+        .collect();
+    let mut chain = Chain::open(conn, key).await?;
+    for chunk in entries.chunks_mut(CHUNK) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO audit (run, at, op_id, person, target, kind, dn, reason, before_vals, after_vals, outcome, error) ",
         );
-        query.push_values(chunk, |mut values, row| {
+        query.push_values(chunk.iter(), |mut values, entry| {
             values
-                .push_bind(run.0)
-                .push_bind(at.to_string())
-                .push_bind(i64::try_from(row.op.id).unwrap_or(i64::MAX))
-                .push_bind(row.op.person.clone())
-                .push_bind(row.op.target.clone())
-                .push_bind(row.op.action.kind())
-                .push_bind(row.op.action.dn().to_string())
-                .push_bind(row.op.reason.clone())
-                .push_bind(row.before.as_ref().map(Value::to_string))
-                .push_bind(row.after.as_ref().map(Value::to_string))
-                .push_bind(row.outcome)
-                .push_bind(row.error.clone());
+                .push_bind(entry.run)
+                .push_bind(entry.at.as_str())
+                .push_bind(entry.op_id)
+                .push_bind(entry.person.as_deref())
+                .push_bind(entry.target.as_str())
+                .push_bind(entry.kind.as_str())
+                .push_bind(entry.dn.as_str())
+                .push_bind(entry.reason.as_str())
+                .push_bind(entry.before_vals.as_deref())
+                .push_bind(entry.after_vals.as_deref())
+                .push_bind(entry.outcome.as_str())
+                .push_bind(entry.error.as_deref());
         });
         query.push(
-            " ON CONFLICT (run, op_id) DO UPDATE SET at = excluded.at, outcome = excluded.outcome,
-              error = excluded.error, after_vals = excluded.after_vals",
+            " ON CONFLICT (run, op_id) DO UPDATE SET at = excluded.at, person = excluded.person,
+              target = excluded.target, kind = excluded.kind, dn = excluded.dn, reason = excluded.reason,
+              before_vals = excluded.before_vals, after_vals = excluded.after_vals, outcome = excluded.outcome,
+              error = excluded.error
+              RETURNING id, op_id",
         );
-        query.build().execute(&mut *conn).await.doing(|| format!("writing the audit trail of run {run}"))?;
+        let ids: HashMap<i64, i64> = query
+            .build_query_as::<(i64, i64)>()
+            .fetch_all(&mut *conn)
+            .await
+            .doing(doing)?
+            .into_iter()
+            .map(|(id, op_id)| (op_id, id))
+            .collect();
+        drop(query);
+        for entry in chunk.iter_mut() {
+            entry.id = *ids.get(&entry.op_id).ok_or_else(|| Error::Corrupt {
+                table: "audit",
+                key: format!("run {run}, operation {}", entry.op_id),
+                column: "id",
+                message: "the database returned no id for an entry it wrote".to_string(),
+            })?;
+        }
+        chunk.sort_by_key(|entry| entry.id);
+        for entry in chunk.iter() {
+            chain.push(entry, Some(actor));
+        }
     }
-    Ok(())
+    chain.write(conn).await
 }
 
 impl Store {
@@ -140,15 +221,15 @@ impl Store {
     pub async fn record_intents(&self, run: RunId, ops: &[Operation]) -> Result<()> {
         let doing = || format!("recording intents of run {run}");
         let mut tx = self.write().await.doing(doing)?;
-        check_running(&mut tx, run).await?;
+        let actor = check_running(&mut tx, run).await?;
         let rows = ops
             .iter()
             .map(|op| {
                 let (before, after) = before_after(&op.action);
-                AuditRow { op, outcome: "intent", error: None, before, after }
+                AuditRow::of(op, "intent", None, before, after)
             })
             .collect();
-        write_audit(&mut tx, run, &codec::timestamp(codec::now()), rows).await?;
+        write_audit(&mut tx, &self.audit_key, run, &actor, &codec::timestamp(codec::now()), rows).await?;
         tx.commit().await.doing(doing)
     }
 
@@ -169,7 +250,7 @@ impl Store {
     pub async fn record_outcomes(&self, run: RunId, results: &[(Operation, Outcome)]) -> Result<()> {
         let doing = || format!("recording outcomes of run {run}");
         let mut tx = self.write().await.doing(doing)?;
-        check_running(&mut tx, run).await?;
+        let actor = check_running(&mut tx, run).await?;
         let landed = results.iter().filter_map(|(op, outcome)| match outcome {
             Outcome::Done(_) => Some(op),
             _ => None,
@@ -185,10 +266,10 @@ impl Store {
                 }
                 _ => outcome.error().map(str::to_string),
             };
-            rows.push(AuditRow { op, outcome: outcome.as_str(), error, before, after });
+            rows.push(AuditRow::of(op, outcome.as_str(), error, before, after));
         }
         links.write(&mut tx).await?;
-        write_audit(&mut tx, run, &codec::timestamp(codec::now()), rows).await?;
+        write_audit(&mut tx, &self.audit_key, run, &actor, &codec::timestamp(codec::now()), rows).await?;
         tx.commit().await.doing(doing)
     }
 }

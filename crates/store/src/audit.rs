@@ -31,7 +31,8 @@ impl Default for AuditQuery {
     }
 }
 
-/// One operation of one run: who, what, why, before, after, when, and how it went.
+/// One operation of one run (or one operator action): who, what, why, before, after, when, and
+/// how it went.
 ///
 /// `before` and `after` are JSON objects derived from the operation:
 ///
@@ -46,10 +47,13 @@ impl Default for AuditQuery {
 /// | add_member / remove_member | - / `{"member"}` | `{"member"}` / - |
 /// | delete | `{"object_id"}` when known | - |
 /// | create_container | - | - |
+/// | release (an operator's) | `{"failed_runs", "last_error"}` | - |
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
     pub id: i64,
     pub run: RunId,
+    /// Who started the run (or, for a `release`, who released).
+    pub actor: String,
     /// When the operation's intent, then its outcome, was recorded.
     pub at: DateTime<Utc>,
     /// The operation's position in its run's plan.
@@ -76,6 +80,7 @@ fn entry(row: &SqliteRow) -> Result<AuditEntry> {
     Ok(AuditEntry {
         id,
         run: RunId(cells.int("run")?),
+        actor: cells.text("actor")?,
         at: cells.timestamp("at")?,
         op_id: cells.unsigned("op_id")?,
         person: cells.opt_text("person")?,
@@ -94,25 +99,26 @@ impl Store {
     /// Audit entries matching `query`, newest first.
     pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let mut sql = QueryBuilder::<Sqlite>::new(
-            "SELECT id, run, at, op_id, person, target, kind, dn, reason, before_vals, after_vals, outcome, error
-             FROM audit WHERE 1 = 1",
+            "SELECT a.id, a.run, r.actor, a.at, a.op_id, a.person, a.target, a.kind, a.dn, a.reason, a.before_vals,
+                    a.after_vals, a.outcome, a.error
+             FROM audit AS a JOIN runs AS r ON r.id = a.run WHERE 1 = 1",
         );
         if let Some(person) = &query.person {
-            sql.push(" AND person = ").push_bind(person.clone());
+            sql.push(" AND a.person = ").push_bind(person.clone());
         }
         if let Some(dn) = &query.dn {
-            sql.push(" AND lower(dn) = lower(").push_bind(dn.clone()).push(")");
+            sql.push(" AND lower(a.dn) = lower(").push_bind(dn.clone()).push(")");
         }
         if let Some(run) = query.run {
-            sql.push(" AND run = ").push_bind(run.0);
+            sql.push(" AND a.run = ").push_bind(run.0);
         }
         if let Some(since) = query.since {
-            sql.push(" AND at >= ").push_bind(codec::timestamp(since));
+            sql.push(" AND a.at >= ").push_bind(codec::timestamp(since));
         }
         if let Some(until) = query.until {
-            sql.push(" AND at < ").push_bind(codec::timestamp(until));
+            sql.push(" AND a.at < ").push_bind(codec::timestamp(until));
         }
-        sql.push(" ORDER BY at DESC, id DESC LIMIT ").push_bind(i64::from(query.limit));
+        sql.push(" ORDER BY a.at DESC, a.id DESC LIMIT ").push_bind(i64::from(query.limit));
         let rows = sql.build().fetch_all(&self.pool).await.doing(|| "reading the audit trail".into())?;
         rows.iter().map(entry).collect()
     }

@@ -111,6 +111,10 @@ impl<'r> Cells<'r> {
         T::try_from(n).map_err(|_| self.corrupt(column, format!("{n} is out of range")))
     }
 
+    pub(crate) fn blob(&self, column: &'static str) -> Result<Vec<u8>> {
+        self.row.try_get::<Vec<u8>, _>(column).map_err(|e| self.corrupt(column, e))
+    }
+
     pub(crate) fn boolean(&self, column: &'static str) -> Result<bool> {
         match self.int(column)? {
             0 => Ok(false),

@@ -42,6 +42,10 @@ pub enum Error {
 
     #[error("run {0} is already finished")]
     RunFinished(RunId),
+
+    /// The audit chain's key cannot be had. Names the key file, never the key.
+    #[error("audit key{}: {message}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    AuditKey { path: Option<PathBuf>, message: String },
 }
 
 /// Names what the store was doing when the database failed.

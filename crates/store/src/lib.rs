@@ -4,17 +4,24 @@
 //! SQLite through sqlx. Writes that come in batches (the outcomes of many operations, the persons
 //! of a whole run) take one transaction each; nothing here issues a query per person when reading.
 //! The schema lives in `migrations/`, applied on open.
+//!
+//! Every write of an audit entry extends a keyed hash chain (see [`chain`]), so the trail is
+//! tamper-evident; a run's finish counts, per person and target, the consecutive runs whose
+//! operations did not all land (see [`failures`]), which the planner quarantines.
 
 mod apply;
 mod audit;
+pub mod chain;
 mod codec;
 mod error;
+pub mod failures;
 mod links;
 mod persons;
 mod runs;
 mod snapshot;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -22,7 +29,9 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 pub use apply::Outcome;
 pub use audit::{AuditEntry, AuditQuery};
+pub use chain::{AuditKey, ChainHead, ChainProblem, Verification};
 pub use error::{Error, Result};
+pub use failures::Released;
 pub use runs::{RunFinish, RunId, RunRecord, RunStart, RunStatus};
 
 /// How long a connection waits for another writer (another roster process, or this one's other
@@ -36,11 +45,27 @@ const MAX_CONNECTIONS: u32 = 4;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Chains the audit entries this handle writes.
+    audit_key: Arc<AuditKey>,
 }
 
 impl Store {
     /// Opens the store at `path`, creating the file if missing, and brings its schema up to date.
+    /// The audit trail is chained with the key [`AuditKey::beside`] the file, generated on first
+    /// use: for a store whose configuration names no key.
     pub async fn open(path: &Path) -> Result<Store> {
+        let pool = Store::open_pool(path).await?;
+        let key = AuditKey::load_or_create(&AuditKey::beside(path))?;
+        Ok(Store { pool, audit_key: Arc::new(key) })
+    }
+
+    /// Opens the store at `path` as [`Store::open`] does, chaining the audit trail with `audit_key`.
+    pub async fn open_with_key(path: &Path, audit_key: AuditKey) -> Result<Store> {
+        let pool = Store::open_pool(path).await?;
+        Ok(Store { pool, audit_key: Arc::new(audit_key) })
+    }
+
+    async fn open_pool(path: &Path) -> Result<SqlitePool> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -55,11 +80,12 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
-        Store::migrated(pool, path).await
+        migrated(pool, path).await
     }
 
     /// A private store in memory, for tests. The pool holds exactly one connection and never lets
-    /// it go: an in-memory SQLite database belongs to its connection and dies with it.
+    /// it go: an in-memory SQLite database belongs to its connection and dies with it. Its audit
+    /// key is random and dies with it too.
     pub async fn open_in_memory() -> Result<Store> {
         let path = Path::new(":memory:");
         let options = SqliteConnectOptions::new().in_memory(true).foreign_keys(true);
@@ -71,15 +97,13 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
-        Store::migrated(pool, path).await
+        Ok(Store { pool: migrated(pool, path).await?, audit_key: Arc::new(AuditKey::random()?) })
     }
 
-    async fn migrated(pool: SqlitePool, path: &Path) -> Result<Store> {
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(|source| Error::Migrate { path: path.to_path_buf(), source })?;
-        Ok(Store { pool })
+    /// The key this handle chains the audit trail with (its check value can be shown; the key
+    /// cannot).
+    pub fn audit_key(&self) -> &AuditKey {
+        &self.audit_key
     }
 
     /// Closes every connection, checkpointing the write-ahead log into the database file.
@@ -92,4 +116,12 @@ impl Store {
     async fn write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
+}
+
+async fn migrated(pool: SqlitePool, path: &Path) -> Result<SqlitePool> {
+    sqlx::migrate!("./migrations")
+        .run(&pool)
+        .await
+        .map_err(|source| Error::Migrate { path: path.to_path_buf(), source })?;
+    Ok(pool)
 }

@@ -112,7 +112,7 @@ impl Logins {
 impl Store {
     /// Records persons after their operations landed, in one transaction.
     ///
-    /// A person with `tombstone` set is forgotten (row and links) and their login is kept as a
+    /// A person with `tombstone` set is forgotten (row, links and failures) and their login is kept as a
     /// tombstone. Fails, writing nothing, when a login would belong to two persons, when a login kept
     /// by a tombstone would go to another person, or when a person's login would change: a login is
     /// its person's for good. The same person (a rehire under the same key) may take their
@@ -142,7 +142,11 @@ impl Store {
         };
 
         for chunk in gone.chunks(CHUNK) {
-            for table in ["DELETE FROM links WHERE person IN ", "DELETE FROM persons WHERE key IN "] {
+            for table in [
+                "DELETE FROM links WHERE person IN ",
+                "DELETE FROM failures WHERE person IN ",
+                "DELETE FROM persons WHERE key IN ",
+            ] {
                 let mut query = QueryBuilder::<Sqlite>::new(table);
                 codec::push_list(&mut query, chunk.iter().copied());
                 query.build().execute(&mut *tx).await.doing(doing)?;

@@ -11,6 +11,7 @@ use sqlx::sqlite::SqliteRow;
 use crate::Store;
 use crate::codec::{self, Cells};
 use crate::error::{Doing, Error, Result};
+use crate::failures;
 
 /// A run's id in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,6 +52,9 @@ pub enum RunStatus {
     Blocked,
     /// Planned only: nothing was applied.
     Planned,
+    /// An operator's action on the store (`roster release`): nothing was planned or applied to a
+    /// target, and the run does not count as the last good one.
+    Operator,
 }
 
 impl RunStatus {
@@ -61,6 +65,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Blocked => "blocked",
             RunStatus::Planned => "planned",
+            RunStatus::Operator => "operator",
         }
     }
 
@@ -172,7 +177,8 @@ impl Store {
     }
 
     /// Records how a run ended. When it applied (success or partial), its source counts become
-    /// the last good counts the shrink limit compares with.
+    /// the last good counts the shrink limit compares with. The run's audit entries update the
+    /// failures table (see [`crate::failures`]).
     pub async fn finish_run(&self, run: RunId, finish: &RunFinish) -> Result<()> {
         let summary = encode(|| format!("the summary of run {run}"), &finish.summary)?;
         let counts = encode(|| format!("the source counts of run {run}"), &finish.source_counts)?;
@@ -216,6 +222,7 @@ impl Store {
                 .doing(doing)?;
             }
         }
+        failures::record_run(&mut tx, run).await?;
         tx.commit().await.doing(doing)
     }
 
@@ -232,15 +239,16 @@ impl Store {
 }
 
 /// Fails unless the run exists and has not finished: outcomes are recorded into a running run only.
-pub(crate) async fn check_running(conn: &mut sqlx::SqliteConnection, run: RunId) -> Result<()> {
-    let status = sqlx::query_scalar::<_, String>("SELECT status FROM runs WHERE id = ?")
+/// Returns the run's actor, which the audit chain covers.
+pub(crate) async fn check_running(conn: &mut sqlx::SqliteConnection, run: RunId) -> Result<String> {
+    let row = sqlx::query_as::<_, (String, String)>("SELECT status, actor FROM runs WHERE id = ?")
         .bind(run.0)
         .fetch_optional(&mut *conn)
         .await
         .doing(|| format!("reading run {run}"))?;
-    match status.as_deref() {
+    match row {
         None => Err(Error::UnknownRun(run)),
-        Some(RUNNING) => Ok(()),
+        Some((status, actor)) if status == RUNNING => Ok(actor),
         Some(_) => Err(Error::RunFinished(run)),
     }
 }

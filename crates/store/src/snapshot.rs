@@ -1,4 +1,4 @@
-//! The snapshot the planner starts from: five queries in one read transaction, whatever the
+//! The snapshot the planner starts from: six queries in one read transaction, whatever the
 //! number of persons.
 
 use futures_util::TryStreamExt;
@@ -110,6 +110,8 @@ impl Store {
                 .unfinished_creates
                 .push(UnfinishedCreate { target: cells.text("target")?, person: cells.key().to_string() });
         }
+
+        snapshot.failures = crate::failures::read_all(&mut tx).await?;
 
         tx.commit().await.doing(doing)?;
         Ok(snapshot)

@@ -1,0 +1,327 @@
+//! The audit trail's commands: `roster audit head | verify | show`, and `roster release`, the
+//! operator's action that ends a person's quarantine (recorded in the trail). Also where the
+//! audit key is resolved for every command that opens the store.
+//!
+//! The key: `[audit] key = "env:NAME" | "file:PATH"` when configured; otherwise the key file that
+//! the store keeps beside itself (generated on first use, mode 0600). See `roster_store::chain`
+//! for what the chain covers and what the exported head adds.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use roster_core::settings::{Settings, load};
+use roster_store::{AuditEntry, AuditKey, AuditQuery, ChainHead, RunId, RunStart, Store, Verification};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::cli::{AuditCommand, Cli, Format, ReleaseArgs, ShowArgs, VerifyArgs};
+use crate::run::UsageError;
+use crate::{exit, secrets};
+
+/// What the audit commands need of the configuration: the store and the key.
+struct Loaded {
+    settings: Settings,
+    config_dir: PathBuf,
+}
+
+impl Loaded {
+    fn from(cli: &Cli) -> Result<Loaded> {
+        let path = &cli.config;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!(UsageError(format!("cannot read the configuration {}: {e}", path.display()))))?;
+        let settings = load(&text, &path.display().to_string()).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+            anyhow!(UsageError(format!("the configuration has {} problem(s):\n{}", errors.len(), lines.join("\n"))))
+        })?;
+        let config_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(Loaded { settings, config_dir })
+    }
+
+    fn store_path(&self) -> PathBuf {
+        self.config_dir.join(&self.settings.store.path)
+    }
+
+    /// The store's path, when it exists: a command that reads the trail never creates one.
+    fn existing_store_path(&self) -> Result<PathBuf> {
+        let path = self.store_path();
+        if !path.exists() {
+            bail!("there is no store at {}: nothing has been run with this configuration yet", path.display());
+        }
+        Ok(path)
+    }
+
+    /// The existing store, for reading.
+    async fn existing_store(&self, key: AuditKey) -> Result<Store> {
+        let path = self.existing_store_path()?;
+        Store::open_with_key(&path, key).await.with_context(|| format!("opening the store {}", path.display()))
+    }
+}
+
+/// The audit key of the store at `store_path` under `settings`: the configured secret, or the key
+/// file beside the store (created with a new random key when `create` and missing). Errors name
+/// the reference or the file, never the key.
+pub fn audit_key(settings: &Settings, config_dir: &Path, store_path: &Path, create: bool) -> Result<AuditKey> {
+    match &settings.audit {
+        Some(audit) => {
+            let secret = secrets::resolve(&audit.key, config_dir).context("audit.key")?;
+            AuditKey::new(secret.expose_secret().as_bytes().to_vec())
+                .with_context(|| format!("audit.key {}", audit.key.0))
+        }
+        None => {
+            let path = AuditKey::beside(store_path);
+            if create {
+                Ok(AuditKey::load_or_create(&path)?)
+            } else {
+                AuditKey::load(&path).map_err(|e| {
+                    anyhow!(
+                        "{e}; without an [audit] key in the configuration, the trail is chained with this file's key"
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// Opens (creating when missing) the store the configuration names, chaining the audit trail with
+/// its audit key. What every command that writes the store should open it with.
+pub async fn open_store(settings: &Settings, config_dir: &Path) -> Result<Store> {
+    let path = config_dir.join(&settings.store.path);
+    let key = audit_key(settings, config_dir, &path, true)?;
+    Store::open_with_key(&path, key).await.with_context(|| format!("opening the store {}", path.display()))
+}
+
+/// Who is acting: `ROSTER_ACTOR`, else the login user.
+fn actor() -> String {
+    std::env::var("ROSTER_ACTOR").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".to_string())
+}
+
+pub async fn audit_command(cli: &Cli, command: &AuditCommand) -> Result<u8> {
+    match command {
+        AuditCommand::Head => head(cli).await,
+        AuditCommand::Verify(args) => verify(cli, args).await,
+        AuditCommand::Show(args) => show(cli, args).await,
+    }
+}
+
+async fn head(cli: &Cli) -> Result<u8> {
+    let loaded = Loaded::from(cli)?;
+    // Reading the head needs no key; this handle writes nothing.
+    let store = loaded.existing_store(AuditKey::random()?).await?;
+    println!("{}", store.audit_head().await?);
+    store.close().await;
+    Ok(exit::SUCCESS)
+}
+
+/// An exported head given on the command line: the JSON itself, or a file holding it.
+fn exported_head(value: &str) -> Result<ChainHead> {
+    let text = if value.trim_start().starts_with('{') {
+        value.to_string()
+    } else {
+        std::fs::read_to_string(value)
+            .map_err(|e| anyhow!(UsageError(format!("--head {value}: not a head and not a readable file: {e}"))))?
+    };
+    ChainHead::parse(&text).map_err(|e| anyhow!(UsageError(format!("--head {value}: {e}"))))
+}
+
+async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8> {
+    let exported = args.head.as_deref().map(exported_head).transpose()?;
+    let loaded = Loaded::from(cli)?;
+    let key = audit_key(&loaded.settings, &loaded.config_dir, &loaded.existing_store_path()?, false)?;
+    let store = loaded.existing_store(key.clone()).await?;
+    let verification = store.verify_audit(&key, exported.as_ref()).await?;
+    store.close().await;
+    match args.format {
+        Format::Text => print!("{}", verification_text(&verification, exported.as_ref(), key.id())),
+        Format::Json => println!("{:#}", verification_json(&verification, exported.as_ref(), key.id())),
+    }
+    Ok(if verification.is_intact() { exit::SUCCESS } else { exit::TAMPERED })
+}
+
+fn verification_text(v: &Verification, exported: Option<&ChainHead>, key_id: &str) -> String {
+    let mut out = String::new();
+    let covered = match exported {
+        Some(head) => format!("; the exported head (event {}) is in it", head.seq),
+        None => String::new(),
+    };
+    if v.is_intact() {
+        out.push_str(&format!(
+            "audit trail intact: {} entries, {} chain events, key check value {key_id}{covered}\n",
+            v.entries, v.events
+        ));
+    } else {
+        out.push_str(&format!(
+            "audit trail NOT intact: {} problem(s) in {} entries and {} chain events (key check value {key_id})\n",
+            v.problem_count, v.entries, v.events
+        ));
+        if let Some(first) = v.problems.first() {
+            out.push_str(&format!("first: {first}\n"));
+        }
+        for problem in v.problems.iter().skip(1) {
+            out.push_str(&format!("  {problem}\n"));
+        }
+        let shown = v.problems.len() as u64;
+        if v.problem_count > shown {
+            out.push_str(&format!("  ... and {} more\n", v.problem_count - shown));
+        }
+    }
+    if v.legacy_entries > 0 {
+        out.push_str(&format!(
+            "note: {} entries were written before roster chained the trail; nothing covers them\n",
+            v.legacy_entries
+        ));
+    }
+    if exported.is_none() {
+        out.push_str(&format!(
+            "head: {} (without an exported head, a cut tail or a history rebuilt with the key cannot be told)\n",
+            v.head
+        ));
+    }
+    out
+}
+
+fn verification_json(v: &Verification, exported: Option<&ChainHead>, key_id: &str) -> serde_json::Value {
+    json!({
+        "intact": v.is_intact(),
+        "entries": v.entries,
+        "events": v.events,
+        "legacy_entries": v.legacy_entries,
+        "key_id": key_id,
+        "head": v.head,
+        "exported_head": exported,
+        "problem_count": v.problem_count,
+        "problems": v.problems.iter().map(|p| json!({ "seq": p.seq(), "message": p.to_string() })).collect::<Vec<_>>(),
+    })
+}
+
+/// `--since` / `--until`: an RFC 3339 moment, or a day (its start in the configured time zone).
+fn moment(value: &str, settings: &Settings) -> Result<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(value) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let day = NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
+        anyhow!(UsageError(format!("expected a day (YYYY-MM-DD) or an RFC 3339 moment, found {value:?}")))
+    })?;
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    settings
+        .zone
+        .from_local_datetime(&midnight)
+        .earliest()
+        .map(|at| at.with_timezone(&Utc))
+        .ok_or_else(|| anyhow!(UsageError(format!("{value} has no midnight in {}", settings.zone))))
+}
+
+async fn show(cli: &Cli, args: &ShowArgs) -> Result<u8> {
+    let loaded = Loaded::from(cli)?;
+    let query = AuditQuery {
+        person: args.person.clone(),
+        dn: args.dn.clone(),
+        run: args.run.map(RunId),
+        since: args.since.as_deref().map(|s| moment(s, &loaded.settings)).transpose()?,
+        until: args.until.as_deref().map(|s| moment(s, &loaded.settings)).transpose()?,
+        limit: args.limit,
+    };
+    // Reading needs no key; this handle writes nothing.
+    let store = loaded.existing_store(AuditKey::random()?).await?;
+    let mut entries = store.audit(&query).await?;
+    store.close().await;
+    // The newest `limit`, shown in the order they happened.
+    entries.reverse();
+    match args.format {
+        Format::Text => {
+            for entry in &entries {
+                print!("{}", entry_text(entry));
+            }
+        }
+        Format::Json => {
+            let entries: Vec<serde_json::Value> = entries.iter().map(entry_json).collect();
+            println!("{:#}", serde_json::Value::Array(entries));
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn entry_text(e: &AuditEntry) -> String {
+    let mut out = format!(
+        "{} run {} by {}, #{} {} {} in {}",
+        e.at.format("%Y-%m-%d %H:%M:%S%.3fZ"),
+        e.run,
+        e.actor,
+        e.op_id,
+        e.kind,
+        e.outcome,
+        e.target
+    );
+    if let Some(person) = &e.person {
+        out.push_str(&format!(" person {person}"));
+    }
+    if !e.dn.is_empty() {
+        out.push_str(&format!(" {}", e.dn));
+    }
+    out.push('\n');
+    out.push_str(&format!("    why: {}\n", e.reason));
+    if let Some(before) = &e.before {
+        out.push_str(&format!("    before: {before}\n"));
+    }
+    if let Some(after) = &e.after {
+        out.push_str(&format!("    after: {after}\n"));
+    }
+    if let Some(error) = &e.error {
+        out.push_str(&format!("    error: {error}\n"));
+    }
+    out
+}
+
+fn entry_json(e: &AuditEntry) -> serde_json::Value {
+    json!({
+        "id": e.id,
+        "run": e.run.0,
+        "actor": e.actor,
+        "at": e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "op_id": e.op_id,
+        "person": e.person,
+        "target": e.target,
+        "kind": e.kind,
+        "dn": e.dn,
+        "reason": e.reason,
+        "before": e.before,
+        "after": e.after,
+        "outcome": e.outcome,
+        "error": e.error,
+    })
+}
+
+pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
+    let loaded = Loaded::from(cli)?;
+    let as_of = cli.as_of.unwrap_or_else(|| Utc::now().with_timezone(&loaded.settings.zone).date_naive());
+    let store = open_store(&loaded.settings, &loaded.config_dir).await?;
+    let start = RunStart {
+        command: "release".to_string(),
+        as_of,
+        config_hash: loaded.settings.hash.clone(),
+        actor: actor(),
+        overrides: Vec::new(),
+        plan_json: None,
+    };
+    let released = store.release(&start, &args.person, args.target.as_deref()).await?;
+    store.close().await;
+    let Some(released) = released else {
+        let place = args.target.as_deref().map(|t| format!(" in target {t}")).unwrap_or_default();
+        bail!("person {} has no recorded failures{place}: nothing to release", args.person);
+    };
+    for f in &released.failures {
+        println!(
+            "released person {} in target {} (failed in {} consecutive run(s), last: {})",
+            f.person, f.target, f.runs, f.last_error
+        );
+    }
+    println!(
+        "recorded in the audit trail as run {} by {}; the next run plans for them again",
+        released.run, start.actor
+    );
+    Ok(exit::SUCCESS)
+}
