@@ -75,6 +75,79 @@ pub enum Error {
     )]
     InvalidDateFormat { source_name: String, format: String },
 
+    /// A SQL source without a query.
+    #[error("source {source_name}: no query; set query = \"SELECT ...\" for this source")]
+    SqlNoQuery { source_name: String },
+
+    /// A SQL source's URL names no database roster reads.
+    #[error(
+        "source {source_name}: cannot read the database at {database}: expected a URL starting with \
+         postgres://, postgresql://, mysql://, mariadb:// or sqlite://"
+    )]
+    SqlUnsupportedUrl {
+        source_name: String,
+        /// The URL without its password or parameters.
+        database: String,
+    },
+
+    /// An incremental read of a query that has no `:since` for the watermark.
+    #[error(
+        "source {source_name}: an incremental read needs the query to compare its modified column with :since \
+         (e.g. WHERE updated_at >= :since), but the query has no :since"
+    )]
+    SqlNoSinceParameter { source_name: String },
+
+    /// The database could not be reached, or refused the login.
+    #[error("source {source_name}: cannot connect to {database}: {reason}")]
+    SqlConnect {
+        source_name: String,
+        /// The URL without its password or parameters.
+        database: String,
+        /// What the driver or the server said, without the password.
+        reason: String,
+    },
+
+    /// The query failed: refused by the server (bad SQL, no permission), or broken off part-way.
+    #[error("{}", sql_query_message(source_name, database, *rows_read, reason))]
+    SqlQuery {
+        source_name: String,
+        database: String,
+        /// Rows received before the failure: the read is never partly used.
+        rows_read: u64,
+        reason: String,
+    },
+
+    /// The database did not answer in time.
+    #[error(
+        "source {source_name}: {database} did not answer within {} while {waiting_for}; nothing from this \
+         source is used",
+        duration_text(*timeout)
+    )]
+    SqlTimeout {
+        source_name: String,
+        database: String,
+        /// `connecting`, `preparing the query`, `waiting for row 1`, ...
+        waiting_for: String,
+        timeout: std::time::Duration,
+    },
+
+    /// Columns the configuration names are not in the query's result.
+    #[error("{}", sql_missing_columns_message(source_name, missing, returned))]
+    SqlMissingColumns {
+        source_name: String,
+        missing: Vec<MissingColumn>,
+        /// The result's column names, in order.
+        returned: Vec<String>,
+    },
+
+    /// A configured column of the query's result has a type that roster does not read as a value.
+    #[error(
+        "source {source_name}: the query's column {column:?} (for {used_for}) is of type {type_name}; expected \
+         text, a number, a boolean, a date or a timestamp: convert it in the query (PostgreSQL: \
+         CAST({column} AS TEXT) AS {column}; MariaDB and MySQL: CAST({column} AS CHAR) AS {column})"
+    )]
+    SqlUnsupportedType { source_name: String, column: String, used_for: String, type_name: String },
+
     /// Attributes that must not be empty (`hire_date`, `required`) have no column.
     #[error(
         "source {source_name}: required attribute(s) {} not mapped to a column; add them to \
@@ -248,5 +321,59 @@ pub(crate) fn and_list(items: &[String]) -> String {
         Some((last, [])) => last.clone(),
         Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
         None => String::new(),
+    }
+}
+
+fn sql_query_message(source_name: &str, database: &str, rows_read: u64, reason: &str) -> String {
+    let when = match rows_read {
+        0 => String::new(),
+        1 => " after 1 row".to_string(),
+        n => format!(" after {n} rows"),
+    };
+    format!(
+        "source {source_name}: the query against {database} failed{when}: {reason}; nothing from this source is used"
+    )
+}
+
+fn sql_missing_columns_message(source_name: &str, missing: &[MissingColumn], returned: &[String]) -> String {
+    let mut message = format!("source {source_name}: the query returns no ");
+    for (i, column) in missing.iter().enumerate() {
+        if i > 0 {
+            message.push_str(", ");
+        }
+        let _ = write!(message, "column {:?} (for {}", column.column, column.used_for);
+        if let Some(close) = &column.close_match {
+            let _ = write!(message, "; is it {close:?}?");
+        }
+        message.push(')');
+    }
+    match returned.len() {
+        0 => message.push_str("; it returns no columns at all"),
+        n => {
+            let plural = if n == 1 { "" } else { "s" };
+            let listed: Vec<String> = returned.iter().take(LISTED_COLUMNS).map(|c| format!("{c:?}")).collect();
+            let _ = write!(message, "; it returns {n} column{plural}: {}", listed.join(", "));
+            if n > LISTED_COLUMNS {
+                let _ = write!(message, " and {} more", n - LISTED_COLUMNS);
+            }
+        }
+    }
+    if let Some(first) = missing.first() {
+        let source = first.close_match.as_deref().unwrap_or("...");
+        let _ = write!(
+            message,
+            "; name the columns in the query as the configuration does (SELECT {source} AS {})",
+            first.column
+        );
+    }
+    message
+}
+
+/// `60 s`, `1.5 s`, `300 ms`.
+fn duration_text(duration: std::time::Duration) -> String {
+    match duration.as_millis() {
+        millis if millis < 1000 => format!("{millis} ms"),
+        millis if millis % 1000 == 0 => format!("{} s", millis / 1000),
+        _ => format!("{} s", duration.as_secs_f64()),
     }
 }

@@ -4,4 +4,5 @@
 pub mod csv;
 pub mod json;
 mod rows;
+pub mod sql;
 pub mod xlsx;
