@@ -1232,8 +1232,19 @@ pub fn plan(input: &PlanInput) -> Plan {
     }
     notices.sort_by(|a, b| (a.kind, &a.person, &a.target).cmp(&(b.kind, &b.person, &b.target)));
 
-    let source_counts: BTreeMap<String, u64> =
-        input.reads.iter().filter(|r| r.complete).map(|r| (r.source.clone(), r.rows_seen)).collect();
+    // A source's size is the number of distinct people in it (plus rows without a readable key),
+    // so an export with every row twice does not become the "last good" size.
+    let source_counts: BTreeMap<String, u64> = input
+        .reads
+        .iter()
+        .filter(|r| r.complete)
+        .map(|r| {
+            let keys: BTreeSet<&str> =
+                r.records.iter().map(|x| x.key.as_str()).chain(r.quarantined.iter().filter_map(|q| q.key.as_deref())).collect();
+            let keyless = r.quarantined.iter().filter(|q| q.key.is_none()).count();
+            (r.source.clone(), (keys.len() + keyless) as u64)
+        })
+        .collect();
     let population = people.len() as u64;
     let safety = check_safety(settings, &operations, population, &source_counts, snapshot);
     let count = |c: Category| summary_people.get(&c).map_or(0, |s| s.len() as u64);

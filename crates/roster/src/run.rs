@@ -37,6 +37,9 @@ impl std::error::Error for UsageError {}
 const BATCH: usize = 200;
 /// Attempts for an operation that fails with a transient error (busy, unavailable).
 const ATTEMPTS: u32 = 3;
+/// Consecutive operations failing to reach a target after which its remaining operations in the
+/// run are not attempted.
+const UNREACHABLE_AFTER: u32 = 3;
 
 struct Loaded {
     settings: Settings,
@@ -70,8 +73,7 @@ fn store_path(loaded: &Loaded) -> PathBuf {
 }
 
 async fn open_store(loaded: &Loaded) -> Result<Store> {
-    let path = store_path(loaded);
-    Store::open(&path).await.with_context(|| format!("opening the store {}", path.display()))
+    crate::audit::open_store(&loaded.settings, &loaded.config_dir).await
 }
 
 /// Reads every source. A source that fails as a whole stops the run before anything is planned.
@@ -92,8 +94,15 @@ async fn read_sources(loaded: &Loaded) -> Result<Vec<SourceRead>> {
                 .await
                 .context("the source reader stopped")?
                 .with_context(|| format!("source {}: nothing was planned", source.name))?,
+            (SourceKind::Sql, None) => {
+                let url = source.url.as_ref().ok_or_else(|| anyhow!(UsageError(format!("source {}: no url", source.name))))?;
+                let url = secrets::resolve(url, &loaded.config_dir).with_context(|| format!("source {}", source.name))?;
+                roster_connectors::source::sql::read_sql(source, &url)
+                    .await
+                    .with_context(|| format!("source {}: nothing was planned", source.name))?
+            }
             (other, None) => bail!(UsageError(format!(
-                "source {}: kind {other:?} is not supported by this build of roster yet",
+                "source {}: kind {other:?} has no reader in this build of roster",
                 source.name
             ))),
         };
@@ -369,6 +378,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
     let by_name: BTreeMap<&str, &LdapTarget> =
         fresh.loaded.settings.targets.iter().map(|r| r.name()).zip(fresh.targets.iter()).collect();
     let mut landed: Vec<bool> = vec![false; plan.operations.len()];
+    let mut unreachable: BTreeMap<String, u32> = BTreeMap::new();
     let mut troubled_persons: BTreeSet<String> = BTreeSet::new();
     let (mut done, mut failed, mut skipped) = (0u64, 0u64, 0u64);
     let bar = progress(plan.operations.len());
@@ -384,10 +394,30 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
                 }
                 None => match by_name.get(op.target.as_str()) {
                     None => Outcome::Skipped { reason: format!("target {} is not in the configuration", op.target) },
-                    Some(target) => match &op.action {
-                        Action::SetPassword { .. } => set_password(fresh, target, op).await,
-                        _ => apply_with_retry(target, op).await,
-                    },
+                    Some(_) if unreachable.get(op.target.as_str()).is_some_and(|n| *n >= UNREACHABLE_AFTER) => {
+                        Outcome::Failed {
+                            error: format!(
+                                "target {} stopped answering in this run: not attempted (the next run retries it)",
+                                op.target
+                            ),
+                            unknown: false,
+                        }
+                    }
+                    Some(target) => {
+                        let (outcome, kind) = match &op.action {
+                            Action::SetPassword { .. } => (set_password(fresh, target, op).await, None),
+                            _ => apply_with_retry(target, op).await,
+                        };
+                        // A target whose connection keeps failing is given up on for this run
+                        // instead of costing every remaining operation its full retries.
+                        let count = unreachable.entry(op.target.clone()).or_insert(0);
+                        if matches!(kind, Some(ErrorKind::Connect | ErrorKind::Transient)) {
+                            *count += 1;
+                        } else {
+                            *count = 0;
+                        }
+                        outcome
+                    }
                 },
             };
             Failpoint::AfterSend(op.id).abort_if(failpoint);
@@ -504,17 +534,20 @@ async fn set_password(fresh: &Fresh, target: &LdapTarget, op: &Operation) -> Out
     }
 }
 
-async fn apply_with_retry(target: &LdapTarget, op: &Operation) -> Outcome {
+/// The outcome, and the kind of error it ended with (None on success).
+async fn apply_with_retry(target: &LdapTarget, op: &Operation) -> (Outcome, Option<ErrorKind>) {
     let mut attempt = 0;
     loop {
         attempt += 1;
         match target.apply(op).await {
-            Ok(applied) => return Outcome::Done(applied),
+            Ok(applied) => return (Outcome::Done(applied), None),
             Err(e) if e.kind == ErrorKind::Transient && attempt < ATTEMPTS => {
                 tokio::time::sleep(Duration::from_millis(250 * 4u64.pow(attempt - 1))).await;
             }
-            Err(e) if e.kind == ErrorKind::Conflict => return Outcome::Skipped { reason: format!("conflict: {e}") },
-            Err(e) => return Outcome::Failed { unknown: e.kind == ErrorKind::Unknown, error: e.to_string() },
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                return (Outcome::Skipped { reason: format!("conflict: {e}") }, Some(e.kind));
+            }
+            Err(e) => return (Outcome::Failed { unknown: e.kind == ErrorKind::Unknown, error: e.to_string() }, Some(e.kind)),
         }
     }
 }

@@ -163,7 +163,6 @@ fn broken_exports_are_refused_or_quarantined_and_disable_nobody() {
 /// quarantined run recorded its 20 rows (valid and quarantined alike, `SourceRead::rows_seen`) as
 /// the source's last good size, so the correct 10 rows look like a 50% shrink.
 #[test]
-#[ignore = "bug: a run on a duplicated export records its quarantined rows as the last good size, so the next good export is blocked"]
 fn a_duplicated_export_does_not_block_the_next_good_one() {
     let hr = ten_people();
     let csv = hr.to_csv();

@@ -281,7 +281,7 @@ fn a_truncated_export_is_blocked_until_allowed() {
     let allow = suggested_allow(&blocked);
     let mut limits: Vec<&str> = allow.split(',').collect();
     limits.sort_unstable();
-    assert_eq!(limits, ["disables", "renames", "source_shrink"], "{blocked}");
+    assert_eq!(limits, ["disables", "group_removals", "renames", "source_shrink"], "{blocked}");
     lab.roster(day, &["run", "--allow", &allow]).expect_code(0);
     for i in 0..10 {
         let key = format!("20{i:02}");

@@ -144,7 +144,6 @@ fn check_outage_run(lab: &Lab, run: &Run, reference: &BTreeMap<String, Entry>) {
 /// server stopped, having waited out three attempts and their backoff (about 1.25 s) for each of
 /// the ~190 operations left, and the next run converged.
 #[test]
-#[ignore = "bug: a target that is down costs every remaining operation its full retries (~1.25 s each): 242 s for 190 ops"]
 fn a_directory_stopped_mid_run_fails_the_rest_and_the_next_run_converges() {
     let reference = reference();
     let mut lab = lab_at_day_one(None);

@@ -2,7 +2,7 @@
 //! number of persons.
 
 use futures_util::TryStreamExt;
-use roster_core::state::{Link, Snapshot, StoredPerson, Tombstone, UnfinishedCreate};
+use roster_core::state::{Link, ManagedGroup, Snapshot, StoredPerson, Tombstone, UnfinishedCreate};
 use sqlx::sqlite::SqliteRow;
 
 use crate::Store;
@@ -112,6 +112,22 @@ impl Store {
         }
 
         snapshot.failures = crate::failures::read_all(&mut tx).await?;
+
+        // The groups roster owns besides those its rules name in a run: every group it created or
+        // added a member to, as the audit trail records.
+        let doing = || "reading the groups roster owns".to_string();
+        let rows = sqlx::query(
+            "SELECT DISTINCT target, dn FROM audit
+             WHERE kind IN ('create_group', 'add_member') AND outcome = 'done'
+             ORDER BY target, dn",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .doing(doing)?;
+        for row in &rows {
+            let cells = Cells::keyed_by(row, "audit", "dn")?;
+            snapshot.managed_groups.push(ManagedGroup { target: cells.text("target")?, dn: cells.key().to_string() });
+        }
 
         tx.commit().await.doing(doing)?;
         Ok(snapshot)
