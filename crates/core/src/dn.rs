@@ -313,6 +313,18 @@ mod tests {
         }
 
         #[test]
+        fn filter_values_never_carry_an_active_character(s in "\\PC*|[*()\\\\\\x00a-z]{0,12}") {
+            let escaped = escape_filter_value(&s);
+            prop_assert!(!escaped.contains(['*', '(', ')', '\0']));
+            let bytes = escaped.as_bytes();
+            for (i, b) in bytes.iter().enumerate() {
+                if *b == b'\\' {
+                    prop_assert!(bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)), "{escaped}");
+                }
+            }
+        }
+
+        #[test]
         fn parse_never_panics(s in "\\PC*") {
             let _ = Dn::parse(&s);
         }

@@ -111,7 +111,7 @@ impl<'a> RowRules<'a> {
     /// empty values at its end).
     pub(crate) fn check(&self, layout: &Layout, values: &[RawValue], location: Location) -> Outcome {
         let key = key(layout, values);
-        if let Some(reason) = oversized(layout, values) {
+        if let Some(reason) = oversized(layout, values).or_else(|| control_characters(layout, values)) {
             return Outcome::Quarantined(self.quarantined(key.ok(), location, reason));
         }
         let key = match key {
@@ -230,6 +230,17 @@ fn oversized(layout: &Layout, values: &[RawValue]) -> Option<String> {
             layout.describe(index),
             text.len()
         )),
+        _ => None,
+    })
+}
+
+/// Why the row is held, when one of its values holds a NUL or another control character (tab and
+/// line breaks aside): C clients cut a value at NUL, so `5005\0x` could pass for person 5005.
+fn control_characters(layout: &Layout, values: &[RawValue]) -> Option<String> {
+    values.iter().enumerate().find_map(|(index, value)| match value {
+        RawValue::Text(text) => text.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')).map(|c| {
+            format!("{} holds the control character U+{:04X}; expected printable text", layout.describe(index), c as u32)
+        }),
         _ => None,
     })
 }
