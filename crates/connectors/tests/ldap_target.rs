@@ -375,12 +375,23 @@ async fn every_action_kind_does_what_the_plan_says() {
     target.apply(&create(&other_dn, person("other", "2002"))).await.unwrap();
     let group = format!("cn=staff,{GROUPS}");
     let made = created_entry(
-        target.apply(&op(Action::CreateGroup { dn: group.clone(), members: vec![moved_dn.clone()], attributes: AttrMap::new() })).await.unwrap(),
+        target
+            .apply(&op(Action::CreateGroup {
+                dn: group.clone(),
+                members: vec![moved_dn.clone()],
+                attributes: AttrMap::new(),
+            }))
+            .await
+            .unwrap(),
     );
     assert_eq!(Some(made.object_id.clone()), uuid_of(&server, &group));
     let again = created_entry(
         target
-            .apply(&op(Action::CreateGroup { dn: group.clone(), members: vec![moved_dn.clone(), other_dn.clone()], attributes: AttrMap::new() }))
+            .apply(&op(Action::CreateGroup {
+                dn: group.clone(),
+                members: vec![moved_dn.clone(), other_dn.clone()],
+                attributes: AttrMap::new(),
+            }))
             .await
             .unwrap(),
     );
@@ -614,7 +625,11 @@ async fn names_and_values_full_of_special_characters_land_exactly() {
     });
     target.apply(&update).await.unwrap();
     target
-        .apply(&op(Action::CreateGroup { dn: group.to_string(), members: vec![renamed.clone(), dns[1].clone()], attributes: AttrMap::new() }))
+        .apply(&op(Action::CreateGroup {
+            dn: group.to_string(),
+            members: vec![renamed.clone(), dns[1].clone()],
+            attributes: AttrMap::new(),
+        }))
         .await
         .unwrap();
     target.apply(&op(Action::RemoveMember { group: group.to_string(), member: dns[1].clone() })).await.unwrap();
@@ -675,7 +690,14 @@ async fn removing_the_last_member_of_a_group_is_refused_with_a_reason() {
     let target = connect_admin(&server).await;
     let group = format!("cn=solo,{GROUPS}");
     let member = format!("uid=solo,{PEOPLE}");
-    target.apply(&op(Action::CreateGroup { dn: group.clone(), members: vec![member.clone()], attributes: AttrMap::new() })).await.unwrap();
+    target
+        .apply(&op(Action::CreateGroup {
+            dn: group.clone(),
+            members: vec![member.clone()],
+            attributes: AttrMap::new(),
+        }))
+        .await
+        .unwrap();
     let err = assert_kind(target.apply(&op(Action::RemoveMember { group, member })).await, ErrorKind::Permanent);
     assert!(err.message.contains("at least one member"), "{err}");
 }

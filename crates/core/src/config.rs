@@ -543,7 +543,11 @@ pub enum PasswordDelivery {
     Folder { path: PathBuf },
     /// Run this program with the login in `ROSTER_LOGIN`, the DN in `ROSTER_DN`, the person's key in
     /// `ROSTER_PERSON` and the password on its standard input.
-    Command { program: PathBuf, #[serde(default)] args: Vec<String> },
+    Command {
+        program: PathBuf,
+        #[serde(default)]
+        args: Vec<String>,
+    },
 }
 
 /// What to do about an owned attribute changed outside roster.

@@ -434,8 +434,12 @@ pub fn plan(input: &PlanInput) -> Plan {
         // person (or to nobody roster knows), so a second "Jose Garcia" gets "Jose Garcia (2)".
         let mut current: HashMap<&str, (&TargetEntry, bool)> = HashMap::new();
         let mut desired_dn: HashMap<&str, Dn> = HashMap::new();
-        let owner_of: HashMap<&str, &str> =
-            snapshot.links.iter().filter(|l| l.target == rules.name()).map(|l| (l.object_id.as_str(), l.person.as_str())).collect();
+        let owner_of: HashMap<&str, &str> = snapshot
+            .links
+            .iter()
+            .filter(|l| l.target == rules.name())
+            .map(|l| (l.object_id.as_str(), l.person.as_str()))
+            .collect();
         let mut claimed: HashMap<String, String> = HashMap::new();
         for e in &view.entries {
             claimed.insert(normalize_dn(&e.dn), owner_of.get(e.object_id.as_str()).unwrap_or(&"").to_string());
@@ -464,7 +468,9 @@ pub fn plan(input: &PlanInput) -> Plan {
                         f.runs, f.last_error, p.key
                     ),
                 );
-                if let Some(e) = links.get(&(rules.name(), p.key.as_str())).and_then(|l| by_id.get(l.object_id.as_str())) {
+                if let Some(e) =
+                    links.get(&(rules.name(), p.key.as_str())).and_then(|l| by_id.get(l.object_id.as_str()))
+                {
                     untouchable.insert(normalize_dn(&e.dn));
                 }
                 continue;
@@ -481,7 +487,11 @@ pub fn plan(input: &PlanInput) -> Plan {
                         "linked entry {} (id {}) is gone from the directory: {}",
                         l.dn,
                         l.object_id,
-                        if recreate { "recreated (on_deleted = \"recreate\")" } else { "reported, not recreated (on_deleted = \"report\")" }
+                        if recreate {
+                            "recreated (on_deleted = \"recreate\")"
+                        } else {
+                            "reported, not recreated (on_deleted = \"report\")"
+                        }
                     ),
                 );
                 if !recreate {
@@ -522,7 +532,11 @@ pub fn plan(input: &PlanInput) -> Plan {
                     NoticeKind::Protected,
                     Some(&p.key),
                     Some(rules.name()),
-                    format!("{} is protected ({}): roster never modifies it", e.dn, rules.config.protect.as_deref().unwrap_or("protected")),
+                    format!(
+                        "{} is protected ({}): roster never modifies it",
+                        e.dn,
+                        rules.config.protect.as_deref().unwrap_or("protected")
+                    ),
                 );
                 continue;
             }
@@ -608,7 +622,8 @@ pub fn plan(input: &PlanInput) -> Plan {
             {
                 let action = match (&rules.purge_move_to, state) {
                     (Some(base), LifecycleState::Purged) => {
-                        let rdn = Dn::parse(&e.dn).ok().and_then(|d| d.rdn().map(|r| r.to_string())).unwrap_or_default();
+                        let rdn =
+                            Dn::parse(&e.dn).ok().and_then(|d| d.rdn().map(|r| r.to_string())).unwrap_or_default();
                         Action::Rename {
                             dn: e.dn.clone(),
                             object_id: Some(e.object_id.clone()),
@@ -624,11 +639,29 @@ pub fn plan(input: &PlanInput) -> Plan {
                         if containers_planned.insert(c.normalized()) {
                             let reason = format!("container for {new_dn}");
                             let action = Action::CreateContainer { dn: c.to_string() };
-                            planner.draft(None, rules.name(), Category::Directory, reason, action, false, vec![], vec![]);
+                            planner.draft(
+                                None,
+                                rules.name(),
+                                Category::Directory,
+                                reason,
+                                action,
+                                false,
+                                vec![],
+                                vec![],
+                            );
                         }
                     }
                 }
-                planner.draft(person, rules.name(), Category::Leaver, p.decision.because.clone(), action, false, vec![], vec![]);
+                planner.draft(
+                    person,
+                    rules.name(),
+                    Category::Leaver,
+                    p.decision.because.clone(),
+                    action,
+                    false,
+                    vec![],
+                    vec![],
+                );
                 note_person(&mut summary_people, p, &planner, before);
                 continue;
             }
@@ -860,7 +893,11 @@ pub fn plan(input: &PlanInput) -> Plan {
                             rules.name(),
                             p.category,
                             "the initial password was not set or not delivered: a new one is set".to_string(),
-                            Action::SetPassword { dn: e.dn.clone(), object_id: Some(e.object_id.clone()), must_change: pw.must_change },
+                            Action::SetPassword {
+                                dn: e.dn.clone(),
+                                object_id: Some(e.object_id.clone()),
+                                must_change: pw.must_change,
+                            },
                             false,
                             vec![],
                             vec![],
@@ -1120,7 +1157,12 @@ pub fn plan(input: &PlanInput) -> Plan {
             &current,
             &people,
             &untouchable,
-            &snapshot.managed_groups.iter().filter(|g| g.target == rules.name()).map(|g| g.dn.as_str()).collect::<Vec<_>>(),
+            &snapshot
+                .managed_groups
+                .iter()
+                .filter(|g| g.target == rules.name())
+                .map(|g| g.dn.as_str())
+                .collect::<Vec<_>>(),
             &mut containers_planned,
         );
     }
@@ -1239,8 +1281,12 @@ pub fn plan(input: &PlanInput) -> Plan {
         .iter()
         .filter(|r| r.complete)
         .map(|r| {
-            let keys: BTreeSet<&str> =
-                r.records.iter().map(|x| x.key.as_str()).chain(r.quarantined.iter().filter_map(|q| q.key.as_deref())).collect();
+            let keys: BTreeSet<&str> = r
+                .records
+                .iter()
+                .map(|x| x.key.as_str())
+                .chain(r.quarantined.iter().filter_map(|q| q.key.as_deref()))
+                .collect();
             let keyless = r.quarantined.iter().filter(|q| q.key.is_none()).count();
             (r.source.clone(), (keys.len() + keyless) as u64)
         })
@@ -1434,7 +1480,9 @@ fn switch_changes(rules: &TargetRules, current: &AttrMap, enable: bool) -> Vec<A
     let old = current.get(&AttrName::new(LOCK_ATTRIBUTE)).cloned().unwrap_or_default();
     match (enable, old.is_empty()) {
         (true, false) => vec![AttrChange { attr: AttrName::new(LOCK_ATTRIBUTE), old, new: vec![] }],
-        (false, true) => vec![AttrChange { attr: AttrName::new(LOCK_ATTRIBUTE), old: vec![], new: vec![LOCK_VALUE.to_string()] }],
+        (false, true) => {
+            vec![AttrChange { attr: AttrName::new(LOCK_ATTRIBUTE), old: vec![], new: vec![LOCK_VALUE.to_string()] }]
+        }
         _ => Vec::new(),
     }
 }
@@ -1735,7 +1783,12 @@ fn group_attributes(rules: &TargetRules, dn: &Dn, rule: Option<&crate::config::G
             let name: String = ava
                 .value
                 .chars()
-                .filter(|c| !matches!(c, '"' | '/' | '\\' | '[' | ']' | ':' | ';' | '|' | '=' | ',' | '+' | '*' | '?' | '<' | '>'))
+                .filter(|c| {
+                    !matches!(
+                        c,
+                        '"' | '/' | '\\' | '[' | ']' | ':' | ';' | '|' | '=' | ',' | '+' | '*' | '?' | '<' | '>'
+                    )
+                })
                 .take(256)
                 .collect();
             attrs.insert(AttrName::new("sAMAccountName"), vec![name]);

@@ -26,7 +26,10 @@ fn operation(out: &mut String, op: &Operation) {
         Action::Create { dn, enabled, .. } => format!("create {dn}{}", if *enabled { "" } else { " (disabled)" }),
         Action::Adopt { dn, .. } => format!("adopt {dn}"),
         Action::SetPassword { dn, must_change, .. } => {
-            format!("set a new initial password on {dn}{}", if *must_change { " (must change at first logon)" } else { "" })
+            format!(
+                "set a new initial password on {dn}{}",
+                if *must_change { " (must change at first logon)" } else { "" }
+            )
         }
         Action::Update { dn, .. } => format!("update {dn}"),
         Action::Rename { dn, new_dn, .. } => format!("rename {dn}\n        -> {new_dn}"),

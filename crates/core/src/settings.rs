@@ -276,7 +276,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         }
         if s.kind == SourceKind::Sql {
             if s.url.is_none() {
-                ck.error(format!("{key}.url"), None, "expected a secret reference to the connection URL, e.g. \"env:HR_DATABASE_URL\"");
+                ck.error(
+                    format!("{key}.url"),
+                    None,
+                    "expected a secret reference to the connection URL, e.g. \"env:HR_DATABASE_URL\"",
+                );
             }
             if s.query.as_deref().is_none_or(|q| q.trim().is_empty()) {
                 ck.error(format!("{key}.query"), None, "expected the SQL query that reads the records");
@@ -296,7 +300,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             ("path", s.path.is_some() && !file_kind, &[][..]),
         ] {
             if set && !kinds.contains(&s.kind) {
-                ck.error(format!("{key}.{field}"), None, format!("{field} does not apply to a {:?} source", s.kind).to_lowercase());
+                ck.error(
+                    format!("{key}.{field}"),
+                    None,
+                    format!("{field} does not apply to a {:?} source", s.kind).to_lowercase(),
+                );
             }
         }
         if s.header_row == Some(0) {
@@ -464,7 +472,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             );
         }
         if t.disable.lock && ad {
-            ck.error(format!("{key}.disable.lock"), None, "Active Directory accounts are disabled through userAccountControl; the ppolicy lock is for OpenLDAP");
+            ck.error(
+                format!("{key}.disable.lock"),
+                None,
+                "Active Directory accounts are disabled through userAccountControl; the ppolicy lock is for OpenLDAP",
+            );
         }
         let dn_key = format!("{key}.dn");
         let no_manager = |name: &str| name != "manager_dn" && known_person(name);

@@ -154,7 +154,9 @@ fn an_ldap_target_must_have_a_way_to_disable() {
 
 #[test]
 fn percentages_and_sample_evaluations_are_checked() {
-    let text = format!("{GOOD}\n[safety]\nsource_shrink_percent = 250\nattribute_changes = [{{ attributes = [], count = 1 }}]\n");
+    let text = format!(
+        "{GOOD}\n[safety]\nsource_shrink_percent = 250\nattribute_changes = [{{ attributes = [], count = 1 }}]\n"
+    );
     let keys: Vec<String> = errors(&text).into_iter().map(|e| e.key).collect();
     assert!(keys.contains(&"safety.source_shrink_percent".to_string()), "{keys:?}");
     assert!(keys.contains(&"safety.attribute_changes[0].attributes".to_string()), "{keys:?}");

@@ -118,12 +118,15 @@ impl Sim {
                 .iter()
                 .position(|op| format!("{}:{}", op.action.kind(), op.person.as_deref().unwrap_or_default()) == crash)
                 .unwrap_or_else(|| panic!("no operation {crash} in the plan"));
-            let partial = Plan { operations: plan.operations[..=stop].to_vec(), person_updates: vec![], ..plan.clone() };
+            let partial =
+                Plan { operations: plan.operations[..=stop].to_vec(), person_updates: vec![], ..plan.clone() };
             self.apply(&partial, fail, None);
             self.snapshot = before;
             for op in &partial.operations {
                 if let (Action::Create { .. }, Some(person)) = (&op.action, &op.person) {
-                    self.snapshot.unfinished_creates.push(UnfinishedCreate { target: op.target.clone(), person: person.clone() });
+                    self.snapshot
+                        .unfinished_creates
+                        .push(UnfinishedCreate { target: op.target.clone(), person: person.clone() });
                 }
             }
             return;
@@ -362,7 +365,8 @@ fn run_story(path: &Path) {
     let base = std::fs::read_to_string(path.with_file_name("base.toml")).unwrap();
     let config_text = story.config.clone().unwrap_or(base);
     let settings: Settings = load(&config_text, "story.toml").unwrap_or_else(|e| panic!("{name}: {e:?}"));
-    let mut sim = Sim { view: directory(&story.directory), snapshot: Snapshot::default(), next_id: 0, passwords_set: 0 };
+    let mut sim =
+        Sim { view: directory(&story.directory), snapshot: Snapshot::default(), next_id: 0, passwords_set: 0 };
     let mut transcript = String::new();
     for day in &story.day {
         let as_of = NaiveDate::parse_from_str(&day.as_of, "%Y-%m-%d").unwrap();

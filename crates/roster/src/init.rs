@@ -82,7 +82,8 @@ mod tests {
         let without_ca =
             render_config("ldaps://ldap.example.org:636", "dc=corp,dc=example", "cn=roster,dc=corp,dc=example", None);
         assert!(roster_core::settings::load(&without_ca, "roster.toml").is_ok());
-        let plain = render_config("ldap://ldap.example.org:389", "dc=example,dc=org", "cn=roster,dc=example,dc=org", None);
+        let plain =
+            render_config("ldap://ldap.example.org:389", "dc=example,dc=org", "cn=roster,dc=example,dc=org", None);
         assert!(plain.contains("starttls = true"), "{plain}");
         assert!(roster_core::settings::load(&plain, "roster.toml").is_ok());
     }

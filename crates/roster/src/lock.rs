@@ -41,8 +41,15 @@ pub fn acquire(store: &Path, command: &str) -> Result<ApplyLock> {
         }
         Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
     }
-    let holder = format!("`roster {command}` (process {}) since {}", std::process::id(), chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"));
-    file.set_len(0).and_then(|()| file.seek(SeekFrom::Start(0))).and_then(|_| file.write_all(holder.as_bytes())).with_context(|| format!("writing {}", path.display()))?;
+    let holder = format!(
+        "`roster {command}` (process {}) since {}",
+        std::process::id(),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    file.set_len(0)
+        .and_then(|()| file.seek(SeekFrom::Start(0)))
+        .and_then(|_| file.write_all(holder.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(ApplyLock { _file: file })
 }
 

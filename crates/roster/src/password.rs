@@ -59,14 +59,21 @@ pub struct Recipient<'a> {
 
 /// Hands the password over. An error means it was not delivered: the caller treats the operation
 /// as failed, and the next run sets a new password rather than retrying this one.
-pub async fn deliver(delivery: &PasswordDelivery, who: &Recipient<'_>, password: &SecretString, config_dir: &Path) -> Result<()> {
+pub async fn deliver(
+    delivery: &PasswordDelivery,
+    who: &Recipient<'_>,
+    password: &SecretString,
+    config_dir: &Path,
+) -> Result<()> {
     match delivery {
         PasswordDelivery::None => Ok(()),
         PasswordDelivery::Folder { path } => {
             let dir = config_dir.join(path);
             write_private_file(&dir, who, password)
         }
-        PasswordDelivery::Command { program, args } => run_command(&config_dir.join(program), args, who, password).await,
+        PasswordDelivery::Command { program, args } => {
+            run_command(&config_dir.join(program), args, who, password).await
+        }
     }
 }
 
@@ -77,7 +84,11 @@ fn safe_file_name(login: &str) -> String {
 #[cfg(unix)]
 fn write_private_file(dir: &Path, who: &Recipient<'_>, password: &SecretString) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{}.txt", safe_file_name(who.login)));
     // Replace any earlier file rather than write through it: a new file is created 0600 by us.
     let _ = std::fs::remove_file(&path);
@@ -87,10 +98,18 @@ fn write_private_file(dir: &Path, who: &Recipient<'_>, password: &SecretString) 
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("creating {}", path.display()))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600)).with_context(|| format!("securing {}", path.display()))?;
-    writeln!(file, "person: {}\nlogin: {}\ndn: {}\npassword: {}", who.person, who.login, who.dn, password.expose_secret())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("securing {}", path.display()))?;
+    writeln!(
+        file,
+        "person: {}\nlogin: {}\ndn: {}\npassword: {}",
+        who.person,
+        who.login,
+        who.dn,
+        password.expose_secret()
+    )
+    .and_then(|()| file.sync_all())
+    .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(not(unix))]
@@ -152,7 +171,8 @@ mod tests {
     async fn folder_delivery_writes_an_owner_only_file() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let who = Recipient { person: "00042", login: "jose.garcia", dn: "uid=jose.garcia,ou=people,dc=example,dc=org" };
+        let who =
+            Recipient { person: "00042", login: "jose.garcia", dn: "uid=jose.garcia,ou=people,dc=example,dc=org" };
         let pw = SecretString::from("Secret-Pass-1234".to_string());
         let delivery = PasswordDelivery::Folder { path: "passwords".into() };
         deliver(&delivery, &who, &pw, dir.path()).await.unwrap();
@@ -174,7 +194,10 @@ mod tests {
         let err = deliver(&delivery, &who, &pw, dir.path()).await.unwrap_err().to_string();
         assert!(err.contains("cannot deliver [password] for a"), "{err}");
         assert!(!err.contains("Echoed-Secret-99"), "{err}");
-        let ok = PasswordDelivery::Command { program: "/bin/sh".into(), args: vec!["-c".into(), "read p; test -n \"$p\"".into()] };
+        let ok = PasswordDelivery::Command {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), "read p; test -n \"$p\"".into()],
+        };
         deliver(&ok, &who, &pw, dir.path()).await.unwrap();
     }
 }

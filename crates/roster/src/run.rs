@@ -95,8 +95,12 @@ async fn read_sources(loaded: &Loaded) -> Result<Vec<SourceRead>> {
                 .context("the source reader stopped")?
                 .with_context(|| format!("source {}: nothing was planned", source.name))?,
             (SourceKind::Sql, None) => {
-                let url = source.url.as_ref().ok_or_else(|| anyhow!(UsageError(format!("source {}: no url", source.name))))?;
-                let url = secrets::resolve(url, &loaded.config_dir).with_context(|| format!("source {}", source.name))?;
+                let url = source
+                    .url
+                    .as_ref()
+                    .ok_or_else(|| anyhow!(UsageError(format!("source {}: no url", source.name))))?;
+                let url =
+                    secrets::resolve(url, &loaded.config_dir).with_context(|| format!("source {}", source.name))?;
                 roster_connectors::source::sql::read_sql(source, &url)
                     .await
                     .with_context(|| format!("source {}: nothing was planned", source.name))?
@@ -510,9 +514,13 @@ impl Failpoint {
 /// delivered is a failed operation: the account's link keeps its password pending, and the next run
 /// sets a new one rather than ever storing this one.
 async fn set_password(fresh: &Fresh, target: &LdapTarget, op: &Operation) -> Outcome {
-    let Some(config) = fresh.loaded.settings.targets.iter().find(|t| t.name() == op.target).and_then(|t| t.config.password.as_ref())
+    let Some(config) =
+        fresh.loaded.settings.targets.iter().find(|t| t.name() == op.target).and_then(|t| t.config.password.as_ref())
     else {
-        return Outcome::Failed { error: format!("target {} has no [target.password] settings", op.target), unknown: false };
+        return Outcome::Failed {
+            error: format!("target {} has no [target.password] settings", op.target),
+            unknown: false,
+        };
     };
     let password = match crate::password::generate(config.length) {
         Ok(p) => p,
@@ -523,7 +531,13 @@ async fn set_password(fresh: &Fresh, target: &LdapTarget, op: &Operation) -> Out
         Err(e) => return Outcome::Failed { unknown: e.kind == ErrorKind::Unknown, error: e.to_string() },
     };
     let person = op.person.as_deref().unwrap_or_default();
-    let login = fresh.plan.person_updates.iter().find(|u| u.key == person).and_then(|u| u.login.clone()).unwrap_or_else(|| person.to_string());
+    let login = fresh
+        .plan
+        .person_updates
+        .iter()
+        .find(|u| u.key == person)
+        .and_then(|u| u.login.clone())
+        .unwrap_or_else(|| person.to_string());
     let who = crate::password::Recipient { person, login: &login, dn: op.action.dn() };
     match crate::password::deliver(&config.delivery, &who, &password, &fresh.loaded.config_dir).await {
         Ok(()) => Outcome::Done(applied),
@@ -547,7 +561,9 @@ async fn apply_with_retry(target: &LdapTarget, op: &Operation) -> (Outcome, Opti
             Err(e) if e.kind == ErrorKind::Conflict => {
                 return (Outcome::Skipped { reason: format!("conflict: {e}") }, Some(e.kind));
             }
-            Err(e) => return (Outcome::Failed { unknown: e.kind == ErrorKind::Unknown, error: e.to_string() }, Some(e.kind)),
+            Err(e) => {
+                return (Outcome::Failed { unknown: e.kind == ErrorKind::Unknown, error: e.to_string() }, Some(e.kind));
+            }
         }
     }
 }

@@ -569,10 +569,7 @@ async fn a_tombstone_keeps_the_login_from_anyone_else() {
     let snapshot = store.snapshot().await.unwrap();
     assert!(snapshot.persons.is_empty());
     assert!(snapshot.links.is_empty(), "a tombstoned person's links go with them");
-    assert_eq!(
-        snapshot.tombstones,
-        [Tombstone { person: "e1".into(), login: "ada".into(), purged_on: as_of() }]
-    );
+    assert_eq!(snapshot.tombstones, [Tombstone { person: "e1".into(), login: "ada".into(), purged_on: as_of() }]);
 
     for login in ["ada", "ADA"] {
         let error = store.commit_persons(&[person("e2", Some(login))], as_of()).await.unwrap_err();
@@ -587,7 +584,8 @@ async fn a_tombstone_keeps_the_login_from_anyone_else() {
 async fn a_login_freed_in_the_same_batch_is_still_kept() {
     let store = Store::open_in_memory().await.unwrap();
     store.commit_persons(&[person("e1", Some("ada"))], as_of()).await.unwrap();
-    let error = store.commit_persons(&[tombstoned("e1", Some("ada")), person("e2", Some("ada"))], as_of()).await.unwrap_err();
+    let error =
+        store.commit_persons(&[tombstoned("e1", Some("ada")), person("e2", Some("ada"))], as_of()).await.unwrap_err();
     assert!(matches!(error, Error::LoginTombstoned { .. }), "{error:?}");
     assert_eq!(store.snapshot().await.unwrap().persons.keys().collect::<Vec<_>>(), ["e1"]);
 }
@@ -611,13 +609,15 @@ async fn a_login_belongs_to_one_person() {
     let store = Store::open_in_memory().await.unwrap();
     store.commit_persons(&[person("e1", Some("ada"))], as_of()).await.unwrap();
 
-    let error = store.commit_persons(&[person("e3", Some("bob")), person("e2", Some("Ada"))], as_of()).await.unwrap_err();
+    let error =
+        store.commit_persons(&[person("e3", Some("bob")), person("e2", Some("Ada"))], as_of()).await.unwrap_err();
     assert!(matches!(error, Error::LoginTaken { .. }), "{error:?}");
     let message = error.to_string();
     assert!(message.contains("e1") && message.contains("e2"), "{message}");
     assert_eq!(store.snapshot().await.unwrap().persons.len(), 1, "a refused batch writes nothing");
 
-    let error = store.commit_persons(&[person("e4", Some("dan")), person("e5", Some("dan"))], as_of()).await.unwrap_err();
+    let error =
+        store.commit_persons(&[person("e4", Some("dan")), person("e5", Some("dan"))], as_of()).await.unwrap_err();
     assert!(matches!(error, Error::LoginTaken { .. }), "{error:?}");
 
     store.commit_persons(&[person("e1", Some("ada")), person("e1", Some("ada"))], as_of()).await.unwrap();

@@ -239,7 +239,11 @@ fn oversized(layout: &Layout, values: &[RawValue]) -> Option<String> {
 fn control_characters(layout: &Layout, values: &[RawValue]) -> Option<String> {
     values.iter().enumerate().find_map(|(index, value)| match value {
         RawValue::Text(text) => text.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')).map(|c| {
-            format!("{} holds the control character U+{:04X}; expected printable text", layout.describe(index), c as u32)
+            format!(
+                "{} holds the control character U+{:04X}; expected printable text",
+                layout.describe(index),
+                c as u32
+            )
         }),
         _ => None,
     })
