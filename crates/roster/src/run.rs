@@ -390,8 +390,10 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
     for batch in plan.operations.chunks(BATCH) {
         fresh.store.record_intents(run, batch).await.context("recording intents in the store")?;
         let mut results: Vec<(Operation, Outcome)> = Vec::with_capacity(batch.len());
-        for op in batch {
-            Failpoint::BeforeSend(op.id).abort_if(failpoint);
+        for planned in batch {
+            Failpoint::BeforeSend(planned.id).abort_if(failpoint);
+            let narrowed = without_missing_members(plan, &landed, planned);
+            let op = narrowed.as_ref().unwrap_or(planned);
             let outcome = match op.depends_on.iter().find(|d| !landed.get(**d).copied().unwrap_or(false)) {
                 Some(dep) => {
                     Outcome::Skipped { reason: format!("operation #{dep}, which this one depends on, did not land") }
@@ -546,6 +548,40 @@ async fn set_password(fresh: &Fresh, target: &LdapTarget, op: &Operation) -> Out
             unknown: false,
         },
     }
+}
+
+/// A new group whose members' accounts did not all land is still made, with the members that
+/// exist: one refused account must not keep the group from everyone else (the next run adds the
+/// missing member once their account exists). None when the operation stands as planned.
+fn without_missing_members(plan: &Plan, landed: &[bool], op: &Operation) -> Option<Operation> {
+    let Action::CreateGroup { dn, members, attributes } = &op.action else { return None };
+    if op.depends_on.iter().all(|d| landed.get(*d).copied().unwrap_or(false)) {
+        return None;
+    }
+    // The operation that makes a member's DN exist in this run: its create, adoption or rename.
+    let made_by = |member: &str| {
+        let member = roster_core::dn::normalize_dn(member);
+        plan.operations[..op.id].iter().rev().find(|o| match &o.action {
+            Action::Create { dn, .. } | Action::Adopt { dn, .. } => roster_core::dn::normalize_dn(dn) == member,
+            Action::Rename { new_dn, .. } => roster_core::dn::normalize_dn(new_dn) == member,
+            _ => false,
+        })
+    };
+    let kept: Vec<String> = members
+        .iter()
+        .filter(|m| made_by(m).is_none_or(|o| landed.get(o.id).copied().unwrap_or(false)))
+        .cloned()
+        .collect();
+    let dropped: Vec<usize> =
+        members.iter().filter_map(|m| made_by(m)).map(|o| o.id).filter(|id| !landed[*id]).collect();
+    if kept.is_empty() {
+        return None;
+    }
+    let mut narrowed = op.clone();
+    narrowed.action = Action::CreateGroup { dn: dn.clone(), members: kept, attributes: attributes.clone() };
+    narrowed.depends_on.retain(|d| !dropped.contains(d));
+    narrowed.reason = format!("{} (without the members whose accounts did not land)", op.reason);
+    Some(narrowed)
 }
 
 /// The outcome, and the kind of error it ended with (None on success).

@@ -242,7 +242,6 @@ fn a_second_apply_is_refused_while_the_lock_is_held() {
 /// run. Today the group's create depends on every member's create, so one refused person keeps the
 /// group from everyone, run after run, until that person's record is fixed.
 #[test]
-#[ignore = "bug: a new group's create depends on every member's create, so one failed member keeps it from all the others"]
 fn one_refused_create_does_not_keep_a_new_group_from_the_others() {
     let lab = lab_at_day_one(None);
     let mut hr = day_one();
