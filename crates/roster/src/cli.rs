@@ -42,6 +42,11 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Plan and apply in one go (for schedulers).
     Run(RunArgs),
+    /// Read the targets and report what differs from what roster wants: owned attributes changed by
+    /// hand (drift), accounts no person owns (orphans), linked accounts deleted by hand, accounts
+    /// disabled outside roster, protected accounts; with --apply, carry out the plan (restores,
+    /// and orphans disabled where `orphans = "disable"`).
+    Reconcile(ReconcileArgs),
     /// Show the audit trail, export its chain head, verify it was not tampered with.
     ///
     /// Every entry is chained by a keyed hash (HMAC-SHA256, key from `[audit] key`, else the
@@ -151,6 +156,16 @@ pub struct ApplyArgs {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct ReconcileArgs {
+    /// Apply the plan after the report (restores drift where `drift = "restore"`, disables orphans
+    /// where `orphans = "disable"`), under the same safety limits as `run`.
+    #[arg(long)]
+    pub apply: bool,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
     pub overrides: Overrides,
@@ -187,6 +202,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Plan(args) => run::plan_command(&cli, args).await,
         Command::Apply(args) => run::apply_command(&cli, args).await,
         Command::Run(args) => run::run_command(&cli, args).await,
+        Command::Reconcile(args) => run::reconcile_command(&cli, args).await,
         Command::Audit(command) => audit::audit_command(&cli, command).await,
         Command::Release(args) => audit::release(&cli, args).await,
     };

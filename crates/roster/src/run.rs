@@ -19,7 +19,7 @@ use roster_core::source::SourceRead;
 use roster_core::state::TargetView;
 use roster_store::{Outcome, RunFinish, RunStart, RunStatus, Store};
 
-use crate::cli::{ApplyArgs, Cli, Format, Overrides, PlanArgs, RunArgs};
+use crate::cli::{ApplyArgs, Cli, Format, Overrides, PlanArgs, ReconcileArgs, RunArgs};
 use crate::{exit, secrets};
 
 /// A problem with how roster was called or configured: exit code 2.
@@ -196,6 +196,66 @@ pub async fn check(cli: &Cli) -> Result<u8> {
         let _ = t.close().await;
     }
     Ok(exit::SUCCESS)
+}
+
+/// The reconciliation report: every plan reads the managed subtrees; this shows what it found there
+/// (with orphans reported even where the configuration ignores them), and applies on request.
+pub async fn reconcile_command(cli: &Cli, args: &ReconcileArgs) -> Result<u8> {
+    use roster_core::config::OrphanPolicy;
+    use roster_core::plan::NoticeKind;
+    let mut loaded = load_config(cli)?;
+    for t in &mut loaded.settings.targets {
+        if t.config.orphans == OrphanPolicy::Ignore {
+            t.config.orphans = OrphanPolicy::Report;
+        }
+    }
+    let _lock = if args.apply { Some(crate::lock::acquire(&store_path(&loaded), "reconcile")?) } else { None };
+    let fresh = fresh_plan_with(loaded).await?;
+    let sections = [
+        (NoticeKind::Drift, "Changed outside roster (drift = \"report\")"),
+        (NoticeKind::Orphan, "Accounts no person owns"),
+        (NoticeKind::LinkedEntryDeleted, "Linked accounts deleted outside roster"),
+        (NoticeKind::DisabledOutsideRoster, "Enabled or disabled outside roster"),
+        (NoticeKind::Protected, "Protected accounts left alone"),
+        (NoticeKind::Disputed, "Disputed: several accounts carry one person's key"),
+    ];
+    let mut found = 0;
+    for (kind, title) in sections {
+        let notices: Vec<_> = fresh.plan.notices.iter().filter(|n| n.kind == kind).collect();
+        if notices.is_empty() {
+            continue;
+        }
+        found += notices.len();
+        println!("{title} ({})", notices.len());
+        for n in notices {
+            let target = n.target.as_deref().map(|t| format!("[{t}] ")).unwrap_or_default();
+            let who = n.person.as_deref().map(|p| format!("{p}: ")).unwrap_or_default();
+            println!("  {target}{who}{}", n.message);
+        }
+    }
+    let restores: Vec<_> = fresh
+        .plan
+        .operations
+        .iter()
+        .filter(|o| o.reason.starts_with("restore:") || o.reason.starts_with("orphan:"))
+        .collect();
+    if !restores.is_empty() {
+        println!("To restore ({})", restores.len());
+        for o in &restores {
+            println!("  #{} [{}] {} {}: {}", o.id, o.target, o.action.kind(), o.action.dn(), o.reason);
+        }
+    }
+    if found == 0 && restores.is_empty() {
+        println!("The targets hold what roster wants: no drift, orphans or deleted accounts.");
+    }
+    println!("{} operation(s) planned in all; `roster plan` shows them.", fresh.plan.operations.len());
+    if args.apply {
+        return apply_plan(fresh, &args.overrides, "reconcile").await;
+    }
+    for t in fresh.targets {
+        let _ = t.close().await;
+    }
+    Ok(if fresh.plan.is_blocked() { exit::BLOCKED } else { exit::SUCCESS })
 }
 
 pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {

@@ -888,3 +888,38 @@ fn an_initial_password_does_not_unlock_a_pre_hire() {
     assert!(lab.can_bind("8002", &delivered("hedy.lamarr")), "day one: Hedy logs in");
     lab.assert_nothing_to_do(day);
 }
+
+/// `roster reconcile` reports a title changed by hand and an account no person owns (orphans are
+/// reported even though the configuration ignores them), changes nothing without `--apply`, and
+/// with it restores the title; the orphan stays, reported.
+#[test]
+fn reconcile_reports_drift_and_orphans_and_restores_on_request() {
+    let lab = Lab::start();
+    let hr = Hr::new([Worker::new("5001", "Ada", "Lovelace", "Legal").title("Counsel")]);
+    lab.export(&hr);
+    lab.run("2026-03-02");
+    let ada = lab.account("5001");
+    lab.ldap
+        .ldapmodify(&format!("dn: {}\nchangetype: modify\nreplace: title\ntitle: Hacked\n", ada.dn))
+        .expect("the administrator's edit");
+    let stray = format!("uid=stray,{}", ou("Legal"));
+    lab.ldap
+        .ldapmodify(&format!(
+            "dn: {stray}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: stray\ncn: Stray\nsn: Stray\n"
+        ))
+        .expect("an account roster does not know");
+
+    let report = lab.roster("2026-03-02", &["reconcile"]).expect_code(0);
+    assert!(
+        report.stdout.contains("Accounts no person owns (1)") && report.stdout.contains(&stray),
+        "{}",
+        report.stdout
+    );
+    assert!(report.stdout.contains("restore: title changed outside roster"), "{}", report.stdout);
+    assert_eq!(lab.account("5001").values("title"), ["Hacked"], "a report changes nothing");
+
+    lab.roster("2026-03-02", &["reconcile", "--apply"]).expect_code(0);
+    assert_eq!(lab.account("5001").values("title"), ["Counsel"]);
+    let again = lab.roster("2026-03-02", &["reconcile"]).expect_code(0);
+    assert!(again.stdout.contains(&stray) && !again.stdout.contains("To restore"), "{}", again.stdout);
+}
