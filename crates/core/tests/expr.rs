@@ -629,7 +629,7 @@ proptest! {
 /// Evaluations per second of typical mappings; run with
 /// `cargo test -p roster-core --release --test expr -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "measures; run by hand (command above), no timing assertion"]
 fn measure_evaluations_per_second() {
     let mappings: Vec<Expr> = [
         "lower(normalize_diacritics(given_name + '.' + family_name))",

@@ -10,45 +10,19 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use roster_core::settings::{Settings, load};
+use roster_core::settings::Settings;
 use roster_store::{AuditEntry, AuditKey, AuditQuery, ChainHead, RunId, RunStart, Store, Verification};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::cli::{AuditCommand, Cli, Format, ReleaseArgs, ShowArgs, VerifyArgs};
-use crate::run::UsageError;
+use crate::run::{Loaded, UsageError, actor, load_config, store_path};
 use crate::{exit, secrets};
 
-/// What the audit commands need of the configuration: the store and the key.
-struct Loaded {
-    settings: Settings,
-    config_dir: PathBuf,
-}
-
 impl Loaded {
-    fn from(cli: &Cli) -> Result<Loaded> {
-        let path = &cli.config;
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow!(UsageError(format!("cannot read the configuration {}: {e}", path.display()))))?;
-        let settings = load(&text, &path.display().to_string()).map_err(|errors| {
-            let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
-            anyhow!(UsageError(format!("the configuration has {} problem(s):\n{}", errors.len(), lines.join("\n"))))
-        })?;
-        let config_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from("."));
-        Ok(Loaded { settings, config_dir })
-    }
-
-    fn store_path(&self) -> PathBuf {
-        self.config_dir.join(&self.settings.store.path)
-    }
-
     /// The store's path, when it exists: a command that reads the trail never creates one.
     fn existing_store_path(&self) -> Result<PathBuf> {
-        let path = self.store_path();
+        let path = store_path(self);
         if !path.exists() {
             bail!("there is no store at {}: nothing has been run with this configuration yet", path.display());
         }
@@ -95,11 +69,6 @@ pub async fn open_store(settings: &Settings, config_dir: &Path) -> Result<Store>
     Store::open_with_key(&path, key).await.with_context(|| format!("opening the store {}", path.display()))
 }
 
-/// Who is acting: `ROSTER_ACTOR`, else the login user.
-fn actor() -> String {
-    std::env::var("ROSTER_ACTOR").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".to_string())
-}
-
 pub async fn audit_command(cli: &Cli, command: &AuditCommand) -> Result<u8> {
     match command {
         AuditCommand::Head => head(cli).await,
@@ -109,7 +78,7 @@ pub async fn audit_command(cli: &Cli, command: &AuditCommand) -> Result<u8> {
 }
 
 async fn head(cli: &Cli) -> Result<u8> {
-    let loaded = Loaded::from(cli)?;
+    let loaded = load_config(cli)?;
     // Reading the head needs no key; this handle writes nothing.
     let store = loaded.existing_store(AuditKey::random()?).await?;
     println!("{}", store.audit_head().await?);
@@ -130,7 +99,7 @@ fn exported_head(value: &str) -> Result<ChainHead> {
 
 async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8> {
     let exported = args.head.as_deref().map(exported_head).transpose()?;
-    let loaded = Loaded::from(cli)?;
+    let loaded = load_config(cli)?;
     let key = audit_key(&loaded.settings, &loaded.config_dir, &loaded.existing_store_path()?, false)?;
     let store = loaded.existing_store(key.clone()).await?;
     let verification = store.verify_audit(&key, exported.as_ref()).await?;
@@ -216,7 +185,7 @@ fn moment(value: &str, settings: &Settings) -> Result<DateTime<Utc>> {
 }
 
 async fn show(cli: &Cli, args: &ShowArgs) -> Result<u8> {
-    let loaded = Loaded::from(cli)?;
+    let loaded = load_config(cli)?;
     let query = AuditQuery {
         person: args.person.clone(),
         dn: args.dn.clone(),
@@ -296,7 +265,7 @@ fn entry_json(e: &AuditEntry) -> serde_json::Value {
 }
 
 pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
-    let loaded = Loaded::from(cli)?;
+    let loaded = load_config(cli)?;
     let as_of = cli.as_of.unwrap_or_else(|| Utc::now().with_timezone(&loaded.settings.zone).date_naive());
     let store = open_store(&loaded.settings, &loaded.config_dir).await?;
     let start = RunStart {

@@ -41,13 +41,13 @@ const ATTEMPTS: u32 = 3;
 /// run are not attempted.
 const UNREACHABLE_AFTER: u32 = 3;
 
-struct Loaded {
-    settings: Settings,
-    config_dir: PathBuf,
-    as_of: chrono::NaiveDate,
+pub(crate) struct Loaded {
+    pub(crate) settings: Settings,
+    pub(crate) config_dir: PathBuf,
+    pub(crate) as_of: chrono::NaiveDate,
 }
 
-fn load_config(cli: &Cli) -> Result<Loaded> {
+pub(crate) fn load_config(cli: &Cli) -> Result<Loaded> {
     let path = &cli.config;
     let text = std::fs::read_to_string(path).map_err(|e| {
         anyhow!(UsageError(format!(
@@ -68,7 +68,7 @@ fn load_config(cli: &Cli) -> Result<Loaded> {
     Ok(Loaded { settings, config_dir, as_of })
 }
 
-fn store_path(loaded: &Loaded) -> PathBuf {
+pub(crate) fn store_path(loaded: &Loaded) -> PathBuf {
     loaded.config_dir.join(&loaded.settings.store.path)
 }
 
@@ -169,7 +169,8 @@ async fn fresh_plan_with(loaded: Loaded) -> Result<Fresh> {
     Ok(Fresh { loaded, store, targets, plan })
 }
 
-fn actor() -> String {
+/// Who is acting: `ROSTER_ACTOR`, else the login user.
+pub(crate) fn actor() -> String {
     std::env::var("ROSTER_ACTOR").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".to_string())
 }
 
