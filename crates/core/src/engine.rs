@@ -175,6 +175,11 @@ impl Planner {
         });
     }
 
+    /// An operation on a person's own account, needing nothing beyond the account itself.
+    fn account_op(&mut self, p: &Evaluated, target: &str, reason: String, action: Action) {
+        self.draft(Some(&p.key), target, p.category, reason, action, false, vec![], vec![]);
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn draft(
         &mut self,
@@ -807,15 +812,11 @@ pub fn plan(input: &PlanInput) -> Plan {
                         container_needs.clone(),
                     );
                     if let Some(pw) = password {
-                        planner.draft(
-                            person,
+                        planner.account_op(
+                            p,
                             rules.name(),
-                            p.category,
                             "initial password for the new account".to_string(),
                             Action::SetPassword { dn: dn.to_string(), object_id: None, must_change: pw.must_change },
-                            false,
-                            vec![],
-                            vec![],
                         );
                     }
                     if want_enabled && ad {
@@ -825,15 +826,11 @@ pub fn plan(input: &PlanInput) -> Plan {
                             old: vec![disabled],
                             new: vec![UAC_NORMAL_ENABLED.to_string()],
                         }];
-                        planner.draft(
-                            person,
+                        planner.account_op(
+                            p,
                             rules.name(),
-                            p.category,
                             format!("{}; enabled once it has its password", p.decision.because),
                             Action::Enable { dn: dn.to_string(), object_id: None, changes },
-                            false,
-                            vec![],
-                            vec![],
                         );
                     }
                     let refs: Vec<AttrChange> = wanted
@@ -866,15 +863,11 @@ pub fn plan(input: &PlanInput) -> Plan {
                         } else {
                             format!("adopt: existing entry has {}={}", rules.config.correlate, p.key)
                         };
-                        planner.draft(
-                            person,
+                        planner.account_op(
+                            p,
                             rules.name(),
-                            p.category,
                             reason,
                             Action::Adopt { dn: e.dn.clone(), object_id: e.object_id.clone() },
-                            false,
-                            vec![],
-                            vec![],
                         );
                     }
                     // A linked account whose person was never recorded was created by a run whose
@@ -888,19 +881,15 @@ pub fn plan(input: &PlanInput) -> Plan {
                         && pending
                         && needs_account(state)
                     {
-                        planner.draft(
-                            person,
+                        planner.account_op(
+                            p,
                             rules.name(),
-                            p.category,
                             "the initial password was not set or not delivered: a new one is set".to_string(),
                             Action::SetPassword {
                                 dn: e.dn.clone(),
                                 object_id: Some(e.object_id.clone()),
                                 must_change: pw.must_change,
                             },
-                            false,
-                            vec![],
-                            vec![],
                         );
                     }
                     let currently_enabled = entry_enabled(rules, e, link.copied());
@@ -915,15 +904,11 @@ pub fn plan(input: &PlanInput) -> Plan {
                                 &mut current_attrs,
                                 wanted.iter().filter(|(a, ..)| rules.disable_set.iter().any(|(d, _)| d == a)),
                             );
-                            planner.draft(
-                                person,
+                            planner.account_op(
+                                p,
                                 rules.name(),
-                                p.category,
                                 p.decision.because.clone(),
                                 Action::Disable { dn: current_dn.clone(), object_id: object_id.clone(), changes },
-                                false,
-                                vec![],
-                                vec![],
                             );
                         } else if want_enabled && transition {
                             // Enabled after the rename (below), so the entry is where it belongs first.
@@ -994,15 +979,11 @@ pub fn plan(input: &PlanInput) -> Plan {
                                 changes.push(AttrChange { attr: attr.clone(), old, new: vec![] });
                             }
                         }
-                        planner.draft(
-                            person,
+                        planner.account_op(
+                            p,
                             rules.name(),
-                            p.category,
                             p.decision.because.clone(),
                             Action::Enable { dn: current_dn.clone(), object_id: object_id.clone(), changes },
-                            false,
-                            vec![],
-                            vec![],
                         );
                     }
                     let mut changes = Vec::new();
@@ -1060,15 +1041,11 @@ pub fn plan(input: &PlanInput) -> Plan {
                         if !drifted.is_empty() {
                             reason = format!("restore: {} changed outside roster", drifted.join(", "));
                         }
-                        planner.draft(
-                            person,
+                        planner.account_op(
+                            p,
                             rules.name(),
-                            p.category,
                             reason,
                             Action::Update { dn: current_dn.clone(), object_id: object_id.clone(), changes },
-                            false,
-                            vec![],
-                            vec![],
                         );
                     }
                     if !refs.is_empty() {
