@@ -3,13 +3,14 @@
 # controller (samba-ad-dc; samba-ad-provision for `samba-tool domain provision`; iproute2 to give
 # each DC a loopback address of its own), openssl for the throwaway TLS certificates, and the SQL
 # servers the SQL source is tested against: PostgreSQL 15 (initdb, postgres and psql under
-# /usr/lib/postgresql/15/bin) and MariaDB (mariadb-install-db, mariadbd and the mariadb client). Run
+# /usr/lib/postgresql/15/bin) and MariaDB (mariadb-install-db, mariadbd and the mariadb client);
+# systemd only for `systemd-analyze verify` of the shipped unit files (nothing is started). Run
 # as root on Debian 12; a second run that finds everything installed does not touch apt, so CI can
 # call it on every run.
 set -euo pipefail
 
 packages=(slapd ldap-utils openssl samba-ad-dc samba-ad-provision iproute2
-          postgresql mariadb-server-core mariadb-client-core)
+          postgresql mariadb-server-core mariadb-client-core systemd)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::{audit, exit, init, run};
 
@@ -59,6 +59,23 @@ pub enum Command {
     /// In one target (`--target`) or in all. Recorded in the audit trail, with who did it
     /// (`ROSTER_ACTOR`, else the login name).
     Release(ReleaseArgs),
+    /// Print a shell completion script (e.g. `roster completions bash > /etc/bash_completion.d/roster`).
+    Completions(CompletionsArgs),
+    /// Write man pages for roster and each of its commands into a folder (e.g.
+    /// `roster manpages /usr/share/man/man1`), one file per command, and list them.
+    Manpages(ManpagesArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ManpagesArgs {
+    /// The folder to write the pages into (created if missing).
+    pub dir: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to write completions for.
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Subcommand, Debug)]
@@ -195,6 +212,33 @@ pub fn init_logging(cli: &Cli) {
     }
 }
 
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "roster", &mut std::io::stdout());
+    Ok(exit::SUCCESS)
+}
+
+/// Man pages for `roster` and each of its commands (`roster-plan.1`, `roster-audit-verify.1`, ...),
+/// the way git and cargo ship theirs, written into `dir`.
+fn manpages(dir: &std::path::Path) -> anyhow::Result<u8> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut pending = vec![Cli::command()];
+    while let Some(command) = pending.pop() {
+        let name = command.get_display_name().unwrap_or(command.get_name()).replace(' ', "-");
+        let path = dir.join(format!("{name}.1"));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command.clone()).title(name.clone()).render(&mut page)?;
+        std::fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{}", path.display());
+        for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let sub_name = format!("{name}-{}", sub.get_name());
+            pending.push(sub.clone().display_name(sub_name.clone()).bin_name(sub_name.replace('-', " ")));
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
 pub async fn dispatch(cli: Cli) -> u8 {
     let result = match &cli.command {
         Command::Init(args) => init::init(args).map(|()| exit::SUCCESS),
@@ -205,6 +249,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Reconcile(args) => run::reconcile_command(&cli, args).await,
         Command::Audit(command) => audit::audit_command(&cli, command).await,
         Command::Release(args) => audit::release(&cli, args).await,
+        Command::Completions(args) => completions(args.shell),
+        Command::Manpages(args) => manpages(&args.dir),
     };
     match result {
         Ok(code) => code,
