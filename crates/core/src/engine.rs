@@ -1207,10 +1207,10 @@ pub fn plan(input: &PlanInput) -> Plan {
                 kind: NoticeKind::OnHold,
                 person: Some(p.key.clone()),
                 target: None,
-                message: format!(
-                    "on hold: {}; nothing planned",
-                    p.hold.as_ref().map(|h| h.reason.as_str()).unwrap_or_default()
-                ),
+                message: p.hold.as_ref().map_or_else(String::new, |h| {
+                    let until = h.until.map(|d| format!(" until {d}")).unwrap_or_default();
+                    format!("on hold{until}: {}; nothing planned", h.reason)
+                }),
             });
             continue;
         }

@@ -1,5 +1,6 @@
-//! The audit trail's commands: `roster audit head | verify | show`, and `roster release`, the
-//! operator's action that ends a person's quarantine (recorded in the trail). Also where the
+//! The audit trail's commands: `roster audit head | verify | show`, and the operator's actions on
+//! the store that the trail records: `roster release` (ends a person's quarantine), `roster hold`
+//! and `roster unhold` (roster plans nothing for a held person). Also where the
 //! audit key is resolved for every command that opens the store.
 //!
 //! The key: `[audit] key = "env:NAME" | "file:PATH"` when configured; otherwise the key file that
@@ -11,11 +12,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use roster_core::settings::Settings;
-use roster_store::{AuditEntry, AuditKey, AuditQuery, ChainHead, RunId, RunStart, Store, Verification};
+use roster_core::state::Hold;
+use roster_store::{AuditEntry, AuditKey, AuditQuery, ChainHead, HoldChange, RunId, RunStart, Store, Verification};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::cli::{AuditCommand, Cli, Format, ReleaseArgs, ShowArgs, VerifyArgs};
+use crate::cli::{AuditCommand, Cli, Format, HoldArgs, ReleaseArgs, ShowArgs, UnholdArgs, VerifyArgs};
 use crate::run::{Loaded, UsageError, actor, load_config, store_path};
 use crate::{exit, secrets};
 
@@ -264,18 +266,22 @@ fn entry_json(e: &AuditEntry) -> serde_json::Value {
     })
 }
 
-pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
-    let loaded = load_config(cli)?;
-    let as_of = cli.as_of.unwrap_or_else(|| Utc::now().with_timezone(&loaded.settings.zone).date_naive());
-    let store = open_store(&loaded.settings, &loaded.config_dir).await?;
-    let start = RunStart {
-        command: "release".to_string(),
-        as_of,
+/// An operator's action on the store, recorded as a run of its own.
+fn operator_start(cli: &Cli, loaded: &Loaded, command: &str) -> RunStart {
+    RunStart {
+        command: command.to_string(),
+        as_of: cli.as_of.unwrap_or_else(|| Utc::now().with_timezone(&loaded.settings.zone).date_naive()),
         config_hash: loaded.settings.hash.clone(),
         actor: actor(),
         overrides: Vec::new(),
         plan_json: None,
-    };
+    }
+}
+
+pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
+    let loaded = load_config(cli)?;
+    let store = open_store(&loaded.settings, &loaded.config_dir).await?;
+    let start = operator_start(cli, &loaded, "release");
     let released = store.release(&start, &args.person, args.target.as_deref()).await?;
     store.close().await;
     let Some(released) = released else {
@@ -293,4 +299,53 @@ pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
         released.run, start.actor
     );
     Ok(exit::SUCCESS)
+}
+
+pub async fn hold(cli: &Cli, args: &HoldArgs) -> Result<u8> {
+    let loaded = load_config(cli)?;
+    let start = operator_start(cli, &loaded, "hold");
+    if let Some(until) = args.until.filter(|until| *until < start.as_of) {
+        bail!(UsageError(format!("--until {until} is before today ({}): the hold would never apply", start.as_of)));
+    }
+    if args.reason.trim().is_empty() {
+        bail!(UsageError("--reason is empty: say why the person is held, for whoever reads the plan".into()));
+    }
+    let hold = Hold { reason: args.reason.trim().to_string(), until: args.until };
+    let changed = set_hold(&loaded, &start, &args.person, Some(&hold)).await?;
+    let until = hold.until.map(|d| format!("until {d} (inclusive)")).unwrap_or_else(|| "until lifted".into());
+    println!("person {} is on hold {until}: {}", args.person, hold.reason);
+    if let Some(before) = changed.before {
+        println!("(replacing the hold {:?})", before.reason);
+    }
+    println!(
+        "recorded in the audit trail as run {} by {}; runs plan nothing for them meanwhile",
+        changed.run, start.actor
+    );
+    Ok(exit::SUCCESS)
+}
+
+pub async fn unhold(cli: &Cli, args: &UnholdArgs) -> Result<u8> {
+    let loaded = load_config(cli)?;
+    let start = operator_start(cli, &loaded, "unhold");
+    let changed = set_hold(&loaded, &start, &args.person, None).await?;
+    if changed.before.is_none() {
+        println!("person {} was not on hold; recorded anyway as run {}", args.person, changed.run);
+    } else {
+        println!(
+            "lifted the hold of person {}; recorded in the audit trail as run {} by {}",
+            args.person, changed.run, start.actor
+        );
+    }
+    Ok(exit::SUCCESS)
+}
+
+async fn set_hold(loaded: &Loaded, start: &RunStart, person: &str, hold: Option<&Hold>) -> Result<HoldChange> {
+    let store = open_store(&loaded.settings, &loaded.config_dir).await?;
+    let changed = store.set_hold(start, person, hold).await;
+    store.close().await;
+    changed?.ok_or_else(|| {
+        anyhow!(UsageError(format!(
+            "the store knows no person {person}: a hold needs a person recorded by an applied run (keys as in the plan)"
+        )))
+    })
 }

@@ -59,6 +59,14 @@ pub enum Command {
     /// In one target (`--target`) or in all. Recorded in the audit trail, with who did it
     /// (`ROSTER_ACTOR`, else the login name).
     Release(ReleaseArgs),
+    /// Put a person on hold: roster plans nothing for them (in any target) until the hold ends.
+    ///
+    /// For a person whose HR record is known to be wrong, or under investigation. The plan lists
+    /// them with the hold's reason. Recorded in the audit trail with who did it (`ROSTER_ACTOR`, else
+    /// the login name). A hold replaces any earlier one; `roster unhold` lifts it before its end.
+    Hold(HoldArgs),
+    /// Lift a person's hold: the next run plans for them again.
+    Unhold(UnholdArgs),
     /// Print a shell completion script (e.g. `roster completions bash > /etc/bash_completion.d/roster`).
     Completions(CompletionsArgs),
     /// Write man pages for roster and each of its commands into a folder (e.g.
@@ -138,6 +146,24 @@ pub struct ReleaseArgs {
     /// Only in this target; without it, in every target.
     #[arg(long)]
     pub target: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct HoldArgs {
+    /// The person's key (as in the plan and the audit trail).
+    pub person: String,
+    /// Why (shown in every plan while the hold lasts, and in the audit trail).
+    #[arg(long)]
+    pub reason: String,
+    /// The hold's last day (YYYY-MM-DD); without it, the hold lasts until `roster unhold`.
+    #[arg(long, value_parser = parse_date)]
+    pub until: Option<NaiveDate>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UnholdArgs {
+    /// The person's key.
+    pub person: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -249,6 +275,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Reconcile(args) => run::reconcile_command(&cli, args).await,
         Command::Audit(command) => audit::audit_command(&cli, command).await,
         Command::Release(args) => audit::release(&cli, args).await,
+        Command::Hold(args) => audit::hold(&cli, args).await,
+        Command::Unhold(args) => audit::unhold(&cli, args).await,
         Command::Completions(args) => completions(args.shell),
         Command::Manpages(args) => manpages(&args.dir),
     };

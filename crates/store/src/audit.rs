@@ -48,6 +48,7 @@ impl Default for AuditQuery {
 /// | delete | `{"object_id"}` when known | - |
 /// | create_container | - | - |
 /// | release (an operator's) | `{"failed_runs", "last_error"}` | - |
+/// | hold, unhold (an operator's; target `*`) | `{"hold"}` when there was one | `{"hold"}` when put |
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
     pub id: i64,

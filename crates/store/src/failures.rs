@@ -21,8 +21,8 @@ use sqlx::SqliteConnection;
 use crate::Store;
 use crate::apply::{AuditRow, write_audit};
 use crate::codec::{self, Cells};
-use crate::error::{Doing, Error, Result};
-use crate::runs::{RunId, RunStart, RunStatus};
+use crate::error::{Doing, Result};
+use crate::runs::{self, RunId, RunStart};
 
 /// Counts the run's failures and clears the persons whose operations all landed, from its audit
 /// entries; in the transaction that finishes the run. Two statements, whatever the run's size.
@@ -110,25 +110,7 @@ impl Store {
         }
 
         let now = codec::timestamp(codec::now());
-        let overrides = serde_json::to_string(&start.overrides)
-            .map_err(|source| Error::Encode { what: "the release's overrides".into(), source })?;
-        let run = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO runs (command, started_at, finished_at, as_of, config_hash, actor, overrides, status, failed, plan)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) RETURNING id",
-        )
-        .bind(&start.command)
-        .bind(&now)
-        .bind(&now)
-        .bind(codec::date(start.as_of))
-        .bind(&start.config_hash)
-        .bind(&start.actor)
-        .bind(overrides)
-        .bind(RunStatus::Operator.as_str())
-        .bind(&start.plan_json)
-        .fetch_one(&mut *tx)
-        .await
-        .doing(doing)?;
-        let run = RunId(run);
+        let run = runs::insert_operator_run(&mut tx, start, &now).await?;
 
         let reasons: Vec<String> = released
             .iter()

@@ -15,6 +15,7 @@ pub mod chain;
 mod codec;
 mod error;
 pub mod failures;
+pub mod holds;
 mod links;
 mod persons;
 mod runs;
@@ -32,6 +33,7 @@ pub use audit::{AuditEntry, AuditQuery};
 pub use chain::{AuditKey, ChainHead, ChainProblem, Verification};
 pub use error::{Error, Result};
 pub use failures::Released;
+pub use holds::HoldChange;
 pub use runs::{RunFinish, RunId, RunRecord, RunStart, RunStatus};
 
 /// How long a connection waits for another writer (another roster process, or this one's other

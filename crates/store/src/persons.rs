@@ -117,6 +117,9 @@ impl Store {
     /// by a tombstone would go to another person, or when a person's login would change: a login is
     /// its person's for good. The same person (a rehire under the same key) may take their
     /// tombstoned login back; the tombstone stays.
+    ///
+    /// A person's hold is written only with their first row: after that only an operator changes
+    /// it ([`Store::set_hold`]), so a hold put while a run is going survives that run.
     pub async fn commit_persons(&self, updates: &[PersonUpdate], as_of: NaiveDate) -> Result<()> {
         if updates.is_empty() {
             return Ok(());
@@ -179,7 +182,7 @@ impl Store {
                 " ON CONFLICT (key) DO UPDATE SET login = excluded.login, state = excluded.state,
                   records = excluded.records, eval_hash = excluded.eval_hash,
                   missing_reads = excluded.missing_reads, left_on = excluded.left_on,
-                  next_transition = excluded.next_transition, hold = excluded.hold",
+                  next_transition = excluded.next_transition",
             );
             query.build().execute(&mut *tx).await.doing(doing)?;
         }

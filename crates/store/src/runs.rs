@@ -81,6 +81,34 @@ impl fmt::Display for RunStatus {
     }
 }
 
+/// Records an operator's action on the store (a release, a hold) as a run finished at `now`, with
+/// status `operator`, so that its audit entries have a run and an actor.
+pub(crate) async fn insert_operator_run(
+    conn: &mut sqlx::SqliteConnection,
+    start: &RunStart,
+    now: &str,
+) -> Result<RunId> {
+    let overrides = serde_json::to_string(&start.overrides)
+        .map_err(|source| Error::Encode { what: format!("the overrides of {}", start.command), source })?;
+    let id = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO runs (command, started_at, finished_at, as_of, config_hash, actor, overrides, status, failed, plan)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) RETURNING id",
+    )
+    .bind(&start.command)
+    .bind(now)
+    .bind(now)
+    .bind(codec::date(start.as_of))
+    .bind(&start.config_hash)
+    .bind(&start.actor)
+    .bind(overrides)
+    .bind(RunStatus::Operator.as_str())
+    .bind(&start.plan_json)
+    .fetch_one(conn)
+    .await
+    .doing(|| format!("recording the operator's {}", start.command))?;
+    Ok(RunId(id))
+}
+
 /// The status of a run that has not finished (or whose process died).
 const RUNNING: &str = "running";
 
