@@ -8,6 +8,29 @@
 # as root on Debian 12; a second run that finds everything installed does not touch apt, so CI can
 # call it on every run.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The SCIM 2.0 server the SCIM target is tested against (and the compliance checker for roster's own
+# SCIM endpoint) come from PyPI, pinned, into a virtual environment of the repository's own
+# (.venv-test/, git-ignored), where crates/testkit looks for them. Needs only python3 with venv.
+python_test_tools() {
+    local venv=.venv-test
+    local wanted=(scim2-server==0.8.3 scim2-tester==0.5.2)
+    local installed
+    installed=$("$venv/bin/pip" freeze 2>/dev/null || true)
+    local absent=0
+    for requirement in "${wanted[@]}"; do
+        grep -qix "$requirement" <<<"$installed" || absent=1
+    done
+    if [ "$absent" -eq 0 ]; then
+        echo "install-test-deps: already in $venv: ${wanted[*]}"
+        return
+    fi
+    echo "install-test-deps: installing ${wanted[*]} into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${wanted[@]}"
+}
+python_test_tools
 
 packages=(slapd ldap-utils openssl samba-ad-dc samba-ad-provision iproute2
           postgresql mariadb-server-core mariadb-client-core systemd)
