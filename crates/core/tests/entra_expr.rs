@@ -299,6 +299,9 @@ fn dates_follow_the_documented_examples() {
         let src = format!(r#"DateAdd("{interval}", {n}, CDate([StatusHireDate]))"#);
         assert_eq!(text_in(&src, &hire), expected, "{src}");
     }
+    // Visual Basic's month arithmetic: a month after 31 January is February's last day.
+    assert_eq!(text(r#"DateAdd("m", 1, CDate("2024-01-31"))"#), "2/29/2024 12:00:00 AM");
+    assert_eq!(text(r#"DateAdd("yyyy", -1, CDate("2024-02-29"))"#), "2/28/2023 12:00:00 AM");
     // DateDiff example 1, every row.
     for (interval, first, second, expected) in [
         ("d", "2021-08-18+08:00", "2021-08-31+08:00", 13),
