@@ -471,3 +471,90 @@ fn deep_nesting_and_long_input_are_refused_without_overflow() {
     let long = format!("Join(\"\", {})", vec!["\"abcdefgh\""; 1000].join(", "));
     assert!(Expr::compile(&format!("entra:{long}")).is_err());
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Every function with the fewest and most arguments it takes (7 for "any number").
+    #[rustfmt::skip]
+    const FUNCTIONS: &[(&str, usize, usize)] = &[
+        ("Append", 2, 2), ("BitAnd", 2, 2), ("CBool", 1, 1), ("CDate", 1, 1), ("Coalesce", 1, 7),
+        ("ConvertToBase64", 1, 1), ("ConvertToUTF8Hex", 1, 1), ("Count", 1, 1), ("CStr", 1, 1),
+        ("DateAdd", 3, 3), ("DateDiff", 3, 3), ("DateFromNum", 1, 1), ("FormatDateTime", 3, 4), ("Guid", 0, 0),
+        ("IIF", 3, 3), ("InStr", 2, 4), ("IsNull", 1, 1), ("IsNullOrEmpty", 1, 1), ("IsPresent", 1, 1),
+        ("IsString", 1, 1), ("Item", 2, 2), ("Join", 2, 7), ("Left", 2, 2), ("Mid", 3, 3),
+        ("NormalizeDiacritics", 1, 1), ("Not", 1, 1), ("Now", 0, 0), ("NumFromDate", 1, 1), ("PCase", 1, 2),
+        ("RemoveDuplicates", 1, 1), ("Replace", 7, 7), ("Split", 2, 2), ("StripSpaces", 1, 1), ("Switch", 4, 6),
+        ("ToLower", 1, 2), ("ToUpper", 1, 2), ("Word", 3, 3),
+    ];
+
+    fn leaf() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("[name]".to_owned()),
+            Just("[list]".to_owned()),
+            Just("[absent]".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            prop::sample::select(vec![
+                "\"d\"",
+                "\"yyyy\"",
+                "\"M/d/yyyy h:mm:ss tt\"",
+                "\"yyyy-MM-ddzzz\"",
+                "\"\"",
+                "vbTextCompare"
+            ])
+            .prop_map(str::to_owned),
+            "[^\"\\\\]{0,12}".prop_map(|s| format!("\"{s}\"")),
+        ]
+    }
+
+    fn expression() -> impl Strategy<Value = String> {
+        leaf().prop_recursive(4, 40, 8, |inner| {
+            (
+                prop::sample::select(FUNCTIONS),
+                any::<usize>(),
+                prop::collection::vec(prop::option::weighted(0.9, inner.clone()), 7),
+            )
+                .prop_map(|((name, min, max), pick, args)| {
+                    let count = min + pick % (max - min + 1);
+                    let mut args: Vec<String> = args.into_iter().take(count).map(Option::unwrap_or_default).collect();
+                    // `F()` is a call without arguments: a single one is never left empty.
+                    if let [only] = args.as_mut_slice()
+                        && only.is_empty()
+                    {
+                        *only = "\"\"".to_owned();
+                    }
+                    format!("{name}({})", args.join(", "))
+                })
+                .boxed()
+                .prop_union((inner.clone(), inner).prop_map(|(a, b)| format!("CBool({a} >= {b})")).boxed())
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn evaluating_any_composition_gives_a_value_or_an_error(src in expression()) {
+            let mut person = env(&[("name", "Ærø O'Brien-Smith 2012-03-16-07:00"), ("today", "2026-01-15"), ("key", "7")]);
+            person.set("list", ExprValue::List(vec!["a".into(), "ß".into(), "a".into()]));
+            // Every generated call has a number of arguments its function takes; only
+            // Switch's odd counts and Replace's forms may be refused.
+            match Expr::compile(&format!("entra:{src}")) {
+                Ok(expr) => {
+                    let _ = expr.eval(&person);
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    prop_assert!(message.contains("Switch()") || message.contains("Replace()"), "{src}: {message}");
+                }
+            }
+        }
+
+        #[test]
+        fn parsing_any_text_gives_an_expression_or_an_error(src in "\\PC{0,60}") {
+            let _ = Expr::compile(&format!("entra:{src}"));
+        }
+    }
+}

@@ -237,7 +237,7 @@ impl Reader<'_> {
     fn word(&mut self, words: &[&str], abbreviated: bool) -> Option<u32> {
         for (i, word) in words.iter().enumerate() {
             let word = if abbreviated { &word[..3] } else { word };
-            if self.rest.len() >= word.len() && self.rest[..word.len()].eq_ignore_ascii_case(word) {
+            if self.rest.get(..word.len()).is_some_and(|start| start.eq_ignore_ascii_case(word)) {
                 self.rest = &self.rest[word.len()..];
                 return u32::try_from(i).ok();
             }
@@ -428,9 +428,9 @@ pub(super) fn diff(interval: &str, first: DateTime, second: DateTime) -> Result<
             // VB's GetDayOfWeek(date, vbSunday): Sunday is 1, so a Sunday goes back a day.
             let back = |at: NaiveDateTime| {
                 let days = (i64::from(at.weekday().num_days_from_sunday()) + 7) % 7 + 1;
-                at - TimeDelta::days(days)
+                at.checked_sub_signed(TimeDelta::days(days)).ok_or_else(|| format!("the date {at} is out of range"))
             };
-            (back(b) - back(a)).num_seconds() / 86_400 / 7
+            (back(b)? - back(a)?).num_seconds() / 86_400 / 7
         }
         "h" => seconds / 3600,
         "n" => seconds / 60,
@@ -444,7 +444,8 @@ const FILETIME_UNIX_EPOCH: i64 = 116_444_736_000_000_000;
 
 /// DateFromNum: an Active Directory date (FILETIME) as a DateTime.
 pub(super) fn from_filetime(ticks: i64) -> Result<DateTime, String> {
-    let unix = ticks - FILETIME_UNIX_EPOCH;
+    // From 0 up, subtracting the epoch cannot overflow.
+    let unix = ticks.max(0) - FILETIME_UNIX_EPOCH;
     chrono::DateTime::from_timestamp(
         unix.div_euclid(10_000_000),
         u32::try_from(unix.rem_euclid(10_000_000) * 100).unwrap_or(0),

@@ -256,7 +256,7 @@ impl<'s> Parser<'s> {
             None => (false, rest),
         };
         let (radix, digits_at) =
-            if body.len() >= 2 && body[..2].eq_ignore_ascii_case("&h") { (16, 2) } else { (10, 0) };
+            if body.get(..2).is_some_and(|start| start.eq_ignore_ascii_case("&h")) { (16, 2) } else { (10, 0) };
         if radix == 10 && body.starts_with('&') {
             return Err(self.error(start, "expected a number such as 42, -1 or &HFF, found `&`"));
         }
