@@ -137,6 +137,16 @@ fn conversions_give_the_documented_outputs() {
     assert_eq!(text(r#"ConvertToBase64("Hello world!")"#), "SABlAGwAbABvACAAdwBvAHIAbABkACEA");
     // ConvertToUTF8Hex("Hello world!") returns 48656C6C6F20776F726C6421.
     assert_eq!(text(r#"ConvertToUTF8Hex("Hello world!")"#), "48656C6C6F20776F726C6421");
+    // Examples: "Generate an ID for a user based on their Microsoft Entra object ID". The
+    // reference's sample output belongs to another object ID than the input it shows, so the
+    // expected value here is the one its input gives.
+    assert_eq!(
+        text_in(
+            r#"Join("", 1000, Replace(ConvertToUTF8Hex([objectId]), , "[a-zA-Z_]*", , "", , ))"#,
+            &[("objectId", "00aa00aa-bb11-cc22-dd33-44ee44ee44ee")]
+        ),
+        "100030306161303061612626231312636332322646433332343465653434656534346565"
+    );
     // BitAnd(&HF, &HF7) returns 7.
     assert_eq!(value("BitAnd(&HF, &HF7)"), ExprValue::Int(7));
     assert_eq!(value(r#"BitAnd([uac], 2)"#.replace("[uac]", "\"514\"").as_str()), ExprValue::Int(2));
