@@ -715,6 +715,8 @@ pub fn plan(input: &PlanInput) -> Plan {
             for m in &rules.mappings {
                 let value = if m.references_manager { m.expr.eval(&env_ref) } else { m.expr.eval(&env) };
                 match value.and_then(ExprValue::into_texts) {
+                    // Entra's IgnoreFlowIfNullOrEmpty: the attribute is left as it is.
+                    Ok(values) if values.is_empty() && m.expr.ignores_flow_if_empty() => {}
                     Ok(values) => wanted.push((
                         m.attr.clone(),
                         values,

@@ -139,6 +139,18 @@ impl Checker<'_> {
         }
     }
 
+    /// Compiles a login candidate: one expression, or several for an Entra
+    /// `SelectUniqueValue(...)` (each of its rules a candidate, in order).
+    fn candidates(&mut self, key: &str, src: &Spanned<String>, known: &dyn Fn(&str) -> bool) -> Vec<Expr> {
+        let result = Expr::compile(src.get_ref())
+            .and_then(|e| e.alternatives())
+            .and_then(|all| all.iter().try_for_each(|e| e.check(known)).map(|()| all));
+        result.unwrap_or_else(|err| {
+            self.error(key, Some(src.span()), format!("{err} in expression {:?}", src.get_ref()));
+            Vec::new()
+        })
+    }
+
     /// Evaluates an expression on the sample person; reports a failure.
     fn sample(&mut self, key: &str, src: &Spanned<String>, expr: &Expr, env: &Env) -> Option<ExprValue> {
         match expr.eval(env) {
@@ -330,7 +342,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     let no_login = |name: &str| name != "login" && name != "manager_dn" && known_person(name);
     for (i, c) in cfg.login.candidates.iter().enumerate() {
         let key = format!("login.candidates[{i}]");
-        if let Some(e) = ck.expr(&key, c, &no_login) {
+        for e in ck.candidates(&key, c, &no_login) {
             if let Some(v) = ck.sample(&key, c, &e, &env)
                 && let Err(err) = v.into_text()
             {

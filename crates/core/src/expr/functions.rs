@@ -331,7 +331,7 @@ pub(super) fn type_name(value: &dyn Val) -> &str {
 }
 
 /// "1st", "2nd", ... for argument index `i` (0-based).
-fn ordinal(i: usize) -> String {
+pub(super) fn ordinal(i: usize) -> String {
     let n = i + 1;
     let suffix = match (n % 10, n % 100) {
         (1, 11) | (2, 12) | (3, 13) => "th",

@@ -16,6 +16,7 @@
 //! attributes doesn't fail for the people who lack them; functions never panic, whatever
 //! the text or number, and do work linear in their input.
 
+pub mod entra;
 mod functions;
 mod syntax;
 
@@ -40,8 +41,17 @@ pub struct Expr {
 
 struct Compiled {
     source: String,
-    program: Program,
-    references: Vec<Reference>,
+    form: Form,
+}
+
+/// The two syntaxes an expression may be written in.
+enum Form {
+    Cel {
+        program: Program,
+        references: Vec<Reference>,
+    },
+    /// Microsoft Entra ID's, for a value that starts with [`entra::PREFIX`].
+    Entra(entra::Program),
 }
 
 /// A value an expression takes or gives.
@@ -193,7 +203,8 @@ fn suggest_function(name: &str) -> Option<String> {
 }
 
 impl Expr {
-    /// Parses `src`. Names are not looked up here: see [`Expr::check`].
+    /// Parses `src`: CEL, or Entra ID's syntax after the prefix `entra:`. Names are not
+    /// looked up here: see [`Expr::check`].
     pub fn compile(src: &str) -> Result<Expr, ExprError> {
         if src.len() > MAX_SOURCE_BYTES {
             return Err(ExprError::Parse {
@@ -202,6 +213,10 @@ impl Expr {
                     src.len()
                 ),
             });
+        }
+        if let Some(rest) = src.trim_start().strip_prefix(entra::PREFIX) {
+            let program = entra::Program::parse(src, src.len() - rest.len())?;
+            return Ok(Expr { compiled: Arc::new(Compiled { source: src.to_owned(), form: Form::Entra(program) }) });
         }
         let program = runtime().env.compile(src).map_err(|errors| {
             let message = errors
@@ -222,7 +237,7 @@ impl Expr {
             });
         }
         let references = syntax::references(program.expression(), &is_cel_function);
-        Ok(Expr { compiled: Arc::new(Compiled { source: src.to_owned(), program, references }) })
+        Ok(Expr { compiled: Arc::new(Compiled { source: src.to_owned(), form: Form::Cel { program, references } }) })
     }
 
     pub fn source(&self) -> &str {
@@ -232,6 +247,9 @@ impl Expr {
     /// The variables the expression reads, in the order they first appear (a
     /// comprehension's own loop variable is not one).
     pub fn variables(&self) -> Vec<String> {
+        if let Form::Entra(program) = &self.compiled.form {
+            return program.variables();
+        }
         self.unique(|reference| match reference {
             Reference::Variable(name) => Some(name),
             Reference::Function { .. } => None,
@@ -241,6 +259,9 @@ impl Expr {
     /// The functions the expression calls (methods included, operators not), in the
     /// order they first appear.
     pub fn functions(&self) -> Vec<String> {
+        if let Form::Entra(program) = &self.compiled.form {
+            return program.functions();
+        }
         self.unique(|reference| match reference {
             Reference::Function { name, .. } => Some(name),
             Reference::Variable(_) => None,
@@ -249,7 +270,7 @@ impl Expr {
 
     fn unique<'a>(&'a self, pick: impl Fn(&'a Reference) -> Option<&'a String>) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
-        for name in self.compiled.references.iter().filter_map(pick) {
+        for name in self.references().iter().filter_map(pick) {
             if !names.contains(name) {
                 names.push(name.clone());
             }
@@ -262,7 +283,11 @@ impl Expr {
     /// roster's functions with a wrong number of arguments is an `Eval` error, found here
     /// rather than for every person.
     pub fn check(&self, known: &dyn Fn(&str) -> bool) -> Result<(), ExprError> {
-        for reference in &self.compiled.references {
+        let references = match &self.compiled.form {
+            Form::Cel { references, .. } => references,
+            Form::Entra(program) => return program.check(known),
+        };
+        for reference in references {
             match reference {
                 Reference::Variable(name) => {
                     let is_type = runtime().env.types().find_type(name).is_some();
@@ -291,12 +316,44 @@ impl Expr {
         Ok(())
     }
 
+    /// The CEL names an expression uses (none for an Entra expression).
+    fn references(&self) -> &[Reference] {
+        match &self.compiled.form {
+            Form::Cel { references, .. } => references,
+            Form::Entra(_) => &[],
+        }
+    }
+
+    /// The login candidates this expression stands for: each rule of an Entra
+    /// `SelectUniqueValue(...)`, in order, or else the expression itself. roster's login
+    /// generator tries candidates in order for a free one, as SelectUniqueValue does.
+    pub fn alternatives(&self) -> Result<Vec<Expr>, ExprError> {
+        let rules = match &self.compiled.form {
+            Form::Entra(program) => program.unique_value_rules(&self.compiled.source),
+            Form::Cel { .. } => None,
+        };
+        match rules {
+            None => Ok(vec![self.clone()]),
+            Some(rules) => rules.iter().map(|rule| Expr::compile(&format!("{} {rule}", entra::PREFIX))).collect(),
+        }
+    }
+
+    /// Whether an empty result leaves the target attribute as it is rather than clearing
+    /// it: an Entra expression written `IgnoreFlowIfNullOrEmpty(...)`.
+    pub fn ignores_flow_if_empty(&self) -> bool {
+        matches!(&self.compiled.form, Form::Entra(program) if program.ignores_flow_if_empty())
+    }
+
     /// Evaluates the expression with the variables of `env`.
     pub fn eval(&self, env: &Env) -> Result<ExprValue, ExprError> {
+        let program = match &self.compiled.form {
+            Form::Cel { program, .. } => program,
+            Form::Entra(program) => return program.eval(env),
+        };
         let resolver = Resolver(env);
         let mut scope = root_for(&runtime().root).new_inner_scope();
         scope.set_variable_resolver(&resolver);
-        match cel::Value::resolve_val(self.compiled.program.expression(), &scope) {
+        match cel::Value::resolve_val(program.expression(), &scope) {
             Ok(value) => expr_value(value),
             Err(error) => Err(self.explain(error, env)),
         }
@@ -306,10 +363,10 @@ impl Expr {
         match error {
             ExecutionError::UndeclaredReference(name) => {
                 let name = name.as_str();
-                let is_call =
-                    self.compiled.references.iter().any(
-                        |reference| matches!(reference, Reference::Function { name: called, .. } if called == name),
-                    );
+                let is_call = self
+                    .references()
+                    .iter()
+                    .any(|reference| matches!(reference, Reference::Function { name: called, .. } if called == name));
                 if is_call {
                     ExprError::UnknownFunction { name: name.to_owned(), suggestion: suggest_function(name) }
                 } else {
