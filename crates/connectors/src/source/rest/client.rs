@@ -59,10 +59,17 @@ impl Client {
         config_dir: &Path,
         options: &RestReadOptions,
     ) -> Result<Client> {
+        let http = build_http(&config.name, rest, config_dir).map_err(|problem| Error::Rest {
+            source_name: config.name.clone(),
+            url: "(the configured url)".to_string(),
+            page: None,
+            problem,
+            status: None,
+        })?;
         let mut client = Client {
             source_name: config.name.clone(),
             rest: rest.clone(),
-            http: reqwest::Client::new(),
+            http,
             auth: Auth::None,
             max_attempts: rest.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS).max(1),
             max_page_bytes: rest.max_page_bytes.unwrap_or(DEFAULT_MAX_PAGE_BYTES),
@@ -77,51 +84,7 @@ impl Client {
         };
         client.auth = Auth::new(rest.auth.as_ref(), secret, token_url)
             .map_err(|problem| client.error(&first, None, problem, None))?;
-        client.http = client.build_http(&first, config_dir)?;
         Ok(client)
-    }
-
-    fn build_http(&self, first: &Url, config_dir: &Path) -> Result<reqwest::Client> {
-        let config_error = |problem: String| self.error(first, None, problem, None);
-        let roots = match &self.rest.ca_file {
-            Some(file) => {
-                let path = config_dir.join(file);
-                crate::tls::roots_from_file(&path)
-                    .map_err(|what| config_error(format!("ca_file {}: {what}", path.display())))?
-            }
-            None => match crate::tls::system_roots(&self.source_name) {
-                Some(roots) => roots,
-                None if first.scheme() == "https" => {
-                    return Err(config_error(
-                        "no system CA certificates found; expected them, or ca_file naming the PEM file of the \
-                         API's CA"
-                            .to_string(),
-                    ));
-                }
-                None => rustls::RootCertStore::empty(),
-            },
-        };
-        let tls = crate::tls::verifying_config(roots).map_err(config_error)?;
-        let timeout = self.rest.timeout_seconds.map_or(DEFAULT_TIMEOUT, Duration::from_secs);
-        reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .https_only(!self.rest.allow_plaintext)
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
-            .redirect(redirect::Policy::custom(|attempt| {
-                let first = attempt.previous().first().map(Url::origin);
-                if attempt.previous().len() > MAX_REDIRECTS {
-                    attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
-                } else if first.is_some_and(|origin| origin != attempt.url().origin()) {
-                    let to = attempt.url().origin().ascii_serialization();
-                    attempt.error(format!("a redirect to {to}, another server, which roster does not follow"))
-                } else {
-                    attempt.follow()
-                }
-            }))
-            .build()
-            .map_err(|error| config_error(format!("cannot set up the HTTP client: {}", describe(&error))))
     }
 
     pub(super) fn parse_url(&self, url: &str, page: Option<u32>) -> Result<Url> {
@@ -327,6 +290,54 @@ impl Client {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
         self.options.first_backoff.saturating_mul(factor).min(self.options.max_backoff)
     }
+}
+
+fn build_http(
+    source_name: &str,
+    rest: &RestSourceConfig,
+    config_dir: &Path,
+) -> std::result::Result<reqwest::Client, String> {
+    let config_error = |problem: String| problem;
+    let https = rest.url.to_ascii_lowercase().starts_with("https:");
+    let roots = match &rest.ca_file {
+        Some(file) => {
+            let path = config_dir.join(file);
+            crate::tls::roots_from_file(&path)
+                .map_err(|what| config_error(format!("ca_file {}: {what}", path.display())))?
+        }
+        None => match crate::tls::system_roots(source_name) {
+            Some(roots) => roots,
+            None if https => {
+                return Err(config_error(
+                    "no system CA certificates found; expected them, or ca_file naming the PEM file of the \
+                     API's CA"
+                        .to_string(),
+                ));
+            }
+            None => rustls::RootCertStore::empty(),
+        },
+    };
+    let tls = crate::tls::verifying_config(roots).map_err(config_error)?;
+    let timeout = rest.timeout_seconds.map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .https_only(!rest.allow_plaintext)
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+        .redirect(redirect::Policy::custom(|attempt| {
+            let first = attempt.previous().first().map(Url::origin);
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+            } else if first.is_some_and(|origin| origin != attempt.url().origin()) {
+                let to = attempt.url().origin().ascii_serialization();
+                attempt.error(format!("a redirect to {to}, another server, which roster does not follow"))
+            } else {
+                attempt.follow()
+            }
+        }))
+        .build()
+        .map_err(|error| config_error(format!("cannot set up the HTTP client: {}", describe(&error))))
 }
 
 /// An answer's status and the headers a read uses.
