@@ -769,5 +769,6 @@ async fn an_api_that_refuses_even_a_new_token_fails_the_read() {
         ),
         "{message}"
     );
-    assert_eq!(sequence(&server), ["token", "page 1 Bearer token-1", "token", "page 1 Bearer token-2"]);
+    // A token fetched for this very request and refused is the API's last word: no second token.
+    assert_eq!(sequence(&server), ["token", "page 1 Bearer token-1"]);
 }

@@ -155,10 +155,10 @@ impl Client {
             client.error(token_url, Some(number), problem, Some(answer.status))
         };
         if !(200..300).contains(&answer.status) {
-            let mut problem = self.refused(&request, &answer);
-            if let Some(refusal) = Auth::refusal(&answer.body) {
-                problem = format!("{problem} ({refusal})");
-            }
+            let problem = match Auth::refusal(&answer.body) {
+                Some(refusal) => format!("{} answered {} ({refusal})", request.what, status_text(answer.status)),
+                None => self.refused(&request, &answer),
+            };
             return Err(failed(self, format!("{problem}; check auth.client_id and auth.client_secret")));
         }
         self.auth.keep_token(&answer.body, Instant::now()).map_err(|problem| failed(self, problem))
