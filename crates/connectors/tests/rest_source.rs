@@ -747,7 +747,7 @@ async fn a_refused_client_secret_fails_the_read_with_the_endpoint_s_reason_and_n
     let server = Server::start(|seen, before, _| oauth(seen, before, 3600, false)).await;
     let message = error_text(read(&oauth_config(&server), Some("wr0ng-s3cret")).await);
     assert!(
-        message.contains("/oauth2/token: while getting an access token for the page: the token endpoint (auth.token_url) answered 401 Unauthorized")
+        message.contains("/oauth2/token): while getting an access token for the page: the token endpoint (auth.token_url) answered 401 Unauthorized")
             && message.contains("(invalid_client: Client authentication failed); check auth.client_id and auth.client_secret"),
         "{message}"
     );
