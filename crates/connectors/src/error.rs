@@ -197,6 +197,22 @@ pub enum Error {
     #[error("{file}: line {line} is longer than {limit_mib} MiB; expected one record per line")]
     LineTooLong { file: String, line: u64, limit_mib: usize },
 
+    /// A REST source failed: its configuration cannot be followed (a CA file, a URL), a page could
+    /// not be fetched (refused, unreachable, retries spent), or a page is not what its paging
+    /// expects. No partial read is ever planned on.
+    #[error("{}", rest_message(source_name, url, *page, problem))]
+    Rest {
+        source_name: String,
+        /// The URL concerned, without credentials and with query values that may be secret hidden.
+        url: String,
+        /// The 1-based page being read, when the problem is with one.
+        page: Option<u32>,
+        /// What was expected and what was found, without any secret.
+        problem: String,
+        /// The HTTP status of the last answer, when one came.
+        status: Option<u16>,
+    },
+
     /// A byte-order mark of an encoding the source cannot read as it streams.
     #[error("{file}: found a {found} byte-order mark; expected UTF-8 or Windows-1252: save the file as UTF-8")]
     UnsupportedEncoding { file: String, found: &'static str },
@@ -369,8 +385,16 @@ fn sql_missing_columns_message(source_name: &str, missing: &[MissingColumn], ret
     message
 }
 
+fn rest_message(source_name: &str, url: &str, page: Option<u32>, problem: &str) -> String {
+    let place = match page {
+        Some(page) => format!("page {page} ({url})"),
+        None => url.to_string(),
+    };
+    format!("source {source_name}: {place}: {problem}; nothing from this source is used")
+}
+
 /// `60 s`, `1.5 s`, `300 ms`.
-fn duration_text(duration: std::time::Duration) -> String {
+pub(crate) fn duration_text(duration: std::time::Duration) -> String {
     match duration.as_millis() {
         millis if millis < 1000 => format!("{millis} ms"),
         millis if millis % 1000 == 0 => format!("{} s", millis / 1000),

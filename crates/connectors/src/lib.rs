@@ -3,3 +3,4 @@
 pub mod error;
 pub mod source;
 pub mod target;
+mod tls;

@@ -80,6 +80,8 @@ pub enum SourceKind {
     Jsonl,
     /// A SQL query against PostgreSQL, MariaDB/MySQL or SQLite (`url`, `query`).
     Sql,
+    /// A REST API answering JSON, page by page (`[source.rest]`, `records`).
+    Rest,
 }
 
 /// Text encoding of a file source.
@@ -117,6 +119,8 @@ pub struct SourceConfig {
     pub url: Option<SecretRef>,
     /// sql: the query; its result columns are what `columns` maps.
     pub query: Option<String>,
+    /// rest: the API's address, paging, authentication, retries and bounds (`[source.rest]`).
+    pub rest: Option<RestSourceConfig>,
     /// True when the export lists everyone: a person missing from a complete read has gone.
     #[serde(default)]
     pub complete: bool,
@@ -143,6 +147,114 @@ pub struct SourceConfig {
     /// required.
     #[serde(default)]
     pub required: Vec<String>,
+}
+
+/// How a REST source pages through its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestPaging {
+    /// One document holds every record (a Workday report-as-a-service URL): the default.
+    #[default]
+    None,
+    /// `offset` and `limit` query parameters, advanced by `page_size` until a short page. Rows can
+    /// shift between pages while the read runs, so such a read is never complete.
+    Offset,
+    /// A token in the body (`token_field`) sent back as a query parameter (`token_param`) until
+    /// the body has none.
+    PageToken,
+    /// The next page's URL, from the body (`next_field`) or else the `Link: <...>; rel="next"`
+    /// header, until there is none.
+    NextLink,
+    /// OData: v2 `{"d": {"results": [...], "__next": "..."}}` (SuccessFactors) or v4
+    /// `{"value": [...], "@odata.nextLink": "..."}`.
+    Odata,
+}
+
+/// How a REST source authenticates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RestAuthConfig {
+    /// HTTP basic authentication.
+    Basic {
+        username: String,
+        /// A secret reference (`env:NAME` or `file:PATH`) holding the password.
+        password: SecretRef,
+    },
+    /// A fixed bearer token (an API key sent as `Authorization: Bearer ...`).
+    Bearer {
+        /// A secret reference holding the token.
+        token: SecretRef,
+    },
+    /// OAuth 2.0 client credentials: a token from `token_url`, kept until it expires (or the API
+    /// answers 401), then fetched again.
+    Oauth2 {
+        /// The token endpoint (`https://.../oauth2/token`).
+        token_url: String,
+        client_id: String,
+        /// A secret reference holding the client secret.
+        client_secret: SecretRef,
+        /// Space-separated scopes to ask for; none by default.
+        scope: Option<String>,
+        /// How the client authenticates to the token endpoint: `basic` (HTTP basic, the default,
+        /// as RFC 6749 recommends) or `body` (`client_id` and `client_secret` in the form).
+        #[serde(default)]
+        client_auth: OAuthClientAuth,
+    },
+}
+
+/// How an OAuth 2.0 client sends its credentials to the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthClientAuth {
+    #[default]
+    Basic,
+    Body,
+}
+
+/// A REST source: where its records are, how it pages, how it authenticates, and its bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestSourceConfig {
+    /// The first page's URL (`https://...`). Query parameters may be part of it
+    /// (`?format=json`); credentials may not: they belong in `auth`.
+    pub url: String,
+    #[serde(default)]
+    pub paging: RestPaging,
+    /// offset: the query parameter holding the position of the page's first record. Default
+    /// `offset` (`$skip` for OData's client-side paging).
+    pub offset_param: Option<String>,
+    /// offset: the query parameter holding the page size. Default `limit` (`$top` for OData).
+    pub limit_param: Option<String>,
+    /// offset: records asked for per page; a page with fewer is the last. Default 100.
+    pub page_size: Option<u32>,
+    /// page_token: the dotted path of the next page's token in the body. Default `nextPageToken`.
+    pub token_field: Option<String>,
+    /// page_token: the query parameter the token is sent in. Default `pageToken`.
+    pub token_param: Option<String>,
+    /// next_link: the dotted path of the next page's URL in the body (e.g. `links.next`); without
+    /// it, the `Link` header's `rel="next"`.
+    pub next_field: Option<String>,
+    /// The vendor guarantees that a paged read (page_token, next_link, odata) is one consistent
+    /// snapshot, so `complete = true` may be declared for it. Never for offset paging.
+    #[serde(default)]
+    pub consistent_snapshot: bool,
+    pub auth: Option<RestAuthConfig>,
+    /// PEM file of the CA(s) to trust instead of the system's roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Allow `http://` URLs, which send credentials and records in clear. For a lab on loopback.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// Most pages one read may take; more fails the read. Default 10000.
+    pub max_pages: Option<u32>,
+    /// Largest page body, in bytes; a larger one fails the read. Default 64 MiB.
+    pub max_page_bytes: Option<u64>,
+    /// Longest wait for each request's answer, in seconds. Default 60.
+    pub timeout_seconds: Option<u64>,
+    /// Attempts per request when the API answers 429 or 5xx, or cannot be reached. Default 5.
+    pub max_attempts: Option<u32>,
+    /// Longest total wait between retries in one read, in seconds (a `Retry-After` asking for
+    /// more fails the read). Default 300.
+    pub max_retry_wait_seconds: Option<u64>,
 }
 
 fn default_delimiter() -> char {

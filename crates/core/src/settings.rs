@@ -167,6 +167,163 @@ impl Checker<'_> {
     }
 }
 
+/// A REST source's `[source.rest]`: a URL roster may call, options that fit its paging, and a
+/// `complete` it can honour (item 11 of the sources' design: a read that can shift while it runs
+/// is never complete, so it can never make phantom leavers).
+fn check_rest_source(ck: &mut Checker, key: &str, s: &SourceConfig) {
+    use crate::config::{RestAuthConfig, RestPaging};
+    let Some(rest) = &s.rest else {
+        ck.error(
+            format!("{key}.rest"),
+            None,
+            "expected a [source.rest] table with at least the url of the API, e.g. url = \"https://hr.example.org/api/workers\"",
+        );
+        return;
+    };
+    let key = format!("{key}.rest");
+    check_http_url(ck, &format!("{key}.url"), &rest.url, rest.allow_plaintext);
+    let paging = rest.paging;
+    for (field, set, applies) in [
+        ("offset_param", rest.offset_param.is_some(), RestPaging::Offset),
+        ("limit_param", rest.limit_param.is_some(), RestPaging::Offset),
+        ("page_size", rest.page_size.is_some(), RestPaging::Offset),
+        ("token_field", rest.token_field.is_some(), RestPaging::PageToken),
+        ("token_param", rest.token_param.is_some(), RestPaging::PageToken),
+        ("next_field", rest.next_field.is_some(), RestPaging::NextLink),
+    ] {
+        if set && paging != applies {
+            ck.error(
+                format!("{key}.{field}"),
+                None,
+                format!(
+                    "{field} applies to paging = {:?} only, but paging is {:?}",
+                    paging_name(applies),
+                    paging_name(paging)
+                ),
+            );
+        }
+    }
+    for (field, value) in [
+        ("offset_param", &rest.offset_param),
+        ("limit_param", &rest.limit_param),
+        ("token_field", &rest.token_field),
+        ("token_param", &rest.token_param),
+        ("next_field", &rest.next_field),
+    ] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            ck.error(format!("{key}.{field}"), None, "expected a name, found an empty string");
+        }
+    }
+    for (field, value) in [
+        ("page_size", rest.page_size.map(u64::from)),
+        ("max_pages", rest.max_pages.map(u64::from)),
+        ("max_page_bytes", rest.max_page_bytes),
+        ("timeout_seconds", rest.timeout_seconds),
+        ("max_attempts", rest.max_attempts.map(u64::from)),
+    ] {
+        if value == Some(0) {
+            ck.error(format!("{key}.{field}"), None, "expected a whole number of at least 1, found 0");
+        }
+    }
+    match paging {
+        RestPaging::Offset if s.complete => ck.error(
+            format!("{key}.paging"),
+            None,
+            "complete = true cannot be declared for offset paging: records can shift between pages while the \
+             read runs (someone hired or removed moves everyone after them), so a person missing from such a \
+             read may merely have slipped between two pages; use page_token, next_link or odata paging with \
+             consistent_snapshot = true, a single document (paging = \"none\"), or complete = false",
+        ),
+        RestPaging::Offset if rest.consistent_snapshot => ck.error(
+            format!("{key}.consistent_snapshot"),
+            None,
+            "offset paging is never a consistent snapshot: each page is a new query",
+        ),
+        RestPaging::PageToken | RestPaging::NextLink | RestPaging::Odata if s.complete && !rest.consistent_snapshot => {
+            ck.error(
+                format!("{key}.consistent_snapshot"),
+                None,
+                format!(
+                    "complete = true with paging = {:?} needs consistent_snapshot = true: set it only when the \
+                     vendor documents that its pages are one snapshot (a server-side cursor), since a person \
+                     missing from a read whose pages shifted would be taken for a leaver",
+                    paging_name(paging)
+                ),
+            )
+        }
+        _ => {}
+    }
+    match &rest.auth {
+        Some(RestAuthConfig::Basic { username, password }) => {
+            if username.trim().is_empty() {
+                ck.error(format!("{key}.auth.username"), None, "expected a user name, found an empty string");
+            }
+            check_secret_ref(ck, &format!("{key}.auth.password"), password);
+        }
+        Some(RestAuthConfig::Bearer { token }) => check_secret_ref(ck, &format!("{key}.auth.token"), token),
+        Some(RestAuthConfig::Oauth2 { token_url, client_id, client_secret, .. }) => {
+            check_http_url(ck, &format!("{key}.auth.token_url"), token_url, rest.allow_plaintext);
+            if client_id.trim().is_empty() {
+                ck.error(format!("{key}.auth.client_id"), None, "expected the client id, found an empty string");
+            }
+            check_secret_ref(ck, &format!("{key}.auth.client_secret"), client_secret);
+        }
+        None => {}
+    }
+}
+
+fn paging_name(paging: crate::config::RestPaging) -> &'static str {
+    use crate::config::RestPaging;
+    match paging {
+        RestPaging::None => "none",
+        RestPaging::Offset => "offset",
+        RestPaging::PageToken => "page_token",
+        RestPaging::NextLink => "next_link",
+        RestPaging::Odata => "odata",
+    }
+}
+
+/// An `https://` URL (or `http://` when plaintext is allowed) without credentials in it.
+fn check_http_url(ck: &mut Checker, key: &str, url: &str, allow_plaintext: bool) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        ck.error(key, None, format!("expected an https:// URL, found {url:?}"));
+        return;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => {}
+        "http" if allow_plaintext => {}
+        "http" => ck.error(
+            key,
+            None,
+            "expected an https:// URL: http:// sends credentials and personal data in clear (for a lab on \
+             loopback, set allow_plaintext = true)",
+        ),
+        other => ck.error(key, None, format!("expected an https:// URL, found the scheme {other:?}")),
+    }
+    if authority.is_empty() {
+        ck.error(key, None, "expected a host after the scheme, found none");
+    }
+    if authority.contains('@') {
+        ck.error(
+            key,
+            None,
+            "the URL carries credentials (user@ or user:password@); put them in [source.rest.auth] as a secret \
+             reference instead",
+        );
+    }
+}
+
+fn check_secret_ref(ck: &mut Checker, key: &str, reference: &crate::config::SecretRef) {
+    if !(reference.0.starts_with("env:") || reference.0.starts_with("file:")) {
+        ck.error(
+            key,
+            None,
+            "expected a secret reference \"env:NAME\" or \"file:PATH\"; a secret is never written in the config",
+        );
+    }
+}
+
 /// A person with every attribute filled, to try each expression on before anything runs.
 pub fn sample_env(attributes: &BTreeSet<String>, dates: &BTreeSet<String>) -> Env {
     let mut env = Env::new();
@@ -306,7 +463,8 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         for (field, set, kinds) in [
             ("sheet", s.sheet.is_some(), &[SourceKind::Xlsx][..]),
             ("header_row", s.header_row.is_some(), &[SourceKind::Xlsx][..]),
-            ("records", s.records.is_some(), &[SourceKind::Json][..]),
+            ("records", s.records.is_some(), &[SourceKind::Json, SourceKind::Rest][..]),
+            ("rest", s.rest.is_some(), &[SourceKind::Rest][..]),
             ("url", s.url.is_some(), &[SourceKind::Sql][..]),
             ("query", s.query.is_some(), &[SourceKind::Sql][..]),
             ("path", s.path.is_some() && !file_kind, &[][..]),
@@ -318,6 +476,9 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                     format!("{field} does not apply to a {:?} source", s.kind).to_lowercase(),
                 );
             }
+        }
+        if s.kind == SourceKind::Rest {
+            check_rest_source(&mut ck, &key, s);
         }
         if s.header_row == Some(0) {
             ck.error(format!("{key}.header_row"), None, "rows are numbered from 1");

@@ -87,7 +87,7 @@ async fn read_sources(loaded: &Loaded) -> Result<Vec<SourceRead>> {
                 SourceKind::Csv => Some(read_csv),
                 SourceKind::Xlsx => Some(roster_connectors::source::xlsx::read_xlsx),
                 SourceKind::Json | SourceKind::Jsonl => Some(roster_connectors::source::json::read_json),
-                SourceKind::Sql => None,
+                SourceKind::Sql | SourceKind::Rest => None,
             };
         let read = match (source.kind, file_reader) {
             (_, Some(reader)) => tokio::task::spawn_blocking(move || reader(&config, &path))
@@ -102,6 +102,22 @@ async fn read_sources(loaded: &Loaded) -> Result<Vec<SourceRead>> {
                 let url =
                     secrets::resolve(url, &loaded.config_dir).with_context(|| format!("source {}", source.name))?;
                 roster_connectors::source::sql::read_sql(source, &url)
+                    .await
+                    .with_context(|| format!("source {}: nothing was planned", source.name))?
+            }
+            (SourceKind::Rest, None) => {
+                use roster_core::config::RestAuthConfig;
+                let reference = match source.rest.as_ref().and_then(|rest| rest.auth.as_ref()) {
+                    Some(RestAuthConfig::Basic { password, .. }) => Some(password),
+                    Some(RestAuthConfig::Bearer { token }) => Some(token),
+                    Some(RestAuthConfig::Oauth2 { client_secret, .. }) => Some(client_secret),
+                    None => None,
+                };
+                let secret = reference
+                    .map(|reference| secrets::resolve(reference, &loaded.config_dir))
+                    .transpose()
+                    .with_context(|| format!("source {}", source.name))?;
+                roster_connectors::source::rest::read_rest(source, secret, &loaded.config_dir)
                     .await
                     .with_context(|| format!("source {}: nothing was planned", source.name))?
             }

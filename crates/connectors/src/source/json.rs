@@ -155,7 +155,7 @@ fn read_lines<R: BufRead>(rules: &RowRules, mut reader: R, file: &str) -> Result
 }
 
 /// One record: an object whose configured fields are the row's values.
-fn check_record(rules: &RowRules, layout: &Layout, record: &Value, location: Location) -> Outcome {
+pub(super) fn check_record(rules: &RowRules, layout: &Layout, record: &Value, location: Location) -> Outcome {
     match record {
         Value::Object(object) => {
             let values: Vec<RawValue> = layout.header.iter().map(|column| field(object, column)).collect();
@@ -218,7 +218,7 @@ fn raw_value<'v>(value: &'v Value, column: &str) -> RawValue<'v> {
 }
 
 /// A JSON value in a few words: `an object with keys "ID", "Descriptor"`, `an array of 2 values`.
-fn described(value: &Value) -> String {
+pub(super) fn described(value: &Value) -> String {
     match value {
         Value::Null => "null".to_string(),
         Value::Bool(b) => format!("the value {b}"),
@@ -238,7 +238,7 @@ fn described(value: &Value) -> String {
 }
 
 /// The array of records at the dotted `path` of the document (the document itself without one).
-fn find_records<'d>(document: &'d RawJson, path: Option<&str>, file: &str) -> Result<Vec<&'d RawJson>> {
+pub(super) fn find_records<'d>(document: &'d RawJson, path: Option<&str>, file: &str) -> Result<Vec<&'d RawJson>> {
     let mut current = document;
     let mut walked = Vec::new();
     for step in path.into_iter().flat_map(|path| path.split('.')) {
@@ -294,7 +294,7 @@ fn array_of_objects(document: &Value) -> Option<String> {
 }
 
 /// serde_json's message without the ` at line L column C` it ends with.
-fn unplaced(error: &serde_json::Error) -> String {
+pub(super) fn unplaced(error: &serde_json::Error) -> String {
     let message = error.to_string();
     let place = format!(" at line {} column {}", error.line(), error.column());
     message.strip_suffix(&place).map_or(message.clone(), str::to_string)

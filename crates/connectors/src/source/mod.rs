@@ -3,6 +3,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod rest;
 mod rows;
 pub mod sql;
 pub mod xlsx;

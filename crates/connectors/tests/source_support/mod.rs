@@ -31,6 +31,7 @@ pub fn source(kind: SourceKind, path: &str, key: &str, columns: &[(&str, &str)])
         records: None,
         url: None,
         query: None,
+        rest: None,
         complete: true,
         key: key.to_string(),
         encoding: TextEncoding::Utf8,

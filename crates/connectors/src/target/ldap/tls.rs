@@ -13,7 +13,6 @@ use std::sync::Arc;
 use roster_core::config::TlsConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -24,7 +23,7 @@ pub(super) fn client_config(
     tls: &TlsConfig,
     config_dir: &Path,
 ) -> Result<Arc<ClientConfig>, TargetError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::tls::provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TargetError::new(ErrorKind::Tls, format!("target {target}: TLS setup: {e}")))?;
@@ -48,37 +47,20 @@ pub(super) fn client_config(
 }
 
 fn roots_from_file(target: &str, path: &Path) -> Result<RootCertStore, TargetError> {
-    let config_error = |what: String| {
+    crate::tls::roots_from_file(path).map_err(|what| {
         TargetError::new(ErrorKind::Config, format!("target {target}: tls.ca_file {}: {what}", path.display()))
-    };
-    let pem = std::fs::read(path).map_err(|e| config_error(format!("cannot read it: {e}")))?;
-    let mut roots = RootCertStore::empty();
-    for (i, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
-        let cert = cert.map_err(|e| config_error(format!("certificate {} is not valid PEM: {e}", i + 1)))?;
-        roots.add(cert).map_err(|e| config_error(format!("certificate {} cannot be trusted as a CA: {e}", i + 1)))?;
-    }
-    if roots.is_empty() {
-        return Err(config_error("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".to_string()));
-    }
-    Ok(roots)
+    })
 }
 
 fn system_roots(target: &str) -> Result<RootCertStore, TargetError> {
-    let found = rustls_native_certs::load_native_certs();
-    for error in &found.errors {
-        tracing::warn!(target_name = target, "loading the system's CA certificates: {error}");
-    }
-    let mut roots = RootCertStore::empty();
-    let (_added, _ignored) = roots.add_parsable_certificates(found.certs);
-    if roots.is_empty() {
-        return Err(TargetError::new(
+    crate::tls::system_roots(target).ok_or_else(|| {
+        TargetError::new(
             ErrorKind::Tls,
             format!(
                 "target {target}: no system CA certificates found; set tls.ca_file to the PEM file of the directory's CA"
             ),
-        ));
-    }
-    Ok(roots)
+        )
+    })
 }
 
 /// `tls.insecure_skip_verify`: accepts any certificate chain and name, but still checks that the
