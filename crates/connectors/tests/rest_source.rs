@@ -142,7 +142,7 @@ fn config(server: &Server, key: &str, columns: &[(&str, &str)], rest: &str) -> S
     config.path = None;
     config.complete = false;
     let rest = rest.replace("url = \"", &format!("url = \"{}", server.base));
-    let mut rest: RestSourceConfig = toml::from_str(&format!("allow_plaintext = true\n{rest}")).unwrap();
+    let rest: RestSourceConfig = toml::from_str(&format!("allow_plaintext = true\n{rest}")).unwrap();
     // `token_url = "` got the server's address above too.
     config.rest = Some(rest);
     config
