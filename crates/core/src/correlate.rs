@@ -30,7 +30,7 @@ type Attrs = BTreeMap<String, FieldValue>;
 pub(crate) struct Correlated<'a> {
     /// Person key -> source -> (record key, attributes), for the records read in this run.
     pub persons: BTreeMap<String, BTreeMap<&'a str, (&'a str, &'a Attrs)>>,
-    /// Persons held by a disputed correlation, with why.
+    /// Persons held by a disputed correlation, with the record in dispute.
     pub disputed: BTreeMap<String, String>,
     /// Record key (of any source) -> person key, for references by source key (`manager`).
     pub aliases: HashMap<String, String>,
@@ -214,7 +214,9 @@ impl<'a> Index<'a> {
                         target: None,
                         message: why.clone(),
                     });
-                    self.out.disputed.insert(person.clone(), why.clone());
+                    self.out
+                        .disputed
+                        .insert(person.clone(), format!("disputed correlation of record {source}/{record_key}"));
                 }
             }
         }

@@ -284,8 +284,9 @@ fn holds(state: LifecycleState) -> bool {
     matches!(state, LifecycleState::Pending | LifecycleState::Prehire | LifecycleState::Active | LifecycleState::Leave)
 }
 
-/// The kinds of the affiliations whose own state grants access on `today` (pre-hire, active or
-/// on leave), each once, in the order given: what `affiliations` holds in expressions.
+/// The kinds of the affiliations whose own state grants access on `today` (active, or on leave
+/// with `on_leave = "keep"`), each once, in the order given: what `affiliations` holds in
+/// expressions.
 pub fn current_kinds(
     affiliations: &[Affiliation],
     today: NaiveDate,
@@ -295,7 +296,9 @@ pub fn current_kinds(
     let mut kinds: Vec<String> = Vec::new();
     for a in affiliations {
         let state = affiliation_state(a, today, cfg, left_on).state;
-        if holds(state) && state != LifecycleState::Pending && !kinds.contains(&a.kind) {
+        let grants = state == LifecycleState::Active
+            || (state == LifecycleState::Leave && cfg.on_leave == crate::config::LeavePolicy::Keep);
+        if grants && !kinds.contains(&a.kind) {
             kinds.push(a.kind.clone());
         }
     }

@@ -53,6 +53,8 @@ struct Day {
     /// Operations that fail when applied, as `kind:person` (e.g. `set_password:00001`).
     #[serde(default)]
     fail: Vec<String>,
+    /// Configuration added from this day on (a person's decision, say).
+    config_add: Option<String>,
     /// The run stops (killed) right after this operation (`kind:person`) reached the directory:
     /// what landed stays in the directory, the store records only the intents.
     crash_after: Option<String>,
@@ -392,12 +394,16 @@ fn run_story(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
     let story: Story = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let base = std::fs::read_to_string(path.with_file_name("base.toml")).unwrap();
-    let config_text = story.config.clone().unwrap_or(base);
-    let settings: Settings = load(&config_text, "story.toml").unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let mut config_text = story.config.clone().unwrap_or(base);
+    let mut settings: Settings = load(&config_text, "story.toml").unwrap_or_else(|e| panic!("{name}: {e:?}"));
     let mut sim =
         Sim { view: directory(&story.directory), snapshot: Snapshot::default(), next_id: 0, passwords_set: 0 };
     let mut transcript = String::new();
     for day in &story.day {
+        if let Some(more) = &day.config_add {
+            config_text.push_str(more);
+            settings = load(&config_text, "story.toml").unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        }
         let as_of = NaiveDate::parse_from_str(&day.as_of, "%Y-%m-%d").unwrap();
         let mut reads: Vec<SourceRead> = settings
             .sources
@@ -409,7 +415,8 @@ fn run_story(path: &Path) {
         for name in day.sources.keys() {
             assert!(settings.sources.iter().any(|s| &s.name == name), "{name}: no such source in the config");
         }
-        let hr = &mut reads[0];
+        let hr = reads.iter().position(|r| r.source == "hr").unwrap_or(0);
+        let hr = &mut reads[hr];
         for q in &day.quarantined {
             let (key, reason) = q.split_once('|').unwrap();
             hr.quarantined.push(QuarantinedRow {
