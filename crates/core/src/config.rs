@@ -25,6 +25,44 @@ pub struct ConfigFile {
     #[serde(default)]
     pub safety: SafetyConfig,
     pub audit: Option<AuditConfig>,
+    #[serde(default)]
+    pub correlation: CorrelationConfig,
+    /// Person attribute = the sources whose value wins, in order (`last_day = ["contractors",
+    /// "hr"]`). An attribute not listed takes the first non-empty value in source order.
+    #[serde(default)]
+    pub precedence: BTreeMap<String, Vec<String>>,
+}
+
+/// How records of several sources become one person, beyond identical keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationConfig {
+    /// The key of the keyed hash (HMAC-SHA256) that replaces the values of `hashed` attributes as
+    /// soon as a source is read, as a secret reference (`env:NAME` or `file:PATH`), at least 32
+    /// bytes. Required when `hashed` is not empty.
+    pub hash_key: Option<SecretRef>,
+    /// Attributes (e.g. `national_id`) whose values are replaced by `hmac:<hex>` right after each
+    /// source is read: compared for correlation, never planned, stored or logged in clear.
+    #[serde(default)]
+    pub hashed: Vec<String>,
+    /// Decisions on disputed (or any not yet linked) records, made by a person.
+    #[serde(default)]
+    pub decide: Vec<CorrelationDecision>,
+}
+
+/// A person's decision about one record: join it to a person, or keep it a person of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationDecision {
+    /// The record's source.
+    pub source: String,
+    /// The record's key in that source.
+    pub key: String,
+    /// The person (by person key) the record belongs to.
+    pub person: Option<String>,
+    /// The record is a person of its own, whatever its secondary keys match.
+    #[serde(default)]
+    pub separate: bool,
 }
 
 /// The audit trail's tamper evidence.
@@ -147,6 +185,20 @@ pub struct SourceConfig {
     /// required.
     #[serde(default)]
     pub required: Vec<String>,
+    /// Secondary keys: attributes (e.g. `personal_email`, `national_id`) by which a record whose key
+    /// roster does not know joins the one person holding the same value. Two candidates: disputed.
+    #[serde(default)]
+    pub correlate: Vec<String>,
+    /// The attribute naming the key this human had before (a Workday conversion's previous worker
+    /// ID, in this or another source): the record joins that person, with their login and accounts.
+    pub previous_key: Option<String>,
+    /// Effective-dated export: the date attribute of each row's version. Several rows with one key
+    /// are read as versions: the latest in effect on the day wins (or the earliest, when none is
+    /// in effect yet), instead of all being quarantined as duplicates.
+    pub effective_date: Option<String>,
+    /// Concurrent appointments: the attribute that marks a key's primary row (`Y`, `yes`, `true`,
+    /// `1`, `x`, `primary`), chosen among the rows that are otherwise tied.
+    pub primary: Option<String>,
 }
 
 /// How a REST source pages through its records.

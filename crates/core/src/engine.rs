@@ -2,6 +2,7 @@
 //! clock (the day is an input), and it cannot fail: whatever goes wrong for one person becomes a
 //! notice in the plan and the rest proceed.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
@@ -13,7 +14,7 @@ use crate::config::{
 };
 use crate::dn::{Dn, normalize_dn};
 use crate::expr::{Env, ExprValue};
-use crate::lifecycle::{Affiliation, LifecycleState, StateDecision, person_state};
+use crate::lifecycle::{Affiliation, LifecycleState, StateDecision, current_kinds, employment_ends, person_state};
 use crate::login;
 use crate::plan::{
     Action, AttrChange, Category, Notice, NoticeKind, Operation, PLAN_FORMAT, PersonUpdate, Plan, SafetyViolation,
@@ -22,6 +23,7 @@ use crate::plan::{
 use crate::settings::{Settings, TargetRules};
 use crate::source::{FieldValue, SourceRead};
 use crate::state::{Hold, Link, Snapshot, StoredPerson, TargetEntry, TargetView};
+use crate::{correlate, effective};
 
 /// The ppolicy attribute whose special value `000001010000Z` is OpenLDAP's administrative lock.
 pub const LOCK_ATTRIBUTE: &str = "pwdAccountLockedTime";
@@ -103,7 +105,17 @@ struct Draft {
 struct Evaluated {
     key: String,
     records: BTreeMap<String, BTreeMap<String, FieldValue>>,
+    /// Source -> record key, where it differs from the person's key.
+    record_keys: BTreeMap<String, String>,
     texts: BTreeMap<String, String>,
+    /// Attribute -> the source its value came from (with records from several sources).
+    provenance: BTreeMap<String, String>,
+    /// The kinds of the affiliations that hold now (prehire, active or on leave).
+    affiliations: Vec<String>,
+    /// The last day of employment over all affiliations, `None` while one is open-ended.
+    ends: Option<NaiveDate>,
+    /// The manager's person key (the `manager` attribute names a source key).
+    manager: Option<String>,
     decision: StateDecision,
     prev_state: Option<LifecycleState>,
     missing_reads: u32,
@@ -212,13 +224,18 @@ pub fn plan(input: &PlanInput) -> Plan {
     let today = input.as_of;
     let mut planner = Planner { notices: Vec::new(), drafts: Vec::new() };
 
-    // 1. Correlate: the records of each key, held where quarantined, missing where a complete
+    // 1. Correlate this run's records into persons (`correlate.rs`), after choosing the row in
+    //    effect where a source holds several per key (`effective.rs`). A person's stored
+    //    records hold them where a row is quarantined, and make them missing where a complete
     //    source no longer lists them.
-    let mut fresh: BTreeMap<&str, HashMap<&str, &BTreeMap<String, FieldValue>>> = BTreeMap::new();
+    let chosen: Vec<Cow<SourceRead>> =
+        input.reads.iter().map(|r| effective::choose(&settings.sources, r, today, &mut planner.notices)).collect();
+    let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
+    let correlated = correlate::correlate(settings, &reads, snapshot);
+    planner.notices.extend(correlated.notices.iter().cloned());
     let mut quarantined: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut complete: BTreeSet<&str> = BTreeSet::new();
-    let mut keys: BTreeSet<&str> = snapshot.persons.keys().map(String::as_str).collect();
-    for read in input.reads {
+    for read in &reads {
         // A row whose key could not be read belongs to someone unknown: that someone must not look
         // missing, so nobody is treated as missing from such a read.
         let keyless = read.quarantined.iter().filter(|q| q.key.is_none()).count();
@@ -235,35 +252,40 @@ pub fn plan(input: &PlanInput) -> Plan {
                 ),
             );
         }
-        let by_key = fresh.entry(read.source.as_str()).or_default();
-        for r in &read.records {
-            by_key.insert(&r.key, &r.attrs);
-            keys.insert(&r.key);
-        }
         for q in &read.quarantined {
             if let Some(k) = &q.key {
                 quarantined.entry(read.source.as_str()).or_default().insert(k);
             }
         }
     }
-    let read_sources: BTreeSet<&str> = input.reads.iter().map(|r| r.source.as_str()).collect();
+    let read_sources: BTreeSet<&str> = reads.iter().map(|r| r.source.as_str()).collect();
+    let keys: BTreeSet<&str> = snapshot.persons.keys().chain(correlated.persons.keys()).map(String::as_str).collect();
 
     let mut people: Vec<Evaluated> = Vec::new();
     for key in keys {
         let stored = snapshot.persons.get(key);
+        let fresh = correlated.persons.get(key);
         let mut records = BTreeMap::new();
+        let mut record_keys = BTreeMap::new();
         let mut missing_sources = Vec::new();
         for source in &settings.sources {
             let name = source.name.as_str();
-            let stored_record = stored.and_then(|s| s.records.get(name));
-            if let Some(attrs) = fresh.get(name).and_then(|m| m.get(key)) {
+            let record_key = if let Some((record_key, attrs)) = fresh.and_then(|m| m.get(name)) {
                 records.insert(name.to_string(), (*attrs).clone());
-            } else if let Some(previous) = stored_record {
+                *record_key
+            } else if let Some(previous) = stored.and_then(|s| s.records.get(name)) {
                 records.insert(name.to_string(), previous.clone());
-                let held = quarantined.get(name).is_some_and(|q| q.contains(key));
+                let record_key = correlate::stored_record_key(snapshot, key, name);
+                let held = quarantined.get(name).is_some_and(|q| q.contains(record_key));
                 if !held && complete.contains(name) && read_sources.contains(name) {
                     missing_sources.push(name.to_string());
                 }
+                record_key
+            } else {
+                continue;
+            };
+            if record_key != key {
+                record_keys.insert(name.to_string(), record_key.to_string());
             }
         }
         if records.is_empty() {
@@ -294,18 +316,14 @@ pub fn plan(input: &PlanInput) -> Plan {
                 a
             })
             .collect();
-        let decision = person_state(&affiliations, today, &settings.lifecycle, stored.and_then(|s| s.left_on));
-        let mut texts = BTreeMap::new();
-        for source in &settings.sources {
-            if let Some(attrs) = records.get(&source.name) {
-                for (name, value) in attrs {
-                    let text = value.to_text();
-                    if !text.is_empty() {
-                        texts.entry(name.clone()).or_insert(text);
-                    }
-                }
-            }
+        let left_on = stored.and_then(|s| s.left_on);
+        let decision = person_state(&affiliations, today, &settings.lifecycle, left_on);
+        let current = current_kinds(&affiliations, today, &settings.lifecycle, left_on);
+        let (texts, mut provenance) = correlate::merge(settings, &records);
+        if records.len() < 2 {
+            provenance.clear();
         }
+        let manager = texts.get("manager").map(|m| correlated.person_of(m).to_string());
         let prev_state = stored.map(|s| s.state);
         let had_account = prev_state.is_some_and(LifecycleState::has_account);
         let state = decision.state;
@@ -322,11 +340,17 @@ pub fn plan(input: &PlanInput) -> Plan {
             }
             _ => Category::Mover,
         };
-        let hold = stored.and_then(|s| s.hold.clone()).filter(|h| h.until.is_none_or(|u| today <= u));
+        let disputed = correlated.disputed.get(key).map(|why| Hold { reason: why.clone(), until: None });
+        let hold = stored.and_then(|s| s.hold.clone()).filter(|h| h.until.is_none_or(|u| today <= u)).or(disputed);
         people.push(Evaluated {
             key: key.to_string(),
             records,
+            record_keys,
             texts,
+            provenance,
+            affiliations: current,
+            ends: employment_ends(&affiliations, today, &settings.lifecycle, left_on),
+            manager,
             tombstone: matches!(state, LifecycleState::Purged | LifecycleState::Rescinded),
             decision,
             prev_state,
@@ -1233,13 +1257,15 @@ pub fn plan(input: &PlanInput) -> Plan {
             next_transition: p.decision.next_transition,
             hold: stored.and_then(|s| s.hold.clone()).filter(|h| h.until.is_none_or(|u| today <= u)),
             tombstone: p.tombstone,
+            record_keys: p.record_keys.clone(),
+            provenance: p.provenance.clone(),
         };
         if stored.is_none_or(|s| differs(s, &update)) {
             person_updates.push(update);
         }
     }
 
-    for read in input.reads {
+    for read in &reads {
         for q in &read.quarantined {
             if let Some(k) = &q.key {
                 notices.push(Notice {
@@ -1281,17 +1307,23 @@ pub fn plan(input: &PlanInput) -> Plan {
         leavers: count(Category::Leaver),
         rehires: count(Category::Rehire),
         operations: operations.len() as u64,
-        quarantined_rows: input.reads.iter().map(|r| r.quarantined.len() as u64).sum(),
+        quarantined_rows: reads.iter().map(|r| r.quarantined.len() as u64).sum(),
         notices: notices.len() as u64,
     };
+    let provenance = people
+        .iter()
+        .filter(|p| !p.provenance.is_empty() && operations.iter().any(|o| o.person.as_deref() == Some(&p.key)))
+        .map(|p| (p.key.clone(), p.provenance.clone()))
+        .collect();
     Plan {
+        provenance,
         format: PLAN_FORMAT,
         as_of: today,
         config_hash: settings.hash.clone(),
         operations,
         person_updates,
         notices,
-        quarantined: input.reads.iter().flat_map(|r| r.quarantined.iter().cloned()).collect(),
+        quarantined: reads.iter().flat_map(|r| r.quarantined.iter().cloned()).collect(),
         safety,
         source_counts,
         summary,
@@ -1308,6 +1340,8 @@ fn differs(s: &StoredPerson, u: &PersonUpdate) -> bool {
         || s.left_on != u.left_on
         || s.next_transition != u.next_transition
         || s.hold != u.hold
+        || s.record_keys != u.record_keys
+        || s.provenance != u.provenance
 }
 
 /// States in which roster creates an account that does not exist yet.
@@ -1350,6 +1384,7 @@ fn person_env_with(
     env.set("login", ExprValue::Text(text(login)));
     env.set("state", ExprValue::Text(p.decision.state.as_str().to_string()));
     env.set("affiliation", ExprValue::Text(text(p.texts.get("affiliation").map(String::as_str).unwrap_or_default())));
+    env.set("affiliations", ExprValue::List(p.affiliations.iter().map(|a| ExprValue::Text(text(a))).collect()));
     env.set("manager_dn", ExprValue::Text(String::new()));
     env.set("today", ExprValue::Text(today.format("%Y-%m-%d").to_string()));
     env.set("account_expires", ExprValue::Text(account_expires(settings, p)));
@@ -1359,7 +1394,7 @@ fn person_env_with(
 /// The person's last working moment as a Windows FILETIME (100 ns since 1601-01-01 UTC): the end of
 /// the last day worked in the configured time zone, or "never".
 fn account_expires(settings: &Settings, p: &Evaluated) -> String {
-    let Some(last) = p.texts.get("last_day").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()) else {
+    let Some(last) = p.ends else {
         return NEVER_EXPIRES.to_string();
     };
     let first_day_gone = match settings.lifecycle.last_day {
@@ -1391,7 +1426,7 @@ fn has_empty_name(dn: &Dn) -> bool {
 }
 
 fn manager_dn_of(p: &Evaluated, desired: &HashMap<&str, Dn>) -> Option<String> {
-    let mgr = p.texts.get("manager")?;
+    let mgr = p.manager.as_ref()?;
     if mgr == &p.key {
         return None;
     }
@@ -1400,7 +1435,7 @@ fn manager_dn_of(p: &Evaluated, desired: &HashMap<&str, Dn>) -> Option<String> {
 
 fn manager_dependency(p: &Evaluated, own: &str, rules: &TargetRules) -> Vec<String> {
     let mut deps = vec![own.to_string()];
-    if let Some(m) = p.texts.get("manager") {
+    if let Some(m) = &p.manager {
         deps.push(format!("{}\u{0}{}", rules.name(), m));
     }
     deps

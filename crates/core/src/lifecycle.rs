@@ -279,6 +279,51 @@ pub fn person_state(
     }
 }
 
+/// Whether an affiliation in this state still holds (it has not ended).
+fn holds(state: LifecycleState) -> bool {
+    matches!(state, LifecycleState::Pending | LifecycleState::Prehire | LifecycleState::Active | LifecycleState::Leave)
+}
+
+/// The kinds of the affiliations whose own state grants access on `today` (active, or on leave
+/// with `on_leave = "keep"`), each once, in the order given: what `affiliations` holds in
+/// expressions.
+pub fn current_kinds(
+    affiliations: &[Affiliation],
+    today: NaiveDate,
+    cfg: &LifecycleConfig,
+    left_on: Option<NaiveDate>,
+) -> Vec<String> {
+    let mut kinds: Vec<String> = Vec::new();
+    for a in affiliations {
+        let state = affiliation_state(a, today, cfg, left_on).state;
+        let grants = state == LifecycleState::Active
+            || (state == LifecycleState::Leave && cfg.on_leave == crate::config::LeavePolicy::Keep);
+        if grants && !kinds.contains(&a.kind) {
+            kinds.push(a.kind.clone());
+        }
+    }
+    kinds
+}
+
+/// The person's last day of employment: the latest `last_day` of the affiliations that have not
+/// ended, `None` while one of them is open-ended; once all have ended, the latest of all.
+pub fn employment_ends(
+    affiliations: &[Affiliation],
+    today: NaiveDate,
+    cfg: &LifecycleConfig,
+    left_on: Option<NaiveDate>,
+) -> Option<NaiveDate> {
+    let open: Vec<&Affiliation> =
+        affiliations.iter().filter(|a| holds(affiliation_state(a, today, cfg, left_on).state)).collect();
+    if open.is_empty() {
+        return affiliations.iter().filter_map(|a| a.last_day).max();
+    }
+    if open.iter().any(|a| a.last_day.is_none()) {
+        return None;
+    }
+    open.iter().filter_map(|a| a.last_day).max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

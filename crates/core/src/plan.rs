@@ -208,6 +208,8 @@ pub enum NoticeKind {
     /// The person's operations in this target kept failing: nothing is planned for them there
     /// until an operator releases them.
     FailingQuarantined,
+    /// An effective-dated source holds a future version of the person's record.
+    Upcoming,
 }
 
 /// A safety limit that the plan exceeds.
@@ -235,6 +237,13 @@ pub struct PersonUpdate {
     pub hold: Option<Hold>,
     /// Purged or rescinded: forget the person, keep the login as a tombstone.
     pub tombstone: bool,
+    /// Source name -> the key of the person's record there (when it differs from the person's
+    /// key, or always: the store keeps what it is given).
+    #[serde(default)]
+    pub record_keys: BTreeMap<String, String>,
+    /// Person attribute -> the source that supplied its value.
+    #[serde(default)]
+    pub provenance: BTreeMap<String, String>,
 }
 
 /// Counts for the summary line and the run record.
@@ -268,6 +277,10 @@ pub struct Plan {
     /// Records read per complete source, recorded as the last good count once applied.
     pub source_counts: BTreeMap<String, u64>,
     pub summary: Summary,
+    /// With several sources: per person with operations, attribute -> the source that supplied
+    /// its value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub provenance: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Plan {

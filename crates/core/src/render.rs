@@ -1,6 +1,7 @@
 //! The plan as a person reads it: grouped by joiner, mover, leaver, with counts, each operation
 //! with its reason and its attribute changes.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::plan::{Action, AttrChange, Category, Operation, Plan};
@@ -84,6 +85,17 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(out, "\n{title} ({} operation(s))", ops.len());
         for op in ops {
             operation(&mut out, op);
+        }
+    }
+    if !plan.provenance.is_empty() {
+        let _ = writeln!(out, "\nValues from several sources");
+        for (person, attrs) in &plan.provenance {
+            let mut by_source: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for (attr, source) in attrs {
+                by_source.entry(source).or_default().push(attr);
+            }
+            let parts: Vec<String> = by_source.iter().map(|(s, a)| format!("{s}: {}", a.join(", "))).collect();
+            let _ = writeln!(out, "  {person}: {}", parts.join("; "));
         }
     }
     if !plan.notices.is_empty() {

@@ -12,15 +12,15 @@ use toml::Spanned;
 
 use crate::attr::AttrName;
 use crate::config::{
-    AuditConfig, ConfigFile, GroupMode, LifecycleConfig, MappingWhen, SafetyConfig, SourceConfig, StoreConfig,
-    TargetConfig,
+    AuditConfig, ConfigFile, CorrelationConfig, GroupMode, LifecycleConfig, MappingWhen, SafetyConfig, SourceConfig,
+    StoreConfig, TargetConfig,
 };
 use crate::dn::Dn;
 use crate::expr::{Env, Expr, ExprValue};
 
 /// Variables every expression may use besides the person attributes the sources map.
-pub const BUILTIN_VARIABLES: [&str; 7] =
-    ["key", "login", "state", "affiliation", "manager_dn", "today", "account_expires"];
+pub const BUILTIN_VARIABLES: [&str; 8] =
+    ["key", "login", "state", "affiliation", "affiliations", "manager_dn", "today", "account_expires"];
 
 /// One problem in a configuration file, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +109,9 @@ pub struct Settings {
     pub attributes: BTreeSet<String>,
     /// SHA-256 of the configuration text: a change re-evaluates everyone.
     pub hash: String,
+    pub correlation: CorrelationConfig,
+    /// Person attribute -> the sources whose value wins, in order.
+    pub precedence: BTreeMap<String, Vec<String>>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -339,10 +342,54 @@ pub fn sample_env(attributes: &BTreeSet<String>, dates: &BTreeSet<String>) -> En
     env.set("login", ExprValue::Text("sample.login".into()));
     env.set("state", ExprValue::Text("active".into()));
     env.set("affiliation", ExprValue::Text("employee".into()));
+    env.set("affiliations", ExprValue::List(vec![ExprValue::Text("employee".into())]));
     env.set("manager_dn", ExprValue::Text("uid=manager,ou=people,dc=example,dc=org".into()));
     env.set("today", ExprValue::Text("2026-01-15".into()));
     env.set("account_expires", ExprValue::Text("134157312000000000".into()));
     env
+}
+
+/// `[correlation]` and `[precedence]`: the attributes and sources they name exist.
+fn check_correlation(ck: &mut Checker, cfg: &ConfigFile, attributes: &BTreeSet<String>) {
+    let sources: BTreeSet<&str> = cfg.source.iter().map(|s| s.name.as_str()).collect();
+    let c = &cfg.correlation;
+    for (i, attr) in c.hashed.iter().enumerate() {
+        if !attributes.contains(attr) {
+            ck.error(format!("correlation.hashed[{i}]"), None, format!("{attr:?} is not mapped by any source"));
+        }
+    }
+    match &c.hash_key {
+        None if !c.hashed.is_empty() => ck.error(
+            "correlation.hash_key",
+            None,
+            "expected a secret reference (\"env:NAME\" or \"file:PATH\") to the key that hashes the hashed attributes",
+        ),
+        Some(r) if !(r.0.starts_with("env:") || r.0.starts_with("file:")) => ck.error(
+            "correlation.hash_key",
+            None,
+            "expected a secret reference \"env:NAME\" or \"file:PATH\"; the key is never written in the config",
+        ),
+        _ => {}
+    }
+    for (i, d) in c.decide.iter().enumerate() {
+        let key = format!("correlation.decide[{i}]");
+        if !sources.contains(d.source.as_str()) {
+            ck.error(format!("{key}.source"), None, format!("no source is named {:?}", d.source));
+        }
+        if d.person.is_some() == d.separate {
+            ck.error(key, None, "expected either person = \"<person key>\" or separate = true");
+        }
+    }
+    for (attr, order) in &cfg.precedence {
+        if !attributes.contains(attr) {
+            ck.error(format!("precedence.{attr}"), None, format!("{attr:?} is not mapped by any source"));
+        }
+        for source in order {
+            if !sources.contains(source.as_str()) {
+                ck.error(format!("precedence.{attr}"), None, format!("no source is named {source:?}"));
+            }
+        }
+    }
 }
 
 fn pcase_word(name: &str) -> String {
@@ -479,6 +526,22 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         }
         if s.kind == SourceKind::Rest {
             check_rest_source(&mut ck, &key, s);
+        }
+        for (field, attr) in s
+            .correlate
+            .iter()
+            .map(|a| ("correlate", a))
+            .chain(s.previous_key.iter().map(|a| ("previous_key", a)))
+            .chain(s.effective_date.iter().map(|a| ("effective_date", a)))
+            .chain(s.primary.iter().map(|a| ("primary", a)))
+        {
+            if !s.columns.contains_key(attr) {
+                ck.error(
+                    format!("{key}.{field}"),
+                    None,
+                    format!("{attr:?} is not an attribute of this source: expected an entry in {key}.columns"),
+                );
+            }
         }
         if s.header_row == Some(0) {
             ck.error(format!("{key}.header_row"), None, "rows are numbered from 1");
@@ -795,6 +858,8 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         );
     }
 
+    check_correlation(&mut ck, &cfg, &attributes);
+
     if !ck.errors.is_empty() {
         return Err(ck.errors);
     }
@@ -818,5 +883,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         audit: cfg.audit,
         attributes,
         hash: format!("{:x}", Sha256::digest(text.as_bytes())),
+        correlation: cfg.correlation,
+        precedence: cfg.precedence,
     })
 }

@@ -39,6 +39,13 @@ pub struct StoredPerson {
     /// When this person's lifecycle state next changes by the calendar alone.
     pub next_transition: Option<NaiveDate>,
     pub hold: Option<Hold>,
+    /// Source name -> the key of this person's record in that source. A source missing here
+    /// holds the person under the person's own key.
+    #[serde(default)]
+    pub record_keys: BTreeMap<String, String>,
+    /// Person attribute -> the source that supplied its value in the last applied run.
+    #[serde(default)]
+    pub provenance: BTreeMap<String, String>,
 }
 
 /// A login name that stays reserved after its person was purged (or rescinded).

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use roster_core::attr::AttrName;
+use roster_core::config::SourceConfig;
 use roster_core::dn::{Dn, normalize_dn};
 use roster_core::engine::{PlanInput, plan};
 use roster_core::plan::{Action, Plan};
@@ -34,7 +35,12 @@ struct Story {
 struct Day {
     as_of: String,
     /// Pipe-separated rows with a header; columns are person attribute names (`key` is the key).
+    #[serde(default)]
     hr: String,
+    /// The rows of the other sources the story's config names, in the same form as `hr`. A
+    /// configured source without rows on a day is read as empty.
+    #[serde(default)]
+    sources: BTreeMap<String, String>,
     /// Rows the source quarantined, as `key|reason`.
     #[serde(default)]
     quarantined: Vec<String>,
@@ -47,6 +53,8 @@ struct Day {
     /// Operations that fail when applied, as `kind:person` (e.g. `set_password:00001`).
     #[serde(default)]
     fail: Vec<String>,
+    /// Configuration added from this day on (a person's decision, say).
+    config_add: Option<String>,
     /// The run stops (killed) right after this operation (`kind:person`) reached the directory:
     /// what landed stays in the directory, the store records only the intents.
     crash_after: Option<String>,
@@ -54,9 +62,24 @@ struct Day {
 
 const DATE_ATTRS: [&str; 4] = ["hire_date", "last_day", "leave_start", "leave_end"];
 
-fn read(hr: &str) -> SourceRead {
-    let mut lines = hr.lines().map(str::trim).filter(|l| !l.is_empty());
-    let header: Vec<&str> = lines.next().expect("header").split('|').map(str::trim).collect();
+fn read(source: &SourceConfig, rows: &str) -> SourceRead {
+    let name = source.name.as_str();
+    let is_date = |h: &str| {
+        DATE_ATTRS.contains(&h)
+            || source.date_attributes.iter().any(|d| d == h)
+            || source.effective_date.as_deref() == Some(h)
+    };
+    let mut lines = rows.lines().map(str::trim).filter(|l| !l.is_empty());
+    let Some(header) = lines.next() else {
+        return SourceRead {
+            source: name.into(),
+            complete: source.complete,
+            rows_seen: 0,
+            records: vec![],
+            quarantined: vec![],
+        };
+    };
+    let header: Vec<&str> = header.split('|').map(str::trim).collect();
     let mut records = Vec::new();
     for (i, line) in lines.enumerate() {
         let fields: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -67,7 +90,7 @@ fn read(hr: &str) -> SourceRead {
             if *h == "key" {
                 key = f.to_string();
             } else if !f.is_empty() {
-                let value = if DATE_ATTRS.contains(h) {
+                let value = if is_date(h) {
                     FieldValue::Date(NaiveDate::parse_from_str(f, "%Y-%m-%d").expect("date"))
                 } else {
                     FieldValue::Text(f.to_string())
@@ -75,11 +98,17 @@ fn read(hr: &str) -> SourceRead {
                 attrs.insert(h.to_string(), value);
             }
         }
-        attrs.entry("affiliation".to_string()).or_insert(FieldValue::Text("employee".into()));
-        let location = Location { file: "hr.csv".into(), line: i as u64 + 2, row: i as u64 + 1 };
-        records.push(Record { source: "hr".into(), key, attrs, location });
+        attrs.entry("affiliation".to_string()).or_insert(FieldValue::Text(source.affiliation.clone()));
+        let location = Location { file: format!("{name}.csv"), line: i as u64 + 2, row: i as u64 + 1 };
+        records.push(Record { source: name.into(), key, attrs, location });
     }
-    SourceRead { source: "hr".into(), complete: true, rows_seen: records.len() as u64, records, quarantined: vec![] }
+    SourceRead {
+        source: name.into(),
+        complete: source.complete,
+        rows_seen: records.len() as u64,
+        records,
+        quarantined: vec![],
+    }
 }
 
 /// Applies a plan the way a directory with referential integrity and the store would.
@@ -319,6 +348,8 @@ impl Sim {
                     left_on: u.left_on,
                     next_transition: u.next_transition,
                     hold: u.hold.clone(),
+                    record_keys: u.record_keys.clone(),
+                    provenance: u.provenance.clone(),
                 },
             );
         }
@@ -363,18 +394,33 @@ fn run_story(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
     let story: Story = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let base = std::fs::read_to_string(path.with_file_name("base.toml")).unwrap();
-    let config_text = story.config.clone().unwrap_or(base);
-    let settings: Settings = load(&config_text, "story.toml").unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let mut config_text = story.config.clone().unwrap_or(base);
+    let mut settings: Settings = load(&config_text, "story.toml").unwrap_or_else(|e| panic!("{name}: {e:?}"));
     let mut sim =
         Sim { view: directory(&story.directory), snapshot: Snapshot::default(), next_id: 0, passwords_set: 0 };
     let mut transcript = String::new();
     for day in &story.day {
+        if let Some(more) = &day.config_add {
+            config_text.push_str(more);
+            settings = load(&config_text, "story.toml").unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        }
         let as_of = NaiveDate::parse_from_str(&day.as_of, "%Y-%m-%d").unwrap();
-        let mut hr = read(&day.hr);
+        let mut reads: Vec<SourceRead> = settings
+            .sources
+            .iter()
+            .map(|s| {
+                read(s, if s.name == "hr" { &day.hr } else { day.sources.get(&s.name).map_or("", String::as_str) })
+            })
+            .collect();
+        for name in day.sources.keys() {
+            assert!(settings.sources.iter().any(|s| &s.name == name), "{name}: no such source in the config");
+        }
+        let hr = reads.iter().position(|r| r.source == "hr").unwrap_or(0);
+        let hr = &mut reads[hr];
         for q in &day.quarantined {
             let (key, reason) = q.split_once('|').unwrap();
             hr.quarantined.push(QuarantinedRow {
-                source: "hr".into(),
+                source: hr.source.clone(),
                 key: Some(key.to_string()),
                 location: Location { file: "hr.csv".into(), line: 99, row: 98 },
                 reason: reason.to_string(),
@@ -382,7 +428,7 @@ fn run_story(path: &Path) {
             hr.rows_seen += 1;
         }
         let views = BTreeMap::from([(settings.targets[0].name().to_string(), sim.view.clone())]);
-        let p = plan(&PlanInput { settings: &settings, as_of, reads: &[hr], snapshot: &sim.snapshot, views: &views });
+        let p = plan(&PlanInput { settings: &settings, as_of, reads: &reads, snapshot: &sim.snapshot, views: &views });
         transcript.push_str(&format!("===== {} =====\n{}\n", day.as_of, render(&p)));
         if !day.plan_only && (!p.is_blocked() || day.allow) {
             sim.apply(&p, &day.fail, day.crash_after.as_deref());

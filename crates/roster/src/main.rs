@@ -2,6 +2,7 @@
 
 mod audit;
 mod cli;
+mod correlation;
 mod exit;
 mod init;
 mod lock;

@@ -126,6 +126,7 @@ async fn read_sources(loaded: &Loaded) -> Result<Vec<SourceRead>> {
                 source.name
             ))),
         };
+        let read = crate::correlation::hash_identifiers(loaded, read)?;
         tracing::info!(source = %source.name, records = read.records.len(), quarantined = read.quarantined.len(), "source read");
         reads.push(read);
     }

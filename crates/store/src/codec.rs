@@ -54,6 +54,11 @@ pub(crate) fn records_json(records: &BTreeMap<String, BTreeMap<String, FieldValu
     serde_json::to_string(records).unwrap_or_else(|_| "{}".to_string())
 }
 
+/// A map of texts (record keys, provenance) as a JSON object.
+pub(crate) fn json_text(map: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(map).unwrap_or_else(|_| "{}".to_string())
+}
+
 /// The cells of one row of one table, read with the row's identity at hand for error messages.
 pub(crate) struct Cells<'r> {
     row: &'r SqliteRow,

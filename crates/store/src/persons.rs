@@ -10,7 +10,7 @@ use crate::Store;
 use crate::codec::{self, Cells};
 use crate::error::{Doing, Error, Result};
 
-/// Rows per multi-row statement: 9 columns x 500 rows stays far below SQLite's 32,766 parameters,
+/// Rows per multi-row statement: 11 columns x 500 rows stays far below SQLite's 32,766 parameters,
 /// and one statement text per chunk size keeps the prepared-statement cache small.
 const CHUNK: usize = 500;
 
@@ -158,7 +158,7 @@ impl Store {
 
         for chunk in kept.chunks(CHUNK) {
             let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO persons (key, login, state, records, eval_hash, missing_reads, left_on, next_transition, hold) ",
+                "INSERT INTO persons (key, login, state, records, eval_hash, missing_reads, left_on, next_transition, hold, record_keys, provenance) ",
             );
             let holds = chunk
                 .iter()
@@ -176,13 +176,16 @@ impl Store {
                     .push_bind(i64::from(update.missing_reads))
                     .push_bind(update.left_on.map(codec::date))
                     .push_bind(update.next_transition.map(codec::date))
-                    .push_bind(hold);
+                    .push_bind(hold)
+                    .push_bind(codec::json_text(&update.record_keys))
+                    .push_bind(codec::json_text(&update.provenance));
             });
             query.push(
                 " ON CONFLICT (key) DO UPDATE SET login = excluded.login, state = excluded.state,
                   records = excluded.records, eval_hash = excluded.eval_hash,
                   missing_reads = excluded.missing_reads, left_on = excluded.left_on,
-                  next_transition = excluded.next_transition",
+                  next_transition = excluded.next_transition,
+                  record_keys = excluded.record_keys, provenance = excluded.provenance",
             );
             query.build().execute(&mut *tx).await.doing(doing)?;
         }

@@ -21,6 +21,8 @@ fn person(row: &SqliteRow) -> Result<StoredPerson> {
         left_on: cells.opt_date("left_on")?,
         next_transition: cells.opt_date("next_transition")?,
         hold: cells.opt_json("hold")?,
+        record_keys: cells.json("record_keys")?,
+        provenance: cells.json("provenance")?,
     })
 }
 
@@ -53,7 +55,8 @@ impl Store {
         let mut snapshot = Snapshot::default();
 
         let mut rows = sqlx::query(
-            "SELECT key, login, state, records, eval_hash, missing_reads, left_on, next_transition, hold FROM persons",
+            "SELECT key, login, state, records, eval_hash, missing_reads, left_on, next_transition, hold, record_keys, provenance
+             FROM persons",
         )
         .fetch(&mut *tx);
         // Collected first and turned into the map in one go: building it row by row interleaves

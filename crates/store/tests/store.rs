@@ -55,6 +55,8 @@ fn person(key: &str, login: Option<&str>) -> PersonUpdate {
         next_transition: Some(day("2026-12-01")),
         hold: None,
         tombstone: false,
+        record_keys: BTreeMap::new(),
+        provenance: BTreeMap::new(),
     }
 }
 
@@ -73,6 +75,8 @@ fn stored(update: &PersonUpdate) -> StoredPerson {
         left_on: update.left_on,
         next_transition: update.next_transition,
         hold: update.hold.clone(),
+        record_keys: update.record_keys.clone(),
+        provenance: update.provenance.clone(),
     }
 }
 
@@ -212,6 +216,9 @@ async fn check_snapshot_round_trip(store: &Store) {
                 BTreeMap::from([("note".to_string(), FieldValue::Text("ünïcødé \"q\"".into()))]),
             ),
         ]),
+        // Known to the contractor database by another number than the person's key.
+        record_keys: BTreeMap::from([("contractors".to_string(), "C-17".to_string())]),
+        provenance: BTreeMap::from([("note".to_string(), "contractors".to_string())]),
         ..person("e2", None)
     };
     store.commit_persons(&[ada.clone(), grace.clone(), person("e3", Some("carol"))], as_of()).await.unwrap();

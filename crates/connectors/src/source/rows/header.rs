@@ -133,7 +133,8 @@ impl Layout {
                 column: column.trim().to_string(),
                 index,
                 is_date: LIFECYCLE_DATE_ATTRIBUTES.contains(&attribute.as_str())
-                    || config.date_attributes.contains(attribute),
+                    || config.date_attributes.contains(attribute)
+                    || config.effective_date.as_ref() == Some(attribute),
                 required: attribute == "hire_date" || config.required.contains(attribute),
             })
             .collect();

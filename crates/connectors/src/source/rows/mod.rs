@@ -279,9 +279,13 @@ impl Tally {
         }
     }
 
-    /// The read, once every row is in: rows sharing a key are held.
+    /// The read, once every row is in: rows sharing a key are held, unless the source declares
+    /// them versions or appointments (`effective_date`, `primary`), which the planner chooses
+    /// among for the day it plans.
     pub(crate) fn finish(mut self, config: &SourceConfig) -> SourceRead {
-        hold_duplicate_keys(&mut self.records, &mut self.quarantined);
+        if config.effective_date.is_none() && config.primary.is_none() {
+            hold_duplicate_keys(&mut self.records, &mut self.quarantined);
+        }
         SourceRead {
             source: config.name.clone(),
             complete: config.complete && !self.truncated,

@@ -1,0 +1,294 @@
+//! Step 1 of the planner: the records of every source become persons.
+//!
+//! A person's identity is the key under which roster first knew them; the store remembers, per
+//! person, the record key of each source (`StoredPerson::record_keys`). A record joins a person:
+//!
+//! 1. when its (source, key) is already linked to that person;
+//! 2. else by a person's decision (`[[correlation.decide]]`);
+//! 3. else when its key is a person's key, or another source's record key of one person, and
+//!    that person has no other record of this source;
+//! 4. else by its source's `previous_key` attribute: the key the human had before (a new worker
+//!    ID after a conversion), which the new record supersedes;
+//! 5. else by its source's secondary keys (`correlate`): exactly one candidate joins; two or more
+//!    are a dispute: the record is not merged and the candidates are held until a person decides;
+//! 6. else it is a new person, under its key (or `source:key` when that key already names
+//!    another person).
+//!
+//! A source lists each human once: a record never joins a person who already has a different
+//! record of the same source, except the record it supersedes by `previous_key`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::plan::{Notice, NoticeKind};
+use crate::settings::Settings;
+use crate::source::{FieldValue, SourceRead};
+use crate::state::Snapshot;
+
+type Attrs = BTreeMap<String, FieldValue>;
+
+/// The persons of one run, as the records of this run say.
+pub(crate) struct Correlated<'a> {
+    /// Person key -> source -> (record key, attributes), for the records read in this run.
+    pub persons: BTreeMap<String, BTreeMap<&'a str, (&'a str, &'a Attrs)>>,
+    /// Persons held by a disputed correlation, with the record in dispute.
+    pub disputed: BTreeMap<String, String>,
+    /// Record key (of any source) -> person key, for references by source key (`manager`).
+    pub aliases: HashMap<String, String>,
+    pub notices: Vec<Notice>,
+}
+
+impl Correlated<'_> {
+    /// The person a source key names: a person key, or a record key of one person.
+    pub fn person_of<'k>(&'k self, key: &'k str) -> &'k str {
+        self.aliases.get(key).map_or(key, String::as_str)
+    }
+}
+
+/// The record key of `source` stored for a person: before roster remembered record keys, a
+/// person's records all had the person's key.
+pub(crate) fn stored_record_key<'a>(snapshot: &'a Snapshot, person: &'a str, source: &str) -> &'a str {
+    snapshot.persons.get(person).and_then(|p| p.record_keys.get(source)).map_or(person, String::as_str)
+}
+
+struct Index<'a> {
+    settings: &'a Settings,
+    snapshot: &'a Snapshot,
+    /// (source, record key) -> person, as stored.
+    linked: HashMap<(&'a str, &'a str), &'a str>,
+    /// Any key (person keys first, then record keys) -> person.
+    by_key: HashMap<String, String>,
+    /// (attribute, value) -> persons holding it.
+    secondary: HashMap<(String, String), BTreeSet<String>>,
+    /// Every attribute some source correlates by.
+    secondary_attrs: BTreeSet<&'a str>,
+    out: Correlated<'a>,
+}
+
+impl<'a> Index<'a> {
+    fn new(settings: &'a Settings, snapshot: &'a Snapshot) -> Index<'a> {
+        let secondary_attrs: BTreeSet<&str> =
+            settings.sources.iter().flat_map(|s| s.correlate.iter().map(String::as_str)).collect();
+        let mut index = Index {
+            settings,
+            snapshot,
+            linked: HashMap::new(),
+            by_key: HashMap::new(),
+            secondary: HashMap::new(),
+            secondary_attrs,
+            out: Correlated {
+                persons: BTreeMap::new(),
+                disputed: BTreeMap::new(),
+                aliases: HashMap::new(),
+                notices: Vec::new(),
+            },
+        };
+        for p in snapshot.persons.values() {
+            index.by_key.insert(p.key.clone(), p.key.clone());
+        }
+        for p in snapshot.persons.values() {
+            for (source, attrs) in &p.records {
+                let record_key = stored_record_key(snapshot, &p.key, source);
+                index.linked.insert((source.as_str(), record_key), p.key.as_str());
+                index.by_key.entry(record_key.to_string()).or_insert_with(|| p.key.clone());
+                index.out.aliases.entry(record_key.to_string()).or_insert_with(|| p.key.clone());
+                index.remember_secondary(&p.key, attrs);
+            }
+        }
+        index
+    }
+
+    fn remember_secondary(&mut self, person: &str, attrs: &Attrs) {
+        for attr in &self.secondary_attrs {
+            if let Some(value) = attrs.get(*attr).map(FieldValue::to_text).filter(|v| !v.is_empty()) {
+                self.secondary.entry((attr.to_string(), value)).or_default().insert(person.to_string());
+            }
+        }
+    }
+
+    /// The record key this person has in `source`, if it is not `record_key`: this run's record,
+    /// or the stored one.
+    fn other_record(&self, person: &str, source: &str, record_key: &str) -> Option<String> {
+        if let Some((k, _)) = self.out.persons.get(person).and_then(|m| m.get(source)) {
+            return (*k != record_key).then(|| k.to_string());
+        }
+        let stored = self.snapshot.persons.get(person)?;
+        stored.records.contains_key(source).then(|| stored_record_key(self.snapshot, person, source)).and_then(|k| {
+            // A stored record whose key is read again in this run was claimed by step 1.
+            (k != record_key).then(|| k.to_string())
+        })
+    }
+
+    fn known(&self, person: &str) -> bool {
+        self.snapshot.persons.contains_key(person) || self.out.persons.contains_key(person)
+    }
+
+    fn join(&mut self, person: &str, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
+        self.out.persons.entry(person.to_string()).or_default().insert(source, (record_key, attrs));
+        self.by_key.entry(record_key.to_string()).or_insert_with(|| person.to_string());
+        self.out.aliases.insert(record_key.to_string(), person.to_string());
+        self.remember_secondary(person, attrs);
+    }
+
+    /// A new person for a record: under its key, unless that key already names someone.
+    fn new_person(&mut self, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
+        let mut key = record_key.to_string();
+        let mut n = 1;
+        while self.known(&key) || self.by_key.get(&key).is_some_and(|p| p != &key) {
+            n += 1;
+            key = if n == 2 { format!("{source}:{record_key}") } else { format!("{source}:{record_key}:{n}") };
+        }
+        self.by_key.insert(key.clone(), key.clone());
+        self.join(&key, source, record_key, attrs);
+    }
+
+    /// Steps 2 to 6 for a record that no stored link claims.
+    fn place(&mut self, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
+        let config = self.settings.sources.iter().find(|s| s.name == source);
+        if let Some(decision) =
+            self.settings.correlation.decide.iter().find(|d| d.source == source && d.key == record_key)
+        {
+            match &decision.person {
+                Some(person) if !decision.separate && self.known(person) => {
+                    self.supersede_or_join(person.clone(), source, record_key, attrs);
+                }
+                Some(person) if !decision.separate => {
+                    self.out.notices.push(Notice {
+                        kind: NoticeKind::Disputed,
+                        person: Some(person.clone()),
+                        target: None,
+                        message: format!(
+                            "correlation.decide joins record {source}/{record_key} to person {person}, whom roster does not know: the record is not used"
+                        ),
+                    });
+                }
+                _ => self.new_person(source, record_key, attrs),
+            }
+            return;
+        }
+        if let Some(person) = self.by_key.get(record_key).cloned()
+            && self.other_record(&person, source, record_key).is_none()
+        {
+            self.join(&person, source, record_key, attrs);
+            return;
+        }
+        let previous = config
+            .and_then(|c| c.previous_key.as_ref())
+            .and_then(|a| attrs.get(a))
+            .map(FieldValue::to_text)
+            .filter(|v| !v.is_empty() && v != record_key);
+        if let Some(previous) = previous
+            && let Some(person) = self.by_key.get(&previous).cloned()
+            && self.other_record(&person, source, record_key).is_none_or(|k| k == previous)
+        {
+            self.supersede_or_join(person, source, record_key, attrs);
+            return;
+        }
+        let mut candidates: BTreeSet<String> = BTreeSet::new();
+        let mut matched_by = Vec::new();
+        for attr in config.map(|c| c.correlate.as_slice()).unwrap_or_default() {
+            let Some(value) = attrs.get(attr).map(FieldValue::to_text).filter(|v| !v.is_empty()) else { continue };
+            for person in self.secondary.get(&(attr.clone(), value)).into_iter().flatten() {
+                if self.other_record(person, source, record_key).is_none() && candidates.insert(person.clone()) {
+                    matched_by.push(format!("{person} by {attr}"));
+                }
+            }
+        }
+        match candidates.len() {
+            0 => self.new_person(source, record_key, attrs),
+            1 => {
+                let person = candidates.into_iter().next().unwrap_or_default();
+                self.join(&person, source, record_key, attrs);
+            }
+            _ => {
+                let listed: Vec<&str> = candidates.iter().map(String::as_str).collect();
+                let why = format!(
+                    "disputed correlation: record {source}/{record_key} matches {} persons ({}); not merged, and the candidates are held until a person decides with [[correlation.decide]] source = {source:?}, key = {record_key:?}, and person = one of {} or separate = true",
+                    candidates.len(),
+                    matched_by.join(", "),
+                    listed.join(", ")
+                );
+                for person in &candidates {
+                    self.out.notices.push(Notice {
+                        kind: NoticeKind::Disputed,
+                        person: Some(person.clone()),
+                        target: None,
+                        message: why.clone(),
+                    });
+                    self.out
+                        .disputed
+                        .insert(person.clone(), format!("disputed correlation of record {source}/{record_key}"));
+                }
+            }
+        }
+    }
+
+    /// Joins `person`, replacing the record of the same source that this one supersedes.
+    fn supersede_or_join(&mut self, person: String, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
+        if let Some(records) = self.out.persons.get_mut(&person) {
+            records.remove(source);
+        }
+        self.join(&person, source, record_key, attrs);
+    }
+}
+
+/// Correlates this run's records with the persons roster knows.
+pub(crate) fn correlate<'a>(
+    settings: &'a Settings,
+    reads: &[&'a SourceRead],
+    snapshot: &'a Snapshot,
+) -> Correlated<'a> {
+    let mut index = Index::new(settings, snapshot);
+    let mut unplaced: Vec<(&'a str, &'a str, &'a Attrs, bool)> = Vec::new();
+    for source in &settings.sources {
+        let previous_key = source.previous_key.as_deref();
+        for read in reads.iter().filter(|r| r.source == source.name) {
+            for r in &read.records {
+                let source = read.source.as_str();
+                let linked = index.linked.get(&(source, r.key.as_str())).map(|p| p.to_string());
+                match linked {
+                    Some(person) if index.other_record(&person, source, &r.key).is_none() => {
+                        index.join(&person, source, &r.key, &r.attrs);
+                    }
+                    _ => {
+                        let names_previous = previous_key.is_some_and(|a| r.attrs.contains_key(a));
+                        unplaced.push((source, &r.key, &r.attrs, names_previous));
+                    }
+                }
+            }
+        }
+    }
+    // Records that name a previous key come last, so the record they supersede is placed first.
+    unplaced.sort_by_key(|(_, _, _, names_previous)| *names_previous);
+    for (source, key, attrs, _) in unplaced {
+        index.place(source, key, attrs);
+    }
+    index.out
+}
+
+/// A person's attributes as expressions see them, and the source each value came from: per
+/// attribute, the sources `[precedence]` lists, then the others in configuration order; the first
+/// with a non-empty value wins.
+pub(crate) fn merge(
+    settings: &Settings,
+    records: &BTreeMap<String, Attrs>,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut texts = BTreeMap::new();
+    let mut provenance = BTreeMap::new();
+    let names: BTreeSet<&String> = records.values().flat_map(|a| a.keys()).collect();
+    for name in names {
+        let preferred = settings.precedence.get(name.as_str()).map(Vec::as_slice).unwrap_or_default();
+        let order = preferred
+            .iter()
+            .map(String::as_str)
+            .chain(settings.sources.iter().map(|s| s.name.as_str()).filter(|s| !preferred.iter().any(|p| p == s)));
+        for source in order {
+            let Some(text) = records.get(source).and_then(|a| a.get(name)).map(FieldValue::to_text) else { continue };
+            if !text.is_empty() {
+                texts.insert(name.clone(), text);
+                provenance.insert(name.clone(), source.to_string());
+                break;
+            }
+        }
+    }
+    (texts, provenance)
+}

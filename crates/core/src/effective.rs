@@ -1,0 +1,125 @@
+//! Sources whose export holds several rows per key (`effective_date`: past, current and future
+//! versions of a worker; `primary`: concurrent appointments): the row that counts on the day
+//! planned is chosen here, since only the planner knows the day. Rows with one key that the rule
+//! cannot tell apart stay quarantined, with the reason.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use crate::config::SourceConfig;
+use crate::plan::{Notice, NoticeKind};
+use crate::source::{FieldValue, QuarantinedRow, Record, SourceRead};
+
+/// Values of a `primary` attribute that mark the primary row.
+const PRIMARY_VALUES: [&str; 6] = ["y", "yes", "true", "1", "x", "primary"];
+
+fn is_primary(record: &Record, attr: &str) -> bool {
+    record.attrs.get(attr).is_some_and(|v| PRIMARY_VALUES.contains(&v.to_text().trim().to_lowercase().as_str()))
+}
+
+/// The read as the planner uses it: one record per key for sources with a rule, untouched (and
+/// not copied) for the others.
+pub(crate) fn choose<'a>(
+    sources: &[SourceConfig],
+    read: &'a SourceRead,
+    today: NaiveDate,
+    notices: &mut Vec<Notice>,
+) -> Cow<'a, SourceRead> {
+    let Some(config) = sources.iter().find(|s| s.name == read.source) else { return Cow::Borrowed(read) };
+    if config.effective_date.is_none() && config.primary.is_none() {
+        return Cow::Borrowed(read);
+    }
+    let mut by_key: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for r in &read.records {
+        by_key.entry(r.key.as_str()).or_default().push(r);
+    }
+    let mut chosen = SourceRead {
+        source: read.source.clone(),
+        complete: read.complete,
+        rows_seen: read.rows_seen,
+        records: Vec::new(),
+        quarantined: read.quarantined.clone(),
+    };
+    for (key, rows) in by_key {
+        match pick(config, &rows, today) {
+            Ok((record, upcoming)) => {
+                if let Some(next) = upcoming {
+                    notices.push(Notice {
+                        kind: NoticeKind::Upcoming,
+                        person: Some(key.to_string()),
+                        target: None,
+                        message: format!(
+                            "source {}: a version effective {next} follows (row {}); row {} is in effect now",
+                            read.source,
+                            rows.iter().find(|r| effective(config, r) == Some(next)).map_or(0, |r| r.location.row),
+                            record.location.row
+                        ),
+                    });
+                }
+                chosen.records.push(record.clone());
+            }
+            Err(reason) => {
+                let listed: Vec<String> = rows.iter().map(|r| r.location.row.to_string()).collect();
+                for r in &rows {
+                    chosen.quarantined.push(QuarantinedRow {
+                        source: r.source.clone(),
+                        key: Some(r.key.clone()),
+                        location: r.location.clone(),
+                        reason: format!("key {key} appears on rows {}: {reason}", listed.join(", ")),
+                    });
+                }
+            }
+        }
+    }
+    chosen.quarantined.sort_by_key(|q| q.location.row);
+    Cow::Owned(chosen)
+}
+
+fn effective(config: &SourceConfig, record: &Record) -> Option<NaiveDate> {
+    config.effective_date.as_ref().and_then(|a| record.attrs.get(a)).and_then(FieldValue::as_date)
+}
+
+/// The row in effect (and the next version's date), or why none can be chosen.
+fn pick<'r>(
+    config: &SourceConfig,
+    rows: &[&'r Record],
+    today: NaiveDate,
+) -> Result<(&'r Record, Option<NaiveDate>), String> {
+    let mut candidates: Vec<&Record> = rows.to_vec();
+    let mut upcoming = None;
+    if let Some(attr) = &config.effective_date {
+        if rows.len() > 1 && candidates.iter().any(|r| effective(config, r).is_none()) {
+            return Err(format!("a row without {attr} cannot be placed among the versions"));
+        }
+        let in_effect: Vec<NaiveDate> =
+            rows.iter().filter_map(|r| effective(config, r)).filter(|d| *d <= today).collect();
+        // Nothing in effect yet (a future hire): the first version is the one to prepare for.
+        let day = match in_effect.iter().max() {
+            Some(latest) => Some(*latest),
+            None => rows.iter().filter_map(|r| effective(config, r)).min(),
+        };
+        upcoming = rows.iter().filter_map(|r| effective(config, r)).filter(|d| Some(*d) > day && *d > today).min();
+        if day.is_some() {
+            candidates.retain(|r| effective(config, r) == day);
+        }
+    }
+    if candidates.len() > 1
+        && let Some(attr) = &config.primary
+    {
+        let primaries: Vec<&Record> = candidates.iter().copied().filter(|r| is_primary(r, attr)).collect();
+        if primaries.is_empty() {
+            return Err(format!("{} rows are in effect and none is marked primary in {attr}", candidates.len()));
+        }
+        candidates = primaries;
+    }
+    match candidates.as_slice() {
+        [one] => Ok((one, upcoming)),
+        many => Err(match (&config.effective_date, &config.primary) {
+            (_, Some(attr)) => format!("{} rows in effect are marked primary in {attr}", many.len()),
+            (Some(attr), None) => format!("{} rows have the same {attr}", many.len()),
+            (None, None) => format!("{} rows", many.len()),
+        }),
+    }
+}
