@@ -40,6 +40,10 @@ pub fn source(kind: SourceKind, path: &str, key: &str, columns: &[(&str, &str)])
         columns: columns.iter().map(|(attribute, column)| (attribute.to_string(), column.to_string())).collect(),
         date_attributes: Vec::new(),
         required: Vec::new(),
+        correlate: Vec::new(),
+        previous_key: None,
+        effective_date: None,
+        primary: None,
     }
 }
 
