@@ -431,3 +431,52 @@ line 5 row 4 "2": affiliation="employee" given_name="Bob" hire_date=2020-01-01
 "#
     );
 }
+
+/// A Workday-style effective-dated export: past, current and future versions of a worker, and
+/// concurrent appointments of another, read with `effective_date` and `primary`. The reader keeps
+/// every row; the planner's choice for a day (`roster_core::effective::choose`) keeps the version
+/// in effect and the primary appointment, and quarantines only what the rule cannot tell apart.
+#[test]
+fn effective_dated_rows_are_versions_and_appointments_not_duplicates() {
+    let csv = "\
+Employee_ID,First,Hire,Title,Effective,Primary
+100,Ada,2020-01-01,Engineer,2020-01-01,Y
+100,Ada,2020-01-01,Senior Engineer,2026-03-01,Y
+100,Ada,2020-01-01,Lead Engineer,2026-09-01,Y
+200,Grace,2021-05-01,Lecturer,2021-05-01,N
+200,Grace,2021-05-01,Researcher,2021-05-01,Y
+300,Alan,2022-02-01,Analyst,2022-02-01,
+300,Alan,2022-02-01,Statistician,2022-02-01,
+";
+    let config = SourceConfig {
+        effective_date: Some("effective".to_string()),
+        primary: Some("primary".to_string()),
+        ..config(
+            "Employee_ID",
+            &[
+                ("given_name", "First"),
+                ("hire_date", "Hire"),
+                ("title", "Title"),
+                ("effective", "Effective"),
+                ("primary", "Primary"),
+            ],
+        )
+    };
+    let read = read_csv_from(&config, csv.as_bytes(), "export.csv").unwrap();
+    assert_eq!((read.records.len(), read.quarantined.len()), (7, 0), "the reader keeps every row");
+
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 4, 15).unwrap();
+    let mut notices = Vec::new();
+    let chosen = roster_core::effective::choose(std::slice::from_ref(&config), &read, today, &mut notices);
+    assert_eq!(
+        rendered(Ok(chosen.into_owned()), "export.csv"),
+        r#"rows_seen 7 complete true
+line 3 row 2 "100": affiliation="employee" effective=2026-03-01 given_name="Ada" hire_date=2020-01-01 primary="Y" title="Senior Engineer"
+line 6 row 5 "200": affiliation="employee" effective=2021-05-01 given_name="Grace" hire_date=2021-05-01 primary="Y" title="Researcher"
+line 7 row 6 held Some("300"): key 300 appears on rows 6, 7: 2 rows are in effect and none is marked primary in primary
+line 8 row 7 held Some("300"): key 300 appears on rows 6, 7: 2 rows are in effect and none is marked primary in primary
+"#
+    );
+    let upcoming: Vec<&str> = notices.iter().map(|n| n.message.as_str()).collect();
+    assert_eq!(upcoming, ["source hr: a version effective 2026-09-01 follows (row 3); row 2 is in effect now"]);
+}

@@ -292,3 +292,137 @@ pub(crate) fn merge(
     }
     (texts, provenance)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::LifecycleState;
+    use crate::source::{Location, Record};
+    use crate::state::StoredPerson;
+
+    const CONFIG: &str = r#"
+[time]
+zone = "UTC"
+[[source]]
+name = "hr"
+kind = "csv"
+path = "hr.csv"
+key = "ID"
+previous_key = "previous_id"
+correlate = ["email"]
+columns = { hire_date = "Hire", previous_id = "Previous", email = "Email" }
+[[source]]
+name = "contractors"
+kind = "csv"
+path = "c.csv"
+key = "ID"
+correlate = ["email"]
+columns = { hire_date = "Hire", email = "Email" }
+[login]
+candidates = ["key"]
+"#;
+
+    fn settings() -> Settings {
+        crate::settings::load(CONFIG, "test.toml").unwrap()
+    }
+
+    fn read(source: &str, rows: &[(&str, &[(&str, &str)])]) -> SourceRead {
+        let records = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (key, attrs))| Record {
+                source: source.into(),
+                key: key.to_string(),
+                attrs: attrs.iter().map(|(a, v)| (a.to_string(), FieldValue::Text(v.to_string()))).collect(),
+                location: Location { file: format!("{source}.csv"), line: i as u64 + 2, row: i as u64 + 1 },
+            })
+            .collect();
+        SourceRead { source: source.into(), complete: true, rows_seen: 0, records, quarantined: vec![] }
+    }
+
+    fn stored(key: &str, records: &[(&str, &str)]) -> StoredPerson {
+        StoredPerson {
+            key: key.into(),
+            login: Some(key.to_lowercase()),
+            state: LifecycleState::Active,
+            records: records.iter().map(|(s, _)| (s.to_string(), BTreeMap::new())).collect(),
+            eval_hash: String::new(),
+            missing_reads: 0,
+            left_on: None,
+            next_transition: None,
+            hold: None,
+            record_keys: records
+                .iter()
+                .filter(|(_, k)| *k != key)
+                .map(|(s, k)| (s.to_string(), k.to_string()))
+                .collect(),
+            provenance: BTreeMap::new(),
+        }
+    }
+
+    /// Person key -> sorted "source/record key".
+    fn persons(c: &Correlated) -> Vec<(String, Vec<String>)> {
+        c.persons.iter().map(|(p, m)| (p.clone(), m.iter().map(|(s, (k, _))| format!("{s}/{k}")).collect())).collect()
+    }
+
+    #[test]
+    fn a_new_worker_id_in_the_same_read_supersedes_the_one_it_names() {
+        let settings = settings();
+        let empty = Snapshot::default();
+        let hr = read("hr", &[("W-200", &[("previous_id", "W-100")]), ("W-100", &[])]);
+        let c = correlate(&settings, &[&hr], &empty);
+        assert_eq!(persons(&c), [("W-100".to_string(), vec!["hr/W-200".to_string()])]);
+        assert_eq!(c.person_of("W-200"), "W-100");
+    }
+
+    #[test]
+    fn a_stored_person_keeps_their_records_by_key_without_remembered_record_keys() {
+        let settings = settings();
+        let mut snapshot = Snapshot::default();
+        snapshot.persons.insert("00100".into(), stored("00100", &[("hr", "00100")]));
+        let hr = read("hr", &[("00100", &[])]);
+        let contractors = read("contractors", &[("00100", &[])]);
+        let c = correlate(&settings, &[&hr, &contractors], &snapshot);
+        assert_eq!(persons(&c), [("00100".to_string(), vec!["contractors/00100".to_string(), "hr/00100".to_string()])]);
+    }
+
+    #[test]
+    fn a_key_naming_someone_who_already_has_a_record_of_that_source_is_a_new_person() {
+        let settings = settings();
+        let mut snapshot = Snapshot::default();
+        // Person W-100 is known to HR as W-200 since a conversion; W-100 is now someone else's key.
+        snapshot.persons.insert("W-100".into(), stored("W-100", &[("hr", "W-200")]));
+        let hr = read("hr", &[("W-200", &[]), ("W-100", &[])]);
+        let c = correlate(&settings, &[&hr], &snapshot);
+        assert_eq!(
+            persons(&c),
+            [
+                ("W-100".to_string(), vec!["hr/W-200".to_string()]),
+                ("hr:W-100".to_string(), vec!["hr/W-100".to_string()])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_secondary_key_never_joins_two_records_of_one_source() {
+        let settings = settings();
+        let empty = Snapshot::default();
+        let hr =
+            read("hr", &[("W-1", &[("email", "family@example.net")]), ("W-2", &[("email", "family@example.net")])]);
+        let c = correlate(&settings, &[&hr], &empty);
+        assert_eq!(persons(&c).len(), 2);
+        assert!(c.disputed.is_empty());
+    }
+
+    #[test]
+    fn a_decision_keeps_a_matching_record_separate() {
+        let text =
+            format!("{CONFIG}\n[[correlation.decide]]\nsource = \"contractors\"\nkey = \"C-1\"\nseparate = true\n");
+        let settings = crate::settings::load(&text, "test.toml").unwrap();
+        let empty = Snapshot::default();
+        let hr = read("hr", &[("W-1", &[("email", "a@example.net")])]);
+        let contractors = read("contractors", &[("C-1", &[("email", "a@example.net")])]);
+        let c = correlate(&settings, &[&hr, &contractors], &empty);
+        assert_eq!(persons(&c).len(), 2);
+    }
+}

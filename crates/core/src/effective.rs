@@ -21,7 +21,7 @@ fn is_primary(record: &Record, attr: &str) -> bool {
 
 /// The read as the planner uses it: one record per key for sources with a rule, untouched (and
 /// not copied) for the others.
-pub(crate) fn choose<'a>(
+pub fn choose<'a>(
     sources: &[SourceConfig],
     read: &'a SourceRead,
     today: NaiveDate,
@@ -121,5 +121,120 @@ fn pick<'r>(
             (Some(attr), None) => format!("{} rows have the same {attr}", many.len()),
             (None, None) => format!("{} rows", many.len()),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Location;
+
+    fn config(extra: &str) -> SourceConfig {
+        let text = format!(
+            "name = \"hr\"\nkind = \"csv\"\npath = \"hr.csv\"\nkey = \"ID\"\n{extra}\n[columns]\nhire_date = \"Hire\"\n"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn row(n: u64, key: &str, attrs: &[(&str, &str)]) -> Record {
+        let attrs = attrs
+            .iter()
+            .map(|(a, v)| {
+                let value =
+                    NaiveDate::parse_from_str(v, "%Y-%m-%d").map_or(FieldValue::Text(v.to_string()), FieldValue::Date);
+                (a.to_string(), value)
+            })
+            .collect();
+        Record {
+            source: "hr".into(),
+            key: key.into(),
+            attrs,
+            location: Location { file: "hr.csv".into(), line: n + 1, row: n },
+        }
+    }
+
+    fn read(records: Vec<Record>) -> SourceRead {
+        SourceRead {
+            source: "hr".into(),
+            complete: true,
+            rows_seen: records.len() as u64,
+            records,
+            quarantined: vec![],
+        }
+    }
+
+    fn rows_of(read: &SourceRead) -> Vec<(String, u64)> {
+        read.records.iter().map(|r| (r.key.clone(), r.location.row)).collect()
+    }
+
+    #[test]
+    fn the_version_in_effect_wins_and_a_future_one_is_noted() {
+        let sources = [config("effective_date = \"effective\"")];
+        let read = read(vec![
+            row(1, "7", &[("effective", "2025-01-01"), ("title", "Engineer")]),
+            row(2, "7", &[("effective", "2026-03-01"), ("title", "Senior Engineer")]),
+            row(3, "7", &[("effective", "2026-09-01"), ("title", "Lead")]),
+            row(4, "8", &[("effective", "2026-06-01"), ("title", "New hire")]),
+        ]);
+        let mut notices = Vec::new();
+        let chosen = choose(&sources, &read, day("2026-04-15"), &mut notices);
+        assert_eq!(rows_of(&chosen), [("7".to_string(), 2), ("8".to_string(), 4)]);
+        assert!(chosen.quarantined.is_empty());
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(notices[0].message.contains("effective 2026-09-01 follows (row 3)"), "{}", notices[0].message);
+
+        // On the day the next version takes effect, it is the one.
+        let chosen = choose(&sources, &read, day("2026-09-01"), &mut Vec::new());
+        assert_eq!(rows_of(&chosen), [("7".to_string(), 3), ("8".to_string(), 4)]);
+    }
+
+    #[test]
+    fn the_primary_appointment_wins_among_concurrent_ones() {
+        let sources = [config("effective_date = \"effective\"\nprimary = \"primary\"")];
+        let read = read(vec![
+            row(1, "7", &[("effective", "2025-01-01"), ("primary", "N"), ("title", "Lecturer")]),
+            row(2, "7", &[("effective", "2025-01-01"), ("primary", "Y"), ("title", "Researcher")]),
+        ]);
+        let chosen = choose(&sources, &read, day("2026-04-15"), &mut Vec::new());
+        assert_eq!(rows_of(&chosen), [("7".to_string(), 2)]);
+    }
+
+    #[test]
+    fn rows_the_rule_cannot_tell_apart_stay_quarantined_with_the_reason() {
+        let sources = [config("effective_date = \"effective\"\nprimary = \"primary\"")];
+        let read = read(vec![
+            row(1, "7", &[("effective", "2025-01-01"), ("primary", "Y")]),
+            row(2, "7", &[("effective", "2025-01-01"), ("primary", "yes")]),
+            row(3, "9", &[("effective", "2025-01-01")]),
+            row(4, "9", &[("effective", "2025-01-01")]),
+            row(5, "10", &[("effective", "2025-01-01")]),
+            row(6, "10", &[]),
+        ]);
+        let chosen = choose(&sources, &read, day("2026-04-15"), &mut Vec::new());
+        assert!(chosen.records.is_empty());
+        let reasons: Vec<(u64, &str)> =
+            chosen.quarantined.iter().map(|q| (q.location.row, q.reason.as_str())).collect();
+        assert_eq!(
+            reasons,
+            [
+                (1, "key 7 appears on rows 1, 2: 2 rows in effect are marked primary in primary"),
+                (2, "key 7 appears on rows 1, 2: 2 rows in effect are marked primary in primary"),
+                (3, "key 9 appears on rows 3, 4: 2 rows are in effect and none is marked primary in primary"),
+                (4, "key 9 appears on rows 3, 4: 2 rows are in effect and none is marked primary in primary"),
+                (5, "key 10 appears on rows 5, 6: a row without effective cannot be placed among the versions"),
+                (6, "key 10 appears on rows 5, 6: a row without effective cannot be placed among the versions"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_source_without_a_rule_is_not_copied() {
+        let sources = [config("")];
+        let read = read(vec![row(1, "7", &[])]);
+        assert!(matches!(choose(&sources, &read, day("2026-04-15"), &mut Vec::new()), Cow::Borrowed(_)));
     }
 }

@@ -4,7 +4,7 @@ pub mod attr;
 pub mod config;
 mod correlate;
 pub mod dn;
-mod effective;
+pub mod effective;
 pub mod engine;
 pub mod expr;
 pub mod lifecycle;
