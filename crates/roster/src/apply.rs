@@ -2,13 +2,16 @@
 //! each intent recorded before it is sent and each outcome as it lands. See `ARCHITECTURE.md`,
 //! "Run anatomy", step 4.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use indicatif::{ProgressBar, ProgressStyle};
 use roster_connectors::target::{ErrorKind, LdapTarget};
+use roster_core::dn::normalize_dn;
 use roster_core::plan::{Action, Operation, Plan};
 use roster_store::{Outcome, RunFinish, RunStatus};
 
@@ -16,8 +19,10 @@ use crate::cli::Overrides;
 use crate::exit;
 use crate::run::{Fresh, run_start};
 
-/// How many operations are recorded as intents, sent, and recorded as outcomes at a time.
+/// How many intents are recorded at a time (ahead of sending), and how many outcomes.
 const BATCH: usize = 200;
+/// The longest a landed operation's outcome waits to be recorded while others keep landing.
+const FLUSH_AFTER: Duration = Duration::from_secs(1);
 /// Attempts for an operation that fails with a transient error (busy, unavailable).
 const ATTEMPTS: u32 = 3;
 /// Consecutive operations failing to reach a target after which its remaining operations in the
@@ -117,89 +122,332 @@ fn progress(total: usize) -> ProgressBar {
     bar
 }
 
-/// Applies the operations in order, in batches: intents recorded, operations sent, outcomes
-/// recorded. An operation whose dependency did not land is skipped. Returns (done, failed, skipped).
+/// Applies the operations, many in flight (up to each target's `concurrency`), each waiting only
+/// for what it must (see [`Order`]): intents are recorded before their operations are sent, in
+/// batches ahead of them, and outcomes as they land, in batches (at most [`BATCH`] or
+/// [`FLUSH_AFTER`] old). An operation whose dependency did not land is skipped. Returns (done,
+/// failed, skipped).
 async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u64)> {
     let plan = &fresh.plan;
-    let by_name: BTreeMap<&str, &LdapTarget> =
-        fresh.loaded.settings.targets.iter().map(|r| r.name()).zip(fresh.targets.iter()).collect();
-    let mut landed: Vec<bool> = vec![false; plan.operations.len()];
-    let mut unreachable: BTreeMap<String, u32> = BTreeMap::new();
-    let mut troubled_persons: BTreeSet<String> = BTreeSet::new();
-    let (mut done, mut failed, mut skipped) = (0u64, 0u64, 0u64);
-    let bar = progress(plan.operations.len());
-    let failpoint = Failpoint::from_env();
-    for batch in plan.operations.chunks(BATCH) {
-        fresh.store.record_intents(run, batch).await.context("recording intents in the store")?;
-        let mut results: Vec<(Operation, Outcome)> = Vec::with_capacity(batch.len());
-        for planned in batch {
-            Failpoint::BeforeSend(planned.id).abort_if(failpoint);
-            let narrowed = without_missing_members(plan, &landed, planned);
-            let op = narrowed.as_ref().unwrap_or(planned);
-            let outcome = match op.depends_on.iter().find(|d| !landed.get(**d).copied().unwrap_or(false)) {
-                Some(dep) => {
-                    Outcome::Skipped { reason: format!("operation #{dep}, which this one depends on, did not land") }
+    let ops = &plan.operations;
+    if let Some((at, op)) = ops.iter().enumerate().find(|(at, op)| op.id != *at) {
+        bail!(
+            "the plan's operation at position {at} has id {}: operations must be numbered 0, 1, 2, ... in order",
+            op.id
+        );
+    }
+    let targets: BTreeMap<&str, (&LdapTarget, usize)> = fresh
+        .loaded
+        .settings
+        .targets
+        .iter()
+        .zip(fresh.targets.iter())
+        .map(|(rules, target)| (rules.name(), (target, rules.config.concurrency.max(1))))
+        .collect();
+    let mut order = Order::of(plan);
+    let mut state = Landing {
+        landed: vec![false; ops.len()],
+        unreachable: BTreeMap::new(),
+        troubled_persons: BTreeSet::new(),
+        counts: (0, 0, 0),
+        unrecorded: Vec::new(),
+        oldest: None,
+        bar: progress(ops.len()),
+        failpoint: Failpoint::from_env(),
+    };
+    // Ready operations per target, lowest id first; operations in flight per target.
+    let mut ready: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+    let mut in_flight: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut running = FuturesUnordered::new();
+    let (mut intents_upto, mut released_upto, mut finished) = (0, 0, 0);
+    loop {
+        // A phase starts once the one before it has finished.
+        if finished == released_upto && released_upto < ops.len() {
+            let start = released_upto;
+            released_upto = order.phase_end(start);
+            for op in ops[start..released_upto].iter().filter(|op| order.waits[op.id] == 0) {
+                ready.entry(op.target.as_str()).or_default().insert(op.id);
+            }
+        }
+        let mut landed_now = Vec::new();
+        for (target, queue) in ready.iter_mut() {
+            let limit = targets.get(target).map_or(1, |(_, limit)| *limit);
+            while in_flight.get(target).copied().unwrap_or(0) < limit
+                && let Some(id) = queue.pop_first()
+            {
+                if id >= intents_upto {
+                    let upto = (id + 1).max(intents_upto + BATCH).min(ops.len());
+                    let intents = &ops[intents_upto..upto];
+                    fresh.store.record_intents(run, intents).await.context("recording intents in the store")?;
+                    intents_upto = upto;
                 }
-                None => match by_name.get(op.target.as_str()) {
-                    None => Outcome::Skipped { reason: format!("target {} is not in the configuration", op.target) },
-                    Some(_) if unreachable.get(op.target.as_str()).is_some_and(|n| *n >= UNREACHABLE_AFTER) => {
-                        Outcome::Failed {
+                Failpoint::BeforeSend(id).abort_if(state.failpoint);
+                let planned = &ops[id];
+                let narrowed = without_missing_members(plan, &state.landed, planned);
+                let op = narrowed.unwrap_or_else(|| planned.clone());
+                let not_sent = match op.depends_on.iter().find(|d| !state.landed.get(**d).copied().unwrap_or(false)) {
+                    Some(dep) => Some(Outcome::Skipped {
+                        reason: format!("operation #{dep}, which this one depends on, did not land"),
+                    }),
+                    None => match targets.get(op.target.as_str()) {
+                        None => Some(Outcome::Skipped {
+                            reason: format!("target {} is not in the configuration", op.target),
+                        }),
+                        Some(_) if state.is_unreachable(&op.target) => Some(Outcome::Failed {
                             error: format!(
                                 "target {} stopped answering in this run: not attempted (the next run retries it)",
                                 op.target
                             ),
                             unknown: false,
-                        }
+                        }),
+                        Some(_) => None,
+                    },
+                };
+                match (not_sent, targets.get(target)) {
+                    (None, Some((connection, _))) => {
+                        *in_flight.entry(target).or_default() += 1;
+                        running.push(send(fresh, connection, op));
                     }
-                    Some(target) => {
-                        let (outcome, kind) = match &op.action {
-                            Action::SetPassword { .. } => (set_password(fresh, target, op).await, None),
-                            _ => apply_with_retry(target, op).await,
-                        };
-                        // A target whose connection keeps failing is given up on for this run
-                        // instead of costing every remaining operation its full retries.
-                        let count = unreachable.entry(op.target.clone()).or_insert(0);
-                        if matches!(kind, Some(ErrorKind::Connect | ErrorKind::Transient)) {
-                            *count += 1;
-                        } else {
-                            *count = 0;
-                        }
-                        outcome
-                    }
-                },
-            };
-            Failpoint::AfterSend(op.id).abort_if(failpoint);
-            match &outcome {
-                Outcome::Done(_) => {
-                    done += 1;
-                    landed[op.id] = true;
-                }
-                Outcome::Failed { error, .. } => {
-                    failed += 1;
-                    eprintln!("failed: #{} {} {}: {error}", op.id, op.action.kind(), op.action.dn());
-                }
-                Outcome::Skipped { reason } => {
-                    skipped += 1;
-                    eprintln!("skipped: #{} {} {}: {reason}", op.id, op.action.kind(), op.action.dn());
+                    (outcome, _) => landed_now.push(Sent {
+                        op,
+                        outcome: outcome.unwrap_or_else(|| Outcome::Skipped {
+                            reason: format!("target {target} is not in the configuration"),
+                        }),
+                        kind: None,
+                    }),
                 }
             }
-            if !matches!(outcome, Outcome::Done(_))
-                && let Some(p) = &op.person
-            {
-                troubled_persons.insert(p.clone());
-            }
-            results.push((op.clone(), outcome));
-            bar.inc(1);
         }
-        fresh.store.record_outcomes(run, &results).await.context("recording outcomes in the store")?;
-        for op in batch {
-            Failpoint::AfterOutcome(op.id).abort_if(failpoint);
+        ready.retain(|_, queue| !queue.is_empty());
+        if landed_now.is_empty() {
+            match running.next().await {
+                Some(sent) => {
+                    if let Some(n) = in_flight.get_mut(sent.op.target.as_str()) {
+                        *n = n.saturating_sub(1);
+                    }
+                    state.count_reach(&sent);
+                    landed_now.push(sent);
+                }
+                None if finished == ops.len() => break,
+                None => {
+                    bail!("the apply stopped with {} operation(s) never ready: a bug in roster", ops.len() - finished)
+                }
+            }
+        }
+        for sent in landed_now {
+            let id = sent.op.id;
+            state.land(sent);
+            finished += 1;
+            for next in order.finish(id) {
+                ready.entry(ops[next].target.as_str()).or_default().insert(next);
+            }
+        }
+        if state.unrecorded.len() >= BATCH || state.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER) {
+            state.record(fresh, run).await?;
         }
     }
-    bar.finish_and_clear();
-    let updates: Vec<_> = plan.person_updates.iter().filter(|u| !troubled_persons.contains(&u.key)).cloned().collect();
+    state.record(fresh, run).await?;
+    state.bar.finish_and_clear();
+    let updates: Vec<_> =
+        plan.person_updates.iter().filter(|u| !state.troubled_persons.contains(&u.key)).cloned().collect();
     fresh.store.commit_persons(&updates, plan.as_of).await.context("recording persons in the store")?;
-    Ok((done, failed, skipped))
+    Ok(state.counts)
+}
+
+/// An operation that came back (or was decided without being sent), with the kind of error it
+/// ended with.
+struct Sent {
+    op: Operation,
+    outcome: Outcome,
+    kind: Option<ErrorKind>,
+}
+
+async fn send(fresh: &Fresh, target: &LdapTarget, op: Operation) -> Sent {
+    let (outcome, kind) = match &op.action {
+        Action::SetPassword { .. } => (set_password(fresh, target, &op).await, None),
+        _ => apply_with_retry(target, &op).await,
+    };
+    Sent { op, outcome, kind }
+}
+
+/// What the apply knows of the operations that came back.
+struct Landing {
+    landed: Vec<bool>,
+    /// Consecutive operations per target that could not reach it.
+    unreachable: BTreeMap<String, u32>,
+    troubled_persons: BTreeSet<String>,
+    /// (done, failed, skipped)
+    counts: (u64, u64, u64),
+    /// Outcomes not yet recorded in the store, in the order they landed, and since when.
+    unrecorded: Vec<(Operation, Outcome)>,
+    oldest: Option<Instant>,
+    bar: ProgressBar,
+    failpoint: Option<Failpoint>,
+}
+
+impl Landing {
+    fn is_unreachable(&self, target: &str) -> bool {
+        self.unreachable.get(target).is_some_and(|n| *n >= UNREACHABLE_AFTER)
+    }
+
+    /// A target whose connection keeps failing is given up on for this run instead of costing
+    /// every remaining operation its full retries.
+    fn count_reach(&mut self, sent: &Sent) {
+        let count = self.unreachable.entry(sent.op.target.clone()).or_insert(0);
+        if matches!(sent.kind, Some(ErrorKind::Connect | ErrorKind::Transient)) {
+            *count += 1;
+        } else {
+            *count = 0;
+        }
+    }
+
+    fn land(&mut self, Sent { op, outcome, .. }: Sent) {
+        Failpoint::AfterSend(op.id).abort_if(self.failpoint);
+        match &outcome {
+            Outcome::Done(_) => {
+                self.counts.0 += 1;
+                self.landed[op.id] = true;
+            }
+            Outcome::Failed { error, .. } => {
+                self.counts.1 += 1;
+                eprintln!("failed: #{} {} {}: {error}", op.id, op.action.kind(), op.action.dn());
+            }
+            Outcome::Skipped { reason } => {
+                self.counts.2 += 1;
+                eprintln!("skipped: #{} {} {}: {reason}", op.id, op.action.kind(), op.action.dn());
+            }
+        }
+        if !matches!(outcome, Outcome::Done(_))
+            && let Some(p) = &op.person
+        {
+            self.troubled_persons.insert(p.clone());
+        }
+        self.oldest.get_or_insert_with(Instant::now);
+        self.unrecorded.push((op, outcome));
+        self.bar.inc(1);
+    }
+
+    async fn record(&mut self, fresh: &Fresh, run: roster_store::RunId) -> Result<()> {
+        if self.unrecorded.is_empty() {
+            return Ok(());
+        }
+        fresh.store.record_outcomes(run, &self.unrecorded).await.context("recording outcomes in the store")?;
+        for (op, _) in &self.unrecorded {
+            Failpoint::AfterOutcome(op.id).abort_if(self.failpoint);
+        }
+        self.unrecorded.clear();
+        self.oldest = None;
+        Ok(())
+    }
+}
+
+/// Which operations wait for which. The plan comes in phases (containers; creates, adoptions and
+/// passwords; disables; renames; attribute changes, enables and manager references; group
+/// additions; group removals; deletes): a phase starts once the one before it has finished, so
+/// whatever an operation needs of an earlier phase (its container, its account, the manager's
+/// account or new name, the member's new name) holds as it did when operations ran one at a time.
+/// Within a phase an operation waits only for the operations it depends on (`depends_on`) and for
+/// the operation before it on the same object (two changes to one entry; a rename into a name
+/// another rename frees), in plan order. Additions to one group do not wait for each other (each
+/// is a modify of one value of its own), nor do removals; containers are made one at a time (an
+/// OU inside a new OU). A plan out of phase order (edited by hand) only gets more phases.
+struct Order {
+    /// Where each operation's phase ends (the id after its last operation).
+    phase_end: Vec<usize>,
+    /// How many operations of its own phase each operation still waits for.
+    waits: Vec<usize>,
+    /// The operations of the same phase that wait for each operation.
+    dependents: Vec<Vec<usize>>,
+}
+
+/// The phases the runner tells apart, from the action alone (manager references, which the
+/// planner puts after the other attribute changes, share their phase here: the same-object rule
+/// keeps a person's own changes in order).
+fn phase_of(action: &Action) -> u8 {
+    match action {
+        Action::CreateContainer { .. } => 0,
+        Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. } => 1,
+        Action::Disable { .. } => 2,
+        Action::Rename { .. } => 3,
+        Action::Update { .. } | Action::Enable { .. } => 4,
+        Action::CreateGroup { .. } | Action::AddMember { .. } => 5,
+        Action::RemoveMember { .. } => 6,
+        Action::Delete { .. } => 7,
+    }
+}
+
+/// What an operation on a shared object must stay in order with: the object, and whether
+/// operations of the same kind on it may pass each other.
+fn objects(action: &Action) -> (Vec<String>, bool) {
+    match action {
+        Action::CreateContainer { .. } => (vec![String::new()], false),
+        Action::Rename { dn, new_dn, .. } => (vec![normalize_dn(dn), normalize_dn(new_dn)], false),
+        Action::AddMember { group, .. } | Action::RemoveMember { group, .. } => (vec![normalize_dn(group)], true),
+        other => (vec![normalize_dn(other.dn())], false),
+    }
+}
+
+impl Order {
+    fn of(plan: &Plan) -> Order {
+        let ops = &plan.operations;
+        let (mut phase_start, mut phase_end) = (vec![0; ops.len()], vec![ops.len(); ops.len()]);
+        let mut start = 0;
+        for i in 1..=ops.len() {
+            if i == ops.len() || phase_of(&ops[i].action) != phase_of(&ops[start].action) {
+                phase_start[start..i].fill(start);
+                phase_end[start..i].fill(i);
+                start = i;
+            }
+        }
+        /// Per object: the operations a newcomer waits for, the kind they share when they may
+        /// pass each other, and what those waited for (which a newcomer of that kind waits for).
+        #[derive(Default)]
+        struct Last {
+            previous: Vec<usize>,
+            commuting: Option<&'static str>,
+            before: Vec<usize>,
+        }
+        let mut last: HashMap<String, Last> = HashMap::new();
+        let mut waits = vec![0; ops.len()];
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); ops.len()];
+        for (id, op) in ops.iter().enumerate() {
+            let mut predecessors: BTreeSet<usize> = op.depends_on.iter().copied().filter(|&d| d < id).collect();
+            let (keys, commutes) = objects(&op.action);
+            let kind = op.action.kind();
+            for key in keys {
+                let entry = last.entry(key).or_default();
+                if commutes && entry.commuting == Some(kind) {
+                    predecessors.extend(entry.before.iter().copied());
+                    entry.previous.push(id);
+                } else {
+                    predecessors.extend(entry.previous.iter().copied());
+                    entry.before = std::mem::replace(&mut entry.previous, vec![id]);
+                    entry.commuting = commutes.then_some(kind);
+                }
+            }
+            for p in predecessors.into_iter().filter(|&p| p >= phase_start[id]) {
+                waits[id] += 1;
+                dependents[p].push(id);
+            }
+        }
+        Order { phase_end, waits, dependents }
+    }
+
+    fn phase_end(&self, start: usize) -> usize {
+        self.phase_end[start]
+    }
+
+    /// Marks `id` finished; returns the operations that no longer wait for anything.
+    fn finish(&mut self, id: usize) -> Vec<usize> {
+        let mut now_ready = Vec::new();
+        for next in std::mem::take(&mut self.dependents[id]) {
+            self.waits[next] -= 1;
+            if self.waits[next] == 0 {
+                now_ready.push(next);
+            }
+        }
+        now_ready
+    }
 }
 
 // --- Test hook: failpoints. Inert unless ROSTER_FAILPOINT is set. ---
@@ -360,5 +608,141 @@ fn print_findings(plan: &Plan) {
             let who = n.person.as_deref().map(|p| format!("{p}: ")).unwrap_or_default();
             println!("  {who}{}", n.message);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use roster_core::attr::AttrMap;
+    use roster_core::plan::{Category, PLAN_FORMAT, Summary};
+
+    use super::*;
+
+    fn op(id: usize, depends_on: &[usize], action: Action) -> Operation {
+        Operation {
+            id,
+            person: None,
+            target: "dir".to_string(),
+            category: Category::Joiner,
+            reason: "test".to_string(),
+            depends_on: depends_on.to_vec(),
+            action,
+        }
+    }
+
+    fn plan(actions: Vec<(&[usize], Action)>) -> Plan {
+        Plan {
+            format: PLAN_FORMAT,
+            as_of: chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+            config_hash: String::new(),
+            operations: actions.into_iter().enumerate().map(|(id, (deps, action))| op(id, deps, action)).collect(),
+            person_updates: vec![],
+            notices: vec![],
+            quarantined: vec![],
+            safety: vec![],
+            source_counts: BTreeMap::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    fn create(dn: &str) -> Action {
+        Action::Create { dn: dn.to_string(), attributes: AttrMap::new(), enabled: true, password: false }
+    }
+
+    fn update(dn: &str) -> Action {
+        Action::Update { dn: dn.to_string(), object_id: None, changes: vec![] }
+    }
+
+    fn add(group: &str, member: &str) -> Action {
+        Action::AddMember { group: group.to_string(), member: member.to_string() }
+    }
+
+    /// Runs the order as the apply does, one operation at a time (the lowest ready id first), and
+    /// returns the "waves": the operations ready together.
+    fn waves(plan: &Plan) -> Vec<Vec<usize>> {
+        let mut order = Order::of(plan);
+        let n = plan.operations.len();
+        let (mut released, mut done, mut waves) = (0, 0, Vec::new());
+        let mut ready: BTreeSet<usize> = BTreeSet::new();
+        while done < n {
+            if ready.is_empty() && done == released {
+                let start = released;
+                released = order.phase_end(start);
+                ready.extend((start..released).filter(|&id| order.waits[id] == 0));
+            }
+            let wave: Vec<usize> = std::mem::take(&mut ready).into_iter().collect();
+            assert!(!wave.is_empty(), "nothing ready after {done} of {n}");
+            for &id in &wave {
+                ready.extend(order.finish(id));
+                done += 1;
+            }
+            waves.push(wave);
+        }
+        waves
+    }
+
+    #[test]
+    fn creates_of_different_accounts_go_out_together() {
+        let p = plan(vec![(&[], create("uid=a,ou=p")), (&[], create("uid=b,ou=p")), (&[], create("uid=c,ou=p"))]);
+        assert_eq!(waves(&p), vec![vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn a_phase_starts_when_the_one_before_it_has_finished() {
+        let p = plan(vec![
+            (&[], Action::CreateContainer { dn: "ou=a,ou=p".into() }),
+            (&[], Action::CreateContainer { dn: "ou=b,ou=a,ou=p".into() }),
+            (&[0], create("uid=a,ou=a,ou=p")),
+            (&[], create("uid=b,ou=p")),
+            // A manager reference to a: in the attribute phase, after every create.
+            (&[2], update("uid=b,ou=p")),
+            (&[], update("uid=c,ou=p")),
+            (&[2], add("cn=g,ou=p", "uid=a,ou=a,ou=p")),
+        ]);
+        assert_eq!(waves(&p), vec![vec![0], vec![1], vec![2, 3], vec![4, 5], vec![6]]);
+    }
+
+    #[test]
+    fn operations_on_one_object_keep_plan_order_and_others_pass_them() {
+        let p = plan(vec![
+            (&[], create("uid=a,ou=p")),
+            (&[0], Action::SetPassword { dn: "uid=a,ou=p".into(), object_id: None, must_change: true }),
+            (&[], create("uid=b,ou=p")),
+            (&[], update("UID=A, OU=P")),
+            (&[], Action::Enable { dn: "uid=a,ou=p".into(), object_id: None, changes: vec![] }),
+            (&[], update("uid=b,ou=p")),
+        ]);
+        assert_eq!(waves(&p), vec![vec![0, 2], vec![1], vec![3, 5], vec![4]]);
+    }
+
+    #[test]
+    fn a_rename_into_a_name_another_rename_frees_waits_for_it() {
+        let rename = |dn: &str, new_dn: &str| Action::Rename { dn: dn.into(), object_id: None, new_dn: new_dn.into() };
+        let p = plan(vec![
+            (&[], rename("uid=b,ou=p", "uid=b,ou=old")),
+            (&[], rename("uid=a,ou=p", "uid=b,ou=p")),
+            (&[], rename("uid=c,ou=p", "uid=c,ou=old")),
+        ]);
+        assert_eq!(waves(&p), vec![vec![0, 2], vec![1]]);
+    }
+
+    #[test]
+    fn additions_to_one_group_pass_each_other_but_not_its_creation() {
+        let p = plan(vec![
+            (&[], Action::CreateGroup { dn: "cn=g,ou=p".into(), members: vec![], attributes: AttrMap::new() }),
+            (&[], add("cn=g,ou=p", "uid=a,ou=p")),
+            (&[], add("cn=g,ou=p", "uid=b,ou=p")),
+            (&[], add("cn=h,ou=p", "uid=a,ou=p")),
+            (&[], Action::RemoveMember { group: "cn=g,ou=p".into(), member: "uid=c,ou=p".into() }),
+            (&[], Action::RemoveMember { group: "cn=g,ou=p".into(), member: "uid=d,ou=p".into() }),
+            (&[], Action::Delete { dn: "uid=c,ou=p".into(), object_id: None }),
+        ]);
+        assert_eq!(waves(&p), vec![vec![0, 3], vec![1, 2], vec![4, 5], vec![6]]);
+    }
+
+    #[test]
+    fn a_plan_out_of_phase_order_is_applied_phase_by_phase_as_written() {
+        let p = plan(vec![(&[], update("uid=a,ou=p")), (&[], create("uid=b,ou=p")), (&[], update("uid=c,ou=p"))]);
+        assert_eq!(waves(&p), vec![vec![0], vec![1], vec![2]]);
     }
 }
