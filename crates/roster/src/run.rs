@@ -139,10 +139,12 @@ pub(crate) struct Fresh {
 }
 
 async fn fresh_plan(cli: &Cli) -> Result<Fresh> {
-    fresh_plan_with(load_config(cli)?).await
+    fresh_plan_with(load_config(cli)?, false).await
 }
 
-async fn fresh_plan_with(loaded: Loaded) -> Result<Fresh> {
+/// Plans a run. `evaluate_all`: every person (reconcile), not only those whose records changed,
+/// whose date came due or who have work pending.
+async fn fresh_plan_with(loaded: Loaded, evaluate_all: bool) -> Result<Fresh> {
     let store = open_store(&loaded).await?;
     let reads = read_sources(&loaded).await?;
     let mut targets = connect_targets(&loaded).await?;
@@ -154,6 +156,7 @@ async fn fresh_plan_with(loaded: Loaded) -> Result<Fresh> {
         reads: &reads,
         snapshot: &snapshot,
         views: &views,
+        evaluate_all,
     });
     Ok(Fresh { loaded, store, targets, plan })
 }
@@ -200,7 +203,7 @@ pub async fn reconcile_command(cli: &Cli, args: &ReconcileArgs) -> Result<u8> {
         }
     }
     let _lock = if args.apply { Some(crate::lock::acquire(&store_path(&loaded), "reconcile")?) } else { None };
-    let fresh = fresh_plan_with(loaded).await?;
+    let fresh = fresh_plan_with(loaded, true).await?;
     let sections = [
         (NoticeKind::Drift, "Changed outside roster (drift = \"report\")"),
         (NoticeKind::Orphan, "Accounts no person owns"),
@@ -294,7 +297,7 @@ pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, pl
 pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
     let _lock = crate::lock::acquire(&store_path(&loaded), "run")?;
-    let fresh = fresh_plan_with(loaded).await?;
+    let fresh = fresh_plan_with(loaded, false).await?;
     if args.show_plan {
         print!("{}", render(&fresh.plan));
     }
@@ -305,7 +308,7 @@ pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
     let _lock = crate::lock::acquire(&store_path(&loaded), "apply")?;
     let Some(path) = &args.plan else {
-        let fresh = fresh_plan_with(loaded).await?;
+        let fresh = fresh_plan_with(loaded, false).await?;
         return crate::apply::apply_plan(fresh, &args.overrides, "apply").await;
     };
     let text = std::fs::read_to_string(path)
