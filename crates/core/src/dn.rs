@@ -193,29 +193,54 @@ impl Dn {
 
     /// A form for comparison: attribute types and values lowercased, escaping canonical.
     pub fn normalized(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(
+            self.rdns.iter().map(|r| r.0.iter().map(|a| a.attr.len() + a.value.len() + 2).sum::<usize>()).sum(),
+        );
         for (i, rdn) in self.rdns.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            let mut avas = rdn.0.clone();
-            for ava in &mut avas {
-                ava.attr = ava.attr.to_ascii_lowercase();
-                ava.value = ava.value.to_lowercase();
-            }
-            avas.sort();
-            out.push_str(&Rdn(avas).to_string());
+            push_normalized(&mut out, rdn);
         }
         out
     }
 
-    /// True when `self` is `base` or lies below it.
+    /// Whether this DN is `base` or below it.
     pub fn is_within(&self, base: &Dn) -> bool {
         if base.rdns.len() > self.rdns.len() {
             return false;
         }
         let offset = self.rdns.len() - base.rdns.len();
-        Dn { rdns: self.rdns[offset..].to_vec() }.normalized() == base.normalized()
+        self.rdns[offset..].iter().zip(&base.rdns).all(|(a, b)| same_rdn(a, b))
+    }
+}
+
+/// Appends the normalized form of one RDN: types and values lowercased, AVAs in order.
+fn push_normalized(out: &mut String, rdn: &Rdn) {
+    if let [ava] = rdn.0.as_slice() {
+        out.push_str(&ava.attr.to_ascii_lowercase());
+        out.push('=');
+        out.push_str(&escape_dn_value(&ava.value.to_lowercase()));
+        return;
+    }
+    let mut avas = rdn.0.clone();
+    for ava in &mut avas {
+        ava.attr = ava.attr.to_ascii_lowercase();
+        ava.value = ava.value.to_lowercase();
+    }
+    avas.sort();
+    out.push_str(&Rdn(avas).to_string());
+}
+
+fn same_rdn(a: &Rdn, b: &Rdn) -> bool {
+    match (a.0.as_slice(), b.0.as_slice()) {
+        ([x], [y]) => x.attr.eq_ignore_ascii_case(&y.attr) && x.value.to_lowercase() == y.value.to_lowercase(),
+        _ => {
+            let (mut x, mut y) = (String::new(), String::new());
+            push_normalized(&mut x, a);
+            push_normalized(&mut y, b);
+            x == y
+        }
     }
 }
 

@@ -253,7 +253,12 @@ pub async fn reconcile_command(cli: &Cli, args: &ReconcileArgs) -> Result<u8> {
 
 pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
     let fresh = fresh_plan(cli).await?;
-    let json = serde_json::to_string_pretty(&fresh.plan).context("serializing the plan")?;
+    // The JSON only when it is wanted: for a large plan it costs as much as planning.
+    let json = if args.out.is_some() || args.format == Format::Json {
+        serde_json::to_string_pretty(&fresh.plan).context("serializing the plan")?
+    } else {
+        String::new()
+    };
     if let Some(out) = &args.out {
         std::fs::write(out, &json).with_context(|| format!("writing the plan to {}", out.display()))?;
     }

@@ -30,7 +30,7 @@ fn scaling(cx: &Context) -> Result<Vec<Figure>> {
         let label = short(persons);
         let mut wall = Figure::new(format!("plan {label}: wall"), run.seconds(), "s");
         let mut peak = Figure::new(format!("plan {label}: peak memory"), run.peak_mib(), "MiB");
-        if size == 1_000_000 {
+        if persons == 1_000_000 {
             wall = wall.at_most(20.0);
             peak = peak.at_most(2048.0);
         }
