@@ -2,7 +2,7 @@
 //! clock (the day is an input), and it cannot fail: whatever goes wrong for one person becomes a
 //! notice in the plan and the rest proceed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
@@ -271,6 +271,20 @@ pub fn plan(input: &PlanInput) -> Plan {
     let unlinked = |s: &StoredPerson| {
         needs_account(s.state) && settings.targets.iter().any(|t| !links.contains_key(&(t.name(), s.key.as_str())))
     };
+    // A linked account the view no longer holds was deleted outside roster: its person is
+    // evaluated, so `on_deleted` applies.
+    let present: BTreeMap<&str, HashSet<&str>> = input
+        .views
+        .iter()
+        .map(|(name, view)| (name.as_str(), view.entries.iter().map(|e| e.object_id.as_str()).collect()))
+        .collect();
+    let link_gone = |s: &StoredPerson| {
+        settings.targets.iter().any(|t| {
+            links
+                .get(&(t.name(), s.key.as_str()))
+                .is_some_and(|l| present.get(t.name()).is_none_or(|ids| !ids.contains(l.object_id.as_str())))
+        })
+    };
 
     let mut people: Vec<Evaluated> = Vec::new();
     for key in keys {
@@ -305,6 +319,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                 && s.hold.is_none()
                 && !unfinished.contains(key)
                 && !unlinked(s)
+                && !link_gone(s)
         }) {
             people.push(settled(s, eval_hash));
             continue;
