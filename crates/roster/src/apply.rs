@@ -101,8 +101,8 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
         .await?;
     let s = &fresh.plan.summary;
     println!(
-        "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} quarantined row(s); {} notice(s)",
-        s.joiners, s.movers, s.leavers, s.rehires, s.quarantined_rows, s.notices
+        "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} person(s), {} evaluated; {} quarantined row(s); {} notice(s)",
+        s.joiners, s.movers, s.leavers, s.rehires, s.persons, s.evaluated, s.quarantined_rows, s.notices
     );
     print_findings(&fresh.plan);
     for t in fresh.targets {
