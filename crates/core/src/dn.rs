@@ -270,13 +270,52 @@ impl<'de> Deserialize<'de> for Dn {
 
 /// Normalized form of a DN string for comparisons; an unparsable string compares as itself lowercased.
 pub fn normalize_dn(dn: &str) -> String {
-    Dn::parse(dn).map(|d| d.normalized()).unwrap_or_else(|_| dn.to_lowercase())
+    normalize_plain(dn).unwrap_or_else(|| Dn::parse(dn).map(|d| d.normalized()).unwrap_or_else(|_| dn.to_lowercase()))
+}
+
+/// The normalized form of a DN that needs no parsing (most DNs a directory returns): one
+/// `attr=value` per RDN, of ASCII letters, digits, `.`, `_`, `-` and inner spaces, is its own
+/// text lowercased. None for anything else.
+fn normalize_plain(dn: &str) -> Option<String> {
+    for rdn in dn.split(',') {
+        let (attr, value) = rdn.split_once('=')?;
+        let plain_attr = !attr.is_empty() && attr.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let plain_value = !value.is_empty()
+            && !value.starts_with(' ')
+            && !value.ends_with(' ')
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b' '));
+        if !plain_attr || !plain_value {
+            return None;
+        }
+    }
+    Some(dn.to_ascii_lowercase())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn plain_dns_normalize_as_parsed_ones_do() {
+        let dns = [
+            "uid=Jose.Garcia,ou=Human Resources,ou=People,DC=example,DC=org",
+            "CN=all-staff,OU=Groups,DC=example,DC=test",
+            "uid=a_b-c.9,dc=org",
+            "cn=Smith\\, John,dc=org",
+            "cn= padded ,dc=org",
+            "cn=a+sn=b,dc=org",
+            "cn=José,dc=org",
+            "cn=x=y,dc=org",
+            "ou=,dc=org",
+        ];
+        for dn in dns {
+            let parsed = Dn::parse(dn).map(|d| d.normalized()).unwrap_or_else(|_| dn.to_lowercase());
+            assert_eq!(normalize_dn(dn), parsed, "{dn}");
+        }
+        assert!(normalize_plain("cn=José,dc=org").is_none());
+        assert!(normalize_plain("uid=jo,ou=Human Resources,dc=org").is_some());
+    }
 
     #[test]
     fn special_characters_are_escaped_and_round_trip() {
