@@ -208,8 +208,9 @@ fn other(rng: &mut Rng, items: &[&'static str], current: &str) -> &'static str {
 pub fn row(spec: &Spec, index: u64, changed: &BTreeSet<u64>) -> Row {
     let mut rng = Rng::for_item(spec.seed, PERSON, index);
     let locale = pick_locale(&mut rng);
-    let (given, given_latin) = split(*rng.pick(locale.given));
-    let (family, family_latin) = split(*rng.pick(locale.family));
+    let given = *rng.pick::<&str>(locale.given);
+    let family = *rng.pick::<&str>(locale.family);
+    let ((given, given_latin), (family, family_latin)) = (split(given), split(family));
     let joiner = index >= spec.persons;
     let lifecycle = if index == 0 || joiner { 999 } else { rng.below(1000) };
     let (mut status, mut hire, mut end, mut leave) = ("Active", -(1 + rng.below(5500) as i64), None, None);
