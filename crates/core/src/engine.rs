@@ -2,7 +2,7 @@
 //! clock (the day is an input), and it cannot fail: whatever goes wrong for one person becomes a
 //! notice in the plan and the rest proceed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
@@ -271,18 +271,23 @@ pub fn plan(input: &PlanInput) -> Plan {
     let unlinked = |s: &StoredPerson| {
         needs_account(s.state) && settings.targets.iter().any(|t| !links.contains_key(&(t.name(), s.key.as_str())))
     };
-    // A linked account the view no longer holds was deleted outside roster: its person is
-    // evaluated, so `on_deleted` applies.
-    let present: BTreeMap<&str, HashSet<&str>> = input
+    // A linked account the view no longer holds was deleted outside roster; one whose owned values
+    // or enabled state differ from what roster last left was changed outside roster: its person is
+    // evaluated, so `on_deleted`, the drift policy and the disabled-outside-roster report apply.
+    let present: BTreeMap<&str, HashMap<&str, &TargetEntry>> = input
         .views
         .iter()
-        .map(|(name, view)| (name.as_str(), view.entries.iter().map(|e| e.object_id.as_str()).collect()))
+        .map(|(name, view)| (name.as_str(), view.entries.iter().map(|e| (e.object_id.as_str(), e)).collect()))
         .collect();
-    let link_gone = |s: &StoredPerson| {
+    let changed_outside = |s: &StoredPerson| {
         settings.targets.iter().any(|t| {
-            links
-                .get(&(t.name(), s.key.as_str()))
-                .is_some_and(|l| present.get(t.name()).is_none_or(|ids| !ids.contains(l.object_id.as_str())))
+            let Some(l) = links.get(&(t.name(), s.key.as_str())) else { return false };
+            let Some(e) = present.get(t.name()).and_then(|ids| ids.get(l.object_id.as_str())) else { return true };
+            entry_enabled(t, e, Some(l)) != l.enabled
+                || l.values.iter().any(|(attr, written)| {
+                    let now = e.attrs.get(attr).map_or(&[][..], Vec::as_slice);
+                    now != written.as_slice() && !same_values(attr, now, written, false)
+                })
         })
     };
 
@@ -319,7 +324,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                 && s.hold.is_none()
                 && !unfinished.contains(key)
                 && !unlinked(s)
-                && !link_gone(s)
+                && !changed_outside(s)
         }) {
             people.push(settled(s, eval_hash));
             continue;
