@@ -382,7 +382,7 @@ managed = ["ou=people,{suffix}", "ou=groups,{suffix}"]
 dn = '"uid=" + login + ",ou=" + department + ",ou=people,{suffix}"'
 object_classes = ["inetOrgPerson"]
 correlate = "employeeNumber"
-disable = {{ move_to = "ou=leavers,ou=people,{suffix}" }}
+disable = {{ lock = true, move_to = "ou=leavers,ou=people,{suffix}" }}
 [target.attributes]
 uid = {{ value = "login", when = "create" }}
 mail = {{ value = 'login + "@example.org"', when = "create" }}
