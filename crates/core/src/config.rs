@@ -621,6 +621,10 @@ pub struct TargetConfig {
     /// Seconds to wait for a connection or an answer. Default 30.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// Operations sent to this target at once, each waiting only for what it depends on. Default
+    /// 32; `1` applies one operation at a time, in plan order.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
     /// Subtrees roster may change; everything else is never modified.
     pub managed: Vec<String>,
     /// Where login names must be unique (searched for taken values). Default: the directory suffix
@@ -765,6 +769,10 @@ impl TargetConfig {
 
 fn default_timeout() -> u64 {
     30
+}
+
+fn default_concurrency() -> usize {
+    32
 }
 
 /// A limit on one kind of change in one run: blocked when either is exceeded.

@@ -193,29 +193,54 @@ impl Dn {
 
     /// A form for comparison: attribute types and values lowercased, escaping canonical.
     pub fn normalized(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(
+            self.rdns.iter().map(|r| r.0.iter().map(|a| a.attr.len() + a.value.len() + 2).sum::<usize>()).sum(),
+        );
         for (i, rdn) in self.rdns.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            let mut avas = rdn.0.clone();
-            for ava in &mut avas {
-                ava.attr = ava.attr.to_ascii_lowercase();
-                ava.value = ava.value.to_lowercase();
-            }
-            avas.sort();
-            out.push_str(&Rdn(avas).to_string());
+            push_normalized(&mut out, rdn);
         }
         out
     }
 
-    /// True when `self` is `base` or lies below it.
+    /// Whether this DN is `base` or below it.
     pub fn is_within(&self, base: &Dn) -> bool {
         if base.rdns.len() > self.rdns.len() {
             return false;
         }
         let offset = self.rdns.len() - base.rdns.len();
-        Dn { rdns: self.rdns[offset..].to_vec() }.normalized() == base.normalized()
+        self.rdns[offset..].iter().zip(&base.rdns).all(|(a, b)| same_rdn(a, b))
+    }
+}
+
+/// Appends the normalized form of one RDN: types and values lowercased, AVAs in order.
+fn push_normalized(out: &mut String, rdn: &Rdn) {
+    if let [ava] = rdn.0.as_slice() {
+        out.push_str(&ava.attr.to_ascii_lowercase());
+        out.push('=');
+        out.push_str(&escape_dn_value(&ava.value.to_lowercase()));
+        return;
+    }
+    let mut avas = rdn.0.clone();
+    for ava in &mut avas {
+        ava.attr = ava.attr.to_ascii_lowercase();
+        ava.value = ava.value.to_lowercase();
+    }
+    avas.sort();
+    out.push_str(&Rdn(avas).to_string());
+}
+
+fn same_rdn(a: &Rdn, b: &Rdn) -> bool {
+    match (a.0.as_slice(), b.0.as_slice()) {
+        ([x], [y]) => x.attr.eq_ignore_ascii_case(&y.attr) && x.value.to_lowercase() == y.value.to_lowercase(),
+        _ => {
+            let (mut x, mut y) = (String::new(), String::new());
+            push_normalized(&mut x, a);
+            push_normalized(&mut y, b);
+            x == y
+        }
     }
 }
 
@@ -245,13 +270,52 @@ impl<'de> Deserialize<'de> for Dn {
 
 /// Normalized form of a DN string for comparisons; an unparsable string compares as itself lowercased.
 pub fn normalize_dn(dn: &str) -> String {
-    Dn::parse(dn).map(|d| d.normalized()).unwrap_or_else(|_| dn.to_lowercase())
+    normalize_plain(dn).unwrap_or_else(|| Dn::parse(dn).map(|d| d.normalized()).unwrap_or_else(|_| dn.to_lowercase()))
+}
+
+/// The normalized form of a DN that needs no parsing (most DNs a directory returns): one
+/// `attr=value` per RDN, of ASCII letters, digits, `.`, `_`, `-` and inner spaces, is its own
+/// text lowercased. None for anything else.
+fn normalize_plain(dn: &str) -> Option<String> {
+    for rdn in dn.split(',') {
+        let (attr, value) = rdn.split_once('=')?;
+        let plain_attr = !attr.is_empty() && attr.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let plain_value = !value.is_empty()
+            && !value.starts_with(' ')
+            && !value.ends_with(' ')
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b' '));
+        if !plain_attr || !plain_value {
+            return None;
+        }
+    }
+    Some(dn.to_ascii_lowercase())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn plain_dns_normalize_as_parsed_ones_do() {
+        let dns = [
+            "uid=Jose.Garcia,ou=Human Resources,ou=People,DC=example,DC=org",
+            "CN=all-staff,OU=Groups,DC=example,DC=test",
+            "uid=a_b-c.9,dc=org",
+            "cn=Smith\\, John,dc=org",
+            "cn= padded ,dc=org",
+            "cn=a+sn=b,dc=org",
+            "cn=José,dc=org",
+            "cn=x=y,dc=org",
+            "ou=,dc=org",
+        ];
+        for dn in dns {
+            let parsed = Dn::parse(dn).map(|d| d.normalized()).unwrap_or_else(|_| dn.to_lowercase());
+            assert_eq!(normalize_dn(dn), parsed, "{dn}");
+        }
+        assert!(normalize_plain("cn=José,dc=org").is_none());
+        assert!(normalize_plain("uid=jo,ou=Human Resources,dc=org").is_some());
+    }
 
     #[test]
     fn special_characters_are_escaped_and_round_trip() {

@@ -46,6 +46,10 @@ pub struct PlanInput<'a> {
     pub snapshot: &'a Snapshot,
     /// Target name -> what it holds now.
     pub views: &'a BTreeMap<String, TargetView>,
+    /// Evaluate every person (reconcile), not only those whose records changed, whose next
+    /// transition came due, who have unfinished work, and their reports: drift, deleted and
+    /// re-enabled accounts are then judged for everyone.
+    pub evaluate_all: bool,
 }
 
 /// The attributes a target's view must carry for the planner.
@@ -124,6 +128,11 @@ struct Evaluated {
     tombstone: bool,
     hold: Option<Hold>,
     failed: bool,
+    /// Whether this run evaluates the person. A settled person (records and configuration as last
+    /// applied, no date due, nothing pending) is not: no operations, the stored state kept.
+    evaluate: bool,
+    /// Hash of the configuration and the records, as the store keeps it.
+    eval_hash: String,
 }
 
 fn is_enabled_state(state: LifecycleState, settings: &Settings) -> bool {
@@ -165,10 +174,11 @@ fn same_values(attr: &AttrName, a: &[String], b: &[String], as_dn: bool) -> bool
     norm(a) == norm(b)
 }
 
-fn hash_person(config_hash: &str, records: &BTreeMap<String, BTreeMap<String, FieldValue>>) -> String {
+fn hash_person<R: serde::Serialize>(config_hash: &str, records: &BTreeMap<String, R>) -> String {
     let mut h = Sha256::new();
     h.update(config_hash.as_bytes());
-    h.update(serde_json::to_vec(records).unwrap_or_default());
+    // Streamed into the hash: the same bytes as the records' JSON, without building it.
+    let _ = serde_json::to_writer(&mut h, records);
     format!("{:x}", h.finalize())[..32].to_string()
 }
 
@@ -260,21 +270,54 @@ pub fn plan(input: &PlanInput) -> Plan {
     }
     let read_sources: BTreeSet<&str> = reads.iter().map(|r| r.source.as_str()).collect();
     let keys: BTreeSet<&str> = snapshot.persons.keys().chain(correlated.persons.keys()).map(String::as_str).collect();
+    // Persons with work left from an earlier run are evaluated whatever their records say.
+    let mut unfinished: BTreeSet<&str> = snapshot.unfinished_creates.iter().map(|u| u.person.as_str()).collect();
+    unfinished.extend(snapshot.failures.iter().map(|f| f.person.as_str()));
+    unfinished.extend(snapshot.links.iter().filter(|l| l.password_pending).map(|l| l.person.as_str()));
+    let tombstoned: BTreeSet<&str> = snapshot.tombstones.iter().map(|t| t.person.as_str()).collect();
+    let mut links: HashMap<(&str, &str), &Link> = HashMap::new();
+    for l in &snapshot.links {
+        links.insert((l.target.as_str(), l.person.as_str()), l);
+    }
+    // A person who should have an account and has no link in some target (disputed, protected,
+    // waiting for a manager...) is evaluated until they have.
+    let unlinked = |s: &StoredPerson| {
+        needs_account(s.state) && settings.targets.iter().any(|t| !links.contains_key(&(t.name(), s.key.as_str())))
+    };
+    // A linked account the view no longer holds was deleted outside roster; one whose owned values
+    // or enabled state differ from what roster last left was changed outside roster: its person is
+    // evaluated, so `on_deleted`, the drift policy and the disabled-outside-roster report apply.
+    let present: BTreeMap<&str, HashMap<&str, &TargetEntry>> = input
+        .views
+        .iter()
+        .map(|(name, view)| (name.as_str(), view.entries.iter().map(|e| (e.object_id.as_str(), e)).collect()))
+        .collect();
+    let changed_outside = |s: &StoredPerson| {
+        settings.targets.iter().any(|t| {
+            let Some(l) = links.get(&(t.name(), s.key.as_str())) else { return false };
+            let Some(e) = present.get(t.name()).and_then(|ids| ids.get(l.object_id.as_str())) else { return true };
+            entry_enabled(t, e, Some(l)) != l.enabled
+                || l.values.iter().any(|(attr, written)| {
+                    let now = e.attrs.get(attr).map_or(&[][..], Vec::as_slice);
+                    now != written.as_slice() && !same_values(attr, now, written, false)
+                })
+        })
+    };
 
     let mut people: Vec<Evaluated> = Vec::new();
     for key in keys {
         let stored = snapshot.persons.get(key);
         let fresh = correlated.persons.get(key);
-        let mut records = BTreeMap::new();
+        let mut records: BTreeMap<String, &BTreeMap<String, FieldValue>> = BTreeMap::new();
         let mut record_keys = BTreeMap::new();
         let mut missing_sources = Vec::new();
         for source in &settings.sources {
             let name = source.name.as_str();
             let record_key = if let Some((record_key, attrs)) = fresh.and_then(|m| m.get(name)) {
-                records.insert(name.to_string(), (*attrs).clone());
+                records.insert(name.to_string(), *attrs);
                 *record_key
             } else if let Some(previous) = stored.and_then(|s| s.records.get(name)) {
-                records.insert(name.to_string(), previous.clone());
+                records.insert(name.to_string(), previous);
                 let record_key = correlate::stored_record_key(snapshot, key, name);
                 let held = quarantined.get(name).is_some_and(|q| q.contains(record_key));
                 if !held && complete.contains(name) && read_sources.contains(name) {
@@ -293,6 +336,31 @@ pub fn plan(input: &PlanInput) -> Plan {
         }
         let missing_reads = if missing_sources.is_empty() { 0 } else { stored.map_or(0, |s| s.missing_reads) + 1 };
         let gone = missing_reads >= settings.lifecycle.missing_after_reads.max(1);
+        let eval_hash = hash_person(&settings.hash, &records);
+        if let Some(s) = stored.filter(|s| {
+            !input.evaluate_all
+                && s.eval_hash == eval_hash
+                && s.next_transition.is_none_or(|due| due > today)
+                && missing_reads == 0
+                && s.missing_reads == 0
+                && s.hold.is_none()
+                && !correlated.disputed.contains_key(key)
+                && !unfinished.contains(key)
+                && !unlinked(s)
+                && !changed_outside(s)
+        }) {
+            let manager = s
+                .records
+                .values()
+                .find_map(|r| r.get("manager"))
+                .map(FieldValue::to_text)
+                .filter(|m| !m.is_empty())
+                .map(|m| correlated.person_of(&m).to_string());
+            people.push(settled(s, eval_hash, manager));
+            continue;
+        }
+        let records: BTreeMap<String, BTreeMap<String, FieldValue>> =
+            records.into_iter().map(|(source, attrs)| (source, attrs.clone())).collect();
         if !missing_sources.is_empty() && !gone {
             planner.notice(
                 NoticeKind::Missing,
@@ -306,67 +374,51 @@ pub fn plan(input: &PlanInput) -> Plan {
                 ),
             );
         }
-        let affiliations: Vec<Affiliation> = records
-            .iter()
-            .map(|(source, attrs)| {
-                let mut a = Affiliation::from_record(source, attrs);
-                if gone && missing_sources.contains(source) {
-                    a.missing_since = Some(stored.and_then(|s| s.left_on).unwrap_or(today));
-                }
-                a
-            })
-            .collect();
-        let left_on = stored.and_then(|s| s.left_on);
-        let decision = person_state(&affiliations, today, &settings.lifecycle, left_on);
-        let current = current_kinds(&affiliations, today, &settings.lifecycle, left_on);
-        let (texts, mut provenance) = correlate::merge(settings, &records);
-        if records.len() < 2 {
-            provenance.clear();
-        }
-        let manager = texts.get("manager").map(|m| correlated.person_of(m).to_string());
-        let prev_state = stored.map(|s| s.state);
-        let had_account = prev_state.is_some_and(LifecycleState::has_account);
-        let state = decision.state;
-        let category = match (prev_state, state) {
-            (_, LifecycleState::Leaver | LifecycleState::Purged | LifecycleState::Rescinded) => Category::Leaver,
-            (Some(LifecycleState::Leaver), _) => Category::Rehire,
-            (Some(LifecycleState::Prehire), _) => Category::Joiner,
-            _ if !had_account => {
-                if snapshot.tombstones.iter().any(|t| t.person == key) {
-                    Category::Rehire
-                } else {
-                    Category::Joiner
-                }
-            }
-            _ => Category::Mover,
-        };
         let disputed = correlated.disputed.get(key).map(|why| Hold { reason: why.clone(), until: None });
-        let hold = stored.and_then(|s| s.hold.clone()).filter(|h| h.until.is_none_or(|u| today <= u)).or(disputed);
-        people.push(Evaluated {
-            key: key.to_string(),
+        let mut p = evaluate_person(
+            settings,
+            today,
+            key,
+            stored,
             records,
             record_keys,
-            texts,
-            provenance,
-            affiliations: current,
-            ends: employment_ends(&affiliations, today, &settings.lifecycle, left_on),
-            manager,
-            tombstone: matches!(state, LifecycleState::Purged | LifecycleState::Rescinded),
-            decision,
-            prev_state,
+            &missing_sources,
             missing_reads,
-            login: stored.and_then(|s| s.login.clone()),
-            category,
-            hold,
-            failed: false,
-        });
+            &tombstoned,
+        );
+        p.manager = p.texts.get("manager").map(|m| correlated.person_of(m).to_string());
+        p.hold = p.hold.or(disputed);
+        p.eval_hash = eval_hash;
+        people.push(p);
+    }
+    // A person's manager reference is the manager's DN: when a manager is evaluated (and may
+    // move), so are their reports.
+    if people.iter().any(|p| !p.evaluate) {
+        let evaluated: BTreeSet<String> = people.iter().filter(|p| p.evaluate).map(|p| p.key.clone()).collect();
+        for p in people.iter_mut().filter(|p| !p.evaluate) {
+            if p.manager.as_ref().is_some_and(|m| evaluated.contains(m))
+                && let Some(stored) = snapshot.persons.get(&p.key)
+            {
+                let hash = std::mem::take(&mut p.eval_hash);
+                let manager = p.manager.take();
+                *p = evaluate_person(
+                    settings,
+                    today,
+                    &stored.key,
+                    Some(stored),
+                    stored.records.clone(),
+                    stored.record_keys.clone(),
+                    &[],
+                    0,
+                    &tombstoned,
+                );
+                p.manager = manager;
+                p.eval_hash = hash;
+            }
+        }
     }
 
     // 2. Links and entries per target, and adoption candidates by correlation value.
-    let mut links: HashMap<(&str, &str), &Link> = HashMap::new();
-    for l in &snapshot.links {
-        links.insert((l.target.as_str(), l.person.as_str()), l);
-    }
     let empty_view = TargetView::default();
     let view_of = |t: &TargetRules| input.views.get(t.name()).unwrap_or(&empty_view);
 
@@ -385,7 +437,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         taken_in_targets.extend(v.taken_logins.iter().map(String::as_str));
     }
     for p in &mut people {
-        if p.hold.is_some() || p.login.is_some() || !needs_account(p.decision.state) {
+        if !p.evaluate || p.hold.is_some() || p.login.is_some() || !needs_account(p.decision.state) {
             continue;
         }
         if let Some(t) = snapshot.tombstones.iter().find(|t| t.person == p.key) {
@@ -479,6 +531,22 @@ pub fn plan(input: &PlanInput) -> Plan {
         let mut untouchable: BTreeSet<String> =
             view.entries.iter().filter(|e| e.protected).map(|e| normalize_dn(&e.dn)).collect();
         for p in &people {
+            if !p.evaluate {
+                // Stays where it is: its DN is what references and group members point to.
+                if let Some(l) = links.get(&(rules.name(), p.key.as_str())) {
+                    let entry = by_id.get(l.object_id.as_str()).copied();
+                    if let Some(e) = entry {
+                        current.insert(&p.key, (e, false));
+                    }
+                    if let Ok(dn) = Dn::parse(entry.map_or(&l.dn, |e| &e.dn)) {
+                        if entry.is_none() {
+                            claimed.insert(dn.normalized(), p.key.clone());
+                        }
+                        desired_dn.insert(&p.key, dn);
+                    }
+                }
+                continue;
+            }
             if p.hold.is_some() || p.failed {
                 continue;
             }
@@ -638,7 +706,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         };
         let mut group_members: WantedGroups = BTreeMap::new();
         for p in &people {
-            if p.hold.is_some() || p.failed {
+            if !p.evaluate || p.hold.is_some() || p.failed {
                 continue;
             }
             let entry = current.get(p.key.as_str()).copied();
@@ -1225,7 +1293,7 @@ pub fn plan(input: &PlanInput) -> Plan {
     let mut person_updates = Vec::new();
     for p in &people {
         let stored = snapshot.persons.get(&p.key);
-        if p.failed {
+        if p.failed || !p.evaluate {
             continue;
         }
         if p.hold.is_some() {
@@ -1251,7 +1319,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             login: p.login.clone(),
             state: p.decision.state,
             records: p.records.clone(),
-            eval_hash: hash_person(&settings.hash, &p.records),
+            eval_hash: p.eval_hash.clone(),
             missing_reads: p.missing_reads,
             left_on: p.decision.left_on,
             next_transition: p.decision.next_transition,
@@ -1301,7 +1369,7 @@ pub fn plan(input: &PlanInput) -> Plan {
     let count = |c: Category| summary_people.get(&c).map_or(0, |s| s.len() as u64);
     let summary = Summary {
         persons: population,
-        evaluated: people.iter().filter(|p| p.hold.is_none()).count() as u64,
+        evaluated: people.iter().filter(|p| p.evaluate && p.hold.is_none()).count() as u64,
         joiners: count(Category::Joiner),
         movers: count(Category::Mover),
         leavers: count(Category::Leaver),
@@ -1327,6 +1395,107 @@ pub fn plan(input: &PlanInput) -> Plan {
         safety,
         source_counts,
         summary,
+    }
+}
+
+/// A settled person: not evaluated in this run, held as the store has them. Only the manager's
+/// person key is kept, to find the reports of a manager who is evaluated.
+fn settled(s: &StoredPerson, eval_hash: String, manager: Option<String>) -> Evaluated {
+    Evaluated {
+        key: s.key.clone(),
+        records: BTreeMap::new(),
+        record_keys: s.record_keys.clone(),
+        texts: BTreeMap::new(),
+        provenance: s.provenance.clone(),
+        affiliations: Vec::new(),
+        ends: None,
+        manager,
+        decision: StateDecision {
+            state: s.state,
+            because: String::new(),
+            next_transition: s.next_transition,
+            left_on: s.left_on,
+        },
+        prev_state: Some(s.state),
+        missing_reads: 0,
+        login: s.login.clone(),
+        category: Category::Mover,
+        tombstone: false,
+        hold: None,
+        failed: false,
+        evaluate: false,
+        eval_hash,
+    }
+}
+
+/// One person's lifecycle state, attribute texts and category, from their records.
+#[allow(clippy::too_many_arguments)]
+fn evaluate_person(
+    settings: &Settings,
+    today: NaiveDate,
+    key: &str,
+    stored: Option<&StoredPerson>,
+    records: BTreeMap<String, BTreeMap<String, FieldValue>>,
+    record_keys: BTreeMap<String, String>,
+    missing_sources: &[String],
+    missing_reads: u32,
+    tombstoned: &BTreeSet<&str>,
+) -> Evaluated {
+    let gone = missing_reads >= settings.lifecycle.missing_after_reads.max(1);
+    let affiliations: Vec<Affiliation> = records
+        .iter()
+        .map(|(source, attrs)| {
+            let mut a = Affiliation::from_record(source, attrs);
+            if gone && missing_sources.contains(source) {
+                a.missing_since = Some(stored.and_then(|s| s.left_on).unwrap_or(today));
+            }
+            a
+        })
+        .collect();
+    let left_on = stored.and_then(|s| s.left_on);
+    let decision = person_state(&affiliations, today, &settings.lifecycle, left_on);
+    let current = current_kinds(&affiliations, today, &settings.lifecycle, left_on);
+    let ends = employment_ends(&affiliations, today, &settings.lifecycle, left_on);
+    let (texts, mut provenance) = correlate::merge(settings, &records);
+    if records.len() < 2 {
+        provenance.clear();
+    }
+    let prev_state = stored.map(|s| s.state);
+    let had_account = prev_state.is_some_and(LifecycleState::has_account);
+    let state = decision.state;
+    let category = match (prev_state, state) {
+        (_, LifecycleState::Leaver | LifecycleState::Purged | LifecycleState::Rescinded) => Category::Leaver,
+        (Some(LifecycleState::Leaver), _) => Category::Rehire,
+        (Some(LifecycleState::Prehire), _) => Category::Joiner,
+        _ if !had_account => {
+            if tombstoned.contains(key) {
+                Category::Rehire
+            } else {
+                Category::Joiner
+            }
+        }
+        _ => Category::Mover,
+    };
+    let hold = stored.and_then(|s| s.hold.clone()).filter(|h| h.until.is_none_or(|u| today <= u));
+    Evaluated {
+        key: key.to_string(),
+        records,
+        record_keys,
+        texts,
+        provenance,
+        affiliations: current,
+        ends,
+        manager: None,
+        tombstone: matches!(state, LifecycleState::Purged | LifecycleState::Rescinded),
+        decision,
+        prev_state,
+        missing_reads,
+        login: stored.and_then(|s| s.login.clone()),
+        category,
+        hold,
+        failed: false,
+        evaluate: true,
+        eval_hash: String::new(),
     }
 }
 
@@ -1634,13 +1803,13 @@ fn plan_groups(
 ) {
     let ad = is_ad(rules);
     // Every DN roster manages in this target (now or after the plan), to its person.
-    let mut managed_members: HashMap<String, String> = HashMap::new();
+    let mut managed_members: HashMap<String, &Evaluated> = HashMap::new();
     for p in people {
         if let Some((e, _)) = current.get(p.key.as_str()) {
-            managed_members.insert(normalize_dn(&e.dn), p.key.clone());
+            managed_members.insert(normalize_dn(&e.dn), p);
         }
         if let Some(d) = desired_dn.get(p.key.as_str()) {
-            managed_members.insert(d.normalized(), p.key.clone());
+            managed_members.insert(d.normalized(), p);
         }
     }
     // The directory keeps members pointing at renamed entries (AD always, OpenLDAP with the refint
@@ -1724,6 +1893,8 @@ fn plan_groups(
                     .iter()
                     .filter(|(n, _)| !want.contains_key(*n) && **n != placeholder_norm && !untouchable.contains(*n))
                     .filter(|(n, _)| rules.group_mode == GroupMode::Authoritative || managed_members.contains_key(*n))
+                    // A person not evaluated in this run keeps the memberships they have.
+                    .filter(|(n, _)| managed_members.get(*n).is_none_or(|p| p.evaluate))
                     .collect();
                 // A groupOfNames cannot be empty; an AD group can.
                 let placeholder_norm = if ad { String::new() } else { placeholder_norm };
@@ -1754,7 +1925,7 @@ fn plan_groups(
                     );
                 }
                 for (n, member) in &removes {
-                    let person = managed_members.get(*n).map(String::as_str);
+                    let person = managed_members.get(*n).map(|p| p.key.as_str());
                     let reason = match person {
                         Some(_) => format!("group rules no longer put {member} in {}", g.dn),
                         None => format!("not granted by any rule, and {} is authoritative for {}", rules.name(), g.dn),

@@ -125,6 +125,7 @@ fn plan_for(settings: &Settings, records: Vec<Record>, view: TargetView) -> Plan
         reads: &[read],
         snapshot: &snapshot,
         views: &views,
+        evaluate_all: false,
     })
 }
 

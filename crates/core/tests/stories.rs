@@ -428,7 +428,14 @@ fn run_story(path: &Path) {
             hr.rows_seen += 1;
         }
         let views = BTreeMap::from([(settings.targets[0].name().to_string(), sim.view.clone())]);
-        let p = plan(&PlanInput { settings: &settings, as_of, reads: &reads, snapshot: &sim.snapshot, views: &views });
+        let p = plan(&PlanInput {
+            settings: &settings,
+            as_of,
+            reads: &reads,
+            snapshot: &sim.snapshot,
+            views: &views,
+            evaluate_all: false,
+        });
         transcript.push_str(&format!("===== {} =====\n{}\n", day.as_of, render(&p)));
         if !day.plan_only && (!p.is_blocked() || day.allow) {
             sim.apply(&p, &day.fail, day.crash_after.as_deref());
@@ -475,4 +482,74 @@ fn stories() {
     for p in paths {
         run_story(&p);
     }
+}
+
+/// A daily run evaluates only the persons whose records changed, whose next transition came due,
+/// and the reports of a manager who is evaluated (their manager reference may move); everyone else
+/// keeps their stored state and gets no operation. `evaluate_all` (reconcile) evaluates everyone.
+#[test]
+fn a_daily_run_evaluates_only_the_persons_it_must() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stories");
+    let settings = load(&std::fs::read_to_string(dir.join("base.toml")).unwrap(), "base.toml").unwrap();
+    let mut sim = Sim { view: directory(&[]), snapshot: Snapshot::default(), next_id: 0, passwords_set: 0 };
+    let header = "key | given_name | family_name | hire_date | department | title | location | manager";
+    let rows = |ada_department: &str, ed_title: &str| {
+        format!(
+            "{header}
+            00001 | Ada | Lovelace | 2020-01-01 | {ada_department} | Head  | Berlin |
+            00002 | Bob | Baker    | 2020-01-01 | Sales            | Rep   | Berlin | 00001
+            00003 | Cy  | Cole     | 2020-01-01 | Sales            | Rep   | Berlin | 00001
+            00004 | Di  | Dane     | 2020-01-01 | IT               | Admin | Berlin |
+            00005 | Ed  | Eames    | 2020-01-01 | IT               | {ed_title} | Berlin | 00004
+            00006 | Flo | Fox      | 2026-03-05 | IT               | Admin | Berlin | 00004"
+        )
+    };
+    let mut day = |as_of: &str, hr: String, evaluate_all: bool| {
+        let views = BTreeMap::from([(settings.targets[0].name().to_string(), sim.view.clone())]);
+        let as_of = NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap();
+        let reads = [read(&settings.sources[0], &hr)];
+        let p = plan(&PlanInput {
+            settings: &settings,
+            as_of,
+            reads: &reads,
+            snapshot: &sim.snapshot,
+            views: &views,
+            evaluate_all,
+        });
+        sim.apply(&p, &[], None);
+        p
+    };
+    let touched = |p: &Plan| {
+        let mut persons: Vec<String> = p.operations.iter().filter_map(|o| o.person.clone()).collect();
+        persons.dedup();
+        persons
+    };
+
+    let first = day("2026-03-02", rows("Sales", "Admin"), false);
+    assert_eq!((first.summary.persons, first.summary.evaluated), (6, 6));
+
+    let unchanged = day("2026-03-03", rows("Sales", "Admin"), false);
+    assert_eq!(unchanged.summary.evaluated, 0);
+    assert!(unchanged.operations.is_empty(), "{}", render(&unchanged));
+    assert!(unchanged.person_updates.is_empty());
+
+    // Ed's title changes; Ada moves to Marketing, so her reports' manager reference follows her.
+    let changes = day("2026-03-04", rows("Marketing", "Senior Admin"), false);
+    assert_eq!(changes.summary.evaluated, 4, "{}", render(&changes));
+    assert_eq!(touched(&changes).into_iter().collect::<std::collections::BTreeSet<_>>().len(), 4);
+    let manager_updates = changes
+        .operations
+        .iter()
+        .filter(|o| matches!(&o.action, Action::Update { changes, .. } if changes.iter().any(|c| c.attr.is("manager"))))
+        .count();
+    assert_eq!(manager_updates, 2, "{}", render(&changes));
+
+    // Flo's hire date comes: only she is evaluated, and enabled.
+    let hire_day = day("2026-03-05", rows("Marketing", "Senior Admin"), false);
+    assert_eq!(hire_day.summary.evaluated, 1, "{}", render(&hire_day));
+    assert_eq!(touched(&hire_day), vec!["00006".to_string()]);
+
+    let everyone = day("2026-03-05", rows("Marketing", "Senior Admin"), true);
+    assert_eq!(everyone.summary.evaluated, 6);
+    assert!(everyone.operations.is_empty(), "{}", render(&everyone));
 }

@@ -1,5 +1,6 @@
 //! `roster`: HR-driven identity provisioning. See `roster --help` and the README.
 
+mod apply;
 mod audit;
 mod cli;
 mod correlation;

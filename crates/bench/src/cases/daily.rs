@@ -1,0 +1,76 @@
+//! Daily runs over a loaded directory: the first load (`roster run` into an empty directory, not
+//! measured here), then the day's run with the same export, or with a few records changed.
+//! Writes are counted by the directory itself: entries whose modifyTimestamp is at or after the
+//! run's start.
+
+use anyhow::{Result, ensure};
+
+use super::{Case, Context, Figure, short};
+use crate::lab::{Lab, generalized_time_now, operations_applied};
+
+pub const UNCHANGED: Case = Case {
+    name: "daily-unchanged",
+    about: "roster run over 1M loaded persons with the same export: wall time, writes (must be 0)",
+    run: unchanged,
+};
+
+pub const FEW_CHANGES: Case = Case {
+    name: "daily-changes",
+    about: "roster run over 100k loaded persons with 100 changed records, writes included",
+    run: few_changes,
+};
+
+/// The time targets hold at the sizes it names, not at a scaled-down try.
+fn target(figure: Figure, full_size: bool, limit: f64) -> Figure {
+    if full_size { figure.at_most(limit) } else { figure }
+}
+
+fn loaded(cx: &Context, persons: u64) -> Result<Lab> {
+    let lab = Lab::start(&cx.work, &cx.roster, cx.spec(persons))?;
+    let first = lab.roster(&["run"], None)?;
+    eprintln!("  first load of {}: {:.1} s", short(persons), first.seconds());
+    Ok(lab)
+}
+
+fn unchanged(cx: &Context) -> Result<Vec<Figure>> {
+    let persons = cx.persons(1_000_000);
+    let lab = loaded(cx, persons)?;
+    let since = generalized_time_now();
+    let run = lab.roster(&["run"], None)?;
+    let writes = lab.entries_written_since(&since)?;
+    let label = short(persons);
+    Ok(vec![
+        target(
+            Figure::new(format!("daily run, {label} unchanged: wall"), run.seconds(), "s"),
+            persons == 1_000_000,
+            15.0,
+        ),
+        Figure::new(format!("daily run, {label} unchanged: peak memory"), run.peak_mib(), "MiB"),
+        Figure::new(format!("daily run, {label} unchanged: operations"), operations_applied(&run)? as f64, "")
+            .at_most(0.0),
+        Figure::new(format!("daily run, {label} unchanged: entries written"), writes as f64, "").at_most(0.0),
+    ])
+}
+
+fn few_changes(cx: &Context) -> Result<Vec<Figure>> {
+    let persons = cx.persons(100_000);
+    let mut lab = loaded(cx, persons)?;
+    lab.spec.changes = 100;
+    lab.export(&lab.spec)?;
+    let since = generalized_time_now();
+    let run = lab.roster(&["run"], None)?;
+    let writes = lab.entries_written_since(&since)?;
+    let operations = operations_applied(&run)?;
+    ensure!(operations > 0, "the run with 100 changed records applied nothing:\n{}", run.stdout);
+    let label = short(persons);
+    Ok(vec![
+        target(
+            Figure::new(format!("daily run, 100 changed of {label}: wall"), run.seconds(), "s"),
+            persons == 100_000,
+            2.0,
+        ),
+        Figure::new(format!("daily run, 100 changed of {label}: peak memory"), run.peak_mib(), "MiB"),
+        Figure::new(format!("daily run, 100 changed of {label}: operations"), operations as f64, ""),
+        Figure::new(format!("daily run, 100 changed of {label}: entries written"), writes as f64, ""),
+    ])
+}

@@ -1,0 +1,97 @@
+//! One benchmark's world: a private OpenLDAP (no-sync, indexed, from `roster-testkit`), a folder
+//! with the generated export and configuration, and the real `roster` binary run in it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use roster_testkit::{OpenLdap, OpenLdapOptions};
+use tempfile::TempDir;
+
+use crate::generate::{self, Directory, Spec};
+use crate::measure::{self, Measured};
+
+const PASSWORD_VARIABLE: &str = "ROSTER_BENCH_LDAP_PASSWORD";
+pub const EXPORT: &str = "hr.csv";
+
+pub struct Lab {
+    pub ldap: OpenLdap,
+    folder: TempDir,
+    roster: PathBuf,
+    pub spec: Spec,
+}
+
+impl Lab {
+    /// Starts an empty directory and writes the export of `spec` and its configuration.
+    pub fn start(work: &Path, roster: &Path, spec: Spec) -> Result<Lab> {
+        let ldap = OpenLdap::start(OpenLdapOptions::default()).context("starting OpenLDAP")?;
+        let folder = tempfile::Builder::new().prefix("roster-bench-").tempdir_in(work).context("a bench folder")?;
+        let directory = Directory {
+            url: ldap.url(),
+            suffix: ldap.suffix().to_owned(),
+            bind_dn: ldap.admin_dn().to_owned(),
+            password_variable: PASSWORD_VARIABLE.to_owned(),
+        };
+        std::fs::write(folder.path().join("roster.toml"), generate::config(&directory, EXPORT))?;
+        let lab = Lab { ldap, folder, roster: roster.to_owned(), spec };
+        lab.export(&lab.spec)?;
+        Ok(lab)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.folder.path()
+    }
+
+    /// Writes the export of `spec` over the current one.
+    pub fn export(&self, spec: &Spec) -> Result<()> {
+        generate::write_export(spec, &self.dir().join(EXPORT)).map(drop)
+    }
+
+    /// Runs `roster --as-of <spec's day> ARGS`, which must succeed; standard output to `stdout_to`
+    /// (relative to the folder) when given.
+    pub fn roster(&self, args: &[&str], stdout_to: Option<&str>) -> Result<Measured> {
+        let mut command = Command::new(&self.roster);
+        command
+            .current_dir(self.dir())
+            .env(PASSWORD_VARIABLE, self.ldap.admin_password())
+            .env_remove("ROSTER_CONFIG")
+            .env_remove("ROSTER_LOG")
+            .args(["--config", "roster.toml", "--as-of"])
+            .arg(self.spec.as_of.format("%Y-%m-%d").to_string())
+            .args(args);
+        let out = stdout_to.map(|f| self.dir().join(f));
+        let measured = measure::run(command, out.as_deref())?;
+        if measured.code != 0 {
+            bail!("roster {} exited with {}:\n{}{}", args.join(" "), measured.code, measured.stdout, measured.stderr);
+        }
+        Ok(measured)
+    }
+
+    /// Entries under the suffix created or modified at or after `since` (an LDAP generalized
+    /// time): the writes a run made, as the directory itself saw them.
+    pub fn entries_written_since(&self, since: &str) -> Result<u64> {
+        let filter = format!("(modifyTimestamp>={since})");
+        let ldif = self.ldap.search(self.ldap.suffix(), &filter, &["1.1"])?;
+        Ok(ldif.lines().filter(|l| l.starts_with("dn:")).count() as u64)
+    }
+}
+
+/// The directory's clock as an LDAP generalized time, one second ahead, after waiting for that
+/// second to come: every write after this returns carries a later or equal timestamp.
+pub fn generalized_time_now() -> String {
+    let now = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let wait = 1000 - u64::from(now.timestamp_subsec_millis());
+    std::thread::sleep(std::time::Duration::from_millis(wait));
+    now.format("%Y%m%d%H%M%SZ").to_string()
+}
+
+/// The number in "N operation(s) applied" of `roster run`'s summary line.
+pub fn operations_applied(run: &Measured) -> Result<u64> {
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("operation(s) applied"))
+        .with_context(|| format!("no summary line in roster's output:\n{}", run.stdout))?;
+    let before = line.split(" operation(s) applied").next().unwrap_or_default();
+    before.rsplit(' ').next().unwrap_or_default().parse().with_context(|| format!("reading {line:?}"))
+}

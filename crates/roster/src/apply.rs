@@ -1,0 +1,749 @@
+//! Applying a plan: the safety check that may block it, then the operations, many in flight,
+//! each intent recorded before it is sent and each outcome as it lands. See `ARCHITECTURE.md`,
+//! "Run anatomy", step 4.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use indicatif::{ProgressBar, ProgressStyle};
+use roster_connectors::target::{ErrorKind, LdapTarget};
+use roster_core::dn::normalize_dn;
+use roster_core::plan::{Action, Operation, Plan};
+use roster_store::{Outcome, RunFinish, RunStatus};
+
+use crate::cli::Overrides;
+use crate::exit;
+use crate::run::{Fresh, run_start};
+
+/// How many intents are recorded at a time (ahead of sending), and how many outcomes.
+const BATCH: usize = 200;
+/// The longest a landed operation's outcome waits to be recorded while others keep landing.
+const FLUSH_AFTER: Duration = Duration::from_secs(1);
+/// Attempts for an operation that fails with a transient error (busy, unavailable).
+const ATTEMPTS: u32 = 3;
+/// Consecutive operations failing to reach a target after which its remaining operations in the
+/// run are not attempted.
+const UNREACHABLE_AFTER: u32 = 3;
+
+/// The safety limits the plan exceeds that the operator did not allow.
+fn unallowed<'a>(plan: &'a Plan, overrides: &Overrides) -> Vec<&'a roster_core::plan::SafetyViolation> {
+    let all = overrides.allow.iter().any(|a| a == "all");
+    plan.safety
+        .iter()
+        .filter(|v| !all && !overrides.allow.iter().any(|a| v.limit == *a || v.limit.starts_with(&format!("{a}("))))
+        .collect()
+}
+
+pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &str) -> Result<u8> {
+    let blocking = unallowed(&fresh.plan, overrides);
+    if !blocking.is_empty() {
+        eprintln!("BLOCKED by safety limits: nothing was applied.");
+        for v in &blocking {
+            eprintln!("  {}", v.message);
+        }
+        let names: BTreeSet<&str> = blocking.iter().map(|v| v.limit.split('(').next().unwrap_or(&v.limit)).collect();
+        eprintln!(
+            "Review the plan (`roster plan`), then apply with `--allow {}` if it is right.",
+            names.into_iter().collect::<Vec<_>>().join(",")
+        );
+        let run = fresh.store.begin_run(&run_start(command, &fresh, vec![], None)).await?;
+        fresh
+            .store
+            .finish_run(
+                run,
+                &RunFinish {
+                    status: RunStatus::Blocked,
+                    summary: fresh.plan.summary.clone(),
+                    source_counts: BTreeMap::new(),
+                    failed: 0,
+                },
+            )
+            .await?;
+        return Ok(exit::BLOCKED);
+    }
+    let used_overrides: Vec<String> = fresh.plan.safety.iter().map(|v| format!("{}: {}", v.limit, v.message)).collect();
+    let plan_json = serde_json::to_string(&fresh.plan).ok();
+    let store = fresh.store.clone();
+    let run = store.begin_run(&run_start(command, &fresh, used_overrides, plan_json)).await?;
+    let result = execute(&fresh, run).await;
+    let (done, failed, skipped) = match result {
+        Ok(counts) => counts,
+        Err(e) => {
+            let _ = store
+                .finish_run(
+                    run,
+                    &RunFinish {
+                        status: RunStatus::Failed,
+                        summary: fresh.plan.summary.clone(),
+                        source_counts: BTreeMap::new(),
+                        failed: 0,
+                    },
+                )
+                .await;
+            return Err(e);
+        }
+    };
+    let status = if failed + skipped == 0 { RunStatus::Success } else { RunStatus::Partial };
+    store
+        .finish_run(
+            run,
+            &RunFinish {
+                status,
+                summary: fresh.plan.summary.clone(),
+                source_counts: fresh.plan.source_counts.clone(),
+                failed: failed + skipped,
+            },
+        )
+        .await?;
+    let s = &fresh.plan.summary;
+    println!(
+        "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} person(s), {} evaluated; {} quarantined row(s); {} notice(s)",
+        s.joiners, s.movers, s.leavers, s.rehires, s.persons, s.evaluated, s.quarantined_rows, s.notices
+    );
+    print_findings(&fresh.plan);
+    for t in fresh.targets {
+        let _ = t.close().await;
+    }
+    Ok(if status == RunStatus::Success { exit::SUCCESS } else { exit::PARTIAL })
+}
+
+fn progress(total: usize) -> ProgressBar {
+    if total < 50 || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} operations ({per_sec}, {eta} left)") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Applies the operations, many in flight (up to each target's `concurrency`), each waiting only
+/// for what it must (see [`Order`]): intents are recorded before their operations are sent, in
+/// batches ahead of them, and outcomes as they land, in batches (at most [`BATCH`] or
+/// [`FLUSH_AFTER`] old). An operation whose dependency did not land is skipped. Returns (done,
+/// failed, skipped).
+async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u64)> {
+    let plan = &fresh.plan;
+    let ops = &plan.operations;
+    if let Some((at, op)) = ops.iter().enumerate().find(|(at, op)| op.id != *at) {
+        bail!(
+            "the plan's operation at position {at} has id {}: operations must be numbered 0, 1, 2, ... in order",
+            op.id
+        );
+    }
+    let targets: BTreeMap<&str, (&LdapTarget, usize)> = fresh
+        .loaded
+        .settings
+        .targets
+        .iter()
+        .zip(fresh.targets.iter())
+        .map(|(rules, target)| (rules.name(), (target, rules.config.concurrency.max(1))))
+        .collect();
+    let mut order = Order::of(plan);
+    let mut state = Landing {
+        landed: vec![false; ops.len()],
+        unreachable: BTreeMap::new(),
+        troubled_persons: BTreeSet::new(),
+        counts: (0, 0, 0),
+        unrecorded: Vec::new(),
+        oldest: None,
+        bar: progress(ops.len()),
+        failpoint: Failpoint::from_env(),
+    };
+    // Ready operations per target, lowest id first; operations in flight per target.
+    let mut ready: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+    let mut in_flight: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut running = FuturesUnordered::new();
+    let (mut intents_upto, mut released_upto, mut finished) = (0, 0, 0);
+    loop {
+        // A phase starts once the one before it has finished.
+        if finished == released_upto && released_upto < ops.len() {
+            let start = released_upto;
+            released_upto = order.phase_end(start);
+            for op in ops[start..released_upto].iter().filter(|op| order.waits[op.id] == 0) {
+                ready.entry(op.target.as_str()).or_default().insert(op.id);
+            }
+        }
+        let mut landed_now = Vec::new();
+        for (target, queue) in ready.iter_mut() {
+            let limit = targets.get(target).map_or(1, |(_, limit)| *limit);
+            while in_flight.get(target).copied().unwrap_or(0) < limit
+                && let Some(id) = queue.pop_first()
+            {
+                if id >= intents_upto {
+                    let upto = (id + 1).max(intents_upto + BATCH).min(ops.len());
+                    let intents = &ops[intents_upto..upto];
+                    fresh.store.record_intents(run, intents).await.context("recording intents in the store")?;
+                    intents_upto = upto;
+                }
+                Failpoint::BeforeSend(id).abort_if(state.failpoint);
+                let planned = &ops[id];
+                let narrowed = without_missing_members(plan, &state.landed, planned);
+                let op = narrowed.unwrap_or_else(|| planned.clone());
+                let not_sent = match op.depends_on.iter().find(|d| !state.landed.get(**d).copied().unwrap_or(false)) {
+                    Some(dep) => Some(Outcome::Skipped {
+                        reason: format!("operation #{dep}, which this one depends on, did not land"),
+                    }),
+                    None => match targets.get(op.target.as_str()) {
+                        None => Some(Outcome::Skipped {
+                            reason: format!("target {} is not in the configuration", op.target),
+                        }),
+                        Some(_) if state.is_unreachable(&op.target) => Some(Outcome::Failed {
+                            error: format!(
+                                "target {} stopped answering in this run: not attempted (the next run retries it)",
+                                op.target
+                            ),
+                            unknown: false,
+                        }),
+                        Some(_) => None,
+                    },
+                };
+                match (not_sent, targets.get(target)) {
+                    (None, Some((connection, _))) => {
+                        *in_flight.entry(target).or_default() += 1;
+                        running.push(send(fresh, connection, op));
+                    }
+                    (outcome, _) => landed_now.push(Sent {
+                        op,
+                        outcome: outcome.unwrap_or_else(|| Outcome::Skipped {
+                            reason: format!("target {target} is not in the configuration"),
+                        }),
+                        kind: None,
+                    }),
+                }
+            }
+        }
+        ready.retain(|_, queue| !queue.is_empty());
+        if landed_now.is_empty() {
+            match running.next().await {
+                Some(sent) => {
+                    if let Some(n) = in_flight.get_mut(sent.op.target.as_str()) {
+                        *n = n.saturating_sub(1);
+                    }
+                    state.count_reach(&sent);
+                    landed_now.push(sent);
+                }
+                None if finished == ops.len() => break,
+                None => {
+                    bail!("the apply stopped with {} operation(s) never ready: a bug in roster", ops.len() - finished)
+                }
+            }
+        }
+        for sent in landed_now {
+            let id = sent.op.id;
+            state.land(sent);
+            finished += 1;
+            for next in order.finish(id) {
+                ready.entry(ops[next].target.as_str()).or_default().insert(next);
+            }
+        }
+        if state.unrecorded.len() >= BATCH || state.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER) {
+            state.record(fresh, run).await?;
+        }
+    }
+    state.record(fresh, run).await?;
+    state.bar.finish_and_clear();
+    let updates: Vec<_> =
+        plan.person_updates.iter().filter(|u| !state.troubled_persons.contains(&u.key)).cloned().collect();
+    fresh.store.commit_persons(&updates, plan.as_of).await.context("recording persons in the store")?;
+    Ok(state.counts)
+}
+
+/// An operation that came back (or was decided without being sent), with the kind of error it
+/// ended with.
+struct Sent {
+    op: Operation,
+    outcome: Outcome,
+    kind: Option<ErrorKind>,
+}
+
+async fn send(fresh: &Fresh, target: &LdapTarget, op: Operation) -> Sent {
+    let (outcome, kind) = match &op.action {
+        Action::SetPassword { .. } => (set_password(fresh, target, &op).await, None),
+        _ => apply_with_retry(target, &op).await,
+    };
+    Sent { op, outcome, kind }
+}
+
+/// What the apply knows of the operations that came back.
+struct Landing {
+    landed: Vec<bool>,
+    /// Consecutive operations per target that could not reach it.
+    unreachable: BTreeMap<String, u32>,
+    troubled_persons: BTreeSet<String>,
+    /// (done, failed, skipped)
+    counts: (u64, u64, u64),
+    /// Outcomes not yet recorded in the store, in the order they landed, and since when.
+    unrecorded: Vec<(Operation, Outcome)>,
+    oldest: Option<Instant>,
+    bar: ProgressBar,
+    failpoint: Option<Failpoint>,
+}
+
+impl Landing {
+    fn is_unreachable(&self, target: &str) -> bool {
+        self.unreachable.get(target).is_some_and(|n| *n >= UNREACHABLE_AFTER)
+    }
+
+    /// A target whose connection keeps failing is given up on for this run instead of costing
+    /// every remaining operation its full retries.
+    fn count_reach(&mut self, sent: &Sent) {
+        let count = self.unreachable.entry(sent.op.target.clone()).or_insert(0);
+        if matches!(sent.kind, Some(ErrorKind::Connect | ErrorKind::Transient)) {
+            *count += 1;
+        } else {
+            *count = 0;
+        }
+    }
+
+    fn land(&mut self, Sent { op, outcome, .. }: Sent) {
+        Failpoint::AfterSend(op.id).abort_if(self.failpoint);
+        match &outcome {
+            Outcome::Done(_) => {
+                self.counts.0 += 1;
+                self.landed[op.id] = true;
+            }
+            Outcome::Failed { error, .. } => {
+                self.counts.1 += 1;
+                eprintln!("failed: #{} {} {}: {error}", op.id, op.action.kind(), op.action.dn());
+            }
+            Outcome::Skipped { reason } => {
+                self.counts.2 += 1;
+                eprintln!("skipped: #{} {} {}: {reason}", op.id, op.action.kind(), op.action.dn());
+            }
+        }
+        if !matches!(outcome, Outcome::Done(_))
+            && let Some(p) = &op.person
+        {
+            self.troubled_persons.insert(p.clone());
+        }
+        self.oldest.get_or_insert_with(Instant::now);
+        self.unrecorded.push((op, outcome));
+        self.bar.inc(1);
+    }
+
+    async fn record(&mut self, fresh: &Fresh, run: roster_store::RunId) -> Result<()> {
+        if self.unrecorded.is_empty() {
+            return Ok(());
+        }
+        fresh.store.record_outcomes(run, &self.unrecorded).await.context("recording outcomes in the store")?;
+        for (op, _) in &self.unrecorded {
+            Failpoint::AfterOutcome(op.id).abort_if(self.failpoint);
+        }
+        self.unrecorded.clear();
+        self.oldest = None;
+        Ok(())
+    }
+}
+
+/// Which operations wait for which. The plan comes in phases (containers; creates, adoptions and
+/// passwords; disables; renames; attribute changes, enables and manager references; group
+/// additions; group removals; deletes): a phase starts once the one before it has finished, so
+/// whatever an operation needs of an earlier phase (its container, its account, the manager's
+/// account or new name, the member's new name) holds as it did when operations ran one at a time.
+/// Within a phase an operation waits only for the operations it depends on (`depends_on`) and for
+/// the operation before it on the same object (two changes to one entry; a rename into a name
+/// another rename frees), in plan order. Additions to one group do not wait for each other (each
+/// is a modify of one value of its own), nor do removals; containers are made one at a time (an
+/// OU inside a new OU). A plan out of phase order (edited by hand) only gets more phases.
+struct Order {
+    /// Where each operation's phase ends (the id after its last operation).
+    phase_end: Vec<usize>,
+    /// How many operations of its own phase each operation still waits for.
+    waits: Vec<usize>,
+    /// The operations of the same phase that wait for each operation.
+    dependents: Vec<Vec<usize>>,
+}
+
+/// The phases the runner tells apart, from the action alone (manager references, which the
+/// planner puts after the other attribute changes, share their phase here: the same-object rule
+/// keeps a person's own changes in order).
+fn phase_of(action: &Action) -> u8 {
+    match action {
+        Action::CreateContainer { .. } => 0,
+        Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. } => 1,
+        Action::Disable { .. } => 2,
+        Action::Rename { .. } => 3,
+        Action::Update { .. } | Action::Enable { .. } => 4,
+        Action::CreateGroup { .. } | Action::AddMember { .. } => 5,
+        Action::RemoveMember { .. } => 6,
+        Action::Delete { .. } => 7,
+    }
+}
+
+/// What an operation on a shared object must stay in order with: the object, and whether
+/// operations of the same kind on it may pass each other.
+fn objects(action: &Action) -> (Vec<String>, bool) {
+    match action {
+        Action::CreateContainer { .. } => (vec![String::new()], false),
+        Action::Rename { dn, new_dn, .. } => (vec![normalize_dn(dn), normalize_dn(new_dn)], false),
+        Action::AddMember { group, .. } | Action::RemoveMember { group, .. } => (vec![normalize_dn(group)], true),
+        other => (vec![normalize_dn(other.dn())], false),
+    }
+}
+
+impl Order {
+    fn of(plan: &Plan) -> Order {
+        let ops = &plan.operations;
+        let (mut phase_start, mut phase_end) = (vec![0; ops.len()], vec![ops.len(); ops.len()]);
+        let mut start = 0;
+        for i in 1..=ops.len() {
+            if i == ops.len() || phase_of(&ops[i].action) != phase_of(&ops[start].action) {
+                phase_start[start..i].fill(start);
+                phase_end[start..i].fill(i);
+                start = i;
+            }
+        }
+        /// Per object: the operations a newcomer waits for, the kind they share when they may
+        /// pass each other, and what those waited for (which a newcomer of that kind waits for).
+        #[derive(Default)]
+        struct Last {
+            previous: Vec<usize>,
+            commuting: Option<&'static str>,
+            before: Vec<usize>,
+        }
+        let mut last: HashMap<String, Last> = HashMap::new();
+        let mut waits = vec![0; ops.len()];
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); ops.len()];
+        for (id, op) in ops.iter().enumerate() {
+            let mut predecessors: BTreeSet<usize> = op.depends_on.iter().copied().filter(|&d| d < id).collect();
+            let (keys, commutes) = objects(&op.action);
+            let kind = op.action.kind();
+            for key in keys {
+                let entry = last.entry(key).or_default();
+                if commutes && entry.commuting == Some(kind) {
+                    predecessors.extend(entry.before.iter().copied());
+                    entry.previous.push(id);
+                } else {
+                    predecessors.extend(entry.previous.iter().copied());
+                    entry.before = std::mem::replace(&mut entry.previous, vec![id]);
+                    entry.commuting = commutes.then_some(kind);
+                }
+            }
+            for p in predecessors.into_iter().filter(|&p| p >= phase_start[id]) {
+                waits[id] += 1;
+                dependents[p].push(id);
+            }
+        }
+        Order { phase_end, waits, dependents }
+    }
+
+    fn phase_end(&self, start: usize) -> usize {
+        self.phase_end[start]
+    }
+
+    /// Marks `id` finished; returns the operations that no longer wait for anything.
+    fn finish(&mut self, id: usize) -> Vec<usize> {
+        let mut now_ready = Vec::new();
+        for next in std::mem::take(&mut self.dependents[id]) {
+            self.waits[next] -= 1;
+            if self.waits[next] == 0 {
+                now_ready.push(next);
+            }
+        }
+        now_ready
+    }
+}
+
+// --- Test hook: failpoints. Inert unless ROSTER_FAILPOINT is set. ---
+
+/// A test hook for the crash tests (`crates/roster/tests/crash.rs`), not a feature: when the
+/// environment variable `ROSTER_FAILPOINT` holds `KIND:N`, the apply aborts the process at that
+/// point with [`std::process::abort`], which, like SIGKILL, runs no destructor and flushes nothing.
+/// Read once at the start of an apply; does nothing unless set.
+///
+/// - `before_send:N`: the intents of op N's batch are recorded, op N is about to be sent (the ops
+///   before it in the batch were sent, their outcomes not recorded);
+/// - `after_send:N`: op N came back from the target, its outcome is not recorded;
+/// - `after_outcome:N`: the outcomes of op N's batch are recorded (for the last batch, the persons
+///   are not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failpoint {
+    BeforeSend(usize),
+    AfterSend(usize),
+    AfterOutcome(usize),
+}
+
+impl Failpoint {
+    const VARIABLE: &str = "ROSTER_FAILPOINT";
+
+    fn from_env() -> Option<Failpoint> {
+        let value = std::env::var(Self::VARIABLE).ok()?;
+        let parsed = value.split_once(':').and_then(|(kind, op)| {
+            let op = op.parse().ok()?;
+            match kind {
+                "before_send" => Some(Failpoint::BeforeSend(op)),
+                "after_send" => Some(Failpoint::AfterSend(op)),
+                "after_outcome" => Some(Failpoint::AfterOutcome(op)),
+                _ => None,
+            }
+        });
+        if parsed.is_none() {
+            tracing::warn!(
+                "{}={value:?} is not before_send:N, after_send:N or after_outcome:N; ignored",
+                Self::VARIABLE
+            );
+        }
+        parsed
+    }
+
+    fn abort_if(self, armed: Option<Failpoint>) {
+        if armed == Some(self) {
+            eprintln!("{}: aborting at {self:?}", Self::VARIABLE);
+            std::process::abort();
+        }
+    }
+}
+
+// --- End of the test hook. ---
+
+/// Makes a new password, sets it, and hands it to the delivery. A password that was set but not
+/// delivered is a failed operation: the account's link keeps its password pending, and the next run
+/// sets a new one rather than ever storing this one.
+async fn set_password(fresh: &Fresh, target: &LdapTarget, op: &Operation) -> Outcome {
+    let Some(config) =
+        fresh.loaded.settings.targets.iter().find(|t| t.name() == op.target).and_then(|t| t.config.password.as_ref())
+    else {
+        return Outcome::Failed {
+            error: format!("target {} has no [target.password] settings", op.target),
+            unknown: false,
+        };
+    };
+    let password = match crate::password::generate(config.length) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed { error: format!("{e:#}"), unknown: false },
+    };
+    let applied = match target.set_password(op, &password).await {
+        Ok(applied) => applied,
+        Err(e) => return Outcome::Failed { unknown: e.kind == ErrorKind::Unknown, error: e.to_string() },
+    };
+    let person = op.person.as_deref().unwrap_or_default();
+    let login = fresh
+        .plan
+        .person_updates
+        .iter()
+        .find(|u| u.key == person)
+        .and_then(|u| u.login.clone())
+        .unwrap_or_else(|| person.to_string());
+    let who = crate::password::Recipient { person, login: &login, dn: op.action.dn() };
+    match crate::password::deliver(&config.delivery, &who, &password, &fresh.loaded.config_dir).await {
+        Ok(()) => Outcome::Done(applied),
+        Err(e) => Outcome::Failed {
+            error: format!("the password was set but not delivered ({e:#}); the next run sets a new one"),
+            unknown: false,
+        },
+    }
+}
+
+/// A new group whose members' accounts did not all land is still made, with the members that
+/// exist: one refused account must not keep the group from everyone else (the next run adds the
+/// missing member once their account exists). None when the operation stands as planned.
+fn without_missing_members(plan: &Plan, landed: &[bool], op: &Operation) -> Option<Operation> {
+    let Action::CreateGroup { dn, members, attributes } = &op.action else { return None };
+    if op.depends_on.iter().all(|d| landed.get(*d).copied().unwrap_or(false)) {
+        return None;
+    }
+    // The operation that makes a member's DN exist in this run: its create, adoption or rename.
+    let made_by = |member: &str| {
+        let member = roster_core::dn::normalize_dn(member);
+        plan.operations[..op.id].iter().rev().find(|o| match &o.action {
+            Action::Create { dn, .. } | Action::Adopt { dn, .. } => roster_core::dn::normalize_dn(dn) == member,
+            Action::Rename { new_dn, .. } => roster_core::dn::normalize_dn(new_dn) == member,
+            _ => false,
+        })
+    };
+    let kept: Vec<String> = members
+        .iter()
+        .filter(|m| made_by(m).is_none_or(|o| landed.get(o.id).copied().unwrap_or(false)))
+        .cloned()
+        .collect();
+    let dropped: Vec<usize> =
+        members.iter().filter_map(|m| made_by(m)).map(|o| o.id).filter(|id| !landed[*id]).collect();
+    if kept.is_empty() {
+        return None;
+    }
+    let mut narrowed = op.clone();
+    narrowed.action = Action::CreateGroup { dn: dn.clone(), members: kept, attributes: attributes.clone() };
+    narrowed.depends_on.retain(|d| !dropped.contains(d));
+    narrowed.reason = format!("{} (without the members whose accounts did not land)", op.reason);
+    Some(narrowed)
+}
+
+/// The outcome, and the kind of error it ended with (None on success).
+async fn apply_with_retry(target: &LdapTarget, op: &Operation) -> (Outcome, Option<ErrorKind>) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match target.apply(op).await {
+            Ok(applied) => return (Outcome::Done(applied), None),
+            Err(e) if e.kind == ErrorKind::Transient && attempt < ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(250 * 4u64.pow(attempt - 1))).await;
+            }
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                return (Outcome::Skipped { reason: format!("conflict: {e}") }, Some(e.kind));
+            }
+            Err(e) => {
+                return (Outcome::Failed { unknown: e.kind == ErrorKind::Unknown, error: e.to_string() }, Some(e.kind));
+            }
+        }
+    }
+}
+
+/// The quarantined rows and notices, which a run's summary lists (a plan shows them anyway).
+fn print_findings(plan: &Plan) {
+    if !plan.quarantined.is_empty() {
+        println!("quarantined rows (their persons are held as they were):");
+        for q in &plan.quarantined {
+            println!("  {}: {}", q.location, q.reason);
+        }
+    }
+    if !plan.notices.is_empty() {
+        println!("notices:");
+        for n in &plan.notices {
+            let who = n.person.as_deref().map(|p| format!("{p}: ")).unwrap_or_default();
+            println!("  {who}{}", n.message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use roster_core::attr::AttrMap;
+    use roster_core::plan::{Category, PLAN_FORMAT, Summary};
+
+    use super::*;
+
+    fn op(id: usize, depends_on: &[usize], action: Action) -> Operation {
+        Operation {
+            id,
+            person: None,
+            target: "dir".to_string(),
+            category: Category::Joiner,
+            reason: "test".to_string(),
+            depends_on: depends_on.to_vec(),
+            action,
+        }
+    }
+
+    fn plan(actions: Vec<(&[usize], Action)>) -> Plan {
+        Plan {
+            format: PLAN_FORMAT,
+            as_of: chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+            config_hash: String::new(),
+            operations: actions.into_iter().enumerate().map(|(id, (deps, action))| op(id, deps, action)).collect(),
+            person_updates: vec![],
+            notices: vec![],
+            quarantined: vec![],
+            safety: vec![],
+            source_counts: BTreeMap::new(),
+            summary: Summary::default(),
+            provenance: BTreeMap::new(),
+        }
+    }
+
+    fn create(dn: &str) -> Action {
+        Action::Create { dn: dn.to_string(), attributes: AttrMap::new(), enabled: true, password: false }
+    }
+
+    fn update(dn: &str) -> Action {
+        Action::Update { dn: dn.to_string(), object_id: None, changes: vec![] }
+    }
+
+    fn add(group: &str, member: &str) -> Action {
+        Action::AddMember { group: group.to_string(), member: member.to_string() }
+    }
+
+    /// Runs the order as the apply does, one operation at a time (the lowest ready id first), and
+    /// returns the "waves": the operations ready together.
+    fn waves(plan: &Plan) -> Vec<Vec<usize>> {
+        let mut order = Order::of(plan);
+        let n = plan.operations.len();
+        let (mut released, mut done, mut waves) = (0, 0, Vec::new());
+        let mut ready: BTreeSet<usize> = BTreeSet::new();
+        while done < n {
+            if ready.is_empty() && done == released {
+                let start = released;
+                released = order.phase_end(start);
+                ready.extend((start..released).filter(|&id| order.waits[id] == 0));
+            }
+            let wave: Vec<usize> = std::mem::take(&mut ready).into_iter().collect();
+            assert!(!wave.is_empty(), "nothing ready after {done} of {n}");
+            for &id in &wave {
+                ready.extend(order.finish(id));
+                done += 1;
+            }
+            waves.push(wave);
+        }
+        waves
+    }
+
+    #[test]
+    fn creates_of_different_accounts_go_out_together() {
+        let p = plan(vec![(&[], create("uid=a,ou=p")), (&[], create("uid=b,ou=p")), (&[], create("uid=c,ou=p"))]);
+        assert_eq!(waves(&p), vec![vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn a_phase_starts_when_the_one_before_it_has_finished() {
+        let p = plan(vec![
+            (&[], Action::CreateContainer { dn: "ou=a,ou=p".into() }),
+            (&[], Action::CreateContainer { dn: "ou=b,ou=a,ou=p".into() }),
+            (&[0], create("uid=a,ou=a,ou=p")),
+            (&[], create("uid=b,ou=p")),
+            // A manager reference to a: in the attribute phase, after every create.
+            (&[2], update("uid=b,ou=p")),
+            (&[], update("uid=c,ou=p")),
+            (&[2], add("cn=g,ou=p", "uid=a,ou=a,ou=p")),
+        ]);
+        assert_eq!(waves(&p), vec![vec![0], vec![1], vec![2, 3], vec![4, 5], vec![6]]);
+    }
+
+    #[test]
+    fn operations_on_one_object_keep_plan_order_and_others_pass_them() {
+        let p = plan(vec![
+            (&[], create("uid=a,ou=p")),
+            (&[0], Action::SetPassword { dn: "uid=a,ou=p".into(), object_id: None, must_change: true }),
+            (&[], create("uid=b,ou=p")),
+            (&[], update("UID=A, OU=P")),
+            (&[], Action::Enable { dn: "uid=a,ou=p".into(), object_id: None, changes: vec![] }),
+            (&[], update("uid=b,ou=p")),
+        ]);
+        assert_eq!(waves(&p), vec![vec![0, 2], vec![1], vec![3, 5], vec![4]]);
+    }
+
+    #[test]
+    fn a_rename_into_a_name_another_rename_frees_waits_for_it() {
+        let rename = |dn: &str, new_dn: &str| Action::Rename { dn: dn.into(), object_id: None, new_dn: new_dn.into() };
+        let p = plan(vec![
+            (&[], rename("uid=b,ou=p", "uid=b,ou=old")),
+            (&[], rename("uid=a,ou=p", "uid=b,ou=p")),
+            (&[], rename("uid=c,ou=p", "uid=c,ou=old")),
+        ]);
+        assert_eq!(waves(&p), vec![vec![0, 2], vec![1]]);
+    }
+
+    #[test]
+    fn additions_to_one_group_pass_each_other_but_not_its_creation() {
+        let p = plan(vec![
+            (&[], Action::CreateGroup { dn: "cn=g,ou=p".into(), members: vec![], attributes: AttrMap::new() }),
+            (&[], add("cn=g,ou=p", "uid=a,ou=p")),
+            (&[], add("cn=g,ou=p", "uid=b,ou=p")),
+            (&[], add("cn=h,ou=p", "uid=a,ou=p")),
+            (&[], Action::RemoveMember { group: "cn=g,ou=p".into(), member: "uid=c,ou=p".into() }),
+            (&[], Action::RemoveMember { group: "cn=g,ou=p".into(), member: "uid=d,ou=p".into() }),
+            (&[], Action::Delete { dn: "uid=c,ou=p".into(), object_id: None }),
+        ]);
+        assert_eq!(waves(&p), vec![vec![0, 3], vec![1, 2], vec![4, 5], vec![6]]);
+    }
+
+    #[test]
+    fn a_plan_out_of_phase_order_is_applied_phase_by_phase_as_written() {
+        let p = plan(vec![(&[], update("uid=a,ou=p")), (&[], create("uid=b,ou=p")), (&[], update("uid=c,ou=p"))]);
+        assert_eq!(waves(&p), vec![vec![0], vec![1], vec![2]]);
+    }
+}
