@@ -3,7 +3,7 @@
 //! first day, applies the second day's export (a few hundred operations in two batches: creates,
 //! containers and groups, pre-hires, moves and renames, a manager who moves and one who leaves,
 //! disables, group changes, manager references to accounts made in the same run) and is killed:
-//! at the deterministic failpoints of `run.rs` (`ROSTER_FAILPOINT`: after the intents, after the
+//! at the deterministic failpoints of `apply.rs` (`ROSTER_FAILPOINT`: after the intents, after the
 //! directory answered but before the outcome was recorded, after the outcomes), or with SIGKILL
 //! after a random delay. It is then run again until it succeeds, and the directory is compared,
 //! entry for entry and value for value, with the reference: no duplicate account, nothing lost,

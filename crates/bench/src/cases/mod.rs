@@ -2,6 +2,7 @@
 //! and returns its figures; `roster-bench run` prints them as a table.
 
 mod daily;
+mod first_load;
 mod plan;
 
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ pub struct Case {
 }
 
 /// Every case, in the order `run` runs them.
-pub const ALL: &[Case] = &[plan::SCALING, daily::UNCHANGED, daily::FEW_CHANGES];
+pub const ALL: &[Case] = &[plan::SCALING, daily::UNCHANGED, daily::FEW_CHANGES, first_load::OPENLDAP];
 
 pub struct Context {
     /// The `roster` binary under test.
