@@ -199,6 +199,15 @@ pub struct SourceConfig {
     /// Concurrent appointments: the attribute that marks a key's primary row (`Y`, `yes`, `true`,
     /// `1`, `x`, `primary`), chosen among the rows that are otherwise tied.
     pub primary: Option<String>,
+    /// sql: the result column holding when each row last changed (a timestamp, a date, or ISO 8601
+    /// text). With it, reads are incremental: the query's `:since` gets the latest value of the last
+    /// read that fully landed, and only the changed rows come back (a partial read: nobody missing
+    /// from it has gone). A full read (`:since` before any record) still happens every
+    /// `full_read_after_hours`, on `--full-read`, and when there is no watermark yet.
+    pub modified_column: Option<String>,
+    /// sql with `modified_column`: hours after the last full read when the next read is full again,
+    /// to notice who has gone. Default 24.
+    pub full_read_after_hours: Option<u32>,
 }
 
 /// How a REST source pages through its records.

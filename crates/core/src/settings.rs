@@ -514,6 +514,8 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             ("rest", s.rest.is_some(), &[SourceKind::Rest][..]),
             ("url", s.url.is_some(), &[SourceKind::Sql][..]),
             ("query", s.query.is_some(), &[SourceKind::Sql][..]),
+            ("modified_column", s.modified_column.is_some(), &[SourceKind::Sql][..]),
+            ("full_read_after_hours", s.full_read_after_hours.is_some(), &[SourceKind::Sql][..]),
             ("path", s.path.is_some() && !file_kind, &[][..]),
         ] {
             if set && !kinds.contains(&s.kind) {
@@ -526,6 +528,26 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         }
         if s.kind == SourceKind::Rest {
             check_rest_source(&mut ck, &key, s);
+        }
+        if s.kind == SourceKind::Sql {
+            if s.modified_column.is_some() && s.query.as_deref().is_some_and(|q| !q.contains(":since")) {
+                ck.error(
+                    format!("{key}.query"),
+                    None,
+                    "with modified_column, the query must compare that column with :since (e.g. \
+                     WHERE updated_at >= :since), where an incremental read puts the last watermark",
+                );
+            }
+            if s.full_read_after_hours.is_some() && s.modified_column.is_none() {
+                ck.error(
+                    format!("{key}.full_read_after_hours"),
+                    None,
+                    "applies only to incremental reads: set modified_column too, or remove it",
+                );
+            }
+            if s.full_read_after_hours == Some(0) {
+                ck.error(format!("{key}.full_read_after_hours"), None, "expected at least 1 (hours)");
+            }
         }
         for (field, attr) in s
             .correlate

@@ -99,6 +99,11 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
             },
         )
         .await?;
+    // Only when every operation landed: a person whose operations failed keeps their old records in
+    // the store, so their changed row must come back in the next incremental read.
+    if status == RunStatus::Success {
+        store.record_watermarks(&fresh.watermarks).await.context("recording the sources' watermarks")?;
+    }
     let s = &fresh.plan.summary;
     println!(
         "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} person(s), {} evaluated; {} quarantined row(s); {} notice(s)",

@@ -23,6 +23,10 @@ pub struct Cli {
     /// More log output (repeat for more).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Read every incremental source (`modified_column`) in full, as its periodic full read does:
+    /// the read that notices who has gone.
+    #[arg(long, global = true)]
+    pub full_read: bool,
     /// Log lines as JSON (for log collectors) instead of text.
     #[arg(long, global = true)]
     pub log_json: bool,

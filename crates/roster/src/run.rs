@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use roster_connectors::source::csv::read_csv;
+use roster_connectors::source::sql::{SqlReadOptions, read_sql_with};
 use roster_connectors::target::LdapTarget;
 use roster_core::config::{SourceConfig, SourceKind};
 use roster_core::engine::{PlanInput, plan, view_attributes};
@@ -14,7 +15,7 @@ use roster_core::render::render;
 use roster_core::settings::{Settings, load};
 use roster_core::source::SourceRead;
 use roster_core::state::TargetView;
-use roster_store::{RunFinish, RunStart, RunStatus, Store};
+use roster_store::{RunFinish, RunStart, RunStatus, Store, Watermark, WatermarkUpdate};
 
 use crate::cli::{ApplyArgs, Cli, Format, PlanArgs, ReconcileArgs, RunArgs};
 use crate::{exit, secrets};
@@ -34,6 +35,8 @@ pub(crate) struct Loaded {
     pub(crate) settings: Settings,
     pub(crate) config_dir: PathBuf,
     pub(crate) as_of: chrono::NaiveDate,
+    /// `--full-read`: incremental sources are read in full.
+    pub(crate) full_read: bool,
 }
 
 pub(crate) fn load_config(cli: &Cli) -> Result<Loaded> {
@@ -54,7 +57,7 @@ pub(crate) fn load_config(cli: &Cli) -> Result<Loaded> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
     let as_of = cli.as_of.unwrap_or_else(|| chrono::Utc::now().with_timezone(&settings.zone).date_naive());
-    Ok(Loaded { settings, config_dir, as_of })
+    Ok(Loaded { settings, config_dir, as_of, full_read: cli.full_read })
 }
 
 pub(crate) fn store_path(loaded: &Loaded) -> PathBuf {
@@ -65,8 +68,29 @@ async fn open_store(loaded: &Loaded) -> Result<Store> {
     crate::audit::open_store(&loaded.settings, &loaded.config_dir).await
 }
 
+/// Where each incremental source's next read starts, once the run it was read for has landed.
+pub(crate) type Watermarks = BTreeMap<String, WatermarkUpdate>;
+
+/// Whether an incremental source is read in full this time: without a watermark, on
+/// `--full-read`, or once `full_read_after_hours` have passed since the last full read.
+fn since(loaded: &Loaded, source: &SourceConfig, stored: Option<&Watermark>) -> Option<chrono::NaiveDateTime> {
+    let stored = stored.filter(|_| !loaded.full_read)?;
+    let after = chrono::Duration::hours(i64::from(source.full_read_after_hours.unwrap_or(DEFAULT_FULL_READ_HOURS)));
+    (chrono::Utc::now() - stored.full_read_at < after).then_some(stored.watermark)
+}
+
+/// Hours between full reads of an incremental source, by default.
+const DEFAULT_FULL_READ_HOURS: u32 = 24;
+
 /// Reads every source. A source that fails as a whole stops the run before anything is planned.
-async fn read_sources(loaded: &Loaded) -> Result<Vec<SourceRead>> {
+/// With a store, SQL sources with a `modified_column` are read incrementally from their stored
+/// watermark; without one (`roster check`), in full.
+async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<SourceRead>, Watermarks)> {
+    let stored = match store {
+        Some(store) => store.watermarks().await.context("reading the sources' watermarks")?,
+        None => BTreeMap::new(),
+    };
+    let mut watermarks = Watermarks::new();
     let mut reads = Vec::new();
     for source in &loaded.settings.sources {
         let path = loaded.config_dir.join(source.path.clone().unwrap_or_default());
@@ -90,9 +114,23 @@ async fn read_sources(loaded: &Loaded) -> Result<Vec<SourceRead>> {
                     .ok_or_else(|| anyhow!(UsageError(format!("source {}: no url", source.name))))?;
                 let url =
                     secrets::resolve(url, &loaded.config_dir).with_context(|| format!("source {}", source.name))?;
-                roster_connectors::source::sql::read_sql(source, &url)
+                let since = since(loaded, source, stored.get(&source.name));
+                let options = SqlReadOptions {
+                    modified_column: source.modified_column.clone(),
+                    since,
+                    ..SqlReadOptions::default()
+                };
+                let read = read_sql_with(source, &url, &options)
                     .await
-                    .with_context(|| format!("source {}: nothing was planned", source.name))?
+                    .with_context(|| format!("source {}: nothing was planned", source.name))?;
+                if let Some(watermark) = read.watermark {
+                    watermarks.insert(source.name.clone(), WatermarkUpdate { watermark, full: since.is_none() });
+                }
+                if source.modified_column.is_some() {
+                    let how = since.map_or("in full".to_string(), |w| format!("incrementally, since {w}"));
+                    tracing::info!(source = %source.name, "read {how}");
+                }
+                read.read
             }
             (SourceKind::Rest, None) => {
                 use roster_core::config::RestAuthConfig;
@@ -119,7 +157,7 @@ async fn read_sources(loaded: &Loaded) -> Result<Vec<SourceRead>> {
         tracing::info!(source = %source.name, records = read.records.len(), quarantined = read.quarantined.len(), "source read");
         reads.push(read);
     }
-    Ok(reads)
+    Ok((reads, watermarks))
 }
 
 async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
@@ -153,6 +191,8 @@ pub(crate) struct Fresh {
     pub(crate) store: Store,
     pub(crate) targets: Vec<LdapTarget>,
     pub(crate) plan: Plan,
+    /// Recorded when the run's every operation landed (a saved plan has none).
+    pub(crate) watermarks: Watermarks,
 }
 
 async fn fresh_plan(cli: &Cli) -> Result<Fresh> {
@@ -163,7 +203,7 @@ async fn fresh_plan(cli: &Cli) -> Result<Fresh> {
 /// whose date came due or who have work pending.
 async fn fresh_plan_with(loaded: Loaded, evaluate_all: bool) -> Result<Fresh> {
     let store = open_store(&loaded).await?;
-    let reads = read_sources(&loaded).await?;
+    let (reads, watermarks) = read_sources(&loaded, Some(&store)).await?;
     let mut targets = connect_targets(&loaded).await?;
     let views = read_views(&loaded, &mut targets).await?;
     let snapshot = store.snapshot().await.context("reading the store")?;
@@ -175,7 +215,7 @@ async fn fresh_plan_with(loaded: Loaded, evaluate_all: bool) -> Result<Fresh> {
         views: &views,
         evaluate_all,
     });
-    Ok(Fresh { loaded, store, targets, plan })
+    Ok(Fresh { loaded, store, targets, plan, watermarks })
 }
 
 /// Who is acting: `ROSTER_ACTOR`, else the login user.
@@ -186,7 +226,7 @@ pub(crate) fn actor() -> String {
 pub async fn check(cli: &Cli) -> Result<u8> {
     let loaded = load_config(cli)?;
     println!("configuration {}: valid", cli.config.display());
-    let reads = read_sources(&loaded).await?;
+    let (reads, _) = read_sources(&loaded, None).await?;
     for r in &reads {
         println!("source {}: {} record(s), {} quarantined row(s)", r.source, r.records.len(), r.quarantined.len());
         for q in &r.quarantined {
@@ -354,5 +394,10 @@ pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     }
     let store = open_store(&loaded).await?;
     let targets = connect_targets(&loaded).await?;
-    crate::apply::apply_plan(Fresh { loaded, store, targets, plan: saved }, &args.overrides, "apply").await
+    crate::apply::apply_plan(
+        Fresh { loaded, store, targets, plan: saved, watermarks: Watermarks::new() },
+        &args.overrides,
+        "apply",
+    )
+    .await
 }

@@ -20,6 +20,7 @@ mod links;
 mod persons;
 mod runs;
 mod snapshot;
+pub mod watermarks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub use error::{Error, Result};
 pub use failures::Released;
 pub use holds::HoldChange;
 pub use runs::{RunFinish, RunId, RunRecord, RunStart, RunStatus};
+pub use watermarks::{Watermark, WatermarkUpdate};
 
 /// How long a connection waits for another writer (another roster process, or this one's other
 /// connection) before giving up.

@@ -973,3 +973,33 @@ async fn snapshot_timing_for_a_million_persons() {
 fn as_of() -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()
 }
+
+/// An incremental read advances a source's watermark and keeps when its last full read landed; a
+/// full read sets both; each source has its own; they survive reopening the store.
+#[tokio::test]
+async fn watermarks_advance_and_remember_the_last_full_read() {
+    use roster_store::WatermarkUpdate;
+    let dir = tempfile::tempdir().unwrap();
+    let moment = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+    let store = file_store(&dir).await;
+    assert!(store.watermarks().await.unwrap().is_empty());
+    let before = Utc::now();
+    let full = WatermarkUpdate { watermark: moment("2026-03-01 10:30:00"), full: true };
+    store.record_watermarks(&BTreeMap::from([("hr".to_string(), full)])).await.unwrap();
+    let first = store.watermarks().await.unwrap()["hr"];
+    assert_eq!(first.watermark, full.watermark);
+    assert!(first.full_read_at >= before - Duration::seconds(1));
+
+    let incremental = WatermarkUpdate { watermark: moment("2026-03-02 15:00:00.123456"), full: false };
+    let other = WatermarkUpdate { watermark: moment("2026-01-01 00:00:00"), full: true };
+    store
+        .record_watermarks(&BTreeMap::from([("hr".to_string(), incremental), ("students".to_string(), other)]))
+        .await
+        .unwrap();
+    store.close().await;
+    let store = file_store(&dir).await;
+    let marks = store.watermarks().await.unwrap();
+    assert_eq!(marks["hr"].watermark, incremental.watermark, "to the microsecond");
+    assert_eq!(marks["hr"].full_read_at, first.full_read_at, "an incremental read is not a full one");
+    assert_eq!(marks["students"].watermark, other.watermark);
+}

@@ -45,6 +45,8 @@ pub fn source(kind: SourceKind, path: &str, key: &str, columns: &[(&str, &str)])
         previous_key: None,
         effective_date: None,
         primary: None,
+        modified_column: None,
+        full_read_after_hours: None,
     }
 }
 
