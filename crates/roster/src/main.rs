@@ -8,6 +8,7 @@ mod lock;
 mod password;
 mod run;
 mod secrets;
+mod serve;
 
 use std::process::ExitCode;
 

@@ -20,6 +20,7 @@ mod links;
 mod persons;
 mod runs;
 mod snapshot;
+pub mod triggers;
 
 use std::path::Path;
 use std::sync::Arc;
