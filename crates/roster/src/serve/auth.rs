@@ -10,10 +10,9 @@ use sha2::{Digest, Sha256};
 
 use super::api::ApiError;
 
-/// Who is calling: the token's name and role.
+/// Who is calling: the token's name.
 pub(crate) struct Caller {
     pub(crate) name: String,
-    pub(crate) role: TokenRole,
 }
 
 impl Caller {
@@ -49,7 +48,7 @@ pub(crate) fn authorize(tokens: &[TokenSettings], headers: &HeaderMap, needs: To
             role_name(needs)
         )));
     }
-    Ok(Caller { name: token.name.clone(), role: token.role })
+    Ok(Caller { name: token.name.clone() })
 }
 
 /// `roster token hash`: the SHA-256 of a token, as `[[serve.token]] sha256` wants it.
