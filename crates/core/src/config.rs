@@ -31,6 +31,7 @@ pub struct ConfigFile {
     /// "hr"]`). An attribute not listed takes the first non-empty value in source order.
     #[serde(default)]
     pub precedence: BTreeMap<String, Vec<String>>,
+    pub serve: Option<ServeConfig>,
 }
 
 /// How records of several sources become one person, beyond identical keys.
@@ -862,4 +863,83 @@ fn default_group_removal_limit() -> Limit {
 }
 fn default_shrink() -> f64 {
     10.0
+}
+
+/// `roster serve`: the daemon's schedule, API and metrics (see `docs/daemon.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address and port the API and `/metrics` listen on, plain HTTP. Default `127.0.0.1:8470`;
+    /// port 0 takes a free port (the daemon prints the one it bound). Anything but a loopback
+    /// address belongs behind a TLS-terminating reverse proxy (the daemon warns).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Seconds a shutdown (SIGTERM, SIGINT) waits for the running job to finish before it sends
+    /// the job's process SIGTERM. Default 600. A second signal does so at once.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: u64,
+    /// Scheduled jobs.
+    #[serde(default)]
+    pub job: Vec<JobConfig>,
+    /// Bearer tokens of the API.
+    #[serde(default)]
+    pub token: Vec<TokenConfig>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8470".to_string()
+}
+fn default_shutdown_timeout() -> u64 {
+    600
+}
+
+/// One scheduled job of the daemon.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    /// The job's name, in the API, the metrics and the actor of its runs (`serve:NAME`).
+    pub name: String,
+    /// When it runs: a cron expression (`minute hour day month weekday`, or with seconds first),
+    /// in the `[time] zone`; e.g. `"*/15 * * * *"`, `"0 2 * * *"`. Without one the job runs only
+    /// when triggered through the API.
+    pub schedule: Option<String>,
+    /// What it runs: `run` (plan and apply), `plan`, or `reconcile` (with `apply = true`:
+    /// `reconcile --apply`).
+    pub command: JobCommand,
+    /// `reconcile` only: apply the reconciliation plan, under the safety limits. Default false.
+    #[serde(default)]
+    pub apply: bool,
+}
+
+/// The command a job runs, as `roster <command>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobCommand {
+    Run,
+    Plan,
+    Reconcile,
+}
+
+/// A bearer token of the API, stored as its SHA-256 (`roster token hash`, or
+/// `printf %s TOKEN | sha256sum`): the config never holds the token itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it: the actor of what it does (`api:NAME`) in the audit trail.
+    pub name: String,
+    pub role: TokenRole,
+    /// SHA-256 of the token, 64 hex digits.
+    pub sha256: String,
+}
+
+/// What a token may do; each role may also do everything of the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRole {
+    /// Reads runs, jobs, the audit trail.
+    Viewer,
+    /// Also triggers jobs and holds or unholds persons.
+    Operator,
+    /// Also approves held plans (to come).
+    Approver,
 }

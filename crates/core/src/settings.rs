@@ -112,6 +112,8 @@ pub struct Settings {
     pub correlation: CorrelationConfig,
     /// Person attribute -> the sources whose value wins, in order.
     pub precedence: BTreeMap<String, Vec<String>>,
+    /// `[serve]`, validated; `None` when the file has no such section.
+    pub serve: Option<ServeSettings>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -881,6 +883,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     }
 
     check_correlation(&mut ck, &cfg, &attributes);
+    let serve = cfg.serve.map(|serve| serve_settings(&mut ck, serve));
 
     if !ck.errors.is_empty() {
         return Err(ck.errors);
@@ -907,5 +910,96 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         hash: format!("{:x}", Sha256::digest(text.as_bytes())),
         correlation: cfg.correlation,
         precedence: cfg.precedence,
+        serve,
     })
+}
+
+/// `[serve]`, validated: the address parsed, each schedule compiled.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub listen: std::net::SocketAddr,
+    pub shutdown_timeout: std::time::Duration,
+    pub jobs: Vec<JobSettings>,
+    pub tokens: Vec<TokenSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub config: crate::config::JobConfig,
+    pub schedule: Option<croner::Cron>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub name: String,
+    pub role: crate::config::TokenRole,
+    pub sha256: [u8; 32],
+}
+
+fn serve_settings(ck: &mut Checker, serve: crate::config::ServeConfig) -> ServeSettings {
+    let listen = serve.listen.parse().unwrap_or_else(|_| {
+        ck.error(
+            "serve.listen",
+            None,
+            format!("expected an address and port such as \"127.0.0.1:8470\", found {:?}", serve.listen),
+        );
+        std::net::SocketAddr::from(([127, 0, 0, 1], 8470))
+    });
+    let mut names = BTreeSet::new();
+    let mut jobs = Vec::new();
+    for (i, job) in serve.job.into_iter().enumerate() {
+        let key = format!("serve.job[{i}]");
+        if job.name.is_empty() || !job.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            ck.error(format!("{key}.name"), None, format!("expected letters, digits, - and _, found {:?}", job.name));
+        }
+        if !names.insert(job.name.clone()) {
+            ck.error(format!("{key}.name"), None, format!("job name {:?} is used twice", job.name));
+        }
+        if job.apply && job.command != crate::config::JobCommand::Reconcile {
+            ck.error(format!("{key}.apply"), None, "apply applies to a reconcile job only");
+        }
+        let schedule = job.schedule.as_deref().and_then(|text| {
+            croner::Cron::new(text)
+                .with_seconds_optional()
+                .parse()
+                .map_err(|e| {
+                    ck.error(
+                        format!("{key}.schedule"),
+                        None,
+                        format!("expected a cron expression such as \"*/15 * * * *\", found {text:?}: {e}"),
+                    )
+                })
+                .ok()
+        });
+        jobs.push(JobSettings { config: job, schedule });
+    }
+    let mut token_names = BTreeSet::new();
+    let mut hashes = BTreeSet::new();
+    let mut tokens = Vec::new();
+    for (i, token) in serve.token.into_iter().enumerate() {
+        let key = format!("serve.token[{i}]");
+        if token.name.trim().is_empty() || !token_names.insert(token.name.clone()) {
+            ck.error(format!("{key}.name"), None, format!("expected a name of its own, found {:?}", token.name));
+        }
+        let mut sha256 = [0u8; 32];
+        let hex = token.sha256.trim().to_ascii_lowercase();
+        let parsed = hex.len() == 64
+            && sha256.iter_mut().enumerate().all(|(n, byte)| {
+                hex.get(2 * n..2 * n + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                    .map(|b| *byte = b)
+                    .is_some()
+            });
+        if !parsed {
+            ck.error(
+                format!("{key}.sha256"),
+                None,
+                "expected the token's SHA-256 as 64 hex digits (`roster token hash`), never the token itself",
+            );
+        } else if !hashes.insert(sha256) {
+            ck.error(format!("{key}.sha256"), None, "the same token is listed twice");
+        }
+        tokens.push(TokenSettings { name: token.name, role: token.role, sha256 });
+    }
+    ServeSettings { listen, shutdown_timeout: std::time::Duration::from_secs(serve.shutdown_timeout), jobs, tokens }
 }

@@ -163,3 +163,47 @@ fn percentages_and_sample_evaluations_are_checked() {
     let fallback = GOOD.replace("[login]\n", "[login]\nfallback = 'size(key) > 1'\n");
     assert_eq!(errors(&fallback)[0].key, "login.fallback");
 }
+
+const SERVE: &str = r#"
+[serve]
+listen = "127.0.0.1:8470"
+[[serve.job]]
+name = "hr"
+schedule = "*/15 * * * *"
+command = "run"
+[[serve.job]]
+name = "tick"
+schedule = "*/5 * * * * *"
+command = "reconcile"
+apply = true
+[[serve.token]]
+name = "helpdesk"
+role = "viewer"
+sha256 = "5E884898DA28047151D0E56F8DC6292773603D0D6AABBDD62A11EF721D1542D8"
+"#;
+
+#[test]
+fn the_serve_section_loads_with_schedules_and_token_hashes() {
+    let s = load(&format!("{GOOD}{SERVE}"), "roster.toml").unwrap();
+    let serve = s.serve.expect("a [serve] section");
+    assert_eq!(serve.listen.to_string(), "127.0.0.1:8470");
+    assert_eq!(serve.shutdown_timeout.as_secs(), 600);
+    assert!(serve.jobs.iter().all(|j| j.schedule.is_some()));
+    assert_eq!(serve.tokens[0].sha256[..2], [0x5e, 0x88]);
+    assert!(load(GOOD, "roster.toml").unwrap().serve.is_none());
+}
+
+#[test]
+fn serve_mistakes_are_reported_by_key() {
+    let text = format!("{GOOD}{SERVE}")
+        .replace("127.0.0.1:8470", "localhost")
+        .replace("*/15 * * * *", "every quarter hour")
+        .replace("name = \"tick\"", "name = \"hr\"")
+        .replace("5E884898", "secret");
+    let keys: Vec<String> = errors(&text).into_iter().map(|e| format!("{}: {}", e.key, e.message)).collect();
+    for expected in ["serve.listen", "serve.job[0].schedule", "serve.job[1].name", "serve.token[0].sha256"] {
+        assert!(keys.iter().any(|k| k.starts_with(expected)), "no error for {expected}: {keys:#?}");
+    }
+    let wrong_apply = format!("{GOOD}{SERVE}").replace("command = \"reconcile\"", "command = \"plan\"");
+    assert!(errors(&wrong_apply).iter().any(|e| e.key == "serve.job[1].apply"));
+}

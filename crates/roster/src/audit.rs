@@ -170,7 +170,7 @@ fn verification_json(v: &Verification, exported: Option<&ChainHead>, key_id: &st
 }
 
 /// `--since` / `--until`: an RFC 3339 moment, or a day (its start in the configured time zone).
-fn moment(value: &str, settings: &Settings) -> Result<DateTime<Utc>> {
+pub(crate) fn moment(value: &str, settings: &Settings) -> Result<DateTime<Utc>> {
     if let Ok(at) = DateTime::parse_from_rfc3339(value) {
         return Ok(at.with_timezone(&Utc));
     }
@@ -304,13 +304,7 @@ pub async fn release(cli: &Cli, args: &ReleaseArgs) -> Result<u8> {
 pub async fn hold(cli: &Cli, args: &HoldArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
     let start = operator_start(cli, &loaded, "hold");
-    if let Some(until) = args.until.filter(|until| *until < start.as_of) {
-        bail!(UsageError(format!("--until {until} is before today ({}): the hold would never apply", start.as_of)));
-    }
-    if args.reason.trim().is_empty() {
-        bail!(UsageError("--reason is empty: say why the person is held, for whoever reads the plan".into()));
-    }
-    let hold = Hold { reason: args.reason.trim().to_string(), until: args.until };
+    let hold = new_hold(&args.reason, args.until, start.as_of)?;
     let changed = set_hold(&loaded, &start, &args.person, Some(&hold)).await?;
     let until = hold.until.map(|d| format!("until {d} (inclusive)")).unwrap_or_else(|| "until lifted".into());
     println!("person {} is on hold {until}: {}", args.person, hold.reason);
@@ -337,6 +331,18 @@ pub async fn unhold(cli: &Cli, args: &UnholdArgs) -> Result<u8> {
         );
     }
     Ok(exit::SUCCESS)
+}
+
+/// A hold as an operator asked for it (`roster hold`, the API), checked: a reason, and a last day
+/// not before `today`.
+pub(crate) fn new_hold(reason: &str, until: Option<NaiveDate>, today: NaiveDate) -> Result<Hold> {
+    if let Some(until) = until.filter(|until| *until < today) {
+        bail!(UsageError(format!("--until {until} is before today ({today}): the hold would never apply")));
+    }
+    if reason.trim().is_empty() {
+        bail!(UsageError("--reason is empty: say why the person is held, for whoever reads the plan".into()));
+    }
+    Ok(Hold { reason: reason.trim().to_string(), until })
 }
 
 async fn set_hold(loaded: &Loaded, start: &RunStart, person: &str, hold: Option<&Hold>) -> Result<HoldChange> {

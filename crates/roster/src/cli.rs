@@ -71,11 +71,38 @@ pub enum Command {
     Hold(HoldArgs),
     /// Lift a person's hold: the next run plans for them again.
     Unhold(UnholdArgs),
+    /// The daemon: run the `[serve]` jobs on their schedules, one at a time, and serve the REST
+    /// API, `/health`, `/ready` and Prometheus `/metrics` on `serve.listen` (see docs/daemon.md).
+    ///
+    /// Prints `listening on ADDRESS` first. SIGTERM or SIGINT: stop scheduling, let the running
+    /// job finish, exit 0; a second signal (or `serve.shutdown_timeout`) stops the job.
+    Serve,
+    /// API tokens for `[[serve.token]]`.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Print a shell completion script (e.g. `roster completions bash > /etc/bash_completion.d/roster`).
     Completions(CompletionsArgs),
     /// Write man pages for roster and each of its commands into a folder (e.g.
     /// `roster manpages /usr/share/man/man1`), one file per command, and list them.
     Manpages(ManpagesArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make a new random token: prints the token (give it to its holder) and the
+    /// `[[serve.token]]` entry with its SHA-256 (put it in the config).
+    New(TokenNewArgs),
+    /// Read a token on standard input and print its SHA-256, as `[[serve.token]] sha256` wants it.
+    Hash,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TokenNewArgs {
+    /// Who holds it (the actor of what it does in the audit trail: `api:NAME`).
+    pub name: String,
+    /// viewer, operator or approver.
+    #[arg(long, default_value = "viewer")]
+    pub role: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -227,6 +254,8 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 
 pub fn init_logging(cli: &Cli) {
     let level = match cli.verbose {
+        // The daemon's log is its record of jobs started and finished.
+        0 if matches!(cli.command, Command::Serve) => "info",
         0 => "warn",
         1 => "info",
         2 => "debug",
@@ -281,6 +310,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Release(args) => audit::release(&cli, args).await,
         Command::Hold(args) => audit::hold(&cli, args).await,
         Command::Unhold(args) => audit::unhold(&cli, args).await,
+        Command::Serve => crate::serve::serve(&cli).await,
+        Command::Token(command) => crate::serve::token_command(command),
         Command::Completions(args) => completions(args.shell),
         Command::Manpages(args) => manpages(&args.dir),
     };

@@ -10,6 +10,7 @@ mod lock;
 mod password;
 mod run;
 mod secrets;
+mod serve;
 
 use std::process::ExitCode;
 

@@ -56,31 +56,32 @@ fn a_man_page_per_command_with_its_options() {
 }
 
 /// The units pass `systemd-analyze verify` (with the binary path pointed at the one under test),
-/// and the command the service runs is one the binary accepts.
+/// and the command each service runs is one the binary accepts.
 #[test]
 fn systemd_units_verify_and_run_a_real_command() {
     let dir = tempfile::tempdir().unwrap();
     let units = repo_root().join("packaging/systemd");
-    let service = std::fs::read_to_string(units.join("roster.service")).unwrap();
-    let exec = service.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("roster.service has an ExecStart");
-    let mut words = exec.split_whitespace();
-    assert_eq!(words.next(), Some("/usr/bin/roster"), "ExecStart runs something else: {exec}");
-    let args: Vec<&str> = words.collect();
-    let mut help = args.clone();
-    help.push("--help");
-    let output = roster(&help);
-    assert!(
-        output.status.success(),
-        "roster rejects the service's arguments {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-
-    std::fs::write(dir.path().join("roster.service"), service.replace("/usr/bin/roster", env!("CARGO_BIN_EXE_roster")))
-        .unwrap();
+    for name in ["roster.service", "roster-serve.service"] {
+        let service = std::fs::read_to_string(units.join(name)).unwrap();
+        let exec = service.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("the service has an ExecStart");
+        let mut words = exec.split_whitespace();
+        assert_eq!(words.next(), Some("/usr/bin/roster"), "{name}: ExecStart runs something else: {exec}");
+        let args: Vec<&str> = words.collect();
+        let mut help = args.clone();
+        help.push("--help");
+        let output = roster(&help);
+        assert!(
+            output.status.success(),
+            "roster rejects the arguments {args:?} of {name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::write(dir.path().join(name), service.replace("/usr/bin/roster", env!("CARGO_BIN_EXE_roster")))
+            .unwrap();
+    }
     std::fs::copy(units.join("roster.timer"), dir.path().join("roster.timer")).unwrap();
     let verify = Command::new("systemd-analyze")
         .current_dir(dir.path())
-        .args(["verify", "--man=no", "./roster.service", "./roster.timer"])
+        .args(["verify", "--man=no", "./roster.service", "./roster.timer", "./roster-serve.service"])
         .output()
         .expect("systemd-analyze runs (scripts/install-test-deps.sh installs the systemd package)");
     let complaints = format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));

@@ -20,6 +20,7 @@ mod links;
 mod persons;
 mod runs;
 mod snapshot;
+pub mod triggers;
 pub mod watermarks;
 
 use std::path::Path;

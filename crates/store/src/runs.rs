@@ -264,6 +264,39 @@ impl Store {
             .doing(|| "reading runs".into())?;
         rows.iter().map(run_record).collect()
     }
+
+    /// One run, `None` when the store has no such run.
+    pub async fn run(&self, run: RunId) -> Result<Option<RunRecord>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(run.0)
+            .fetch_optional(&self.pool)
+            .await
+            .doing(|| format!("reading run {run}"))?;
+        row.as_ref().map(run_record).transpose()
+    }
+
+    /// The plan a run applied, as the JSON it was recorded as: `None` when there is no such run,
+    /// `Some(None)` when the run recorded no plan (a plan-only, blocked or operator's run).
+    pub async fn run_plan(&self, run: RunId) -> Result<Option<Option<String>>> {
+        sqlx::query_scalar::<_, Option<String>>("SELECT plan FROM runs WHERE id = ?")
+            .bind(run.0)
+            .fetch_optional(&self.pool)
+            .await
+            .doing(|| format!("reading the plan of run {run}"))
+    }
+
+    /// How a run's operations ended: (kind, outcome, count), from its audit entries.
+    pub async fn operation_counts(&self, run: RunId) -> Result<Vec<(String, String, u64)>> {
+        let rows = sqlx::query_as::<_, (String, String, i64)>(
+            "SELECT kind, outcome, count(*) FROM audit WHERE run = ? GROUP BY kind, outcome ORDER BY kind, outcome",
+        )
+        .bind(run.0)
+        .fetch_all(&self.pool)
+        .await
+        .doing(|| format!("counting the operations of run {run}"))?;
+        Ok(rows.into_iter().map(|(kind, outcome, n)| (kind, outcome, u64::try_from(n).unwrap_or(0))).collect())
+    }
 }
 
 /// Fails unless the run exists and has not finished: outcomes are recorded into a running run only.

@@ -1,0 +1,564 @@
+//! The REST API (JSON under `/api/v1`), `/health`, `/ready` and `/metrics`. The router and the
+//! OpenAPI document come from one list of routes (utoipa-axum's `routes!`, which reads each
+//! handler's `#[utoipa::path]`): a route cannot be served without being documented.
+//!
+//! Errors are JSON `{"error": "..."}`; a missing or unknown token is 401 with
+//! `WWW-Authenticate: Bearer`, too small a role 403.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use roster_core::config::TokenRole;
+use roster_core::state::Hold;
+use roster_store::{AuditEntry, AuditQuery, RunId, RunRecord, RunStart};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::Daemon;
+use super::auth::{Caller, authorize};
+use super::queue::Enqueued;
+use super::scheduler::next_fire;
+
+type Shared = State<Arc<Daemon>>;
+
+/// An error answer: `{"error": "..."}` with its status. Never a secret, never a token.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// What went wrong, for a person.
+    error: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+    pub(crate) fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, message)
+    }
+    pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+    fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!("API: {e}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(ErrorBody { error: self.message })).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"roster\""));
+        }
+        response
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn caller(daemon: &Daemon, headers: &HeaderMap, needs: TokenRole) -> ApiResult<Caller> {
+    authorize(&daemon.serve.tokens, headers, needs)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "roster", description = "roster's daemon: runs, jobs, the audit trail, holds. See docs/daemon.md."),
+    modifiers(&BearerScheme),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// The router and its OpenAPI document, from one list of routes.
+pub(crate) fn routes() -> (axum::Router<Arc<Daemon>>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
+        .routes(routes!(list_runs))
+        .routes(routes!(get_run))
+        .routes(routes!(get_run_plan))
+        .routes(routes!(list_jobs))
+        .routes(routes!(trigger_job))
+        .routes(routes!(audit))
+        .routes(routes!(hold, unhold))
+        .split_for_parts()
+}
+
+pub(crate) fn router(daemon: Arc<Daemon>) -> axum::Router {
+    let (router, _) = routes();
+    router.fallback(no_route).with_state(daemon)
+}
+
+async fn no_route() -> ApiError {
+    ApiError::not_found("no such route: see /api/v1/openapi.json")
+}
+
+#[derive(Serialize, ToSchema)]
+struct Status {
+    status: &'static str,
+}
+
+/// Liveness: the daemon answers.
+#[utoipa::path(get, path = "/health", security(()), responses((status = 200, body = Status)))]
+async fn health() -> Json<Status> {
+    Json(Status { status: "ok" })
+}
+
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    /// `ready`, or `not ready`.
+    status: &'static str,
+    /// The store answers a read.
+    store: bool,
+    /// The schedule runs and jobs are accepted (false once a shutdown began).
+    scheduler: bool,
+    /// Why not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Readiness: the store answers and the scheduler runs; 503 otherwise.
+#[utoipa::path(get, path = "/ready", security(()), responses(
+    (status = 200, body = Readiness), (status = 503, body = Readiness)))]
+async fn ready(State(daemon): Shared) -> (StatusCode, Json<Readiness>) {
+    let store = daemon.store.runs(1).await.map_err(|e| e.to_string());
+    let scheduler = daemon.shutdown.is_running();
+    let ok = store.is_ok() && scheduler;
+    let error = match (&store, scheduler) {
+        (Err(e), _) => Some(e.clone()),
+        (Ok(_), false) => Some("shutting down".to_string()),
+        _ => None,
+    };
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Readiness { status: if ok { "ready" } else { "not ready" }, store: store.is_ok(), scheduler, error }))
+}
+
+/// Prometheus metrics (text exposition format). No token: job names and counts only.
+#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, body = String, content_type = "text/plain")))]
+async fn metrics(State(daemon): Shared) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], daemon.metrics.render())
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", security(()), responses((status = 200, body = Object)))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(routes().1)
+}
+
+/// A run as recorded in the store.
+#[derive(Serialize, ToSchema)]
+struct RunView {
+    id: i64,
+    /// `run`, `plan`, `apply`, `reconcile`, or an operator's `hold`, `unhold`, `release`, `trigger`.
+    command: String,
+    actor: String,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    as_of: NaiveDate,
+    /// `success`, `partial`, `failed`, `blocked`, `planned`, `operator`; `running` while it runs
+    /// (or when its process died before finishing it).
+    status: String,
+    /// Operations that failed or were skipped.
+    failed: u64,
+    /// Safety limits a person overrode for the run.
+    overrides: Vec<String>,
+    #[schema(value_type = Object)]
+    summary: roster_core::plan::Summary,
+    #[schema(value_type = Object)]
+    source_counts: std::collections::BTreeMap<String, u64>,
+    config_hash: String,
+}
+
+impl From<RunRecord> for RunView {
+    fn from(r: RunRecord) -> RunView {
+        RunView {
+            id: r.id.0,
+            command: r.command,
+            actor: r.actor,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            as_of: r.as_of,
+            status: r.status.map_or("running", |s| s.as_str()).to_string(),
+            failed: r.failed,
+            overrides: r.overrides,
+            summary: r.summary,
+            source_counts: r.source_counts,
+            config_hash: r.config_hash,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RunsQuery {
+    /// At most this many, the newest first. Default 50, at most 1000.
+    limit: Option<u32>,
+}
+
+/// The latest runs, newest first (viewer).
+#[utoipa::path(get, path = "/api/v1/runs", params(RunsQuery), responses(
+    (status = 200, body = [RunView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_runs(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Query(q): Query<RunsQuery>,
+) -> ApiResult<Json<Vec<RunView>>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let limit = q.limit.unwrap_or(50).min(1000);
+    let runs = daemon.store.runs(limit).await.map_err(ApiError::internal)?;
+    Ok(Json(runs.into_iter().map(RunView::from).collect()))
+}
+
+/// One run (viewer).
+#[utoipa::path(get, path = "/api/v1/runs/{id}", params(("id" = i64, Path, description = "The run's id")), responses(
+    (status = 200, body = RunView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn get_run(State(daemon): Shared, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<Json<RunView>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let run = daemon.store.run(RunId(id)).await.map_err(ApiError::internal)?;
+    run.map(|r| Json(RunView::from(r))).ok_or_else(|| ApiError::not_found(format!("no run {id}")))
+}
+
+/// The plan a run applied, in the plan format of `roster plan --format json` (viewer). 404 for a
+/// run that recorded none (plan-only, blocked and operators' runs).
+#[utoipa::path(get, path = "/api/v1/runs/{id}/plan", params(("id" = i64, Path, description = "The run's id")), responses(
+    (status = 200, body = Object, description = "The plan (docs/plan-format.md)"), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn get_run_plan(State(daemon): Shared, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<Response> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    match daemon.store.run_plan(RunId(id)).await.map_err(ApiError::internal)? {
+        None => Err(ApiError::not_found(format!("no run {id}"))),
+        Some(None) => Err(ApiError::not_found(format!("run {id} recorded no plan (only applying runs do)"))),
+        Some(Some(plan)) => Ok(([(header::CONTENT_TYPE, "application/json")], plan).into_response()),
+    }
+}
+
+/// A job, its schedule and where it stands.
+#[derive(Serialize, ToSchema)]
+struct JobView {
+    name: String,
+    /// `run`, `plan`, `reconcile`.
+    command: String,
+    /// `reconcile` with `--apply`.
+    apply: bool,
+    /// The cron expression, in `zone`; none: triggered only.
+    schedule: Option<String>,
+    zone: String,
+    next_fire: Option<DateTime<Utc>>,
+    /// Running now: since when, for whom.
+    running: Option<QueuedView>,
+    /// Waiting in the queue: at which position (1: next).
+    queued: Option<QueuedView>,
+    last: Option<LastView>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct QueuedView {
+    actor: String,
+    since: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct LastView {
+    /// `success`, `partial`, `blocked`, `error`, `usage_error`, `killed`.
+    outcome: String,
+    exit_code: Option<i32>,
+    actor: String,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    /// The runs the job recorded in the store.
+    runs: Vec<i64>,
+}
+
+/// The configured jobs: schedule, next time, running or queued, last outcome (viewer).
+#[utoipa::path(get, path = "/api/v1/jobs", responses((status = 200, body = [JobView]), (status = 401, body = ErrorBody)))]
+async fn list_jobs(State(daemon): Shared, headers: HeaderMap) -> ApiResult<Json<Vec<JobView>>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let jobs = daemon
+        .serve
+        .jobs
+        .iter()
+        .map(|job| {
+            let name = &job.config.name;
+            let state = daemon.queue.job_state(name);
+            JobView {
+                name: name.clone(),
+                command: format!("{:?}", job.config.command).to_lowercase(),
+                apply: job.config.apply,
+                schedule: job.config.schedule.clone(),
+                zone: daemon.loaded.settings.zone.to_string(),
+                next_fire: next_fire(&daemon, name),
+                running: state.running.map(|r| QueuedView { actor: r.actor, since: r.since, position: None }),
+                queued: state.queued.map(|(position, q)| QueuedView {
+                    actor: q.actor,
+                    since: q.since,
+                    position: Some(position),
+                }),
+                last: state.last.map(|f| LastView {
+                    outcome: f.outcome.to_string(),
+                    exit_code: f.exit_code,
+                    actor: f.actor,
+                    started_at: f.started_at,
+                    finished_at: f.finished_at,
+                    runs: f.runs.iter().map(|r| r.0).collect(),
+                }),
+            }
+        })
+        .collect();
+    Ok(Json(jobs))
+}
+
+#[derive(Serialize, ToSchema)]
+struct TriggerAnswer {
+    job: String,
+    /// False when the job was already waiting: it is not queued twice.
+    queued: bool,
+    /// Its position in the queue (1: next); the running job is not counted.
+    position: Option<usize>,
+    /// Why not queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// The operator's run recording the trigger in the audit trail.
+    recorded_as_run: i64,
+}
+
+/// Queue a job now (operator). 202 when queued; 200 with `queued: false` when it was already
+/// waiting. Recorded in the audit trail (kind `trigger`) with the token's name.
+#[utoipa::path(post, path = "/api/v1/jobs/{name}/trigger", params(("name" = String, Path, description = "The job's name")), responses(
+    (status = 202, body = TriggerAnswer), (status = 200, body = TriggerAnswer), (status = 404, body = ErrorBody),
+    (status = 503, body = ErrorBody, description = "Shutting down"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn trigger_job(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, Json<TriggerAnswer>)> {
+    let caller = caller(&daemon, &headers, TokenRole::Operator)?;
+    let job = daemon
+        .serve
+        .jobs
+        .iter()
+        .find(|j| j.config.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("no job {name:?} in serve.job")))?;
+    let command = format!("{:?}", job.config.command).to_lowercase();
+    let actor = caller.actor();
+    let enqueued = daemon.queue.enqueue(&name, &actor);
+    let position = match enqueued {
+        Enqueued::Closed => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down: no new jobs")),
+        Enqueued::At(position) => Some(position),
+        Enqueued::AlreadyQueued => None,
+    };
+    let start = operator_start(&daemon, "trigger", &actor);
+    let run = match daemon.store.record_trigger(&start, &name, &command, position.is_some()).await {
+        Ok(run) => run,
+        Err(e) => {
+            if position.is_some() {
+                daemon.queue.withdraw(&name);
+            }
+            return Err(ApiError::internal(format!(
+                "the trigger could not be recorded, so the job was not queued: {e}"
+            )));
+        }
+    };
+    tracing::info!(job = %name, actor = %actor, queued = position.is_some(), "triggered through the API");
+    let answer = TriggerAnswer {
+        job: name,
+        queued: position.is_some(),
+        position,
+        reason: position.is_none().then(|| "already queued: a job waits in the queue once".to_string()),
+        recorded_as_run: run.0,
+    };
+    Ok((if position.is_some() { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(answer)))
+}
+
+fn operator_start(daemon: &Daemon, command: &str, actor: &str) -> RunStart {
+    let settings = &daemon.loaded.settings;
+    RunStart {
+        command: command.to_string(),
+        as_of: daemon.job_base.as_of.unwrap_or_else(|| Utc::now().with_timezone(&settings.zone).date_naive()),
+        config_hash: settings.hash.clone(),
+        actor: actor.to_string(),
+        overrides: Vec::new(),
+        plan_json: None,
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AuditParams {
+    /// Only this person's entries (their key).
+    person: Option<String>,
+    /// Only entries on this object (compared case-insensitively).
+    dn: Option<String>,
+    /// Only this run's entries.
+    run: Option<i64>,
+    /// At or after: a day (YYYY-MM-DD, from its start in the configured zone) or RFC 3339.
+    since: Option<String>,
+    /// Before (same forms as since).
+    until: Option<String>,
+    /// At most this many, the newest. Default 100, at most 10000.
+    limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct AuditView {
+    id: i64,
+    run: i64,
+    actor: String,
+    at: DateTime<Utc>,
+    op_id: usize,
+    person: Option<String>,
+    target: String,
+    kind: String,
+    dn: String,
+    reason: String,
+    #[schema(value_type = Object)]
+    before: Option<serde_json::Value>,
+    #[schema(value_type = Object)]
+    after: Option<serde_json::Value>,
+    /// `intent`, `done`, `failed`, `unknown`, `skipped`.
+    outcome: String,
+    error: Option<String>,
+}
+
+impl From<AuditEntry> for AuditView {
+    fn from(e: AuditEntry) -> AuditView {
+        AuditView {
+            id: e.id,
+            run: e.run.0,
+            actor: e.actor,
+            at: e.at,
+            op_id: e.op_id,
+            person: e.person,
+            target: e.target,
+            kind: e.kind,
+            dn: e.dn,
+            reason: e.reason,
+            before: e.before,
+            after: e.after,
+            outcome: e.outcome,
+            error: e.error,
+        }
+    }
+}
+
+/// Audit entries matching every filter given, the newest `limit`, in the order they happened
+/// (viewer).
+#[utoipa::path(get, path = "/api/v1/audit", params(AuditParams), responses(
+    (status = 200, body = [AuditView]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn audit(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Query(q): Query<AuditParams>,
+) -> ApiResult<Json<Vec<AuditView>>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let settings = &daemon.loaded.settings;
+    let moment = |value: &Option<String>, name: &str| {
+        value
+            .as_deref()
+            .map(|v| crate::audit::moment(v, settings))
+            .transpose()
+            .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+    };
+    let query = AuditQuery {
+        person: q.person,
+        dn: q.dn,
+        run: q.run.map(RunId),
+        since: moment(&q.since, "since")?,
+        until: moment(&q.until, "until")?,
+        limit: q.limit.unwrap_or(100).min(10_000),
+    };
+    let mut entries = daemon.store.audit(&query).await.map_err(ApiError::internal)?;
+    entries.reverse();
+    Ok(Json(entries.into_iter().map(AuditView::from).collect()))
+}
+
+#[derive(Deserialize, ToSchema)]
+struct HoldRequest {
+    /// Why (shown in every plan while the hold lasts, and in the audit trail).
+    reason: String,
+    /// The hold's last day; without it, the hold lasts until lifted.
+    until: Option<NaiveDate>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct HoldAnswer {
+    person: String,
+    /// The hold now (none: lifted).
+    #[schema(value_type = Object)]
+    hold: Option<Hold>,
+    /// The hold before.
+    #[schema(value_type = Object)]
+    before: Option<Hold>,
+    /// The operator's run recording it in the audit trail.
+    recorded_as_run: i64,
+}
+
+/// Put a person on hold: roster plans nothing for them until it ends (operator). Recorded in
+/// the audit trail with the token's name, as `roster hold` is.
+#[utoipa::path(post, path = "/api/v1/persons/{key}/hold", params(("key" = String, Path, description = "The person's key")),
+    request_body = HoldRequest, responses(
+    (status = 200, body = HoldAnswer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn hold(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    Json(body): Json<HoldRequest>,
+) -> ApiResult<Json<HoldAnswer>> {
+    let caller = caller(&daemon, &headers, TokenRole::Operator)?;
+    let start = operator_start(&daemon, "hold", &caller.actor());
+    let hold = crate::audit::new_hold(&body.reason, body.until, start.as_of)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    set_hold(&daemon, &start, key, Some(hold)).await
+}
+
+/// Lift a person's hold (operator). Recorded in the audit trail with the token's name.
+#[utoipa::path(delete, path = "/api/v1/persons/{key}/hold", params(("key" = String, Path, description = "The person's key")),
+    responses((status = 200, body = HoldAnswer), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn unhold(State(daemon): Shared, headers: HeaderMap, Path(key): Path<String>) -> ApiResult<Json<HoldAnswer>> {
+    let caller = caller(&daemon, &headers, TokenRole::Operator)?;
+    let start = operator_start(&daemon, "unhold", &caller.actor());
+    set_hold(&daemon, &start, key, None).await
+}
+
+async fn set_hold(daemon: &Daemon, start: &RunStart, key: String, hold: Option<Hold>) -> ApiResult<Json<HoldAnswer>> {
+    let changed = daemon.store.set_hold(start, &key, hold.as_ref()).await.map_err(ApiError::internal)?;
+    let changed = changed.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "the store knows no person {key}: a hold needs a person recorded by an applied run"
+        ))
+    })?;
+    tracing::info!(person = %key, actor = %start.actor, command = %start.command, "through the API");
+    Ok(Json(HoldAnswer { person: key, hold, before: changed.before, recorded_as_run: changed.run.0 }))
+}

@@ -1,0 +1,417 @@
+//! `roster serve`, the real binary against a real OpenLDAP: health and readiness, bearer tokens
+//! and roles, a triggered job recorded as a run (its plan and audit entries through the API),
+//! holds through the API in the audit trail under the token's name, a cron schedule that fires,
+//! the queue (runs never overlap, a waiting job is not queued twice), a graceful shutdown that
+//! lets the running job finish, the OpenAPI document against the routes used, and `/metrics`.
+//!
+//! A job is held "running" for as long as a test needs by making the HR export a named pipe:
+//! the run blocks reading it, as it would on a slow HR system, until the test writes the export.
+//!
+//! Fails, never skips, when slapd is missing: run `scripts/install-test-deps.sh`.
+
+#[path = "support/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Hr, Lab, Worker};
+
+const AS_OF: &str = "2026-03-02";
+const VIEWER: &str = "viewer-token-0123456789";
+const OPERATOR: &str = "operator-token-0123456789";
+
+fn sha256(token: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["token", "hash"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().expect("stdin").write_all(token.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("running roster token hash");
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).expect("hex").trim().to_string()
+}
+
+/// The lab's config with a `[serve]` section on a free port, two tokens and these jobs.
+fn serve_config(lab: &Lab, jobs: &str) -> String {
+    format!(
+        "{}\n[serve]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = 120\n{jobs}\n\
+         [[serve.token]]\nname = \"helpdesk\"\nrole = \"viewer\"\nsha256 = \"{}\"\n\
+         [[serve.token]]\nname = \"ops\"\nrole = \"operator\"\nsha256 = \"{}\"\n",
+        lab.config(),
+        sha256(VIEWER),
+        sha256(OPERATOR)
+    )
+}
+
+/// A running `roster serve`; killed when dropped.
+struct Daemon {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+    http: reqwest::blocking::Client,
+    /// Route templates the OpenAPI document lists, to check every request against.
+    documented: BTreeSet<(String, String)>,
+}
+
+impl Daemon {
+    fn start(lab: &Lab) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .current_dir(lab.dir())
+            .env_remove("ROSTER_CONFIG")
+            .env_remove("ROSTER_LOG")
+            .env("ROSTER_LDAP_PASSWORD", lab.ldap.admin_password())
+            .args(["--config", "roster.toml", "--as-of", AS_OF, "serve"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting roster serve");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("reading the daemon's first line");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = stdout.read_to_string(&mut rest);
+            sink.lock().unwrap().push_str(&rest);
+        });
+        let address = first.trim().strip_prefix("listening on ").unwrap_or_else(|| {
+            std::thread::sleep(Duration::from_millis(500));
+            panic!("expected `listening on ADDRESS` first, found {first:?}; log:\n{}", log.lock().unwrap())
+        });
+        let mut daemon =
+            Daemon { child, base: format!("http://{address}"), log, http: http_client(), documented: BTreeSet::new() };
+        let doc = daemon.request("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", None, None);
+        assert_eq!(doc.0, 200);
+        for (path, item) in doc.1["paths"].as_object().expect("the document has paths") {
+            for method in item.as_object().expect("a path item").keys() {
+                daemon.documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        daemon
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// One request; `template` is the route as the OpenAPI document names it, which must list it
+    /// (once the document is read), so a route served but not documented fails here.
+    fn request(
+        &self,
+        method: &str,
+        template: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        if !self.documented.is_empty() {
+            assert!(
+                self.documented.contains(&(method.to_string(), template.to_string())),
+                "{method} {template} is served but not in the OpenAPI document: {:?}",
+                self.documented
+            );
+        }
+        let mut request = self.http.request(method.parse().expect("a method"), format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().unwrap_or_else(|e| panic!("{method} {path}: {e}\nlog:\n{}", self.log()));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().expect("a body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value, headers)
+    }
+
+    fn get(&self, template: &str, path: &str, token: &str) -> Value {
+        let (status, body, _) = self.request("GET", template, path, Some(token), None);
+        assert_eq!(status, 200, "GET {path}: {body}\nlog:\n{}", self.log());
+        body
+    }
+
+    fn trigger(&self, job: &str, token: &str) -> (u16, Value) {
+        let (status, body, _) = self.request(
+            "POST",
+            "/api/v1/jobs/{name}/trigger",
+            &format!("/api/v1/jobs/{job}/trigger"),
+            Some(token),
+            None,
+        );
+        (status, body)
+    }
+
+    fn job(&self, name: &str) -> Value {
+        let jobs = self.get("/api/v1/jobs", "/api/v1/jobs", VIEWER);
+        jobs.as_array().unwrap().iter().find(|j| j["name"] == name).cloned().expect("the job is listed")
+    }
+
+    /// Waits (polling, no timing assertion: the deadline only keeps a broken daemon from hanging
+    /// the test) until `done` holds.
+    fn wait_for(&self, what: &str, mut done: impl FnMut(&Daemon) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "gave up waiting for {what}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let (status, body, _) = self.request("GET", "/metrics", "/metrics", None, None);
+        assert_eq!(status, 200);
+        body.as_str().expect("metrics are text").to_string()
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the daemon") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "the daemon did not exit; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn two_people() -> Hr {
+    Hr::new([
+        Worker::new("7001", "Ada", "Lovelace", "Engineering"),
+        Worker::new("7002", "Grace", "Hopper", "Engineering"),
+    ])
+}
+
+fn manual_job() -> &'static str {
+    "[[serve.job]]\nname = \"hr\"\ncommand = \"run\"\n"
+}
+
+#[test]
+fn the_api_answers_by_role_runs_a_triggered_job_and_records_every_change() {
+    let lab = Lab::start();
+    lab.export(&two_people());
+    lab.write_config(&serve_config(&lab, manual_job()));
+    let daemon = Daemon::start(&lab);
+
+    let (status, health, _) = daemon.request("GET", "/health", "/health", None, None);
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let (status, ready, _) = daemon.request("GET", "/ready", "/ready", None, None);
+    assert_eq!((status, ready["status"].as_str()), (200, Some("ready")), "{ready}");
+
+    // Tokens and roles.
+    let (status, body, headers) = daemon.request("GET", "/api/v1/runs", "/api/v1/runs", None, None);
+    assert_eq!(status, 401, "{body}");
+    assert!(headers.get("www-authenticate").is_some_and(|v| v.to_str().unwrap().starts_with("Bearer")));
+    assert!(body["error"].is_string(), "{body}");
+    let (status, body, _) = daemon.request("GET", "/api/v1/runs", "/api/v1/runs", Some("not-a-token"), None);
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = daemon.trigger("hr", VIEWER);
+    assert_eq!(status, 403, "a viewer cannot trigger: {body}");
+    assert!(body["error"].as_str().unwrap().contains("helpdesk"), "{body}");
+    let (status, body) = daemon.trigger("nope", OPERATOR);
+    assert_eq!(status, 404, "{body}");
+    assert!(!daemon.log().contains(VIEWER) && !daemon.log().contains(OPERATOR), "a token in the log");
+
+    // A triggered job runs `roster run` as api:ops, recorded in the store.
+    let (status, answer) = daemon.trigger("hr", OPERATOR);
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["queued"], true);
+    daemon.wait_for("the job to finish", |d| d.job("hr")["last"]["outcome"].is_string());
+    let job = daemon.job("hr");
+    assert_eq!(job["last"]["outcome"], "success", "{job}\n{}", daemon.log());
+    let run_id = job["last"]["runs"][0].as_i64().expect("the job recorded a run");
+
+    let runs = daemon.get("/api/v1/runs", "/api/v1/runs?limit=10", VIEWER);
+    let listed = runs.as_array().unwrap().iter().find(|r| r["id"] == run_id).expect("the run is listed");
+    assert_eq!((listed["command"].as_str(), listed["actor"].as_str()), (Some("run"), Some("api:ops")), "{listed}");
+    let trigger = runs.as_array().unwrap().iter().find(|r| r["command"] == "trigger").expect("the trigger is a run");
+    assert_eq!(trigger["actor"], "api:ops");
+
+    let run = daemon.get("/api/v1/runs/{id}", &format!("/api/v1/runs/{run_id}"), VIEWER);
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(run["summary"]["joiners"], 2, "{run}");
+    let plan = daemon.get("/api/v1/runs/{id}/plan", &format!("/api/v1/runs/{run_id}/plan"), VIEWER);
+    let creates = plan["operations"].as_array().unwrap().iter().filter(|o| o["op"] == "create").count();
+    assert!(creates >= 2, "the plan creates both accounts: {plan:#}");
+    let (status, body, _) = daemon.request("GET", "/api/v1/runs/{id}", "/api/v1/runs/999999", Some(VIEWER), None);
+    assert_eq!(status, 404, "{body}");
+
+    let entries = daemon.get("/api/v1/audit", &format!("/api/v1/audit?run={run_id}&limit=1000"), VIEWER);
+    let entries = entries.as_array().unwrap();
+    assert!(entries.iter().any(|e| e["person"] == "7001" && e["kind"] == "create" && e["outcome"] == "done"));
+    assert!(entries.iter().all(|e| e["actor"] == "api:ops"), "{entries:?}");
+    let (status, body, _) = daemon.request("GET", "/api/v1/audit", "/api/v1/audit?since=yesterday", Some(VIEWER), None);
+    assert_eq!(status, 400, "{body}");
+
+    // Holds: operator only, recorded with the token's name.
+    let hold = json!({ "reason": "termination disputed (ticket 42)" });
+    let (status, body, _) = daemon.request(
+        "POST",
+        "/api/v1/persons/{key}/hold",
+        "/api/v1/persons/7001/hold",
+        Some(VIEWER),
+        Some(hold.clone()),
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body, _) =
+        daemon.request("POST", "/api/v1/persons/{key}/hold", "/api/v1/persons/7001/hold", Some(OPERATOR), Some(hold));
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = daemon.request(
+        "POST",
+        "/api/v1/persons/{key}/hold",
+        "/api/v1/persons/9999/hold",
+        Some(OPERATOR),
+        Some(json!({ "reason": "x" })),
+    );
+    assert_eq!(status, 404, "{body}");
+    let (status, body, _) =
+        daemon.request("DELETE", "/api/v1/persons/{key}/hold", "/api/v1/persons/7001/hold", Some(OPERATOR), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["before"]["reason"], "termination disputed (ticket 42)", "{body}");
+    let trail = daemon.get("/api/v1/audit", "/api/v1/audit?person=7001", VIEWER);
+    let kinds: Vec<(&str, &str)> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "hold" || e["kind"] == "unhold")
+        .map(|e| (e["kind"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("hold", "api:ops"), ("unhold", "api:ops")], "{trail:#}");
+    let triggers = daemon.get("/api/v1/audit", "/api/v1/audit?limit=1000", VIEWER);
+    assert!(
+        triggers.as_array().unwrap().iter().any(|e| e["kind"] == "trigger" && e["actor"] == "api:ops"),
+        "the trigger is in the audit trail"
+    );
+
+    // The chain still verifies with the daemon's writes in it.
+    lab.roster(AS_OF, &["audit", "verify"]).expect_code(0);
+
+    let metrics = daemon.metrics();
+    assert!(metrics.contains("roster_job_runs_total{job=\"hr\",outcome=\"success\"} 1"), "{metrics}");
+    assert!(metrics.contains("roster_operations_total{kind=\"create\",outcome=\"done\"}"), "{metrics}");
+    assert!(metrics.contains("roster_job_duration_seconds_bucket{job=\"hr\""), "{metrics}");
+    assert!(metrics.contains("roster_job_last_success_timestamp_seconds{job=\"hr\"}"), "{metrics}");
+}
+
+#[test]
+fn a_schedule_fires_and_its_runs_never_overlap() {
+    let lab = Lab::start();
+    lab.export(&two_people());
+    lab.write_config(&serve_config(
+        &lab,
+        "[[serve.job]]\nname = \"tick\"\nschedule = \"* * * * * *\"\ncommand = \"plan\"\n",
+    ));
+    let daemon = Daemon::start(&lab);
+    let job = daemon.job("tick");
+    assert_eq!(job["schedule"], "* * * * * *");
+    assert!(job["next_fire"].is_string(), "{job}");
+
+    let scheduled = |d: &Daemon| {
+        let runs = d.get("/api/v1/runs", "/api/v1/runs?limit=1000", VIEWER);
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["actor"] == "serve:tick" && r["status"] == "planned")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    daemon.wait_for("three scheduled runs", |d| scheduled(d).len() >= 3);
+    let mut runs = scheduled(&daemon);
+    runs.sort_by_key(|r| r["id"].as_i64());
+    for pair in runs.windows(2) {
+        let (earlier, later) = (&pair[0], &pair[1]);
+        assert!(
+            earlier["finished_at"].as_str().unwrap() <= later["started_at"].as_str().unwrap(),
+            "runs overlap: {earlier} and {later}"
+        );
+    }
+}
+
+#[test]
+fn a_waiting_job_is_queued_once_and_a_shutdown_lets_the_running_job_finish() {
+    let lab = Lab::start();
+    let hr = two_people();
+    lab.export(&hr);
+    lab.write_config(&serve_config(&lab, manual_job()));
+    // The run blocks reading its export until the test writes it.
+    let export = lab.dir().join("exports/hr.csv");
+    std::fs::remove_file(&export).unwrap();
+    assert!(Command::new("mkfifo").arg(&export).status().expect("mkfifo").success());
+    let mut daemon = Daemon::start(&lab);
+
+    let (status, first) = daemon.trigger("hr", OPERATOR);
+    assert_eq!(status, 202, "{first}");
+    daemon.wait_for("the job to run", |d| d.job("hr")["running"].is_object());
+    let (status, second) = daemon.trigger("hr", OPERATOR);
+    assert_eq!((status, &second["queued"], &second["position"]), (202, &json!(true), &json!(1)), "{second}");
+    let (status, third) = daemon.trigger("hr", OPERATOR);
+    assert_eq!((status, &third["queued"]), (200, &json!(false)), "{third}");
+    assert!(third["reason"].as_str().unwrap().contains("already queued"), "{third}");
+    let job = daemon.job("hr");
+    assert_eq!(job["queued"]["position"], 1, "{job}");
+    let metrics = daemon.metrics();
+    assert!(metrics.contains("roster_queue_length 1"), "{metrics}");
+
+    daemon.terminate();
+    daemon.wait_for("the shutdown to begin", |d| d.log().contains("shutting down"));
+    std::fs::write(&export, hr.to_csv()).expect("writing the export into the pipe");
+    assert_eq!(daemon.wait_exit(), 0, "log:\n{}", daemon.log());
+    let log = daemon.log();
+    assert!(log.contains("the queued job will not run"), "{log}");
+
+    // The running job finished and recorded its run; the queued one never started.
+    let show = lab.roster(AS_OF, &["audit", "show", "--limit", "1000", "--format", "json"]).expect_code(0);
+    let entries: Value = serde_json::from_str(&show.stdout).unwrap();
+    let applied: BTreeSet<i64> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "create" && e["actor"] == "api:ops")
+        .map(|e| {
+            assert_eq!(e["outcome"], "done", "{e}");
+            e["run"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(applied.len(), 1, "one run applied: {entries:#}");
+    let triggers = entries.as_array().unwrap().iter().filter(|e| e["kind"] == "trigger").count();
+    assert_eq!(triggers, 3, "every trigger is recorded");
+}
+
+/// A plain-HTTP client. The workspace builds reqwest without a default TLS crypto provider (roster
+/// brings its own ring configuration), so one is installed first, as reqwest requires.
+fn http_client() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::new()
+}
