@@ -3,7 +3,7 @@
 //! notice in the plan and the rest proceed.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
@@ -436,6 +436,26 @@ pub fn plan(input: &PlanInput) -> Plan {
     for v in input.views.values() {
         taken_in_targets.extend(v.taken_logins.iter().map(String::as_str));
     }
+    let mut numbering = login::Numbering::default();
+    // Each target's entries by correlation value, so finding a person's unlinked account is a
+    // look-up, not a pass over the whole view per person.
+    let correlating: HashMap<&str, HashMap<&str, Vec<&TargetEntry>>> = settings
+        .targets
+        .iter()
+        .map(|t| {
+            let attr = AttrName::new(t.config.correlate.clone());
+            let mut index: HashMap<&str, Vec<&TargetEntry>> = HashMap::new();
+            for e in &view_of(t).entries {
+                for v in e.attrs.get(&attr).into_iter().flatten() {
+                    let entries = index.entry(v.as_str()).or_default();
+                    if !entries.last().is_some_and(|last| std::ptr::eq(*last, e)) {
+                        entries.push(e);
+                    }
+                }
+            }
+            (t.name(), index)
+        })
+        .collect();
     for p in &mut people {
         if !p.evaluate || p.hold.is_some() || p.login.is_some() || !needs_account(p.decision.state) {
             continue;
@@ -457,9 +477,8 @@ pub fn plan(input: &PlanInput) -> Plan {
                 adopted = adopted.or(login);
                 continue;
             }
-            let matches: Vec<&TargetEntry> =
-                view_of(t).entries.iter().filter(|e| correlates(e, &t.config.correlate, &p.key)).collect();
-            match matches.as_slice() {
+            let matches = correlating.get(t.name()).and_then(|index| index.get(p.key.as_str()));
+            match matches.map_or(&[][..], Vec::as_slice) {
                 [one] => {
                     let login = one
                         .attrs
@@ -484,7 +503,13 @@ pub fn plan(input: &PlanInput) -> Plan {
         let texts = &p.texts;
         let key = p.key.clone();
         let taken = |l: &str| owners.get(l).is_some_and(|o| *o != key) || taken_in_targets.contains(l);
-        match login::choose(&settings.login, &env, &|name| texts.get(name).cloned().unwrap_or_default(), &taken) {
+        match login::choose(
+            &settings.login,
+            &env,
+            &|name| texts.get(name).cloned().unwrap_or_default(),
+            &taken,
+            &mut numbering,
+        ) {
             Ok(choice) => {
                 owners.insert(choice.login.to_lowercase(), p.key.clone());
                 p.login = Some(choice.login);
@@ -1291,7 +1316,8 @@ pub fn plan(input: &PlanInput) -> Plan {
 
     // 6. What the store records per person, once their operations land.
     let mut person_updates = Vec::new();
-    for p in &people {
+    let with_operations: HashSet<&str> = operations.iter().filter_map(|o| o.person.as_deref()).collect();
+    for p in &mut people {
         let stored = snapshot.persons.get(&p.key);
         if p.failed || !p.evaluate {
             continue;
@@ -1310,7 +1336,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         }
         if stored.is_none()
             && matches!(p.decision.state, LifecycleState::Purged | LifecycleState::Rescinded)
-            && !operations.iter().any(|o| o.person.as_deref() == Some(&p.key))
+            && !with_operations.contains(p.key.as_str())
         {
             continue;
         }
@@ -1318,7 +1344,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             key: p.key.clone(),
             login: p.login.clone(),
             state: p.decision.state,
-            records: p.records.clone(),
+            records: std::mem::take(&mut p.records),
             eval_hash: p.eval_hash.clone(),
             missing_reads: p.missing_reads,
             left_on: p.decision.left_on,
@@ -1380,7 +1406,7 @@ pub fn plan(input: &PlanInput) -> Plan {
     };
     let provenance = people
         .iter()
-        .filter(|p| !p.provenance.is_empty() && operations.iter().any(|o| o.person.as_deref() == Some(&p.key)))
+        .filter(|p| !p.provenance.is_empty() && with_operations.contains(p.key.as_str()))
         .map(|p| (p.key.clone(), p.provenance.clone()))
         .collect();
     Plan {
@@ -1456,10 +1482,7 @@ fn evaluate_person(
     let decision = person_state(&affiliations, today, &settings.lifecycle, left_on);
     let current = current_kinds(&affiliations, today, &settings.lifecycle, left_on);
     let ends = employment_ends(&affiliations, today, &settings.lifecycle, left_on);
-    let (texts, mut provenance) = correlate::merge(settings, &records);
-    if records.len() < 2 {
-        provenance.clear();
-    }
+    let (texts, provenance) = correlate::merge(settings, &records);
     let prev_state = stored.map(|s| s.state);
     let had_account = prev_state.is_some_and(LifecycleState::has_account);
     let state = decision.state;
@@ -1522,10 +1545,6 @@ fn needs_account(state: LifecycleState) -> bool {
 /// pre-hire account.
 fn effective_state(state: LifecycleState, has_entry: bool) -> LifecycleState {
     if state == LifecycleState::Pending && has_entry { LifecycleState::Prehire } else { state }
-}
-
-fn correlates(e: &TargetEntry, attr: &str, key: &str) -> bool {
-    e.attrs.get(&AttrName::new(attr)).is_some_and(|v| v.iter().any(|x| x == key))
 }
 
 fn person_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate) -> Env {

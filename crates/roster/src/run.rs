@@ -310,18 +310,24 @@ pub async fn reconcile_command(cli: &Cli, args: &ReconcileArgs) -> Result<u8> {
 
 pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
     let fresh = fresh_plan(cli).await?;
-    // The JSON only when it is wanted: for a large plan it costs as much as planning.
-    let json = if args.out.is_some() || args.format == Format::Json {
-        serde_json::to_string_pretty(&fresh.plan).context("serializing the plan")?
-    } else {
-        String::new()
-    };
+    // The JSON only when it is wanted (for a large plan it costs as much as planning), and
+    // streamed to where it goes: a million persons' plan is gigabytes as one string.
     if let Some(out) = &args.out {
-        std::fs::write(out, &json).with_context(|| format!("writing the plan to {}", out.display()))?;
+        let file = std::fs::File::create(out).with_context(|| format!("writing the plan to {}", out.display()))?;
+        write_json(&fresh.plan, file).with_context(|| format!("writing the plan to {}", out.display()))?;
     }
-    match args.format {
-        Format::Text => print!("{}", render(&fresh.plan)),
-        Format::Json => println!("{json}"),
+    match (args.format, &args.out) {
+        (Format::Text, _) => print!("{}", render(&fresh.plan)),
+        (Format::Json, Some(out)) => {
+            let mut saved =
+                std::fs::File::open(out).with_context(|| format!("reading back the plan from {}", out.display()))?;
+            std::io::copy(&mut saved, &mut std::io::stdout().lock()).context("printing the plan")?;
+            println!();
+        }
+        (Format::Json, None) => {
+            write_json(&fresh.plan, std::io::stdout().lock()).context("printing the plan")?;
+            println!();
+        }
     }
     if let Some(out) = &args.out {
         eprintln!("plan saved to {}; apply it with `roster apply {}`", out.display(), out.display());
@@ -343,6 +349,14 @@ pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
         let _ = t.close().await;
     }
     Ok(if fresh.plan.is_blocked() { exit::BLOCKED } else { exit::SUCCESS })
+}
+
+/// Writes `plan` as pretty JSON through a buffer, never holding the whole text.
+fn write_json(plan: &Plan, to: impl std::io::Write) -> Result<()> {
+    let mut to = std::io::BufWriter::new(to);
+    serde_json::to_writer_pretty(&mut to, plan)?;
+    std::io::Write::flush(&mut to)?;
+    Ok(())
 }
 
 pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, plan_json: Option<String>) -> RunStart {
