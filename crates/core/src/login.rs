@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn numbered_forms_shorten_the_stem_to_fit_the_maximum_length() {
-        let names = vec![("Maximilian", "Berg"); 11];
+        let names = [("Maximilian", "Berg"); 11];
         let chosen = choose_all(&names, &[]);
         // 12 characters at most: "maximilian.b" and then the stem shortened by the number's digits.
         assert_eq!(chosen[0], "maximilian.b");
