@@ -5,12 +5,27 @@
 use scim_v2::filter::{AttrPath, PatchPath};
 use serde_json::{Map, Value};
 
-use super::path::{USER_URN, key_ci, val_matches};
+use super::path::{ENTERPRISE_URN, USER_URN, key_ci, val_matches};
 use super::schema::Problem;
 
 /// Applies one operation (`op` as sent: any case) to `resource`.
 pub fn apply(resource: &mut Map<String, Value>, op: &str, path: Option<&str>, value: Option<Value>) -> Result<(), Problem> {
     let op = op.to_ascii_lowercase();
+    if let Some(urn) = path.filter(|p| whole_extension(resource, p)) {
+        return match (op.as_str(), value) {
+            ("remove", _) => {
+                let key = key_ci(resource, urn);
+                resource.remove(&key);
+                Ok(())
+            }
+            ("add" | "replace", Some(value)) => {
+                merge(resource, urn, value, op == "replace");
+                Ok(())
+            }
+            ("add" | "replace", None) => Err(Problem::new("invalidValue", format!("{op} needs a value"))),
+            (other, _) => Err(Problem::new("invalidSyntax", format!("expected op add, replace or remove, found {other:?}"))),
+        };
+    }
     let path = path
         .map(|p| p.parse::<PatchPath>().map_err(|e| Problem::new("invalidPath", format!("path {p:?}: {e}"))))
         .transpose()?;
@@ -28,7 +43,9 @@ pub fn apply(resource: &mut Map<String, Value>, op: &str, path: Option<&str>, va
                     for (name, value) in members {
                         // A URN-qualified attribute name (`urn:...:User:employeeNumber`) as a key.
                         match name.parse::<PatchPath>() {
-                            Ok(path) if name.contains(':') && !is_schema_urn(&name) => set(resource, &path, value, replace)?,
+                            Ok(path) if name.contains(':') && !whole_extension(resource, &name) => {
+                                set(resource, &path, value, replace)?
+                            }
                             _ => merge(resource, &name, value, replace),
                         }
                     }
@@ -41,8 +58,11 @@ pub fn apply(resource: &mut Map<String, Value>, op: &str, path: Option<&str>, va
     }
 }
 
-fn is_schema_urn(name: &str) -> bool {
-    name.to_ascii_lowercase().starts_with("urn:") && name.rsplit(':').next().is_some_and(|last| last == "User")
+/// Whether `name` is a whole schema extension (the enterprise one, or one the User lists in
+/// `schemas`), which `scim_v2` would otherwise read as a URN and an attribute name.
+fn whole_extension(resource: &Map<String, Value>, name: &str) -> bool {
+    name.eq_ignore_ascii_case(ENTERPRISE_URN)
+        || resource.get("schemas").and_then(Value::as_array).is_some_and(|s| s.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(name))))
 }
 
 /// Adds (merging objects, appending to arrays) or replaces the member `name` of `object`.
@@ -192,7 +212,6 @@ fn remove(resource: &mut Map<String, Value>, path: &PatchPath) -> Result<(), Pro
 mod tests {
     use serde_json::json;
 
-    use super::super::path::ENTERPRISE_URN;
     use super::*;
 
     fn patched(ops: &[(&str, Option<&str>, Option<Value>)]) -> Result<Value, Problem> {
@@ -222,6 +241,8 @@ mod tests {
         assert_eq!(user["name"], json!({"givenName": "Alice", "familyName": "Smith"}));
         assert_eq!(user["emails"], json!([{"value": "alice@x.example", "type": "work"}]));
         assert_eq!(user["title"], json!("Boss"));
+        let user = patched(&[("remove", Some(ENTERPRISE_URN), None)]).unwrap();
+        assert_eq!(user.get(ENTERPRISE_URN), None);
         let user = patched(&[("remove", Some("name.givenName"), None), ("replace", None, Some(json!({"userName": "bob"})))]).unwrap();
         assert_eq!(user["name"], json!({}));
         assert_eq!(user["userName"], json!("bob"));

@@ -61,50 +61,39 @@ pub fn check_user(resource: &mut Map<String, Value>) -> Result<String, Problem> 
     if !schemas.iter().any(|s| s.eq_ignore_ascii_case(USER_URN)) {
         return Err(Problem::new("invalidSyntax", format!("expected \"schemas\" listing {USER_URN}, found {schemas:?}")));
     }
-    for unknown in schemas.iter().filter(|s| !s.eq_ignore_ascii_case(USER_URN) && !s.eq_ignore_ascii_case(ENTERPRISE_URN)) {
-        return Err(Problem::new(
-            "invalidValue",
-            format!("schema {unknown} is not served here: expected {USER_URN} and optionally {ENTERPRISE_URN}"),
-        ));
-    }
     for name in ["id", "meta", "password"] {
         resource.retain(|key, _| !key.eq_ignore_ascii_case(name));
     }
-    let mut extension_present = false;
+    resource.remove("schemas");
+    let mut listed = vec![Value::String(USER_URN.to_string())];
+    let mut extensions = Map::new();
     let members: Vec<(String, Value)> = std::mem::take(resource).into_iter().collect();
     for (key, value) in members {
-        if key == "schemas" {
+        if !key.to_ascii_lowercase().starts_with("urn:") {
             resource.insert(key, value);
-        } else if key.eq_ignore_ascii_case(ENTERPRISE_URN) {
-            let Value::Object(mut extension) = value else {
-                if value.is_null() {
-                    continue;
-                }
-                return Err(Problem::new("invalidValue", format!("{ENTERPRISE_URN}: expected an object")));
-            };
+            continue;
+        }
+        if value.is_null() {
+            continue;
+        }
+        let Value::Object(mut extension) = value else {
+            return Err(Problem::new("invalidValue", format!("{key}: expected an object (a schema extension)")));
+        };
+        if key.eq_ignore_ascii_case(ENTERPRISE_URN) {
             checked_members(&mut extension, attributes_of(ENTERPRISE_URN), ENTERPRISE_URN)?;
-            extension_present = true;
-            resource.insert(ENTERPRISE_URN.to_string(), Value::Object(extension));
-        } else if key.to_ascii_lowercase().starts_with("urn:") {
-            return Err(Problem::new("invalidValue", format!("extension {key} is not served here: only {ENTERPRISE_URN}")));
+            extensions.insert(ENTERPRISE_URN.to_string(), Value::Object(extension));
+        } else if schemas.iter().any(|s| s.eq_ignore_ascii_case(&key)) {
+            // An extension of the HR system's own (hire dates live in one): kept as pushed, for
+            // `columns` to map; the row rules check what roster reads from it.
+            extensions.insert(key, Value::Object(extension));
         } else {
-            resource.insert(key, value);
+            return Err(Problem::new("invalidSyntax", format!("extension {key} is not listed in \"schemas\"")));
         }
     }
-    let mut core: Map<String, Value> = std::mem::take(resource);
-    let schemas_value = core.remove("schemas");
-    let extension = core.remove(ENTERPRISE_URN);
-    checked_members(&mut core, attributes_of(USER_URN), "")?;
-    *resource = core;
-    let mut listed = vec![Value::String(USER_URN.to_string())];
-    if extension_present {
-        listed.push(Value::String(ENTERPRISE_URN.to_string()));
-    }
-    drop(schemas_value);
+    checked_members(resource, attributes_of(USER_URN), "")?;
+    listed.extend(extensions.keys().map(|k| Value::String(k.clone())));
     resource.insert("schemas".to_string(), Value::Array(listed));
-    if let Some(extension) = extension {
-        resource.insert(ENTERPRISE_URN.to_string(), extension);
-    }
+    resource.extend(extensions);
     match resource.get("userName") {
         Some(Value::String(name)) if !name.trim().is_empty() => Ok(name.clone()),
         _ => Err(Problem::new("invalidValue", "userName is required: expected a non-empty string")),
@@ -205,6 +194,9 @@ mod tests {
             problem(json!({"schemas": [USER_URN], "userName": "a", ENTERPRISE_URN: {"employeeNumber": 7}})).detail,
             format!("{ENTERPRISE_URN}:employeeNumber: expected a string, found the number 7")
         );
-        assert_eq!(problem(json!({"schemas": [USER_URN, "urn:x:Other"], "userName": "a"})).scim_type, "invalidValue");
+        assert_eq!(problem(json!({"schemas": [USER_URN], "userName": "a", "urn:x:Other": {"a": 1}})).scim_type, "invalidSyntax");
+        let own = checked(json!({"schemas": [USER_URN, "urn:x:Hr"], "userName": "a", "urn:x:Hr": {"hireDate": "2026-03-01"}})).unwrap();
+        assert_eq!(own["urn:x:Hr"], json!({"hireDate": "2026-03-01"}));
+        assert_eq!(own["schemas"], json!([USER_URN, "urn:x:Hr"]));
     }
 }
