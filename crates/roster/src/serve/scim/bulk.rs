@@ -93,10 +93,15 @@ async fn run_one(
     version: Option<&str>,
     ids: &mut BTreeMap<String, String>,
 ) -> ScimResult<(StatusCode, Option<roster_store::ScimUser>)> {
-    let mut path = Value::String(operation["path"].as_str().unwrap_or_default().to_string());
+    let mut path = operation["path"].as_str().unwrap_or_default().to_string();
     let mut data = operation.get("data").cloned().unwrap_or(Value::Null);
-    resolved(&mut path, ids).and_then(|()| resolved(&mut data, ids)).map_err(|e| ScimError::new(StatusCode::CONFLICT, Some("invalidValue"), e))?;
-    let path = path.as_str().unwrap_or_default().to_string();
+    let unresolved = |e| ScimError::new(StatusCode::CONFLICT, Some("invalidValue"), e);
+    if let Some(reference) = path.strip_prefix("/Users/").filter(|id| id.starts_with("bulkId:")) {
+        let mut id = Value::String(reference.to_string());
+        resolved(&mut id, ids).map_err(unresolved)?;
+        path = format!("/Users/{}", id.as_str().unwrap_or_default());
+    }
+    resolved(&mut data, ids).map_err(unresolved)?;
     let id = path.strip_prefix("/Users/").filter(|id| !id.is_empty() && !id.contains('/'));
     match (method, path.as_str(), id) {
         ("POST", "/Users", _) => {
