@@ -1052,7 +1052,11 @@ fn serve_settings(
         if let Some(job) = &config.job
             && !names.contains(job)
         {
-            ck.error(format!("source[{i}].scim.job"), None, format!("expected the name of a [[serve.job]], found {job:?}"));
+            ck.error(
+                format!("source[{i}].scim.job"),
+                None,
+                format!("expected the name of a [[serve.job]], found {job:?}"),
+            );
         }
         scim.push(ScimInbound { source: source.name.clone(), sha256, job: config.job.clone() });
     }

@@ -154,10 +154,9 @@ async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<Sou
                     None => open_store(loaded).await?.scim_users(&source.name).await,
                 }
                 .with_context(|| format!("source {}: reading the pushed SCIM Users", source.name))?;
-                let pushed = users.iter().map(|u| roster_connectors::source::scim::PushedUser {
-                    id: &u.id,
-                    resource: &u.resource,
-                });
+                let pushed = users
+                    .iter()
+                    .map(|u| roster_connectors::source::scim::PushedUser { id: &u.id, resource: &u.resource });
                 roster_connectors::source::scim::read_scim(source, pushed)
                     .with_context(|| format!("source {}: nothing was planned", source.name))?
             }

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::{LEAVERS, Lab, PEOPLE};
 
-
 const AS_OF: &str = "2026-03-02";
 const TOKEN: &str = "scim-push-token-0123456789";
 const VIEWER: &str = "viewer-token-0123456789";
@@ -156,7 +155,10 @@ impl Daemon {
 
     fn last_started(&self, name: &str) -> Value {
         let (_, jobs) = self.call("GET", "/api/v1/jobs", VIEWER, None);
-        jobs.as_array().and_then(|j| j.iter().find(|j| j["name"] == name)).map(|j| j["last"]["started_at"].clone()).unwrap_or(Value::Null)
+        jobs.as_array()
+            .and_then(|j| j.iter().find(|j| j["name"] == name))
+            .map(|j| j["last"]["started_at"].clone())
+            .unwrap_or(Value::Null)
     }
 }
 
@@ -202,17 +204,31 @@ fn scim2_tester_finds_the_endpoint_compliant() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "scim2-tester did not run:\n{stderr}\nlog:\n{}", daemon.log());
     let results: Vec<Value> = serde_json::from_slice(&output.stdout).expect("scim2-tester's results as JSON");
-    let failed: Vec<&Value> =
-        results.iter().filter(|r| !["SUCCESS", "COMPLIANT", "ACCEPTABLE", "SKIPPED"].contains(&r["status"].as_str().unwrap_or(""))).collect();
+    let failed: Vec<&Value> = results
+        .iter()
+        .filter(|r| !["SUCCESS", "COMPLIANT", "ACCEPTABLE", "SKIPPED"].contains(&r["status"].as_str().unwrap_or("")))
+        .collect();
     assert!(failed.is_empty(), "scim2-tester found {} problem(s):\n{failed:#?}\nlog:\n{}", failed.len(), daemon.log());
     let skipped: Vec<&str> =
         results.iter().filter(|r| r["status"] == "SKIPPED").filter_map(|r| r["title"].as_str()).collect();
     assert_eq!(skipped, ["search_with_attributes"], "only the documented check is skipped: {results:#?}");
     let succeeded = results.iter().filter(|r| r["status"] == "SUCCESS").count();
     assert!(succeeded > 100, "scim2-tester ran its checks ({succeeded} succeeded): {results:#?}");
-    for tag in ["discovery", "crud:create", "crud:read", "crud:update", "crud:delete", "patch:add", "patch:remove", "patch:replace", "misc"] {
+    for tag in [
+        "discovery",
+        "crud:create",
+        "crud:read",
+        "crud:update",
+        "crud:delete",
+        "patch:add",
+        "patch:remove",
+        "patch:replace",
+        "misc",
+    ] {
         assert!(
-            results.iter().any(|r| r["status"] == "SUCCESS" && r["tags"].as_array().is_some_and(|t| t.iter().any(|x| x == tag))),
+            results
+                .iter()
+                .any(|r| r["status"] == "SUCCESS" && r["tags"].as_array().is_some_and(|t| t.iter().any(|x| x == tag))),
             "no successful check tagged {tag}: {results:#?}"
         );
     }
@@ -265,7 +281,8 @@ fn pushed_users_become_accounts() {
     });
     let (status, answer) = daemon.scim("POST", "/Bulk", Some(bulk));
     assert_eq!(status, 200, "{answer}");
-    let statuses: Vec<&str> = answer["Operations"].as_array().unwrap().iter().filter_map(|o| o["status"].as_str()).collect();
+    let statuses: Vec<&str> =
+        answer["Operations"].as_array().unwrap().iter().filter_map(|o| o["status"].as_str()).collect();
     assert_eq!(statuses, ["201", "201", "200"], "{answer}");
     assert_eq!(daemon.settled("sync", &before), "success", "log:\n{}", daemon.log());
     for key in ["1001", "1002", "1003"] {

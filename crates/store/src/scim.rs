@@ -165,10 +165,15 @@ mod tests {
         assert_eq!(first.version, 1);
         // userName is unique per source, whatever its case; another source may hold it.
         assert_eq!(store.scim_write_user("hr", "2", "ALICE", &alice, None).await.unwrap(), ScimWrite::UserNameTaken);
-        assert!(matches!(store.scim_write_user("other", "2", "alice", &alice, None).await.unwrap(), ScimWrite::Written(_)));
+        assert!(matches!(
+            store.scim_write_user("other", "2", "alice", &alice, None).await.unwrap(),
+            ScimWrite::Written(_)
+        ));
         // A replace made against an old version does not land.
         let renamed = json!({"userName": "alice.b"});
-        assert!(matches!(store.scim_write_user("hr", "1", "alice.b", &renamed, Some(1)).await.unwrap(), ScimWrite::Written(u) if u.version == 2));
+        assert!(
+            matches!(store.scim_write_user("hr", "1", "alice.b", &renamed, Some(1)).await.unwrap(), ScimWrite::Written(u) if u.version == 2)
+        );
         assert_eq!(store.scim_write_user("hr", "1", "alice.c", &renamed, Some(1)).await.unwrap(), ScimWrite::Stale);
         assert_eq!(store.scim_user("hr", "1").await.unwrap().unwrap().resource, renamed);
         assert_eq!(store.scim_users("hr").await.unwrap().len(), 1);

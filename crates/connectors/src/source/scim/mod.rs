@@ -97,8 +97,9 @@ mod tests {
         let good = json!({"userName": "a", "name": {"givenName": "Ann"}, "emails": [{"value": "a@x"}],
             ENTERPRISE_URN: {"employeeNumber": "0042", "hireDate": "2026-03-01"}});
         let bad = json!({"userName": "b", ENTERPRISE_URN: {"employeeNumber": "7", "hireDate": "01/03/2026"}});
-        let read = read_scim(&config(), [PushedUser { id: "u1", resource: &good }, PushedUser { id: "u2", resource: &bad }])
-            .unwrap();
+        let read =
+            read_scim(&config(), [PushedUser { id: "u1", resource: &good }, PushedUser { id: "u2", resource: &bad }])
+                .unwrap();
         assert!(read.complete);
         assert_eq!(read.records.len(), 1);
         assert_eq!(read.records[0].key, "0042");

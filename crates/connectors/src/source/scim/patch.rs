@@ -9,7 +9,12 @@ use super::path::{ENTERPRISE_URN, USER_URN, key_ci, val_matches};
 use super::schema::Problem;
 
 /// Applies one operation (`op` as sent: any case) to `resource`.
-pub fn apply(resource: &mut Map<String, Value>, op: &str, path: Option<&str>, value: Option<Value>) -> Result<(), Problem> {
+pub fn apply(
+    resource: &mut Map<String, Value>,
+    op: &str,
+    path: Option<&str>,
+    value: Option<Value>,
+) -> Result<(), Problem> {
     let op = op.to_ascii_lowercase();
     if let Some(urn) = path.filter(|p| whole_extension(resource, p)) {
         return match (op.as_str(), value) {
@@ -23,7 +28,9 @@ pub fn apply(resource: &mut Map<String, Value>, op: &str, path: Option<&str>, va
                 Ok(())
             }
             ("add" | "replace", None) => Err(Problem::new("invalidValue", format!("{op} needs a value"))),
-            (other, _) => Err(Problem::new("invalidSyntax", format!("expected op add, replace or remove, found {other:?}"))),
+            (other, _) => {
+                Err(Problem::new("invalidSyntax", format!("expected op add, replace or remove, found {other:?}")))
+            }
         };
     }
     let path = path
@@ -54,7 +61,9 @@ pub fn apply(resource: &mut Map<String, Value>, op: &str, path: Option<&str>, va
                 Some(path) => set(resource, &path, value, replace),
             }
         }
-        (other, _) => Err(Problem::new("invalidSyntax", format!("expected op add, replace or remove, found {other:?}"))),
+        (other, _) => {
+            Err(Problem::new("invalidSyntax", format!("expected op add, replace or remove, found {other:?}")))
+        }
     }
 }
 
@@ -62,7 +71,10 @@ pub fn apply(resource: &mut Map<String, Value>, op: &str, path: Option<&str>, va
 /// `schemas`), which `scim_v2` would otherwise read as a URN and an attribute name.
 fn whole_extension(resource: &Map<String, Value>, name: &str) -> bool {
     name.eq_ignore_ascii_case(ENTERPRISE_URN)
-        || resource.get("schemas").and_then(Value::as_array).is_some_and(|s| s.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(name))))
+        || resource
+            .get("schemas")
+            .and_then(Value::as_array)
+            .is_some_and(|s| s.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(name))))
 }
 
 /// Adds (merging objects, appending to arrays) or replaces the member `name` of `object`.
@@ -141,7 +153,10 @@ fn set(resource: &mut Map<String, Value>, path: &PatchPath, value: Value, replac
                 }
             }
             if !hit {
-                return Err(Problem::new("noTarget", format!("no value of {} matches the path's filter", vp.attr.name)));
+                return Err(Problem::new(
+                    "noTarget",
+                    format!("no value of {} matches the path's filter", vp.attr.name),
+                ));
             }
             Ok(())
         }
@@ -197,7 +212,10 @@ fn remove(resource: &mut Map<String, Value>, path: &PatchPath) -> Result<(), Pro
                 }
             }
             if vp.sub_attr.is_none() && items.len() == before {
-                return Err(Problem::new("noTarget", format!("no value of {} matches the path's filter", vp.attr.name)));
+                return Err(Problem::new(
+                    "noTarget",
+                    format!("no value of {} matches the path's filter", vp.attr.name),
+                ));
             }
             if items.is_empty() {
                 let key = key_ci(base, &vp.attr.name);
@@ -243,7 +261,9 @@ mod tests {
         assert_eq!(user["title"], json!("Boss"));
         let user = patched(&[("remove", Some(ENTERPRISE_URN), None)]).unwrap();
         assert_eq!(user.get(ENTERPRISE_URN), None);
-        let user = patched(&[("remove", Some("name.givenName"), None), ("replace", None, Some(json!({"userName": "bob"})))]).unwrap();
+        let user =
+            patched(&[("remove", Some("name.givenName"), None), ("replace", None, Some(json!({"userName": "bob"})))])
+                .unwrap();
         assert_eq!(user["name"], json!({}));
         assert_eq!(user["userName"], json!("bob"));
     }
@@ -252,7 +272,10 @@ mod tests {
     fn what_cannot_be_applied_says_why() {
         assert_eq!(patched(&[("remove", None, None)]).unwrap_err().scim_type, "noTarget");
         assert_eq!(patched(&[("remove", Some(r#"emails[type eq "fax"]"#), None)]).unwrap_err().scim_type, "noTarget");
-        assert_eq!(patched(&[("replace", Some("emails[type eq"), Some(json!(1)))]).unwrap_err().scim_type, "invalidPath");
+        assert_eq!(
+            patched(&[("replace", Some("emails[type eq"), Some(json!(1)))]).unwrap_err().scim_type,
+            "invalidPath"
+        );
         assert_eq!(patched(&[("move", Some("title"), Some(json!(1)))]).unwrap_err().scim_type, "invalidSyntax");
     }
 }

@@ -59,7 +59,10 @@ pub fn check_user(resource: &mut Map<String, Value>) -> Result<String, Problem> 
         _ => return Err(Problem::new("invalidSyntax", format!("expected \"schemas\" listing {USER_URN}"))),
     };
     if !schemas.iter().any(|s| s.eq_ignore_ascii_case(USER_URN)) {
-        return Err(Problem::new("invalidSyntax", format!("expected \"schemas\" listing {USER_URN}, found {schemas:?}")));
+        return Err(Problem::new(
+            "invalidSyntax",
+            format!("expected \"schemas\" listing {USER_URN}, found {schemas:?}"),
+        ));
     }
     for name in ["id", "meta", "password"] {
         resource.retain(|key, _| !key.eq_ignore_ascii_case(name));
@@ -134,7 +137,10 @@ fn checked_value(value: Value, definition: &Value, shown: &str) -> Result<Value,
 fn checked_single(value: Value, definition: &Value, shown: &str) -> Result<Value, Problem> {
     let kind = definition["type"].as_str().unwrap_or("string");
     let wrong = |expected: &str, value: &Value| {
-        Problem::new("invalidValue", format!("{shown}: expected {expected}, found {}", crate::source::json::described(value)))
+        Problem::new(
+            "invalidValue",
+            format!("{shown}: expected {expected}, found {}", crate::source::json::described(value)),
+        )
     };
     match (kind, value) {
         ("complex", Value::Object(mut members)) => {
@@ -151,7 +157,10 @@ fn checked_single(value: Value, definition: &Value, shown: &str) -> Result<Value
         ("decimal", other) => Err(wrong("a number", &other)),
         ("dateTime", Value::String(text)) => match chrono::DateTime::parse_from_rfc3339(&text) {
             Ok(_) => Ok(Value::String(text)),
-            Err(e) => Err(Problem::new("invalidValue", format!("{shown}: expected an xsd:dateTime such as 2026-03-01T00:00:00Z, found {text:?}: {e}"))),
+            Err(e) => Err(Problem::new(
+                "invalidValue",
+                format!("{shown}: expected an xsd:dateTime such as 2026-03-01T00:00:00Z, found {text:?}: {e}"),
+            )),
         },
         (_, Value::String(text)) => Ok(Value::String(text)),
         (_, other) => Err(wrong("a string", &other)),
@@ -177,10 +186,13 @@ mod tests {
             ENTERPRISE_URN: {"employeeNumber": "E1", "manager": {"value": "M"}}
         }))
         .unwrap();
-        assert_eq!(user, json!({
-            "schemas": [USER_URN, ENTERPRISE_URN], "userName": "alice", "name": {"givenName": "Alice"},
-            ENTERPRISE_URN: {"employeeNumber": "E1", "manager": {"value": "M"}}
-        }));
+        assert_eq!(
+            user,
+            json!({
+                "schemas": [USER_URN, ENTERPRISE_URN], "userName": "alice", "name": {"givenName": "Alice"},
+                ENTERPRISE_URN: {"employeeNumber": "E1", "manager": {"value": "M"}}
+            })
+        );
     }
 
     #[test]
@@ -188,14 +200,26 @@ mod tests {
         let problem = |user: Value| checked(user).unwrap_err();
         assert_eq!(problem(json!({"schemas": [USER_URN]})).detail, "userName is required: expected a non-empty string");
         assert_eq!(problem(json!({"userName": "a"})).scim_type, "invalidSyntax");
-        assert_eq!(problem(json!({"schemas": [USER_URN], "userName": "a", "active": "yes"})).detail, "active: expected true or false, found the text \"yes\"");
-        assert_eq!(problem(json!({"schemas": [USER_URN], "userName": "a", "emails": {"value": "x"}})).detail, "emails: expected an array (it is multi-valued)");
+        assert_eq!(
+            problem(json!({"schemas": [USER_URN], "userName": "a", "active": "yes"})).detail,
+            "active: expected true or false, found the text \"yes\""
+        );
+        assert_eq!(
+            problem(json!({"schemas": [USER_URN], "userName": "a", "emails": {"value": "x"}})).detail,
+            "emails: expected an array (it is multi-valued)"
+        );
         assert_eq!(
             problem(json!({"schemas": [USER_URN], "userName": "a", ENTERPRISE_URN: {"employeeNumber": 7}})).detail,
             format!("{ENTERPRISE_URN}:employeeNumber: expected a string, found the number 7")
         );
-        assert_eq!(problem(json!({"schemas": [USER_URN], "userName": "a", "urn:x:Other": {"a": 1}})).scim_type, "invalidSyntax");
-        let own = checked(json!({"schemas": [USER_URN, "urn:x:Hr"], "userName": "a", "urn:x:Hr": {"hireDate": "2026-03-01"}})).unwrap();
+        assert_eq!(
+            problem(json!({"schemas": [USER_URN], "userName": "a", "urn:x:Other": {"a": 1}})).scim_type,
+            "invalidSyntax"
+        );
+        let own = checked(
+            json!({"schemas": [USER_URN, "urn:x:Hr"], "userName": "a", "urn:x:Hr": {"hireDate": "2026-03-01"}}),
+        )
+        .unwrap();
         assert_eq!(own["urn:x:Hr"], json!({"hireDate": "2026-03-01"}));
         assert_eq!(own["schemas"], json!([USER_URN, "urn:x:Hr"]));
     }

@@ -24,7 +24,8 @@ fn resolved(value: &mut Value, ids: &BTreeMap<String, String>) -> Result<(), Str
     match value {
         Value::String(text) => {
             if let Some(name) = text.strip_prefix("bulkId:") {
-                *text = ids.get(name).cloned().ok_or_else(|| format!("bulkId:{name} names no User created before it"))?;
+                *text =
+                    ids.get(name).cloned().ok_or_else(|| format!("bulkId:{name} names no User created before it"))?;
             }
         }
         Value::Array(items) => items.iter_mut().try_for_each(|v| resolved(v, ids))?,
@@ -45,7 +46,10 @@ pub(crate) async fn bulk(State(daemon): State<Arc<Daemon>>, headers: HeaderMap, 
         return Err(ScimError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             None,
-            format!("{} operations; at most {MAX_BULK_OPERATIONS} in one Bulk request (maxOperations)", operations.len()),
+            format!(
+                "{} operations; at most {MAX_BULK_OPERATIONS} in one Bulk request (maxOperations)",
+                operations.len()
+            ),
         ));
     }
     let fail_on_errors = body["failOnErrors"].as_u64();
@@ -60,7 +64,8 @@ pub(crate) async fn bulk(State(daemon): State<Arc<Daemon>>, headers: HeaderMap, 
         let method = operation["method"].as_str().unwrap_or_default().to_ascii_uppercase();
         let bulk_id = operation["bulkId"].as_str().map(str::to_string);
         let version = operation["version"].as_str().map(str::to_string);
-        let outcome = run_one(&daemon, source, &method, bulk_id.as_deref(), &operation, version.as_deref(), &mut ids).await;
+        let outcome =
+            run_one(&daemon, source, &method, bulk_id.as_deref(), &operation, version.as_deref(), &mut ids).await;
         let mut answer = json!({"method": method});
         if let Some(bulk_id) = &bulk_id {
             answer["bulkId"] = json!(bulk_id);

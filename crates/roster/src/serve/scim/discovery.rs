@@ -10,12 +10,17 @@ use roster_connectors::source::scim::path::{ENTERPRISE_URN, USER_URN};
 use roster_connectors::source::scim::schema::schemas as user_schemas;
 use serde_json::{Value, json};
 
-use super::{MAX_BULK_OPERATIONS, MAX_PAYLOAD_BYTES, MAX_RESULTS, ScimError, ScimResult, base_url, scim_json, source_of};
+use super::{
+    MAX_BULK_OPERATIONS, MAX_PAYLOAD_BYTES, MAX_RESULTS, ScimError, ScimResult, base_url, scim_json, source_of,
+};
 use crate::serve::Daemon;
 
 const LIST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
-pub(crate) async fn service_provider_config(State(daemon): State<Arc<Daemon>>, headers: HeaderMap) -> ScimResult<Response> {
+pub(crate) async fn service_provider_config(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+) -> ScimResult<Response> {
     source_of(&daemon, &headers)?;
     let base = base_url(&headers);
     Ok(scim_json(
@@ -76,7 +81,11 @@ pub(crate) async fn schemas(State(daemon): State<Arc<Daemon>>, headers: HeaderMa
     Ok(scim_json(StatusCode::OK, &list(schema_resources(&base_url(&headers)))))
 }
 
-pub(crate) async fn schema(State(daemon): State<Arc<Daemon>>, headers: HeaderMap, Path(id): Path<String>) -> ScimResult<Response> {
+pub(crate) async fn schema(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<Response> {
     source_of(&daemon, &headers)?;
     schema_resources(&base_url(&headers))
         .into_iter()

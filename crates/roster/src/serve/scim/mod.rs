@@ -45,7 +45,10 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
         .route(&format!("{BASE}/ResourceTypes/{{id}}"), get(discovery::resource_type))
         .route(&format!("{BASE}/Users"), get(users::list).post(users::create))
         .route(&format!("{BASE}/Users/.search"), post(users::search))
-        .route(&format!("{BASE}/Users/{{id}}"), get(users::get).put(users::replace).patch(users::patch).delete(users::delete))
+        .route(
+            &format!("{BASE}/Users/{{id}}"),
+            get(users::get).put(users::replace).patch(users::patch).delete(users::delete),
+        )
         .route(&format!("{BASE}/Bulk"), post(bulk::bulk))
         .route(&format!("{BASE}/.search"), post(not_implemented))
         .route(&format!("{BASE}/{{*rest}}"), axum::routing::any(unknown))
@@ -53,7 +56,11 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
 }
 
 async fn not_implemented() -> ScimError {
-    ScimError::new(StatusCode::NOT_IMPLEMENTED, None, "searching all resource types at once is not supported: POST /Users/.search")
+    ScimError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        None,
+        "searching all resource types at once is not supported: POST /Users/.search",
+    )
 }
 
 async fn unknown() -> ScimError {
@@ -83,7 +90,8 @@ impl ScimError {
         ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
     }
     pub(crate) fn body(&self) -> Value {
-        let mut body = json!({"schemas": [ERROR_URN], "status": self.status.as_u16().to_string(), "detail": self.detail});
+        let mut body =
+            json!({"schemas": [ERROR_URN], "status": self.status.as_u16().to_string(), "detail": self.detail});
         if let Some(scim_type) = self.scim_type {
             body["scimType"] = json!(scim_type);
         }
@@ -101,7 +109,9 @@ impl IntoResponse for ScimError {
     fn into_response(self) -> Response {
         let mut response = scim_json(self.status, &self.body());
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"roster-scim\""));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"roster-scim\""));
         }
         response
     }
@@ -119,17 +129,32 @@ pub(crate) fn scim_json(status: StatusCode, body: &Value) -> Response {
 /// The SCIM source a request's bearer token selects: 401 without one of `[source.scim]`'s tokens.
 /// Every configured hash is compared, so the time taken tells nothing of which matched.
 pub(crate) fn source_of<'d>(daemon: &'d Daemon, headers: &HeaderMap) -> ScimResult<&'d ScimInbound> {
-    let presented = super::auth::bearer(headers)
-        .ok_or_else(|| ScimError::new(StatusCode::UNAUTHORIZED, None, "expected an Authorization: Bearer TOKEN header"))?;
+    let presented = super::auth::bearer(headers).ok_or_else(|| {
+        ScimError::new(StatusCode::UNAUTHORIZED, None, "expected an Authorization: Bearer TOKEN header")
+    })?;
     let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-    let found = daemon.serve.scim.iter().fold(None, |found, s| if super::auth::same(&s.sha256, &digest) { Some(s) } else { found });
-    found.ok_or_else(|| ScimError::new(StatusCode::UNAUTHORIZED, None, "the bearer token is not one of a SCIM source's ([source.scim] token_sha256)"))
+    let found = daemon
+        .serve
+        .scim
+        .iter()
+        .fold(None, |found, s| if super::auth::same(&s.sha256, &digest) { Some(s) } else { found });
+    found.ok_or_else(|| {
+        ScimError::new(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "the bearer token is not one of a SCIM source's ([source.scim] token_sha256)",
+        )
+    })
 }
 
 /// The request's body as JSON, at most [`MAX_PAYLOAD_BYTES`].
 pub(crate) async fn json_body(body: Body) -> ScimResult<Value> {
     let bytes = axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await.map_err(|_| {
-        ScimError::new(StatusCode::PAYLOAD_TOO_LARGE, None, format!("the request body is larger than {MAX_PAYLOAD_BYTES} bytes (maxPayloadSize)"))
+        ScimError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            format!("the request body is larger than {MAX_PAYLOAD_BYTES} bytes (maxPayloadSize)"),
+        )
     })?;
     serde_json::from_slice(&bytes).map_err(|e| ScimError::bad("invalidSyntax", format!("the body is not JSON: {e}")))
 }

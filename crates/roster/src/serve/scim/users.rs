@@ -91,7 +91,8 @@ fn written(outcome: ScimWrite, user_name: &str) -> ScimResult<ScimUser> {
 }
 
 fn checked(mut body: Value) -> ScimResult<(Value, String)> {
-    let object = body.as_object_mut().ok_or_else(|| ScimError::bad("invalidSyntax", "expected a User: a JSON object"))?;
+    let object =
+        body.as_object_mut().ok_or_else(|| ScimError::bad("invalidSyntax", "expected a User: a JSON object"))?;
     let user_name = schema::check_user(object)?;
     Ok((body, user_name))
 }
@@ -99,8 +100,11 @@ fn checked(mut body: Value) -> ScimResult<(Value, String)> {
 pub(crate) async fn create_user(daemon: &Daemon, source: &ScimInbound, body: Value) -> ScimResult<ScimUser> {
     let (resource, user_name) = checked(body)?;
     let id = new_id()?;
-    let outcome =
-        daemon.store.scim_write_user(&source.source, &id, &user_name, &resource, None).await.map_err(ScimError::internal)?;
+    let outcome = daemon
+        .store
+        .scim_write_user(&source.source, &id, &user_name, &resource, None)
+        .await
+        .map_err(ScimError::internal)?;
     let user = written(outcome, &user_name)?;
     pushed(daemon, source);
     Ok(user)
@@ -166,11 +170,13 @@ pub(crate) async fn patch_user(
         return Err(ScimError::bad("invalidSyntax", format!("expected \"schemas\": [\"{PATCH_URN}\"]")));
     }
     let operations = body.get("Operations").or_else(|| body.get("operations")).cloned().unwrap_or(Value::Null);
-    let operations: Vec<PatchOperation> = serde_json::from_value(operations)
-        .map_err(|e| ScimError::bad("invalidSyntax", format!("expected \"Operations\": [{{\"op\", \"path\", \"value\"}}]: {e}")))?;
+    let operations: Vec<PatchOperation> = serde_json::from_value(operations).map_err(|e| {
+        ScimError::bad("invalidSyntax", format!("expected \"Operations\": [{{\"op\", \"path\", \"value\"}}]: {e}"))
+    })?;
     let before = current(daemon, source, id, if_match).await?;
     let mut resource = before.resource.clone();
-    let object = resource.as_object_mut().ok_or_else(|| ScimError::internal(format!("stored User {id} is not an object")))?;
+    let object =
+        resource.as_object_mut().ok_or_else(|| ScimError::internal(format!("stored User {id} is not an object")))?;
     for (n, operation) in operations.into_iter().enumerate() {
         patch::apply(object, &operation.op, operation.path.as_deref(), operation.value)
             .map_err(|p| ScimError::bad(p.scim_type, format!("operation {}: {}", n + 1, p.detail)))?;
@@ -189,7 +195,12 @@ pub(crate) async fn patch_user(
     Ok(user)
 }
 
-pub(crate) async fn delete_user(daemon: &Daemon, source: &ScimInbound, id: &str, if_match: Option<&str>) -> ScimResult<()> {
+pub(crate) async fn delete_user(
+    daemon: &Daemon,
+    source: &ScimInbound,
+    id: &str,
+    if_match: Option<&str>,
+) -> ScimResult<()> {
     current(daemon, source, id, if_match).await?;
     if !daemon.store.scim_delete_user(&source.source, id).await.map_err(ScimError::internal)? {
         return Err(ScimError::not_found(id));
@@ -238,7 +249,11 @@ pub(crate) async fn get(
     Ok(response)
 }
 
-pub(crate) async fn list(State(daemon): State<Arc<Daemon>>, headers: HeaderMap, Query(q): Query<ListQuery>) -> ScimResult<Response> {
+pub(crate) async fn list(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> ScimResult<Response> {
     let source = source_of(&daemon, &headers)?;
     listed(&daemon, source, &base_url(&headers), q).await
 }
@@ -296,7 +311,9 @@ async fn listed(daemon: &Daemon, source: &ScimInbound, base: &str, q: ListQuery)
 /// `excludedAttributes` (RFC 7644 §3.4.2.5).
 fn projected(resource: Value, attributes: Option<&str>, excluded: Option<&str>) -> ScimResult<Value> {
     let Value::Object(mut object) = resource else { return Ok(resource) };
-    let names = |list: &str| -> Vec<String> { list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect() };
+    let names = |list: &str| -> Vec<String> {
+        list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect()
+    };
     if let Some(list) = attributes.filter(|l| !l.trim().is_empty()) {
         let mut kept = Map::new();
         for always in ["schemas", "id", "meta"] {
@@ -343,7 +360,11 @@ fn copy_path(from: &Map<String, Value>, to: &mut Map<String, Value>, name: &str)
     let Some(source) = base(from, &attr) else { return Ok(()) };
     let key = key_ci(source, &attr.name);
     let Some(value) = get_ci(source, &attr.name) else { return Ok(()) };
-    let target = match attr.uri.as_deref().filter(|u| !u.eq_ignore_ascii_case(roster_connectors::source::scim::path::USER_URN)) {
+    let target = match attr
+        .uri
+        .as_deref()
+        .filter(|u| !u.eq_ignore_ascii_case(roster_connectors::source::scim::path::USER_URN))
+    {
         Some(uri) => to.entry(key_ci(from, uri)).or_insert_with(|| json!({})).as_object_mut(),
         None => Some(to),
     };
@@ -379,7 +400,10 @@ fn remove_path(object: &mut Map<String, Value>, name: &str) -> ScimResult<()> {
         object.remove(&key);
         return Ok(());
     };
-    if attr.uri.is_none() && attr.sub_attr.is_none() && ["id", "schemas"].iter().any(|n| n.eq_ignore_ascii_case(&attr.name)) {
+    if attr.uri.is_none()
+        && attr.sub_attr.is_none()
+        && ["id", "schemas"].iter().any(|n| n.eq_ignore_ascii_case(&attr.name))
+    {
         return Ok(());
     }
     let path = PatchPath::Attr(attr);
@@ -409,7 +433,11 @@ pub(crate) async fn patch(
     Ok(answer(StatusCode::OK, &user, &base_url(&headers)))
 }
 
-pub(crate) async fn delete(State(daemon): State<Arc<Daemon>>, headers: HeaderMap, Path(id): Path<String>) -> ScimResult<StatusCode> {
+pub(crate) async fn delete(
+    State(daemon): State<Arc<Daemon>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ScimResult<StatusCode> {
     let source = source_of(&daemon, &headers)?;
     delete_user(&daemon, source, &id, if_match(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
