@@ -121,6 +121,9 @@ pub enum SourceKind {
     Sql,
     /// A REST API answering JSON, page by page (`[source.rest]`, `records`).
     Rest,
+    /// Users pushed to the daemon's SCIM 2.0 endpoint (`[source.scim]`); `key` and `columns` are
+    /// SCIM attribute paths (docs/sources/scim-inbound.md).
+    Scim,
 }
 
 /// Text encoding of a file source.
@@ -160,6 +163,8 @@ pub struct SourceConfig {
     pub query: Option<String>,
     /// rest: the API's address, paging, authentication, retries and bounds (`[source.rest]`).
     pub rest: Option<RestSourceConfig>,
+    /// scim: who may push Users to the daemon's SCIM endpoint for this source (`[source.scim]`).
+    pub scim: Option<ScimSourceConfig>,
     /// True when the export lists everyone: a person missing from a complete read has gone.
     #[serde(default)]
     pub complete: bool,
@@ -209,6 +214,19 @@ pub struct SourceConfig {
     /// sql with `modified_column`: hours after the last full read when the next read is full again,
     /// to notice who has gone. Default 24.
     pub full_read_after_hours: Option<u32>,
+}
+
+/// A SCIM source: the bearer token an HR system pushes with, and what a push sets off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimSourceConfig {
+    /// SHA-256 of the bearer token the HR system sends to `/scim/v2` (`roster token hash`), 64
+    /// hex digits; the token selects this source. Never the token itself.
+    pub token_sha256: String,
+    /// A `[[serve.job]]` queued after every push that changed a User (a job already waiting is
+    /// not queued twice, so a burst of pushes makes one run). Without it, pushed Users wait for
+    /// the next scheduled run.
+    pub job: Option<String>,
 }
 
 /// How a REST source pages through its records.

@@ -100,7 +100,7 @@ async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<Sou
                 SourceKind::Csv => Some(read_csv),
                 SourceKind::Xlsx => Some(roster_connectors::source::xlsx::read_xlsx),
                 SourceKind::Json | SourceKind::Jsonl => Some(roster_connectors::source::json::read_json),
-                SourceKind::Sql | SourceKind::Rest => None,
+                SourceKind::Sql | SourceKind::Rest | SourceKind::Scim => None,
             };
         let read = match (source.kind, file_reader) {
             (_, Some(reader)) => tokio::task::spawn_blocking(move || reader(&config, &path))
@@ -146,6 +146,18 @@ async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<Sou
                     .with_context(|| format!("source {}", source.name))?;
                 roster_connectors::source::rest::read_rest(source, secret, &loaded.config_dir)
                     .await
+                    .with_context(|| format!("source {}: nothing was planned", source.name))?
+            }
+            (SourceKind::Scim, None) => {
+                let users = match store {
+                    Some(store) => store.scim_users(&source.name).await,
+                    None => open_store(loaded).await?.scim_users(&source.name).await,
+                }
+                .with_context(|| format!("source {}: reading the pushed SCIM Users", source.name))?;
+                let pushed = users
+                    .iter()
+                    .map(|u| roster_connectors::source::scim::PushedUser { id: &u.id, resource: &u.resource });
+                roster_connectors::source::scim::read_scim(source, pushed)
                     .with_context(|| format!("source {}: nothing was planned", source.name))?
             }
             (other, None) => bail!(UsageError(format!(

@@ -19,6 +19,7 @@ pub mod holds;
 mod links;
 mod persons;
 mod runs;
+pub mod scim;
 mod snapshot;
 pub mod triggers;
 pub mod watermarks;
@@ -37,6 +38,7 @@ pub use error::{Error, Result};
 pub use failures::Released;
 pub use holds::HoldChange;
 pub use runs::{RunFinish, RunId, RunRecord, RunStart, RunStatus};
+pub use scim::{ScimUser, ScimWrite};
 pub use watermarks::{Watermark, WatermarkUpdate};
 
 /// How long a connection waits for another writer (another roster process, or this one's other
