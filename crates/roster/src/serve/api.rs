@@ -401,7 +401,7 @@ async fn trigger_job(
     Ok((if position.is_some() { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(answer)))
 }
 
-fn operator_start(daemon: &Daemon, command: &str, actor: &str) -> RunStart {
+pub(crate) fn operator_start(daemon: &Daemon, command: &str, actor: &str) -> RunStart {
     let settings = &daemon.loaded.settings;
     RunStart {
         command: command.to_string(),
