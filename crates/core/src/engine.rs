@@ -1214,8 +1214,13 @@ pub fn plan(input: &PlanInput) -> Plan {
         }
 
         plan_orphans(&mut planner, rules, view, &current, &owner_of, &people);
+        // A held person was never given a current entry above: their account is found by its
+        // link, so that authoritative groups keep them as members while the hold lasts.
         for p in people.iter().filter(|p| p.hold.is_some() || p.failed) {
-            if let Some((e, _)) = current.get(p.key.as_str()) {
+            let own = current.get(p.key.as_str()).map(|(e, _)| *e).or_else(|| {
+                links.get(&(rules.name(), p.key.as_str())).and_then(|l| by_id.get(l.object_id.as_str()).copied())
+            });
+            if let Some(e) = own {
                 untouchable.insert(normalize_dn(&e.dn));
             }
         }
@@ -1497,6 +1502,20 @@ fn evaluate_person(
         evaluate: true,
         eval_hash: String::new(),
     }
+}
+
+/// The variables a person's expressions see, as text and escaped for DNs (`roster explain`).
+/// `manager_dn` is empty: it names the manager's account as a run resolves it.
+pub(crate) fn person_trace_env(
+    settings: &Settings,
+    key: &str,
+    stored: Option<&StoredPerson>,
+    records: &BTreeMap<String, BTreeMap<String, FieldValue>>,
+    login: &str,
+    today: NaiveDate,
+) -> (Env, Env) {
+    let p = evaluate_person(settings, today, key, stored, records.clone(), BTreeMap::new(), &[], 0, &BTreeSet::new());
+    (person_env(settings, &p, login, today), dn_env(settings, &p, login, today))
 }
 
 fn differs(s: &StoredPerson, u: &PersonUpdate) -> bool {
@@ -2078,6 +2097,79 @@ fn check_safety(
         }
     }
     out
+}
+
+/// The part of `plan` that concerns the person `key` alone (`roster run --person`): their own
+/// operations, group operations on their membership, and the containers and groups these need;
+/// nothing of anyone else. An operation that needs another person's operation first (a
+/// reference to a manager not created yet) is left for a full run. Ids are renumbered, and the
+/// safety limits are checked again against what is left.
+pub fn person_plan(settings: &Settings, snapshot: &Snapshot, plan: &Plan, key: &str) -> Plan {
+    let mut dns: BTreeSet<String> =
+        snapshot.links.iter().filter(|l| l.person == key).map(|l| normalize_dn(&l.dn)).collect();
+    for o in plan.operations.iter().filter(|o| o.person.as_deref() == Some(key)) {
+        dns.insert(normalize_dn(o.action.dn()));
+        if let Action::Rename { new_dn, .. } = &o.action {
+            dns.insert(normalize_dn(new_dn));
+        }
+    }
+    let concerns = |o: &Operation| match &o.action {
+        _ if o.person.as_deref() == Some(key) => true,
+        Action::AddMember { member, .. } | Action::RemoveMember { member, .. } => dns.contains(&normalize_dn(member)),
+        Action::CreateGroup { members, .. } => members.iter().any(|m| dns.contains(&normalize_dn(m))),
+        _ => false,
+    };
+    let mut keep: BTreeSet<usize> = plan.operations.iter().filter(|o| concerns(o)).map(|o| o.id).collect();
+    // Shared prerequisites (containers, groups) come along; an operation waiting on someone
+    // else's does not. Repeated until nothing changes: dropping one may drop what needs it.
+    loop {
+        let before = keep.clone();
+        for id in before.iter().copied() {
+            for d in &plan.operations[id].depends_on {
+                match plan.operations[*d].person.as_deref() {
+                    None => {
+                        keep.insert(*d);
+                    }
+                    Some(other) if other != key => {
+                        keep.remove(&id);
+                    }
+                    Some(_) => {}
+                }
+            }
+            if plan.operations[id]
+                .depends_on
+                .iter()
+                .any(|d| !before.contains(d) && plan.operations[*d].person.is_some())
+            {
+                keep.remove(&id);
+            }
+        }
+        if keep == before {
+            break;
+        }
+    }
+    let renumbered: BTreeMap<usize, usize> = keep.iter().enumerate().map(|(new, old)| (*old, new)).collect();
+    let operations: Vec<Operation> = keep
+        .iter()
+        .map(|old| {
+            let mut o = plan.operations[*old].clone();
+            o.id = renumbered[old];
+            o.depends_on = o.depends_on.iter().filter_map(|d| renumbered.get(d).copied()).collect();
+            o
+        })
+        .collect();
+    let safety = check_safety(settings, &operations, plan.summary.persons, &plan.source_counts, snapshot);
+    let mut summary = plan.summary.clone();
+    summary.operations = operations.len() as u64;
+    Plan {
+        operations,
+        person_updates: plan.person_updates.iter().filter(|u| u.key == key).cloned().collect(),
+        notices: plan.notices.iter().filter(|n| n.person.as_deref() == Some(key)).cloned().collect(),
+        provenance: plan.provenance.iter().filter(|(k, _)| *k == key).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        safety,
+        summary,
+        ..plan.clone()
+    }
 }
 
 #[cfg(test)]

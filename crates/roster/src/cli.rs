@@ -58,6 +58,11 @@ pub enum Command {
     /// inserted, and, given a head exported earlier, a cut tail or a history rebuilt since.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Every value and decision for one person: their source rows, each attribute's value with
+    /// its source and expression, the lifecycle state and the rule that set it, the next
+    /// transition, their hold, links, and the operations a run would make for them, with reasons.
+    /// Changes nothing.
+    Explain(ExplainArgs),
     /// Release a person quarantined after failing runs: the next run plans for them again.
     ///
     /// In one target (`--target`) or in all. Recorded in the audit trail, with who did it
@@ -168,6 +173,18 @@ pub struct ShowArgs {
     /// Output format on standard output.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// The person's key, or the key of one of their records in a source.
+    pub person: String,
+    /// Output format on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -307,6 +324,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Run(args) => run::run_command(&cli, args).await,
         Command::Reconcile(args) => run::reconcile_command(&cli, args).await,
         Command::Audit(command) => audit::audit_command(&cli, command).await,
+        Command::Explain(args) => crate::explain::explain_command(&cli, args).await,
         Command::Release(args) => audit::release(&cli, args).await,
         Command::Hold(args) => audit::hold(&cli, args).await,
         Command::Unhold(args) => audit::unhold(&cli, args).await,

@@ -5,6 +5,7 @@ mod audit;
 mod cli;
 mod correlation;
 mod exit;
+mod explain;
 mod init;
 mod lock;
 mod password;

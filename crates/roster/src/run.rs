@@ -31,6 +31,7 @@ impl std::fmt::Display for UsageError {
 }
 impl std::error::Error for UsageError {}
 
+#[derive(Clone)]
 pub(crate) struct Loaded {
     pub(crate) settings: Settings,
     pub(crate) config_dir: PathBuf,
@@ -85,7 +86,7 @@ const DEFAULT_FULL_READ_HOURS: u32 = 24;
 /// Reads every source. A source that fails as a whole stops the run before anything is planned.
 /// With a store, SQL sources with a `modified_column` are read incrementally from their stored
 /// watermark; without one (`roster check`), in full.
-async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<SourceRead>, Watermarks)> {
+pub(crate) async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<SourceRead>, Watermarks)> {
     let stored = match store {
         Some(store) => store.watermarks().await.context("reading the sources' watermarks")?,
         None => BTreeMap::new(),
@@ -160,7 +161,7 @@ async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<Sou
     Ok((reads, watermarks))
 }
 
-async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
+pub(crate) async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
     let mut targets = Vec::new();
     for rules in &loaded.settings.targets {
         let password = secrets::resolve(&rules.config.bind_password, &loaded.config_dir)
@@ -173,7 +174,7 @@ async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
     Ok(targets)
 }
 
-async fn read_views(loaded: &Loaded, targets: &mut [LdapTarget]) -> Result<BTreeMap<String, TargetView>> {
+pub(crate) async fn read_views(loaded: &Loaded, targets: &mut [LdapTarget]) -> Result<BTreeMap<String, TargetView>> {
     let mut views = BTreeMap::new();
     for (rules, target) in loaded.settings.targets.iter().zip(targets.iter_mut()) {
         let view = target

@@ -1,0 +1,126 @@
+//! What operators use day to day, through the real binary against a real OpenLDAP: `roster
+//! explain` (every value and decision for one person), provisioning one person on demand, and
+//! approvals of held plans.
+//!
+//! Fails, never skips, when slapd is missing: run `scripts/install-test-deps.sh`.
+
+#[path = "support/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod support;
+
+use serde_json::Value;
+use support::{Hr, Lab, Worker};
+
+fn two_people() -> Hr {
+    Hr::new([
+        Worker::new("7001", "Ada", "Lovelace", "Engineering"),
+        Worker::new("7002", "Grace", "Hopper", "Engineering"),
+    ])
+}
+
+fn explain(lab: &Lab, as_of: &str, key: &str) -> Value {
+    let run = lab.roster(as_of, &["explain", key, "--json"]).expect_code(0);
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("explain is not JSON ({e}):\n{run}"))
+}
+
+fn mapped<'a>(explanation: &'a Value, attr: &str) -> &'a Value {
+    explanation["targets"][0]["attributes"]
+        .as_array()
+        .expect("the target's attributes")
+        .iter()
+        .find(|a| a["attr"] == attr)
+        .unwrap_or_else(|| panic!("no attribute {attr} in {explanation:#}"))
+}
+
+#[test]
+fn explain_shows_each_value_with_its_source_expression_state_link_and_planned_operation() {
+    let lab = Lab::start();
+    let mut hr = two_people();
+    lab.export(&hr);
+    lab.run("2026-03-02");
+
+    hr.worker("7001").title = "Countess".into();
+    hr.worker("7001").last_day = "2026-03-31".into();
+    lab.export(&hr);
+    let e = explain(&lab, "2026-03-09", "7001");
+    assert_eq!(e["key"], "7001");
+    assert_eq!(e["login"], "ada.lovelace");
+    let row = &e["rows"][0];
+    assert_eq!((row["source"].as_str(), row["key"].as_str()), (Some("hr"), Some("7001")), "{e:#}");
+    assert_eq!(row["location"]["row"], 1, "Ada is the export's first row: {e:#}");
+    assert_eq!(row["values"]["title"], "Countess");
+    let title = e["attributes"].as_array().unwrap().iter().find(|a| a["name"] == "title").expect("title");
+    assert_eq!((title["value"].as_str(), title["source"].as_str()), (Some("Countess"), Some("hr")));
+
+    let cn = mapped(&e, "cn");
+    assert_eq!(cn["values"], serde_json::json!(["Ada Lovelace"]));
+    assert_eq!(cn["config_key"], "target.directory.attributes.cn");
+    assert_eq!(cn["expression"], r#"given_name + " " + family_name"#);
+    assert_eq!(cn["sources"]["given_name"], "hr");
+    assert_eq!(mapped(&e, "uid")["on_create_only"], true);
+
+    assert_eq!(e["state"]["state"], "active");
+    assert!(e["state"]["because"].as_str().unwrap().contains("hired 2020-01-06"), "{e:#}");
+    assert_eq!(e["affiliations"][0]["decision"]["state"], "active");
+    assert_eq!(e["next_transition"], "2026-04-01", "the day after the last day worked: {e:#}");
+    assert_eq!(e["next_state"], "leaver");
+
+    let link = &e["links"][0];
+    assert_eq!(link["dn"], "uid=ada.lovelace,ou=Engineering,ou=people,dc=example,dc=org");
+    assert_eq!(link["object_id"], lab.account("7001").uuid());
+    assert_eq!(e["targets"][0]["dn"]["Ok"], "uid=ada.lovelace,ou=Engineering,ou=people,dc=example,dc=org");
+
+    let operations = e["operations"].as_array().expect("operations");
+    assert!(!operations.is_empty(), "{e:#}");
+    assert!(operations.iter().all(|o| o["person"] == "7001"), "only Ada's operations: {e:#}");
+    let update = operations.iter().find(|o| o["op"] == "update").expect("an update of the title");
+    assert!(update["changes"].to_string().contains("Countess"), "{update:#}");
+    assert!(!update["reason"].as_str().unwrap_or_default().is_empty(), "{update:#}");
+
+    let text = lab.roster("2026-03-09", &["explain", "7001"]).expect_code(0);
+    for expected in [
+        "Person 7001 (login ada.lovelace)",
+        "title = \"Countess\" <- hr",
+        "cn = [\"Ada Lovelace\"] <- target.directory.attributes.cn: given_name + \" \" + family_name",
+        "next transition 2026-04-01: leaver",
+        "linked to uid=ada.lovelace,ou=Engineering",
+        "update uid=ada.lovelace",
+    ] {
+        assert!(text.stdout.contains(expected), "missing {expected:?}:\n{text}");
+    }
+
+    // Explaining changes nothing: the title is still to be written by a run.
+    assert!(lab.account("7001").values("title").is_empty());
+    assert!(lab.plan("2026-03-09")["operations"].as_array().unwrap().iter().any(|o| o["person"] == "7001"));
+}
+
+#[test]
+fn explain_says_a_person_is_on_hold_and_plans_nothing_for_them() {
+    let lab = Lab::start();
+    let mut hr = two_people();
+    lab.export(&hr);
+    lab.run("2026-03-02");
+    lab.roster("2026-03-02", &["hold", "7002", "--reason", "ticket 42", "--until", "2026-03-20"]).expect_code(0);
+    hr.worker("7002").department = "Navy".into();
+    lab.export(&hr);
+
+    let e = explain(&lab, "2026-03-09", "7002");
+    assert_eq!(e["hold"]["reason"], "ticket 42", "{e:#}");
+    assert_eq!(e["hold"]["until"], "2026-03-20");
+    assert_eq!(e["operations"], serde_json::json!([]), "{e:#}");
+    assert!(e["notices"].as_array().unwrap().iter().any(|n| n["kind"] == "on_hold"), "{e:#}");
+    // Regression: a held person's memberships of authoritative groups were removed, as if no
+    // rule granted them.
+    let plan = lab.plan("2026-03-09");
+    let touching_grace = plan["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["member"].as_str().is_some_and(|m| m.starts_with("uid=grace.hopper")));
+    assert_eq!(touching_grace.count(), 0, "{plan:#}");
+    let text = lab.roster("2026-03-09", &["explain", "7002"]).expect_code(0);
+    assert!(text.stdout.contains("ON HOLD until 2026-03-20 (inclusive): ticket 42"), "{text}");
+
+    let unknown = lab.roster("2026-03-09", &["explain", "9999"]).expect_code(2);
+    assert!(unknown.stderr.contains("no person \"9999\""), "{unknown}");
+}
