@@ -228,6 +228,16 @@ pub struct PlanArgs {
     /// Also save the plan as JSON to this file, for review and a later `roster apply FILE`.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub only: OnePerson,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OnePerson {
+    /// Only this person's changes (their key): their own operations, their group memberships and
+    /// the containers and groups these need; nothing of anyone else. Safety limits still apply.
+    #[arg(long, value_name = "KEY")]
+    pub person: Option<String>,
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -260,6 +270,8 @@ pub struct ReconcileArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub overrides: Overrides,
+    #[command(flatten)]
+    pub only: OnePerson,
     /// Print the plan before applying it.
     #[arg(long)]
     pub show_plan: bool,

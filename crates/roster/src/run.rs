@@ -17,7 +17,7 @@ use roster_core::source::SourceRead;
 use roster_core::state::TargetView;
 use roster_store::{RunFinish, RunStart, RunStatus, Store, Watermark, WatermarkUpdate};
 
-use crate::cli::{ApplyArgs, Cli, Format, PlanArgs, ReconcileArgs, RunArgs};
+use crate::cli::{ApplyArgs, Cli, Format, OnePerson, PlanArgs, ReconcileArgs, RunArgs};
 use crate::{exit, secrets};
 
 /// A problem with how roster was called or configured: exit code 2.
@@ -196,13 +196,16 @@ pub(crate) struct Fresh {
     pub(crate) watermarks: Watermarks,
 }
 
-async fn fresh_plan(cli: &Cli) -> Result<Fresh> {
-    fresh_plan_with(load_config(cli)?, false).await
-}
-
 /// Plans a run. `evaluate_all`: every person (reconcile), not only those whose records changed,
 /// whose date came due or who have work pending.
 async fn fresh_plan_with(loaded: Loaded, evaluate_all: bool) -> Result<Fresh> {
+    fresh_plan_for(loaded, evaluate_all, &OnePerson::default()).await
+}
+
+/// Plans a run, or with `--person` only that person's part of it (evaluated whatever changed).
+/// A one-person run never moves an incremental source's watermark: the others' changes since are
+/// still to be applied.
+async fn fresh_plan_for(loaded: Loaded, evaluate_all: bool, only: &OnePerson) -> Result<Fresh> {
     let store = open_store(&loaded).await?;
     let (reads, watermarks) = read_sources(&loaded, Some(&store)).await?;
     let mut targets = connect_targets(&loaded).await?;
@@ -214,9 +217,24 @@ async fn fresh_plan_with(loaded: Loaded, evaluate_all: bool) -> Result<Fresh> {
         reads: &reads,
         snapshot: &snapshot,
         views: &views,
-        evaluate_all,
+        evaluate_all: evaluate_all || only.person.is_some(),
     });
-    Ok(Fresh { loaded, store, targets, plan, watermarks })
+    let Some(key) = &only.person else {
+        return Ok(Fresh { loaded, store, targets, plan, watermarks });
+    };
+    let known = snapshot.persons.contains_key(key)
+        || plan.person_updates.iter().any(|u| &u.key == key)
+        || plan.notices.iter().any(|n| n.person.as_ref() == Some(key));
+    if !known {
+        for t in targets {
+            let _ = t.close().await;
+        }
+        bail!(UsageError(format!(
+            "--person {key}: no such person (a person's key, as the plan and `roster explain` show it)"
+        )));
+    }
+    let plan = roster_core::engine::person_plan(&loaded.settings, &snapshot, &plan, key);
+    Ok(Fresh { loaded, store, targets, plan, watermarks: Watermarks::new() })
 }
 
 /// Who is acting: `ROSTER_ACTOR`, else the login user.
@@ -310,7 +328,7 @@ pub async fn reconcile_command(cli: &Cli, args: &ReconcileArgs) -> Result<u8> {
 }
 
 pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
-    let fresh = fresh_plan(cli).await?;
+    let fresh = fresh_plan_for(load_config(cli)?, false, &args.only).await?;
     // The JSON only when it is wanted: for a large plan it costs as much as planning.
     let json = if args.out.is_some() || args.format == Format::Json {
         serde_json::to_string_pretty(&fresh.plan).context("serializing the plan")?
@@ -360,7 +378,7 @@ pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, pl
 pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
     let _lock = crate::lock::acquire(&store_path(&loaded), "run")?;
-    let fresh = fresh_plan_with(loaded, false).await?;
+    let fresh = fresh_plan_for(loaded, false, &args.only).await?;
     if args.show_plan {
         print!("{}", render(&fresh.plan));
     }

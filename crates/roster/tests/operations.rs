@@ -124,3 +124,58 @@ fn explain_says_a_person_is_on_hold_and_plans_nothing_for_them() {
     let unknown = lab.roster("2026-03-09", &["explain", "9999"]).expect_code(2);
     assert!(unknown.stderr.contains("no person \"9999\""), "{unknown}");
 }
+
+fn people_with_operations(plan: &Value) -> Vec<String> {
+    let mut people: Vec<String> = plan["operations"]
+        .as_array()
+        .expect("operations")
+        .iter()
+        .filter_map(|o| o["person"].as_str().map(str::to_string))
+        .collect();
+    people.dedup();
+    people
+}
+
+#[test]
+fn run_person_applies_only_that_persons_changes_under_the_safety_limits() {
+    let lab = Lab::start();
+    let mut hr = two_people();
+    lab.export(&hr);
+    lab.run("2026-03-02");
+    hr.worker("7001").title = "Countess".into();
+    hr.worker("7002").title = "Admiral".into();
+    hr.add(Worker::new("7003", "Alan", "Turing", "Research"));
+    lab.export(&hr);
+
+    let only = lab.roster("2026-03-03", &["plan", "--person", "7003", "--format", "json"]).expect_code(0);
+    let only: Value = serde_json::from_str(&only.stdout).expect("JSON");
+    assert_eq!(people_with_operations(&only), ["7003"], "{only:#}");
+    let kinds: Vec<&str> = only["operations"].as_array().unwrap().iter().map(|o| o["op"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"create") && kinds.contains(&"create_group"), "the joiner and their new group: {kinds:?}");
+    assert!(kinds.contains(&"add_member"), "and their membership of all-staff: {kinds:?}");
+
+    lab.roster("2026-03-03", &["run", "--person", "7003"]).expect_code(0);
+    let alan = lab.account("7003");
+    assert_eq!(alan.value("cn"), "Alan Turing");
+    let all_staff = lab.group("all-staff").expect("all-staff");
+    assert!(all_staff.values("member").iter().any(|m| m == &alan.dn), "{all_staff:?}");
+    assert!(lab.group("staff-research").is_some(), "the group the joiner needs is created");
+    assert!(lab.account("7001").values("title").is_empty(), "nobody else's change is applied");
+    assert!(lab.account("7002").values("title").is_empty());
+
+    let rest = lab.plan("2026-03-03");
+    assert_eq!(people_with_operations(&rest), ["7001", "7002"], "the others are still to do: {rest:#}");
+    let runs = lab.roster("2026-03-03", &["audit", "show", "--person", "7003", "--format", "json"]).expect_code(0);
+    assert!(runs.stdout.contains("\"kind\": \"create\""), "recorded in the audit trail: {runs}");
+
+    let unknown = lab.roster("2026-03-03", &["run", "--person", "9999"]).expect_code(2);
+    assert!(unknown.stderr.contains("--person 9999: no such person"), "{unknown}");
+
+    // Safety limits still apply to one person.
+    lab.write_config(&lab.config().replace("disables = { count = 5 }", "disables = { count = 0 }"));
+    hr.worker("7002").last_day = "2026-03-02".into();
+    lab.export(&hr);
+    let blocked = lab.roster("2026-03-04", &["run", "--person", "7002"]).expect_code(3);
+    assert!(blocked.stdout.contains("safety.disables") || blocked.stderr.contains("safety.disables"), "{blocked}");
+    assert!(!lab.account("7002").locked());
+}

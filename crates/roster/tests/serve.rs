@@ -457,4 +457,28 @@ fn persons_are_searched_shown_and_explained_through_the_api() {
     let (status, _, _) =
         daemon.request("GET", "/api/v1/persons/{key}/explain", "/api/v1/persons/7001/explain", None, None);
     assert_eq!(status, 401);
+
+    // Provisioning one person on demand: operator only, queued, run as `roster run --person`.
+    let mut hr = two_people();
+    hr.worker("7001").title = "Countess".into();
+    hr.worker("7002").title = "Admiral".into();
+    lab.export(&hr);
+    let provision = "/api/v1/persons/{key}/provision";
+    let (status, body, _) = daemon.request("POST", provision, "/api/v1/persons/7001/provision", Some(VIEWER), None);
+    assert_eq!(status, 403, "{body}");
+    let (status, body, _) = daemon.request("POST", provision, "/api/v1/persons/7001/provision", Some(OPERATOR), None);
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["job"], "provision:7001");
+    let trigger = body["recorded_as_run"].as_i64().expect("the request is recorded");
+    daemon.wait_for("the provisioning run", |d| {
+        let runs = d.get("/api/v1/runs", "/api/v1/runs", VIEWER);
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["command"] == "run" && r["id"].as_i64() > Some(trigger) && r["finished_at"].is_string())
+    });
+    assert_eq!(lab.account("7001").value("title"), "Countess", "{}", daemon.log());
+    assert!(lab.account("7002").values("title").is_empty(), "only 7001 was provisioned");
+    let trail = daemon.get("/api/v1/audit", "/api/v1/audit?person=7001", VIEWER);
+    assert!(trail.as_array().unwrap().iter().any(|e| e["kind"] == "update" && e["actor"] == "api:ops"), "{trail:#}");
 }

@@ -115,6 +115,7 @@ pub(crate) fn routes() -> (axum::Router<Arc<Daemon>>, utoipa::openapi::OpenApi) 
         .routes(routes!(search_persons))
         .routes(routes!(get_person))
         .routes(routes!(explain_person))
+        .routes(routes!(provision_person))
         .split_for_parts()
 }
 
@@ -375,24 +376,7 @@ async fn trigger_job(
         .ok_or_else(|| ApiError::not_found(format!("no job {name:?} in serve.job")))?;
     let command = format!("{:?}", job.config.command).to_lowercase();
     let actor = caller.actor();
-    let enqueued = daemon.queue.enqueue(&name, &actor);
-    let position = match enqueued {
-        Enqueued::Closed => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down: no new jobs")),
-        Enqueued::At(position) => Some(position),
-        Enqueued::AlreadyQueued => None,
-    };
-    let start = operator_start(&daemon, "trigger", &actor);
-    let run = match daemon.store.record_trigger(&start, &name, &command, position.is_some()).await {
-        Ok(run) => run,
-        Err(e) => {
-            if position.is_some() {
-                daemon.queue.withdraw(&name);
-            }
-            return Err(ApiError::internal(format!(
-                "the trigger could not be recorded, so the job was not queued: {e}"
-            )));
-        }
-    };
+    let (position, run) = queue_recorded(&daemon, &name, &command, Vec::new(), &actor).await?;
     tracing::info!(job = %name, actor = %actor, queued = position.is_some(), "triggered through the API");
     let answer = TriggerAnswer {
         job: name,
@@ -407,6 +391,33 @@ async fn trigger_job(
 /// The day the daemon evaluates dates as of: its `--as-of`, else today in the configured zone.
 fn today(daemon: &Daemon) -> NaiveDate {
     daemon.job_base.as_of.unwrap_or_else(|| Utc::now().with_timezone(&daemon.loaded.settings.zone).date_naive())
+}
+
+/// Queues a job (`args`: the command line of one that is not configured) and records who asked
+/// as an operator's run `trigger`; taken back out of the queue when that cannot be recorded.
+/// `None`: it was already waiting.
+async fn queue_recorded(
+    daemon: &Daemon,
+    job: &str,
+    command: &str,
+    args: Vec<String>,
+    actor: &str,
+) -> ApiResult<(Option<usize>, RunId)> {
+    let position = match daemon.queue.enqueue_command(job, actor, args) {
+        Enqueued::Closed => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down: no new jobs")),
+        Enqueued::At(position) => Some(position),
+        Enqueued::AlreadyQueued => None,
+    };
+    let start = operator_start(daemon, "trigger", actor);
+    match daemon.store.record_trigger(&start, job, command, position.is_some()).await {
+        Ok(run) => Ok((position, run)),
+        Err(e) => {
+            if position.is_some() {
+                daemon.queue.withdraw(job);
+            }
+            Err(ApiError::internal(format!("the request could not be recorded, so the job was not queued: {e}")))
+        }
+    }
 }
 
 fn operator_start(daemon: &Daemon, command: &str, actor: &str) -> RunStart {
@@ -675,4 +686,36 @@ async fn explain_person(
     explanation.map(Json).ok_or_else(|| {
         ApiError::not_found(format!("no person {key}: no source lists that key and the store knows no such person"))
     })
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProvisionAnswer {
+    /// The queued job's name, `provision:KEY`: its run is recorded with the token's name as actor.
+    job: String,
+    /// False when the same person's provisioning was already waiting.
+    queued: bool,
+    position: Option<usize>,
+    /// The operator's run recording the request in the audit trail (kind `trigger`).
+    recorded_as_run: i64,
+}
+
+/// Plan and apply only this person's changes, as `roster run --person KEY` (operator): queued
+/// like any job (runs never overlap), recorded as a run with the token's name as actor; safety
+/// limits still apply. 202 when queued.
+#[utoipa::path(post, path = "/api/v1/persons/{key}/provision", params(("key" = String, Path, description = "The person's key")),
+    responses((status = 202, body = ProvisionAnswer), (status = 200, body = ProvisionAnswer),
+    (status = 503, body = ErrorBody, description = "Shutting down"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn provision_person(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> ApiResult<(StatusCode, Json<ProvisionAnswer>)> {
+    let caller = caller(&daemon, &headers, TokenRole::Operator)?;
+    let job = format!("provision:{key}");
+    let command = format!("run --person {key}");
+    let args = vec!["run".to_string(), "--person".to_string(), key];
+    let (position, run) = queue_recorded(&daemon, &job, &command, args, &caller.actor()).await?;
+    tracing::info!(job = %job, actor = %caller.actor(), "queued through the API");
+    let status = if position.is_some() { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((status, Json(ProvisionAnswer { job, queued: position.is_some(), position, recorded_as_run: run.0 })))
 }
