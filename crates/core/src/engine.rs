@@ -1370,7 +1370,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         })
         .collect();
     let population = people.len() as u64;
-    let safety = check_safety(settings, &operations, population, &source_counts, snapshot);
+    let safety = limits(settings, &operations, population, &source_counts, snapshot);
     let count = |c: Category| summary_people.get(&c).map_or(0, |s| s.len() as u64);
     let summary = Summary {
         persons: population,
@@ -2005,6 +2005,49 @@ fn group_attributes(rules: &TargetRules, dn: &Dn, rule: Option<&crate::config::G
     attrs
 }
 
+/// Whether `[approval]` says the operation waits for an approver: its kind is listed, or it
+/// changes the membership of a privileged group.
+pub fn needs_approval(settings: &Settings, op: &Operation) -> bool {
+    let approval = &settings.approval;
+    approval.operations.iter().any(|k| k == op.action.kind())
+        || match &op.action {
+            Action::AddMember { group, .. }
+            | Action::RemoveMember { group, .. }
+            | Action::CreateGroup { dn: group, .. } => approval.groups.contains(&normalize_dn(group)),
+            _ => false,
+        }
+}
+
+/// The safety limits, and `[approval]` as one more (limit `approval`) listing the operations
+/// that wait for an approver.
+fn limits(
+    settings: &Settings,
+    ops: &[Operation],
+    population: u64,
+    counts: &BTreeMap<String, u64>,
+    snapshot: &Snapshot,
+) -> Vec<SafetyViolation> {
+    let mut out = check_safety(settings, ops, population, counts, snapshot);
+    let waiting: Vec<&Operation> = ops.iter().filter(|o| needs_approval(settings, o)).collect();
+    if !waiting.is_empty() {
+        let listed: Vec<String> =
+            waiting.iter().take(10).map(|o| format!("#{} {} {}", o.id, o.action.kind(), o.action.dn())).collect();
+        let more = if waiting.len() > 10 { format!(" and {} more", waiting.len() - 10) } else { String::new() };
+        out.push(SafetyViolation {
+            limit: "approval".to_string(),
+            message: format!(
+                "{} operation(s) need an approver ([approval]): {}{more}",
+                waiting.len(),
+                listed.join("; ")
+            ),
+            count: waiting.len() as u64,
+            percent: 0.0,
+            population,
+        });
+    }
+    out
+}
+
 fn check_safety(
     settings: &Settings,
     ops: &[Operation],
@@ -2121,30 +2164,35 @@ pub fn person_plan(settings: &Settings, snapshot: &Snapshot, plan: &Plan, key: &
     };
     let mut keep: BTreeSet<usize> = plan.operations.iter().filter(|o| concerns(o)).map(|o| o.id).collect();
     // Shared prerequisites (containers, groups) come along; an operation waiting on someone
-    // else's does not. Repeated until nothing changes: dropping one may drop what needs it.
-    loop {
-        let before = keep.clone();
-        for id in before.iter().copied() {
-            for d in &plan.operations[id].depends_on {
-                match plan.operations[*d].person.as_deref() {
-                    None => {
-                        keep.insert(*d);
-                    }
-                    Some(other) if other != key => {
-                        keep.remove(&id);
-                    }
-                    Some(_) => {}
-                }
-            }
-            if plan.operations[id]
-                .depends_on
-                .iter()
-                .any(|d| !before.contains(d) && plan.operations[*d].person.is_some())
-            {
-                keep.remove(&id);
+    // else's is left out by `restrict`.
+    let mut pending: Vec<usize> = keep.iter().copied().collect();
+    while let Some(id) = pending.pop() {
+        for d in &plan.operations[id].depends_on {
+            if plan.operations[*d].person.is_none() && keep.insert(*d) {
+                pending.push(*d);
             }
         }
-        if keep == before {
+    }
+    restrict(settings, snapshot, plan, keep, &|person| person == key)
+}
+
+/// The operations `keep` of `plan` (ids renumbered; one whose prerequisite is left out is left out
+/// too), the person updates of the persons `recorded` says, and the safety limits checked again.
+fn restrict(
+    settings: &Settings,
+    snapshot: &Snapshot,
+    plan: &Plan,
+    mut keep: BTreeSet<usize>,
+    recorded: &dyn Fn(&str) -> bool,
+) -> Plan {
+    loop {
+        let before = keep.len();
+        keep = keep
+            .iter()
+            .copied()
+            .filter(|id| plan.operations[*id].depends_on.iter().all(|d| keep.contains(d)))
+            .collect();
+        if keep.len() == before {
             break;
         }
     }
@@ -2158,18 +2206,44 @@ pub fn person_plan(settings: &Settings, snapshot: &Snapshot, plan: &Plan, key: &
             o
         })
         .collect();
-    let safety = check_safety(settings, &operations, plan.summary.persons, &plan.source_counts, snapshot);
+    let safety = limits(settings, &operations, plan.summary.persons, &plan.source_counts, snapshot);
     let mut summary = plan.summary.clone();
     summary.operations = operations.len() as u64;
+    let mine = |person: &Option<String>| person.as_deref().is_some_and(recorded);
     Plan {
+        format: plan.format,
+        as_of: plan.as_of,
+        config_hash: plan.config_hash.clone(),
         operations,
-        person_updates: plan.person_updates.iter().filter(|u| u.key == key).cloned().collect(),
-        notices: plan.notices.iter().filter(|n| n.person.as_deref() == Some(key)).cloned().collect(),
-        provenance: plan.provenance.iter().filter(|(k, _)| *k == key).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        person_updates: plan.person_updates.iter().filter(|u| recorded(&u.key)).cloned().collect(),
+        notices: plan.notices.iter().filter(|n| mine(&n.person)).cloned().collect(),
+        quarantined: plan.quarantined.clone(),
         safety,
+        source_counts: plan.source_counts.clone(),
         summary,
-        ..plan.clone()
+        provenance: plan.provenance.iter().filter(|(k, _)| recorded(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
     }
+}
+
+/// An approved plan checked again against a fresh plan of the same configuration: `(approved,
+/// changed)`. `approved` holds the fresh plan's operations identical (person, target and action)
+/// to one the approver saw, and the records of the persons all of whose operations are among
+/// them; `changed` holds everything else, new or changed since, which needs its own approval.
+pub fn recheck(settings: &Settings, snapshot: &Snapshot, seen: &Plan, fresh: &Plan) -> (Plan, Plan) {
+    let identity = |o: &Operation| serde_json::to_string(&(&o.person, &o.target, &o.action)).unwrap_or_default();
+    let seen_ops: BTreeSet<String> = seen.operations.iter().map(identity).collect();
+    let covered: BTreeSet<usize> =
+        fresh.operations.iter().filter(|o| seen_ops.contains(&identity(o))).map(|o| o.id).collect();
+    let approved = restrict(settings, snapshot, fresh, covered, &|_| false);
+    let applied: BTreeSet<String> = approved.operations.iter().map(identity).collect();
+    let rest: BTreeSet<usize> =
+        fresh.operations.iter().filter(|o| !applied.contains(&identity(o))).map(|o| o.id).collect();
+    let pending: BTreeSet<&str> = rest.iter().filter_map(|id| fresh.operations[*id].person.as_deref()).collect();
+    let changed = restrict(settings, snapshot, fresh, rest, &|p| pending.contains(p));
+    let mut approved = approved;
+    approved.person_updates =
+        fresh.person_updates.iter().filter(|u| !pending.contains(u.key.as_str())).cloned().collect();
+    (approved, changed)
 }
 
 #[cfg(test)]

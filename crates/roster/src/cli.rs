@@ -63,6 +63,9 @@ pub enum Command {
     /// transition, their hold, links, and the operations a run would make for them, with reasons.
     /// Changes nothing.
     Explain(ExplainArgs),
+    /// Plans held for an approver: blocked by a safety limit or an `[approval]` rule.
+    #[command(subcommand)]
+    Plans(PlansCommand),
     /// Release a person quarantined after failing runs: the next run plans for them again.
     ///
     /// In one target (`--target`) or in all. Recorded in the audit trail, with who did it
@@ -175,6 +178,35 @@ pub struct ShowArgs {
     pub format: Format,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum PlansCommand {
+    /// The held plans, newest first.
+    List {
+        /// Only these: waiting, approved, rejected, applied, expired.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// One held plan: its status and decision, and the plan (text, or `--format json`).
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Approve a waiting plan (recorded in the audit trail with who did it, `ROSTER_ACTOR` else
+    /// the login name); then `roster apply --approved ID` applies it.
+    Approve(DecideArgs),
+    /// Reject a waiting plan (recorded in the audit trail).
+    Reject(DecideArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DecideArgs {
+    pub id: i64,
+    /// Why (in the audit trail).
+    #[arg(long)]
+    pub reason: String,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct ExplainArgs {
     /// The person's key, or the key of one of their records in a source.
@@ -246,12 +278,21 @@ pub struct Overrides {
     /// attribute_changes, source_shrink, or all). Recorded in the audit trail.
     #[arg(long = "allow", value_delimiter = ',')]
     pub allow: Vec<String>,
+    /// When blocked, keep the plan as a held plan waiting for an approver (`roster plans`)
+    /// instead of discarding it: what the daemon's jobs do.
+    #[arg(long)]
+    pub hold_if_blocked: bool,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ApplyArgs {
     /// A plan saved with `roster plan --out`; without it, a fresh plan is made and applied.
     pub plan: Option<PathBuf>,
+    /// Apply the held plan ID that an approver approved: each approved operation is checked
+    /// against a fresh plan and applied where it is still identical; what is new or changed since
+    /// and needs approval is held again as a new plan.
+    #[arg(long, value_name = "ID", conflicts_with = "plan")]
+    pub approved: Option<i64>,
     #[command(flatten)]
     pub overrides: Overrides,
 }
@@ -337,6 +378,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Reconcile(args) => run::reconcile_command(&cli, args).await,
         Command::Audit(command) => audit::audit_command(&cli, command).await,
         Command::Explain(args) => crate::explain::explain_command(&cli, args).await,
+        Command::Plans(command) => crate::approvals::plans_command(&cli, command).await,
         Command::Release(args) => audit::release(&cli, args).await,
         Command::Hold(args) => audit::hold(&cli, args).await,
         Command::Unhold(args) => audit::unhold(&cli, args).await,

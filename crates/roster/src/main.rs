@@ -1,6 +1,7 @@
 //! `roster`: HR-driven identity provisioning. See `roster --help` and the README.
 
 mod apply;
+mod approvals;
 mod audit;
 mod cli;
 mod correlation;

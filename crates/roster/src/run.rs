@@ -388,6 +388,9 @@ pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
 pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
     let _lock = crate::lock::acquire(&store_path(&loaded), "apply")?;
+    if let Some(id) = args.approved {
+        return crate::approvals::apply_approved(fresh_plan_with(loaded, false).await?, id).await;
+    }
     let Some(path) = &args.plan else {
         let fresh = fresh_plan_with(loaded, false).await?;
         return crate::apply::apply_plan(fresh, &args.overrides, "apply").await;

@@ -179,3 +179,71 @@ fn run_person_applies_only_that_persons_changes_under_the_safety_limits() {
     assert!(blocked.stdout.contains("safety.disables") || blocked.stderr.contains("safety.disables"), "{blocked}");
     assert!(!lab.account("7002").locked());
 }
+
+fn held_plan(lab: &Lab, as_of: &str, id: &str) -> Value {
+    let run = lab.roster(as_of, &["plans", "show", id, "--format", "json"]).expect_code(0);
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{run}"))
+}
+
+#[test]
+fn an_approved_plan_applies_what_the_approver_saw_and_holds_what_changed_since() {
+    let lab = Lab::start();
+    let mut hr = two_people();
+    lab.export(&hr);
+    lab.run("2026-03-02");
+    lab.write_config(&format!(
+        "{}\n[approval]\ngroups = [\"cn=all-staff,ou=groups,dc=example,dc=org\"]\n",
+        lab.config()
+    ));
+    hr.add(Worker::new("7003", "Alan", "Turing", "Engineering"));
+    hr.worker("7001").title = "Countess".into();
+    lab.export(&hr);
+
+    let blocked = lab.roster("2026-03-03", &["run", "--hold-if-blocked"]).expect_code(3);
+    assert!(blocked.stderr.contains("need an approver"), "{blocked}");
+    assert!(blocked.stderr.contains("Held as plan 1"), "{blocked}");
+    assert!(lab.accounts("7003").is_empty(), "nothing applied while held");
+    let listed = lab.roster("2026-03-03", &["plans", "list", "--status", "waiting"]).expect_code(0);
+    assert!(listed.stdout.starts_with("#1 waiting"), "{listed}");
+    let apply_early = lab.roster("2026-03-03", &["apply", "--approved", "1"]).expect_code(2);
+    assert!(apply_early.stderr.contains("is waiting: only an approved plan is applied"), "{apply_early}");
+
+    lab.roster("2026-03-03", &["plans", "approve", "1", "--reason", "new hire, ticket 7"]).expect_code(0);
+    let again = lab.roster("2026-03-03", &["plans", "approve", "1", "--reason", "twice"]).expect_code(2);
+    assert!(again.stderr.contains("is approved: only a waiting plan"), "{again}");
+
+    // Since the approval: another joiner (whose all-staff membership needs approval too) and a
+    // change that needs none.
+    hr.add(Worker::new("7004", "Edsger", "Dijkstra", "Engineering"));
+    hr.worker("7002").title = "Admiral".into();
+    lab.export(&hr);
+    let applied = lab.roster("2026-03-03", &["apply", "--approved", "1"]).expect_code(0);
+    assert!(applied.stdout.contains("are new or changed since"), "{applied}");
+    assert!(applied.stdout.contains("held as plan 2"), "{applied}");
+    let alan = lab.account("7003");
+    assert!(lab.group("all-staff").unwrap().values("member").contains(&alan.dn), "the approved membership landed");
+    assert_eq!(lab.account("7001").value("title"), "Countess");
+    assert!(lab.accounts("7004").is_empty(), "what changed since was not approved: {applied}");
+    assert!(lab.account("7002").values("title").is_empty(), "not what the approver saw: {applied}");
+
+    let first = held_plan(&lab, "2026-03-03", "1");
+    assert_eq!(first["status"], "applied", "{first:#}");
+    assert_eq!(first["decided_by"], "integration-test");
+    assert!(first["applied_run"].is_i64());
+    let second = held_plan(&lab, "2026-03-03", "2");
+    assert_eq!((second["status"].as_str(), second["follows"].as_i64()), (Some("waiting"), Some(1)), "{second:#}");
+    let ops = second["plan"]["operations"].as_array().unwrap();
+    assert!(ops.iter().any(|o| o["person"] == "7004" && o["op"] == "create"), "{second:#}");
+    assert!(ops.iter().all(|o| o["person"] != "7003"), "nothing already applied: {second:#}");
+
+    lab.roster("2026-03-03", &["plans", "reject", "2", "--reason", "not yet"]).expect_code(0);
+    let trail = lab.roster("2026-03-03", &["audit", "show", "--format", "json"]).expect_code(0);
+    let entries: Vec<Value> = serde_json::from_str(&trail.stdout).expect("audit JSON");
+    let decisions: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| e["kind"] == "approve" || e["kind"] == "reject")
+        .map(|e| (e["kind"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(decisions, [("approve", "integration-test"), ("reject", "integration-test")], "{trail}");
+    lab.roster("2026-03-03", &["audit", "verify"]).expect_code(0);
+}

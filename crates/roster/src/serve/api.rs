@@ -713,7 +713,7 @@ async fn provision_person(
     let caller = caller(&daemon, &headers, TokenRole::Operator)?;
     let job = format!("provision:{key}");
     let command = format!("run --person {key}");
-    let args = vec!["run".to_string(), "--person".to_string(), key];
+    let args = ["run", "--hold-if-blocked", "--person", &key].map(String::from).to_vec();
     let (position, run) = queue_recorded(&daemon, &job, &command, args, &caller.actor()).await?;
     tracing::info!(job = %job, actor = %caller.actor(), "queued through the API");
     let status = if position.is_some() { StatusCode::ACCEPTED } else { StatusCode::OK };

@@ -191,10 +191,10 @@ async fn run_job(daemon: &Daemon, queued: &Queued) -> Finished {
     }
     match command.map(|c| (c.command, c.apply)) {
         _ if !queued.args.is_empty() => child.args(&queued.args),
-        Some((JobCommand::Run, _)) => child.arg("run"),
+        Some((JobCommand::Run, _)) => child.args(["run", "--hold-if-blocked"]),
         Some((JobCommand::Plan, _)) => child.arg("plan"),
         Some((JobCommand::Reconcile, false)) => child.arg("reconcile"),
-        Some((JobCommand::Reconcile, true)) => child.args(["reconcile", "--apply"]),
+        Some((JobCommand::Reconcile, true)) => child.args(["reconcile", "--apply", "--hold-if-blocked"]),
         None => child.arg("check"),
     };
     child
