@@ -24,6 +24,8 @@ pub struct ConfigFile {
     pub target: Vec<TargetConfig>,
     #[serde(default)]
     pub safety: SafetyConfig,
+    #[serde(default)]
+    pub approval: ApprovalConfig,
     pub audit: Option<AuditConfig>,
     #[serde(default)]
     pub correlation: CorrelationConfig,
@@ -820,6 +822,22 @@ pub struct AttributeLimit {
     pub attributes: Vec<String>,
     pub count: Option<u64>,
     pub percent: Option<f64>,
+}
+
+/// Operations that wait for an approver whatever their number: a plan holding one is blocked (limit
+/// `approval`) as a safety limit blocks it; the daemon keeps it as a held plan until an approver
+/// decides (docs/operations.md, "Approvals").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    /// Kinds of operation that need approval: `create`, `update`, `rename`, `enable`, `disable`,
+    /// `delete`, `set_password`, `add_member`, `remove_member`, `create_group`, `adopt`,
+    /// `create_container`. Default none.
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// Privileged groups (DNs): any membership change in them needs approval. Default none.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// Limits that block a run until a person allows it.

@@ -1239,8 +1239,13 @@ pub fn plan(input: &PlanInput) -> Plan {
         }
 
         plan_orphans(&mut planner, rules, view, &current, &owner_of, &people);
+        // A held person was never given a current entry above: their account is found by its
+        // link, so that authoritative groups keep them as members while the hold lasts.
         for p in people.iter().filter(|p| p.hold.is_some() || p.failed) {
-            if let Some((e, _)) = current.get(p.key.as_str()) {
+            let own = current.get(p.key.as_str()).map(|(e, _)| *e).or_else(|| {
+                links.get(&(rules.name(), p.key.as_str())).and_then(|l| by_id.get(l.object_id.as_str()).copied())
+            });
+            if let Some(e) = own {
                 untouchable.insert(normalize_dn(&e.dn));
             }
         }
@@ -1391,7 +1396,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         })
         .collect();
     let population = people.len() as u64;
-    let safety = check_safety(settings, &operations, population, &source_counts, snapshot);
+    let safety = limits(settings, &operations, population, &source_counts, snapshot);
     let count = |c: Category| summary_people.get(&c).map_or(0, |s| s.len() as u64);
     let summary = Summary {
         persons: population,
@@ -1520,6 +1525,20 @@ fn evaluate_person(
         evaluate: true,
         eval_hash: String::new(),
     }
+}
+
+/// The variables a person's expressions see, as text and escaped for DNs (`roster explain`).
+/// `manager_dn` is empty: it names the manager's account as a run resolves it.
+pub(crate) fn person_trace_env(
+    settings: &Settings,
+    key: &str,
+    stored: Option<&StoredPerson>,
+    records: &BTreeMap<String, BTreeMap<String, FieldValue>>,
+    login: &str,
+    today: NaiveDate,
+) -> (Env, Env) {
+    let p = evaluate_person(settings, today, key, stored, records.clone(), BTreeMap::new(), &[], 0, &BTreeSet::new());
+    (person_env(settings, &p, login, today), dn_env(settings, &p, login, today))
 }
 
 fn differs(s: &StoredPerson, u: &PersonUpdate) -> bool {
@@ -2005,6 +2024,49 @@ fn group_attributes(rules: &TargetRules, dn: &Dn, rule: Option<&crate::config::G
     attrs
 }
 
+/// Whether `[approval]` says the operation waits for an approver: its kind is listed, or it
+/// changes the membership of a privileged group.
+pub fn needs_approval(settings: &Settings, op: &Operation) -> bool {
+    let approval = &settings.approval;
+    approval.operations.iter().any(|k| k == op.action.kind())
+        || match &op.action {
+            Action::AddMember { group, .. }
+            | Action::RemoveMember { group, .. }
+            | Action::CreateGroup { dn: group, .. } => approval.groups.contains(&normalize_dn(group)),
+            _ => false,
+        }
+}
+
+/// The safety limits, and `[approval]` as one more (limit `approval`) listing the operations
+/// that wait for an approver.
+fn limits(
+    settings: &Settings,
+    ops: &[Operation],
+    population: u64,
+    counts: &BTreeMap<String, u64>,
+    snapshot: &Snapshot,
+) -> Vec<SafetyViolation> {
+    let mut out = check_safety(settings, ops, population, counts, snapshot);
+    let waiting: Vec<&Operation> = ops.iter().filter(|o| needs_approval(settings, o)).collect();
+    if !waiting.is_empty() {
+        let listed: Vec<String> =
+            waiting.iter().take(10).map(|o| format!("#{} {} {}", o.id, o.action.kind(), o.action.dn())).collect();
+        let more = if waiting.len() > 10 { format!(" and {} more", waiting.len() - 10) } else { String::new() };
+        out.push(SafetyViolation {
+            limit: "approval".to_string(),
+            message: format!(
+                "{} operation(s) need an approver ([approval]): {}{more}",
+                waiting.len(),
+                listed.join("; ")
+            ),
+            count: waiting.len() as u64,
+            percent: 0.0,
+            population,
+        });
+    }
+    out
+}
+
 fn check_safety(
     settings: &Settings,
     ops: &[Operation],
@@ -2097,6 +2159,110 @@ fn check_safety(
         }
     }
     out
+}
+
+/// The part of `plan` that concerns the person `key` alone (`roster run --person`): their own
+/// operations, group operations on their membership, and the containers and groups these need;
+/// nothing of anyone else. An operation that needs another person's operation first (a
+/// reference to a manager not created yet) is left for a full run. Ids are renumbered, and the
+/// safety limits are checked again against what is left.
+pub fn person_plan(settings: &Settings, snapshot: &Snapshot, plan: &Plan, key: &str) -> Plan {
+    let mut dns: BTreeSet<String> =
+        snapshot.links.iter().filter(|l| l.person == key).map(|l| normalize_dn(&l.dn)).collect();
+    for o in plan.operations.iter().filter(|o| o.person.as_deref() == Some(key)) {
+        dns.insert(normalize_dn(o.action.dn()));
+        if let Action::Rename { new_dn, .. } = &o.action {
+            dns.insert(normalize_dn(new_dn));
+        }
+    }
+    let concerns = |o: &Operation| match &o.action {
+        _ if o.person.as_deref() == Some(key) => true,
+        Action::AddMember { member, .. } | Action::RemoveMember { member, .. } => dns.contains(&normalize_dn(member)),
+        Action::CreateGroup { members, .. } => members.iter().any(|m| dns.contains(&normalize_dn(m))),
+        _ => false,
+    };
+    let mut keep: BTreeSet<usize> = plan.operations.iter().filter(|o| concerns(o)).map(|o| o.id).collect();
+    // Shared prerequisites (containers, groups) come along; an operation waiting on someone
+    // else's is left out by `restrict`.
+    let mut pending: Vec<usize> = keep.iter().copied().collect();
+    while let Some(id) = pending.pop() {
+        for d in &plan.operations[id].depends_on {
+            if plan.operations[*d].person.is_none() && keep.insert(*d) {
+                pending.push(*d);
+            }
+        }
+    }
+    restrict(settings, snapshot, plan, keep, &|person| person == key)
+}
+
+/// The operations `keep` of `plan` (ids renumbered; one whose prerequisite is left out is left out
+/// too), the person updates of the persons `recorded` says, and the safety limits checked again.
+fn restrict(
+    settings: &Settings,
+    snapshot: &Snapshot,
+    plan: &Plan,
+    mut keep: BTreeSet<usize>,
+    recorded: &dyn Fn(&str) -> bool,
+) -> Plan {
+    loop {
+        let before = keep.len();
+        keep = keep
+            .iter()
+            .copied()
+            .filter(|id| plan.operations[*id].depends_on.iter().all(|d| keep.contains(d)))
+            .collect();
+        if keep.len() == before {
+            break;
+        }
+    }
+    let renumbered: BTreeMap<usize, usize> = keep.iter().enumerate().map(|(new, old)| (*old, new)).collect();
+    let operations: Vec<Operation> = keep
+        .iter()
+        .map(|old| {
+            let mut o = plan.operations[*old].clone();
+            o.id = renumbered[old];
+            o.depends_on = o.depends_on.iter().filter_map(|d| renumbered.get(d).copied()).collect();
+            o
+        })
+        .collect();
+    let safety = limits(settings, &operations, plan.summary.persons, &plan.source_counts, snapshot);
+    let mut summary = plan.summary.clone();
+    summary.operations = operations.len() as u64;
+    let mine = |person: &Option<String>| person.as_deref().is_some_and(recorded);
+    Plan {
+        format: plan.format,
+        as_of: plan.as_of,
+        config_hash: plan.config_hash.clone(),
+        operations,
+        person_updates: plan.person_updates.iter().filter(|u| recorded(&u.key)).cloned().collect(),
+        notices: plan.notices.iter().filter(|n| mine(&n.person)).cloned().collect(),
+        quarantined: plan.quarantined.clone(),
+        safety,
+        source_counts: plan.source_counts.clone(),
+        summary,
+        provenance: plan.provenance.iter().filter(|(k, _)| recorded(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}
+
+/// An approved plan checked again against a fresh plan of the same configuration: `(approved,
+/// changed)`. `approved` holds the fresh plan's operations identical (person, target and action)
+/// to one the approver saw, and the records of the persons all of whose operations are among
+/// them; `changed` holds everything else, new or changed since, which needs its own approval.
+pub fn recheck(settings: &Settings, snapshot: &Snapshot, seen: &Plan, fresh: &Plan) -> (Plan, Plan) {
+    let identity = |o: &Operation| serde_json::to_string(&(&o.person, &o.target, &o.action)).unwrap_or_default();
+    let seen_ops: BTreeSet<String> = seen.operations.iter().map(identity).collect();
+    let covered: BTreeSet<usize> =
+        fresh.operations.iter().filter(|o| seen_ops.contains(&identity(o))).map(|o| o.id).collect();
+    let approved = restrict(settings, snapshot, fresh, covered, &|_| false);
+    let applied: BTreeSet<String> = approved.operations.iter().map(identity).collect();
+    let rest: BTreeSet<usize> =
+        fresh.operations.iter().filter(|o| !applied.contains(&identity(o))).map(|o| o.id).collect();
+    let pending: BTreeSet<&str> = rest.iter().filter_map(|id| fresh.operations[*id].person.as_deref()).collect();
+    let changed = restrict(settings, snapshot, fresh, rest, &|p| pending.contains(p));
+    let mut approved = approved;
+    approved.person_updates =
+        fresh.person_updates.iter().filter(|u| !pending.contains(u.key.as_str())).cloned().collect();
+    (approved, changed)
 }
 
 #[cfg(test)]

@@ -103,6 +103,8 @@ pub struct Settings {
     pub login: LoginRules,
     pub targets: Vec<TargetRules>,
     pub safety: SafetyConfig,
+    /// `[approval]`, with the group DNs normalized.
+    pub approval: crate::config::ApprovalConfig,
     /// The audit chain's key; `None`: the key file beside the store.
     pub audit: Option<AuditConfig>,
     /// Every person attribute a source provides (plus `affiliation`).
@@ -891,6 +893,38 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     if !percent_ok(Some(cfg.safety.source_shrink_percent)) {
         ck.error("safety.source_shrink_percent", None, "expected a percentage from 0 to 100");
     }
+    const KINDS: [&str; 12] = [
+        "create_container",
+        "create",
+        "set_password",
+        "adopt",
+        "update",
+        "rename",
+        "enable",
+        "disable",
+        "create_group",
+        "add_member",
+        "remove_member",
+        "delete",
+    ];
+    for (i, kind) in cfg.approval.operations.iter().enumerate() {
+        if !KINDS.contains(&kind.as_str()) {
+            ck.error(
+                format!("approval.operations[{i}]"),
+                None,
+                format!("expected one of {}, found {kind:?}", KINDS.join(", ")),
+            );
+        }
+    }
+    let mut approval = cfg.approval.clone();
+    for (i, group) in cfg.approval.groups.iter().enumerate() {
+        match Dn::parse(group) {
+            Ok(dn) => approval.groups[i] = dn.normalized(),
+            Err(e) => {
+                ck.error(format!("approval.groups[{i}]"), None, format!("expected a group's DN, found {group:?}: {e}"))
+            }
+        }
+    }
     if let Some(audit) = &cfg.audit
         && !(audit.key.0.starts_with("env:") || audit.key.0.starts_with("file:"))
     {
@@ -924,6 +958,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         },
         targets,
         safety: cfg.safety,
+        approval,
         audit: cfg.audit,
         attributes,
         hash: format!("{:x}", Sha256::digest(text.as_bytes())),

@@ -17,7 +17,7 @@ use roster_core::source::SourceRead;
 use roster_core::state::TargetView;
 use roster_store::{RunFinish, RunStart, RunStatus, Store, Watermark, WatermarkUpdate};
 
-use crate::cli::{ApplyArgs, Cli, Format, PlanArgs, ReconcileArgs, RunArgs};
+use crate::cli::{ApplyArgs, Cli, Format, OnePerson, PlanArgs, ReconcileArgs, RunArgs};
 use crate::{exit, secrets};
 
 /// A problem with how roster was called or configured: exit code 2.
@@ -31,6 +31,7 @@ impl std::fmt::Display for UsageError {
 }
 impl std::error::Error for UsageError {}
 
+#[derive(Clone)]
 pub(crate) struct Loaded {
     pub(crate) settings: Settings,
     pub(crate) config_dir: PathBuf,
@@ -85,7 +86,7 @@ const DEFAULT_FULL_READ_HOURS: u32 = 24;
 /// Reads every source. A source that fails as a whole stops the run before anything is planned.
 /// With a store, SQL sources with a `modified_column` are read incrementally from their stored
 /// watermark; without one (`roster check`), in full.
-async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<SourceRead>, Watermarks)> {
+pub(crate) async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<SourceRead>, Watermarks)> {
     let stored = match store {
         Some(store) => store.watermarks().await.context("reading the sources' watermarks")?,
         None => BTreeMap::new(),
@@ -172,7 +173,7 @@ async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<Sou
     Ok((reads, watermarks))
 }
 
-async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
+pub(crate) async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
     let mut targets = Vec::new();
     for rules in &loaded.settings.targets {
         let password = secrets::resolve(&rules.config.bind_password, &loaded.config_dir)
@@ -185,7 +186,7 @@ async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
     Ok(targets)
 }
 
-async fn read_views(loaded: &Loaded, targets: &mut [LdapTarget]) -> Result<BTreeMap<String, TargetView>> {
+pub(crate) async fn read_views(loaded: &Loaded, targets: &mut [LdapTarget]) -> Result<BTreeMap<String, TargetView>> {
     let mut views = BTreeMap::new();
     for (rules, target) in loaded.settings.targets.iter().zip(targets.iter_mut()) {
         let view = target
@@ -207,13 +208,16 @@ pub(crate) struct Fresh {
     pub(crate) watermarks: Watermarks,
 }
 
-async fn fresh_plan(cli: &Cli) -> Result<Fresh> {
-    fresh_plan_with(load_config(cli)?, false).await
-}
-
 /// Plans a run. `evaluate_all`: every person (reconcile), not only those whose records changed,
 /// whose date came due or who have work pending.
 async fn fresh_plan_with(loaded: Loaded, evaluate_all: bool) -> Result<Fresh> {
+    fresh_plan_for(loaded, evaluate_all, &OnePerson::default()).await
+}
+
+/// Plans a run, or with `--person` only that person's part of it (evaluated whatever changed).
+/// A one-person run never moves an incremental source's watermark: the others' changes since are
+/// still to be applied.
+async fn fresh_plan_for(loaded: Loaded, evaluate_all: bool, only: &OnePerson) -> Result<Fresh> {
     let store = open_store(&loaded).await?;
     let (reads, watermarks) = read_sources(&loaded, Some(&store)).await?;
     let mut targets = connect_targets(&loaded).await?;
@@ -225,9 +229,24 @@ async fn fresh_plan_with(loaded: Loaded, evaluate_all: bool) -> Result<Fresh> {
         reads: &reads,
         snapshot: &snapshot,
         views: &views,
-        evaluate_all,
+        evaluate_all: evaluate_all || only.person.is_some(),
     });
-    Ok(Fresh { loaded, store, targets, plan, watermarks })
+    let Some(key) = &only.person else {
+        return Ok(Fresh { loaded, store, targets, plan, watermarks });
+    };
+    let known = snapshot.persons.contains_key(key)
+        || plan.person_updates.iter().any(|u| &u.key == key)
+        || plan.notices.iter().any(|n| n.person.as_ref() == Some(key));
+    if !known {
+        for t in targets {
+            let _ = t.close().await;
+        }
+        bail!(UsageError(format!(
+            "--person {key}: no such person (a person's key, as the plan and `roster explain` show it)"
+        )));
+    }
+    let plan = roster_core::engine::person_plan(&loaded.settings, &snapshot, &plan, key);
+    Ok(Fresh { loaded, store, targets, plan, watermarks: Watermarks::new() })
 }
 
 /// Who is acting: `ROSTER_ACTOR`, else the login user.
@@ -321,7 +340,7 @@ pub async fn reconcile_command(cli: &Cli, args: &ReconcileArgs) -> Result<u8> {
 }
 
 pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
-    let fresh = fresh_plan(cli).await?;
+    let fresh = fresh_plan_for(load_config(cli)?, false, &args.only).await?;
     // The JSON only when it is wanted (for a large plan it costs as much as planning), and
     // streamed to where it goes: a million persons' plan is gigabytes as one string.
     if let Some(out) = &args.out {
@@ -385,7 +404,7 @@ pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, pl
 pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
     let _lock = crate::lock::acquire(&store_path(&loaded), "run")?;
-    let fresh = fresh_plan_with(loaded, false).await?;
+    let fresh = fresh_plan_for(loaded, false, &args.only).await?;
     if args.show_plan {
         print!("{}", render(&fresh.plan));
     }
@@ -395,6 +414,9 @@ pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
 pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
     let _lock = crate::lock::acquire(&store_path(&loaded), "apply")?;
+    if let Some(id) = args.approved {
+        return crate::approvals::apply_approved(fresh_plan_with(loaded, false).await?, id).await;
+    }
     let Some(path) = &args.plan else {
         let fresh = fresh_plan_with(loaded, false).await?;
         return crate::apply::apply_plan(fresh, &args.overrides, "apply").await;

@@ -415,3 +415,70 @@ fn http_client() -> reqwest::blocking::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::new()
 }
+
+#[test]
+fn persons_are_searched_shown_and_explained_through_the_api() {
+    let lab = Lab::start();
+    lab.export(&two_people());
+    lab.write_config(&serve_config(&lab, manual_job()));
+    lab.run(AS_OF);
+    let daemon = Daemon::start(&lab);
+
+    let found = daemon.get("/api/v1/persons", "/api/v1/persons?q=HOPPER", VIEWER);
+    let keys: Vec<&str> = found.as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["7002"], "a family name found case-insensitively: {found:#}");
+    let by_login = daemon.get("/api/v1/persons", "/api/v1/persons?q=ada.love", VIEWER);
+    assert_eq!(by_login[0]["key"], "7001", "{by_login:#}");
+    let everyone = daemon.get("/api/v1/persons", "/api/v1/persons", VIEWER);
+    assert_eq!(everyone.as_array().unwrap().len(), 2);
+    let nobody = daemon.get("/api/v1/persons", "/api/v1/persons?q=%25", VIEWER);
+    assert_eq!(nobody, json!([]), "% is searched for, not a wildcard: {nobody:#}");
+
+    let ada = daemon.get("/api/v1/persons/{key}", "/api/v1/persons/7001", VIEWER);
+    assert_eq!((ada["login"].as_str(), ada["state"].as_str()), (Some("ada.lovelace"), Some("active")), "{ada:#}");
+    assert_eq!(ada["links"][0]["dn"], "uid=ada.lovelace,ou=Engineering,ou=people,dc=example,dc=org");
+    let (status, body, _) = daemon.request("GET", "/api/v1/persons/{key}", "/api/v1/persons/9999", Some(VIEWER), None);
+    assert_eq!(status, 404, "{body}");
+
+    let explained = daemon.get("/api/v1/persons/{key}/explain", "/api/v1/persons/7001/explain", VIEWER);
+    let cli = lab.roster(AS_OF, &["explain", "7001", "--json"]).expect_code(0);
+    let mut cli: Value = serde_json::from_str(&cli.stdout).expect("JSON");
+    // The one difference: the export's path, as the daemon and the test's working folder name it.
+    let mut explained = explained;
+    for e in [&mut explained, &mut cli] {
+        assert!(e["rows"][0]["location"]["file"].as_str().unwrap().ends_with("exports/hr.csv"), "{e:#}");
+        e["rows"][0]["location"]["file"] = json!("hr.csv");
+    }
+    assert_eq!(explained, cli, "the API and the CLI explain alike");
+    assert_eq!(explained["state"]["state"], "active");
+    let (status, body, _) =
+        daemon.request("GET", "/api/v1/persons/{key}/explain", "/api/v1/persons/9999/explain", Some(VIEWER), None);
+    assert_eq!(status, 404, "{body}");
+    let (status, _, _) =
+        daemon.request("GET", "/api/v1/persons/{key}/explain", "/api/v1/persons/7001/explain", None, None);
+    assert_eq!(status, 401);
+
+    // Provisioning one person on demand: operator only, queued, run as `roster run --person`.
+    let mut hr = two_people();
+    hr.worker("7001").title = "Countess".into();
+    hr.worker("7002").title = "Admiral".into();
+    lab.export(&hr);
+    let provision = "/api/v1/persons/{key}/provision";
+    let (status, body, _) = daemon.request("POST", provision, "/api/v1/persons/7001/provision", Some(VIEWER), None);
+    assert_eq!(status, 403, "{body}");
+    let (status, body, _) = daemon.request("POST", provision, "/api/v1/persons/7001/provision", Some(OPERATOR), None);
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["job"], "provision:7001");
+    let trigger = body["recorded_as_run"].as_i64().expect("the request is recorded");
+    daemon.wait_for("the provisioning run", |d| {
+        let runs = d.get("/api/v1/runs", "/api/v1/runs", VIEWER);
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["command"] == "run" && r["id"].as_i64() > Some(trigger) && r["finished_at"].is_string())
+    });
+    assert_eq!(lab.account("7001").value("title"), "Countess", "{}", daemon.log());
+    assert!(lab.account("7002").values("title").is_empty(), "only 7001 was provisioned");
+    let trail = daemon.get("/api/v1/audit", "/api/v1/audit?person=7001", VIEWER);
+    assert!(trail.as_array().unwrap().iter().any(|e| e["kind"] == "update" && e["actor"] == "api:ops"), "{trail:#}");
+}

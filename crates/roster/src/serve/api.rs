@@ -112,6 +112,10 @@ pub(crate) fn routes() -> (axum::Router<Arc<Daemon>>, utoipa::openapi::OpenApi) 
         .routes(routes!(trigger_job))
         .routes(routes!(audit))
         .routes(routes!(hold, unhold))
+        .routes(routes!(search_persons))
+        .routes(routes!(get_person))
+        .routes(routes!(explain_person))
+        .routes(routes!(provision_person))
         .split_for_parts()
 }
 
@@ -372,24 +376,7 @@ async fn trigger_job(
         .ok_or_else(|| ApiError::not_found(format!("no job {name:?} in serve.job")))?;
     let command = format!("{:?}", job.config.command).to_lowercase();
     let actor = caller.actor();
-    let enqueued = daemon.queue.enqueue(&name, &actor);
-    let position = match enqueued {
-        Enqueued::Closed => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down: no new jobs")),
-        Enqueued::At(position) => Some(position),
-        Enqueued::AlreadyQueued => None,
-    };
-    let start = operator_start(&daemon, "trigger", &actor);
-    let run = match daemon.store.record_trigger(&start, &name, &command, position.is_some()).await {
-        Ok(run) => run,
-        Err(e) => {
-            if position.is_some() {
-                daemon.queue.withdraw(&name);
-            }
-            return Err(ApiError::internal(format!(
-                "the trigger could not be recorded, so the job was not queued: {e}"
-            )));
-        }
-    };
+    let (position, run) = queue_recorded(&daemon, &name, &command, Vec::new(), &actor).await?;
     tracing::info!(job = %name, actor = %actor, queued = position.is_some(), "triggered through the API");
     let answer = TriggerAnswer {
         job: name,
@@ -401,11 +388,43 @@ async fn trigger_job(
     Ok((if position.is_some() { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(answer)))
 }
 
+/// The day the daemon evaluates dates as of: its `--as-of`, else today in the configured zone.
+fn today(daemon: &Daemon) -> NaiveDate {
+    daemon.job_base.as_of.unwrap_or_else(|| Utc::now().with_timezone(&daemon.loaded.settings.zone).date_naive())
+}
+
+/// Queues a job (`args`: the command line of one that is not configured) and records who asked
+/// as an operator's run `trigger`; taken back out of the queue when that cannot be recorded.
+/// `None`: it was already waiting.
+async fn queue_recorded(
+    daemon: &Daemon,
+    job: &str,
+    command: &str,
+    args: Vec<String>,
+    actor: &str,
+) -> ApiResult<(Option<usize>, RunId)> {
+    let position = match daemon.queue.enqueue_command(job, actor, args) {
+        Enqueued::Closed => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down: no new jobs")),
+        Enqueued::At(position) => Some(position),
+        Enqueued::AlreadyQueued => None,
+    };
+    let start = operator_start(daemon, "trigger", actor);
+    match daemon.store.record_trigger(&start, job, command, position.is_some()).await {
+        Ok(run) => Ok((position, run)),
+        Err(e) => {
+            if position.is_some() {
+                daemon.queue.withdraw(job);
+            }
+            Err(ApiError::internal(format!("the request could not be recorded, so the job was not queued: {e}")))
+        }
+    }
+}
+
 pub(crate) fn operator_start(daemon: &Daemon, command: &str, actor: &str) -> RunStart {
     let settings = &daemon.loaded.settings;
     RunStart {
         command: command.to_string(),
-        as_of: daemon.job_base.as_of.unwrap_or_else(|| Utc::now().with_timezone(&settings.zone).date_naive()),
+        as_of: today(daemon),
         config_hash: settings.hash.clone(),
         actor: actor.to_string(),
         overrides: Vec::new(),
@@ -561,4 +580,142 @@ async fn set_hold(daemon: &Daemon, start: &RunStart, key: String, hold: Option<H
     })?;
     tracing::info!(person = %key, actor = %start.actor, command = %start.command, "through the API");
     Ok(Json(HoldAnswer { person: key, hold, before: changed.before, recorded_as_run: changed.run.0 }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PersonSearch {
+    /// Text found in the key, the login or any value of the person's records (case-insensitive);
+    /// empty or absent: every person, by key.
+    q: Option<String>,
+    /// At most this many, by key. Default 50, at most 1000.
+    limit: Option<u32>,
+}
+
+/// A person as the store keeps them (as of the last applied run).
+#[derive(Serialize, ToSchema)]
+struct PersonView {
+    key: String,
+    login: Option<String>,
+    state: String,
+    next_transition: Option<NaiveDate>,
+    #[schema(value_type = Object)]
+    hold: Option<Hold>,
+    /// Source -> attribute -> value, as last read.
+    #[schema(value_type = Object)]
+    records: std::collections::BTreeMap<String, std::collections::BTreeMap<String, roster_core::source::FieldValue>>,
+    /// Person attribute -> the source that supplied it.
+    #[schema(value_type = Object)]
+    provenance: std::collections::BTreeMap<String, String>,
+    /// The person's accounts, per target (only in `/persons/{key}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    links: Option<Vec<crate::explain::LinkView>>,
+}
+
+impl PersonView {
+    fn new(p: roster_core::state::StoredPerson, links: Option<Vec<crate::explain::LinkView>>) -> PersonView {
+        PersonView {
+            key: p.key,
+            login: p.login,
+            state: p.state.to_string(),
+            next_transition: p.next_transition,
+            hold: p.hold,
+            records: p.records,
+            provenance: p.provenance,
+            links,
+        }
+    }
+}
+
+/// Persons whose key, login or record values contain `q` (viewer).
+#[utoipa::path(get, path = "/api/v1/persons", params(PersonSearch), responses(
+    (status = 200, body = [PersonView]), (status = 401, body = ErrorBody)))]
+async fn search_persons(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Query(q): Query<PersonSearch>,
+) -> ApiResult<Json<Vec<PersonView>>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let limit = q.limit.unwrap_or(50).min(1000);
+    let found =
+        daemon.store.search_persons(q.q.as_deref().unwrap_or_default(), limit).await.map_err(ApiError::internal)?;
+    Ok(Json(found.into_iter().map(|p| PersonView::new(p, None)).collect()))
+}
+
+/// One person as the store keeps them, with their links (viewer).
+#[utoipa::path(get, path = "/api/v1/persons/{key}", params(("key" = String, Path, description = "The person's key")),
+    responses((status = 200, body = PersonView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn get_person(State(daemon): Shared, headers: HeaderMap, Path(key): Path<String>) -> ApiResult<Json<PersonView>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let (person, links) = daemon
+        .store
+        .person(&key)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("the store knows no person {key}")))?;
+    let links = links
+        .into_iter()
+        .map(|l| crate::explain::LinkView {
+            target: l.target,
+            dn: l.dn,
+            object_id: l.object_id,
+            enabled: l.enabled,
+            missing: None,
+        })
+        .collect();
+    Ok(Json(PersonView::new(person, Some(links))))
+}
+
+/// Every value and decision for one person, as `roster explain --json` prints it (viewer):
+/// reads the sources and the targets now, so it takes as long as a plan. `key` may also be the
+/// key of one of the person's records.
+#[utoipa::path(get, path = "/api/v1/persons/{key}/explain", params(("key" = String, Path, description = "The person's key")),
+    responses((status = 200, body = Object, description = "The explanation (docs/operations.md)"),
+    (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn explain_person(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> ApiResult<Json<crate::explain::Explanation>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let loaded = crate::run::Loaded { as_of: today(&daemon), ..daemon.loaded.clone() };
+    let explanation = crate::explain::explain(&loaded, &daemon.store, &key)
+        .await
+        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    explanation.map(Json).ok_or_else(|| {
+        ApiError::not_found(format!("no person {key}: no source lists that key and the store knows no such person"))
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProvisionAnswer {
+    /// The queued job's name, `provision:KEY`: its run is recorded with the token's name as actor.
+    job: String,
+    /// False when the same person's provisioning was already waiting.
+    queued: bool,
+    position: Option<usize>,
+    /// The operator's run recording the request in the audit trail (kind `trigger`).
+    recorded_as_run: i64,
+}
+
+/// Plan and apply only this person's changes, as `roster run --person KEY` (operator): queued
+/// like any job (runs never overlap), recorded as a run with the token's name as actor; safety
+/// limits still apply. 202 when queued.
+#[utoipa::path(post, path = "/api/v1/persons/{key}/provision", params(("key" = String, Path, description = "The person's key")),
+    responses((status = 202, body = ProvisionAnswer), (status = 200, body = ProvisionAnswer),
+    (status = 503, body = ErrorBody, description = "Shutting down"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn provision_person(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> ApiResult<(StatusCode, Json<ProvisionAnswer>)> {
+    let caller = caller(&daemon, &headers, TokenRole::Operator)?;
+    let job = format!("provision:{key}");
+    let command = format!("run --person {key}");
+    let args = ["run", "--hold-if-blocked", "--person", &key].map(String::from).to_vec();
+    let (position, run) = queue_recorded(&daemon, &job, &command, args, &caller.actor()).await?;
+    tracing::info!(job = %job, actor = %caller.actor(), "queued through the API");
+    let status = if position.is_some() { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((status, Json(ProvisionAnswer { job, queued: position.is_some(), position, recorded_as_run: run.0 })))
 }

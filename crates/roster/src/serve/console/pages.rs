@@ -256,7 +256,7 @@ pub(super) async fn persons(State(console): Shared, headers: HeaderMap, Query(qu
             needle.is_empty()
                 || p.key.to_lowercase().contains(&needle)
                 || p.login.as_deref().is_some_and(|l| l.to_lowercase().contains(&needle))
-                || p.records.values().flat_map(|r| r.values()).any(|v| v.to_string().to_lowercase().contains(&needle))
+                || p.records.values().flat_map(|r| r.values()).any(|v| v.to_text().to_lowercase().contains(&needle))
         })
         .take(500)
         .collect();
@@ -368,7 +368,7 @@ pub(super) async fn person(State(console): Shared, headers: HeaderMap, Path(key)
         let _ = write!(body, "<h3>{}</h3>", escape(source));
         body.push_str(&table(
             &["attribute", "value"],
-            record.iter().map(|(name, value)| vec![escape(name), escape(&value.to_string())]),
+            record.iter().map(|(name, value)| vec![escape(name), escape(&value.to_text())]),
         ));
     }
     body.push_str("<h2>History</h2>");
