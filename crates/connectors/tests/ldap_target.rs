@@ -714,3 +714,20 @@ async fn the_target_trait_is_usable_generically() {
     // OpenLDAP advertises the assertion control: writes also assert the entryUUID they checked.
     assert!(format!("{target:?}").contains("assertion_control: true"), "{target:?}");
 }
+
+#[tokio::test]
+async fn a_create_learns_its_entry_uuid_from_the_adds_own_answer() {
+    // The post-read control (RFC 4527): one request per create, no search to read the entry back.
+    let server = start_server(OpenLdapOptions { tls: true, log_level: "stats".to_owned(), ..Default::default() });
+    let target = connect_admin(&server).await;
+    let dn = format!("uid=postread,{PEOPLE}");
+    let created = created_entry(target.apply(&create(&dn, person("postread", "3001"))).await.unwrap());
+    let log = std::fs::read_to_string(server.log_path()).expect("reading slapd's log");
+    assert!(log.contains("ADD dn=\"uid=postread,"), "the add is in slapd's log:\n{log}");
+    assert!(
+        !log.lines().any(|line| line.contains("SRCH base=\"uid=postread,")),
+        "the create read its entry back with a search:\n{log}"
+    );
+    assert_eq!(values(&created, "employeeNumber"), ["3001"]);
+    assert_eq!(Some(created.object_id), uuid_of(&server, &dn));
+}

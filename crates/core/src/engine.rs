@@ -886,8 +886,11 @@ pub fn plan(input: &PlanInput) -> Plan {
                     }
                     let mut attributes = AttrMap::new();
                     attributes.insert(AttrName::new("objectClass"), rules.config.object_classes.clone());
+                    // A plain LDAP directory takes a DN reference to an entry that does not exist
+                    // yet (OpenLDAP checks none), so the manager goes into the create itself; AD
+                    // refuses one, so there it is set once every account exists.
                     for (attr, values, _, references) in &wanted {
-                        if !references && !values.is_empty() {
+                        if (!references || !ad) && !values.is_empty() {
                             attributes.insert(attr.clone(), values.clone());
                         }
                     }
@@ -954,7 +957,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                     }
                     let refs: Vec<AttrChange> = wanted
                         .iter()
-                        .filter(|(_, values, _, references)| *references && !values.is_empty())
+                        .filter(|(_, values, _, references)| ad && *references && !values.is_empty())
                         .map(|(attr, values, ..)| AttrChange { attr: attr.clone(), old: vec![], new: values.clone() })
                         .collect();
                     if !refs.is_empty() {

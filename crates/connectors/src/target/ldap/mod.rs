@@ -33,7 +33,7 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use ldap3::controls::{Assertion, MakeCritical, RawControl};
+use ldap3::controls::{Assertion, MakeCritical, PostRead, RawControl};
 use ldap3::{Ldap, Mod};
 use roster_core::attr::{AttrMap, AttrName};
 use roster_core::config::TargetConfig;
@@ -47,7 +47,7 @@ use self::errors::{
     ALREADY_EXISTS, ASSERTION_FAILED, Effect, NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, OBJECT_CLASS_VIOLATION, Right,
     SUCCESS, TYPE_OR_VALUE_EXISTS, UNWILLING_TO_PERFORM, describe, ldap_error, result_error,
 };
-use self::search::{Entry, PagedReader, ranged_values, read_entry};
+use self::search::{Entry, POST_READ_OID, PagedReader, post_read_entry, ranged_values, read_entry};
 use self::session::Session;
 use crate::target::{Capabilities, ErrorKind, Target, TargetError};
 
@@ -84,6 +84,9 @@ pub struct LdapTarget {
     passwords: bool,
     /// Whether the server advertises the assertion control.
     assertion: bool,
+    /// Whether the server advertises the post-read control: a create's answer then carries the
+    /// new entry's id, with no second request to read it back.
+    post_read: bool,
     /// Entries per page of the view's searches: [`search::PAGE_SIZE`] unless the server allows fewer.
     page_size: i32,
 }
@@ -96,6 +99,7 @@ impl fmt::Debug for LdapTarget {
             .field("url", &self.session.url())
             .field("managed", &self.managed.iter().map(Dn::to_string).collect::<Vec<_>>())
             .field("assertion_control", &self.assertion)
+            .field("post_read_control", &self.post_read)
             .finish_non_exhaustive()
     }
 }
@@ -196,6 +200,7 @@ impl LdapTarget {
 
         let session = Session::open(config, password, config_dir).await?;
         let assertion = supports_control(&session, ASSERTION_OID).await;
+        let post_read = supports_control(&session, POST_READ_OID).await;
         if !assertion {
             tracing::info!(
                 target_name = name,
@@ -216,6 +221,7 @@ impl LdapTarget {
             search_bases: checked.search_bases,
             unique_base: checked.unique_base,
             assertion,
+            post_read,
             page_size: search::PAGE_SIZE,
         })
     }
@@ -444,9 +450,14 @@ impl LdapTarget {
             .iter()
             .map(|(attr, values)| (attr.as_str().to_string(), values.iter().cloned().collect()))
             .collect();
+        self.ask_post_read(ldap, &read_back);
         let result = self.send(ldap.with_timeout(self.timeout()).add(dn, entry).await, what)?;
         match result.rc {
             SUCCESS => {
+                if let Some(entry) = post_read_entry(&result) {
+                    let entry = self.target_entry(what, entry).map_err(|e| written_but_unread(what, &e.message))?;
+                    return Ok(Applied { entry: Some(entry) });
+                }
                 let created = read_entry(ldap, self.timeout(), dn, "(objectClass=*)", read_back).await;
                 let entry = created.map_err(|e| written_but_unread(what, &e.message))?;
                 let entry = entry.ok_or_else(|| written_but_unread(what, "it was not found"))?;
@@ -638,13 +649,17 @@ impl LdapTarget {
         }
         let entry: Vec<(String, HashSet<String>)> =
             entry.into_iter().map(|(attr, values)| (attr.as_str().to_string(), values.into_iter().collect())).collect();
+        self.ask_post_read(ldap, &[self.dialect.id_attribute().to_string()]);
         let result = self.send(ldap.with_timeout(self.timeout()).add(dn, entry).await, what)?;
         let uuid = match result.rc {
-            SUCCESS => self
-                .current_id(ldap, what, dn)
-                .await
-                .map_err(|e| written_but_unread(what, &e.message))?
-                .ok_or_else(|| written_but_unread(what, "it was not found"))?,
+            SUCCESS => match post_read_entry(&result) {
+                Some(mut entry) => self.take_id(what, &mut entry).map_err(|e| written_but_unread(what, &e.message))?,
+                None => self
+                    .current_id(ldap, what, dn)
+                    .await
+                    .map_err(|e| written_but_unread(what, &e.message))?
+                    .ok_or_else(|| written_but_unread(what, "it was not found"))?,
+            },
             ALREADY_EXISTS => {
                 let filter = format!("(objectClass={})", escape_filter_value(group_class));
                 let existing =
@@ -763,6 +778,14 @@ impl LdapTarget {
                     "{what}: the entry matches the protect filter {protect}, so roster never modifies it; nothing was sent"
                 ),
             )),
+        }
+    }
+
+    /// Asks the server, where it can, to answer the next write on `ldap` with the entry's `attrs` as
+    /// the write left them (not critical: a server that ignores it is read back instead).
+    fn ask_post_read(&self, ldap: &mut Ldap, attrs: &[String]) {
+        if self.post_read {
+            ldap.with_controls(PostRead::new(attrs.to_vec()));
         }
     }
 
