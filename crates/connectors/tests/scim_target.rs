@@ -279,3 +279,45 @@ async fn plaintext_is_refused_unless_allowed() {
     assert_eq!(error.kind, ErrorKind::Config);
     assert!(error.message.contains("https://") && !error.message.contains("secret-token"), "{error}");
 }
+
+#[tokio::test]
+async fn independent_operations_go_in_bulk_requests_when_the_server_offers_them() {
+    let server = ScimServer::start().expect("scim2-server starts");
+    let mut target = connect(&server).await;
+    let (max_operations, max_payload) = target.features().bulk.expect("scim2-server advertises bulk");
+    assert!(max_operations > 0 && max_payload > 0);
+    target.apply(&create(BOSS, attrs(&[("userName", "grace"), ("externalId", "1000")]))).await.expect("created");
+    target.read_view(&asked()).await.expect("view");
+
+    let joiners: Vec<Operation> = (0..5)
+        .map(|n| {
+            let key = format!("{}", 3000 + n);
+            let login = format!("user{n}");
+            create(&format!("externalId={key},ou=Users,o=scim"), attrs(&[("userName", &login), ("externalId", &key)]))
+        })
+        .collect();
+    let mut batch = joiners;
+    let changes = vec![AttrChange { attr: AttrName::new(ext("department")), old: vec![], new: vec!["Board".into()] }];
+    batch.push(op(Action::Update { dn: BOSS.into(), object_id: None, changes }));
+    batch.push(create("externalId=3009,ou=Users,o=scim", attrs(&[("userName", "grace"), ("externalId", "3009")])));
+    let results = target.apply_batch(&batch).await;
+    assert_eq!(results.len(), batch.len());
+    for (n, result) in results.iter().take(6).enumerate() {
+        assert!(result.is_ok(), "operation {n}: {result:?}");
+    }
+    let created = results[2].as_ref().unwrap().entry.as_ref().expect("the created entry");
+    assert_eq!(created.dn, "externalId=3002,ou=Users,o=scim");
+    assert_eq!(results[6].as_ref().expect_err("userName taken").kind, ErrorKind::Conflict);
+
+    let view = target.read_view(&asked()).await.expect("view");
+    assert_eq!(view.entries.len(), 6);
+    assert_eq!(values(&view, BOSS, &ext("department")), ["Board"]);
+    let leavers: Vec<Operation> = view
+        .entries
+        .iter()
+        .filter(|e| e.dn != BOSS)
+        .map(|e| op(Action::Delete { dn: e.dn.clone(), object_id: Some(e.object_id.clone()) }))
+        .collect();
+    assert!(target.apply_batch(&leavers).await.iter().all(Result::is_ok));
+    assert_eq!(target.read_view(&asked()).await.expect("view").entries.len(), 1);
+}

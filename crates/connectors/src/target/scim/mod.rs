@@ -36,6 +36,7 @@ use crate::http::{describe, retry_after, status_text};
 /// Resources asked for per page of a list.
 const PAGE_SIZE: usize = 200;
 const MEDIA_TYPE: &str = "application/scim+json";
+const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 
 /// How to reach a SCIM service and where its objects appear in the planner's DN space.
 #[derive(Debug, Clone)]
@@ -660,6 +661,157 @@ impl ScimTarget {
         let mut directory = self.lock();
         Self::remember(&mut directory, id, &dn, true, Self::version_of(&user, &answer));
         Ok(Applied { entry: self.entry(&user, &[], &directory) })
+    }
+
+    /// One bulk operation (RFC 7644 §3.7) for `op`, or `None` when it is sent on its own.
+    fn bulk_operation(&self, index: usize, op: &Operation) -> Result<Option<Value>, TargetError> {
+        let patch = |dn: &str, planned: Option<&String>, changes: &[AttrChange], active: Option<bool>| {
+            let id = self.id_of(dn, planned)?;
+            let mut ops = self.patch_ops(dn, changes)?;
+            if let Some(active) = active {
+                ops.push(json!({ "op": "replace", "path": "active", "value": active }));
+            }
+            Ok::<_, TargetError>(Some(json!({
+                "method": "PATCH", "path": format!("/Users/{id}"),
+                "data": { "schemas": [PATCH_SCHEMA], "Operations": ops },
+            })))
+        };
+        match &op.action {
+            Action::Create { dn, attributes, enabled, .. } => Ok(Some(json!({
+                "method": "POST", "path": "/Users", "bulkId": format!("op{index}"),
+                "data": self.user_resource(dn, attributes, *enabled)?,
+            }))),
+            Action::Update { dn, object_id, changes } => patch(dn, object_id.as_ref(), changes, None),
+            Action::Enable { dn, object_id, changes } => patch(dn, object_id.as_ref(), changes, Some(true)),
+            Action::Disable { dn, object_id, changes } => patch(dn, object_id.as_ref(), changes, Some(false)),
+            Action::Delete { dn, object_id } => {
+                let id = self.id_of(dn, object_id.as_ref())?;
+                Ok(Some(json!({ "method": "DELETE", "path": format!("/Users/{id}") })))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Applies independent operations (none depends on another in the batch), in bulk requests when
+    /// the server advertises bulk support, each within its `maxOperations` and `maxPayloadSize`;
+    /// what bulk cannot carry (groups, adoptions) and every operation on a server without bulk is
+    /// applied one by one. The results are in the order of `ops`.
+    pub async fn apply_batch(&self, ops: &[Operation]) -> Vec<Result<Applied, TargetError>> {
+        let mut results: Vec<Option<Result<Applied, TargetError>>> = ops.iter().map(|_| None).collect();
+        let mut pending: Vec<(usize, Value)> = Vec::new();
+        if let Some((max_operations, max_payload)) = self.features.bulk.filter(|(ops, size)| *ops > 0 && *size > 0) {
+            for (index, op) in ops.iter().enumerate() {
+                match self.bulk_operation(index, op) {
+                    Ok(Some(operation)) => pending.push((index, operation)),
+                    Ok(None) => {}
+                    Err(error) => results[index] = Some(Err(error)),
+                }
+            }
+            let mut chunk: Vec<(usize, Value)> = Vec::new();
+            let mut size = 0u64;
+            for (index, operation) in pending.drain(..) {
+                let length = operation.to_string().len() as u64 + 1;
+                if !chunk.is_empty() && (chunk.len() as u64 >= max_operations || size + length + 200 > max_payload) {
+                    self.send_bulk(ops, std::mem::take(&mut chunk), &mut results).await;
+                    size = 0;
+                }
+                size += length;
+                chunk.push((index, operation));
+            }
+            if !chunk.is_empty() {
+                self.send_bulk(ops, chunk, &mut results).await;
+            }
+        }
+        let mut out = Vec::with_capacity(ops.len());
+        for (op, result) in ops.iter().zip(results) {
+            out.push(match result {
+                Some(result) => result,
+                None => self.apply(op).await,
+            });
+        }
+        out
+    }
+
+    async fn send_bulk(
+        &self,
+        ops: &[Operation],
+        chunk: Vec<(usize, Value)>,
+        results: &mut [Option<Result<Applied, TargetError>>],
+    ) {
+        let body = json!({
+            "schemas": [BULK_REQUEST_SCHEMA],
+            "Operations": chunk.iter().map(|(_, operation)| operation.clone()).collect::<Vec<_>>(),
+        });
+        let url = self.url(&["Bulk"]);
+        let what = format!("a bulk request of {} operation(s)", chunk.len());
+        let answer = match self.call(Method::POST, url.clone(), Some(&body), None, &what).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                for (index, _) in &chunk {
+                    results[*index] = Some(Err(error.clone()));
+                }
+                return;
+            }
+        };
+        let answered = self.expect_json(&answer, &url, &what);
+        let answers: Vec<Value> = match &answered {
+            Ok(page) => get(page, "Operations").and_then(Value::as_array).cloned().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        for (position, (index, sent)) in chunk.iter().enumerate() {
+            let op = &ops[*index];
+            let dn = op.action.dn();
+            let reply = match sent.get("bulkId") {
+                Some(bulk_id) => answers.iter().find(|a| a.get("bulkId") == Some(bulk_id)),
+                None => answers.get(position),
+            };
+            let result = match (reply, &answered) {
+                (_, Err(error)) => Err(error.clone()),
+                (None, _) => Err(self.error(
+                    ErrorKind::Unknown,
+                    format!("{dn}: the bulk answer has no result for this operation; it may have happened"),
+                )),
+                (Some(reply), _) => self.bulk_result(op, dn, reply),
+            };
+            results[*index] = Some(result);
+        }
+    }
+
+    /// The outcome of one operation of a bulk answer.
+    fn bulk_result(&self, op: &Operation, dn: &str, reply: &Value) -> Result<Applied, TargetError> {
+        let status = get(reply, "status").and_then(scalar).and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
+        let response = get(reply, "response").cloned().unwrap_or(Value::Null);
+        let answer =
+            Answer { status, etag: get(reply, "version").and_then(scalar), body: response.to_string().into_bytes() };
+        let gone_already = status == 404 && matches!(op.action, Action::Delete { .. });
+        if !(200..300).contains(&status) && !gone_already {
+            return Err(self.refused(&answer, &self.url(&["Bulk"]), dn));
+        }
+        match &op.action {
+            Action::Create { attributes, .. } => {
+                let id = get(&response, "id").and_then(scalar).or_else(|| {
+                    get(reply, "location").and_then(scalar).and_then(|l| l.rsplit('/').next().map(str::to_string))
+                });
+                let Some(id) = id else {
+                    return Err(
+                        self.error(ErrorKind::Unknown, format!("{dn}: the server created a user but gave no id"))
+                    );
+                };
+                let paths = parse_paths(&self.settings.name, &attributes.keys().cloned().collect::<Vec<_>>())?;
+                // A bulk answer's `response` may be partial: the planned DN is the one sent.
+                let user = if response.is_object() { response } else { json!({ "id": id }) };
+                let dn = dn.to_string();
+                let mut directory = self.lock();
+                Self::remember(&mut directory, &id, &dn, true, Self::version_of(&user, &answer));
+                let entry = self.entry(&user, &paths, &directory).map(|mut entry| {
+                    entry.object_id = id.clone();
+                    entry.dn = dn.clone();
+                    entry
+                });
+                Ok(Applied { entry })
+            }
+            _ => Ok(Applied { entry: None }),
+        }
     }
 
     pub async fn apply(&self, op: &Operation) -> Result<Applied, TargetError> {
