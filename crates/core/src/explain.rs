@@ -126,7 +126,11 @@ pub fn trace_person(input: &PlanInput, key: &str, login: Option<&str>) -> Option
     let affiliations: Vec<Affiliation> =
         records.iter().map(|(source, attrs)| Affiliation::from_record(source, attrs)).collect();
     let state = person_state(&affiliations, today, &settings.lifecycle, left_on);
-    let (texts, provenance) = correlate::merge(settings, &records);
+    let (texts, mut provenance) = correlate::merge(settings, &records);
+    // `merge` keeps provenance only when there are several records; with one, every value is its.
+    if let [only] = records.keys().collect::<Vec<_>>()[..] {
+        provenance = texts.keys().map(|name| (name.clone(), only.clone())).collect();
+    }
     let attributes = texts
         .iter()
         .map(|(name, value)| PersonValue {

@@ -389,7 +389,7 @@ async fn trigger_job(
 }
 
 /// The day the daemon evaluates dates as of: its `--as-of`, else today in the configured zone.
-fn today(daemon: &Daemon) -> NaiveDate {
+pub(crate) fn today(daemon: &Daemon) -> NaiveDate {
     daemon.job_base.as_of.unwrap_or_else(|| Utc::now().with_timezone(&daemon.loaded.settings.zone).date_naive())
 }
 

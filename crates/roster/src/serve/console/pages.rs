@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate};
 use roster_core::config::TokenRole;
 use roster_store::{AuditEntry, AuditQuery, RunId, RunRecord};
 use serde::Deserialize;
@@ -121,7 +121,7 @@ pub(super) async fn dashboard(State(console): Shared, headers: HeaderMap) -> Res
         (Err(e), _) => return internal(e),
         (_, Err(e)) => return internal(e),
     };
-    let today = Utc::now().with_timezone(&console.daemon.loaded.settings.zone).date_naive();
+    let today = crate::serve::api::today(&console.daemon);
     let recent: Vec<&RunRecord> = runs.iter().filter(|r| applied(r) && r.as_of > today - Duration::days(30)).collect();
     let sum = |f: fn(&RunRecord) -> u64| recent.iter().map(|r| f(r)).sum::<u64>();
     let quarantined = runs.iter().find(|r| r.status.is_some()).map_or(0, |r| r.summary.quarantined_rows);
