@@ -99,7 +99,9 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting chromedriver: {e}; run scripts/install-test-deps.sh (chromium-driver)"));
+            .unwrap_or_else(|e| {
+                panic!("starting chromedriver: {e}; run scripts/install-test-deps.sh (chromium-driver)")
+            });
         let driver = Killed(driver);
         let http = client();
         let base = format!("http://127.0.0.1:{port}");
@@ -223,7 +225,10 @@ fn the_console_in_chromium_shows_runs_and_persons_and_puts_a_person_on_hold() {
     assert!(dashboard.contains("<h1>Dashboard</h1>"), "{dashboard}\nlog:\n{}", log.lock().unwrap());
     assert!(dashboard.contains("ops (operator)"));
     assert!(dashboard.contains("<svg"), "the dashboard draws its charts");
-    assert!(dashboard.contains("2026-03-02: joiners 2, movers 0, leavers 0"), "the first run's two joiners: {dashboard}");
+    assert!(
+        dashboard.contains("2026-03-02: joiners 2, movers 0, leavers 0"),
+        "the first run's two joiners: {dashboard}"
+    );
     browser.screenshot("02-dashboard");
 
     let cookie = browser.cookie("roster_session");

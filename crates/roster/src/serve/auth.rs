@@ -31,8 +31,8 @@ pub(crate) fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 pub(crate) fn authorize(tokens: &[TokenSettings], headers: &HeaderMap, needs: TokenRole) -> Result<Caller, ApiError> {
     let presented =
         bearer(headers).ok_or_else(|| ApiError::unauthorized("expected an Authorization: Bearer TOKEN header"))?;
-    let token =
-        configured(tokens, presented).ok_or_else(|| ApiError::unauthorized("the bearer token is not one of serve.token"))?;
+    let token = configured(tokens, presented)
+        .ok_or_else(|| ApiError::unauthorized("the bearer token is not one of serve.token"))?;
     if token.role < needs {
         return Err(ApiError::forbidden(format!(
             "token {} has role {}; this needs {} or above",

@@ -45,7 +45,11 @@ pub(super) fn stacked_bars(title: &str, unit: &str, series: &[Series], bars: &[(
         for (s, value) in series.iter().zip(values) {
             let h = value * scale;
             y -= h;
-            let _ = write!(svg, "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bar:.1}\" height=\"{h:.1}\" fill=\"{}\"/>", s.colour);
+            let _ = write!(
+                svg,
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bar:.1}\" height=\"{h:.1}\" fill=\"{}\"/>",
+                s.colour
+            );
         }
         svg.push_str("</g>");
     }

@@ -6,6 +6,10 @@
 //! the token's name and role, and a per-session CSRF token that every form POST must carry.
 //! Mutations are recorded in the audit trail as the API's are, with the actor `console:NAME`.
 //! See `docs/console.md`.
+#![allow(
+    clippy::result_large_err,
+    reason = "a page's error is the response itself, made once per request; boxing it buys nothing"
+)]
 
 mod chart;
 mod held_plans;
@@ -79,7 +83,8 @@ async fn css() -> impl IntoResponse {
 
 fn random_hex() -> Result<String, Response> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| page_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("no randomness: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| page_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("no randomness: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -99,7 +104,8 @@ fn redirect(to: &str) -> Response {
 }
 
 fn page_error(status: StatusCode, message: &str) -> Response {
-    (status, Html(html::layout("Error", None, &format!("<p class=\"error\">{}</p>", html::escape(message))))).into_response()
+    (status, Html(html::layout("Error", None, &format!("<p class=\"error\">{}</p>", html::escape(message)))))
+        .into_response()
 }
 
 impl Console {
@@ -107,7 +113,8 @@ impl Console {
     /// without a session is sent to the login page; a too-small role gets 403.
     fn session(&self, headers: &HeaderMap, needs: TokenRole) -> Result<Session, Response> {
         let id = session_id(headers).ok_or_else(|| redirect("/login"))?;
-        let mut sessions = self.sessions.lock().map_err(|_| page_error(StatusCode::INTERNAL_SERVER_ERROR, "sessions poisoned"))?;
+        let mut sessions =
+            self.sessions.lock().map_err(|_| page_error(StatusCode::INTERNAL_SERVER_ERROR, "sessions poisoned"))?;
         sessions.retain(|_, s| s.seen.elapsed() < IDLE);
         let session = sessions.get_mut(&id).ok_or_else(|| redirect("/login"))?;
         session.seen = Instant::now();
@@ -131,7 +138,10 @@ impl Console {
         let same = session.csrf.len() == csrf.len()
             && session.csrf.bytes().zip(csrf.bytes()).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0;
         if !same {
-            return Err(page_error(StatusCode::FORBIDDEN, "the form's CSRF token is not this session's: reload the page and try again"));
+            return Err(page_error(
+                StatusCode::FORBIDDEN,
+                "the form's CSRF token is not this session's: reload the page and try again",
+            ));
         }
         Ok(session)
     }
@@ -192,9 +202,8 @@ async fn logout(State(console): Shared, headers: HeaderMap, Form(form): Form<Csr
         sessions.remove(&id);
     }
     let mut response = redirect("/login");
-    response.headers_mut().insert(
-        SET_COOKIE,
-        HeaderValue::from_static("roster_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, HeaderValue::from_static("roster_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"));
     response
 }

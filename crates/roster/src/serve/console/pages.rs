@@ -47,7 +47,19 @@ fn person_link(key: &str) -> String {
 
 fn run_rows(runs: &[RunRecord]) -> String {
     table(
-        &["run", "command", "actor", "started", "as of", "status", "joiners", "movers", "leavers", "operations", "failed"],
+        &[
+            "run",
+            "command",
+            "actor",
+            "started",
+            "as of",
+            "status",
+            "joiners",
+            "movers",
+            "leavers",
+            "operations",
+            "failed",
+        ],
         runs.iter().map(|r| {
             vec![
                 run_link(r.id),
@@ -147,9 +159,10 @@ pub(super) async fn dashboard(State(console): Shared, headers: HeaderMap) -> Res
         body.push_str("<h2>Failures</h2>");
         body.push_str(&table(
             &["person", "target", "consecutive runs", "last error"],
-            snapshot.failures.iter().map(|f| {
-                vec![person_link(&f.person), escape(&f.target), f.runs.to_string(), escape(&f.last_error)]
-            }),
+            snapshot
+                .failures
+                .iter()
+                .map(|f| vec![person_link(&f.person), escape(&f.target), f.runs.to_string(), escape(&f.last_error)]),
         ));
     }
     page(&session, "Dashboard", &body)
@@ -204,7 +217,8 @@ pub(super) async fn run(State(console): Shared, headers: HeaderMap, Path(id): Pa
     match plan.map(|text| serde_json::from_str::<roster_core::plan::Plan>(&text)) {
         None => body.push_str("<p>This run recorded no plan (only applying runs do).</p>"),
         Some(Err(e)) => {
-            let _ = write!(body, "<p class=\"error\">The stored plan could not be read: {}</p>", escape(&e.to_string()));
+            let _ =
+                write!(body, "<p class=\"error\">The stored plan could not be read: {}</p>", escape(&e.to_string()));
         }
         Some(Ok(plan)) => {
             let mut by_kind: BTreeMap<&str, Vec<&roster_core::plan::Operation>> = BTreeMap::new();
@@ -361,7 +375,9 @@ pub(super) async fn person(State(console): Shared, headers: HeaderMap, Path(key)
     body.push_str("<h2>Explanation</h2>");
     match explanation_html(&console, &key) {
         Some(html) => body.push_str(&html),
-        None => body.push_str("<p class=\"seam\">Explanations are not wired into this build yet (`roster explain`).</p>"),
+        None => {
+            body.push_str("<p class=\"seam\">Explanations are not wired into this build yet (`roster explain`).</p>")
+        }
     }
     body.push_str("<h2>Records</h2>");
     for (source, record) in &person.records {
@@ -397,7 +413,9 @@ pub(super) async fn hold(
         None => None,
         Some(u) => match NaiveDate::parse_from_str(u, "%Y-%m-%d") {
             Ok(d) => Some(d),
-            Err(_) => return page_error(StatusCode::BAD_REQUEST, &format!("until: expected a day YYYY-MM-DD, found {u:?}")),
+            Err(_) => {
+                return page_error(StatusCode::BAD_REQUEST, &format!("until: expected a day YYYY-MM-DD, found {u:?}"));
+            }
         },
     };
     let start = operator_start(&console.daemon, "hold", &session.actor());
