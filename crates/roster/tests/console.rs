@@ -156,9 +156,23 @@ impl Browser {
         self.call("POST", &format!("/element/{element}/value"), json!({"text": text}));
     }
 
+    /// Clicks a link or a form's button and waits for the page it leads to: until the clicked
+    /// element is gone with the old page (WebDriver's "stale element reference"). The deadline
+    /// only keeps a broken page from hanging the test.
     fn click(&self, css: &str) {
         let element = self.element(css);
         self.call("POST", &format!("/element/{element}/click"), json!({}));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let url = format!("{}/element/{element}/name", self.session);
+            let answer: Value =
+                self.http.get(&url).send().and_then(|r| r.json()).expect("asking for the clicked element");
+            if answer["value"]["error"] == "stale element reference" {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "clicking {css} led to no new page: {answer}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn source(&self) -> String {
@@ -253,6 +267,11 @@ fn the_console_in_chromium_shows_runs_and_persons_and_puts_a_person_on_hold() {
     let person = browser.source();
     assert!(person.contains("On hold: investigation &lt;HR-42&gt;"), "the hold, escaped: {person}");
     assert!(person.contains("hold done"), "the hold in the history timeline: {person}");
+    assert!(
+        person.contains("<pre class=\"explain\">Person 7001 (login ada.lovelace)")
+            && person.contains("ON HOLD until lifted: investigation &lt;HR-42&gt;"),
+        "the explanation, escaped, says the person is held: {person}"
+    );
     browser.screenshot("04-person-on-hold");
 
     browser.open(&format!("{base}/audit"));

@@ -482,3 +482,74 @@ fn persons_are_searched_shown_and_explained_through_the_api() {
     let trail = daemon.get("/api/v1/audit", "/api/v1/audit?person=7001", VIEWER);
     assert!(trail.as_array().unwrap().iter().any(|e| e["kind"] == "update" && e["actor"] == "api:ops"), "{trail:#}");
 }
+
+const APPROVER: &str = "approver-token-0123456789";
+
+#[test]
+fn a_held_plan_is_reviewed_and_approved_through_the_api_then_applied() {
+    let lab = Lab::start();
+    let mut hr = two_people();
+    lab.export(&hr);
+    let served = serve_config(&lab, manual_job());
+    lab.write_config(&served);
+    lab.run(AS_OF);
+    // From now on, a change to all-staff's membership needs an approver.
+    lab.write_config(&format!(
+        "{served}[[serve.token]]\nname = \"boss\"\nrole = \"approver\"\nsha256 = \"{}\"\n\
+         [approval]\ngroups = [\"cn=all-staff,ou=groups,dc=example,dc=org\"]\n",
+        sha256(APPROVER)
+    ));
+    hr.add(Worker::new("7003", "Alan", "Turing", "Engineering"));
+    lab.export(&hr);
+    let blocked = lab.roster(AS_OF, &["run", "--hold-if-blocked"]).expect_code(3);
+    assert!(blocked.stderr.contains("Held as plan 1"), "{blocked}");
+    let daemon = Daemon::start(&lab);
+
+    let waiting = daemon.get("/api/v1/plans", "/api/v1/plans?status=waiting", VIEWER);
+    let waiting = waiting.as_array().expect("a list");
+    assert_eq!(waiting.len(), 1, "{waiting:#?}");
+    assert_eq!((waiting[0]["id"].as_i64(), waiting[0]["status"].as_str()), (Some(1), Some("waiting")));
+    assert!(waiting[0]["blocked_by"][0].as_str().unwrap().starts_with("approval"), "{waiting:#?}");
+    let (status, body, _) = daemon.request("GET", "/api/v1/plans", "/api/v1/plans?status=later", Some(VIEWER), None);
+    assert_eq!(status, 400, "{body}");
+    let held = daemon.get("/api/v1/plans/{id}", "/api/v1/plans/1", VIEWER);
+    let ops = held["plan"]["operations"].as_array().expect("the operations the approver sees");
+    assert!(ops.iter().any(|o| o["person"] == "7003" && o["op"] == "create"), "{held:#}");
+
+    assert!(daemon.metrics().contains("roster_held_plans 1"), "{}", daemon.metrics());
+
+    let approve = "/api/v1/plans/{id}/approve";
+    let reason = json!({ "reason": "new hire, ticket 7" });
+    let (status, body, _) =
+        daemon.request("POST", approve, "/api/v1/plans/1/approve", Some(OPERATOR), Some(reason.clone()));
+    assert_eq!(status, 403, "an operator cannot approve: {body}");
+    let (status, body, _) =
+        daemon.request("POST", approve, "/api/v1/plans/1/approve", Some(APPROVER), Some(json!({ "reason": " " })));
+    assert_eq!(status, 400, "a decision needs its reason: {body}");
+    let (status, body, _) =
+        daemon.request("POST", approve, "/api/v1/plans/1/approve", Some(APPROVER), Some(reason.clone()));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["status"].as_str(), body["job"].as_str()), (Some("approved"), Some("approved:1")), "{body}");
+    daemon.wait_for("the approved plan to be applied", |d| {
+        d.get("/api/v1/plans/{id}", "/api/v1/plans/1", VIEWER)["status"] == "applied"
+    });
+    let alan = lab.account("7003");
+    assert!(lab.group("all-staff").unwrap().values("member").contains(&alan.dn), "the approved membership landed");
+
+    assert!(daemon.metrics().contains("roster_held_plans 0"), "{}", daemon.metrics());
+    let (status, body, _) = daemon.request("POST", approve, "/api/v1/plans/1/approve", Some(APPROVER), Some(reason));
+    assert_eq!(status, 409, "decided once: {body}");
+    let (status, body, _) = daemon.request(
+        "POST",
+        "/api/v1/plans/{id}/reject",
+        "/api/v1/plans/9/reject",
+        Some(APPROVER),
+        Some(json!({ "reason": "no" })),
+    );
+    assert_eq!(status, 404, "{body}");
+    let trail = daemon.get("/api/v1/audit", "/api/v1/audit", VIEWER);
+    assert!(
+        trail.as_array().unwrap().iter().any(|e| e["kind"] == "approve" && e["actor"] == "api:boss"),
+        "the decision and its author are in the audit trail: {trail:#}"
+    );
+}

@@ -57,6 +57,10 @@ impl ApiError {
     fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
+    /// What went wrong, for a person (the console shows it on a page).
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
     fn internal(e: impl std::fmt::Display) -> ApiError {
         tracing::error!("API: {e}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -116,6 +120,10 @@ pub(crate) fn routes() -> (axum::Router<Arc<Daemon>>, utoipa::openapi::OpenApi) 
         .routes(routes!(get_person))
         .routes(routes!(explain_person))
         .routes(routes!(provision_person))
+        .routes(routes!(list_held_plans))
+        .routes(routes!(get_held_plan))
+        .routes(routes!(approve_plan))
+        .routes(routes!(reject_plan))
         .split_for_parts()
 }
 
@@ -171,6 +179,7 @@ async fn ready(State(daemon): Shared) -> (StatusCode, Json<Readiness>) {
 /// Prometheus metrics (text exposition format). No token: job names and counts only.
 #[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, body = String, content_type = "text/plain")))]
 async fn metrics(State(daemon): Shared) -> impl IntoResponse {
+    super::metrics::held_plans(&daemon.store).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], daemon.metrics.render())
 }
 
@@ -718,4 +727,178 @@ async fn provision_person(
     tracing::info!(job = %job, actor = %caller.actor(), "queued through the API");
     let status = if position.is_some() { StatusCode::ACCEPTED } else { StatusCode::OK };
     Ok((status, Json(ProvisionAnswer { job, queued: position.is_some(), position, recorded_as_run: run.0 })))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct HeldQuery {
+    /// `waiting`, `approved`, `rejected`, `applied` or `expired`; absent: all.
+    status: Option<String>,
+    /// At most this many, newest first. Default 50, at most 1000.
+    limit: Option<u32>,
+}
+
+/// A held plan without its operations (`GET /api/v1/plans/{id}` has them).
+#[derive(Serialize, ToSchema)]
+struct HeldView {
+    id: i64,
+    /// The run that was blocked.
+    run: i64,
+    created_at: DateTime<Utc>,
+    actor: String,
+    as_of: NaiveDate,
+    /// `waiting`, `approved`, `rejected`, `applied`, `expired`.
+    status: String,
+    decided_by: Option<String>,
+    decided_at: Option<DateTime<Utc>>,
+    decision_reason: Option<String>,
+    applied_run: Option<i64>,
+    /// The approved plan whose re-check left this one.
+    follows: Option<i64>,
+    operations: usize,
+    /// The safety limits and approval rules that hold it.
+    blocked_by: Vec<String>,
+}
+
+impl From<&roster_store::HeldPlan> for HeldView {
+    fn from(h: &roster_store::HeldPlan) -> HeldView {
+        HeldView {
+            id: h.id,
+            run: h.run,
+            created_at: h.created_at,
+            actor: h.actor.clone(),
+            as_of: h.as_of,
+            status: h.status.as_str().to_string(),
+            decided_by: h.decided_by.clone(),
+            decided_at: h.decided_at,
+            decision_reason: h.decision_reason.clone(),
+            applied_run: h.applied_run,
+            follows: h.follows,
+            operations: h.plan.operations.len(),
+            blocked_by: h.plan.safety.iter().map(|v| format!("{}: {}", v.limit, v.message)).collect(),
+        }
+    }
+}
+
+/// Plans held by a safety limit or an approval rule, newest first (viewer).
+#[utoipa::path(get, path = "/api/v1/plans", params(HeldQuery), responses(
+    (status = 200, body = Vec<HeldView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn list_held_plans(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Query(query): Query<HeldQuery>,
+) -> ApiResult<Json<Vec<HeldView>>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(roster_store::HeldStatus::parse(text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "status: expected waiting, approved, rejected, applied or expired, found {text:?}"
+            ))
+        })?),
+    };
+    let held =
+        daemon.store.held_plans(status, query.limit.unwrap_or(50).min(1000)).await.map_err(ApiError::internal)?;
+    Ok(Json(held.iter().map(HeldView::from).collect()))
+}
+
+/// A held plan with its operations, in the plan format (viewer): what an approver approves.
+#[utoipa::path(get, path = "/api/v1/plans/{id}", params(("id" = i64, Path, description = "The held plan's id")), responses(
+    (status = 200, body = Object, description = "The held plan: its fields and `plan` (docs/plan-format.md)"),
+    (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn get_held_plan(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<roster_store::HeldPlan>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let held = daemon.store.held_plan(id).await.map_err(ApiError::internal)?;
+    held.map(Json).ok_or_else(|| ApiError::not_found(format!("no held plan {id}")))
+}
+
+#[derive(Deserialize, ToSchema)]
+struct DecisionRequest {
+    /// Why, for the audit trail. Required.
+    reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DecisionAnswer {
+    id: i64,
+    /// `approved` or `rejected`.
+    status: String,
+    /// The approver's run recording the decision in the audit trail.
+    recorded_as_run: i64,
+    /// Approved: the job `approved:ID` that applies it (`roster apply --approved ID`), queued.
+    job: Option<String>,
+}
+
+/// Approve a waiting held plan (approver): recorded in the audit trail with the token's name, then
+/// queued as `roster apply --approved ID`, which applies each approved operation only where a
+/// fresh plan still has it unchanged; anything new or changed since needs its own approval.
+#[utoipa::path(post, path = "/api/v1/plans/{id}/approve", params(("id" = i64, Path, description = "The held plan's id")),
+    request_body = DecisionRequest, responses((status = 200, body = DecisionAnswer), (status = 400, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The plan is not waiting"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn approve_plan(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<DecisionRequest>,
+) -> ApiResult<Json<DecisionAnswer>> {
+    let caller = caller(&daemon, &headers, TokenRole::Approver)?;
+    decide_held(&daemon, id, true, &body.reason, &caller.actor()).await.map(Json)
+}
+
+/// Reject a waiting held plan (approver): recorded in the audit trail with the token's name;
+/// nothing of it is applied.
+#[utoipa::path(post, path = "/api/v1/plans/{id}/reject", params(("id" = i64, Path, description = "The held plan's id")),
+    request_body = DecisionRequest, responses((status = 200, body = DecisionAnswer), (status = 400, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The plan is not waiting"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn reject_plan(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<DecisionRequest>,
+) -> ApiResult<Json<DecisionAnswer>> {
+    let caller = caller(&daemon, &headers, TokenRole::Approver)?;
+    decide_held(&daemon, id, false, &body.reason, &caller.actor()).await.map(Json)
+}
+
+/// Records an approver's decision on held plan `id` (the API's and the console's), and queues the
+/// apply of an approved one.
+pub(crate) async fn decide_held(
+    daemon: &Daemon,
+    id: i64,
+    approve: bool,
+    reason: &str,
+    actor: &str,
+) -> ApiResult<DecisionAnswer> {
+    if reason.trim().is_empty() {
+        return Err(ApiError::bad_request("reason is empty: say why, for the audit trail"));
+    }
+    let verb = if approve { "approve" } else { "reject" };
+    let start = operator_start(daemon, verb, actor);
+    let run = match daemon.store.decide_plan(&start, id, approve, reason).await.map_err(ApiError::internal)? {
+        roster_store::Decided::Done(run) => run,
+        roster_store::Decided::NotFound => return Err(ApiError::not_found(format!("no held plan {id}"))),
+        roster_store::Decided::NotWaiting(status) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("held plan {id} is {}: only a waiting plan can be approved or rejected", status.as_str()),
+            ));
+        }
+    };
+    tracing::info!(plan = id, actor, decision = verb, "held plan decided");
+    let job = if approve {
+        let job = format!("approved:{id}");
+        let args = ["apply", "--approved", &id.to_string()].map(String::from).to_vec();
+        queue_recorded(daemon, &job, &format!("apply --approved {id}"), args, actor).await?;
+        Some(job)
+    } else {
+        None
+    };
+    let status = if approve { "approved" } else { "rejected" }.to_string();
+    Ok(DecisionAnswer { id, status, recorded_as_run: run.0, job })
 }

@@ -1,9 +1,6 @@
-//! Seam for held plans: approve and reject a run's held plan from the run page.
-//!
-//! Held plans (a store table and their API) are built on the `explain` branch; until that is
-//! merged, `decide` answers that approvals are not available, and the console shows the buttons
-//! to approvers on blocked runs only. At merge, `decide` calls the held-plans module, which
-//! records the decision in the audit trail with the actor it is given.
+//! Approve and reject a run's held plan from the run page: the same decision as the API's
+//! `POST /api/v1/plans/{id}/approve|reject` (recorded in the audit trail with the session's name;
+//! an approval queues `roster apply --approved ID`).
 
 use std::sync::Arc;
 
@@ -21,27 +18,43 @@ pub(super) enum Decision {
     Reject,
 }
 
-/// Whether the console can decide held plans (false until the held-plans module is wired here).
-pub(super) const AVAILABLE: bool = false;
-
-/// Approves or rejects run `run`'s held plan, recorded with `actor`. The wiring point.
-async fn decide(_console: &Console, run: i64, decision: Decision, _actor: &str) -> Result<(), String> {
-    Err(format!(
-        "cannot {decision:?} run {run}: held plans are not available in this build (the held-plans module is not wired to the console yet)"
-    ))
+/// Approves or rejects run `run`'s waiting held plan, recorded with `actor`.
+async fn decide(console: &Console, run: i64, decision: Decision, reason: &str, actor: &str) -> Result<(), String> {
+    let daemon = &console.daemon;
+    let waiting = daemon
+        .store
+        .held_plans(Some(roster_store::HeldStatus::Waiting), 1000)
+        .await
+        .map_err(|e| format!("reading the held plans: {e}"))?;
+    let held = waiting.iter().find(|h| h.run == run).ok_or_else(|| {
+        format!("run {run} has no plan waiting for an approver (decided already, or expired by a newer one)")
+    })?;
+    let approve = matches!(decision, Decision::Approve);
+    crate::serve::api::decide_held(daemon, held.id, approve, reason, actor)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.message().to_string())
 }
 
 #[derive(Deserialize)]
 pub(super) struct DecisionForm {
     csrf: String,
+    #[serde(default)]
+    reason: String,
 }
 
-async fn handle(console: Arc<Console>, headers: HeaderMap, run: i64, csrf: &str, decision: Decision) -> Response {
-    let session = match console.posted(&headers, TokenRole::Approver, csrf) {
+async fn handle(
+    console: Arc<Console>,
+    headers: HeaderMap,
+    run: i64,
+    form: DecisionForm,
+    decision: Decision,
+) -> Response {
+    let session = match console.posted(&headers, TokenRole::Approver, &form.csrf) {
         Ok(session) => session,
         Err(e) => return e,
     };
-    match decide(&console, run, decision, &session.actor()).await {
+    match decide(&console, run, decision, &form.reason, &session.actor()).await {
         Ok(()) => redirect(&format!("/runs/{run}")),
         Err(e) => page_error(StatusCode::CONFLICT, &e),
     }
@@ -53,7 +66,7 @@ pub(super) async fn approve(
     Path(run): Path<i64>,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    handle(console, headers, run, &form.csrf, Decision::Approve).await
+    handle(console, headers, run, form, Decision::Approve).await
 }
 
 pub(super) async fn reject(
@@ -62,5 +75,5 @@ pub(super) async fn reject(
     Path(run): Path<i64>,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    handle(console, headers, run, &form.csrf, Decision::Reject).await
+    handle(console, headers, run, form, Decision::Reject).await
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::chart::{Series, stacked_bars};
 use super::html::{Who, escape, form, layout, table, url};
-use super::{Console, Session, held_plans, page_error, redirect};
+use super::{Console, Session, page_error, redirect};
 use crate::serve::api::operator_start;
 use crate::serve::auth::role_name;
 
@@ -200,11 +200,9 @@ pub(super) async fn run(State(console): Shared, headers: HeaderMap, Path(id): Pa
     }
     if status(&run) == "blocked" && session.role >= TokenRole::Approver {
         body.push_str("<h2>Review</h2>");
-        if !held_plans::AVAILABLE {
-            body.push_str("<p class=\"seam\">Approving held plans is not wired into this build yet.</p>");
-        }
-        body.push_str(&form(&format!("/runs/{id}/approve"), &session.csrf, "", "Approve"));
-        body.push_str(&form(&format!("/runs/{id}/reject"), &session.csrf, "", "Reject"));
+        let reason = "<input name=\"reason\" required placeholder=\"why (for the audit trail)\">";
+        body.push_str(&form(&format!("/runs/{id}/approve"), &session.csrf, reason, "Approve"));
+        body.push_str(&form(&format!("/runs/{id}/reject"), &session.csrf, reason, "Reject"));
     }
     if !counts.is_empty() {
         body.push_str("<h2>Outcomes</h2>");
@@ -293,10 +291,13 @@ pub(super) async fn persons(State(console): Shared, headers: HeaderMap, Query(qu
     page(&session, "Persons", &body)
 }
 
-/// The explanation of a person's values and decisions, as HTML: the seam where `roster explain`'s
-/// `Explanation` is rendered once it is merged. None until then.
-fn explanation_html(_console: &Console, _key: &str) -> Option<String> {
-    None
+/// The explanation of a person's values and decisions (`roster explain`'s text, read from the
+/// sources and targets now, as the API's `/explain` does), escaped into a `<pre>`.
+async fn explanation_html(console: &Console, key: &str) -> Result<Option<String>, String> {
+    let daemon = &console.daemon;
+    let loaded = crate::run::Loaded { as_of: crate::serve::api::today(daemon), ..daemon.loaded.clone() };
+    let explained = crate::explain::explain(&loaded, &daemon.store, key).await.map_err(|e| format!("{e:#}"))?;
+    Ok(explained.map(|e| format!("<pre class=\"explain\">{}</pre>", escape(&crate::explain::render(&e)))))
 }
 
 fn timeline(entries: &[AuditEntry]) -> String {
@@ -373,10 +374,11 @@ pub(super) async fn person(State(console): Shared, headers: HeaderMap, Path(key)
         }
     }
     body.push_str("<h2>Explanation</h2>");
-    match explanation_html(&console, &key) {
-        Some(html) => body.push_str(&html),
-        None => {
-            body.push_str("<p class=\"seam\">Explanations are not wired into this build yet (`roster explain`).</p>")
+    match explanation_html(&console, &key).await {
+        Ok(Some(html)) => body.push_str(&html),
+        Ok(None) => body.push_str("<p>No source lists this person now.</p>"),
+        Err(e) => {
+            let _ = write!(body, "<p class=\"error\">The explanation could not be made: {}</p>", escape(&e));
         }
     }
     body.push_str("<h2>Records</h2>");
