@@ -27,10 +27,12 @@ mod search;
 mod session;
 mod tls;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ldap3::controls::{Assertion, MakeCritical, PostRead, RawControl};
@@ -89,7 +91,18 @@ pub struct LdapTarget {
     post_read: bool,
     /// Entries per page of the view's searches: [`search::PAGE_SIZE`] unless the server allows fewer.
     page_size: i32,
+    /// The accounts this connection renamed: normalized new DN → old DN. OpenLDAP's refint rewrites
+    /// group members after a rename in a task of its own, after the rename has answered; a removal
+    /// of the new DN can arrive before that rewrite (see [`LdapTarget::remove_member`]).
+    renamed: Mutex<HashMap<String, String>>,
+    /// Set once a renamed member's old DN stayed in a group past [`REFINT_WAIT`]: the directory
+    /// keeps no referential integrity, and later removals take the old DN at once.
+    no_refint: AtomicBool,
 }
+
+/// How long a removal waits for the directory's referential integrity to rewrite a renamed
+/// member's old DN in a group before it concludes that nothing will.
+const REFINT_WAIT: Duration = Duration::from_secs(5);
 
 impl fmt::Debug for LdapTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -223,6 +236,8 @@ impl LdapTarget {
             assertion,
             post_read,
             page_size: search::PAGE_SIZE,
+            renamed: Mutex::default(),
+            no_refint: AtomicBool::new(false),
         })
     }
 
@@ -601,7 +616,10 @@ impl LdapTarget {
             what,
         )?;
         match result.rc {
-            SUCCESS => Ok(moved(uuid)),
+            SUCCESS => {
+                self.renamed.lock().unwrap_or_else(|e| e.into_inner()).insert(normalize_dn(new_dn), dn.to_string());
+                Ok(moved(uuid))
+            }
             ALREADY_EXISTS => Err(TargetError::new(
                 ErrorKind::Conflict,
                 format!("{what}: {}; {new_dn} is already taken", describe(&result)),
@@ -707,10 +725,16 @@ impl LdapTarget {
         group: &str,
         member: &str,
     ) -> Result<Applied, TargetError> {
-        let mods = vec![Mod::Delete("member".to_string(), HashSet::from([member.to_string()]))];
-        let result = self.send(ldap.with_timeout(self.timeout()).modify(group, mods).await, what)?;
+        let result = self.delete_member_value(ldap, what, group, member).await?;
         match result.rc {
-            SUCCESS | NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT => Ok(Applied { entry: None }),
+            NO_SUCH_ATTRIBUTE => {
+                let old = self.renamed.lock().unwrap_or_else(|e| e.into_inner()).get(&normalize_dn(member)).cloned();
+                match old {
+                    Some(old) => self.remove_renamed_member(ldap, what, group, member, &old).await,
+                    None => Ok(Applied { entry: None }),
+                }
+            }
+            SUCCESS | NO_SUCH_OBJECT => Ok(Applied { entry: None }),
             OBJECT_CLASS_VIOLATION => Err(TargetError::new(
                 ErrorKind::Permanent,
                 format!(
@@ -729,6 +753,62 @@ impl LdapTarget {
             }
             _ => Err(result_error(what, &result, Right::WriteMembers)),
         }
+    }
+
+    /// A removal of `member`, renamed from `old` in this run, that found no such value: the group
+    /// may still hold the old DN because the directory's referential integrity (OpenLDAP's refint
+    /// works after the rename has answered) has not rewritten it yet. Waits until the old DN is
+    /// gone, then removes the new one again. A group that keeps the old DN past [`REFINT_WAIT`]
+    /// is in a directory without referential integrity: the old DN is removed instead, then and
+    /// for the rest of the run without waiting.
+    async fn remove_renamed_member(
+        &self,
+        ldap: &mut Ldap,
+        what: &str,
+        group: &str,
+        member: &str,
+        old: &str,
+    ) -> Result<Applied, TargetError> {
+        let old_member = format!("(member={})", escape_filter_value(old));
+        let start = std::time::Instant::now();
+        let mut pause = Duration::from_millis(10);
+        let mut rewritten = false;
+        while !self.no_refint.load(Ordering::Relaxed) {
+            if read_entry(ldap, self.timeout(), group, &old_member, vec![NO_ATTRIBUTES.into()]).await?.is_none() {
+                rewritten = true;
+                break;
+            }
+            if start.elapsed() >= REFINT_WAIT {
+                self.no_refint.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    target_name = self.name,
+                    "{group} still lists {old} {}s after its rename: the directory keeps no referential integrity \
+                     for member (see the LDAP target guide); roster removes old DNs itself for the rest of this run",
+                    REFINT_WAIT.as_secs()
+                );
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+        let value = if rewritten { member } else { old };
+        let result = self.delete_member_value(ldap, what, group, value).await?;
+        match result.rc {
+            SUCCESS | NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT => Ok(Applied { entry: None }),
+            _ => Err(result_error(what, &result, Right::WriteMembers)),
+        }
+    }
+
+    /// Sends the deletion of one `member` value; the caller reads the result.
+    async fn delete_member_value(
+        &self,
+        ldap: &mut Ldap,
+        what: &str,
+        group: &str,
+        value: &str,
+    ) -> Result<ldap3::LdapResult, TargetError> {
+        let mods = vec![Mod::Delete("member".to_string(), HashSet::from([value.to_string()]))];
+        self.send(ldap.with_timeout(self.timeout()).modify(group, mods).await, what)
     }
 
     async fn delete(
