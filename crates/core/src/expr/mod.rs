@@ -206,6 +206,10 @@ impl Expr {
     /// Parses `src`: CEL, or Entra ID's syntax after the prefix `entra:`. Names are not
     /// looked up here: see [`Expr::check`].
     pub fn compile(src: &str) -> Result<Expr, ExprError> {
+        if let Some(rest) = src.trim_start().strip_prefix(entra::PREFIX) {
+            let program = entra::Program::parse(src, src.len() - rest.len())?;
+            return Ok(Expr { compiled: Arc::new(Compiled { source: src.to_owned(), form: Form::Entra(program) }) });
+        }
         if src.len() > MAX_SOURCE_BYTES {
             return Err(ExprError::Parse {
                 message: format!(
@@ -213,10 +217,6 @@ impl Expr {
                     src.len()
                 ),
             });
-        }
-        if let Some(rest) = src.trim_start().strip_prefix(entra::PREFIX) {
-            let program = entra::Program::parse(src, src.len() - rest.len())?;
-            return Ok(Expr { compiled: Arc::new(Compiled { source: src.to_owned(), form: Form::Entra(program) }) });
         }
         let program = runtime().env.compile(src).map_err(|errors| {
             let message = errors

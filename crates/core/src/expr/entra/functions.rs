@@ -24,6 +24,8 @@ pub(super) enum Value {
     Null,
     Bool(bool),
     Int(i64),
+    /// A number with a fraction, written as .NET writes a double (`42568.75`).
+    Fraction(f64),
     Text(String),
     /// A multi-valued attribute (or Split's result): never empty, no empty elements.
     List(Vec<String>),
@@ -36,6 +38,7 @@ impl Value {
             Value::Null => ExprValue::Null,
             Value::Bool(b) => ExprValue::Bool(b),
             Value::Int(n) => ExprValue::Int(n),
+            Value::Fraction(x) => ExprValue::Text(x.to_string()),
             Value::Text(s) => ExprValue::Text(s),
             Value::List(items) => ExprValue::List(items.into_iter().map(ExprValue::Text).collect()),
             Value::Date(dt) => ExprValue::Text(dates::display(dt)),
@@ -47,6 +50,7 @@ impl Value {
             Value::Null => "nothing (an empty or absent value)".to_owned(),
             Value::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
             Value::Int(n) => format!("the number {n}"),
+            Value::Fraction(x) => format!("the number {x}"),
             Value::Text(s) => format!("{s:?}"),
             Value::List(items) => format!("a list of {} values", items.len()),
             Value::Date(dt) => format!("the date {}", dates::display(*dt)),
@@ -60,6 +64,7 @@ impl Value {
             Value::Null => String::new(),
             Value::Bool(b) => if b { "True" } else { "False" }.to_owned(),
             Value::Int(n) => n.to_string(),
+            Value::Fraction(x) => x.to_string(),
             Value::Text(s) => s,
             Value::Date(dt) => dates::display(dt),
             Value::List(mut items) if items.len() == 1 => items.remove(0),
@@ -97,6 +102,7 @@ pub(super) fn eval(node: &Node, env: &Env) -> Result<Value, String> {
     match node {
         Node::Text(s) => Ok(Value::Text(s.clone())),
         Node::Number(n) => Ok(Value::Int(*n)),
+        Node::Fraction(x) => Ok(Value::Fraction(*x)),
         Node::Bool(b) => Ok(Value::Bool(*b)),
         Node::Attribute(name) => Ok(attribute(env, name)),
         Node::Call(call) => (call.function.run)(&Args { call, env }),
@@ -117,8 +123,18 @@ fn as_number(value: &Value) -> Option<i64> {
 /// (case-sensitive, as Entra compares).
 fn compare(op: Comparison, left: Value, right: Value) -> Result<bool, String> {
     use std::cmp::Ordering;
+    let fraction = |value: &Value| match value {
+        Value::Fraction(x) => Some(*x),
+        Value::Int(n) => Some(*n as f64),
+        Value::Text(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
     let ordering = if let (Some(a), Some(b)) = (as_number(&left), as_number(&right)) {
         a.cmp(&b)
+    } else if let (true, Some(a), Some(b)) =
+        (matches!(left, Value::Fraction(_)) || matches!(right, Value::Fraction(_)), fraction(&left), fraction(&right))
+    {
+        a.total_cmp(&b)
     } else if let (Value::Date(a), Value::Date(b)) = (&left, &right) {
         a.at.cmp(&b.at)
     } else if matches!(left, Value::Date(_)) || matches!(right, Value::Date(_)) {
@@ -190,6 +206,10 @@ pub(super) const LIBRARY: &[Function] = &[
     function("DateAdd", 3, Some(3), date_add),
     function("DateDiff", 3, Some(3), date_diff),
     function("DateFromNum", 1, Some(1), date_from_num),
+    unsupported(
+        "DefaultDomain",
+        "it gives the default verified domain of the Entra tenant, which roster has no access to; write the domain as text, as in Join(\"@\", [login], \"example.org\")",
+    ),
     function("FormatDateTime", 3, Some(4), format_date_time),
     Function { reads: Some("key"), ..function("Guid", 0, Some(0), guid) },
     Function { placement: Placement::TopLevel, ..function("IgnoreFlowIfNullOrEmpty", 1, Some(1), first) },
@@ -202,6 +222,7 @@ pub(super) const LIBRARY: &[Function] = &[
     function("Item", 2, Some(2), item),
     function("Join", 2, None, join),
     function("Left", 2, Some(2), left),
+    function("Len", 1, Some(1), len),
     function("Mid", 3, Some(3), mid),
     function("NormalizeDiacritics", 1, Some(1), normalize_diacritics),
     function("Not", 1, Some(1), not),
@@ -358,6 +379,7 @@ impl Args<'_> {
         match &value {
             Value::Bool(b) => Ok(*b),
             Value::Null => Ok(false),
+            Value::Fraction(x) => Ok(*x != 0.0),
             Value::Text(s) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
             Value::Text(s) if s.trim().eq_ignore_ascii_case("false") || s.is_empty() => Ok(false),
             other => as_number(other).map(|n| n != 0).ok_or_else(|| {
@@ -584,6 +606,13 @@ fn left(args: &Args<'_>) -> Result<Value, String> {
         Ok(n) => prefix_chars(&text, n).to_owned(),
         Err(_) => text,
     }))
+}
+
+/// Len: the characters of the text (of a number as written, `Len(42568.75)` is 8); 0 for
+/// null or "".
+fn len(args: &Args<'_>) -> Result<Value, String> {
+    let n = args.text(0)?.chars().count();
+    Ok(Value::Int(i64::try_from(n).unwrap_or(i64::MAX)))
 }
 
 fn mid(args: &Args<'_>) -> Result<Value, String> {

@@ -4,7 +4,7 @@
 //!
 //! The syntax is Entra's (Microsoft's "Reference for writing expressions for attribute
 //! mappings in Microsoft Entra ID"): function calls, `[attribute]` references, `"text"`
-//! with `\"` and `\\` escapes, whole numbers (`7`, `-10`, `&HF7`), empty arguments
+//! with `\"` and `\\` escapes, numbers (`7`, `-10`, `&HF7`, `42568.75`), empty arguments
 //! (`Switch([a], , "1", "x")`), the names `True`, `False`, `vbBinaryCompare`,
 //! `vbTextCompare`, and the comparisons `=`, `<>`, `<`, `<=`, `>`, `>=`. The functions
 //! behave as Entra's do where that matters for the values they give (its diacritics
@@ -39,6 +39,8 @@ type Offset = usize;
 pub(super) enum Node {
     Text(String),
     Number(i64),
+    /// A number with a fraction (`42568.75`), as Len() takes one.
+    Fraction(f64),
     Bool(bool),
     /// `[name]`: a person attribute; an empty one is null, as an absent one is in Entra.
     Attribute(String),
@@ -85,6 +87,10 @@ impl Comparison {
 
 /// The deepest nesting parsed (as for CEL expressions: evaluating recurses once per level).
 const MAX_DEPTH: usize = 32;
+
+/// The longest expression Entra takes, in characters (its reference's limit for one
+/// attribute mapping), so that every mapping Entra accepted is accepted here.
+const MAX_CHARS: usize = 10_000;
 
 /// `line:column` (1-based, in characters) of a byte offset.
 fn position(source: &str, offset: Offset) -> String {
@@ -274,8 +280,21 @@ impl<'s> Parser<'s> {
             )
         })?;
         self.at += (rest.len() - body.len()) + digits_at + len;
-        if self.peek() == Some('.') {
-            return Err(self.error(self.at, "expected a whole number: Entra's functions take no fractions"));
+        if radix == 10 && self.peek() == Some('.') {
+            let fraction = &self.rest()[1..];
+            let len = fraction.find(|c: char| !c.is_ascii_digit()).unwrap_or(fraction.len());
+            self.at += 1;
+            if len == 0 {
+                return Err(
+                    self.error(self.at, format!("expected digits after the decimal point, found {}", self.found()))
+                );
+            }
+            self.at += len;
+            let written = &self.source[start..self.at];
+            return written
+                .parse()
+                .map(Node::Fraction)
+                .map_err(|_| self.error(start, format!("expected a number, found `{written}`")));
         }
         Ok(Node::Number(if negative { -value } else { value }))
     }
@@ -330,6 +349,14 @@ impl<'s> Parser<'s> {
 impl Program {
     /// Parses the expression that starts at `start` in `source` (after the prefix).
     pub(super) fn parse(source: &str, start: Offset) -> Result<Program, ExprError> {
+        let length = source[start..].trim().chars().count();
+        if length > MAX_CHARS {
+            return Err(ExprError::Parse {
+                message: format!(
+                    "the expression is {length} characters long, more than the {MAX_CHARS} Entra (and roster) take"
+                ),
+            });
+        }
         let mut parser = Parser { source, at: start };
         parser.skip_space();
         if parser.peek().is_none() {
@@ -460,7 +487,7 @@ impl Node {
                 left.walk_at(visit, false);
                 right.walk_at(visit, false);
             }
-            Node::Text(_) | Node::Number(_) | Node::Bool(_) | Node::Attribute(_) => {}
+            Node::Text(_) | Node::Number(_) | Node::Fraction(_) | Node::Bool(_) | Node::Attribute(_) => {}
         }
     }
 
@@ -470,6 +497,7 @@ impl Node {
             Node::Call(call) => source.get(call.span.0..call.span.1).unwrap_or_default().to_owned(),
             Node::Text(text) => format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")),
             Node::Number(n) => n.to_string(),
+            Node::Fraction(x) => x.to_string(),
             Node::Bool(b) => if *b { "True" } else { "False" }.to_owned(),
             Node::Attribute(name) => format!("[{name}]"),
             Node::Compare { op, left, right } => {
