@@ -32,6 +32,74 @@ pub struct ConfigFile {
     #[serde(default)]
     pub precedence: BTreeMap<String, Vec<String>>,
     pub serve: Option<ServeConfig>,
+    #[serde(default)]
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`: who is told when something happens (see `docs/notifications.md`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// `[[notify.webhook]]`: signed HTTP POSTs of the events.
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
+}
+
+/// A webhook: each event it takes is POSTed as JSON, signed with HMAC-SHA256 under `secret`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Unique name, used in logs and by `delivery = { webhook = "name" }`.
+    pub name: String,
+    /// `https://...`; `http://` only to a loopback address or with `tls.allow_plaintext = true`.
+    pub url: String,
+    /// The HMAC key (`env:NAME` or `file:PATH`), shared with the receiver.
+    pub secret: SecretRef,
+    /// The events it takes. Default all of them.
+    #[serde(default = "all_events")]
+    pub events: Vec<NotifyEvent>,
+    /// Seconds one attempt may take. Default 10.
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout_seconds: u64,
+    /// `ca_file`, `insecure_skip_verify`, and `allow_plaintext` (an `http://` URL that is not
+    /// loopback). `starttls` does not apply.
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    /// A joiner's account was created (the create landed).
+    JoinerCreated,
+    /// A leaver's account was disabled (the disable landed).
+    LeaverDisabled,
+    /// A run ended with failed operations, or with an error.
+    RunFailed,
+    /// A plan was blocked by safety limits: nothing was applied.
+    PlanHeld,
+}
+
+impl NotifyEvent {
+    pub const ALL: [NotifyEvent; 4] =
+        [NotifyEvent::JoinerCreated, NotifyEvent::LeaverDisabled, NotifyEvent::RunFailed, NotifyEvent::PlanHeld];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::JoinerCreated => "joiner_created",
+            NotifyEvent::LeaverDisabled => "leaver_disabled",
+            NotifyEvent::RunFailed => "run_failed",
+            NotifyEvent::PlanHeld => "plan_held",
+        }
+    }
+}
+
+fn all_events() -> Vec<NotifyEvent> {
+    NotifyEvent::ALL.to_vec()
+}
+fn default_webhook_timeout() -> u64 {
+    10
 }
 
 /// How records of several sources become one person, beyond identical keys.

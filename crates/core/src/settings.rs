@@ -114,6 +114,8 @@ pub struct Settings {
     pub precedence: BTreeMap<String, Vec<String>>,
     /// `[serve]`, validated; `None` when the file has no such section.
     pub serve: Option<ServeSettings>,
+    /// `[notify]`, validated.
+    pub notify: crate::config::NotifyConfig,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -883,6 +885,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     }
 
     check_correlation(&mut ck, &cfg, &attributes);
+    check_notify(&mut ck, &cfg.notify);
     let serve = cfg.serve.map(|serve| serve_settings(&mut ck, serve));
 
     if !ck.errors.is_empty() {
@@ -911,7 +914,74 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         correlation: cfg.correlation,
         precedence: cfg.precedence,
         serve,
+        notify: cfg.notify,
     })
+}
+
+/// `[[notify.webhook]]`: unique names, a URL roster may send secrets to, a secret reference.
+fn check_notify(ck: &mut Checker, notify: &crate::config::NotifyConfig) {
+    let mut names = BTreeSet::new();
+    for (i, hook) in notify.webhook.iter().enumerate() {
+        let at = format!("notify.webhook[{i}]");
+        if hook.name.trim().is_empty() {
+            ck.error(format!("{at}.name"), None, "expected a name, found an empty one");
+        } else if !names.insert(hook.name.as_str()) {
+            ck.error(format!("{at}.name"), None, format!("webhook {:?} is defined twice: names must be unique", hook.name));
+        }
+        if let Some(problem) = webhook_url_problem(&hook.url, hook.tls.allow_plaintext) {
+            ck.error(format!("{at}.url"), None, problem);
+        }
+        if !(hook.secret.0.starts_with("env:") || hook.secret.0.starts_with("file:")) {
+            ck.error(
+                format!("{at}.secret"),
+                None,
+                "expected a secret reference \"env:NAME\" or \"file:PATH\"; the HMAC key is never written in the config",
+            );
+        }
+        if hook.events.is_empty() {
+            ck.error(format!("{at}.events"), None, "expected at least one event (leave the key out for all of them)");
+        }
+        if hook.timeout_seconds == 0 {
+            ck.error(format!("{at}.timeout_seconds"), None, "expected at least 1 second, found 0");
+        }
+        if hook.tls.starttls {
+            ck.error(format!("{at}.tls.starttls"), None, "StartTLS is for LDAP; a webhook uses an https:// URL");
+        }
+    }
+}
+
+/// Why roster will not POST to this URL, if it will not: only `https://`, or `http://` to a
+/// loopback host (`localhost`, `127.0.0.0/8`, `[::1]`) or when `allow_plaintext` says so.
+pub fn webhook_url_problem(url: &str, allow_plaintext: bool) -> Option<String> {
+    let lower = url.to_ascii_lowercase();
+    let (rest, https) = if let Some(rest) = lower.strip_prefix("https://") {
+        (rest, true)
+    } else if let Some(rest) = lower.strip_prefix("http://") {
+        (rest, false)
+    } else {
+        return Some(format!("expected an https:// URL, found {url:?}"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    if host.is_empty() {
+        return Some(format!("expected a host in the URL, found {url:?}"));
+    }
+    if https || allow_plaintext || is_loopback(host) {
+        return None;
+    }
+    Some(format!(
+        "{url:?} is plain http to a host that is not loopback: events (and password hand-offs) would cross the network \
+         in clear; use https://, or set tls.allow_plaintext = true if you accept that"
+    ))
+}
+
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `[serve]`, validated: the address parsed, each schedule compiled.
