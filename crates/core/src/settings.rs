@@ -926,7 +926,11 @@ fn check_notify(ck: &mut Checker, notify: &crate::config::NotifyConfig) {
         if hook.name.trim().is_empty() {
             ck.error(format!("{at}.name"), None, "expected a name, found an empty one");
         } else if !names.insert(hook.name.as_str()) {
-            ck.error(format!("{at}.name"), None, format!("webhook {:?} is defined twice: names must be unique", hook.name));
+            ck.error(
+                format!("{at}.name"),
+                None,
+                format!("webhook {:?} is defined twice: names must be unique", hook.name),
+            );
         }
         if let Some(problem) = webhook_url_problem(&hook.url, hook.tls.allow_plaintext) {
             ck.error(format!("{at}.url"), None, problem);

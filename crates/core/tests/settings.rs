@@ -207,3 +207,47 @@ fn serve_mistakes_are_reported_by_key() {
     let wrong_apply = format!("{GOOD}{SERVE}").replace("command = \"reconcile\"", "command = \"plan\"");
     assert!(errors(&wrong_apply).iter().any(|e| e.key == "serve.job[1].apply"));
 }
+
+const WEBHOOKS: &str = r#"
+[[notify.webhook]]
+name = "ops"
+url = "https://hooks.example.org/roster"
+secret = "env:HOOK_KEY"
+events = ["plan_held", "run_failed"]
+
+[[notify.webhook]]
+name = "lab"
+url = "http://127.0.0.1:9000/hook"
+secret = "file:hook.key"
+"#;
+
+#[test]
+fn webhooks_load_with_their_events() {
+    let s = load(&format!("{GOOD}{WEBHOOKS}"), "roster.toml").unwrap();
+    let hooks = &s.notify.webhook;
+    assert_eq!(hooks.len(), 2);
+    assert_eq!(hooks[0].events.len(), 2);
+    assert_eq!(hooks[1].events.len(), 4, "all events when the key is left out");
+    assert_eq!(hooks[1].timeout_seconds, 10);
+    assert!(load(GOOD, "roster.toml").unwrap().notify.webhook.is_empty());
+}
+
+#[test]
+fn webhook_mistakes_are_reported_by_key() {
+    let text = format!("{GOOD}{WEBHOOKS}")
+        .replace("https://hooks.example.org", "http://hooks.example.org")
+        .replace("env:HOOK_KEY", "hunter2")
+        .replace("name = \"lab\"", "name = \"ops\"");
+    let keys: Vec<String> = errors(&text).into_iter().map(|e| format!("{}: {}", e.key, e.message)).collect();
+    for expected in ["notify.webhook[0].url", "notify.webhook[0].secret", "notify.webhook[1].name"] {
+        assert!(keys.iter().any(|k| k.starts_with(expected)), "no error for {expected}: {keys:#?}");
+    }
+    assert!(!keys.iter().any(|k| k.starts_with("notify.webhook[1].url")), "loopback http is allowed: {keys:#?}");
+    let unknown = format!("{GOOD}{WEBHOOKS}").replace("\"plan_held\"", "\"plan_approved\"");
+    assert!(!errors(&unknown).is_empty());
+    let allowed = text.replace(
+        "name = \"ops\"\nurl = \"http://hooks",
+        "name = \"x\"\ntls = { allow_plaintext = true }\nurl = \"http://hooks",
+    );
+    assert!(!errors(&allowed).iter().any(|e| e.key == "notify.webhook[0].url"), "allow_plaintext permits http");
+}

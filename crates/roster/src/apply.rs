@@ -63,6 +63,7 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
                 },
             )
             .await?;
+        crate::notify::plan_held(&fresh, run, &blocking).await;
         return Ok(exit::BLOCKED);
     }
     let used_overrides: Vec<String> = fresh.plan.safety.iter().map(|v| format!("{}: {}", v.limit, v.message)).collect();
@@ -84,6 +85,7 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
                     },
                 )
                 .await;
+            crate::notify::after_run(&fresh, run, 0, Some(format!("{e:#}"))).await;
             return Err(e);
         }
     };
@@ -104,6 +106,7 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
     if status == RunStatus::Success {
         store.record_watermarks(&fresh.watermarks).await.context("recording the sources' watermarks")?;
     }
+    crate::notify::after_run(&fresh, run, failed + skipped, None).await;
     let s = &fresh.plan.summary;
     println!(
         "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} person(s), {} evaluated; {} quarantined row(s); {} notice(s)",

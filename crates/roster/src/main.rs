@@ -7,6 +7,7 @@ mod correlation;
 mod exit;
 mod init;
 mod lock;
+mod notify;
 mod password;
 mod run;
 mod secrets;

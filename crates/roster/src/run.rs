@@ -359,7 +359,14 @@ pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, pl
 pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
     let _lock = crate::lock::acquire(&store_path(&loaded), "run")?;
-    let fresh = fresh_plan_with(loaded, false).await?;
+    let notify = (loaded.settings.notify.clone(), loaded.config_dir.clone());
+    let fresh = match fresh_plan_with(loaded, false).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            crate::notify::run_errored(&notify.0, &notify.1, &e).await;
+            return Err(e);
+        }
+    };
     if args.show_plan {
         print!("{}", render(&fresh.plan));
     }
