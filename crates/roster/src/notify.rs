@@ -217,7 +217,7 @@ pub async fn post(client: &reqwest::Client, hook: &WebhookConfig, key: &[u8], ev
                 last = format!("the receiver answered {}", r.status());
             }
             Ok(r) => bail!("the receiver answered {} (not retried)", r.status()),
-            Err(e) => last = format!("{}", e.without_url()),
+            Err(e) => last = e.without_url().to_string(),
         }
         if attempt < ATTEMPTS {
             tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
