@@ -4,18 +4,21 @@
 # each DC a loopback address of its own), openssl for the throwaway TLS certificates, and the SQL
 # servers the SQL source is tested against: PostgreSQL 15 (initdb, postgres and psql under
 # /usr/lib/postgresql/15/bin) and MariaDB (mariadb-install-db, mariadbd and the mariadb client);
-# systemd only for `systemd-analyze verify` of the shipped unit files (nothing is started). Run
+# systemd only for `systemd-analyze verify` of the shipped unit files (nothing is started);
+# chromium and chromium-driver (Debian's headless browser and its WebDriver server) for the web
+# console's end-to-end test. Run
 # as root on Debian 12; a second run that finds everything installed does not touch apt, so CI can
 # call it on every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The SCIM 2.0 server the SCIM target is tested against (and the compliance checker for roster's own
-# SCIM endpoint) come from PyPI, pinned, into a virtual environment of the repository's own
+# SCIM endpoint), and the SMTP server the mail notifications are tested against (aiosmtpd), come
+# from PyPI, pinned, into a virtual environment of the repository's own
 # (.venv-test/, git-ignored), where crates/testkit looks for them. Needs only python3 with venv.
 python_test_tools() {
     local venv=.venv-test
-    local wanted=(scim2-server==0.8.3 scim2-tester==0.5.2)
+    local wanted=(scim2-server==0.8.3 scim2-tester==0.5.2 aiosmtpd==1.4.6)
     local installed
     installed=$("$venv/bin/pip" freeze 2>/dev/null || true)
     local absent=0
@@ -33,7 +36,7 @@ python_test_tools() {
 python_test_tools
 
 packages=(slapd ldap-utils openssl samba-ad-dc samba-ad-provision iproute2
-          postgresql mariadb-server-core mariadb-client-core systemd)
+          postgresql mariadb-server-core mariadb-client-core systemd chromium chromium-driver)
 
 missing=()
 for package in "${packages[@]}"; do

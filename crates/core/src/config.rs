@@ -24,6 +24,8 @@ pub struct ConfigFile {
     pub target: Vec<TargetConfig>,
     #[serde(default)]
     pub safety: SafetyConfig,
+    #[serde(default)]
+    pub approval: ApprovalConfig,
     pub audit: Option<AuditConfig>,
     #[serde(default)]
     pub correlation: CorrelationConfig,
@@ -43,6 +45,51 @@ pub struct NotifyConfig {
     /// `[[notify.webhook]]`: signed HTTP POSTs of the events.
     #[serde(default)]
     pub webhook: Vec<WebhookConfig>,
+    /// `[notify.smtp]`: a plain-text mail per event (never a password).
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// `[notify.smtp]`: the mail server roster sends its events through, and to whom.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// The mail server's host name or address.
+    pub host: String,
+    /// Default 587 with `tls = "starttls"`, 465 with `tls = "tls"`, 25 with `allow_plaintext`.
+    pub port: Option<u16>,
+    /// `starttls` (the default) or `tls` (implicit TLS, "SMTPS"); the certificate is verified.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// PEM file of the CA(s) to trust instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// No TLS at all: only to a loopback host (a local relay).
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// Log in with this user name and `password`; without it, no authentication.
+    pub username: Option<String>,
+    /// `env:NAME` or `file:PATH`; required with `username`.
+    pub password: Option<SecretRef>,
+    /// The sender, `roster@example.org` or `Roster <roster@example.org>`.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+    /// The events mailed. Default all of them.
+    #[serde(default = "all_events")]
+    pub events: Vec<NotifyEvent>,
+    /// Seconds a delivery may take. Default 30.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_seconds: u64,
+}
+
+/// How the connection to the mail server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Connect in clear, then upgrade with STARTTLS before anything else is said (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
 }
 
 /// A webhook: each event it takes is POSTed as JSON, signed with HMAC-SHA256 under `secret`.
@@ -77,7 +124,8 @@ pub enum NotifyEvent {
     LeaverDisabled,
     /// A run ended with failed operations, or with an error.
     RunFailed,
-    /// A plan was blocked by safety limits: nothing was applied.
+    /// A plan was blocked by safety limits or approval rules: nothing was applied (and, with
+    /// `--hold-if-blocked`, the plan is held for an approver).
     PlanHeld,
 }
 
@@ -100,6 +148,9 @@ fn all_events() -> Vec<NotifyEvent> {
 }
 fn default_webhook_timeout() -> u64 {
     10
+}
+fn default_smtp_timeout() -> u64 {
+    30
 }
 
 /// How records of several sources become one person, beyond identical keys.
@@ -189,6 +240,9 @@ pub enum SourceKind {
     Sql,
     /// A REST API answering JSON, page by page (`[source.rest]`, `records`).
     Rest,
+    /// Users pushed to the daemon's SCIM 2.0 endpoint (`[source.scim]`); `key` and `columns` are
+    /// SCIM attribute paths (docs/sources/scim-inbound.md).
+    Scim,
 }
 
 /// Text encoding of a file source.
@@ -228,6 +282,8 @@ pub struct SourceConfig {
     pub query: Option<String>,
     /// rest: the API's address, paging, authentication, retries and bounds (`[source.rest]`).
     pub rest: Option<RestSourceConfig>,
+    /// scim: who may push Users to the daemon's SCIM endpoint for this source (`[source.scim]`).
+    pub scim: Option<ScimSourceConfig>,
     /// True when the export lists everyone: a person missing from a complete read has gone.
     #[serde(default)]
     pub complete: bool,
@@ -277,6 +333,19 @@ pub struct SourceConfig {
     /// sql with `modified_column`: hours after the last full read when the next read is full again,
     /// to notice who has gone. Default 24.
     pub full_read_after_hours: Option<u32>,
+}
+
+/// A SCIM source: the bearer token an HR system pushes with, and what a push sets off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimSourceConfig {
+    /// SHA-256 of the bearer token the HR system sends to `/scim/v2` (`roster token hash`), 64
+    /// hex digits; the token selects this source. Never the token itself.
+    pub token_sha256: String,
+    /// A `[[serve.job]]` queued after every push that changed a User (a job already waiting is
+    /// not queued twice, so a burst of pushes makes one run). Without it, pushed Users wait for
+    /// the next scheduled run.
+    pub job: Option<String>,
 }
 
 /// How a REST source pages through its records.
@@ -794,6 +863,9 @@ pub enum PasswordDelivery {
         #[serde(default)]
         args: Vec<String>,
     },
+    /// The `joiner_created` event of the account, with the password, POSTed to this
+    /// `[[notify.webhook]]` (by name) only, when the password is set; https or loopback only.
+    Webhook(String),
 }
 
 /// What to do about an owned attribute changed outside roster.
@@ -870,6 +942,22 @@ pub struct AttributeLimit {
     pub attributes: Vec<String>,
     pub count: Option<u64>,
     pub percent: Option<f64>,
+}
+
+/// Operations that wait for an approver whatever their number: a plan holding one is blocked (limit
+/// `approval`) as a safety limit blocks it; the daemon keeps it as a held plan until an approver
+/// decides (docs/operations.md, "Approvals").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    /// Kinds of operation that need approval: `create`, `update`, `rename`, `enable`, `disable`,
+    /// `delete`, `set_password`, `add_member`, `remove_member`, `create_group`, `adopt`,
+    /// `create_container`. Default none.
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// Privileged groups (DNs): any membership change in them needs approval. Default none.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// Limits that block a run until a person allows it.

@@ -103,6 +103,8 @@ pub struct Settings {
     pub login: LoginRules,
     pub targets: Vec<TargetRules>,
     pub safety: SafetyConfig,
+    /// `[approval]`, with the group DNs normalized.
+    pub approval: crate::config::ApprovalConfig,
     /// The audit chain's key; `None`: the key file beside the store.
     pub audit: Option<AuditConfig>,
     /// Every person attribute a source provides (plus `affiliation`).
@@ -516,6 +518,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             ("header_row", s.header_row.is_some(), &[SourceKind::Xlsx][..]),
             ("records", s.records.is_some(), &[SourceKind::Json, SourceKind::Rest][..]),
             ("rest", s.rest.is_some(), &[SourceKind::Rest][..]),
+            ("scim", s.scim.is_some(), &[SourceKind::Scim][..]),
             ("url", s.url.is_some(), &[SourceKind::Sql][..]),
             ("query", s.query.is_some(), &[SourceKind::Sql][..]),
             ("modified_column", s.modified_column.is_some(), &[SourceKind::Sql][..]),
@@ -532,6 +535,24 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         }
         if s.kind == SourceKind::Rest {
             check_rest_source(&mut ck, &key, s);
+        }
+        if s.kind == SourceKind::Scim {
+            match &s.scim {
+                None => ck.error(
+                    format!("{key}.scim"),
+                    None,
+                    "expected [source.scim] with token_sha256: the bearer token's SHA-256 that selects this source",
+                ),
+                Some(scim) => {
+                    if sha256_hex(&scim.token_sha256).is_none() {
+                        ck.error(
+                            format!("{key}.scim.token_sha256"),
+                            None,
+                            "expected the token's SHA-256 as 64 hex digits (`roster token hash`), never the token itself",
+                        );
+                    }
+                }
+            }
         }
         if s.kind == SourceKind::Sql {
             if s.modified_column.is_some() && s.query.as_deref().is_some_and(|q| !q.contains(":since")) {
@@ -874,6 +895,38 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     if !percent_ok(Some(cfg.safety.source_shrink_percent)) {
         ck.error("safety.source_shrink_percent", None, "expected a percentage from 0 to 100");
     }
+    const KINDS: [&str; 12] = [
+        "create_container",
+        "create",
+        "set_password",
+        "adopt",
+        "update",
+        "rename",
+        "enable",
+        "disable",
+        "create_group",
+        "add_member",
+        "remove_member",
+        "delete",
+    ];
+    for (i, kind) in cfg.approval.operations.iter().enumerate() {
+        if !KINDS.contains(&kind.as_str()) {
+            ck.error(
+                format!("approval.operations[{i}]"),
+                None,
+                format!("expected one of {}, found {kind:?}", KINDS.join(", ")),
+            );
+        }
+    }
+    let mut approval = cfg.approval.clone();
+    for (i, group) in cfg.approval.groups.iter().enumerate() {
+        match Dn::parse(group) {
+            Ok(dn) => approval.groups[i] = dn.normalized(),
+            Err(e) => {
+                ck.error(format!("approval.groups[{i}]"), None, format!("expected a group's DN, found {group:?}: {e}"))
+            }
+        }
+    }
     if let Some(audit) = &cfg.audit
         && !(audit.key.0.starts_with("env:") || audit.key.0.starts_with("file:"))
     {
@@ -885,8 +938,8 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     }
 
     check_correlation(&mut ck, &cfg, &attributes);
-    check_notify(&mut ck, &cfg.notify);
-    let serve = cfg.serve.map(|serve| serve_settings(&mut ck, serve));
+    check_notify(&mut ck, &cfg.notify, &cfg.target);
+    let serve = cfg.serve.map(|serve| serve_settings(&mut ck, serve, &cfg.source));
 
     if !ck.errors.is_empty() {
         return Err(ck.errors);
@@ -908,6 +961,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         },
         targets,
         safety: cfg.safety,
+        approval,
         audit: cfg.audit,
         attributes,
         hash: format!("{:x}", Sha256::digest(text.as_bytes())),
@@ -918,8 +972,10 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     })
 }
 
-/// `[[notify.webhook]]`: unique names, a URL roster may send secrets to, a secret reference.
-fn check_notify(ck: &mut Checker, notify: &crate::config::NotifyConfig) {
+/// `[notify]`: webhooks with unique names, URLs roster may send events to and secret references;
+/// the mail server's TLS and addresses; and each `delivery = { webhook = ... }` naming a webhook a
+/// password may go to.
+fn check_notify(ck: &mut Checker, notify: &crate::config::NotifyConfig, targets: &[crate::config::TargetConfig]) {
     let mut names = BTreeSet::new();
     for (i, hook) in notify.webhook.iter().enumerate() {
         let at = format!("notify.webhook[{i}]");
@@ -935,13 +991,7 @@ fn check_notify(ck: &mut Checker, notify: &crate::config::NotifyConfig) {
         if let Some(problem) = webhook_url_problem(&hook.url, hook.tls.allow_plaintext) {
             ck.error(format!("{at}.url"), None, problem);
         }
-        if !(hook.secret.0.starts_with("env:") || hook.secret.0.starts_with("file:")) {
-            ck.error(
-                format!("{at}.secret"),
-                None,
-                "expected a secret reference \"env:NAME\" or \"file:PATH\"; the HMAC key is never written in the config",
-            );
-        }
+        check_secret_ref(ck, &format!("{at}.secret"), &hook.secret);
         if hook.events.is_empty() {
             ck.error(format!("{at}.events"), None, "expected at least one event (leave the key out for all of them)");
         }
@@ -951,6 +1001,81 @@ fn check_notify(ck: &mut Checker, notify: &crate::config::NotifyConfig) {
         if hook.tls.starttls {
             ck.error(format!("{at}.tls.starttls"), None, "StartTLS is for LDAP; a webhook uses an https:// URL");
         }
+    }
+    for (i, t) in targets.iter().enumerate() {
+        let Some(crate::config::PasswordDelivery::Webhook(name)) = t.password.as_ref().map(|p| &p.delivery) else {
+            continue;
+        };
+        let key = format!("target[{i}].password.delivery.webhook");
+        match notify.webhook.iter().find(|h| &h.name == name) {
+            None => {
+                let known: Vec<&str> = notify.webhook.iter().map(|h| h.name.as_str()).collect();
+                ck.error(key, None, format!("expected the name of a [[notify.webhook]] ({known:?}), found {name:?}"));
+            }
+            Some(hook) if webhook_url_problem(&hook.url, false).is_some() => ck.error(
+                key,
+                None,
+                format!(
+                    "webhook {name:?} is plain http to a host that is not loopback: passwords go only to an https:// \
+                     or loopback URL, whatever tls.allow_plaintext says"
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    if let Some(smtp) = &notify.smtp {
+        check_smtp(ck, smtp);
+    }
+}
+
+/// `[notify.smtp]`: TLS unless the server is on loopback and `allow_plaintext` says so; a login
+/// with a secret reference; a sender and recipients that are addresses.
+fn check_smtp(ck: &mut Checker, smtp: &crate::config::SmtpConfig) {
+    if smtp.host.trim().is_empty() {
+        ck.error("notify.smtp.host", None, "expected the mail server's host name, found an empty one");
+    }
+    let loopback = is_loopback(smtp.host.trim_start_matches('[').trim_end_matches(']'));
+    if smtp.allow_plaintext && !loopback {
+        ck.error(
+            "notify.smtp.allow_plaintext",
+            None,
+            format!(
+                "allow_plaintext is only for a mail server on loopback, found host {:?}: use tls = \"starttls\" or \"tls\"",
+                smtp.host
+            ),
+        );
+    }
+    match (&smtp.username, &smtp.password) {
+        (Some(_), None) => ck.error("notify.smtp.password", None, "expected a password reference with username"),
+        (None, Some(_)) => ck.error("notify.smtp.username", None, "expected a username with password"),
+        (Some(user), Some(password)) => {
+            if user.trim().is_empty() {
+                ck.error("notify.smtp.username", None, "expected a user name, found an empty string");
+            }
+            check_secret_ref(ck, "notify.smtp.password", password);
+        }
+        (None, None) => {}
+    }
+    let address = |text: &str| {
+        let inner = text.rsplit_once('<').map_or(text, |(_, rest)| rest.trim_end_matches('>'));
+        inner.split_once('@').is_some_and(|(local, domain)| !local.trim().is_empty() && !domain.trim().is_empty())
+    };
+    if !address(&smtp.from) {
+        ck.error("notify.smtp.from", None, format!("expected a mail address, found {:?}", smtp.from));
+    }
+    if smtp.to.is_empty() {
+        ck.error("notify.smtp.to", None, "expected at least one recipient");
+    }
+    for (i, to) in smtp.to.iter().enumerate() {
+        if !address(to) {
+            ck.error(format!("notify.smtp.to[{i}]"), None, format!("expected a mail address, found {to:?}"));
+        }
+    }
+    if smtp.events.is_empty() {
+        ck.error("notify.smtp.events", None, "expected at least one event (leave the key out for all of them)");
+    }
+    if smtp.timeout_seconds == 0 {
+        ck.error("notify.smtp.timeout_seconds", None, "expected at least 1 second, found 0");
     }
 }
 
@@ -995,6 +1120,28 @@ pub struct ServeSettings {
     pub shutdown_timeout: std::time::Duration,
     pub jobs: Vec<JobSettings>,
     pub tokens: Vec<TokenSettings>,
+    /// The SCIM sources the endpoint `/scim/v2` feeds, each with its token.
+    pub scim: Vec<ScimInbound>,
+}
+
+/// A `kind = "scim"` source as the daemon's SCIM endpoint sees it.
+#[derive(Debug, Clone)]
+pub struct ScimInbound {
+    pub source: String,
+    pub sha256: [u8; 32],
+    /// The job queued after a push that changed a User.
+    pub job: Option<String>,
+}
+
+/// 64 hex digits as 32 bytes.
+fn sha256_hex(text: &str) -> Option<[u8; 32]> {
+    let hex = text.trim().to_ascii_lowercase();
+    let mut sha256 = [0u8; 32];
+    let parsed = hex.len() == 64
+        && sha256.iter_mut().enumerate().all(|(n, byte)| {
+            hex.get(2 * n..2 * n + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()).map(|b| *byte = b).is_some()
+        });
+    parsed.then_some(sha256)
 }
 
 #[derive(Debug, Clone)]
@@ -1010,7 +1157,11 @@ pub struct TokenSettings {
     pub sha256: [u8; 32],
 }
 
-fn serve_settings(ck: &mut Checker, serve: crate::config::ServeConfig) -> ServeSettings {
+fn serve_settings(
+    ck: &mut Checker,
+    serve: crate::config::ServeConfig,
+    sources: &[crate::config::SourceConfig],
+) -> ServeSettings {
     let listen = serve.listen.parse().unwrap_or_else(|_| {
         ck.error(
             "serve.listen",
@@ -1055,25 +1206,45 @@ fn serve_settings(ck: &mut Checker, serve: crate::config::ServeConfig) -> ServeS
         if token.name.trim().is_empty() || !token_names.insert(token.name.clone()) {
             ck.error(format!("{key}.name"), None, format!("expected a name of its own, found {:?}", token.name));
         }
-        let mut sha256 = [0u8; 32];
-        let hex = token.sha256.trim().to_ascii_lowercase();
-        let parsed = hex.len() == 64
-            && sha256.iter_mut().enumerate().all(|(n, byte)| {
-                hex.get(2 * n..2 * n + 2)
-                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                    .map(|b| *byte = b)
-                    .is_some()
-            });
-        if !parsed {
-            ck.error(
+        match sha256_hex(&token.sha256) {
+            None => ck.error(
                 format!("{key}.sha256"),
                 None,
                 "expected the token's SHA-256 as 64 hex digits (`roster token hash`), never the token itself",
-            );
-        } else if !hashes.insert(sha256) {
-            ck.error(format!("{key}.sha256"), None, "the same token is listed twice");
+            ),
+            Some(sha256) if !hashes.insert(sha256) => {
+                ck.error(format!("{key}.sha256"), None, "the same token is listed twice")
+            }
+            Some(sha256) => tokens.push(TokenSettings { name: token.name, role: token.role, sha256 }),
         }
-        tokens.push(TokenSettings { name: token.name, role: token.role, sha256 });
     }
-    ServeSettings { listen, shutdown_timeout: std::time::Duration::from_secs(serve.shutdown_timeout), jobs, tokens }
+    let mut scim = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let Some(config) = source.scim.as_ref() else { continue };
+        let Some(sha256) = sha256_hex(&config.token_sha256) else { continue };
+        if !hashes.insert(sha256) {
+            ck.error(
+                format!("source[{i}].scim.token_sha256"),
+                None,
+                "this token is already one of serve.token or another SCIM source's: each SCIM source needs a token of its own",
+            );
+        }
+        if let Some(job) = &config.job
+            && !names.contains(job)
+        {
+            ck.error(
+                format!("source[{i}].scim.job"),
+                None,
+                format!("expected the name of a [[serve.job]], found {job:?}"),
+            );
+        }
+        scim.push(ScimInbound { source: source.name.clone(), sha256, job: config.job.clone() });
+    }
+    ServeSettings {
+        listen,
+        shutdown_timeout: std::time::Duration::from_secs(serve.shutdown_timeout),
+        jobs,
+        tokens,
+        scim,
+    }
 }

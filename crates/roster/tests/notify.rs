@@ -1,126 +1,44 @@
-//! Signed webhooks from the real `roster` binary against a real OpenLDAP: the receiver is a local
-//! axum server (the user's own system, so a local server is the real thing), which checks every
-//! signature with the scheme `docs/notifications.md` documents, written here independently of
-//! roster's code.
+//! Notifications from the real `roster` binary against a real OpenLDAP: signed webhooks (the
+//! receiver in `support/receiver.rs` checks every signature independently of roster's code), the
+//! initial-password hand-off to a webhook, undelivered events in the audit trail, and mail through
+//! a real SMTP server (aiosmtpd, STARTTLS required, its certificate verified).
 //!
-//! Fails, never skips, when slapd is missing: run `scripts/install-test-deps.sh`.
+//! Fails, never skips, when slapd or aiosmtpd is missing: run `scripts/install-test-deps.sh`.
 
 #[path = "support/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod support;
 
-use std::sync::{Arc, Mutex};
-
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use hmac::{Hmac, Mac};
+use roster_testkit::SmtpServer;
 use serde_json::Value;
-use sha2::Sha256;
-use support::{Hr, Lab, Worker};
+use support::{Hr, KEY, Lab, Receiver, Worker, of_kind};
 
-const KEY: &str = "a-webhook-key-shared-with-the-receiver";
-
-/// One verified delivery: the event, and its `Roster-Event` and `Roster-Delivery` headers.
-#[derive(Debug, Clone)]
-struct Delivery {
-    event: Value,
-    kind: String,
-    id: String,
+fn webhook(name: &str, url: &str) -> String {
+    format!("\n[[notify.webhook]]\nname = \"{name}\"\nurl = \"{url}\"\nsecret = \"file:webhook.key\"\n")
 }
 
-#[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<Delivery>>>,
-    /// Refused deliveries (bad signature, stale timestamp), with why.
-    refused: Arc<Mutex<Vec<String>>>,
-}
-
-/// What a receiver does (`docs/notifications.md`): recompute HMAC-SHA256(key, "<t>.<body>"),
-/// compare in constant time, and refuse a timestamp more than five minutes away.
-fn verify(headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
-    let header = headers.get("roster-signature").and_then(|v| v.to_str().ok()).ok_or("no Roster-Signature")?;
-    let mut t = None;
-    let mut v1 = None;
-    for part in header.split(',') {
-        match part.split_once('=') {
-            Some(("t", value)) => t = value.parse::<i64>().ok(),
-            Some(("v1", value)) => v1 = Some(value.to_string()),
-            _ => {}
-        }
-    }
-    let (t, v1) = (t.ok_or("no t=")?, v1.ok_or("no v1=")?);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?;
-    if (now.as_secs() as i64 - t).abs() > 300 {
-        return Err(format!("timestamp {t} is more than 5 minutes away"));
-    }
-    let expected: Vec<u8> = (0..v1.len() / 2)
-        .map(|i| u8::from_str_radix(v1.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("v1 is not hex: {e}"))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).map_err(|e| e.to_string())?;
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    mac.verify_slice(&expected).map_err(|_| "the signature does not match".to_string())
-}
-
-async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    if let Err(why) = verify(&headers, &body) {
-        r.refused.lock().unwrap().push(why);
-        return StatusCode::UNAUTHORIZED;
-    }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    r.got.lock().unwrap().push(Delivery { event, kind: header("roster-event"), id: header("roster-delivery") });
-    StatusCode::NO_CONTENT
-}
-
-/// Starts the receiver on a free loopback port in its own thread; returns it and its URL.
-fn start_receiver() -> (Receiver, String) {
-    let receiver = Receiver::default();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    listener.set_nonblocking(true).expect("non-blocking listener");
-    let url = format!("http://{}/hooks/roster", listener.local_addr().expect("the listener's address"));
-    let state = receiver.clone();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-            let app = axum::Router::new().route("/hooks/roster", post(receive)).with_state(state);
-            axum::serve(listener, app).await.expect("the receiver");
-        });
-    });
-    (receiver, url)
-}
-
-impl Receiver {
-    fn take(&self) -> Vec<Delivery> {
-        let refused = self.refused.lock().unwrap();
-        assert!(refused.is_empty(), "the receiver refused deliveries: {refused:?}");
-        std::mem::take(&mut *self.got.lock().unwrap())
-    }
-}
-
-fn of_kind<'a>(got: &'a [Delivery], kind: &str) -> Vec<&'a Delivery> {
-    got.iter().filter(|d| d.kind == kind).collect()
-}
-
-fn lab_with_webhook(url: &str) -> Lab {
+fn lab_with(extra: &str) -> Lab {
     let lab = Lab::start();
     std::fs::write(lab.dir().join("webhook.key"), format!("{KEY}\n")).expect("writing the key file");
     let config = lab.config();
-    lab.write_config(&format!(
-        "{config}\n[[notify.webhook]]\nname = \"ops\"\nurl = \"{url}\"\nsecret = \"file:webhook.key\"\n"
-    ));
+    lab.write_config(&format!("{config}{extra}"));
     lab
 }
 
-/// Joiners created, a plan held by the safety limits, leavers disabled once allowed, and a run
-/// that fails because the directory is down: each told to the webhook, signed, once.
+/// The audit entries of `roster audit show` (JSON), oldest first.
+fn audit(lab: &Lab) -> Vec<Value> {
+    let shown = lab.roster("2026-03-02", &["audit", "show", "--limit", "10000", "--format", "json"]).expect_code(0);
+    let entries: Value = serde_json::from_str(&shown.stdout).unwrap_or_else(|e| panic!("{e}: {shown}"));
+    entries.as_array().cloned().unwrap_or_default()
+}
+
+/// Joiners created, a plan held by the safety limits (and held for an approver), leavers disabled
+/// once allowed, and a run that fails because the directory is down: each told to the webhook,
+/// signed, once.
 #[test]
 fn a_run_tells_the_webhook_what_landed_and_what_failed() {
-    let (receiver, url) = start_receiver();
-    let mut lab = lab_with_webhook(&url);
+    let receiver = Receiver::start();
+    let mut lab = lab_with(&webhook("ops", &receiver.url));
     let hr = Hr::new((0..5).map(|i| Worker::new(&format!("30{i:02}"), "Ada", &format!("Test{i}"), "Engineering")));
     lab.export(&hr);
     lab.run("2026-03-02");
@@ -144,7 +62,7 @@ fn a_run_tells_the_webhook_what_landed_and_what_failed() {
     ids.dedup();
     assert_eq!(ids.len(), 5, "each event has its own id");
 
-    // Four of five gone from a complete export: blocked by the safety limits.
+    // Four of five gone from a complete export: blocked by the safety limits; then held.
     let full = hr.to_csv();
     let truncated: String = full.lines().take(1 + 1).map(|line| format!("{line}\n")).collect();
     lab.export_text(&truncated);
@@ -154,6 +72,13 @@ fn a_run_tells_the_webhook_what_landed_and_what_failed() {
     assert_eq!(got[0].kind, "plan_held");
     let violations = got[0].event["violations"].as_array().cloned().unwrap_or_default();
     assert!(!violations.is_empty(), "{:#?}", got[0]);
+    assert!(got[0].event.get("held_plan").is_none(), "not held for an approver: {:#?}", got[0]);
+    let held = lab.roster("2026-03-03", &["run", "--hold-if-blocked"]).expect_code(3);
+    let got = receiver.take();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let id = got[0].event["held_plan"].as_i64().unwrap_or_else(|| panic!("no held_plan: {:#?}", got[0]));
+    assert!(held.stderr.contains(&format!("Held as plan {id}")), "{held}");
+    lab.roster("2026-03-03", &["plans", "show", &id.to_string()]).expect_code(0);
 
     lab.roster("2026-03-03", &["run", "--allow", "all"]).expect_code(0);
     let got = receiver.take();
@@ -166,26 +91,118 @@ fn a_run_tells_the_webhook_what_landed_and_what_failed() {
     }
     assert_eq!(got.len(), 4, "only the leavers: {got:#?}");
 
-    // The directory is down: the run fails and says so.
+    // The directory is down: `run`, `apply` and `reconcile` fail before they plan, and say so.
     lab.ldap.stop().expect("stopping slapd");
     lab.export(&hr);
-    let failed = lab.roster("2026-03-04", &["run"]);
-    assert_ne!(failed.code, 0, "{failed}");
-    let got = receiver.take();
-    assert_eq!(got.len(), 1, "{got:#?}\n{failed}");
-    assert_eq!(got[0].kind, "run_failed");
-    let e = &got[0].event;
-    let said_why = e["error"].as_str().is_some_and(|s| !s.is_empty()) || e["failed"].as_u64().is_some_and(|n| n > 0);
-    assert!(said_why, "{e}");
+    for command in [&["run"][..], &["apply"][..], &["reconcile", "--apply"][..]] {
+        let failed = lab.roster("2026-03-04", command);
+        assert_ne!(failed.code, 0, "{failed}");
+        let got = receiver.take();
+        assert_eq!(got.len(), 1, "{command:?}: {got:#?}\n{failed}");
+        assert_eq!(got[0].kind, "run_failed");
+        let e = &got[0].event;
+        assert!(e["error"].as_str().is_some_and(|s| !s.is_empty()), "{e}");
+        assert!(e.get("run").is_none(), "no run was recorded: {e}");
+    }
 }
 
-/// A receiver that is down does not fail the run: it is retried, then logged.
+/// A receiver that is down does not fail the run: it is retried, then printed and recorded in
+/// the audit trail (the event, the webhook, the error; never the body).
 #[test]
-fn a_webhook_that_is_down_does_not_fail_the_run() {
+fn a_webhook_that_is_down_does_not_fail_the_run_and_is_recorded() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-    let lab = lab_with_webhook(&format!("http://127.0.0.1:{port}/nobody-listens"));
+    let lab = lab_with(&webhook("ops", &format!("http://127.0.0.1:{port}/nobody-listens")));
     lab.export(&Hr::new([Worker::new("4000", "Grace", "Hopper", "Engineering")]));
     let run = lab.run("2026-03-02");
-    assert!(run.stderr.contains("notify: webhook ops: 1 event(s) not delivered"), "{run}");
+    assert!(run.stderr.contains("notify: webhook ops: joiner_created event"), "{run}");
+    assert!(run.stderr.contains("not delivered"), "{run}");
     assert_eq!(lab.accounts("4000").len(), 1, "the account was created all the same");
+    let entries = audit(&lab);
+    let notify: Vec<&Value> = entries.iter().filter(|e| e["kind"] == "notify").collect();
+    assert_eq!(notify.len(), 1, "{entries:#?}");
+    let e = notify[0];
+    assert_eq!(e["outcome"], "failed");
+    assert_eq!(e["person"], "4000");
+    assert_eq!(e["after"]["event"], "joiner_created");
+    assert_eq!(e["after"]["receiver"], "webhook ops");
+    assert!(e["after"]["run"].as_i64().is_some(), "{e}");
+    assert!(e["error"].as_str().is_some_and(|s| s.contains("cannot connect")), "{e}");
+    assert!(!e.to_string().contains("\"dn\":\"uid="), "no body in the audit entry: {e}");
+}
+
+/// `delivery = { webhook = "keys" }`: the joiner's event carries the initial password to that
+/// webhook only (not to the other webhook, not in the mail), sent when the password is set. A
+/// receiver that fails makes the set_password fail; the next run sets a new password and delivers
+/// it, and that password is the one the account has.
+#[test]
+fn the_initial_password_goes_to_its_webhook_only_and_a_failed_hand_off_is_redone() {
+    let keys = Receiver::start();
+    let ops = Receiver::start();
+    let mut smtp = SmtpServer::start().unwrap_or_else(|e| panic!("could not start aiosmtpd: {e:#}"));
+    let mail = format!(
+        "\n[notify.smtp]\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\nfrom = \"Roster <roster@example.org>\"\nto = [\"it@example.org\", \"hr@example.org\"]\n",
+        smtp.port(),
+        smtp.ca_cert().display()
+    );
+    let only_joiners = format!("{}events = [\"joiner_created\"]\n", webhook("keys", &keys.url));
+    let lab = lab_with(&format!("{only_joiners}{}{mail}", webhook("ops", &ops.url)));
+    let mapping = r#"userPassword = { value = '"Initial-" + key', when = "create" }"#;
+    let config = lab.config();
+    assert!(config.contains(mapping), "{config}");
+    lab.write_config(&config.replace(mapping, "").replace(
+        "[safety]",
+        "[target.password]\nmust_change = false\nlength = 16\ndelivery = { webhook = \"keys\" }\n\n[safety]",
+    ));
+
+    keys.fail_with(Some(503));
+    lab.export(&Hr::new([Worker::new("5000", "Hedy", "Lamarr", "Engineering")]));
+    let first = lab.roster("2026-03-02", &["run"]).expect_code(4);
+    let refused = keys.take_answered_with_error();
+    assert_eq!(refused.len(), 3, "three attempts: {refused:#?}\n{first}");
+    let lost = refused[0].event["password"].as_str().expect("the hand-off carries the password").to_string();
+    assert!(
+        refused.iter().all(|d| d.event["password"] == lost.as_str()),
+        "the same password is retried within the operation"
+    );
+    assert!(keys.take().is_empty());
+    assert!(lab.can_bind("5000", &lost), "the password was set before its hand-off failed");
+    let told = ops.take();
+    assert_eq!(of_kind(&told, "joiner_created").len(), 1, "{told:#?}");
+    assert_eq!(of_kind(&told, "run_failed").len(), 1, "{told:#?}");
+    assert!(told.iter().all(|d| d.event.get("password").is_none()), "{told:#?}");
+    let entries = audit(&lab);
+    let set = entries.iter().find(|e| e["kind"] == "set_password").expect("a set_password entry");
+    assert_eq!(set["outcome"], "failed", "{set}");
+    assert!(set["error"].as_str().is_some_and(|s| s.contains("webhook keys")), "{set}");
+
+    keys.fail_with(None);
+    lab.roster("2026-03-02", &["run"]).expect_code(0);
+    let got = keys.take();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let e = &got[0].event;
+    assert_eq!(got[0].kind, "joiner_created");
+    assert_eq!(e["person"], "5000");
+    assert_eq!(e["login"], "hedy.lamarr");
+    let password = e["password"].as_str().expect("the password").to_string();
+    assert_ne!(password, lost, "a new password, not the one that was not delivered");
+    assert!(lab.can_bind("5000", &password), "the delivered password is the account's");
+    assert!(!lab.can_bind("5000", &lost), "the undelivered password no longer works");
+    assert!(ops.take().iter().all(|d| d.event.get("password").is_none()));
+
+    let mails = smtp.messages().expect("the mails the server received");
+    smtp.stop().expect("stopping aiosmtpd");
+    assert!(mails.iter().any(|m| m.contains("Subject: roster joiner created: hedy.lamarr")), "{mails:#?}");
+    assert!(mails.iter().any(|m| m.contains("Subject: roster run failed")), "{mails:#?}");
+    for m in &mails {
+        assert!(m.contains("To: it@example.org, hr@example.org"), "{m}");
+        assert!(m.contains("From: Roster <roster@example.org>"), "{m}");
+        assert!(!m.contains(&password) && !m.contains(&lost), "a mail never carries a password: {m}");
+    }
+    let joiner_mail = mails.iter().find(|m| m.contains("joiner created")).expect("the joiner's mail");
+    assert!(joiner_mail.contains("type: joiner_created") && joiner_mail.contains("person: 5000"), "{joiner_mail}");
+    let entries = audit(&lab);
+    for secret in [&password, &lost] {
+        let found: Vec<&Value> = entries.iter().filter(|e| e.to_string().contains(secret.as_str())).collect();
+        assert!(found.is_empty(), "a password in the audit trail: {found:#?}");
+    }
 }
