@@ -9,9 +9,13 @@
 #[allow(dead_code, unused_imports)]
 mod support;
 
+#[path = "support/receiver.rs"]
+mod receiver;
+
+use receiver::{KEY, Receiver, of_kind};
 use roster_testkit::SmtpServer;
 use serde_json::Value;
-use support::{Hr, KEY, Lab, Receiver, Worker, of_kind};
+use support::{Hr, Lab, Worker};
 
 fn webhook(name: &str, url: &str) -> String {
     format!("\n[[notify.webhook]]\nname = \"{name}\"\nurl = \"{url}\"\nsecret = \"file:webhook.key\"\n")

@@ -23,13 +23,18 @@ mod support;
 #[allow(dead_code)]
 mod faults;
 
+#[path = "support/receiver.rs"]
+#[allow(dead_code)]
+mod receiver;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use faults::FAILPOINT;
-use support::{Hr, KEY, Lab, Receiver, Run, Worker};
+use receiver::{KEY, Receiver};
+use support::{Hr, Lab, Run, Worker};
 
 const DAY_ONE: &str = "2026-03-02";
 const DAY_TWO: &str = "2026-03-09";

@@ -5,9 +5,7 @@
 mod directory;
 mod hr;
 mod lab;
-mod receiver;
 
 pub use directory::{Entry, LOCKED};
 pub use hr::{Hr, Worker};
 pub use lab::{BASE, LEAVERS, Lab, PEOPLE, Run};
-pub use receiver::{Delivery, KEY, Receiver, of_kind};
