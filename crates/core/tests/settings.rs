@@ -315,4 +315,20 @@ fn smtp_mistakes_are_reported_by_key() {
     assert!(found.contains(&"notify.smtp.from".to_string()) && found.contains(&"notify.smtp.to[0]".to_string()));
     assert!(keys(&SMTP.replace("[\"ops@example.org\"]", "[]")).contains(&"notify.smtp.to".to_string()));
     assert!(!errors(&format!("{GOOD}{}", SMTP.replace("host = ", "tls = \"none\"\nhost = "))).is_empty());
+
+#[test]
+fn a_password_attribute_is_never_a_mapping() {
+    for (attr, table) in [("userPassword", "attributes"), ("unicodePwd", "attributes"), ("UserPassword", "disable.set")]
+    {
+        let line = format!("{attr} = '\"Initial-\" + key'");
+        let text = match table {
+            "attributes" => GOOD.replace("cn = 'given_name", &format!("{line}\ncn = 'given_name")),
+            _ => GOOD.replace("disable = { lock = true }", &format!("disable = {{ lock = true, set = {{ {line} }} }}")),
+        };
+        let e = errors(&text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].key, format!("target[0].{table}.{attr}"));
+        assert_eq!(e[0].line, Some(line_of(&text, &line)), "{e:?}");
+        assert!(e[0].message.contains("[target.password]"), "{}", e[0].message);
+    }
 }

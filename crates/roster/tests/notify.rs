@@ -150,13 +150,10 @@ fn the_initial_password_goes_to_its_webhook_only_and_a_failed_hand_off_is_redone
     );
     let only_joiners = format!("{}events = [\"joiner_created\"]\n", webhook("keys", &keys.url));
     let lab = lab_with(&format!("{only_joiners}{}{mail}", webhook("ops", &ops.url)));
-    let mapping = r#"userPassword = { value = '"Initial-" + key', when = "create" }"#;
+    let folder = r#"delivery = { folder = { path = "passwords" } }"#;
     let config = lab.config();
-    assert!(config.contains(mapping), "{config}");
-    lab.write_config(&config.replace(mapping, "").replace(
-        "[safety]",
-        "[target.password]\nmust_change = false\nlength = 16\ndelivery = { webhook = \"keys\" }\n\n[safety]",
-    ));
+    assert!(config.contains(folder), "{config}");
+    lab.write_config(&config.replace(folder, r#"delivery = { webhook = "keys" }"#));
 
     keys.fail_with(Some(503));
     lab.export(&Hr::new([Worker::new("5000", "Hedy", "Lamarr", "Engineering")]));
