@@ -315,6 +315,7 @@ fn smtp_mistakes_are_reported_by_key() {
     assert!(found.contains(&"notify.smtp.from".to_string()) && found.contains(&"notify.smtp.to[0]".to_string()));
     assert!(keys(&SMTP.replace("[\"ops@example.org\"]", "[]")).contains(&"notify.smtp.to".to_string()));
     assert!(!errors(&format!("{GOOD}{}", SMTP.replace("host = ", "tls = \"none\"\nhost = "))).is_empty());
+}
 
 #[test]
 fn a_password_attribute_is_never_a_mapping() {
