@@ -13,11 +13,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The SCIM 2.0 server the SCIM target is tested against (and the compliance checker for roster's own
-# SCIM endpoint) come from PyPI, pinned, into a virtual environment of the repository's own
+# SCIM endpoint), and the SMTP server the mail notifications are tested against (aiosmtpd), come
+# from PyPI, pinned, into a virtual environment of the repository's own
 # (.venv-test/, git-ignored), where crates/testkit looks for them. Needs only python3 with venv.
 python_test_tools() {
     local venv=.venv-test
-    local wanted=(scim2-server==0.8.3 scim2-tester==0.5.2)
+    local wanted=(scim2-server==0.8.3 scim2-tester==0.5.2 aiosmtpd==1.4.6)
     local installed
     installed=$("$venv/bin/pip" freeze 2>/dev/null || true)
     local absent=0

@@ -1,9 +1,28 @@
-//! What every HTTP connector shares (REST sources, the SCIM target): reading `Retry-After`,
-//! naming a status, and describing a failed request without its URL.
+//! What every HTTP client of roster shares (REST sources, the SCIM target, webhooks): a client
+//! with a target's TLS settings, reading `Retry-After`, naming a status, and describing a failed
+//! request without its URL.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use roster_core::config::TlsConfig;
+
+/// A client for `name` (a webhook) with the LDAP target's TLS settings (`tls.ca_file`,
+/// `tls.insecure_skip_verify`), each request limited to `timeout`, redirects not followed (a
+/// signed event goes to the configured URL or nowhere).
+pub fn client(name: &str, tls: &TlsConfig, config_dir: &Path, timeout: Duration) -> Result<reqwest::Client, String> {
+    let config = crate::target::ldap::tls::client_config(name, tls, config_dir).map_err(|e| e.to_string())?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls(Arc::unwrap_or_clone(config))
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("{name}: cannot set up the HTTP client: {}", describe(&e)))
+}
 
 /// `Retry-After` (RFC 9110 section 10.2.3): a number of seconds, or an HTTP date.
 pub(crate) fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
@@ -16,7 +35,7 @@ pub(crate) fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Op
 }
 
 /// `503 Service Unavailable`.
-pub(crate) fn status_text(status: u16) -> String {
+pub fn status_text(status: u16) -> String {
     match StatusCode::from_u16(status).ok().and_then(|status| status.canonical_reason()) {
         Some(reason) => format!("{status} {reason}"),
         None => status.to_string(),
@@ -24,7 +43,7 @@ pub(crate) fn status_text(status: u16) -> String {
 }
 
 /// What went wrong with a request, with its causes, without the URL (messages show it redacted).
-pub(crate) fn describe(error: &reqwest::Error) -> String {
+pub fn describe(error: &reqwest::Error) -> String {
     let mut text = if error.is_timeout() { "no answer in time (timeout_seconds)".to_string() } else { String::new() };
     let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(error);
     if text.is_empty() {

@@ -34,6 +34,123 @@ pub struct ConfigFile {
     #[serde(default)]
     pub precedence: BTreeMap<String, Vec<String>>,
     pub serve: Option<ServeConfig>,
+    #[serde(default)]
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`: who is told when something happens (see `docs/notifications.md`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// `[[notify.webhook]]`: signed HTTP POSTs of the events.
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
+    /// `[notify.smtp]`: a plain-text mail per event (never a password).
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// `[notify.smtp]`: the mail server roster sends its events through, and to whom.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// The mail server's host name or address.
+    pub host: String,
+    /// Default 587 with `tls = "starttls"`, 465 with `tls = "tls"`, 25 with `allow_plaintext`.
+    pub port: Option<u16>,
+    /// `starttls` (the default) or `tls` (implicit TLS, "SMTPS"); the certificate is verified.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// PEM file of the CA(s) to trust instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// No TLS at all: only to a loopback host (a local relay).
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// Log in with this user name and `password`; without it, no authentication.
+    pub username: Option<String>,
+    /// `env:NAME` or `file:PATH`; required with `username`.
+    pub password: Option<SecretRef>,
+    /// The sender, `roster@example.org` or `Roster <roster@example.org>`.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+    /// The events mailed. Default all of them.
+    #[serde(default = "all_events")]
+    pub events: Vec<NotifyEvent>,
+    /// Seconds a delivery may take. Default 30.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_seconds: u64,
+}
+
+/// How the connection to the mail server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Connect in clear, then upgrade with STARTTLS before anything else is said (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// A webhook: each event it takes is POSTed as JSON, signed with HMAC-SHA256 under `secret`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Unique name, used in logs and by `delivery = { webhook = "name" }`.
+    pub name: String,
+    /// `https://...`; `http://` only to a loopback address or with `tls.allow_plaintext = true`.
+    pub url: String,
+    /// The HMAC key (`env:NAME` or `file:PATH`), shared with the receiver.
+    pub secret: SecretRef,
+    /// The events it takes. Default all of them.
+    #[serde(default = "all_events")]
+    pub events: Vec<NotifyEvent>,
+    /// Seconds one attempt may take. Default 10.
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout_seconds: u64,
+    /// `ca_file`, `insecure_skip_verify`, and `allow_plaintext` (an `http://` URL that is not
+    /// loopback). `starttls` does not apply.
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    /// A joiner's account was created (the create landed).
+    JoinerCreated,
+    /// A leaver's account was disabled (the disable landed).
+    LeaverDisabled,
+    /// A run ended with failed operations, or with an error.
+    RunFailed,
+    /// A plan was blocked by safety limits or approval rules: nothing was applied (and, with
+    /// `--hold-if-blocked`, the plan is held for an approver).
+    PlanHeld,
+}
+
+impl NotifyEvent {
+    pub const ALL: [NotifyEvent; 4] =
+        [NotifyEvent::JoinerCreated, NotifyEvent::LeaverDisabled, NotifyEvent::RunFailed, NotifyEvent::PlanHeld];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::JoinerCreated => "joiner_created",
+            NotifyEvent::LeaverDisabled => "leaver_disabled",
+            NotifyEvent::RunFailed => "run_failed",
+            NotifyEvent::PlanHeld => "plan_held",
+        }
+    }
+}
+
+fn all_events() -> Vec<NotifyEvent> {
+    NotifyEvent::ALL.to_vec()
+}
+fn default_webhook_timeout() -> u64 {
+    10
+}
+fn default_smtp_timeout() -> u64 {
+    30
 }
 
 /// How records of several sources become one person, beyond identical keys.
@@ -760,6 +877,9 @@ pub enum PasswordDelivery {
         #[serde(default)]
         args: Vec<String>,
     },
+    /// The `joiner_created` event of the account, with the password, POSTed to this
+    /// `[[notify.webhook]]` (by name) only, when the password is set; https or loopback only.
+    Webhook(String),
 }
 
 /// What to do about an owned attribute changed outside roster.

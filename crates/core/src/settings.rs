@@ -159,6 +159,8 @@ pub struct Settings {
     pub precedence: BTreeMap<String, Vec<String>>,
     /// `[serve]`, validated; `None` when the file has no such section.
     pub serve: Option<ServeSettings>,
+    /// `[notify]`, validated.
+    pub notify: crate::config::NotifyConfig,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -1008,6 +1010,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     }
 
     check_correlation(&mut ck, &cfg, &attributes);
+    check_notify(&mut ck, &cfg.notify, &cfg.target);
     let serve = cfg.serve.map(|serve| serve_settings(&mut ck, serve, &cfg.source));
 
     if !ck.errors.is_empty() {
@@ -1037,7 +1040,149 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         correlation: cfg.correlation,
         precedence: cfg.precedence,
         serve,
+        notify: cfg.notify,
     })
+}
+
+/// `[notify]`: webhooks with unique names, URLs roster may send events to and secret references;
+/// the mail server's TLS and addresses; and each `delivery = { webhook = ... }` naming a webhook a
+/// password may go to.
+fn check_notify(ck: &mut Checker, notify: &crate::config::NotifyConfig, targets: &[crate::config::TargetConfig]) {
+    let mut names = BTreeSet::new();
+    for (i, hook) in notify.webhook.iter().enumerate() {
+        let at = format!("notify.webhook[{i}]");
+        if hook.name.trim().is_empty() {
+            ck.error(format!("{at}.name"), None, "expected a name, found an empty one");
+        } else if !names.insert(hook.name.as_str()) {
+            ck.error(
+                format!("{at}.name"),
+                None,
+                format!("webhook {:?} is defined twice: names must be unique", hook.name),
+            );
+        }
+        if let Some(problem) = webhook_url_problem(&hook.url, hook.tls.allow_plaintext) {
+            ck.error(format!("{at}.url"), None, problem);
+        }
+        check_secret_ref(ck, &format!("{at}.secret"), &hook.secret);
+        if hook.events.is_empty() {
+            ck.error(format!("{at}.events"), None, "expected at least one event (leave the key out for all of them)");
+        }
+        if hook.timeout_seconds == 0 {
+            ck.error(format!("{at}.timeout_seconds"), None, "expected at least 1 second, found 0");
+        }
+        if hook.tls.starttls {
+            ck.error(format!("{at}.tls.starttls"), None, "StartTLS is for LDAP; a webhook uses an https:// URL");
+        }
+    }
+    for (i, t) in targets.iter().enumerate() {
+        let Some(crate::config::PasswordDelivery::Webhook(name)) = t.password.as_ref().map(|p| &p.delivery) else {
+            continue;
+        };
+        let key = format!("target[{i}].password.delivery.webhook");
+        match notify.webhook.iter().find(|h| &h.name == name) {
+            None => {
+                let known: Vec<&str> = notify.webhook.iter().map(|h| h.name.as_str()).collect();
+                ck.error(key, None, format!("expected the name of a [[notify.webhook]] ({known:?}), found {name:?}"));
+            }
+            Some(hook) if webhook_url_problem(&hook.url, false).is_some() => ck.error(
+                key,
+                None,
+                format!(
+                    "webhook {name:?} is plain http to a host that is not loopback: passwords go only to an https:// \
+                     or loopback URL, whatever tls.allow_plaintext says"
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    if let Some(smtp) = &notify.smtp {
+        check_smtp(ck, smtp);
+    }
+}
+
+/// `[notify.smtp]`: TLS unless the server is on loopback and `allow_plaintext` says so; a login
+/// with a secret reference; a sender and recipients that are addresses.
+fn check_smtp(ck: &mut Checker, smtp: &crate::config::SmtpConfig) {
+    if smtp.host.trim().is_empty() {
+        ck.error("notify.smtp.host", None, "expected the mail server's host name, found an empty one");
+    }
+    let loopback = is_loopback(smtp.host.trim_start_matches('[').trim_end_matches(']'));
+    if smtp.allow_plaintext && !loopback {
+        ck.error(
+            "notify.smtp.allow_plaintext",
+            None,
+            format!(
+                "allow_plaintext is only for a mail server on loopback, found host {:?}: use tls = \"starttls\" or \"tls\"",
+                smtp.host
+            ),
+        );
+    }
+    match (&smtp.username, &smtp.password) {
+        (Some(_), None) => ck.error("notify.smtp.password", None, "expected a password reference with username"),
+        (None, Some(_)) => ck.error("notify.smtp.username", None, "expected a username with password"),
+        (Some(user), Some(password)) => {
+            if user.trim().is_empty() {
+                ck.error("notify.smtp.username", None, "expected a user name, found an empty string");
+            }
+            check_secret_ref(ck, "notify.smtp.password", password);
+        }
+        (None, None) => {}
+    }
+    let address = |text: &str| {
+        let inner = text.rsplit_once('<').map_or(text, |(_, rest)| rest.trim_end_matches('>'));
+        inner.split_once('@').is_some_and(|(local, domain)| !local.trim().is_empty() && !domain.trim().is_empty())
+    };
+    if !address(&smtp.from) {
+        ck.error("notify.smtp.from", None, format!("expected a mail address, found {:?}", smtp.from));
+    }
+    if smtp.to.is_empty() {
+        ck.error("notify.smtp.to", None, "expected at least one recipient");
+    }
+    for (i, to) in smtp.to.iter().enumerate() {
+        if !address(to) {
+            ck.error(format!("notify.smtp.to[{i}]"), None, format!("expected a mail address, found {to:?}"));
+        }
+    }
+    if smtp.events.is_empty() {
+        ck.error("notify.smtp.events", None, "expected at least one event (leave the key out for all of them)");
+    }
+    if smtp.timeout_seconds == 0 {
+        ck.error("notify.smtp.timeout_seconds", None, "expected at least 1 second, found 0");
+    }
+}
+
+/// Why roster will not POST to this URL, if it will not: only `https://`, or `http://` to a
+/// loopback host (`localhost`, `127.0.0.0/8`, `[::1]`) or when `allow_plaintext` says so.
+pub fn webhook_url_problem(url: &str, allow_plaintext: bool) -> Option<String> {
+    let lower = url.to_ascii_lowercase();
+    let (rest, https) = if let Some(rest) = lower.strip_prefix("https://") {
+        (rest, true)
+    } else if let Some(rest) = lower.strip_prefix("http://") {
+        (rest, false)
+    } else {
+        return Some(format!("expected an https:// URL, found {url:?}"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    if host.is_empty() {
+        return Some(format!("expected a host in the URL, found {url:?}"));
+    }
+    if https || allow_plaintext || is_loopback(host) {
+        return None;
+    }
+    Some(format!(
+        "{url:?} is plain http to a host that is not loopback: events (and password hand-offs) would cross the network \
+         in clear; use https://, or set tls.allow_plaintext = true if you accept that"
+    ))
+}
+
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `[serve]`, validated: the address parsed, each schedule compiled.

@@ -208,6 +208,115 @@ fn serve_mistakes_are_reported_by_key() {
     assert!(errors(&wrong_apply).iter().any(|e| e.key == "serve.job[1].apply"));
 }
 
+const WEBHOOKS: &str = r#"
+[[notify.webhook]]
+name = "ops"
+url = "https://hooks.example.org/roster"
+secret = "env:HOOK_KEY"
+events = ["plan_held", "run_failed"]
+
+[[notify.webhook]]
+name = "lab"
+url = "http://127.0.0.1:9000/hook"
+secret = "file:hook.key"
+"#;
+
+#[test]
+fn webhooks_load_with_their_events() {
+    let s = load(&format!("{GOOD}{WEBHOOKS}"), "roster.toml").unwrap();
+    let hooks = &s.notify.webhook;
+    assert_eq!(hooks.len(), 2);
+    assert_eq!(hooks[0].events.len(), 2);
+    assert_eq!(hooks[1].events.len(), 4, "all events when the key is left out");
+    assert_eq!(hooks[1].timeout_seconds, 10);
+    assert!(load(GOOD, "roster.toml").unwrap().notify.webhook.is_empty());
+}
+
+#[test]
+fn webhook_mistakes_are_reported_by_key() {
+    let text = format!("{GOOD}{WEBHOOKS}")
+        .replace("https://hooks.example.org", "http://hooks.example.org")
+        .replace("env:HOOK_KEY", "hunter2")
+        .replace("name = \"lab\"", "name = \"ops\"");
+    let keys: Vec<String> = errors(&text).into_iter().map(|e| format!("{}: {}", e.key, e.message)).collect();
+    for expected in ["notify.webhook[0].url", "notify.webhook[0].secret", "notify.webhook[1].name"] {
+        assert!(keys.iter().any(|k| k.starts_with(expected)), "no error for {expected}: {keys:#?}");
+    }
+    assert!(!keys.iter().any(|k| k.starts_with("notify.webhook[1].url")), "loopback http is allowed: {keys:#?}");
+    let unknown = format!("{GOOD}{WEBHOOKS}").replace("\"plan_held\"", "\"plan_approved\"");
+    assert!(!errors(&unknown).is_empty());
+    let allowed = text.replace(
+        "name = \"ops\"\nurl = \"http://hooks",
+        "name = \"x\"\ntls = { allow_plaintext = true }\nurl = \"http://hooks",
+    );
+    assert!(!errors(&allowed).iter().any(|e| e.key == "notify.webhook[0].url"), "allow_plaintext permits http");
+}
+
+/// GOOD with a `[target.password]` handing passwords to webhook `hook`, followed by `rest`.
+fn with_hand_off(hook: &str, rest: &str) -> String {
+    let password = format!("[target.password]\nlength = 16\ndelivery = {{ webhook = \"{hook}\" }}\n");
+    format!("{GOOD}{password}{rest}")
+}
+
+#[test]
+fn a_password_hand_off_names_a_webhook_that_is_https_or_loopback() {
+    let s = load(&with_hand_off("ops", WEBHOOKS), "roster.toml").unwrap();
+    let delivery = &s.targets[0].config.password.as_ref().unwrap().delivery;
+    assert_eq!(delivery, &roster_core::config::PasswordDelivery::Webhook("ops".to_string()));
+    load(&with_hand_off("lab", WEBHOOKS), "roster.toml").expect("a loopback webhook may take passwords");
+
+    let key = "target[0].password.delivery.webhook";
+    let unknown = errors(&with_hand_off("nobody", WEBHOOKS));
+    assert!(unknown.iter().any(|e| e.key == key && e.message.contains("\"nobody\"")), "{unknown:#?}");
+    let plain = WEBHOOKS.replace(
+        "url = \"https://hooks.example.org/roster\"",
+        "url = \"http://hooks.example.org/roster\"\ntls = { allow_plaintext = true }",
+    );
+    load(&format!("{GOOD}{plain}"), "roster.toml").expect("allow_plaintext permits http for events");
+    let refused = errors(&with_hand_off("ops", &plain));
+    assert!(refused.iter().any(|e| e.key == key && e.message.contains("plain http")), "{refused:#?}");
+}
+
+const SMTP: &str = r#"
+[notify.smtp]
+host = "smtp.example.org"
+username = "roster"
+password = "env:SMTP_PW"
+from = "Roster <roster@example.org>"
+to = ["ops@example.org"]
+events = ["run_failed"]
+"#;
+
+#[test]
+fn smtp_loads_with_tls_required_by_default() {
+    let s = load(&format!("{GOOD}{SMTP}"), "roster.toml").unwrap();
+    let smtp = s.notify.smtp.expect("[notify.smtp]");
+    assert_eq!(smtp.tls, roster_core::config::SmtpTls::Starttls);
+    assert!(!smtp.allow_plaintext);
+    assert_eq!(smtp.timeout_seconds, 30);
+    let implicit = SMTP.replace("host = ", "tls = \"tls\"\nhost = ");
+    let s = load(&format!("{GOOD}{implicit}"), "roster.toml").unwrap();
+    assert_eq!(s.notify.smtp.map(|m| m.tls), Some(roster_core::config::SmtpTls::Tls));
+    let local = SMTP.replace("smtp.example.org", "127.0.0.1").replace("host = ", "allow_plaintext = true\nhost = ");
+    load(&format!("{GOOD}{local}"), "roster.toml").expect("plain SMTP to loopback");
+}
+
+#[test]
+fn smtp_mistakes_are_reported_by_key() {
+    let keys = |text: &str| -> Vec<String> { errors(&format!("{GOOD}{text}")).into_iter().map(|e| e.key).collect() };
+    let plain = SMTP.replace("host = ", "allow_plaintext = true\nhost = ");
+    assert!(keys(&plain).contains(&"notify.smtp.allow_plaintext".to_string()), "plaintext to a remote server");
+    let literal = SMTP.replace("env:SMTP_PW", "hunter2");
+    assert!(keys(&literal).contains(&"notify.smtp.password".to_string()));
+    let no_password = SMTP.replace("password = \"env:SMTP_PW\"\n", "");
+    assert!(keys(&no_password).contains(&"notify.smtp.password".to_string()));
+    let bad_addresses = SMTP.replace("Roster <roster@example.org>", "roster").replace("ops@example.org", "ops");
+    let found = keys(&bad_addresses);
+    assert!(found.contains(&"notify.smtp.from".to_string()) && found.contains(&"notify.smtp.to[0]".to_string()));
+    assert!(keys(&SMTP.replace("[\"ops@example.org\"]", "[]")).contains(&"notify.smtp.to".to_string()));
+    assert!(!errors(&format!("{GOOD}{}", SMTP.replace("host = ", "tls = \"none\"\nhost = "))).is_empty());
+}
+
 #[test]
 fn a_password_attribute_is_never_a_mapping() {
     for (attr, table) in [("userPassword", "attributes"), ("unicodePwd", "attributes"), ("UserPassword", "disable.set")]

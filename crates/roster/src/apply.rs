@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use indicatif::{ProgressBar, ProgressStyle};
 use roster_connectors::target::{AnyTarget, ErrorKind, Target};
+use roster_core::config::PasswordDelivery;
 use roster_core::dn::normalize_dn;
 use roster_core::plan::{Action, Operation, Plan};
 use roster_store::{Outcome, RunFinish, RunStatus};
@@ -63,12 +64,17 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
                 },
             )
             .await?;
-        if overrides.hold_if_blocked {
+        let held = if overrides.hold_if_blocked {
             let id = fresh.store.hold_plan(run, &crate::run::actor(), &fresh.plan, None).await?;
             eprintln!(
                 "Held as plan {id}, waiting for an approver: `roster plans show {id}`, `roster plans approve {id} --reason ...`."
             );
-        }
+            Some(id)
+        } else {
+            None
+        };
+        let violations = blocking.iter().map(|v| v.message.clone()).collect();
+        crate::notify::plan_held(&fresh.loaded, &fresh.store, run, violations, held).await;
         return Ok(exit::BLOCKED);
     }
     let used_overrides: Vec<String> = fresh.plan.safety.iter().map(|v| format!("{}: {}", v.limit, v.message)).collect();
@@ -90,6 +96,7 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
                     },
                 )
                 .await;
+            crate::notify::after_run(&fresh, run, 0, Some(format!("{e:#}"))).await;
             return Err(e);
         }
     };
@@ -110,6 +117,7 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
     if status == RunStatus::Success {
         store.record_watermarks(&fresh.watermarks).await.context("recording the sources' watermarks")?;
     }
+    crate::notify::after_run(&fresh, run, failed + skipped, None).await;
     let s = &fresh.plan.summary;
     println!(
         "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} person(s), {} evaluated; {} quarantined row(s); {} notice(s)",
@@ -217,7 +225,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
                 match (not_sent, targets.get(target)) {
                     (None, Some((connection, _))) => {
                         *in_flight.entry(target).or_default() += 1;
-                        running.push(send(fresh, connection, op));
+                        running.push(send(fresh, run, connection, op));
                     }
                     (outcome, _) => landed_now.push(Sent {
                         op,
@@ -273,9 +281,9 @@ struct Sent {
     kind: Option<ErrorKind>,
 }
 
-async fn send(fresh: &Fresh, target: &AnyTarget, op: Operation) -> Sent {
+async fn send(fresh: &Fresh, run: roster_store::RunId, target: &AnyTarget, op: Operation) -> Sent {
     let (outcome, kind) = match &op.action {
-        Action::SetPassword { .. } => (set_password(fresh, target, &op).await, None),
+        Action::SetPassword { .. } => (set_password(fresh, run, target, &op).await, None),
         _ => apply_with_retry(target, &op).await,
     };
     Sent { op, outcome, kind }
@@ -516,7 +524,7 @@ impl Failpoint {
 /// Makes a new password, sets it, and hands it to the delivery. A password that was set but not
 /// delivered is a failed operation: the account's link keeps its password pending, and the next run
 /// sets a new one rather than ever storing this one.
-async fn set_password(fresh: &Fresh, target: &AnyTarget, op: &Operation) -> Outcome {
+async fn set_password(fresh: &Fresh, run: roster_store::RunId, target: &AnyTarget, op: &Operation) -> Outcome {
     let Some(config) =
         fresh.loaded.settings.targets.iter().find(|t| t.name() == op.target).and_then(|t| t.config.password.as_ref())
     else {
@@ -542,7 +550,11 @@ async fn set_password(fresh: &Fresh, target: &AnyTarget, op: &Operation) -> Outc
         .and_then(|u| u.login.clone())
         .unwrap_or_else(|| person.to_string());
     let who = crate::password::Recipient { person, login: &login, dn: op.action.dn() };
-    match crate::password::deliver(&config.delivery, &who, &password, &fresh.loaded.config_dir).await {
+    let delivered = match &config.delivery {
+        PasswordDelivery::Webhook(hook) => crate::notify::hand_off(fresh, run, op, hook, &password).await,
+        other => crate::password::deliver(other, &who, &password, &fresh.loaded.config_dir).await,
+    };
+    match delivered {
         Ok(()) => Outcome::Done(applied),
         Err(e) => Outcome::Failed {
             error: format!("the password was set but not delivered ({e:#}); the next run sets a new one"),

@@ -137,6 +137,8 @@ pub(crate) async fn apply_approved(fresh: Fresh, id: i64) -> Result<u8> {
             .await?;
         let new = store.hold_plan(run, &actor(), &changed, Some(id)).await?;
         println!("they need their own approval: held as plan {new} (`roster plans show {new}`)");
+        let violations = changed.safety.iter().map(|v| v.message.clone()).collect();
+        crate::notify::plan_held(&fresh.loaded, &store, run, violations, Some(new)).await;
     } else if !changed.operations.is_empty() {
         println!("they need no approval: the next run applies them");
     }

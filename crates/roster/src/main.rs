@@ -9,6 +9,7 @@ mod exit;
 mod explain;
 mod init;
 mod lock;
+mod notify;
 mod password;
 mod run;
 mod secrets;

@@ -74,6 +74,8 @@ pub async fn deliver(
         PasswordDelivery::Command { program, args } => {
             run_command(&config_dir.join(program), args, who, password).await
         }
+        // Needs the run's event: the apply hands it to `notify::hand_off` instead.
+        PasswordDelivery::Webhook(hook) => bail!("webhook {hook}: a webhook hand-off is sent by the run"),
     }
 }
 

@@ -292,7 +292,8 @@ pub async fn reconcile_command(cli: &Cli, args: &ReconcileArgs) -> Result<u8> {
         }
     }
     let _lock = if args.apply { Some(crate::lock::acquire(&store_path(&loaded), "reconcile")?) } else { None };
-    let fresh = fresh_plan_with(loaded, true).await?;
+    let told = crate::notify::BeforePlanning::of(&loaded);
+    let fresh = told.told(fresh_plan_with(loaded, true).await).await?;
     let sections = [
         (NoticeKind::Drift, "Changed outside roster (drift = \"report\")"),
         (NoticeKind::Orphan, "Accounts no person owns"),
@@ -405,7 +406,8 @@ pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, pl
 pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
     let _lock = crate::lock::acquire(&store_path(&loaded), "run")?;
-    let fresh = fresh_plan_for(loaded, false, &args.only).await?;
+    let told = crate::notify::BeforePlanning::of(&loaded);
+    let fresh = told.told(fresh_plan_for(loaded, false, &args.only).await).await?;
     if args.show_plan {
         print!("{}", render(&fresh.plan));
     }
@@ -416,10 +418,12 @@ pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
     let _lock = crate::lock::acquire(&store_path(&loaded), "apply")?;
     if let Some(id) = args.approved {
-        return crate::approvals::apply_approved(fresh_plan_with(loaded, false).await?, id).await;
+        let told = crate::notify::BeforePlanning::of(&loaded);
+        return crate::approvals::apply_approved(told.told(fresh_plan_with(loaded, false).await).await?, id).await;
     }
     let Some(path) = &args.plan else {
-        let fresh = fresh_plan_with(loaded, false).await?;
+        let told = crate::notify::BeforePlanning::of(&loaded);
+        let fresh = told.told(fresh_plan_with(loaded, false).await).await?;
         return crate::apply::apply_plan(fresh, &args.overrides, "apply").await;
     };
     let text = std::fs::read_to_string(path)
@@ -441,8 +445,9 @@ pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
             cli.config.display()
         )));
     }
+    let told = crate::notify::BeforePlanning::of(&loaded);
     let store = open_store(&loaded).await?;
-    let targets = connect_targets(&loaded).await?;
+    let targets = told.told(connect_targets(&loaded).await).await?;
     crate::apply::apply_plan(
         Fresh { loaded, store, targets, plan: saved, watermarks: Watermarks::new() },
         &args.overrides,

@@ -1,9 +1,10 @@
 //! No secret leaks: known secrets (the bind password from the environment and from a file, the
 //! read-only service account's password, wrong passwords, a password written literally into the
 //! config by mistake) and the initial passwords roster generates (delivered to a folder, and to a
-//! command that fails and echoes on stderr what it was given) must appear in nothing roster
-//! prints or writes: stdout and stderr of every command, including failing ones (bad config,
-//! wrong password, server down, blocked plan, aborted apply), at `-vvv` and with `--log-json`;
+//! command that fails and echoes on stderr what it was given, and to a webhook that refuses it
+//! once) must appear in nothing roster prints or writes: stdout and stderr of every command,
+//! including failing ones (bad config, wrong password, server down, blocked plan, aborted apply),
+//! at `-vvv` and with `--log-json`;
 //! and every file roster wrote (the SQLite store with its -wal and -shm, saved plans, the lock
 //! file, what `init` wrote), looked at after every command, so that a write-ahead log that is
 //! folded back into the store later is still seen.
@@ -22,12 +23,17 @@ mod support;
 #[allow(dead_code)]
 mod faults;
 
+#[path = "support/receiver.rs"]
+#[allow(dead_code)]
+mod receiver;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use faults::FAILPOINT;
+use receiver::{KEY, Receiver};
 use support::{Hr, Lab, Run, Worker};
 
 const DAY_ONE: &str = "2026-03-02";
@@ -298,6 +304,27 @@ fn no_secret_appears_in_output_logs_plans_or_the_store() {
     lab.ldap.start_again().expect("starting slapd again");
     roster!(DAY_TWO, &["-vvv", "run"]).expect_code(0);
 
+    // Delivery to a webhook: refused first (the password was set but not delivered, so the next run
+    // sets a new one), then taken. The receiver keeps every password it was sent.
+    let receiver = Receiver::start();
+    write(&mut evidence, lab.dir().join("webhook.key"), &format!("{KEY}\n"));
+    let by_webhook = format!(
+        "{}\n[[notify.webhook]]\nname = \"keys\"\nurl = \"{}\"\nsecret = \"file:webhook.key\"\n",
+        base_config.replace("delivery = { folder = { path = \"passwords\" } }", "delivery = { webhook = \"keys\" }"),
+        receiver.url
+    );
+    write(&mut evidence, config_path.clone(), &by_webhook);
+    write(&mut evidence, export_path.clone(), &people(0..10).to_csv());
+    receiver.fail_with(Some(500));
+    roster!(DAY_TWO, &["-vvv", "--log-json", "run"]).expect_code(4);
+    receiver.fail_with(None);
+    roster!(DAY_TWO, &["-vvv", "run"]).expect_code(0);
+    let handed_off: Vec<String> = [receiver.take_answered_with_error(), receiver.take()]
+        .concat()
+        .iter()
+        .filter_map(|d| d.event["password"].as_str().map(str::to_owned))
+        .collect();
+
     // The generated passwords: one file per account in passwords/, and what the command got.
     let mut generated: Vec<(String, Option<PathBuf>)> = Vec::new();
     for file in &evidence.deliveries {
@@ -309,6 +336,10 @@ fn no_secret_appears_in_output_logs_plans_or_the_store() {
     generated.extend(received.lines().map(|p| (p.to_owned(), None)));
     // Nine accounts: eight delivered to the folder, one (7007) to the command, three times.
     assert_eq!(generated.len(), 8 + 3, "generated passwords found: {generated:?}");
+    // One account (7009) to the webhook: refused three times (one password, retried), then taken.
+    assert_eq!(handed_off.len(), 3 + 1, "passwords handed to the webhook: {handed_off:?}");
+    assert_ne!(handed_off[0], handed_off[3], "a new password after the failed hand-off");
+    generated.extend(handed_off.into_iter().map(|p| (p, None)));
 
     // The search sees what it must: the store's write-ahead log and shared memory as the aborted
     // apply left them, and each delivered password in its own file.
@@ -333,6 +364,7 @@ fn no_secret_appears_in_output_logs_plans_or_the_store() {
         ("a wrong bind password", wrong),
         ("a wrong password from a file", wrong_in_file),
         ("a password written into the config", literal),
+        ("the webhook key", KEY),
     ] {
         leaks.extend(evidence.leaks(name, secret, None));
     }

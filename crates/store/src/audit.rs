@@ -50,6 +50,7 @@ impl Default for AuditQuery {
 /// | release (an operator's) | `{"failed_runs", "last_error"}` | - |
 /// | hold, unhold (an operator's; target `*`) | `{"hold"}` when there was one | `{"hold"}` when put |
 /// | trigger (a job triggered through the API; target `*`) | - | `{"job", "command", "queued"}` |
+/// | notify (an undelivered notification; target `*`, outcome `failed`) | - | `{"event", "delivery", "receiver", "run"}` |
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
     pub id: i64,

@@ -1,7 +1,7 @@
 //! Real servers for roster's tests and quickstart, each a private instance in its own folder on
 //! free loopback ports (a Samba AD DC, whose ports are fixed, on a loopback address of its own),
 //! started from the Debian packages that `scripts/install-test-deps.sh` installs (and a SCIM 2.0
-//! server from PyPI, which it installs into `.venv-test/`).
+//! server and an SMTP server from PyPI, which it installs into `.venv-test/`).
 //!
 //! Nothing here skips: when a server's programs are missing, starting it is an error that names the
 //! install script, so a test that needs a server it cannot find fails.
@@ -15,6 +15,7 @@ mod postgres;
 mod process;
 mod samba;
 mod scim;
+mod smtp;
 mod tls;
 
 pub use mariadb::MariaDb;
@@ -22,3 +23,4 @@ pub use openldap::{OpenLdap, OpenLdapOptions};
 pub use postgres::Postgres;
 pub use samba::{BindOutcome, SambaDc, SambaOptions};
 pub use scim::ScimServer;
+pub use smtp::SmtpServer;

@@ -242,6 +242,38 @@ fn log_since(path: &Path, offset: u64, max_lines: usize) -> String {
     lines[lines.len().saturating_sub(max_lines)..].join("\n")
 }
 
+/// A program of the test virtual environment: `env_var` when set, else `.venv-test/bin/<name>` at
+/// the repository root, where `scripts/install-test-deps.sh` installs the PyPI servers.
+pub(crate) fn venv_program(name: &str, env_var: &str) -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var) {
+        return Ok(PathBuf::from(path));
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin").join(name);
+    if venv.is_file() {
+        return Ok(venv);
+    }
+    bail!(
+        "`{name}` is not installed (looked for {} and {env_var}): install what the tests need with \
+         `sudo scripts/install-test-deps.sh`, which puts it in .venv-test/",
+        venv.display()
+    )
+}
+
+/// Stops a server started as `child` (SIGTERM, then SIGKILL after `timeout`) and waits until it is
+/// gone; nothing when there is none or it has exited.
+pub(crate) fn stop_child(child: Option<Child>, name: &str, timeout: Duration) -> Result<()> {
+    let Some(mut child) = child else { return Ok(()) };
+    if child.try_wait()?.is_some() {
+        return Ok(());
+    }
+    send_signal(child.id(), "TERM")?;
+    if !wait_until(timeout, || child.try_wait().is_ok_and(|s| s.is_some())) {
+        child.kill().with_context(|| format!("could not kill {name}"))?;
+        child.wait().with_context(|| format!("could not wait for {name}"))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

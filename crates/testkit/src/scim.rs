@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::instance::{self, InstanceDir, ServerKind, random_hex};
-use crate::process::{Spawned, Startup, spawn_logging_to, wait_for_answer, wait_until};
+use crate::process::{Spawned, Startup, spawn_logging_to, wait_for_answer};
 
 const KIND: ServerKind = ServerKind { name: "scim2-server", an_instance: "a SCIM server instance" };
 const LOG_FILE: &str = "scim2-server.log";
@@ -37,18 +37,7 @@ pub struct ScimServer {
 /// The `scim2-server` program: `ROSTER_SCIM2_SERVER`, else the one the install script put in the
 /// repository's `.venv-test/`.
 fn program() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("ROSTER_SCIM2_SERVER") {
-        return Ok(PathBuf::from(path));
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/scim2-server");
-    if venv.is_file() {
-        return Ok(venv);
-    }
-    bail!(
-        "`scim2-server` is not installed (looked for {} and ROSTER_SCIM2_SERVER): install what the \
-         tests need with `sudo scripts/install-test-deps.sh`, which puts it in .venv-test/",
-        venv.display()
-    )
+    crate::process::venv_program("scim2-server", "ROSTER_SCIM2_SERVER")
 }
 
 impl ScimServer {
@@ -124,16 +113,7 @@ impl ScimServer {
     /// Stops the server (SIGTERM, then SIGKILL after 10 s) and waits until it is gone. Stopping a
     /// stopped server does nothing.
     pub fn stop(&mut self) -> Result<()> {
-        let Some(mut child) = self.server.take() else { return Ok(()) };
-        if child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        crate::process::send_signal(child.id(), "TERM")?;
-        if !wait_until(STOP_TIMEOUT, || child.try_wait().is_ok_and(|s| s.is_some())) {
-            child.kill().context("could not kill scim2-server")?;
-            child.wait().context("could not wait for scim2-server")?;
-        }
-        Ok(())
+        crate::process::stop_child(self.server.take(), "scim2-server", STOP_TIMEOUT)
     }
 }
 

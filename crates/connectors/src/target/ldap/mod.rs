@@ -25,7 +25,7 @@ mod errors;
 mod password;
 mod search;
 mod session;
-mod tls;
+pub(crate) mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -18,7 +18,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 
 use crate::target::{ErrorKind, TargetError};
 
-pub(super) fn client_config(
+pub(crate) fn client_config(
     target: &str,
     tls: &TlsConfig,
     config_dir: &Path,
