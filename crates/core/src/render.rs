@@ -20,6 +20,14 @@ fn change_lines(out: &mut String, changes: &[AttrChange]) {
     }
 }
 
+/// One operation as [`render`] prints it: what it does to which object, why, and its attribute
+/// changes (never a password: a plan holds none).
+pub fn operation_text(op: &Operation) -> String {
+    let mut out = String::new();
+    operation(&mut out, op);
+    out
+}
+
 fn operation(out: &mut String, op: &Operation) {
     let who = op.person.as_deref().map(|p| format!("{p} ")).unwrap_or_default();
     let line = match &op.action {

@@ -2,7 +2,8 @@
 //! `chromedriver`'s W3C WebDriver protocol), against the real `roster serve` and OpenLDAP: log in
 //! with a token, the dashboard with its charts, a run's plan, a person found by search and put on
 //! hold through the form (recorded in the audit trail under the console's actor), the audit
-//! search; and, over plain HTTP, the session cookie's flags, CSRF and roles.
+//! search; a plan held for approval, approved through the run page's form and then applied by the
+//! daemon; and, over plain HTTP, the session cookie's flags, CSRF and roles.
 //!
 //! Screenshots of every page are kept in `target/console-screenshots/`.
 //!
@@ -26,6 +27,7 @@ use support::{Hr, Lab, Worker};
 const AS_OF: &str = "2026-03-02";
 const VIEWER: &str = "viewer-token-0123456789";
 const OPERATOR: &str = "operator-token-0123456789";
+const APPROVER: &str = "approver-token-0123456789";
 
 fn sha256(token: &str) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
@@ -311,4 +313,48 @@ fn the_console_in_chromium_shows_runs_and_persons_and_puts_a_person_on_hold() {
     assert_eq!(forbidden.status().as_u16(), 403, "a viewer cannot put a person on hold");
     let bad = http.post(format!("{base}/login")).form(&[("token", "not-a-token")]).send().unwrap();
     assert_eq!(bad.status().as_u16(), 401);
+}
+
+/// A plan held because it changes a group that needs approval: an approver opens the blocked run,
+/// gives a reason and approves; the daemon applies what was approved, the accounts and the
+/// membership land in the directory, and the decision is in the audit trail under the approver.
+#[test]
+fn a_held_plan_is_approved_in_chromium_and_then_applied() {
+    let lab = Lab::start();
+    lab.export(&Hr::new([Worker::new("7101", "Ada", "Lovelace", "Engineering")]));
+    lab.write_config(&format!(
+        "{}\n[approval]\ngroups = [\"cn=all-staff,ou=groups,dc=example,dc=org\"]\n\
+         [serve]\nlisten = \"127.0.0.1:0\"\n\
+         [[serve.token]]\nname = \"ciso\"\nrole = \"approver\"\nsha256 = \"{}\"\n",
+        lab.config(),
+        sha256(APPROVER)
+    ));
+    let blocked = lab.roster(AS_OF, &["run", "--hold-if-blocked"]).expect_code(3);
+    assert!(lab.accounts("7101").is_empty(), "nothing is applied before the approval:\n{blocked}");
+    let (_daemon, base, log) = start_daemon(&lab);
+    let browser = Browser::start();
+    browser.open(&format!("{base}/login"));
+    browser.type_into("#token", APPROVER);
+    browser.click("#login");
+    browser.open(&format!("{base}/runs/1"));
+    let run = browser.source();
+    assert!(run.contains("<h2>Review</h2>") && run.contains("cn=all-staff"), "the approver sees the plan: {run}");
+    browser.screenshot("06-held-plan");
+    browser.type_into("form[action='/runs/1/approve'] input[name='reason']", "new hire, ticket HR-7");
+    browser.click("form[action='/runs/1/approve'] button");
+    let after = browser.source();
+    assert!(!after.contains("<h2>Review</h2>"), "a decided plan offers no second decision: {after}");
+    browser.screenshot("07-approved");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lab.accounts("7101").is_empty() || lab.groups_of("7101").is_empty() {
+        assert!(Instant::now() < deadline, "the approved plan was not applied; daemon log:\n{}", log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(lab.groups_of("7101"), ["all-staff", "staff-engineering"]);
+    let audit = lab.roster(AS_OF, &["audit", "show"]).expect_code(0);
+    assert!(
+        audit.stdout.contains("approved by console:ciso: new hire, ticket HR-7"),
+        "the approval, its author and reason: {audit}"
+    );
 }

@@ -194,11 +194,20 @@ pub(super) async fn run(State(console): Shared, headers: HeaderMap, Path(id): Pa
         (Ok(plan), Ok(counts)) => (plan.flatten(), counts),
         (Err(e), _) | (_, Err(e)) => return internal(e),
     };
+    // A blocked run applied nothing and recorded no plan: what waits for review is its held plan.
+    let held = match plan {
+        Some(_) => None,
+        None => match store.held_plans(None, 1000).await {
+            Ok(held) => held.into_iter().find(|h| h.run == id),
+            Err(e) => return internal(e),
+        },
+    };
     let mut body = run_rows(std::slice::from_ref(&run));
     if !run.overrides.is_empty() {
         let _ = write!(body, "<p>Safety limits overridden: {}</p>", escape(&run.overrides.join(", ")));
     }
-    if status(&run) == "blocked" && session.role >= TokenRole::Approver {
+    let waiting = held.as_ref().is_some_and(|h| h.status == roster_store::HeldStatus::Waiting);
+    if status(&run) == "blocked" && waiting && session.role >= TokenRole::Approver {
         body.push_str("<h2>Review</h2>");
         let reason = "<input name=\"reason\" required placeholder=\"why (for the audit trail)\">";
         body.push_str(&form(&format!("/runs/{id}/approve"), &session.csrf, reason, "Approve"));
@@ -211,8 +220,23 @@ pub(super) async fn run(State(console): Shared, headers: HeaderMap, Path(id): Pa
             counts.iter().map(|(kind, outcome, n)| vec![escape(kind), escape(outcome), n.to_string()]),
         ));
     }
-    body.push_str("<h2>Plan</h2>");
-    match plan.map(|text| serde_json::from_str::<roster_core::plan::Plan>(&text)) {
+    let plan = match held {
+        Some(held) => {
+            let _ = write!(
+                body,
+                "<h2>Held plan {} ({})</h2><p>Blocked by: {}</p>",
+                held.id,
+                escape(held.status.as_str()),
+                escape(&held.plan.safety.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; "))
+            );
+            Some(Ok(held.plan))
+        }
+        None => {
+            body.push_str("<h2>Plan</h2>");
+            plan.map(|text| serde_json::from_str::<roster_core::plan::Plan>(&text))
+        }
+    };
+    match plan {
         None => body.push_str("<p>This run recorded no plan (only applying runs do).</p>"),
         Some(Err(e)) => {
             let _ =
@@ -229,13 +253,13 @@ pub(super) async fn run(State(console): Shared, headers: HeaderMap, Path(id): Pa
             for (kind, ops) in by_kind {
                 let _ = write!(body, "<h3>{} ({})</h3>", escape(kind), ops.len());
                 body.push_str(&table(
-                    &["#", "person", "target", "reason"],
+                    &["#", "person", "target", "what"],
                     ops.iter().map(|op| {
                         vec![
                             op.id.to_string(),
                             op.person.as_deref().map(person_link).unwrap_or_default(),
                             escape(&op.target),
-                            escape(&op.reason),
+                            format!("<pre>{}</pre>", escape(roster_core::render::operation_text(op).trim_end())),
                         ]
                     }),
                 ));
