@@ -85,11 +85,16 @@ pub struct StoreConfig {
     /// SQLite database file, relative to the config file's folder. Default `roster.db`.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
+    /// A secret reference (`env:NAME` or `file:PATH`) holding a PostgreSQL URL
+    /// (`postgres://user:password@host:5432/roster`): the store lives there instead of in `path`.
+    /// The server's certificate is verified (`sslmode=verify-full`) unless the URL's `sslmode`
+    /// says otherwise. Needs an `[audit] key`, since no key file can sit beside it.
+    pub url: Option<SecretRef>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { path: default_store_path() }
+        StoreConfig { path: default_store_path(), url: None }
     }
 }
 

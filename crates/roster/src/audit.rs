@@ -66,6 +66,14 @@ pub fn audit_key(settings: &Settings, config_dir: &Path, store_path: &Path, crea
 /// Opens (creating when missing) the store the configuration names, chaining the audit trail with
 /// its audit key. What every command that writes the store should open it with.
 pub async fn open_store(settings: &Settings, config_dir: &Path) -> Result<Store> {
+    if let Some(url) = &settings.store.url {
+        let Some(audit) = &settings.audit else {
+            bail!("store.url: a PostgreSQL store needs an [audit] key (no key file can sit beside it)");
+        };
+        let key = audit_key(settings, config_dir, Path::new(&audit.key.0), false)?;
+        let url = secrets::resolve(url, config_dir).context("store.url")?;
+        return Store::open_postgres(url.expose_secret(), key).await.context("opening the store");
+    }
     let path = config_dir.join(&settings.store.path);
     let key = audit_key(settings, config_dir, &path, true)?;
     Store::open_with_key(&path, key).await.with_context(|| format!("opening the store {}", path.display()))

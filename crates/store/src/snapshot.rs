@@ -3,13 +3,13 @@
 
 use futures_util::TryStreamExt;
 use roster_core::state::{Link, ManagedGroup, Snapshot, StoredPerson, Tombstone, UnfinishedCreate};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::Store;
 use crate::codec::Cells;
 use crate::error::{Doing, Result};
 
-fn person(row: &SqliteRow) -> Result<StoredPerson> {
+fn person(row: &AnyRow) -> Result<StoredPerson> {
     let cells = Cells::keyed_by(row, "persons", "key")?;
     Ok(StoredPerson {
         key: cells.key().to_string(),
@@ -26,7 +26,7 @@ fn person(row: &SqliteRow) -> Result<StoredPerson> {
     })
 }
 
-fn link(row: &SqliteRow) -> Result<Link> {
+fn link(row: &AnyRow) -> Result<Link> {
     let unnamed = Cells::new(row, "links", "?".to_string());
     let (target, person) = (unnamed.text("target")?, unnamed.text("person")?);
     let cells = Cells::new(row, "links", format!("{target}/{person}"));
@@ -41,7 +41,7 @@ fn link(row: &SqliteRow) -> Result<Link> {
     })
 }
 
-fn tombstone(row: &SqliteRow) -> Result<Tombstone> {
+fn tombstone(row: &AnyRow) -> Result<Tombstone> {
     let cells = Cells::keyed_by(row, "tombstones", "login")?;
     Ok(Tombstone { login: cells.key().to_string(), person: cells.text("person")?, purged_on: cells.date("purged_on")? })
 }
