@@ -9,3 +9,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
 cargo nextest run --workspace --no-fail-fast "$@"
+# The store's suite again on PostgreSQL (each test on a private server from the testkit), so both
+# backends keep every feature; a PostgreSQL that cannot start fails these tests.
+ROSTER_TEST_STORE=postgres cargo nextest run -p roster-store --no-fail-fast "$@"

@@ -259,7 +259,7 @@ pub async fn reconcile_command(cli: &Cli, args: &ReconcileArgs) -> Result<u8> {
             t.config.orphans = OrphanPolicy::Report;
         }
     }
-    let _lock = if args.apply { Some(crate::lock::acquire(&store_path(&loaded), "reconcile")?) } else { None };
+    let _lock = if args.apply { Some(crate::lock::acquire_for(&loaded, "reconcile").await?) } else { None };
     let fresh = fresh_plan_with(loaded, true).await?;
     let sections = [
         (NoticeKind::Drift, "Changed outside roster (drift = \"report\")"),
@@ -358,7 +358,7 @@ pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, pl
 
 pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
-    let _lock = crate::lock::acquire(&store_path(&loaded), "run")?;
+    let _lock = crate::lock::acquire_for(&loaded, "run").await?;
     let fresh = fresh_plan_with(loaded, false).await?;
     if args.show_plan {
         print!("{}", render(&fresh.plan));
@@ -368,7 +368,7 @@ pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
 
 pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
-    let _lock = crate::lock::acquire(&store_path(&loaded), "apply")?;
+    let _lock = crate::lock::acquire_for(&loaded, "apply").await?;
     let Some(path) = &args.plan else {
         let fresh = fresh_plan_with(loaded, false).await?;
         return crate::apply::apply_plan(fresh, &args.overrides, "apply").await;

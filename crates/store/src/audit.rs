@@ -1,8 +1,8 @@
 //! Reading the audit trail.
 
+use crate::sql::Sql;
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use crate::sql::Sql;
 
 use crate::Store;
 use crate::codec::{self, Cells};

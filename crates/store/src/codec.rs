@@ -9,8 +9,8 @@ use roster_core::attr::AttrMap;
 use roster_core::source::FieldValue;
 use serde::de::{self, DeserializeOwned};
 use serde_json::Value;
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::sql::Sql;
 

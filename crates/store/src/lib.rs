@@ -17,6 +17,7 @@ mod error;
 pub mod failures;
 pub mod holds;
 mod links;
+pub mod lock;
 mod persons;
 mod runs;
 mod snapshot;

@@ -166,9 +166,8 @@ impl LinkSet {
         }
 
         for chunk in kept.chunks(CHUNK) {
-            let mut query = Sql::new(
-                "INSERT INTO links (target, person, object_id, dn, enabled, vals, password_pending) ",
-            );
+            let mut query =
+                Sql::new("INSERT INTO links (target, person, object_id, dn, enabled, vals, password_pending) ");
             query.push_values(chunk, |mut row, (key, link)| {
                 row.push_bind(key.0.clone())
                     .push_bind(key.1.clone())

@@ -54,8 +54,7 @@ impl Logins {
                 let cells = Cells::keyed_by(&row, "persons", "key")?;
                 known.owner.insert(fold(&cells.text("login")?), cells.key().to_string());
             }
-            let mut query =
-                Sql::new("SELECT login, person, purged_on FROM tombstones WHERE lower(login) IN ");
+            let mut query = Sql::new("SELECT login, person, purged_on FROM tombstones WHERE lower(login) IN ");
             codec::push_list(&mut query, chunk.iter().map(|login| login.as_str()));
             for row in query.build().fetch_all(&mut *conn).await.doing(doing)? {
                 let cells = Cells::keyed_by(&row, "tombstones", "login")?;

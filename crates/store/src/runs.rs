@@ -83,11 +83,7 @@ impl fmt::Display for RunStatus {
 
 /// Records an operator's action on the store (a release, a hold) as a run finished at `now`, with
 /// status `operator`, so that its audit entries have a run and an actor.
-pub(crate) async fn insert_operator_run(
-    conn: &mut sqlx::AnyConnection,
-    start: &RunStart,
-    now: &str,
-) -> Result<RunId> {
+pub(crate) async fn insert_operator_run(conn: &mut sqlx::AnyConnection, start: &RunStart, now: &str) -> Result<RunId> {
     let overrides = serde_json::to_string(&start.overrides)
         .map_err(|source| Error::Encode { what: format!("the overrides of {}", start.command), source })?;
     let id = sqlx::query_scalar::<_, i64>(

@@ -65,7 +65,6 @@ impl Sql {
     {
         sqlx::query_as_with(AssertSqlSafe(self.text), self.arguments)
     }
-
 }
 
 /// Pushes items with a separator between them (see [`Sql::separated`]).

@@ -1036,3 +1036,26 @@ async fn watermarks_advance_and_remember_the_last_full_read() {
     assert_eq!(marks["hr"].full_read_at, first.full_read_at, "an incremental read is not a full one");
     assert_eq!(marks["students"].watermark, other.watermark);
 }
+
+/// Two sessions never hold the apply lock at once; it is free again when its holder's connection
+/// ends. A SQLite store has no database lock and says so.
+#[tokio::test]
+async fn the_database_lock_is_held_by_one_session_at_a_time() {
+    let store = test_store().await;
+    if store.backend() == roster_store::Backend::Sqlite {
+        assert!(matches!(store.try_lock(roster_store::lock::APPLY_LOCK).await, Err(Error::Unsupported(_))));
+        return;
+    }
+    let held = store.try_lock(roster_store::lock::APPLY_LOCK).await.unwrap().expect("a free lock");
+    assert!(store.try_lock(roster_store::lock::APPLY_LOCK).await.unwrap().is_none());
+    drop(held);
+    let mut again = None;
+    for _ in 0..50 {
+        again = store.try_lock(roster_store::lock::APPLY_LOCK).await.unwrap();
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the lock stayed held after its connection was dropped");
+}
