@@ -4,7 +4,9 @@
 # each DC a loopback address of its own), openssl for the throwaway TLS certificates, and the SQL
 # servers the SQL source is tested against: PostgreSQL 15 (initdb, postgres and psql under
 # /usr/lib/postgresql/15/bin) and MariaDB (mariadb-install-db, mariadbd and the mariadb client);
-# systemd only for `systemd-analyze verify` of the shipped unit files (nothing is started). Run
+# systemd only for `systemd-analyze verify` of the shipped unit files (nothing is started);
+# chromium and chromium-driver (Debian's headless browser and its WebDriver server) for the web
+# console's end-to-end test. Run
 # as root on Debian 12; a second run that finds everything installed does not touch apt, so CI can
 # call it on every run.
 set -euo pipefail
@@ -33,7 +35,7 @@ python_test_tools() {
 python_test_tools
 
 packages=(slapd ldap-utils openssl samba-ad-dc samba-ad-provision iproute2
-          postgresql mariadb-server-core mariadb-client-core systemd)
+          postgresql mariadb-server-core mariadb-client-core systemd chromium chromium-driver)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -213,6 +213,12 @@ pub enum Error {
         status: Option<u16>,
     },
 
+    /// A SCIM source's key or column that is not a SCIM attribute path.
+    #[error(
+        "source {source_name}: {column:?} is not a SCIM attribute path (e.g. name.givenName, emails[type eq \"work\"].value, urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber): {reason}"
+    )]
+    ScimColumn { source_name: String, column: String, reason: String },
+
     /// A byte-order mark of an encoding the source cannot read as it streams.
     #[error("{file}: found a {found} byte-order mark; expected UTF-8 or Windows-1252: save the file as UTF-8")]
     UnsupportedEncoding { file: String, found: &'static str },

@@ -714,3 +714,63 @@ async fn the_target_trait_is_usable_generically() {
     // OpenLDAP advertises the assertion control: writes also assert the entryUUID they checked.
     assert!(format!("{target:?}").contains("assertion_control: true"), "{target:?}");
 }
+
+#[tokio::test]
+async fn a_create_learns_its_entry_uuid_from_the_adds_own_answer() {
+    // The post-read control (RFC 4527): one request per create, no search to read the entry back.
+    let server = start_server(OpenLdapOptions { tls: true, log_level: "stats".to_owned(), ..Default::default() });
+    let target = connect_admin(&server).await;
+    let dn = format!("uid=postread,{PEOPLE}");
+    let created = created_entry(target.apply(&create(&dn, person("postread", "3001"))).await.unwrap());
+    let log = std::fs::read_to_string(server.log_path()).expect("reading slapd's log");
+    assert!(log.contains("ADD dn=\"uid=postread,"), "the add is in slapd's log:\n{log}");
+    assert!(
+        !log.lines().any(|line| line.contains("SRCH base=\"uid=postread,")),
+        "the create read its entry back with a search:\n{log}"
+    );
+    assert_eq!(values(&created, "employeeNumber"), ["3001"]);
+    assert_eq!(Some(created.object_id), uuid_of(&server, &dn));
+}
+
+/// OpenLDAP's refint rewrites a renamed member in its groups in a task of its own, after the rename
+/// has answered. Leavers are moved and then removed from their groups under their new DN: a removal
+/// that arrives before refint's rewrite must still leave the group without them, under either DN.
+#[tokio::test]
+async fn a_member_removed_right_after_its_rename_is_gone_under_both_names() {
+    let server = start_tls_server();
+    let target = Arc::new(connect_admin(&server).await);
+    let leavers = format!("ou=leavers,{PEOPLE}");
+    target.apply(&op(Action::CreateContainer { dn: leavers.clone() })).await.unwrap();
+    let keeper = format!("uid=keeper,{PEOPLE}");
+    target.apply(&create(&keeper, person("keeper", "7000"))).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let dn = format!("uid=gone{i},{PEOPLE}");
+        ids.push((
+            dn.clone(),
+            created_entry(target.apply(&create(&dn, person(&format!("gone{i}"), &format!("7{i:03}")))).await.unwrap())
+                .object_id,
+        ));
+    }
+    let group = format!("cn=all,{GROUPS}");
+    let mut members: Vec<String> = ids.iter().map(|(dn, _)| dn.clone()).collect();
+    members.push(keeper.clone());
+    target.apply(&op(Action::CreateGroup { dn: group.clone(), members, attributes: AttrMap::new() })).await.unwrap();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (dn, id)) in ids.into_iter().enumerate() {
+        let (target, group, new_dn) = (Arc::clone(&target), group.clone(), format!("uid=gone{i},{leavers}"));
+        tasks.spawn(async move {
+            target.apply(&op(Action::Rename { dn, object_id: Some(id), new_dn: new_dn.clone() })).await?;
+            target.apply(&op(Action::RemoveMember { group, member: new_dn })).await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+    // Whatever refint still had to do has had time to land.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ldif = server.search(&group, "(objectClass=*)", &["member"]).unwrap();
+    let left: Vec<&str> = ldif.lines().filter_map(|line| line.strip_prefix("member: ")).collect();
+    assert_eq!(left, [keeper.as_str()], "{ldif}");
+}

@@ -24,6 +24,8 @@ pub struct ConfigFile {
     pub target: Vec<TargetConfig>,
     #[serde(default)]
     pub safety: SafetyConfig,
+    #[serde(default)]
+    pub approval: ApprovalConfig,
     pub audit: Option<AuditConfig>,
     #[serde(default)]
     pub correlation: CorrelationConfig,
@@ -126,6 +128,9 @@ pub enum SourceKind {
     Sql,
     /// A REST API answering JSON, page by page (`[source.rest]`, `records`).
     Rest,
+    /// Users pushed to the daemon's SCIM 2.0 endpoint (`[source.scim]`); `key` and `columns` are
+    /// SCIM attribute paths (docs/sources/scim-inbound.md).
+    Scim,
 }
 
 /// Text encoding of a file source.
@@ -165,6 +170,8 @@ pub struct SourceConfig {
     pub query: Option<String>,
     /// rest: the API's address, paging, authentication, retries and bounds (`[source.rest]`).
     pub rest: Option<RestSourceConfig>,
+    /// scim: who may push Users to the daemon's SCIM endpoint for this source (`[source.scim]`).
+    pub scim: Option<ScimSourceConfig>,
     /// True when the export lists everyone: a person missing from a complete read has gone.
     #[serde(default)]
     pub complete: bool,
@@ -214,6 +221,19 @@ pub struct SourceConfig {
     /// sql with `modified_column`: hours after the last full read when the next read is full again,
     /// to notice who has gone. Default 24.
     pub full_read_after_hours: Option<u32>,
+}
+
+/// A SCIM source: the bearer token an HR system pushes with, and what a push sets off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimSourceConfig {
+    /// SHA-256 of the bearer token the HR system sends to `/scim/v2` (`roster token hash`), 64
+    /// hex digits; the token selects this source. Never the token itself.
+    pub token_sha256: String,
+    /// A `[[serve.job]]` queued after every push that changed a User (a job already waiting is
+    /// not queued twice, so a burst of pushes makes one run). Without it, pushed Users wait for
+    /// the next scheduled run.
+    pub job: Option<String>,
 }
 
 /// How a REST source pages through its records.
@@ -807,6 +827,22 @@ pub struct AttributeLimit {
     pub attributes: Vec<String>,
     pub count: Option<u64>,
     pub percent: Option<f64>,
+}
+
+/// Operations that wait for an approver whatever their number: a plan holding one is blocked (limit
+/// `approval`) as a safety limit blocks it; the daemon keeps it as a held plan until an approver
+/// decides (docs/operations.md, "Approvals").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    /// Kinds of operation that need approval: `create`, `update`, `rename`, `enable`, `disable`,
+    /// `delete`, `set_password`, `add_member`, `remove_member`, `create_group`, `adopt`,
+    /// `create_container`. Default none.
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// Privileged groups (DNs): any membership change in them needs approval. Default none.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// Limits that block a run until a person allows it.

@@ -267,7 +267,8 @@ pub(crate) fn correlate<'a>(
 
 /// A person's attributes as expressions see them, and the source each value came from: per
 /// attribute, the sources `[precedence]` lists, then the others in configuration order; the first
-/// with a non-empty value wins.
+/// with a non-empty value wins. A person with one record has no provenance: every value is that
+/// record's.
 pub(crate) fn merge(
     settings: &Settings,
     records: &BTreeMap<String, Attrs>,
@@ -285,7 +286,9 @@ pub(crate) fn merge(
             let Some(text) = records.get(source).and_then(|a| a.get(name)).map(FieldValue::to_text) else { continue };
             if !text.is_empty() {
                 texts.insert(name.clone(), text);
-                provenance.insert(name.clone(), source.to_string());
+                if records.len() > 1 {
+                    provenance.insert(name.clone(), source.to_string());
+                }
                 break;
             }
         }

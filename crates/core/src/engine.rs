@@ -3,7 +3,7 @@
 //! notice in the plan and the rest proceed.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
@@ -436,6 +436,26 @@ pub fn plan(input: &PlanInput) -> Plan {
     for v in input.views.values() {
         taken_in_targets.extend(v.taken_logins.iter().map(String::as_str));
     }
+    let mut numbering = login::Numbering::default();
+    // Each target's entries by correlation value, so finding a person's unlinked account is a
+    // look-up, not a pass over the whole view per person.
+    let correlating: HashMap<&str, HashMap<&str, Vec<&TargetEntry>>> = settings
+        .targets
+        .iter()
+        .map(|t| {
+            let attr = AttrName::new(t.config.correlate.clone());
+            let mut index: HashMap<&str, Vec<&TargetEntry>> = HashMap::new();
+            for e in &view_of(t).entries {
+                for v in e.attrs.get(&attr).into_iter().flatten() {
+                    let entries = index.entry(v.as_str()).or_default();
+                    if !entries.last().is_some_and(|last| std::ptr::eq(*last, e)) {
+                        entries.push(e);
+                    }
+                }
+            }
+            (t.name(), index)
+        })
+        .collect();
     for p in &mut people {
         if !p.evaluate || p.hold.is_some() || p.login.is_some() || !needs_account(p.decision.state) {
             continue;
@@ -457,9 +477,8 @@ pub fn plan(input: &PlanInput) -> Plan {
                 adopted = adopted.or(login);
                 continue;
             }
-            let matches: Vec<&TargetEntry> =
-                view_of(t).entries.iter().filter(|e| correlates(e, &t.config.correlate, &p.key)).collect();
-            match matches.as_slice() {
+            let matches = correlating.get(t.name()).and_then(|index| index.get(p.key.as_str()));
+            match matches.map_or(&[][..], Vec::as_slice) {
                 [one] => {
                     let login = one
                         .attrs
@@ -484,7 +503,13 @@ pub fn plan(input: &PlanInput) -> Plan {
         let texts = &p.texts;
         let key = p.key.clone();
         let taken = |l: &str| owners.get(l).is_some_and(|o| *o != key) || taken_in_targets.contains(l);
-        match login::choose(&settings.login, &env, &|name| texts.get(name).cloned().unwrap_or_default(), &taken) {
+        match login::choose(
+            &settings.login,
+            &env,
+            &|name| texts.get(name).cloned().unwrap_or_default(),
+            &taken,
+            &mut numbering,
+        ) {
             Ok(choice) => {
                 owners.insert(choice.login.to_lowercase(), p.key.clone());
                 p.login = Some(choice.login);
@@ -861,8 +886,11 @@ pub fn plan(input: &PlanInput) -> Plan {
                     }
                     let mut attributes = AttrMap::new();
                     attributes.insert(AttrName::new("objectClass"), rules.config.object_classes.clone());
+                    // A plain LDAP directory takes a DN reference to an entry that does not exist
+                    // yet (OpenLDAP checks none), so the manager goes into the create itself; AD
+                    // refuses one, so there it is set once every account exists.
                     for (attr, values, _, references) in &wanted {
-                        if !references && !values.is_empty() {
+                        if (!references || !ad) && !values.is_empty() {
                             attributes.insert(attr.clone(), values.clone());
                         }
                     }
@@ -929,7 +957,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                     }
                     let refs: Vec<AttrChange> = wanted
                         .iter()
-                        .filter(|(_, values, _, references)| *references && !values.is_empty())
+                        .filter(|(_, values, _, references)| ad && *references && !values.is_empty())
                         .map(|(attr, values, ..)| AttrChange { attr: attr.clone(), old: vec![], new: values.clone() })
                         .collect();
                     if !refs.is_empty() {
@@ -1214,8 +1242,13 @@ pub fn plan(input: &PlanInput) -> Plan {
         }
 
         plan_orphans(&mut planner, rules, view, &current, &owner_of, &people);
+        // A held person was never given a current entry above: their account is found by its
+        // link, so that authoritative groups keep them as members while the hold lasts.
         for p in people.iter().filter(|p| p.hold.is_some() || p.failed) {
-            if let Some((e, _)) = current.get(p.key.as_str()) {
+            let own = current.get(p.key.as_str()).map(|(e, _)| *e).or_else(|| {
+                links.get(&(rules.name(), p.key.as_str())).and_then(|l| by_id.get(l.object_id.as_str()).copied())
+            });
+            if let Some(e) = own {
                 untouchable.insert(normalize_dn(&e.dn));
             }
         }
@@ -1291,7 +1324,8 @@ pub fn plan(input: &PlanInput) -> Plan {
 
     // 6. What the store records per person, once their operations land.
     let mut person_updates = Vec::new();
-    for p in &people {
+    let with_operations: HashSet<&str> = operations.iter().filter_map(|o| o.person.as_deref()).collect();
+    for p in &mut people {
         let stored = snapshot.persons.get(&p.key);
         if p.failed || !p.evaluate {
             continue;
@@ -1310,7 +1344,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         }
         if stored.is_none()
             && matches!(p.decision.state, LifecycleState::Purged | LifecycleState::Rescinded)
-            && !operations.iter().any(|o| o.person.as_deref() == Some(&p.key))
+            && !with_operations.contains(p.key.as_str())
         {
             continue;
         }
@@ -1318,7 +1352,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             key: p.key.clone(),
             login: p.login.clone(),
             state: p.decision.state,
-            records: p.records.clone(),
+            records: std::mem::take(&mut p.records),
             eval_hash: p.eval_hash.clone(),
             missing_reads: p.missing_reads,
             left_on: p.decision.left_on,
@@ -1365,7 +1399,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         })
         .collect();
     let population = people.len() as u64;
-    let safety = check_safety(settings, &operations, population, &source_counts, snapshot);
+    let safety = limits(settings, &operations, population, &source_counts, snapshot);
     let count = |c: Category| summary_people.get(&c).map_or(0, |s| s.len() as u64);
     let summary = Summary {
         persons: population,
@@ -1380,7 +1414,7 @@ pub fn plan(input: &PlanInput) -> Plan {
     };
     let provenance = people
         .iter()
-        .filter(|p| !p.provenance.is_empty() && operations.iter().any(|o| o.person.as_deref() == Some(&p.key)))
+        .filter(|p| !p.provenance.is_empty() && with_operations.contains(p.key.as_str()))
         .map(|p| (p.key.clone(), p.provenance.clone()))
         .collect();
     Plan {
@@ -1456,10 +1490,7 @@ fn evaluate_person(
     let decision = person_state(&affiliations, today, &settings.lifecycle, left_on);
     let current = current_kinds(&affiliations, today, &settings.lifecycle, left_on);
     let ends = employment_ends(&affiliations, today, &settings.lifecycle, left_on);
-    let (texts, mut provenance) = correlate::merge(settings, &records);
-    if records.len() < 2 {
-        provenance.clear();
-    }
+    let (texts, provenance) = correlate::merge(settings, &records);
     let prev_state = stored.map(|s| s.state);
     let had_account = prev_state.is_some_and(LifecycleState::has_account);
     let state = decision.state;
@@ -1499,6 +1530,20 @@ fn evaluate_person(
     }
 }
 
+/// The variables a person's expressions see, as text and escaped for DNs (`roster explain`).
+/// `manager_dn` is empty: it names the manager's account as a run resolves it.
+pub(crate) fn person_trace_env(
+    settings: &Settings,
+    key: &str,
+    stored: Option<&StoredPerson>,
+    records: &BTreeMap<String, BTreeMap<String, FieldValue>>,
+    login: &str,
+    today: NaiveDate,
+) -> (Env, Env) {
+    let p = evaluate_person(settings, today, key, stored, records.clone(), BTreeMap::new(), &[], 0, &BTreeSet::new());
+    (person_env(settings, &p, login, today), dn_env(settings, &p, login, today))
+}
+
 fn differs(s: &StoredPerson, u: &PersonUpdate) -> bool {
     u.tombstone
         || s.login != u.login
@@ -1522,10 +1567,6 @@ fn needs_account(state: LifecycleState) -> bool {
 /// pre-hire account.
 fn effective_state(state: LifecycleState, has_entry: bool) -> LifecycleState {
     if state == LifecycleState::Pending && has_entry { LifecycleState::Prehire } else { state }
-}
-
-fn correlates(e: &TargetEntry, attr: &str, key: &str) -> bool {
-    e.attrs.get(&AttrName::new(attr)).is_some_and(|v| v.iter().any(|x| x == key))
 }
 
 fn person_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate) -> Env {
@@ -1986,6 +2027,49 @@ fn group_attributes(rules: &TargetRules, dn: &Dn, rule: Option<&crate::config::G
     attrs
 }
 
+/// Whether `[approval]` says the operation waits for an approver: its kind is listed, or it
+/// changes the membership of a privileged group.
+pub fn needs_approval(settings: &Settings, op: &Operation) -> bool {
+    let approval = &settings.approval;
+    approval.operations.iter().any(|k| k == op.action.kind())
+        || match &op.action {
+            Action::AddMember { group, .. }
+            | Action::RemoveMember { group, .. }
+            | Action::CreateGroup { dn: group, .. } => approval.groups.contains(&normalize_dn(group)),
+            _ => false,
+        }
+}
+
+/// The safety limits, and `[approval]` as one more (limit `approval`) listing the operations
+/// that wait for an approver.
+fn limits(
+    settings: &Settings,
+    ops: &[Operation],
+    population: u64,
+    counts: &BTreeMap<String, u64>,
+    snapshot: &Snapshot,
+) -> Vec<SafetyViolation> {
+    let mut out = check_safety(settings, ops, population, counts, snapshot);
+    let waiting: Vec<&Operation> = ops.iter().filter(|o| needs_approval(settings, o)).collect();
+    if !waiting.is_empty() {
+        let listed: Vec<String> =
+            waiting.iter().take(10).map(|o| format!("#{} {} {}", o.id, o.action.kind(), o.action.dn())).collect();
+        let more = if waiting.len() > 10 { format!(" and {} more", waiting.len() - 10) } else { String::new() };
+        out.push(SafetyViolation {
+            limit: "approval".to_string(),
+            message: format!(
+                "{} operation(s) need an approver ([approval]): {}{more}",
+                waiting.len(),
+                listed.join("; ")
+            ),
+            count: waiting.len() as u64,
+            percent: 0.0,
+            population,
+        });
+    }
+    out
+}
+
 fn check_safety(
     settings: &Settings,
     ops: &[Operation],
@@ -2078,6 +2162,110 @@ fn check_safety(
         }
     }
     out
+}
+
+/// The part of `plan` that concerns the person `key` alone (`roster run --person`): their own
+/// operations, group operations on their membership, and the containers and groups these need;
+/// nothing of anyone else. An operation that needs another person's operation first (a
+/// reference to a manager not created yet) is left for a full run. Ids are renumbered, and the
+/// safety limits are checked again against what is left.
+pub fn person_plan(settings: &Settings, snapshot: &Snapshot, plan: &Plan, key: &str) -> Plan {
+    let mut dns: BTreeSet<String> =
+        snapshot.links.iter().filter(|l| l.person == key).map(|l| normalize_dn(&l.dn)).collect();
+    for o in plan.operations.iter().filter(|o| o.person.as_deref() == Some(key)) {
+        dns.insert(normalize_dn(o.action.dn()));
+        if let Action::Rename { new_dn, .. } = &o.action {
+            dns.insert(normalize_dn(new_dn));
+        }
+    }
+    let concerns = |o: &Operation| match &o.action {
+        _ if o.person.as_deref() == Some(key) => true,
+        Action::AddMember { member, .. } | Action::RemoveMember { member, .. } => dns.contains(&normalize_dn(member)),
+        Action::CreateGroup { members, .. } => members.iter().any(|m| dns.contains(&normalize_dn(m))),
+        _ => false,
+    };
+    let mut keep: BTreeSet<usize> = plan.operations.iter().filter(|o| concerns(o)).map(|o| o.id).collect();
+    // Shared prerequisites (containers, groups) come along; an operation waiting on someone
+    // else's is left out by `restrict`.
+    let mut pending: Vec<usize> = keep.iter().copied().collect();
+    while let Some(id) = pending.pop() {
+        for d in &plan.operations[id].depends_on {
+            if plan.operations[*d].person.is_none() && keep.insert(*d) {
+                pending.push(*d);
+            }
+        }
+    }
+    restrict(settings, snapshot, plan, keep, &|person| person == key)
+}
+
+/// The operations `keep` of `plan` (ids renumbered; one whose prerequisite is left out is left out
+/// too), the person updates of the persons `recorded` says, and the safety limits checked again.
+fn restrict(
+    settings: &Settings,
+    snapshot: &Snapshot,
+    plan: &Plan,
+    mut keep: BTreeSet<usize>,
+    recorded: &dyn Fn(&str) -> bool,
+) -> Plan {
+    loop {
+        let before = keep.len();
+        keep = keep
+            .iter()
+            .copied()
+            .filter(|id| plan.operations[*id].depends_on.iter().all(|d| keep.contains(d)))
+            .collect();
+        if keep.len() == before {
+            break;
+        }
+    }
+    let renumbered: BTreeMap<usize, usize> = keep.iter().enumerate().map(|(new, old)| (*old, new)).collect();
+    let operations: Vec<Operation> = keep
+        .iter()
+        .map(|old| {
+            let mut o = plan.operations[*old].clone();
+            o.id = renumbered[old];
+            o.depends_on = o.depends_on.iter().filter_map(|d| renumbered.get(d).copied()).collect();
+            o
+        })
+        .collect();
+    let safety = limits(settings, &operations, plan.summary.persons, &plan.source_counts, snapshot);
+    let mut summary = plan.summary.clone();
+    summary.operations = operations.len() as u64;
+    let mine = |person: &Option<String>| person.as_deref().is_some_and(recorded);
+    Plan {
+        format: plan.format,
+        as_of: plan.as_of,
+        config_hash: plan.config_hash.clone(),
+        operations,
+        person_updates: plan.person_updates.iter().filter(|u| recorded(&u.key)).cloned().collect(),
+        notices: plan.notices.iter().filter(|n| mine(&n.person)).cloned().collect(),
+        quarantined: plan.quarantined.clone(),
+        safety,
+        source_counts: plan.source_counts.clone(),
+        summary,
+        provenance: plan.provenance.iter().filter(|(k, _)| recorded(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}
+
+/// An approved plan checked again against a fresh plan of the same configuration: `(approved,
+/// changed)`. `approved` holds the fresh plan's operations identical (person, target and action)
+/// to one the approver saw, and the records of the persons all of whose operations are among
+/// them; `changed` holds everything else, new or changed since, which needs its own approval.
+pub fn recheck(settings: &Settings, snapshot: &Snapshot, seen: &Plan, fresh: &Plan) -> (Plan, Plan) {
+    let identity = |o: &Operation| serde_json::to_string(&(&o.person, &o.target, &o.action)).unwrap_or_default();
+    let seen_ops: BTreeSet<String> = seen.operations.iter().map(identity).collect();
+    let covered: BTreeSet<usize> =
+        fresh.operations.iter().filter(|o| seen_ops.contains(&identity(o))).map(|o| o.id).collect();
+    let approved = restrict(settings, snapshot, fresh, covered, &|_| false);
+    let applied: BTreeSet<String> = approved.operations.iter().map(identity).collect();
+    let rest: BTreeSet<usize> =
+        fresh.operations.iter().filter(|o| !applied.contains(&identity(o))).map(|o| o.id).collect();
+    let pending: BTreeSet<&str> = rest.iter().filter_map(|id| fresh.operations[*id].person.as_deref()).collect();
+    let changed = restrict(settings, snapshot, fresh, rest, &|p| pending.contains(p));
+    let mut approved = approved;
+    approved.person_updates =
+        fresh.person_updates.iter().filter(|u| !pending.contains(u.key.as_str())).cloned().collect();
+    (approved, changed)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod correlate;
 pub mod dn;
 pub mod effective;
 pub mod engine;
+pub mod explain;
 pub mod expr;
 pub mod lifecycle;
 pub mod login;

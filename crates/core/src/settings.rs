@@ -103,6 +103,8 @@ pub struct Settings {
     pub login: LoginRules,
     pub targets: Vec<TargetRules>,
     pub safety: SafetyConfig,
+    /// `[approval]`, with the group DNs normalized.
+    pub approval: crate::config::ApprovalConfig,
     /// The audit chain's key; `None`: the key file beside the store.
     pub audit: Option<AuditConfig>,
     /// Every person attribute a source provides (plus `affiliation`).
@@ -514,6 +516,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             ("header_row", s.header_row.is_some(), &[SourceKind::Xlsx][..]),
             ("records", s.records.is_some(), &[SourceKind::Json, SourceKind::Rest][..]),
             ("rest", s.rest.is_some(), &[SourceKind::Rest][..]),
+            ("scim", s.scim.is_some(), &[SourceKind::Scim][..]),
             ("url", s.url.is_some(), &[SourceKind::Sql][..]),
             ("query", s.query.is_some(), &[SourceKind::Sql][..]),
             ("modified_column", s.modified_column.is_some(), &[SourceKind::Sql][..]),
@@ -530,6 +533,24 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         }
         if s.kind == SourceKind::Rest {
             check_rest_source(&mut ck, &key, s);
+        }
+        if s.kind == SourceKind::Scim {
+            match &s.scim {
+                None => ck.error(
+                    format!("{key}.scim"),
+                    None,
+                    "expected [source.scim] with token_sha256: the bearer token's SHA-256 that selects this source",
+                ),
+                Some(scim) => {
+                    if sha256_hex(&scim.token_sha256).is_none() {
+                        ck.error(
+                            format!("{key}.scim.token_sha256"),
+                            None,
+                            "expected the token's SHA-256 as 64 hex digits (`roster token hash`), never the token itself",
+                        );
+                    }
+                }
+            }
         }
         if s.kind == SourceKind::Sql {
             if s.modified_column.is_some() && s.query.as_deref().is_some_and(|q| !q.contains(":since")) {
@@ -872,6 +893,38 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     if !percent_ok(Some(cfg.safety.source_shrink_percent)) {
         ck.error("safety.source_shrink_percent", None, "expected a percentage from 0 to 100");
     }
+    const KINDS: [&str; 12] = [
+        "create_container",
+        "create",
+        "set_password",
+        "adopt",
+        "update",
+        "rename",
+        "enable",
+        "disable",
+        "create_group",
+        "add_member",
+        "remove_member",
+        "delete",
+    ];
+    for (i, kind) in cfg.approval.operations.iter().enumerate() {
+        if !KINDS.contains(&kind.as_str()) {
+            ck.error(
+                format!("approval.operations[{i}]"),
+                None,
+                format!("expected one of {}, found {kind:?}", KINDS.join(", ")),
+            );
+        }
+    }
+    let mut approval = cfg.approval.clone();
+    for (i, group) in cfg.approval.groups.iter().enumerate() {
+        match Dn::parse(group) {
+            Ok(dn) => approval.groups[i] = dn.normalized(),
+            Err(e) => {
+                ck.error(format!("approval.groups[{i}]"), None, format!("expected a group's DN, found {group:?}: {e}"))
+            }
+        }
+    }
     if let Some(audit) = &cfg.audit
         && !(audit.key.0.starts_with("env:") || audit.key.0.starts_with("file:"))
     {
@@ -883,7 +936,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
     }
 
     check_correlation(&mut ck, &cfg, &attributes);
-    let serve = cfg.serve.map(|serve| serve_settings(&mut ck, serve));
+    let serve = cfg.serve.map(|serve| serve_settings(&mut ck, serve, &cfg.source));
 
     if !ck.errors.is_empty() {
         return Err(ck.errors);
@@ -905,6 +958,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         },
         targets,
         safety: cfg.safety,
+        approval,
         audit: cfg.audit,
         attributes,
         hash: format!("{:x}", Sha256::digest(text.as_bytes())),
@@ -921,6 +975,28 @@ pub struct ServeSettings {
     pub shutdown_timeout: std::time::Duration,
     pub jobs: Vec<JobSettings>,
     pub tokens: Vec<TokenSettings>,
+    /// The SCIM sources the endpoint `/scim/v2` feeds, each with its token.
+    pub scim: Vec<ScimInbound>,
+}
+
+/// A `kind = "scim"` source as the daemon's SCIM endpoint sees it.
+#[derive(Debug, Clone)]
+pub struct ScimInbound {
+    pub source: String,
+    pub sha256: [u8; 32],
+    /// The job queued after a push that changed a User.
+    pub job: Option<String>,
+}
+
+/// 64 hex digits as 32 bytes.
+fn sha256_hex(text: &str) -> Option<[u8; 32]> {
+    let hex = text.trim().to_ascii_lowercase();
+    let mut sha256 = [0u8; 32];
+    let parsed = hex.len() == 64
+        && sha256.iter_mut().enumerate().all(|(n, byte)| {
+            hex.get(2 * n..2 * n + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()).map(|b| *byte = b).is_some()
+        });
+    parsed.then_some(sha256)
 }
 
 #[derive(Debug, Clone)]
@@ -936,7 +1012,11 @@ pub struct TokenSettings {
     pub sha256: [u8; 32],
 }
 
-fn serve_settings(ck: &mut Checker, serve: crate::config::ServeConfig) -> ServeSettings {
+fn serve_settings(
+    ck: &mut Checker,
+    serve: crate::config::ServeConfig,
+    sources: &[crate::config::SourceConfig],
+) -> ServeSettings {
     let listen = serve.listen.parse().unwrap_or_else(|_| {
         ck.error(
             "serve.listen",
@@ -981,25 +1061,45 @@ fn serve_settings(ck: &mut Checker, serve: crate::config::ServeConfig) -> ServeS
         if token.name.trim().is_empty() || !token_names.insert(token.name.clone()) {
             ck.error(format!("{key}.name"), None, format!("expected a name of its own, found {:?}", token.name));
         }
-        let mut sha256 = [0u8; 32];
-        let hex = token.sha256.trim().to_ascii_lowercase();
-        let parsed = hex.len() == 64
-            && sha256.iter_mut().enumerate().all(|(n, byte)| {
-                hex.get(2 * n..2 * n + 2)
-                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                    .map(|b| *byte = b)
-                    .is_some()
-            });
-        if !parsed {
-            ck.error(
+        match sha256_hex(&token.sha256) {
+            None => ck.error(
                 format!("{key}.sha256"),
                 None,
                 "expected the token's SHA-256 as 64 hex digits (`roster token hash`), never the token itself",
-            );
-        } else if !hashes.insert(sha256) {
-            ck.error(format!("{key}.sha256"), None, "the same token is listed twice");
+            ),
+            Some(sha256) if !hashes.insert(sha256) => {
+                ck.error(format!("{key}.sha256"), None, "the same token is listed twice")
+            }
+            Some(sha256) => tokens.push(TokenSettings { name: token.name, role: token.role, sha256 }),
         }
-        tokens.push(TokenSettings { name: token.name, role: token.role, sha256 });
     }
-    ServeSettings { listen, shutdown_timeout: std::time::Duration::from_secs(serve.shutdown_timeout), jobs, tokens }
+    let mut scim = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let Some(config) = source.scim.as_ref() else { continue };
+        let Some(sha256) = sha256_hex(&config.token_sha256) else { continue };
+        if !hashes.insert(sha256) {
+            ck.error(
+                format!("source[{i}].scim.token_sha256"),
+                None,
+                "this token is already one of serve.token or another SCIM source's: each SCIM source needs a token of its own",
+            );
+        }
+        if let Some(job) = &config.job
+            && !names.contains(job)
+        {
+            ck.error(
+                format!("source[{i}].scim.job"),
+                None,
+                format!("expected the name of a [[serve.job]], found {job:?}"),
+            );
+        }
+        scim.push(ScimInbound { source: source.name.clone(), sha256, job: config.job.clone() });
+    }
+    ServeSettings {
+        listen,
+        shutdown_timeout: std::time::Duration::from_secs(serve.shutdown_timeout),
+        jobs,
+        tokens,
+        scim,
+    }
 }

@@ -63,6 +63,12 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
                 },
             )
             .await?;
+        if overrides.hold_if_blocked {
+            let id = fresh.store.hold_plan(run, &crate::run::actor(), &fresh.plan, None).await?;
+            eprintln!(
+                "Held as plan {id}, waiting for an approver: `roster plans show {id}`, `roster plans approve {id} --reason ...`."
+            );
+        }
         return Ok(exit::BLOCKED);
     }
     let used_overrides: Vec<String> = fresh.plan.safety.iter().map(|v| format!("{}: {}", v.limit, v.message)).collect();

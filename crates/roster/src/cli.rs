@@ -58,6 +58,14 @@ pub enum Command {
     /// inserted, and, given a head exported earlier, a cut tail or a history rebuilt since.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Every value and decision for one person: their source rows, each attribute's value with
+    /// its source and expression, the lifecycle state and the rule that set it, the next
+    /// transition, their hold, links, and the operations a run would make for them, with reasons.
+    /// Changes nothing.
+    Explain(ExplainArgs),
+    /// Plans held for an approver: blocked by a safety limit or an `[approval]` rule.
+    #[command(subcommand)]
+    Plans(PlansCommand),
     /// Release a person quarantined after failing runs: the next run plans for them again.
     ///
     /// In one target (`--target`) or in all. Recorded in the audit trail, with who did it
@@ -170,6 +178,47 @@ pub struct ShowArgs {
     pub format: Format,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum PlansCommand {
+    /// The held plans, newest first.
+    List {
+        /// Only these: waiting, approved, rejected, applied, expired.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// One held plan: its status and decision, and the plan (text, or `--format json`).
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Approve a waiting plan (recorded in the audit trail with who did it, `ROSTER_ACTOR` else
+    /// the login name); then `roster apply --approved ID` applies it.
+    Approve(DecideArgs),
+    /// Reject a waiting plan (recorded in the audit trail).
+    Reject(DecideArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DecideArgs {
+    pub id: i64,
+    /// Why (in the audit trail).
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// The person's key, or the key of one of their records in a source.
+    pub person: String,
+    /// Output format on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct ReleaseArgs {
     /// The person's key (as in the plan and the audit trail).
@@ -211,6 +260,16 @@ pub struct PlanArgs {
     /// Also save the plan as JSON to this file, for review and a later `roster apply FILE`.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub only: OnePerson,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OnePerson {
+    /// Only this person's changes (their key): their own operations, their group memberships and
+    /// the containers and groups these need; nothing of anyone else. Safety limits still apply.
+    #[arg(long, value_name = "KEY")]
+    pub person: Option<String>,
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -219,12 +278,21 @@ pub struct Overrides {
     /// attribute_changes, source_shrink, or all). Recorded in the audit trail.
     #[arg(long = "allow", value_delimiter = ',')]
     pub allow: Vec<String>,
+    /// When blocked, keep the plan as a held plan waiting for an approver (`roster plans`)
+    /// instead of discarding it: what the daemon's jobs do.
+    #[arg(long)]
+    pub hold_if_blocked: bool,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ApplyArgs {
     /// A plan saved with `roster plan --out`; without it, a fresh plan is made and applied.
     pub plan: Option<PathBuf>,
+    /// Apply the held plan ID that an approver approved: each approved operation is checked
+    /// against a fresh plan and applied where it is still identical; what is new or changed since
+    /// and needs approval is held again as a new plan.
+    #[arg(long, value_name = "ID", conflicts_with = "plan")]
+    pub approved: Option<i64>,
     #[command(flatten)]
     pub overrides: Overrides,
 }
@@ -243,6 +311,8 @@ pub struct ReconcileArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub overrides: Overrides,
+    #[command(flatten)]
+    pub only: OnePerson,
     /// Print the plan before applying it.
     #[arg(long)]
     pub show_plan: bool,
@@ -307,6 +377,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Run(args) => run::run_command(&cli, args).await,
         Command::Reconcile(args) => run::reconcile_command(&cli, args).await,
         Command::Audit(command) => audit::audit_command(&cli, command).await,
+        Command::Explain(args) => crate::explain::explain_command(&cli, args).await,
+        Command::Plans(command) => crate::approvals::plans_command(&cli, command).await,
         Command::Release(args) => audit::release(&cli, args).await,
         Command::Hold(args) => audit::hold(&cli, args).await,
         Command::Unhold(args) => audit::unhold(&cli, args).await,

@@ -1,10 +1,12 @@
 //! `roster`: HR-driven identity provisioning. See `roster --help` and the README.
 
 mod apply;
+mod approvals;
 mod audit;
 mod cli;
 mod correlation;
 mod exit;
+mod explain;
 mod init;
 mod lock;
 mod password;

@@ -17,7 +17,7 @@ use roster_core::source::SourceRead;
 use roster_core::state::TargetView;
 use roster_store::{RunFinish, RunStart, RunStatus, Store, Watermark, WatermarkUpdate};
 
-use crate::cli::{ApplyArgs, Cli, Format, PlanArgs, ReconcileArgs, RunArgs};
+use crate::cli::{ApplyArgs, Cli, Format, OnePerson, PlanArgs, ReconcileArgs, RunArgs};
 use crate::{exit, secrets};
 
 /// A problem with how roster was called or configured: exit code 2.
@@ -31,6 +31,7 @@ impl std::fmt::Display for UsageError {
 }
 impl std::error::Error for UsageError {}
 
+#[derive(Clone)]
 pub(crate) struct Loaded {
     pub(crate) settings: Settings,
     pub(crate) config_dir: PathBuf,
@@ -85,7 +86,7 @@ const DEFAULT_FULL_READ_HOURS: u32 = 24;
 /// Reads every source. A source that fails as a whole stops the run before anything is planned.
 /// With a store, SQL sources with a `modified_column` are read incrementally from their stored
 /// watermark; without one (`roster check`), in full.
-async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<SourceRead>, Watermarks)> {
+pub(crate) async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<SourceRead>, Watermarks)> {
     let stored = match store {
         Some(store) => store.watermarks().await.context("reading the sources' watermarks")?,
         None => BTreeMap::new(),
@@ -100,7 +101,7 @@ async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<Sou
                 SourceKind::Csv => Some(read_csv),
                 SourceKind::Xlsx => Some(roster_connectors::source::xlsx::read_xlsx),
                 SourceKind::Json | SourceKind::Jsonl => Some(roster_connectors::source::json::read_json),
-                SourceKind::Sql | SourceKind::Rest => None,
+                SourceKind::Sql | SourceKind::Rest | SourceKind::Scim => None,
             };
         let read = match (source.kind, file_reader) {
             (_, Some(reader)) => tokio::task::spawn_blocking(move || reader(&config, &path))
@@ -148,6 +149,18 @@ async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<Sou
                     .await
                     .with_context(|| format!("source {}: nothing was planned", source.name))?
             }
+            (SourceKind::Scim, None) => {
+                let users = match store {
+                    Some(store) => store.scim_users(&source.name).await,
+                    None => open_store(loaded).await?.scim_users(&source.name).await,
+                }
+                .with_context(|| format!("source {}: reading the pushed SCIM Users", source.name))?;
+                let pushed = users
+                    .iter()
+                    .map(|u| roster_connectors::source::scim::PushedUser { id: &u.id, resource: &u.resource });
+                roster_connectors::source::scim::read_scim(source, pushed)
+                    .with_context(|| format!("source {}: nothing was planned", source.name))?
+            }
             (other, None) => bail!(UsageError(format!(
                 "source {}: kind {other:?} has no reader in this build of roster",
                 source.name
@@ -160,7 +173,7 @@ async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Result<(Vec<Sou
     Ok((reads, watermarks))
 }
 
-async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
+pub(crate) async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
     let mut targets = Vec::new();
     for rules in &loaded.settings.targets {
         let password = secrets::resolve(&rules.config.bind_password, &loaded.config_dir)
@@ -173,7 +186,7 @@ async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
     Ok(targets)
 }
 
-async fn read_views(loaded: &Loaded, targets: &mut [LdapTarget]) -> Result<BTreeMap<String, TargetView>> {
+pub(crate) async fn read_views(loaded: &Loaded, targets: &mut [LdapTarget]) -> Result<BTreeMap<String, TargetView>> {
     let mut views = BTreeMap::new();
     for (rules, target) in loaded.settings.targets.iter().zip(targets.iter_mut()) {
         let view = target
@@ -195,13 +208,16 @@ pub(crate) struct Fresh {
     pub(crate) watermarks: Watermarks,
 }
 
-async fn fresh_plan(cli: &Cli) -> Result<Fresh> {
-    fresh_plan_with(load_config(cli)?, false).await
-}
-
 /// Plans a run. `evaluate_all`: every person (reconcile), not only those whose records changed,
 /// whose date came due or who have work pending.
 async fn fresh_plan_with(loaded: Loaded, evaluate_all: bool) -> Result<Fresh> {
+    fresh_plan_for(loaded, evaluate_all, &OnePerson::default()).await
+}
+
+/// Plans a run, or with `--person` only that person's part of it (evaluated whatever changed).
+/// A one-person run never moves an incremental source's watermark: the others' changes since are
+/// still to be applied.
+async fn fresh_plan_for(loaded: Loaded, evaluate_all: bool, only: &OnePerson) -> Result<Fresh> {
     let store = open_store(&loaded).await?;
     let (reads, watermarks) = read_sources(&loaded, Some(&store)).await?;
     let mut targets = connect_targets(&loaded).await?;
@@ -213,9 +229,24 @@ async fn fresh_plan_with(loaded: Loaded, evaluate_all: bool) -> Result<Fresh> {
         reads: &reads,
         snapshot: &snapshot,
         views: &views,
-        evaluate_all,
+        evaluate_all: evaluate_all || only.person.is_some(),
     });
-    Ok(Fresh { loaded, store, targets, plan, watermarks })
+    let Some(key) = &only.person else {
+        return Ok(Fresh { loaded, store, targets, plan, watermarks });
+    };
+    let known = snapshot.persons.contains_key(key)
+        || plan.person_updates.iter().any(|u| &u.key == key)
+        || plan.notices.iter().any(|n| n.person.as_ref() == Some(key));
+    if !known {
+        for t in targets {
+            let _ = t.close().await;
+        }
+        bail!(UsageError(format!(
+            "--person {key}: no such person (a person's key, as the plan and `roster explain` show it)"
+        )));
+    }
+    let plan = roster_core::engine::person_plan(&loaded.settings, &snapshot, &plan, key);
+    Ok(Fresh { loaded, store, targets, plan, watermarks: Watermarks::new() })
 }
 
 /// Who is acting: `ROSTER_ACTOR`, else the login user.
@@ -309,19 +340,25 @@ pub async fn reconcile_command(cli: &Cli, args: &ReconcileArgs) -> Result<u8> {
 }
 
 pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
-    let fresh = fresh_plan(cli).await?;
-    // The JSON only when it is wanted: for a large plan it costs as much as planning.
-    let json = if args.out.is_some() || args.format == Format::Json {
-        serde_json::to_string_pretty(&fresh.plan).context("serializing the plan")?
-    } else {
-        String::new()
-    };
+    let fresh = fresh_plan_for(load_config(cli)?, false, &args.only).await?;
+    // The JSON only when it is wanted (for a large plan it costs as much as planning), and
+    // streamed to where it goes: a million persons' plan is gigabytes as one string.
     if let Some(out) = &args.out {
-        std::fs::write(out, &json).with_context(|| format!("writing the plan to {}", out.display()))?;
+        let file = std::fs::File::create(out).with_context(|| format!("writing the plan to {}", out.display()))?;
+        write_json(&fresh.plan, file).with_context(|| format!("writing the plan to {}", out.display()))?;
     }
-    match args.format {
-        Format::Text => print!("{}", render(&fresh.plan)),
-        Format::Json => println!("{json}"),
+    match (args.format, &args.out) {
+        (Format::Text, _) => print!("{}", render(&fresh.plan)),
+        (Format::Json, Some(out)) => {
+            let mut saved =
+                std::fs::File::open(out).with_context(|| format!("reading back the plan from {}", out.display()))?;
+            std::io::copy(&mut saved, &mut std::io::stdout().lock()).context("printing the plan")?;
+            println!();
+        }
+        (Format::Json, None) => {
+            write_json(&fresh.plan, std::io::stdout().lock()).context("printing the plan")?;
+            println!();
+        }
     }
     if let Some(out) = &args.out {
         eprintln!("plan saved to {}; apply it with `roster apply {}`", out.display(), out.display());
@@ -345,6 +382,14 @@ pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
     Ok(if fresh.plan.is_blocked() { exit::BLOCKED } else { exit::SUCCESS })
 }
 
+/// Writes `plan` as pretty JSON through a buffer, never holding the whole text.
+fn write_json(plan: &Plan, to: impl std::io::Write) -> Result<()> {
+    let mut to = std::io::BufWriter::new(to);
+    serde_json::to_writer_pretty(&mut to, plan)?;
+    std::io::Write::flush(&mut to)?;
+    Ok(())
+}
+
 pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, plan_json: Option<String>) -> RunStart {
     RunStart {
         command: command.to_string(),
@@ -359,7 +404,7 @@ pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, pl
 pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
     let _lock = crate::lock::acquire_for(&loaded, "run").await?;
-    let fresh = fresh_plan_with(loaded, false).await?;
+    let fresh = fresh_plan_for(loaded, false, &args.only).await?;
     if args.show_plan {
         print!("{}", render(&fresh.plan));
     }
@@ -369,6 +414,9 @@ pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
 pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
     let _lock = crate::lock::acquire_for(&loaded, "apply").await?;
+    if let Some(id) = args.approved {
+        return crate::approvals::apply_approved(fresh_plan_with(loaded, false).await?, id).await;
+    }
     let Some(path) = &args.plan else {
         let fresh = fresh_plan_with(loaded, false).await?;
         return crate::apply::apply_plan(fresh, &args.overrides, "apply").await;

@@ -61,7 +61,7 @@ fn day_one() -> Hr {
     hr
 }
 
-/// Day two, a week later: fifty joiners (two new departments, so new containers and groups; one
+/// Day two, a week later: seventy joiners (two new departments, so new containers and groups; one
 /// of them heads Legal, and the other Legal joiners report to her account made in the same run),
 /// the first pre-hire's first day, the second's locked account, three movers (one of them the
 /// head of Sales, whose reports' manager references follow her), title and surname changes, and
@@ -69,7 +69,7 @@ fn day_one() -> Hr {
 fn day_two() -> Hr {
     let mut hr = day_one();
     let departments = ["Engineering", "Sales", "Research", "Legal", "Operations"];
-    for i in 40..90 {
+    for i in 40..110 {
         let department = departments[i % 5];
         let manager = if department == "Legal" { key(43) } else { key(i % 3) };
         let worker = person(i, department).hired(DAY_TWO);

@@ -415,3 +415,141 @@ fn http_client() -> reqwest::blocking::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::new()
 }
+
+#[test]
+fn persons_are_searched_shown_and_explained_through_the_api() {
+    let lab = Lab::start();
+    lab.export(&two_people());
+    lab.write_config(&serve_config(&lab, manual_job()));
+    lab.run(AS_OF);
+    let daemon = Daemon::start(&lab);
+
+    let found = daemon.get("/api/v1/persons", "/api/v1/persons?q=HOPPER", VIEWER);
+    let keys: Vec<&str> = found.as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["7002"], "a family name found case-insensitively: {found:#}");
+    let by_login = daemon.get("/api/v1/persons", "/api/v1/persons?q=ada.love", VIEWER);
+    assert_eq!(by_login[0]["key"], "7001", "{by_login:#}");
+    let everyone = daemon.get("/api/v1/persons", "/api/v1/persons", VIEWER);
+    assert_eq!(everyone.as_array().unwrap().len(), 2);
+    let nobody = daemon.get("/api/v1/persons", "/api/v1/persons?q=%25", VIEWER);
+    assert_eq!(nobody, json!([]), "% is searched for, not a wildcard: {nobody:#}");
+
+    let ada = daemon.get("/api/v1/persons/{key}", "/api/v1/persons/7001", VIEWER);
+    assert_eq!((ada["login"].as_str(), ada["state"].as_str()), (Some("ada.lovelace"), Some("active")), "{ada:#}");
+    assert_eq!(ada["links"][0]["dn"], "uid=ada.lovelace,ou=Engineering,ou=people,dc=example,dc=org");
+    let (status, body, _) = daemon.request("GET", "/api/v1/persons/{key}", "/api/v1/persons/9999", Some(VIEWER), None);
+    assert_eq!(status, 404, "{body}");
+
+    let explained = daemon.get("/api/v1/persons/{key}/explain", "/api/v1/persons/7001/explain", VIEWER);
+    let cli = lab.roster(AS_OF, &["explain", "7001", "--json"]).expect_code(0);
+    let mut cli: Value = serde_json::from_str(&cli.stdout).expect("JSON");
+    // The one difference: the export's path, as the daemon and the test's working folder name it.
+    let mut explained = explained;
+    for e in [&mut explained, &mut cli] {
+        assert!(e["rows"][0]["location"]["file"].as_str().unwrap().ends_with("exports/hr.csv"), "{e:#}");
+        e["rows"][0]["location"]["file"] = json!("hr.csv");
+    }
+    assert_eq!(explained, cli, "the API and the CLI explain alike");
+    assert_eq!(explained["state"]["state"], "active");
+    let (status, body, _) =
+        daemon.request("GET", "/api/v1/persons/{key}/explain", "/api/v1/persons/9999/explain", Some(VIEWER), None);
+    assert_eq!(status, 404, "{body}");
+    let (status, _, _) =
+        daemon.request("GET", "/api/v1/persons/{key}/explain", "/api/v1/persons/7001/explain", None, None);
+    assert_eq!(status, 401);
+
+    // Provisioning one person on demand: operator only, queued, run as `roster run --person`.
+    let mut hr = two_people();
+    hr.worker("7001").title = "Countess".into();
+    hr.worker("7002").title = "Admiral".into();
+    lab.export(&hr);
+    let provision = "/api/v1/persons/{key}/provision";
+    let (status, body, _) = daemon.request("POST", provision, "/api/v1/persons/7001/provision", Some(VIEWER), None);
+    assert_eq!(status, 403, "{body}");
+    let (status, body, _) = daemon.request("POST", provision, "/api/v1/persons/7001/provision", Some(OPERATOR), None);
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["job"], "provision:7001");
+    let trigger = body["recorded_as_run"].as_i64().expect("the request is recorded");
+    daemon.wait_for("the provisioning run", |d| {
+        let runs = d.get("/api/v1/runs", "/api/v1/runs", VIEWER);
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["command"] == "run" && r["id"].as_i64() > Some(trigger) && r["finished_at"].is_string())
+    });
+    assert_eq!(lab.account("7001").value("title"), "Countess", "{}", daemon.log());
+    assert!(lab.account("7002").values("title").is_empty(), "only 7001 was provisioned");
+    let trail = daemon.get("/api/v1/audit", "/api/v1/audit?person=7001", VIEWER);
+    assert!(trail.as_array().unwrap().iter().any(|e| e["kind"] == "update" && e["actor"] == "api:ops"), "{trail:#}");
+}
+
+const APPROVER: &str = "approver-token-0123456789";
+
+#[test]
+fn a_held_plan_is_reviewed_and_approved_through_the_api_then_applied() {
+    let lab = Lab::start();
+    let mut hr = two_people();
+    lab.export(&hr);
+    let served = serve_config(&lab, manual_job());
+    lab.write_config(&served);
+    lab.run(AS_OF);
+    // From now on, a change to all-staff's membership needs an approver.
+    lab.write_config(&format!(
+        "{served}[[serve.token]]\nname = \"boss\"\nrole = \"approver\"\nsha256 = \"{}\"\n\
+         [approval]\ngroups = [\"cn=all-staff,ou=groups,dc=example,dc=org\"]\n",
+        sha256(APPROVER)
+    ));
+    hr.add(Worker::new("7003", "Alan", "Turing", "Engineering"));
+    lab.export(&hr);
+    let blocked = lab.roster(AS_OF, &["run", "--hold-if-blocked"]).expect_code(3);
+    assert!(blocked.stderr.contains("Held as plan 1"), "{blocked}");
+    let daemon = Daemon::start(&lab);
+
+    let waiting = daemon.get("/api/v1/plans", "/api/v1/plans?status=waiting", VIEWER);
+    let waiting = waiting.as_array().expect("a list");
+    assert_eq!(waiting.len(), 1, "{waiting:#?}");
+    assert_eq!((waiting[0]["id"].as_i64(), waiting[0]["status"].as_str()), (Some(1), Some("waiting")));
+    assert!(waiting[0]["blocked_by"][0].as_str().unwrap().starts_with("approval"), "{waiting:#?}");
+    let (status, body, _) = daemon.request("GET", "/api/v1/plans", "/api/v1/plans?status=later", Some(VIEWER), None);
+    assert_eq!(status, 400, "{body}");
+    let held = daemon.get("/api/v1/plans/{id}", "/api/v1/plans/1", VIEWER);
+    let ops = held["plan"]["operations"].as_array().expect("the operations the approver sees");
+    assert!(ops.iter().any(|o| o["person"] == "7003" && o["op"] == "create"), "{held:#}");
+
+    assert!(daemon.metrics().contains("roster_held_plans 1"), "{}", daemon.metrics());
+
+    let approve = "/api/v1/plans/{id}/approve";
+    let reason = json!({ "reason": "new hire, ticket 7" });
+    let (status, body, _) =
+        daemon.request("POST", approve, "/api/v1/plans/1/approve", Some(OPERATOR), Some(reason.clone()));
+    assert_eq!(status, 403, "an operator cannot approve: {body}");
+    let (status, body, _) =
+        daemon.request("POST", approve, "/api/v1/plans/1/approve", Some(APPROVER), Some(json!({ "reason": " " })));
+    assert_eq!(status, 400, "a decision needs its reason: {body}");
+    let (status, body, _) =
+        daemon.request("POST", approve, "/api/v1/plans/1/approve", Some(APPROVER), Some(reason.clone()));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["status"].as_str(), body["job"].as_str()), (Some("approved"), Some("approved:1")), "{body}");
+    daemon.wait_for("the approved plan to be applied", |d| {
+        d.get("/api/v1/plans/{id}", "/api/v1/plans/1", VIEWER)["status"] == "applied"
+    });
+    let alan = lab.account("7003");
+    assert!(lab.group("all-staff").unwrap().values("member").contains(&alan.dn), "the approved membership landed");
+
+    assert!(daemon.metrics().contains("roster_held_plans 0"), "{}", daemon.metrics());
+    let (status, body, _) = daemon.request("POST", approve, "/api/v1/plans/1/approve", Some(APPROVER), Some(reason));
+    assert_eq!(status, 409, "decided once: {body}");
+    let (status, body, _) = daemon.request(
+        "POST",
+        "/api/v1/plans/{id}/reject",
+        "/api/v1/plans/9/reject",
+        Some(APPROVER),
+        Some(json!({ "reason": "no" })),
+    );
+    assert_eq!(status, 404, "{body}");
+    let trail = daemon.get("/api/v1/audit", "/api/v1/audit", VIEWER);
+    assert!(
+        trail.as_array().unwrap().iter().any(|e| e["kind"] == "approve" && e["actor"] == "api:boss"),
+        "the decision and its author are in the audit trail: {trail:#}"
+    );
+}

@@ -15,11 +15,13 @@ pub mod chain;
 mod codec;
 mod error;
 pub mod failures;
+pub mod held_plans;
 pub mod holds;
 mod links;
 pub mod lock;
 mod persons;
 mod runs;
+pub mod scim;
 mod snapshot;
 mod sql;
 pub mod triggers;
@@ -37,8 +39,10 @@ pub use audit::{AuditEntry, AuditQuery};
 pub use chain::{AuditKey, ChainHead, ChainProblem, Verification};
 pub use error::{Error, Result};
 pub use failures::Released;
+pub use held_plans::{Decided, HeldPlan, HeldStatus};
 pub use holds::HoldChange;
 pub use runs::{RunFinish, RunId, RunRecord, RunStart, RunStatus};
+pub use scim::{ScimUser, ScimWrite};
 pub use watermarks::{Watermark, WatermarkUpdate};
 
 /// How long a connection waits for another writer (another roster process, or this one's other

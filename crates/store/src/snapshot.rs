@@ -9,6 +9,53 @@ use crate::Store;
 use crate::codec::Cells;
 use crate::error::{Doing, Result};
 
+macro_rules! person_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT key, login, state, records, eval_hash, missing_reads, left_on, next_transition, hold, record_keys, provenance FROM persons ",
+            $rest
+        )
+    };
+}
+
+impl Store {
+    /// Persons whose key, login or any record value contains `text` (case-insensitively for
+    /// ASCII), by key, at most `limit`. An empty `text` lists the first `limit` persons.
+    pub async fn search_persons(&self, text: &str, limit: u32) -> Result<Vec<StoredPerson>> {
+        let pattern =
+            format!("%{}%", text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let rows = sqlx::query(person_select!(
+            "WHERE lower(key) LIKE $1 ESCAPE '\\' OR lower(login) LIKE $1 ESCAPE '\\'
+             OR lower(records) LIKE $1 ESCAPE '\\' ORDER BY key LIMIT $2"
+        ))
+        .bind(pattern)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .doing(|| format!("searching persons for {text:?}"))?;
+        rows.iter().map(person).collect()
+    }
+
+    /// One person as the store keeps them, with their links; `None` when the store knows no such
+    /// person.
+    pub async fn person(&self, key: &str) -> Result<Option<(StoredPerson, Vec<Link>)>> {
+        let doing = || format!("reading person {key}");
+        let Some(row) =
+            sqlx::query(person_select!("WHERE key = $1")).bind(key).fetch_optional(&self.pool).await.doing(doing)?
+        else {
+            return Ok(None);
+        };
+        let links = sqlx::query(
+            "SELECT target, person, object_id, dn, enabled, vals, password_pending FROM links WHERE person = $1 ORDER BY target",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .doing(doing)?;
+        Ok(Some((person(&row)?, links.iter().map(link).collect::<Result<_>>()?)))
+    }
+}
+
 fn person(row: &AnyRow) -> Result<StoredPerson> {
     let cells = Cells::keyed_by(row, "persons", "key")?;
     Ok(StoredPerson {
@@ -54,11 +101,7 @@ impl Store {
         let mut tx = self.pool.begin().await.doing(doing)?;
         let mut snapshot = Snapshot::default();
 
-        let mut rows = sqlx::query(
-            "SELECT key, login, state, records, eval_hash, missing_reads, left_on, next_transition, hold, record_keys, provenance
-             FROM persons",
-        )
-        .fetch(&mut *tx);
+        let mut rows = sqlx::query(person_select!("")).fetch(&mut *tx);
         // Collected first and turned into the map in one go: building it row by row interleaves
         // the map's large node allocations with the rows' small frees, which the allocator pays
         // for dearly at a million rows.

@@ -18,6 +18,8 @@ use tempfile::TempDir;
 
 #[path = "store/chain.rs"]
 mod chain;
+#[path = "store/daemon.rs"]
+mod daemon;
 #[path = "store/failures.rs"]
 mod failures;
 

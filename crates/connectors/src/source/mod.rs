@@ -5,5 +5,6 @@ pub mod csv;
 pub mod json;
 pub mod rest;
 mod rows;
+pub mod scim;
 pub mod sql;
 pub mod xlsx;

@@ -14,8 +14,10 @@ use roster_core::state::TargetView;
 use secrecy::SecretString;
 
 pub mod ldap;
+pub mod scim;
 
 pub use ldap::LdapTarget;
+pub use scim::{ScimSettings, ScimTarget};
 
 /// What a target can do, declared before planning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,7 @@ pub fn source(kind: SourceKind, path: &str, key: &str, columns: &[(&str, &str)])
         url: None,
         query: None,
         rest: None,
+        scim: None,
         complete: true,
         key: key.to_string(),
         encoding: TextEncoding::Utf8,

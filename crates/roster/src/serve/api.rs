@@ -57,6 +57,10 @@ impl ApiError {
     fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
+    /// What went wrong, for a person (the console shows it on a page).
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
     fn internal(e: impl std::fmt::Display) -> ApiError {
         tracing::error!("API: {e}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -112,6 +116,14 @@ pub(crate) fn routes() -> (axum::Router<Arc<Daemon>>, utoipa::openapi::OpenApi) 
         .routes(routes!(trigger_job))
         .routes(routes!(audit))
         .routes(routes!(hold, unhold))
+        .routes(routes!(search_persons))
+        .routes(routes!(get_person))
+        .routes(routes!(explain_person))
+        .routes(routes!(provision_person))
+        .routes(routes!(list_held_plans))
+        .routes(routes!(get_held_plan))
+        .routes(routes!(approve_plan))
+        .routes(routes!(reject_plan))
         .split_for_parts()
 }
 
@@ -167,6 +179,7 @@ async fn ready(State(daemon): Shared) -> (StatusCode, Json<Readiness>) {
 /// Prometheus metrics (text exposition format). No token: job names and counts only.
 #[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, body = String, content_type = "text/plain")))]
 async fn metrics(State(daemon): Shared) -> impl IntoResponse {
+    super::metrics::held_plans(&daemon.store).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], daemon.metrics.render())
 }
 
@@ -372,24 +385,7 @@ async fn trigger_job(
         .ok_or_else(|| ApiError::not_found(format!("no job {name:?} in serve.job")))?;
     let command = format!("{:?}", job.config.command).to_lowercase();
     let actor = caller.actor();
-    let enqueued = daemon.queue.enqueue(&name, &actor);
-    let position = match enqueued {
-        Enqueued::Closed => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down: no new jobs")),
-        Enqueued::At(position) => Some(position),
-        Enqueued::AlreadyQueued => None,
-    };
-    let start = operator_start(&daemon, "trigger", &actor);
-    let run = match daemon.store.record_trigger(&start, &name, &command, position.is_some()).await {
-        Ok(run) => run,
-        Err(e) => {
-            if position.is_some() {
-                daemon.queue.withdraw(&name);
-            }
-            return Err(ApiError::internal(format!(
-                "the trigger could not be recorded, so the job was not queued: {e}"
-            )));
-        }
-    };
+    let (position, run) = queue_recorded(&daemon, &name, &command, Vec::new(), &actor).await?;
     tracing::info!(job = %name, actor = %actor, queued = position.is_some(), "triggered through the API");
     let answer = TriggerAnswer {
         job: name,
@@ -401,11 +397,43 @@ async fn trigger_job(
     Ok((if position.is_some() { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(answer)))
 }
 
-fn operator_start(daemon: &Daemon, command: &str, actor: &str) -> RunStart {
+/// The day the daemon evaluates dates as of: its `--as-of`, else today in the configured zone.
+pub(crate) fn today(daemon: &Daemon) -> NaiveDate {
+    daemon.job_base.as_of.unwrap_or_else(|| Utc::now().with_timezone(&daemon.loaded.settings.zone).date_naive())
+}
+
+/// Queues a job (`args`: the command line of one that is not configured) and records who asked
+/// as an operator's run `trigger`; taken back out of the queue when that cannot be recorded.
+/// `None`: it was already waiting.
+async fn queue_recorded(
+    daemon: &Daemon,
+    job: &str,
+    command: &str,
+    args: Vec<String>,
+    actor: &str,
+) -> ApiResult<(Option<usize>, RunId)> {
+    let position = match daemon.queue.enqueue_command(job, actor, args) {
+        Enqueued::Closed => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down: no new jobs")),
+        Enqueued::At(position) => Some(position),
+        Enqueued::AlreadyQueued => None,
+    };
+    let start = operator_start(daemon, "trigger", actor);
+    match daemon.store.record_trigger(&start, job, command, position.is_some()).await {
+        Ok(run) => Ok((position, run)),
+        Err(e) => {
+            if position.is_some() {
+                daemon.queue.withdraw(job);
+            }
+            Err(ApiError::internal(format!("the request could not be recorded, so the job was not queued: {e}")))
+        }
+    }
+}
+
+pub(crate) fn operator_start(daemon: &Daemon, command: &str, actor: &str) -> RunStart {
     let settings = &daemon.loaded.settings;
     RunStart {
         command: command.to_string(),
-        as_of: daemon.job_base.as_of.unwrap_or_else(|| Utc::now().with_timezone(&settings.zone).date_naive()),
+        as_of: today(daemon),
         config_hash: settings.hash.clone(),
         actor: actor.to_string(),
         overrides: Vec::new(),
@@ -561,4 +589,316 @@ async fn set_hold(daemon: &Daemon, start: &RunStart, key: String, hold: Option<H
     })?;
     tracing::info!(person = %key, actor = %start.actor, command = %start.command, "through the API");
     Ok(Json(HoldAnswer { person: key, hold, before: changed.before, recorded_as_run: changed.run.0 }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PersonSearch {
+    /// Text found in the key, the login or any value of the person's records (case-insensitive);
+    /// empty or absent: every person, by key.
+    q: Option<String>,
+    /// At most this many, by key. Default 50, at most 1000.
+    limit: Option<u32>,
+}
+
+/// A person as the store keeps them (as of the last applied run).
+#[derive(Serialize, ToSchema)]
+struct PersonView {
+    key: String,
+    login: Option<String>,
+    state: String,
+    next_transition: Option<NaiveDate>,
+    #[schema(value_type = Object)]
+    hold: Option<Hold>,
+    /// Source -> attribute -> value, as last read.
+    #[schema(value_type = Object)]
+    records: std::collections::BTreeMap<String, std::collections::BTreeMap<String, roster_core::source::FieldValue>>,
+    /// Person attribute -> the source that supplied it.
+    #[schema(value_type = Object)]
+    provenance: std::collections::BTreeMap<String, String>,
+    /// The person's accounts, per target (only in `/persons/{key}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    links: Option<Vec<crate::explain::LinkView>>,
+}
+
+impl PersonView {
+    fn new(p: roster_core::state::StoredPerson, links: Option<Vec<crate::explain::LinkView>>) -> PersonView {
+        PersonView {
+            key: p.key,
+            login: p.login,
+            state: p.state.to_string(),
+            next_transition: p.next_transition,
+            hold: p.hold,
+            records: p.records,
+            provenance: p.provenance,
+            links,
+        }
+    }
+}
+
+/// Persons whose key, login or record values contain `q` (viewer).
+#[utoipa::path(get, path = "/api/v1/persons", params(PersonSearch), responses(
+    (status = 200, body = [PersonView]), (status = 401, body = ErrorBody)))]
+async fn search_persons(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Query(q): Query<PersonSearch>,
+) -> ApiResult<Json<Vec<PersonView>>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let limit = q.limit.unwrap_or(50).min(1000);
+    let found =
+        daemon.store.search_persons(q.q.as_deref().unwrap_or_default(), limit).await.map_err(ApiError::internal)?;
+    Ok(Json(found.into_iter().map(|p| PersonView::new(p, None)).collect()))
+}
+
+/// One person as the store keeps them, with their links (viewer).
+#[utoipa::path(get, path = "/api/v1/persons/{key}", params(("key" = String, Path, description = "The person's key")),
+    responses((status = 200, body = PersonView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn get_person(State(daemon): Shared, headers: HeaderMap, Path(key): Path<String>) -> ApiResult<Json<PersonView>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let (person, links) = daemon
+        .store
+        .person(&key)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("the store knows no person {key}")))?;
+    let links = links
+        .into_iter()
+        .map(|l| crate::explain::LinkView {
+            target: l.target,
+            dn: l.dn,
+            object_id: l.object_id,
+            enabled: l.enabled,
+            missing: None,
+        })
+        .collect();
+    Ok(Json(PersonView::new(person, Some(links))))
+}
+
+/// Every value and decision for one person, as `roster explain --json` prints it (viewer):
+/// reads the sources and the targets now, so it takes as long as a plan. `key` may also be the
+/// key of one of the person's records.
+#[utoipa::path(get, path = "/api/v1/persons/{key}/explain", params(("key" = String, Path, description = "The person's key")),
+    responses((status = 200, body = Object, description = "The explanation (docs/operations.md)"),
+    (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn explain_person(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> ApiResult<Json<crate::explain::Explanation>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let loaded = crate::run::Loaded { as_of: today(&daemon), ..daemon.loaded.clone() };
+    let explanation = crate::explain::explain(&loaded, &daemon.store, &key)
+        .await
+        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    explanation.map(Json).ok_or_else(|| {
+        ApiError::not_found(format!("no person {key}: no source lists that key and the store knows no such person"))
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProvisionAnswer {
+    /// The queued job's name, `provision:KEY`: its run is recorded with the token's name as actor.
+    job: String,
+    /// False when the same person's provisioning was already waiting.
+    queued: bool,
+    position: Option<usize>,
+    /// The operator's run recording the request in the audit trail (kind `trigger`).
+    recorded_as_run: i64,
+}
+
+/// Plan and apply only this person's changes, as `roster run --person KEY` (operator): queued
+/// like any job (runs never overlap), recorded as a run with the token's name as actor; safety
+/// limits still apply. 202 when queued.
+#[utoipa::path(post, path = "/api/v1/persons/{key}/provision", params(("key" = String, Path, description = "The person's key")),
+    responses((status = 202, body = ProvisionAnswer), (status = 200, body = ProvisionAnswer),
+    (status = 503, body = ErrorBody, description = "Shutting down"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn provision_person(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> ApiResult<(StatusCode, Json<ProvisionAnswer>)> {
+    let caller = caller(&daemon, &headers, TokenRole::Operator)?;
+    let job = format!("provision:{key}");
+    let command = format!("run --person {key}");
+    let args = ["run", "--hold-if-blocked", "--person", &key].map(String::from).to_vec();
+    let (position, run) = queue_recorded(&daemon, &job, &command, args, &caller.actor()).await?;
+    tracing::info!(job = %job, actor = %caller.actor(), "queued through the API");
+    let status = if position.is_some() { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((status, Json(ProvisionAnswer { job, queued: position.is_some(), position, recorded_as_run: run.0 })))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct HeldQuery {
+    /// `waiting`, `approved`, `rejected`, `applied` or `expired`; absent: all.
+    status: Option<String>,
+    /// At most this many, newest first. Default 50, at most 1000.
+    limit: Option<u32>,
+}
+
+/// A held plan without its operations (`GET /api/v1/plans/{id}` has them).
+#[derive(Serialize, ToSchema)]
+struct HeldView {
+    id: i64,
+    /// The run that was blocked.
+    run: i64,
+    created_at: DateTime<Utc>,
+    actor: String,
+    as_of: NaiveDate,
+    /// `waiting`, `approved`, `rejected`, `applied`, `expired`.
+    status: String,
+    decided_by: Option<String>,
+    decided_at: Option<DateTime<Utc>>,
+    decision_reason: Option<String>,
+    applied_run: Option<i64>,
+    /// The approved plan whose re-check left this one.
+    follows: Option<i64>,
+    operations: usize,
+    /// The safety limits and approval rules that hold it.
+    blocked_by: Vec<String>,
+}
+
+impl From<&roster_store::HeldPlan> for HeldView {
+    fn from(h: &roster_store::HeldPlan) -> HeldView {
+        HeldView {
+            id: h.id,
+            run: h.run,
+            created_at: h.created_at,
+            actor: h.actor.clone(),
+            as_of: h.as_of,
+            status: h.status.as_str().to_string(),
+            decided_by: h.decided_by.clone(),
+            decided_at: h.decided_at,
+            decision_reason: h.decision_reason.clone(),
+            applied_run: h.applied_run,
+            follows: h.follows,
+            operations: h.plan.operations.len(),
+            blocked_by: h.plan.safety.iter().map(|v| format!("{}: {}", v.limit, v.message)).collect(),
+        }
+    }
+}
+
+/// Plans held by a safety limit or an approval rule, newest first (viewer).
+#[utoipa::path(get, path = "/api/v1/plans", params(HeldQuery), responses(
+    (status = 200, body = Vec<HeldView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn list_held_plans(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Query(query): Query<HeldQuery>,
+) -> ApiResult<Json<Vec<HeldView>>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(roster_store::HeldStatus::parse(text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "status: expected waiting, approved, rejected, applied or expired, found {text:?}"
+            ))
+        })?),
+    };
+    let held =
+        daemon.store.held_plans(status, query.limit.unwrap_or(50).min(1000)).await.map_err(ApiError::internal)?;
+    Ok(Json(held.iter().map(HeldView::from).collect()))
+}
+
+/// A held plan with its operations, in the plan format (viewer): what an approver approves.
+#[utoipa::path(get, path = "/api/v1/plans/{id}", params(("id" = i64, Path, description = "The held plan's id")), responses(
+    (status = 200, body = Object, description = "The held plan: its fields and `plan` (docs/plan-format.md)"),
+    (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn get_held_plan(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<roster_store::HeldPlan>> {
+    caller(&daemon, &headers, TokenRole::Viewer)?;
+    let held = daemon.store.held_plan(id).await.map_err(ApiError::internal)?;
+    held.map(Json).ok_or_else(|| ApiError::not_found(format!("no held plan {id}")))
+}
+
+#[derive(Deserialize, ToSchema)]
+struct DecisionRequest {
+    /// Why, for the audit trail. Required.
+    reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DecisionAnswer {
+    id: i64,
+    /// `approved` or `rejected`.
+    status: String,
+    /// The approver's run recording the decision in the audit trail.
+    recorded_as_run: i64,
+    /// Approved: the job `approved:ID` that applies it (`roster apply --approved ID`), queued.
+    job: Option<String>,
+}
+
+/// Approve a waiting held plan (approver): recorded in the audit trail with the token's name, then
+/// queued as `roster apply --approved ID`, which applies each approved operation only where a
+/// fresh plan still has it unchanged; anything new or changed since needs its own approval.
+#[utoipa::path(post, path = "/api/v1/plans/{id}/approve", params(("id" = i64, Path, description = "The held plan's id")),
+    request_body = DecisionRequest, responses((status = 200, body = DecisionAnswer), (status = 400, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The plan is not waiting"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn approve_plan(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<DecisionRequest>,
+) -> ApiResult<Json<DecisionAnswer>> {
+    let caller = caller(&daemon, &headers, TokenRole::Approver)?;
+    decide_held(&daemon, id, true, &body.reason, &caller.actor()).await.map(Json)
+}
+
+/// Reject a waiting held plan (approver): recorded in the audit trail with the token's name;
+/// nothing of it is applied.
+#[utoipa::path(post, path = "/api/v1/plans/{id}/reject", params(("id" = i64, Path, description = "The held plan's id")),
+    request_body = DecisionRequest, responses((status = 200, body = DecisionAnswer), (status = 400, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The plan is not waiting"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn reject_plan(
+    State(daemon): Shared,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<DecisionRequest>,
+) -> ApiResult<Json<DecisionAnswer>> {
+    let caller = caller(&daemon, &headers, TokenRole::Approver)?;
+    decide_held(&daemon, id, false, &body.reason, &caller.actor()).await.map(Json)
+}
+
+/// Records an approver's decision on held plan `id` (the API's and the console's), and queues the
+/// apply of an approved one.
+pub(crate) async fn decide_held(
+    daemon: &Daemon,
+    id: i64,
+    approve: bool,
+    reason: &str,
+    actor: &str,
+) -> ApiResult<DecisionAnswer> {
+    if reason.trim().is_empty() {
+        return Err(ApiError::bad_request("reason is empty: say why, for the audit trail"));
+    }
+    let verb = if approve { "approve" } else { "reject" };
+    let start = operator_start(daemon, verb, actor);
+    let run = match daemon.store.decide_plan(&start, id, approve, reason).await.map_err(ApiError::internal)? {
+        roster_store::Decided::Done(run) => run,
+        roster_store::Decided::NotFound => return Err(ApiError::not_found(format!("no held plan {id}"))),
+        roster_store::Decided::NotWaiting(status) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("held plan {id} is {}: only a waiting plan can be approved or rejected", status.as_str()),
+            ));
+        }
+    };
+    tracing::info!(plan = id, actor, decision = verb, "held plan decided");
+    let job = if approve {
+        let job = format!("approved:{id}");
+        let args = ["apply", "--approved", &id.to_string()].map(String::from).to_vec();
+        queue_recorded(daemon, &job, &format!("apply --approved {id}"), args, actor).await?;
+        Some(job)
+    } else {
+        None
+    };
+    let status = if approve { "approved" } else { "rejected" }.to_string();
+    Ok(DecisionAnswer { id, status, recorded_as_run: run.0, job })
 }

@@ -2,8 +2,7 @@
 //! metrics-exporter-prometheus. What a job's runs did (operations by kind and outcome, quarantined
 //! rows) is read from the store once the job's process has finished: the store is what the run
 //! recorded, the daemon never guesses.
-//!
-//! Held plans (approvals) do not exist yet, so there is no metric for them.
+//! Held plans waiting for an approver are counted from the store at each scrape.
 
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ const LAST_SUCCESS: &str = "roster_job_last_success_timestamp_seconds";
 const QUEUE: &str = "roster_queue_length";
 const OPERATIONS: &str = "roster_operations_total";
 const QUARANTINED: &str = "roster_quarantined_rows";
+const HELD: &str = "roster_held_plans";
 
 /// Buckets of job durations, in seconds: from a quick plan to a long full run.
 const DURATION_BUCKETS: [f64; 10] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
@@ -39,7 +39,17 @@ pub(crate) fn install() -> Result<PrometheusHandle> {
         "Operations of the jobs' runs, by kind and outcome, as recorded in the store."
     );
     metrics::describe_gauge!(QUARANTINED, "Rows quarantined by the job's last run (bad source rows).");
+    metrics::describe_gauge!(HELD, "Plans held by a safety limit or an approval rule, waiting for an approver.");
     Ok(handle)
+}
+
+/// Counts the held plans waiting for an approver (at each scrape: a decision made through the
+/// CLI changes it too). A store that does not answer leaves the last count.
+pub(crate) async fn held_plans(store: &Store) {
+    match store.held_plans(Some(roster_store::HeldStatus::Waiting), 10_000).await {
+        Ok(waiting) => metrics::gauge!(HELD).set(waiting.len() as f64),
+        Err(e) => tracing::warn!(error = %e, "counting the held plans for /metrics"),
+    }
 }
 
 pub(crate) fn queue_length(waiting: usize) {

@@ -10,9 +10,11 @@
 
 mod api;
 mod auth;
+mod console;
 mod metrics;
 mod queue;
 mod scheduler;
+mod scim;
 mod shutdown;
 
 use std::io::Write;
@@ -93,7 +95,9 @@ pub async fn serve(cli: &Cli) -> Result<u8> {
     let _ = std::io::stdout().flush();
     tracing::info!(%address, jobs = daemon.serve.jobs.len(), "roster serve started");
 
-    let router = api::router(daemon.clone());
+    let router = api::router(daemon.clone())
+        .merge(scim::router().with_state(daemon.clone()))
+        .merge(console::router(daemon.clone()));
     let draining = daemon.shutdown.clone();
     let served = axum::serve(listener, router).with_graceful_shutdown(async move { draining.started().await }).await;
 

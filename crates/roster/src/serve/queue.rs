@@ -23,6 +23,9 @@ pub(crate) struct Queued {
     pub(crate) job: String,
     pub(crate) actor: String,
     pub(crate) since: DateTime<Utc>,
+    /// The command line of a job asked for through the API that is not a configured job
+    /// (`run --person KEY`, `apply --approved ID`); empty: the configured job's command.
+    pub(crate) args: Vec<String>,
 }
 
 /// How a job's last run ended.
@@ -76,6 +79,11 @@ impl Queue {
     }
 
     pub(crate) fn enqueue(&self, job: &str, actor: &str) -> Enqueued {
+        self.enqueue_command(job, actor, Vec::new())
+    }
+
+    /// Queues a job that is not configured: `args` is its command line (after `--config`).
+    pub(crate) fn enqueue_command(&self, job: &str, actor: &str, args: Vec<String>) -> Enqueued {
         let mut state = self.state();
         if state.closed {
             return Enqueued::Closed;
@@ -83,7 +91,7 @@ impl Queue {
         if state.waiting.iter().any(|q| q.job == job) {
             return Enqueued::AlreadyQueued;
         }
-        state.waiting.push_back(Queued { job: job.to_string(), actor: actor.to_string(), since: Utc::now() });
+        state.waiting.push_back(Queued { job: job.to_string(), actor: actor.to_string(), since: Utc::now(), args });
         let position = state.waiting.len();
         metrics::queue_length(position);
         drop(state);
@@ -182,10 +190,11 @@ async fn run_job(daemon: &Daemon, queued: &Queued) -> Finished {
         child.arg("--as-of").arg(as_of.to_string());
     }
     match command.map(|c| (c.command, c.apply)) {
-        Some((JobCommand::Run, _)) => child.arg("run"),
+        _ if !queued.args.is_empty() => child.args(&queued.args),
+        Some((JobCommand::Run, _)) => child.args(["run", "--hold-if-blocked"]),
         Some((JobCommand::Plan, _)) => child.arg("plan"),
         Some((JobCommand::Reconcile, false)) => child.arg("reconcile"),
-        Some((JobCommand::Reconcile, true)) => child.args(["reconcile", "--apply"]),
+        Some((JobCommand::Reconcile, true)) => child.args(["reconcile", "--apply", "--hold-if-blocked"]),
         None => child.arg("check"),
     };
     child

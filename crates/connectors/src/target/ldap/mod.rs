@@ -27,13 +27,15 @@ mod search;
 mod session;
 mod tls;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ldap3::controls::{Assertion, MakeCritical, RawControl};
+use ldap3::controls::{Assertion, MakeCritical, PostRead, RawControl};
 use ldap3::{Ldap, Mod};
 use roster_core::attr::{AttrMap, AttrName};
 use roster_core::config::TargetConfig;
@@ -47,7 +49,7 @@ use self::errors::{
     ALREADY_EXISTS, ASSERTION_FAILED, Effect, NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT, OBJECT_CLASS_VIOLATION, Right,
     SUCCESS, TYPE_OR_VALUE_EXISTS, UNWILLING_TO_PERFORM, describe, ldap_error, result_error,
 };
-use self::search::{Entry, PagedReader, ranged_values, read_entry};
+use self::search::{Entry, POST_READ_OID, PagedReader, post_read_entry, ranged_values, read_entry};
 use self::session::Session;
 use crate::target::{Capabilities, ErrorKind, Target, TargetError};
 
@@ -84,9 +86,23 @@ pub struct LdapTarget {
     passwords: bool,
     /// Whether the server advertises the assertion control.
     assertion: bool,
+    /// Whether the server advertises the post-read control: a create's answer then carries the
+    /// new entry's id, with no second request to read it back.
+    post_read: bool,
     /// Entries per page of the view's searches: [`search::PAGE_SIZE`] unless the server allows fewer.
     page_size: i32,
+    /// The accounts this connection renamed: normalized new DN → old DN. OpenLDAP's refint rewrites
+    /// group members after a rename in a task of its own, after the rename has answered; a removal
+    /// of the new DN can arrive before that rewrite (see [`LdapTarget::remove_member`]).
+    renamed: Mutex<HashMap<String, String>>,
+    /// Set once a renamed member's old DN stayed in a group past [`REFINT_WAIT`]: the directory
+    /// keeps no referential integrity, and later removals take the old DN at once.
+    no_refint: AtomicBool,
 }
+
+/// How long a removal waits for the directory's referential integrity to rewrite a renamed
+/// member's old DN in a group before it concludes that nothing will.
+const REFINT_WAIT: Duration = Duration::from_secs(5);
 
 impl fmt::Debug for LdapTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,6 +112,7 @@ impl fmt::Debug for LdapTarget {
             .field("url", &self.session.url())
             .field("managed", &self.managed.iter().map(Dn::to_string).collect::<Vec<_>>())
             .field("assertion_control", &self.assertion)
+            .field("post_read_control", &self.post_read)
             .finish_non_exhaustive()
     }
 }
@@ -196,6 +213,7 @@ impl LdapTarget {
 
         let session = Session::open(config, password, config_dir).await?;
         let assertion = supports_control(&session, ASSERTION_OID).await;
+        let post_read = supports_control(&session, POST_READ_OID).await;
         if !assertion {
             tracing::info!(
                 target_name = name,
@@ -216,7 +234,10 @@ impl LdapTarget {
             search_bases: checked.search_bases,
             unique_base: checked.unique_base,
             assertion,
+            post_read,
             page_size: search::PAGE_SIZE,
+            renamed: Mutex::default(),
+            no_refint: AtomicBool::new(false),
         })
     }
 
@@ -444,9 +465,14 @@ impl LdapTarget {
             .iter()
             .map(|(attr, values)| (attr.as_str().to_string(), values.iter().cloned().collect()))
             .collect();
+        self.ask_post_read(ldap, &read_back);
         let result = self.send(ldap.with_timeout(self.timeout()).add(dn, entry).await, what)?;
         match result.rc {
             SUCCESS => {
+                if let Some(entry) = post_read_entry(&result) {
+                    let entry = self.target_entry(what, entry).map_err(|e| written_but_unread(what, &e.message))?;
+                    return Ok(Applied { entry: Some(entry) });
+                }
                 let created = read_entry(ldap, self.timeout(), dn, "(objectClass=*)", read_back).await;
                 let entry = created.map_err(|e| written_but_unread(what, &e.message))?;
                 let entry = entry.ok_or_else(|| written_but_unread(what, "it was not found"))?;
@@ -590,7 +616,10 @@ impl LdapTarget {
             what,
         )?;
         match result.rc {
-            SUCCESS => Ok(moved(uuid)),
+            SUCCESS => {
+                self.renamed.lock().unwrap_or_else(|e| e.into_inner()).insert(normalize_dn(new_dn), dn.to_string());
+                Ok(moved(uuid))
+            }
             ALREADY_EXISTS => Err(TargetError::new(
                 ErrorKind::Conflict,
                 format!("{what}: {}; {new_dn} is already taken", describe(&result)),
@@ -638,13 +667,17 @@ impl LdapTarget {
         }
         let entry: Vec<(String, HashSet<String>)> =
             entry.into_iter().map(|(attr, values)| (attr.as_str().to_string(), values.into_iter().collect())).collect();
+        self.ask_post_read(ldap, &[self.dialect.id_attribute().to_string()]);
         let result = self.send(ldap.with_timeout(self.timeout()).add(dn, entry).await, what)?;
         let uuid = match result.rc {
-            SUCCESS => self
-                .current_id(ldap, what, dn)
-                .await
-                .map_err(|e| written_but_unread(what, &e.message))?
-                .ok_or_else(|| written_but_unread(what, "it was not found"))?,
+            SUCCESS => match post_read_entry(&result) {
+                Some(mut entry) => self.take_id(what, &mut entry).map_err(|e| written_but_unread(what, &e.message))?,
+                None => self
+                    .current_id(ldap, what, dn)
+                    .await
+                    .map_err(|e| written_but_unread(what, &e.message))?
+                    .ok_or_else(|| written_but_unread(what, "it was not found"))?,
+            },
             ALREADY_EXISTS => {
                 let filter = format!("(objectClass={})", escape_filter_value(group_class));
                 let existing =
@@ -692,10 +725,16 @@ impl LdapTarget {
         group: &str,
         member: &str,
     ) -> Result<Applied, TargetError> {
-        let mods = vec![Mod::Delete("member".to_string(), HashSet::from([member.to_string()]))];
-        let result = self.send(ldap.with_timeout(self.timeout()).modify(group, mods).await, what)?;
+        let result = self.delete_member_value(ldap, what, group, member).await?;
         match result.rc {
-            SUCCESS | NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT => Ok(Applied { entry: None }),
+            NO_SUCH_ATTRIBUTE => {
+                let old = self.renamed.lock().unwrap_or_else(|e| e.into_inner()).get(&normalize_dn(member)).cloned();
+                match old {
+                    Some(old) => self.remove_renamed_member(ldap, what, group, member, &old).await,
+                    None => Ok(Applied { entry: None }),
+                }
+            }
+            SUCCESS | NO_SUCH_OBJECT => Ok(Applied { entry: None }),
             OBJECT_CLASS_VIOLATION => Err(TargetError::new(
                 ErrorKind::Permanent,
                 format!(
@@ -714,6 +753,62 @@ impl LdapTarget {
             }
             _ => Err(result_error(what, &result, Right::WriteMembers)),
         }
+    }
+
+    /// A removal of `member`, renamed from `old` in this run, that found no such value: the group
+    /// may still hold the old DN because the directory's referential integrity (OpenLDAP's refint
+    /// works after the rename has answered) has not rewritten it yet. Waits until the old DN is
+    /// gone, then removes the new one again. A group that keeps the old DN past [`REFINT_WAIT`]
+    /// is in a directory without referential integrity: the old DN is removed instead, then and
+    /// for the rest of the run without waiting.
+    async fn remove_renamed_member(
+        &self,
+        ldap: &mut Ldap,
+        what: &str,
+        group: &str,
+        member: &str,
+        old: &str,
+    ) -> Result<Applied, TargetError> {
+        let old_member = format!("(member={})", escape_filter_value(old));
+        let start = std::time::Instant::now();
+        let mut pause = Duration::from_millis(10);
+        let mut rewritten = false;
+        while !self.no_refint.load(Ordering::Relaxed) {
+            if read_entry(ldap, self.timeout(), group, &old_member, vec![NO_ATTRIBUTES.into()]).await?.is_none() {
+                rewritten = true;
+                break;
+            }
+            if start.elapsed() >= REFINT_WAIT {
+                self.no_refint.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    target_name = self.name,
+                    "{group} still lists {old} {}s after its rename: the directory keeps no referential integrity \
+                     for member (see the LDAP target guide); roster removes old DNs itself for the rest of this run",
+                    REFINT_WAIT.as_secs()
+                );
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+        let value = if rewritten { member } else { old };
+        let result = self.delete_member_value(ldap, what, group, value).await?;
+        match result.rc {
+            SUCCESS | NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT => Ok(Applied { entry: None }),
+            _ => Err(result_error(what, &result, Right::WriteMembers)),
+        }
+    }
+
+    /// Sends the deletion of one `member` value; the caller reads the result.
+    async fn delete_member_value(
+        &self,
+        ldap: &mut Ldap,
+        what: &str,
+        group: &str,
+        value: &str,
+    ) -> Result<ldap3::LdapResult, TargetError> {
+        let mods = vec![Mod::Delete("member".to_string(), HashSet::from([value.to_string()]))];
+        self.send(ldap.with_timeout(self.timeout()).modify(group, mods).await, what)
     }
 
     async fn delete(
@@ -763,6 +858,14 @@ impl LdapTarget {
                     "{what}: the entry matches the protect filter {protect}, so roster never modifies it; nothing was sent"
                 ),
             )),
+        }
+    }
+
+    /// Asks the server, where it can, to answer the next write on `ldap` with the entry's `attrs` as
+    /// the write left them (not critical: a server that ignores it is read back instead).
+    fn ask_post_read(&self, ldap: &mut Ldap, attrs: &[String]) {
+        if self.post_read {
+            ldap.with_controls(PostRead::new(attrs.to_vec()));
         }
     }
 

@@ -187,6 +187,17 @@ pub(super) fn parse_entry(item: ResultEntry) -> Result<Option<Entry>, String> {
     parse_entry_tag(item.0).map(Some).ok_or_else(|| "the server sent a malformed search result entry".to_string())
 }
 
+/// The entry a post-read control (RFC 4527) returned with a write's result: the control's value is
+/// a search result entry. `None` when the result carries none or it is malformed.
+pub(super) fn post_read_entry(result: &ldap3::LdapResult) -> Option<Entry> {
+    let control = result.ctrls.iter().find(|c| c.1.ctype == POST_READ_OID)?;
+    let (_, tag) = ldap3::asn1::parse_tag(control.1.val.as_deref()?).ok()?;
+    parse_entry_tag(tag)
+}
+
+/// The post-read control (RFC 4527): the entry as a write left it, in the write's own answer.
+pub(super) const POST_READ_OID: &str = "1.3.6.1.1.13.2";
+
 fn parse_entry_tag(tag: StructureTag) -> Option<Entry> {
     let mut parts = tag.match_class(TagClass::Application)?.match_id(4)?.expect_constructed()?.into_iter();
     let dn = String::from_utf8(parts.next()?.expect_primitive()?).ok()?;
