@@ -80,13 +80,12 @@ pub struct AuditConfig {
     pub key: SecretRef,
 }
 
-/// Where roster keeps its state.
-#[derive(Debug, Clone, Deserialize)]
+/// Where roster keeps its state: a SQLite file (`path`) or a PostgreSQL database (`url`), not both.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// SQLite database file, relative to the config file's folder. Default `roster.db`.
-    #[serde(default = "default_store_path")]
-    pub path: PathBuf,
+    pub path: Option<Spanned<PathBuf>>,
     /// A secret reference (`env:NAME` or `file:PATH`) holding a PostgreSQL URL
     /// (`postgres://user:password@host:5432/roster`): the store lives there instead of in `path`.
     /// The server's certificate is verified (`sslmode=verify-full`) unless the URL's `sslmode`
@@ -94,14 +93,11 @@ pub struct StoreConfig {
     pub url: Option<SecretRef>,
 }
 
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig { path: default_store_path(), url: None }
+impl StoreConfig {
+    /// The SQLite file, as given or the default `roster.db`.
+    pub fn path(&self) -> &std::path::Path {
+        self.path.as_ref().map_or(std::path::Path::new("roster.db"), |p| p.get_ref())
     }
-}
-
-fn default_store_path() -> PathBuf {
-    PathBuf::from("roster.db")
 }
 
 /// What "today" means.

@@ -925,6 +925,13 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             }
         }
     }
+    if let (Some(path), Some(_)) = (&cfg.store.path, &cfg.store.url) {
+        ck.error(
+            "store.path",
+            Some(path.span()),
+            "expected either path (a SQLite file) or url (PostgreSQL), found both: the store lives in one place",
+        );
+    }
     if let Some(audit) = &cfg.audit
         && !(audit.key.0.starts_with("env:") || audit.key.0.starts_with("file:"))
     {

@@ -207,3 +207,15 @@ fn serve_mistakes_are_reported_by_key() {
     let wrong_apply = format!("{GOOD}{SERVE}").replace("command = \"reconcile\"", "command = \"plan\"");
     assert!(errors(&wrong_apply).iter().any(|e| e.key == "serve.job[1].apply"));
 }
+
+#[test]
+fn a_store_with_both_a_path_and_a_url_is_refused_on_its_line() {
+    let text = format!("[store]\npath = \"roster.db\"\nurl = \"env:ROSTER_STORE_URL\"\n{GOOD}");
+    let found = errors(&text);
+    let error = found.iter().find(|e| e.key == "store.path").unwrap_or_else(|| panic!("no store.path error: {found:#?}"));
+    assert_eq!(error.line, Some(2), "{error:?}");
+    assert!(error.message.contains("either path") && error.message.contains("found both"), "{}", error.message);
+    let one = load(&format!("[store]\nurl = \"env:ROSTER_STORE_URL\"\n{GOOD}"), "roster.toml").unwrap();
+    assert!(one.store.url.is_some());
+    assert_eq!(load(GOOD, "roster.toml").unwrap().store.path(), std::path::Path::new("roster.db"));
+}

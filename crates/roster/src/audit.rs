@@ -77,7 +77,7 @@ pub async fn open_store(settings: &Settings, config_dir: &Path) -> Result<Store>
         let key = audit_key(settings, config_dir, Path::new(&audit.key.0), false)?;
         return open_postgres(url, config_dir, key).await;
     }
-    let path = config_dir.join(&settings.store.path);
+    let path = config_dir.join(settings.store.path());
     let key = audit_key(settings, config_dir, &path, true)?;
     Store::open_with_key(&path, key).await.with_context(|| format!("opening the store {}", path.display()))
 }

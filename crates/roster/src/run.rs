@@ -62,7 +62,7 @@ pub(crate) fn load_config(cli: &Cli) -> Result<Loaded> {
 }
 
 pub(crate) fn store_path(loaded: &Loaded) -> PathBuf {
-    loaded.config_dir.join(&loaded.settings.store.path)
+    loaded.config_dir.join(loaded.settings.store.path())
 }
 
 async fn open_store(loaded: &Loaded) -> Result<Store> {
