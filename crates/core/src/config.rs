@@ -915,6 +915,12 @@ pub struct ServeConfig {
     /// the job's process SIGTERM. Default 600. A second signal does so at once.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: u64,
+    /// With a PostgreSQL store, several daemons may share it: one leads (runs the schedule and
+    /// the jobs), the others stand by and try to take the lead every this many seconds; the
+    /// leader checks its hold on the lead as often. Default 5. A SQLite store has one daemon,
+    /// always the leader.
+    #[serde(default = "default_leader_retry")]
+    pub leader_retry: u64,
     /// Scheduled jobs.
     #[serde(default)]
     pub job: Vec<JobConfig>,
@@ -928,6 +934,9 @@ fn default_listen() -> String {
 }
 fn default_shutdown_timeout() -> u64 {
     600
+}
+fn default_leader_retry() -> u64 {
+    5
 }
 
 /// One scheduled job of the daemon.

@@ -980,6 +980,8 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
 pub struct ServeSettings {
     pub listen: std::net::SocketAddr,
     pub shutdown_timeout: std::time::Duration,
+    /// How often a standby tries to take the lead, and the leader checks it still holds it.
+    pub leader_retry: std::time::Duration,
     pub jobs: Vec<JobSettings>,
     pub tokens: Vec<TokenSettings>,
     /// The SCIM sources the endpoint `/scim/v2` feeds, each with its token.
@@ -1032,6 +1034,9 @@ fn serve_settings(
         );
         std::net::SocketAddr::from(([127, 0, 0, 1], 8470))
     });
+    if serve.leader_retry == 0 {
+        ck.error("serve.leader_retry", None, "expected a number of seconds from 1, found 0");
+    }
     let mut names = BTreeSet::new();
     let mut jobs = Vec::new();
     for (i, job) in serve.job.into_iter().enumerate() {
@@ -1105,6 +1110,7 @@ fn serve_settings(
     ServeSettings {
         listen,
         shutdown_timeout: std::time::Duration::from_secs(serve.shutdown_timeout),
+        leader_retry: std::time::Duration::from_secs(serve.leader_retry),
         jobs,
         tokens,
         scim,

@@ -12,9 +12,21 @@ use crate::{Backend, Store};
 /// database. (A constant any roster on this database agrees on: "roster" in ASCII.)
 pub const APPLY_LOCK: i64 = 0x726f_7374_6572;
 
+/// The advisory lock of `roster serve`'s leader: the one daemon of those sharing the database that
+/// runs the schedule and the job queue. ("leader" in ASCII.)
+pub const LEADER_LOCK: i64 = 0x6c65_6164_6572;
+
 /// Held while it lives; dropping it closes its connection, which frees the lock.
 pub struct DatabaseLock {
-    _connection: AnyConnection,
+    connection: AnyConnection,
+}
+
+impl DatabaseLock {
+    /// Whether the session holding the lock still answers. When it does not (the database
+    /// restarted, the network dropped), PostgreSQL has freed the lock and another may hold it.
+    pub async fn still_held(&mut self) -> bool {
+        sqlx::query("SELECT 1").execute(&mut self.connection).await.is_ok()
+    }
 }
 
 impl std::fmt::Debug for DatabaseLock {
@@ -38,6 +50,6 @@ impl Store {
             .fetch_one(&mut connection)
             .await
             .doing(doing)?;
-        Ok(taken.then_some(DatabaseLock { _connection: connection }))
+        Ok(taken.then_some(DatabaseLock { connection }))
     }
 }

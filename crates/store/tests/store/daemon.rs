@@ -124,3 +124,23 @@ async fn persons_are_searched_by_key_login_and_records() {
     assert_eq!(store.person("nobody").await.unwrap(), None);
 }
 
+/// The job queue keeps jobs in the order asked for, marks the running one, and forgets a job once
+/// it has run.
+#[tokio::test]
+async fn the_job_queue_survives_until_each_job_has_run() {
+    let store = test_store().await;
+    let nightly = store.queue_job("nightly", "serve:nightly", &[]).await.unwrap();
+    let approved = ["apply", "--approved", "7"].map(String::from);
+    let apply = store.queue_job("approved:7", "api:ops", &approved).await.unwrap();
+    store.job_started(nightly).await.unwrap();
+
+    let queue = store.queued_jobs().await.unwrap();
+    let seen: Vec<_> =
+        queue.iter().map(|j| (j.id, j.job.as_str(), j.actor.as_str(), j.args.clone(), j.started_at.is_some())).collect();
+    assert_eq!(seen, [
+        (nightly, "nightly", "serve:nightly", Vec::new(), true),
+        (apply, "approved:7", "api:ops", approved.to_vec(), false)
+    ]);
+    store.job_done(nightly).await.unwrap();
+    assert_eq!(store.queued_jobs().await.unwrap().iter().map(|j| j.id).collect::<Vec<_>>(), [apply]);
+}
