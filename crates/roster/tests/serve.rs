@@ -654,6 +654,15 @@ fn a_standby_takes_over_from_a_killed_leader_and_its_run_converges_without_doubl
         .psql("SELECT count(DISTINCT person) FROM audit WHERE kind IN ('create', 'adopt') AND outcome = 'done'")
         .expect("counting the persons created");
     assert_eq!(done.trim(), (2 + JOINERS).to_string());
+    // The killed run was cut off mid-apply: twenty accounts and more had landed in the directory,
+    // and its operations were sent with no outcome recorded (outcomes are recorded by batch).
+    let killed_run = postgres
+        .psql(
+            "SELECT a.outcome, count(*) FROM audit a JOIN runs r ON r.id = a.run WHERE r.status = 'running' \
+             GROUP BY a.outcome ORDER BY a.outcome",
+        )
+        .expect("the killed run's outcomes");
+    assert!(killed_run.contains("intent|"), "outcome|count:\n{killed_run}");
     let runs = postgres.psql("SELECT status FROM runs WHERE command = 'run' ORDER BY id").expect("the runs");
     assert_eq!(runs.lines().collect::<Vec<_>>(), ["success", "running", "success"], "day one, the killed run, its rerun");
     let queue = postgres.psql("SELECT count(*) FROM job_queue").expect("the queue");
