@@ -40,7 +40,7 @@ pub(crate) fn attr_map_json(map: &AttrMap) -> Value {
     Value::Object(map.iter().map(|(name, values)| (name.as_str().to_string(), Value::from(values.clone()))).collect())
 }
 
-/// Appends `(?, ?, ...)` binding `items`, for an `IN` list.
+/// Appends `($1, $2, ...)` binding `items`, for an `IN` list.
 pub(crate) fn push_list<'a>(query: &mut Sql, items: impl Iterator<Item = &'a str>) {
     query.push("(");
     let mut list = query.separated(", ");

@@ -275,7 +275,7 @@ impl Store {
     /// The plan a run applied, as the JSON it was recorded as: `None` when there is no such run,
     /// `Some(None)` when the run recorded no plan (a plan-only, blocked or operator's run).
     pub async fn run_plan(&self, run: RunId) -> Result<Option<Option<String>>> {
-        sqlx::query_scalar::<_, Option<String>>("SELECT plan FROM runs WHERE id = ?")
+        sqlx::query_scalar::<_, Option<String>>("SELECT plan FROM runs WHERE id = $1")
             .bind(run.0)
             .fetch_optional(&self.pool)
             .await

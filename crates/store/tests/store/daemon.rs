@@ -144,3 +144,14 @@ async fn the_job_queue_survives_until_each_job_has_run() {
     store.job_done(nightly).await.unwrap();
     assert_eq!(store.queued_jobs().await.unwrap().iter().map(|j| j.id).collect::<Vec<_>>(), [apply]);
 }
+
+/// The plan a run recorded is read back as recorded; a run without one and no run are told apart.
+#[tokio::test]
+async fn a_runs_plan_is_read_back() {
+    let store = test_store().await;
+    let with_plan = store.begin_run(&start("run", "cfg")).await.unwrap();
+    let without = store.begin_run(&RunStart { plan_json: None, ..start("plan", "cfg") }).await.unwrap();
+    assert_eq!(store.run_plan(with_plan).await.unwrap(), Some(Some("{}".to_string())));
+    assert_eq!(store.run_plan(without).await.unwrap(), Some(None));
+    assert_eq!(store.run_plan(RunId(9999)).await.unwrap(), None);
+}
