@@ -215,7 +215,8 @@ fn serve_mistakes_are_reported_by_key() {
 fn a_store_with_both_a_path_and_a_url_is_refused_on_its_line() {
     let text = format!("[store]\npath = \"roster.db\"\nurl = \"env:ROSTER_STORE_URL\"\n{GOOD}");
     let found = errors(&text);
-    let error = found.iter().find(|e| e.key == "store.path").unwrap_or_else(|| panic!("no store.path error: {found:#?}"));
+    let error =
+        found.iter().find(|e| e.key == "store.path").unwrap_or_else(|| panic!("no store.path error: {found:#?}"));
     assert_eq!(error.line, Some(2), "{error:?}");
     assert!(error.message.contains("either path") && error.message.contains("found both"), "{}", error.message);
     let one = load(&format!("[store]\nurl = \"env:ROSTER_STORE_URL\"\n{GOOD}"), "roster.toml").unwrap();

@@ -577,9 +577,17 @@ fn a_standby_takes_over_from_a_killed_leader_and_its_run_converges_without_doubl
     let second = Daemon::start(&lab);
 
     let (status, ready, _) = first.request("GET", "/ready", "/ready", None, None);
-    assert_eq!((status, ready["status"].as_str(), ready["role"].as_str()), (200, Some("ready"), Some("leader")), "{ready}");
+    assert_eq!(
+        (status, ready["status"].as_str(), ready["role"].as_str()),
+        (200, Some("ready"), Some("leader")),
+        "{ready}"
+    );
     let (status, ready, _) = second.request("GET", "/ready", "/ready", None, None);
-    assert_eq!((status, ready["status"].as_str(), ready["role"].as_str()), (503, Some("standby"), Some("standby")), "{ready}");
+    assert_eq!(
+        (status, ready["status"].as_str(), ready["role"].as_str()),
+        (503, Some("standby"), Some("standby")),
+        "{ready}"
+    );
     assert!(first.metrics().contains("roster_leader 1"), "{}", first.metrics());
     assert!(second.metrics().contains("roster_leader 0"), "{}", second.metrics());
     let (status, refused) = second.trigger("hr", OPERATOR);
@@ -612,7 +620,11 @@ fn a_standby_takes_over_from_a_killed_leader_and_its_run_converges_without_doubl
     }
     let slapd = lab.ldap.running_pid().expect("slapd's pid").to_string();
     signal("STOP", &slapd);
-    assert!(first.job("hr")["running"].is_object(), "the run finished before it could be interrupted: {}", first.job("hr"));
+    assert!(
+        first.job("hr")["running"].is_object(),
+        "the run finished before it could be interrupted: {}",
+        first.job("hr")
+    );
     // A child is listed under the thread that started it.
     let job_process: String = std::fs::read_dir(format!("/proc/{}/task", first.child.id()))
         .expect("the leader's threads")
@@ -664,7 +676,11 @@ fn a_standby_takes_over_from_a_killed_leader_and_its_run_converges_without_doubl
         .expect("the killed run's outcomes");
     assert!(killed_run.contains("intent|"), "outcome|count:\n{killed_run}");
     let runs = postgres.psql("SELECT status FROM runs WHERE command = 'run' ORDER BY id").expect("the runs");
-    assert_eq!(runs.lines().collect::<Vec<_>>(), ["success", "running", "success"], "day one, the killed run, its rerun");
+    assert_eq!(
+        runs.lines().collect::<Vec<_>>(),
+        ["success", "running", "success"],
+        "day one, the killed run, its rerun"
+    );
     let queue = postgres.psql("SELECT count(*) FROM job_queue").expect("the queue");
     assert_eq!(queue.trim(), "0", "the store's queue is empty once the job has run");
     lab.assert_nothing_to_do(AS_OF);

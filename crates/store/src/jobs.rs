@@ -41,16 +41,15 @@ impl Store {
         let doing = || format!("queueing job {job}");
         let args = serde_json::to_string(args)
             .map_err(|source| Error::Encode { what: format!("the command line of job {job}"), source })?;
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO job_queue (job, actor, args, queued_at) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(job)
-        .bind(actor)
-        .bind(args)
-        .bind(codec::timestamp(codec::now()))
-        .fetch_one(&self.pool)
-        .await
-        .doing(doing)?;
+        let (id,): (i64,) =
+            sqlx::query_as("INSERT INTO job_queue (job, actor, args, queued_at) VALUES ($1, $2, $3, $4) RETURNING id")
+                .bind(job)
+                .bind(actor)
+                .bind(args)
+                .bind(codec::timestamp(codec::now()))
+                .fetch_one(&self.pool)
+                .await
+                .doing(doing)?;
         Ok(id)
     }
 

@@ -114,7 +114,9 @@ async fn wait_for_lead(daemon: &Daemon) -> Option<DatabaseLock> {
         }
         match daemon.store.try_lock(LEADER_LOCK).await {
             Ok(Some(lock)) => {
-                tracing::info!("took the lead: the previous leader's session ended; starting the schedule and the queue");
+                tracing::info!(
+                    "took the lead: the previous leader's session ended; starting the schedule and the queue"
+                );
                 return Some(lock);
             }
             Ok(None) => {}

@@ -89,7 +89,10 @@ impl Lab {
         fs::write(self.dir().join("audit-key"), "a1".repeat(32)).expect("writing the audit key");
         let sqlite = "[store]\npath = \"roster.db\"\n";
         assert!(config.contains(sqlite), "the config has no [store] to point at PostgreSQL:\n{config}");
-        format!("{}\n[audit]\nkey = \"file:audit-key\"\n", config.replace(sqlite, "[store]\nurl = \"file:store-url\"\n"))
+        format!(
+            "{}\n[audit]\nkey = \"file:audit-key\"\n",
+            config.replace(sqlite, "[store]\nurl = \"file:store-url\"\n")
+        )
     }
 
     pub fn dir(&self) -> &Path {

@@ -33,10 +33,10 @@ async fn held_plans_wait_expire_are_decided_once_and_applied() {
     assert!(second > first, "ids grow: {first} then {second}");
 
     let all = store.held_plans(None, 10).await.unwrap();
-    assert_eq!(all.iter().map(|h| (h.id, h.status)).collect::<Vec<_>>(), [
-        (second, HeldStatus::Waiting),
-        (first, HeldStatus::Expired)
-    ]);
+    assert_eq!(
+        all.iter().map(|h| (h.id, h.status)).collect::<Vec<_>>(),
+        [(second, HeldStatus::Waiting), (first, HeldStatus::Expired)]
+    );
     let waiting = store.held_plans(Some(HeldStatus::Waiting), 10).await.unwrap();
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0].plan, blocked_plan(3));
@@ -55,7 +55,11 @@ async fn held_plans_wait_expire_are_decided_once_and_applied() {
     let entries = store.audit(&AuditQuery { run: Some(decision), ..AuditQuery::default() }).await.unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].kind, "approve");
-    assert!(entries[0].reason.contains("(3 operation(s)) approved by approver@example.org: checked with HR"), "{}", entries[0].reason);
+    assert!(
+        entries[0].reason.contains("(3 operation(s)) approved by approver@example.org: checked with HR"),
+        "{}",
+        entries[0].reason
+    );
 
     let applying = store.begin_run(&start("apply", "cfg")).await.unwrap();
     store.held_plan_applied(second, applying).await.unwrap();
@@ -78,11 +82,12 @@ async fn scim_users_check_user_names_and_versions() {
     };
     assert_eq!(first.version, 1);
     assert_eq!(store.scim_write_user("hr", "2", "ALICE", &alice, None).await.unwrap(), ScimWrite::UserNameTaken);
-    assert!(matches!(
-        store.scim_write_user("other", "2", "alice", &alice, None).await.unwrap(),
-        ScimWrite::Written(_)
-    ));
-    assert_eq!(store.scim_write_user("hr", "1", "Alice", &alice, None).await.unwrap(), ScimWrite::Stale, "created twice");
+    assert!(matches!(store.scim_write_user("other", "2", "alice", &alice, None).await.unwrap(), ScimWrite::Written(_)));
+    assert_eq!(
+        store.scim_write_user("hr", "1", "Alice", &alice, None).await.unwrap(),
+        ScimWrite::Stale,
+        "created twice"
+    );
     let renamed = json!({"userName": "alice.b"});
     assert!(matches!(
         store.scim_write_user("hr", "1", "alice.b", &renamed, Some(1)).await.unwrap(),
@@ -105,7 +110,11 @@ async fn persons_are_searched_by_key_login_and_records() {
     let mut grace = person("e2", Some("grace_h"));
     grace.records.get_mut("hr").unwrap().insert("department".into(), FieldValue::Text("R&D 100%".into()));
     store.commit_persons(&[person("e1", Some("ada")), grace, person("x3", Some("carol"))], as_of()).await.unwrap();
-    apply(&store, vec![(op(1, Some("e1"), create("uid=ada,dc=example,dc=org", true)), done("id-1", "uid=ada,dc=example,dc=org"))]).await;
+    apply(
+        &store,
+        vec![(op(1, Some("e1"), create("uid=ada,dc=example,dc=org", true)), done("id-1", "uid=ada,dc=example,dc=org"))],
+    )
+    .await;
 
     let keys = |found: Vec<StoredPerson>| found.into_iter().map(|p| p.key).collect::<Vec<_>>();
     assert_eq!(keys(store.search_persons("E1", 10).await.unwrap()), ["e1"]);
@@ -135,12 +144,17 @@ async fn the_job_queue_survives_until_each_job_has_run() {
     store.job_started(nightly).await.unwrap();
 
     let queue = store.queued_jobs().await.unwrap();
-    let seen: Vec<_> =
-        queue.iter().map(|j| (j.id, j.job.as_str(), j.actor.as_str(), j.args.clone(), j.started_at.is_some())).collect();
-    assert_eq!(seen, [
-        (nightly, "nightly", "serve:nightly", Vec::new(), true),
-        (apply, "approved:7", "api:ops", approved.to_vec(), false)
-    ]);
+    let seen: Vec<_> = queue
+        .iter()
+        .map(|j| (j.id, j.job.as_str(), j.actor.as_str(), j.args.clone(), j.started_at.is_some()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (nightly, "nightly", "serve:nightly", Vec::new(), true),
+            (apply, "approved:7", "api:ops", approved.to_vec(), false)
+        ]
+    );
     store.job_done(nightly).await.unwrap();
     assert_eq!(store.queued_jobs().await.unwrap().iter().map(|j| j.id).collect::<Vec<_>>(), [apply]);
 }
