@@ -18,6 +18,11 @@ use crate::config::{
 use crate::dn::Dn;
 use crate::expr::{Env, Expr, ExprValue};
 
+/// Why a password attribute is refused as a mapping.
+const PASSWORD_MAPPING: &str = "a password is never mapped: its value would be written into every plan, the store and the \
+     audit trail; initial passwords come from [target.password], which generates each one and delivers it \
+     without recording it";
+
 /// Variables every expression may use besides the person attributes the sources map.
 pub const BUILTIN_VARIABLES: [&str; 8] =
     ["key", "login", "state", "affiliation", "affiliations", "manager_dn", "today", "account_expires"];
@@ -789,6 +794,9 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             if attr.eq_ignore_ascii_case("objectClass") {
                 ck.error(&mkey, Some(src.span()), "object classes are set by object_classes, not as a mapping");
             }
+            if AttrName::new(attr.as_str()).is_password() {
+                ck.error(&mkey, Some(src.span()), PASSWORD_MAPPING);
+            }
             if let Some(expr) = ck.expr(&mkey, src, &known_person) {
                 if let Some(v) = ck.sample(&mkey, src, &expr, &env)
                     && let Err(e) = v.into_texts()
@@ -802,6 +810,9 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         let mut disable_set = Vec::new();
         for (attr, src) in &t.disable.set {
             let dkey = format!("{key}.disable.set.{attr}");
+            if AttrName::new(attr.as_str()).is_password() {
+                ck.error(&dkey, Some(src.span()), PASSWORD_MAPPING);
+            }
             if let Some(expr) = ck.expr(&dkey, src, &known_person) {
                 if let Some(v) = ck.sample(&dkey, src, &expr, &env)
                     && let Err(e) = v.into_texts()

@@ -223,3 +223,20 @@ fn a_store_with_both_a_path_and_a_url_is_refused_on_its_line() {
     assert!(one.store.url.is_some());
     assert_eq!(load(GOOD, "roster.toml").unwrap().store.path(), std::path::Path::new("roster.db"));
 }
+
+#[test]
+fn a_password_attribute_is_never_a_mapping() {
+    for (attr, table) in [("userPassword", "attributes"), ("unicodePwd", "attributes"), ("UserPassword", "disable.set")]
+    {
+        let line = format!("{attr} = '\"Initial-\" + key'");
+        let text = match table {
+            "attributes" => GOOD.replace("cn = 'given_name", &format!("{line}\ncn = 'given_name")),
+            _ => GOOD.replace("disable = { lock = true }", &format!("disable = {{ lock = true, set = {{ {line} }} }}")),
+        };
+        let e = errors(&text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].key, format!("target[0].{table}.{attr}"));
+        assert_eq!(e[0].line, Some(line_of(&text, &line)), "{e:?}");
+        assert!(e[0].message.contains("[target.password]"), "{}", e[0].message);
+    }
+}

@@ -57,9 +57,6 @@ const ASSERTION_OID: &str = "1.3.6.1.1.12";
 /// OpenLDAP ppolicy's administrative lock: a lock that never expires.
 const LOCK_ATTRIBUTE: &str = "pwdAccountLockedTime";
 const LOCKED_FOREVER: &str = "000001010000Z";
-/// Attributes never read back into an [`Applied`] entry (which ends up in the store and the audit trail).
-const SECRET_ATTRIBUTES: [&str; 5] =
-    ["userPassword", "authPassword", "unicodePwd", "sambaNTPassword", "sambaLMPassword"];
 /// Ask for no attributes (RFC 4511 4.5.1.8).
 const NO_ATTRIBUTES: &str = "1.1";
 
@@ -1051,8 +1048,9 @@ fn disable_flag(what: &str, attributes: &mut AttrMap) -> Result<(), TargetError>
     Ok(())
 }
 
+/// Attributes never read back into an [`Applied`] entry (which ends up in the store and the audit trail).
 fn is_secret(attr: &AttrName) -> bool {
-    SECRET_ATTRIBUTES.iter().any(|secret| attr.is(secret))
+    attr.is_password()
 }
 
 fn value_set<const N: usize>(attr: &str, values: [&str; N]) -> (String, HashSet<String>) {
