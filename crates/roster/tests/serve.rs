@@ -232,6 +232,9 @@ fn the_api_answers_by_role_runs_a_triggered_job_and_records_every_change() {
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
     let (status, ready, _) = daemon.request("GET", "/ready", "/ready", None, None);
     assert_eq!((status, ready["status"].as_str()), (200, Some("ready")), "{ready}");
+    // A daemon alone on its store leads (with SQLite, always).
+    assert_eq!(ready["role"], "leader", "{ready}");
+    assert!(daemon.metrics().contains("roster_leader 1"), "{}", daemon.metrics());
 
     // Tokens and roles.
     let (status, body, headers) = daemon.request("GET", "/api/v1/runs", "/api/v1/runs", None, None);
