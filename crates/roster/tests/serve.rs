@@ -574,7 +574,11 @@ fn a_standby_takes_over_from_a_killed_leader_and_its_run_converges_without_doubl
     let lab = Lab::start_on_postgres();
     let hr = two_people();
     lab.export(&hr);
-    let jobs = format!("leader_retry = 1\n{}", manual_job());
+    let jobs = format!(
+        "leader_retry = 1\n{}[[serve.token]]\nname = \"cab\"\nrole = \"approver\"\nsha256 = \"{}\"\n",
+        manual_job(),
+        sha256(APPROVER)
+    );
     lab.write_config(&serve_config(&lab, &jobs));
     let mut first = Daemon::start(&lab);
     let second = Daemon::start(&lab);
@@ -595,6 +599,11 @@ fn a_standby_takes_over_from_a_killed_leader_and_its_run_converges_without_doubl
     assert!(second.metrics().contains("roster_leader 0"), "{}", second.metrics());
     let (status, refused) = second.trigger("hr", OPERATOR);
     assert_eq!(status, 503, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("standby"), "{refused}");
+    let decision = Some(json!({ "reason": "checked" }));
+    let (status, refused, _) =
+        second.request("POST", "/api/v1/plans/{id}/approve", "/api/v1/plans/1/approve", Some(APPROVER), decision);
+    assert_eq!(status, 503, "an approval on the standby: {refused}");
     assert!(refused["error"].as_str().unwrap().contains("standby"), "{refused}");
 
     // A job triggered on the leader runs once, there; the standby reads its run from the store.
