@@ -129,7 +129,8 @@ struct Checked {
 fn check_config(config: &TargetConfig) -> Result<Checked, TargetError> {
     let name = &config.name;
     let config_error = |what: String| TargetError::new(ErrorKind::Config, format!("target {name}: {what}"));
-    let dialect = Dialect::of(config.kind);
+    let dialect = Dialect::of(config.kind)
+        .ok_or_else(|| config_error(format!("a {:?} target is not an LDAP directory", config.kind)))?;
 
     if config.object_classes.is_empty() {
         return Err(config_error("object_classes is empty".to_string()));
