@@ -197,23 +197,24 @@ pub struct AuditConfig {
     pub key: SecretRef,
 }
 
-/// Where roster keeps its state.
-#[derive(Debug, Clone, Deserialize)]
+/// Where roster keeps its state: a SQLite file (`path`) or a PostgreSQL database (`url`), not both.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// SQLite database file, relative to the config file's folder. Default `roster.db`.
-    #[serde(default = "default_store_path")]
-    pub path: PathBuf,
+    pub path: Option<Spanned<PathBuf>>,
+    /// A secret reference (`env:NAME` or `file:PATH`) holding a PostgreSQL URL
+    /// (`postgres://user:password@host:5432/roster`): the store lives there instead of in `path`.
+    /// The server's certificate is verified (`sslmode=verify-full`) unless the URL's `sslmode`
+    /// says otherwise. Needs an `[audit] key`, since no key file can sit beside it.
+    pub url: Option<SecretRef>,
 }
 
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig { path: default_store_path() }
+impl StoreConfig {
+    /// The SQLite file, as given or the default `roster.db`.
+    pub fn path(&self) -> &std::path::Path {
+        self.path.as_ref().map_or(std::path::Path::new("roster.db"), |p| p.get_ref())
     }
-}
-
-fn default_store_path() -> PathBuf {
-    PathBuf::from("roster.db")
 }
 
 /// What "today" means.
@@ -1081,6 +1082,12 @@ pub struct ServeConfig {
     /// the job's process SIGTERM. Default 600. A second signal does so at once.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: u64,
+    /// With a PostgreSQL store, several daemons may share it: one leads (runs the schedule and
+    /// the jobs), the others stand by and try to take the lead every this many seconds; the
+    /// leader checks its hold on the lead as often. Default 5. A SQLite store has one daemon,
+    /// always the leader.
+    #[serde(default = "default_leader_retry")]
+    pub leader_retry: u64,
     /// Scheduled jobs.
     #[serde(default)]
     pub job: Vec<JobConfig>,
@@ -1094,6 +1101,9 @@ fn default_listen() -> String {
 }
 fn default_shutdown_timeout() -> u64 {
     600
+}
+fn default_leader_retry() -> u64 {
+    5
 }
 
 /// One scheduled job of the daemon.

@@ -999,6 +999,13 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             }
         }
     }
+    if let (Some(path), Some(_)) = (&cfg.store.path, &cfg.store.url) {
+        ck.error(
+            "store.path",
+            Some(path.span()),
+            "expected either path (a SQLite file) or url (PostgreSQL), found both: the store lives in one place",
+        );
+    }
     if let Some(audit) = &cfg.audit
         && !(audit.key.0.starts_with("env:") || audit.key.0.starts_with("file:"))
     {
@@ -1190,6 +1197,8 @@ pub fn is_loopback(host: &str) -> bool {
 pub struct ServeSettings {
     pub listen: std::net::SocketAddr,
     pub shutdown_timeout: std::time::Duration,
+    /// How often a standby tries to take the lead, and the leader checks it still holds it.
+    pub leader_retry: std::time::Duration,
     pub jobs: Vec<JobSettings>,
     pub tokens: Vec<TokenSettings>,
     /// The SCIM sources the endpoint `/scim/v2` feeds, each with its token.
@@ -1242,6 +1251,9 @@ fn serve_settings(
         );
         std::net::SocketAddr::from(([127, 0, 0, 1], 8470))
     });
+    if serve.leader_retry == 0 {
+        ck.error("serve.leader_retry", None, "expected a number of seconds from 1, found 0");
+    }
     let mut names = BTreeSet::new();
     let mut jobs = Vec::new();
     for (i, job) in serve.job.into_iter().enumerate() {
@@ -1315,6 +1327,7 @@ fn serve_settings(
     ServeSettings {
         listen,
         shutdown_timeout: std::time::Duration::from_secs(serve.shutdown_timeout),
+        leader_retry: std::time::Duration::from_secs(serve.leader_retry),
         jobs,
         tokens,
         scim,

@@ -188,6 +188,7 @@ fn the_serve_section_loads_with_schedules_and_token_hashes() {
     let serve = s.serve.expect("a [serve] section");
     assert_eq!(serve.listen.to_string(), "127.0.0.1:8470");
     assert_eq!(serve.shutdown_timeout.as_secs(), 600);
+    assert_eq!(serve.leader_retry.as_secs(), 5);
     assert!(serve.jobs.iter().all(|j| j.schedule.is_some()));
     assert_eq!(serve.tokens[0].sha256[..2], [0x5e, 0x88]);
     assert!(load(GOOD, "roster.toml").unwrap().serve.is_none());
@@ -204,6 +205,8 @@ fn serve_mistakes_are_reported_by_key() {
     for expected in ["serve.listen", "serve.job[0].schedule", "serve.job[1].name", "serve.token[0].sha256"] {
         assert!(keys.iter().any(|k| k.starts_with(expected)), "no error for {expected}: {keys:#?}");
     }
+    let no_retry = format!("{GOOD}{SERVE}").replace("[serve]\n", "[serve]\nleader_retry = 0\n");
+    assert!(errors(&no_retry).iter().any(|e| e.key == "serve.leader_retry"), "{:#?}", errors(&no_retry));
     let wrong_apply = format!("{GOOD}{SERVE}").replace("command = \"reconcile\"", "command = \"plan\"");
     assert!(errors(&wrong_apply).iter().any(|e| e.key == "serve.job[1].apply"));
 }
@@ -315,6 +318,19 @@ fn smtp_mistakes_are_reported_by_key() {
     assert!(found.contains(&"notify.smtp.from".to_string()) && found.contains(&"notify.smtp.to[0]".to_string()));
     assert!(keys(&SMTP.replace("[\"ops@example.org\"]", "[]")).contains(&"notify.smtp.to".to_string()));
     assert!(!errors(&format!("{GOOD}{}", SMTP.replace("host = ", "tls = \"none\"\nhost = "))).is_empty());
+}
+
+#[test]
+fn a_store_with_both_a_path_and_a_url_is_refused_on_its_line() {
+    let text = format!("[store]\npath = \"roster.db\"\nurl = \"env:ROSTER_STORE_URL\"\n{GOOD}");
+    let found = errors(&text);
+    let error =
+        found.iter().find(|e| e.key == "store.path").unwrap_or_else(|| panic!("no store.path error: {found:#?}"));
+    assert_eq!(error.line, Some(2), "{error:?}");
+    assert!(error.message.contains("either path") && error.message.contains("found both"), "{}", error.message);
+    let one = load(&format!("[store]\nurl = \"env:ROSTER_STORE_URL\"\n{GOOD}"), "roster.toml").unwrap();
+    assert!(one.store.url.is_some());
+    assert_eq!(load(GOOD, "roster.toml").unwrap().store.path(), std::path::Path::new("roster.db"));
 }
 
 #[test]

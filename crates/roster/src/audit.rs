@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use roster_core::config::SecretRef;
 use roster_core::settings::Settings;
 use roster_core::state::Hold;
 use roster_store::{AuditEntry, AuditKey, AuditQuery, ChainHead, HoldChange, RunId, RunStart, Store, Verification};
@@ -25,7 +26,7 @@ impl Loaded {
     /// The store's path, when it exists: a command that reads the trail never creates one.
     fn existing_store_path(&self) -> Result<PathBuf> {
         let path = store_path(self);
-        if !path.exists() {
+        if self.settings.store.url.is_none() && !path.exists() {
             bail!("there is no store at {}: nothing has been run with this configuration yet", path.display());
         }
         Ok(path)
@@ -33,6 +34,9 @@ impl Loaded {
 
     /// The existing store, for reading.
     async fn existing_store(&self, key: AuditKey) -> Result<Store> {
+        if let Some(url) = &self.settings.store.url {
+            return open_postgres(url, &self.config_dir, key).await;
+        }
         let path = self.existing_store_path()?;
         Store::open_with_key(&path, key).await.with_context(|| format!("opening the store {}", path.display()))
     }
@@ -66,9 +70,22 @@ pub fn audit_key(settings: &Settings, config_dir: &Path, store_path: &Path, crea
 /// Opens (creating when missing) the store the configuration names, chaining the audit trail with
 /// its audit key. What every command that writes the store should open it with.
 pub async fn open_store(settings: &Settings, config_dir: &Path) -> Result<Store> {
-    let path = config_dir.join(&settings.store.path);
+    if let Some(url) = &settings.store.url {
+        let Some(audit) = &settings.audit else {
+            bail!("store.url: a PostgreSQL store needs an [audit] key (no key file can sit beside it)");
+        };
+        let key = audit_key(settings, config_dir, Path::new(&audit.key.0), false)?;
+        return open_postgres(url, config_dir, key).await;
+    }
+    let path = config_dir.join(settings.store.path());
     let key = audit_key(settings, config_dir, &path, true)?;
     Store::open_with_key(&path, key).await.with_context(|| format!("opening the store {}", path.display()))
+}
+
+/// The PostgreSQL store at the URL `url` refers to.
+async fn open_postgres(url: &SecretRef, config_dir: &Path, key: AuditKey) -> Result<Store> {
+    let url = secrets::resolve(url, config_dir).context("store.url")?;
+    Store::open_postgres(url.expose_secret(), key).await.context("opening the store")
 }
 
 pub async fn audit_command(cli: &Cli, command: &AuditCommand) -> Result<u8> {

@@ -1,6 +1,10 @@
 //! One apply at a time per store: an exclusive lock on a file beside the store, held for the whole
 //! command. A second `apply` or `run` refuses at once and says who holds the lock; the operating
 //! system releases it when the holder exits, however it exits.
+//!
+//! A store in PostgreSQL (`[store] url`) may be shared by several machines: there the lock is a
+//! session advisory lock in the database ([`roster_store::lock`]), which PostgreSQL frees when the
+//! holder's connection ends.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -10,6 +14,30 @@ use anyhow::{Context, Result, bail};
 
 pub struct ApplyLock {
     _file: File,
+}
+
+/// The lock `apply`, `run` and `reconcile --apply` hold for the whole command: a file beside a
+/// SQLite store, or the database's advisory lock for a PostgreSQL one.
+pub enum CommandLock {
+    File { _lock: ApplyLock },
+    Database { _lock: roster_store::lock::DatabaseLock },
+}
+
+/// Takes the lock of the store `loaded` names, or refuses at once, as [`acquire`] does.
+pub async fn acquire_for(loaded: &crate::run::Loaded, command: &str) -> Result<CommandLock> {
+    if loaded.settings.store.url.is_none() {
+        return acquire(&crate::run::store_path(loaded), command).map(|lock| CommandLock::File { _lock: lock });
+    }
+    let store = crate::audit::open_store(&loaded.settings, &loaded.config_dir).await?;
+    let lock = store.try_lock(roster_store::lock::APPLY_LOCK).await?;
+    store.close().await;
+    match lock {
+        Some(lock) => Ok(CommandLock::Database { _lock: lock }),
+        None => bail!(
+            "another roster is applying changes with this store (its PostgreSQL advisory lock {} is held); nothing was done. Run again when it has finished.",
+            roster_store::lock::APPLY_LOCK
+        ),
+    }
 }
 
 fn lock_path(store: &Path) -> PathBuf {

@@ -62,7 +62,7 @@ pub(crate) fn load_config(cli: &Cli) -> Result<Loaded> {
 }
 
 pub(crate) fn store_path(loaded: &Loaded) -> PathBuf {
-    loaded.config_dir.join(&loaded.settings.store.path)
+    loaded.config_dir.join(loaded.settings.store.path())
 }
 
 async fn open_store(loaded: &Loaded) -> Result<Store> {
@@ -291,7 +291,7 @@ pub async fn reconcile_command(cli: &Cli, args: &ReconcileArgs) -> Result<u8> {
             t.config.orphans = OrphanPolicy::Report;
         }
     }
-    let _lock = if args.apply { Some(crate::lock::acquire(&store_path(&loaded), "reconcile")?) } else { None };
+    let _lock = if args.apply { Some(crate::lock::acquire_for(&loaded, "reconcile").await?) } else { None };
     let told = crate::notify::BeforePlanning::of(&loaded);
     let fresh = told.told(fresh_plan_with(loaded, true).await).await?;
     let sections = [
@@ -405,7 +405,7 @@ pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, pl
 
 pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
-    let _lock = crate::lock::acquire(&store_path(&loaded), "run")?;
+    let _lock = crate::lock::acquire_for(&loaded, "run").await?;
     let told = crate::notify::BeforePlanning::of(&loaded);
     let fresh = told.told(fresh_plan_for(loaded, false, &args.only).await).await?;
     if args.show_plan {
@@ -416,7 +416,7 @@ pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
 
 pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
-    let _lock = crate::lock::acquire(&store_path(&loaded), "apply")?;
+    let _lock = crate::lock::acquire_for(&loaded, "apply").await?;
     if let Some(id) = args.approved {
         let told = crate::notify::BeforePlanning::of(&loaded);
         return crate::approvals::apply_approved(told.told(fresh_plan_with(loaded, false).await).await?, id).await;

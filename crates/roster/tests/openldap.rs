@@ -8,6 +8,7 @@
 //! Fails, never skips, when slapd is missing: run `scripts/install-test-deps.sh`.
 
 #[path = "support/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod support;
 
 use roster_testkit::OpenLdapOptions;

@@ -3,6 +3,9 @@
 //! holds through the API in the audit trail under the token's name, a cron schedule that fires,
 //! the queue (runs never overlap, a waiting job is not queued twice), a graceful shutdown that
 //! lets the running job finish, the OpenAPI document against the routes used, and `/metrics`.
+//! Two daemons on one PostgreSQL store: one leads, the other stands by and takes over when the
+//! leader is killed in the middle of an apply, which its next run completes with no operation lost
+//! or doubled.
 //!
 //! A job is held "running" for as long as a test needs by making the HR export a named pipe:
 //! the run blocks reading it, as it would on a slow HR system, until the test writes the export.
@@ -229,6 +232,9 @@ fn the_api_answers_by_role_runs_a_triggered_job_and_records_every_change() {
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
     let (status, ready, _) = daemon.request("GET", "/ready", "/ready", None, None);
     assert_eq!((status, ready["status"].as_str()), (200, Some("ready")), "{ready}");
+    // A daemon alone on its store leads (with SQLite, always).
+    assert_eq!(ready["role"], "leader", "{ready}");
+    assert!(daemon.metrics().contains("roster_leader 1"), "{}", daemon.metrics());
 
     // Tokens and roles.
     let (status, body, headers) = daemon.request("GET", "/api/v1/runs", "/api/v1/runs", None, None);
@@ -389,9 +395,9 @@ fn a_waiting_job_is_queued_once_and_a_shutdown_lets_the_running_job_finish() {
     std::fs::write(&export, hr.to_csv()).expect("writing the export into the pipe");
     assert_eq!(daemon.wait_exit(), 0, "log:\n{}", daemon.log());
     let log = daemon.log();
-    assert!(log.contains("the queued job will not run"), "{log}");
+    assert!(log.contains("the queued job does not run here; it stays in the store's queue"), "{log}");
 
-    // The running job finished and recorded its run; the queued one never started.
+    // The running job finished and recorded its run; the queued one never started here.
     let show = lab.roster(AS_OF, &["audit", "show", "--limit", "1000", "--format", "json"]).expect_code(0);
     let entries: Value = serde_json::from_str(&show.stdout).unwrap();
     let applied: BTreeSet<i64> = entries
@@ -552,4 +558,147 @@ fn a_held_plan_is_reviewed_and_approved_through_the_api_then_applied() {
         trail.as_array().unwrap().iter().any(|e| e["kind"] == "approve" && e["actor"] == "api:boss"),
         "the decision and its author are in the audit trail: {trail:#}"
     );
+}
+
+/// Two daemons on one PostgreSQL store. Exactly one leads (`/ready`, `/metrics`); the standby
+/// serves reads, refuses triggers with 503, and runs nothing, so a triggered job runs once. The
+/// leader is then killed (SIGKILL, with its job) in the middle of an apply: the directory frozen
+/// (SIGSTOP) as soon as it shows the run at work, so that some creates landed, some were sent
+/// without an answer, and the rest were never sent. The standby takes the lead, runs the
+/// interrupted job again from the store's queue, and the directory ends with one account per
+/// person, each recorded as created (or, for a create whose answer was lost, adopted) exactly
+/// once.
+#[test]
+fn a_standby_takes_over_from_a_killed_leader_and_its_run_converges_without_doubles() {
+    const JOINERS: usize = 150;
+    let lab = Lab::start_on_postgres();
+    let hr = two_people();
+    lab.export(&hr);
+    let jobs = format!(
+        "leader_retry = 1\n{}[[serve.token]]\nname = \"cab\"\nrole = \"approver\"\nsha256 = \"{}\"\n",
+        manual_job(),
+        sha256(APPROVER)
+    );
+    lab.write_config(&serve_config(&lab, &jobs));
+    let mut first = Daemon::start(&lab);
+    let second = Daemon::start(&lab);
+
+    let (status, ready, _) = first.request("GET", "/ready", "/ready", None, None);
+    assert_eq!(
+        (status, ready["status"].as_str(), ready["role"].as_str()),
+        (200, Some("ready"), Some("leader")),
+        "{ready}"
+    );
+    let (status, ready, _) = second.request("GET", "/ready", "/ready", None, None);
+    assert_eq!(
+        (status, ready["status"].as_str(), ready["role"].as_str()),
+        (503, Some("standby"), Some("standby")),
+        "{ready}"
+    );
+    assert!(first.metrics().contains("roster_leader 1"), "{}", first.metrics());
+    assert!(second.metrics().contains("roster_leader 0"), "{}", second.metrics());
+    let (status, refused) = second.trigger("hr", OPERATOR);
+    assert_eq!(status, 503, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("standby"), "{refused}");
+    let decision = Some(json!({ "reason": "checked" }));
+    let (status, refused, _) =
+        second.request("POST", "/api/v1/plans/{id}/approve", "/api/v1/plans/1/approve", Some(APPROVER), decision);
+    assert_eq!(status, 503, "an approval on the standby: {refused}");
+    assert!(refused["error"].as_str().unwrap().contains("standby"), "{refused}");
+
+    // A job triggered on the leader runs once, there; the standby reads its run from the store.
+    let (status, answer) = first.trigger("hr", OPERATOR);
+    assert_eq!(status, 202, "{answer}");
+    first.wait_for("the job to finish", |d| d.job("hr")["last"]["outcome"].is_string());
+    assert_eq!(first.job("hr")["last"]["outcome"], "success", "{}", first.log());
+    assert!(second.job("hr")["last"].is_null(), "the standby ran the job: {}", second.job("hr"));
+    let runs = second.get("/api/v1/runs", "/api/v1/runs?limit=50", VIEWER);
+    let applied = runs.as_array().unwrap().iter().filter(|r| r["command"] == "run").count();
+    assert_eq!(applied, 1, "one run of the job: {runs:#}");
+
+    // Day two: many joiners. The leader dies in the middle of applying them.
+    let mut hr = hr;
+    for i in 0..JOINERS {
+        hr.add(Worker::new(&format!("{}", 8000 + i), "Joiner", &format!("Number{i}"), ["Sales", "Legal"][i % 2]));
+    }
+    lab.export(&hr);
+    let accounts = || lab.search(support::PEOPLE, ldap3::Scope::Subtree, "(employeeNumber=*)").len();
+    let (status, answer) = first.trigger("hr", OPERATOR);
+    assert_eq!(status, 202, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while accounts() < 2 + 20 {
+        assert!(Instant::now() < deadline, "the run never got going; log:\n{}", first.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let slapd = lab.ldap.running_pid().expect("slapd's pid").to_string();
+    signal("STOP", &slapd);
+    assert!(
+        first.job("hr")["running"].is_object(),
+        "the run finished before it could be interrupted: {}",
+        first.job("hr")
+    );
+    // A child is listed under the thread that started it.
+    let job_process: String = std::fs::read_dir(format!("/proc/{}/task", first.child.id()))
+        .expect("the leader's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_string();
+    assert!(!job_process.is_empty() && !job_process.contains(' '), "the leader runs one job process: {job_process:?}");
+    signal("KILL", &first.child.id().to_string());
+    signal("KILL", &job_process);
+    let killed = Instant::now();
+    let _ = first.wait_exit();
+    signal("CONT", &slapd);
+
+    second.wait_for("the standby to take the lead", |d| d.request("GET", "/ready", "/ready", None, None).0 == 200);
+    eprintln!("the standby took the lead {:.1} s after the leader was killed", killed.elapsed().as_secs_f64());
+    assert!(second.metrics().contains("roster_leader 1"), "{}", second.metrics());
+    second.wait_for("the interrupted job to run again", |d| d.job("hr")["last"]["outcome"].is_string());
+    let job = second.job("hr");
+    assert_eq!(job["last"]["outcome"], "success", "{job}\n{}", second.log());
+    assert_eq!(job["last"]["actor"], "api:ops", "the job kept who asked for it: {job}");
+
+    // One account per person, and one create (or adoption) recorded for each.
+    assert_eq!(accounts(), 2 + JOINERS, "{}", second.log());
+    for i in 0..JOINERS {
+        let key = format!("{}", 8000 + i);
+        assert_eq!(lab.accounts(&key).len(), 1, "person {key}");
+    }
+    let postgres = lab.postgres.as_ref().expect("the store's server");
+    let recorded = postgres
+        .psql(
+            "SELECT person, count(*) FROM audit WHERE kind IN ('create', 'adopt') AND outcome = 'done' \
+             GROUP BY person HAVING count(*) <> 1",
+        )
+        .expect("counting the creates");
+    assert_eq!(recorded.trim(), "", "persons created or adopted other than once (person|count)");
+    let done = postgres
+        .psql("SELECT count(DISTINCT person) FROM audit WHERE kind IN ('create', 'adopt') AND outcome = 'done'")
+        .expect("counting the persons created");
+    assert_eq!(done.trim(), (2 + JOINERS).to_string());
+    // The killed run was cut off mid-apply: twenty accounts and more had landed in the directory,
+    // and its operations were sent with no outcome recorded (outcomes are recorded by batch).
+    let killed_run = postgres
+        .psql(
+            "SELECT a.outcome, count(*) FROM audit a JOIN runs r ON r.id = a.run WHERE r.status = 'running' \
+             GROUP BY a.outcome ORDER BY a.outcome",
+        )
+        .expect("the killed run's outcomes");
+    assert!(killed_run.contains("intent|"), "outcome|count:\n{killed_run}");
+    let runs = postgres.psql("SELECT status FROM runs WHERE command = 'run' ORDER BY id").expect("the runs");
+    assert_eq!(
+        runs.lines().collect::<Vec<_>>(),
+        ["success", "running", "success"],
+        "day one, the killed run, its rerun"
+    );
+    let queue = postgres.psql("SELECT count(*) FROM job_queue").expect("the queue");
+    assert_eq!(queue.trim(), "0", "the store's queue is empty once the job has run");
+    lab.assert_nothing_to_do(AS_OF);
+}
+
+fn signal(name: &str, pid: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), pid]).status().expect("running kill");
+    assert!(status.success(), "kill -{name} {pid}");
 }

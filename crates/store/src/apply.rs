@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use roster_core::plan::{Action, Applied, AttrChange, Operation};
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::AnyConnection;
+
+use crate::sql::Sql;
 
 use crate::Store;
 use crate::chain::{AuditKey, Chain, StoredEntry};
@@ -136,7 +138,7 @@ impl<'a> AuditRow<'a> {
 /// id; within one call, the last of an operation's rows wins. `actor` is the run's, which the
 /// chain covers with each entry.
 pub(crate) async fn write_audit(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     key: &AuditKey,
     run: RunId,
     actor: &str,
@@ -165,7 +167,7 @@ pub(crate) async fn write_audit(
         .collect();
     let mut chain = Chain::open(conn, key).await?;
     for chunk in entries.chunks_mut(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new(
+        let mut query = Sql::new(
             "INSERT INTO audit (run, at, op_id, person, target, kind, dn, reason, before_vals, after_vals, outcome, error) ",
         );
         query.push_values(chunk.iter(), |mut values, entry| {
@@ -198,7 +200,6 @@ pub(crate) async fn write_audit(
             .into_iter()
             .map(|(id, op_id)| (op_id, id))
             .collect();
-        drop(query);
         for entry in chunk.iter_mut() {
             entry.id = *ids.get(&entry.op_id).ok_or_else(|| Error::Corrupt {
                 table: "audit",

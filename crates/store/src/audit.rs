@@ -1,8 +1,8 @@
 //! Reading the audit trail.
 
+use crate::sql::Sql;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::any::AnyRow;
 
 use crate::Store;
 use crate::codec::{self, Cells};
@@ -77,7 +77,7 @@ pub struct AuditEntry {
     pub error: Option<String>,
 }
 
-fn entry(row: &SqliteRow) -> Result<AuditEntry> {
+fn entry(row: &AnyRow) -> Result<AuditEntry> {
     let id = Cells::new(row, "audit", "?".to_string()).int("id")?;
     let cells = Cells::new(row, "audit", id.to_string());
     Ok(AuditEntry {
@@ -101,7 +101,7 @@ fn entry(row: &SqliteRow) -> Result<AuditEntry> {
 impl Store {
     /// Audit entries matching `query`, newest first.
     pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = Sql::new(
             "SELECT a.id, a.run, r.actor, a.at, a.op_id, a.person, a.target, a.kind, a.dn, a.reason, a.before_vals,
                     a.after_vals, a.outcome, a.error
              FROM audit AS a JOIN runs AS r ON r.id = a.run WHERE 1 = 1",

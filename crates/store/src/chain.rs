@@ -54,8 +54,10 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretSlice};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use crate::sql::Sql;
 
 use crate::Store;
 use crate::codec::Cells;
@@ -249,7 +251,7 @@ pub(crate) struct StoredEntry {
 
 impl StoredEntry {
     /// Reads the [`ENTRY_COLUMNS`] of a row.
-    pub(crate) fn read(row: &SqliteRow) -> Result<StoredEntry> {
+    pub(crate) fn read(row: &AnyRow) -> Result<StoredEntry> {
         let id = Cells::new(row, "audit", "?".to_string()).int("id")?;
         let cells = Cells::new(row, "audit", id.to_string());
         Ok(StoredEntry {
@@ -350,7 +352,7 @@ pub(crate) struct Chain<'k> {
 
 impl<'k> Chain<'k> {
     /// The chain's current head. Call within the write transaction that appends.
-    pub(crate) async fn open(conn: &mut SqliteConnection, key: &'k AuditKey) -> Result<Chain<'k>> {
+    pub(crate) async fn open(conn: &mut AnyConnection, key: &'k AuditKey) -> Result<Chain<'k>> {
         let head = sqlx::query("SELECT seq, mac FROM audit_chain ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *conn)
             .await
@@ -375,9 +377,9 @@ impl<'k> Chain<'k> {
         self.events.push(Event { seq: self.seq, entry: entry.id, digest, mac: self.mac });
     }
 
-    pub(crate) async fn write(self, conn: &mut SqliteConnection) -> Result<()> {
+    pub(crate) async fn write(self, conn: &mut AnyConnection) -> Result<()> {
         for chunk in self.events.chunks(CHUNK) {
-            let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO audit_chain (seq, entry, key_id, digest, mac) ");
+            let mut query = Sql::new("INSERT INTO audit_chain (seq, entry, key_id, digest, mac) ");
             query.push_values(chunk, |mut values, event| {
                 values
                     .push_bind(event.seq)

@@ -9,8 +9,10 @@ use roster_core::attr::AttrMap;
 use roster_core::source::FieldValue;
 use serde::de::{self, DeserializeOwned};
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::sql::Sql;
 
 use crate::error::{Error, Result};
 
@@ -38,8 +40,8 @@ pub(crate) fn attr_map_json(map: &AttrMap) -> Value {
     Value::Object(map.iter().map(|(name, values)| (name.as_str().to_string(), Value::from(values.clone()))).collect())
 }
 
-/// Appends `(?, ?, ...)` binding `items`, for an `IN` list.
-pub(crate) fn push_list<'a>(query: &mut QueryBuilder<Sqlite>, items: impl Iterator<Item = &'a str>) {
+/// Appends `($1, $2, ...)` binding `items`, for an `IN` list.
+pub(crate) fn push_list<'a>(query: &mut Sql, items: impl Iterator<Item = &'a str>) {
     query.push("(");
     let mut list = query.separated(", ");
     for item in items {
@@ -61,18 +63,18 @@ pub(crate) fn json_text(map: &BTreeMap<String, String>) -> String {
 
 /// The cells of one row of one table, read with the row's identity at hand for error messages.
 pub(crate) struct Cells<'r> {
-    row: &'r SqliteRow,
+    row: &'r AnyRow,
     table: &'static str,
     key: String,
 }
 
 impl<'r> Cells<'r> {
-    pub(crate) fn new(row: &'r SqliteRow, table: &'static str, key: String) -> Cells<'r> {
+    pub(crate) fn new(row: &'r AnyRow, table: &'static str, key: String) -> Cells<'r> {
         Cells { row, table, key }
     }
 
     /// Reads the row's own key column first, so later errors can name the row.
-    pub(crate) fn keyed_by(row: &'r SqliteRow, table: &'static str, column: &'static str) -> Result<Cells<'r>> {
+    pub(crate) fn keyed_by(row: &'r AnyRow, table: &'static str, column: &'static str) -> Result<Cells<'r>> {
         let unnamed = Cells::new(row, table, "?".to_string());
         let key = unnamed.text(column)?;
         Ok(Cells::new(row, table, key))

@@ -37,6 +37,9 @@ pub enum Error {
     #[error("person {person} has login {current:?}, theirs for good: refusing to change it to {requested:?}")]
     LoginChanged { person: String, current: String, requested: Option<String> },
 
+    #[error("state store: {0}")]
+    Unsupported(String),
+
     #[error("no run {0} in the state store")]
     UnknownRun(RunId),
 

@@ -16,7 +16,7 @@
 
 use roster_core::state::Failure;
 use serde_json::json;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::Store;
 use crate::apply::{AuditRow, write_audit};
@@ -26,15 +26,15 @@ use crate::runs::{self, RunId, RunStart};
 
 /// Counts the run's failures and clears the persons whose operations all landed, from its audit
 /// entries; in the transaction that finishes the run. Two statements, whatever the run's size.
-pub(crate) async fn record_run(conn: &mut SqliteConnection, run: RunId) -> Result<()> {
+pub(crate) async fn record_run(conn: &mut AnyConnection, run: RunId) -> Result<()> {
     let doing = || format!("counting the failures of run {run}");
     sqlx::query(
         "INSERT INTO failures (target, person, runs, last_error, last_run)
-         SELECT target, person, 1, coalesce(error, outcome), ?1 FROM (
+         SELECT target, person, 1, coalesce(error, outcome), $1 FROM (
              SELECT target, person, error, outcome,
                     row_number() OVER (PARTITION BY target, person ORDER BY op_id DESC) AS nth
              FROM audit
-             WHERE run = ?1 AND person IS NOT NULL AND outcome IN ('failed', 'unknown', 'skipped'))
+             WHERE run = $1 AND person IS NOT NULL AND outcome IN ('failed', 'unknown', 'skipped')) AS failed
          WHERE nth = 1
          ON CONFLICT (target, person) DO UPDATE
          SET runs = failures.runs + 1, last_error = excluded.last_error, last_run = excluded.last_run",
@@ -45,8 +45,8 @@ pub(crate) async fn record_run(conn: &mut SqliteConnection, run: RunId) -> Resul
     .doing(doing)?;
     sqlx::query(
         "DELETE FROM failures WHERE (target, person) IN (
-             SELECT target, person FROM audit WHERE run = ? AND person IS NOT NULL
-             GROUP BY target, person HAVING min(outcome = 'done') = 1)",
+             SELECT target, person FROM audit WHERE run = $1 AND person IS NOT NULL
+             GROUP BY target, person HAVING min(CASE WHEN outcome = 'done' THEN 1 ELSE 0 END) = 1)",
     )
     .bind(run.0)
     .execute(&mut *conn)
@@ -56,7 +56,7 @@ pub(crate) async fn record_run(conn: &mut SqliteConnection, run: RunId) -> Resul
 }
 
 /// Every failure row, for the snapshot.
-pub(crate) async fn read_all(conn: &mut SqliteConnection) -> Result<Vec<Failure>> {
+pub(crate) async fn read_all(conn: &mut AnyConnection) -> Result<Vec<Failure>> {
     let rows = sqlx::query("SELECT target, person, runs, last_error FROM failures ORDER BY target, person")
         .fetch_all(&mut *conn)
         .await
@@ -64,7 +64,7 @@ pub(crate) async fn read_all(conn: &mut SqliteConnection) -> Result<Vec<Failure>
     rows.iter().map(failure).collect()
 }
 
-fn failure(row: &sqlx::sqlite::SqliteRow) -> Result<Failure> {
+fn failure(row: &sqlx::any::AnyRow) -> Result<Failure> {
     let unnamed = Cells::new(row, "failures", "?".to_string());
     let (target, person) = (unnamed.text("target")?, unnamed.text("person")?);
     let cells = Cells::new(row, "failures", format!("{target}/{person}"));
@@ -91,7 +91,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT f.target, f.person, f.runs, f.last_error, l.dn FROM failures AS f
              LEFT JOIN links AS l ON l.target = f.target AND l.person = f.person
-             WHERE f.person = ? AND (? IS NULL OR f.target = ?) ORDER BY f.target",
+             WHERE f.person = $1 AND ($2 IS NULL OR f.target = $3) ORDER BY f.target",
         )
         .bind(person)
         .bind(target)
@@ -138,7 +138,7 @@ impl Store {
             .collect();
         write_audit(&mut tx, &self.audit_key, run, &start.actor, &now, entries).await?;
 
-        sqlx::query("DELETE FROM failures WHERE person = ? AND (? IS NULL OR target = ?)")
+        sqlx::query("DELETE FROM failures WHERE person = $1 AND ($2 IS NULL OR target = $3)")
             .bind(person)
             .bind(target)
             .bind(target)

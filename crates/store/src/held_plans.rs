@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use roster_core::plan::Plan;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::Store;
 use crate::apply::{AuditRow, write_audit};
@@ -65,7 +65,7 @@ pub struct HeldPlan {
     pub plan: Plan,
 }
 
-fn held(row: &SqliteRow) -> Result<HeldPlan> {
+fn held(row: &AnyRow) -> Result<HeldPlan> {
     let cells = Cells::new(row, "held_plans", "?".to_string());
     let id = cells.int("id")?;
     let cells = Cells::new(row, "held_plans", id.to_string());
@@ -113,7 +113,7 @@ impl Store {
             .doing(doing)?;
         let id: (i64,) = sqlx::query_as(
             "INSERT INTO held_plans (run, created_at, actor, as_of, config_hash, plan, status, follows)
-             VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, 'waiting', $7) RETURNING id",
         )
         .bind(run.0)
         .bind(codec::timestamp(codec::now()))
@@ -131,7 +131,7 @@ impl Store {
 
     /// Held plans, newest first, of one status or all, at most `limit`.
     pub async fn held_plans(&self, status: Option<HeldStatus>, limit: u32) -> Result<Vec<HeldPlan>> {
-        let rows = sqlx::query("SELECT * FROM held_plans WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2")
+        let rows = sqlx::query("SELECT * FROM held_plans WHERE $1 IS NULL OR status = $1 ORDER BY id DESC LIMIT $2")
             .bind(status.map(HeldStatus::as_str))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -141,7 +141,7 @@ impl Store {
     }
 
     pub async fn held_plan(&self, id: i64) -> Result<Option<HeldPlan>> {
-        let row = sqlx::query("SELECT * FROM held_plans WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM held_plans WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -155,7 +155,7 @@ impl Store {
     pub async fn decide_plan(&self, start: &RunStart, id: i64, approve: bool, reason: &str) -> Result<Decided> {
         let doing = || format!("deciding on held plan {id}");
         let mut tx = self.write().await.doing(doing)?;
-        let row: Option<(String, String)> = sqlx::query_as("SELECT status, plan FROM held_plans WHERE id = ?")
+        let row: Option<(String, String)> = sqlx::query_as("SELECT status, plan FROM held_plans WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await
@@ -192,7 +192,7 @@ impl Store {
         };
         write_audit(&mut tx, &self.audit_key, run, &start.actor, &now, vec![entry]).await?;
         sqlx::query(
-            "UPDATE held_plans SET status = ?, decided_by = ?, decided_at = ?, decision_reason = ? WHERE id = ?",
+            "UPDATE held_plans SET status = $1, decided_by = $2, decided_at = $3, decision_reason = $4 WHERE id = $5",
         )
         .bind(verb)
         .bind(&start.actor)
@@ -208,7 +208,7 @@ impl Store {
 
     /// Marks an approved plan applied by `run`.
     pub async fn held_plan_applied(&self, id: i64, run: RunId) -> Result<()> {
-        sqlx::query("UPDATE held_plans SET status = 'applied', applied_run = ? WHERE id = ?")
+        sqlx::query("UPDATE held_plans SET status = 'applied', applied_run = $1 WHERE id = $2")
             .bind(run.0)
             .bind(id)
             .execute(&self.pool)

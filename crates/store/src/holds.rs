@@ -30,7 +30,7 @@ impl Store {
     pub async fn set_hold(&self, start: &RunStart, person: &str, hold: Option<&Hold>) -> Result<Option<HoldChange>> {
         let doing = || format!("changing the hold of person {person}");
         let mut tx = self.write().await.doing(doing)?;
-        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT hold FROM persons WHERE key = ?")
+        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT hold FROM persons WHERE key = $1")
             .bind(person)
             .fetch_optional(&mut *tx)
             .await
@@ -70,7 +70,7 @@ impl Store {
             after: hold.map(|h| json!({ "hold": h })),
         };
         write_audit(&mut tx, &self.audit_key, run, &start.actor, &now, vec![entry]).await?;
-        sqlx::query("UPDATE persons SET hold = ? WHERE key = ?")
+        sqlx::query("UPDATE persons SET hold = $1 WHERE key = $2")
             .bind(encoded)
             .bind(person)
             .execute(&mut *tx)

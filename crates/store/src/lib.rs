@@ -17,12 +17,15 @@ mod error;
 pub mod failures;
 pub mod held_plans;
 pub mod holds;
+mod jobs;
 mod links;
+pub mod lock;
 pub mod notifications;
 mod persons;
 mod runs;
 pub mod scim;
 mod snapshot;
+mod sql;
 pub mod triggers;
 pub mod watermarks;
 
@@ -30,8 +33,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use apply::Outcome;
 pub use audit::{AuditEntry, AuditQuery};
@@ -40,6 +43,7 @@ pub use error::{Error, Result};
 pub use failures::Released;
 pub use held_plans::{Decided, HeldPlan, HeldStatus};
 pub use holds::HoldChange;
+pub use jobs::StoredJob;
 pub use notifications::Undelivered;
 pub use runs::{RunFinish, RunId, RunRecord, RunStart, RunStatus};
 pub use scim::{ScimUser, ScimWrite};
@@ -52,10 +56,27 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections per file store: SQLite has one writer at a time; the others read alongside it (WAL).
 const MAX_CONNECTIONS: u32 = 4;
 
+/// Connections to a PostgreSQL store: the planner reads and the apply writes, a few at a time.
+const MAX_POSTGRES_CONNECTIONS: u32 = 8;
+
+/// Every SQLite connection's settings. Every commit reaches the disk: an intent recorded before an
+/// operation is sent must survive a power cut, or the next run cannot know what may have been
+/// done.
+const SQLITE_SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+
+/// The database a store lives in. The queries are the same on both (portable SQL with `$n`
+/// placeholders through sqlx's `Any` driver); the schema has one migration set each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// A handle on the state store; cheap to clone (it wraps a connection pool).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
     /// Chains the audit entries this handle writes.
     audit_key: Arc<AuditKey>,
 }
@@ -67,48 +88,81 @@ impl Store {
     pub async fn open(path: &Path) -> Result<Store> {
         let pool = Store::open_pool(path).await?;
         let key = AuditKey::load_or_create(&AuditKey::beside(path))?;
-        Ok(Store { pool, audit_key: Arc::new(key) })
+        Ok(Store { pool, backend: Backend::Sqlite, audit_key: Arc::new(key) })
     }
 
     /// Opens the store at `path` as [`Store::open`] does, chaining the audit trail with `audit_key`.
     pub async fn open_with_key(path: &Path, audit_key: AuditKey) -> Result<Store> {
         let pool = Store::open_pool(path).await?;
-        Ok(Store { pool, audit_key: Arc::new(audit_key) })
+        Ok(Store { pool, backend: Backend::Sqlite, audit_key: Arc::new(audit_key) })
     }
 
-    async fn open_pool(path: &Path) -> Result<SqlitePool> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Every commit reaches the disk: an intent recorded before an operation is sent must
-            // survive a power cut, or the next run cannot know what may have been done.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
+    /// Opens the PostgreSQL store at `url` (`postgres://user:password@host/database`, with
+    /// `sslmode` and the other parameters libpq knows; `sslmode=verify-full` unless given), brings its schema up to date, and chains
+    /// the audit trail with `audit_key`. Errors name the URL without its password.
+    pub async fn open_postgres(url: &str, audit_key: AuditKey) -> Result<Store> {
+        install_drivers();
+        let shown = shown_url(url);
+        let options: AnyConnectOptions =
+            verifying(url).parse().map_err(|source| Error::Open { path: shown.clone().into(), source })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(MAX_POSTGRES_CONNECTIONS)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|source| Error::Open { path: shown.clone().into(), source })?;
+        let pool = migrated(pool, Backend::Postgres, Path::new(&shown)).await?;
+        Ok(Store { pool, backend: Backend::Postgres, audit_key: Arc::new(audit_key) })
+    }
+
+    async fn open_pool(path: &Path) -> Result<AnyPool> {
+        install_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let options: AnyConnectOptions =
+            url.parse().map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+        let pool = AnyPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(SQLITE_SETTINGS).await?;
+                    conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {};", BUSY_TIMEOUT.as_millis())))
+                        .await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
-        migrated(pool, path).await
+        migrated(pool, Backend::Sqlite, path).await
     }
 
     /// A private store in memory, for tests. The pool holds exactly one connection and never lets
     /// it go: an in-memory SQLite database belongs to its connection and dies with it. Its audit
     /// key is random and dies with it too.
     pub async fn open_in_memory() -> Result<Store> {
+        install_drivers();
         let path = Path::new(":memory:");
-        let options = SqliteConnectOptions::new().in_memory(true).foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        let options: AnyConnectOptions =
+            "sqlite::memory:".parse().map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+        let pool = AnyPoolOptions::new()
             .min_connections(1)
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect(|conn, _| Box::pin(async move { conn.execute("PRAGMA foreign_keys = ON;").await.map(drop) }))
             .connect_with(options)
             .await
             .map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
-        Ok(Store { pool: migrated(pool, path).await?, audit_key: Arc::new(AuditKey::random()?) })
+        Ok(Store {
+            pool: migrated(pool, Backend::Sqlite, path).await?,
+            backend: Backend::Sqlite,
+            audit_key: Arc::new(AuditKey::random()?),
+        })
+    }
+
+    /// Which database this store lives in.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The key this handle chains the audit trail with (its check value can be shown; the key
@@ -117,22 +171,52 @@ impl Store {
         &self.audit_key
     }
 
-    /// Closes every connection, checkpointing the write-ahead log into the database file.
+    /// Closes every connection (on SQLite, checkpointing the write-ahead log into the file).
     pub async fn close(self) {
         self.pool.close().await;
     }
 
-    /// A write transaction that takes the write lock up front: a transaction that starts reading
-    /// and then writes can fail at once with "database is locked" instead of waiting its turn.
-    async fn write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    /// A write transaction. On SQLite it takes the write lock up front: a transaction that starts
+    /// reading and then writes can fail at once with "database is locked" instead of waiting its
+    /// turn. PostgreSQL locks rows as they are written.
+    async fn write(&self) -> sqlx::Result<Transaction<'static, Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 }
 
-async fn migrated(pool: SqlitePool, path: &Path) -> Result<SqlitePool> {
-    sqlx::migrate!("./migrations")
-        .run(&pool)
-        .await
-        .map_err(|source| Error::Migrate { path: path.to_path_buf(), source })?;
+/// sqlx's `Any` driver finds the database's driver by the URL's scheme among those installed.
+fn install_drivers() {
+    sqlx::any::install_default_drivers();
+}
+
+/// The URL as messages show it: scheme, host, port and database, without the user and password,
+/// nor the parameters after `?`, which may hold a password too. The password may hold unescaped
+/// `/`, `?` or `@`, so the credentials are cut at the last `@` first.
+fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    format!("{scheme}://{rest}")
+}
+
+/// `url`, verifying the server's certificate and name unless it sets `sslmode` itself
+/// (sqlx's default, `prefer`, would accept any certificate, or none).
+fn verifying(url: &str) -> String {
+    if url.contains("sslmode=") {
+        url.to_string()
+    } else {
+        format!("{url}{}sslmode=verify-full", if url.contains('?') { '&' } else { '?' })
+    }
+}
+
+async fn migrated(pool: AnyPool, backend: Backend, path: &Path) -> Result<AnyPool> {
+    let migrator = match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations"),
+        Backend::Postgres => sqlx::migrate!("./migrations-pg"),
+    };
+    migrator.run(&pool).await.map_err(|source| Error::Migrate { path: path.to_path_buf(), source })?;
     Ok(pool)
 }

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use roster_core::attr::{AttrMap, AttrName};
 use roster_core::plan::{Action, Applied, AttrChange, Operation};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::AnyConnection;
+
+use crate::sql::Sql;
 
 use crate::codec::{self, Cells};
 use crate::error::{Doing, Result};
@@ -58,7 +60,7 @@ fn key(op: &Operation) -> Option<Key> {
 impl LinkSet {
     /// Reads the current links of the persons whose operations landed.
     pub(crate) async fn load<'a>(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         landed: impl Iterator<Item = &'a Operation>,
     ) -> Result<LinkSet> {
         let mut by_target: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -69,7 +71,7 @@ impl LinkSet {
         for (target, persons) in &by_target {
             let persons: Vec<&String> = persons.iter().collect();
             for chunk in persons.chunks(CHUNK) {
-                let mut query = QueryBuilder::<Sqlite>::new(
+                let mut query = Sql::new(
                     "SELECT person, object_id, dn, enabled, vals, password_pending FROM links WHERE target = ",
                 );
                 query.push_bind(target.clone()).push(" AND person IN ");
@@ -144,7 +146,7 @@ impl LinkSet {
 
     /// Writes the changed links back: removals first, so an object id freed in the batch can be
     /// linked again in it.
-    pub(crate) async fn write(self, conn: &mut SqliteConnection) -> Result<()> {
+    pub(crate) async fn write(self, conn: &mut AnyConnection) -> Result<()> {
         let doing = || "writing links".to_string();
         let mut kept = Vec::new();
         let mut gone_by_target: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -156,7 +158,7 @@ impl LinkSet {
         }
         for (target, persons) in gone_by_target {
             for chunk in persons.chunks(CHUNK) {
-                let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM links WHERE target = ");
+                let mut query = Sql::new("DELETE FROM links WHERE target = ");
                 query.push_bind(target.to_string()).push(" AND person IN ");
                 codec::push_list(&mut query, chunk.iter().copied());
                 query.build().execute(&mut *conn).await.doing(doing)?;
@@ -164,9 +166,8 @@ impl LinkSet {
         }
 
         for chunk in kept.chunks(CHUNK) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO links (target, person, object_id, dn, enabled, vals, password_pending) ",
-            );
+            let mut query =
+                Sql::new("INSERT INTO links (target, person, object_id, dn, enabled, vals, password_pending) ");
             query.push_values(chunk, |mut row, (key, link)| {
                 row.push_bind(key.0.clone())
                     .push_bind(key.1.clone())

@@ -4,7 +4,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use roster_core::plan::PersonUpdate;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::AnyConnection;
+
+use crate::sql::Sql;
 
 use crate::Store;
 use crate::codec::{self, Cells};
@@ -31,14 +33,14 @@ struct Logins {
 }
 
 impl Logins {
-    async fn load(conn: &mut SqliteConnection, updates: &[PersonUpdate]) -> Result<Logins> {
+    async fn load(conn: &mut AnyConnection, updates: &[PersonUpdate]) -> Result<Logins> {
         let doing = || "checking login names".to_string();
         let keys: BTreeSet<&str> = updates.iter().map(|u| u.key.as_str()).collect();
         let logins: BTreeSet<String> = updates.iter().filter_map(|u| u.login.as_deref()).map(fold).collect();
         let mut known = Logins::default();
 
         for chunk in keys.iter().collect::<Vec<_>>().chunks(CHUNK) {
-            let mut query = QueryBuilder::<Sqlite>::new("SELECT key, login FROM persons WHERE key IN ");
+            let mut query = Sql::new("SELECT key, login FROM persons WHERE key IN ");
             codec::push_list(&mut query, chunk.iter().map(|key| **key));
             for row in query.build().fetch_all(&mut *conn).await.doing(doing)? {
                 let cells = Cells::keyed_by(&row, "persons", "key")?;
@@ -46,14 +48,13 @@ impl Logins {
             }
         }
         for chunk in logins.iter().collect::<Vec<_>>().chunks(CHUNK) {
-            let mut query = QueryBuilder::<Sqlite>::new("SELECT key, login FROM persons WHERE lower(login) IN ");
+            let mut query = Sql::new("SELECT key, login FROM persons WHERE lower(login) IN ");
             codec::push_list(&mut query, chunk.iter().map(|login| login.as_str()));
             for row in query.build().fetch_all(&mut *conn).await.doing(doing)? {
                 let cells = Cells::keyed_by(&row, "persons", "key")?;
                 known.owner.insert(fold(&cells.text("login")?), cells.key().to_string());
             }
-            let mut query =
-                QueryBuilder::<Sqlite>::new("SELECT login, person, purged_on FROM tombstones WHERE lower(login) IN ");
+            let mut query = Sql::new("SELECT login, person, purged_on FROM tombstones WHERE lower(login) IN ");
             codec::push_list(&mut query, chunk.iter().map(|login| login.as_str()));
             for row in query.build().fetch_all(&mut *conn).await.doing(doing)? {
                 let cells = Cells::keyed_by(&row, "tombstones", "login")?;
@@ -150,14 +151,14 @@ impl Store {
                 "DELETE FROM failures WHERE person IN ",
                 "DELETE FROM persons WHERE key IN ",
             ] {
-                let mut query = QueryBuilder::<Sqlite>::new(table);
+                let mut query = Sql::new(table);
                 codec::push_list(&mut query, chunk.iter().copied());
                 query.build().execute(&mut *tx).await.doing(doing)?;
             }
         }
 
         for chunk in kept.chunks(CHUNK) {
-            let mut query = QueryBuilder::<Sqlite>::new(
+            let mut query = Sql::new(
                 "INSERT INTO persons (key, login, state, records, eval_hash, missing_reads, left_on, next_transition, hold, record_keys, provenance) ",
             );
             let holds = chunk
@@ -193,14 +194,14 @@ impl Store {
         for update in updates.iter().filter(|u| u.tombstone) {
             let Some(login) = &update.login else { continue };
             let purged_on = codec::date(today);
-            let kept = sqlx::query("UPDATE tombstones SET purged_on = ? WHERE lower(login) = ?")
+            let kept = sqlx::query("UPDATE tombstones SET purged_on = $1 WHERE lower(login) = $2")
                 .bind(&purged_on)
                 .bind(fold(login))
                 .execute(&mut *tx)
                 .await
                 .doing(doing)?;
             if kept.rows_affected() == 0 {
-                sqlx::query("INSERT INTO tombstones (login, person, purged_on) VALUES (?, ?, ?)")
+                sqlx::query("INSERT INTO tombstones (login, person, purged_on) VALUES ($1, $2, $3)")
                     .bind(login)
                     .bind(&update.key)
                     .bind(&purged_on)

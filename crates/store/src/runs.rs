@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc};
 use roster_core::plan::Summary;
 use serde::Deserialize;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::Store;
 use crate::codec::{self, Cells};
@@ -83,16 +83,12 @@ impl fmt::Display for RunStatus {
 
 /// Records an operator's action on the store (a release, a hold) as a run finished at `now`, with
 /// status `operator`, so that its audit entries have a run and an actor.
-pub(crate) async fn insert_operator_run(
-    conn: &mut sqlx::SqliteConnection,
-    start: &RunStart,
-    now: &str,
-) -> Result<RunId> {
+pub(crate) async fn insert_operator_run(conn: &mut sqlx::AnyConnection, start: &RunStart, now: &str) -> Result<RunId> {
     let overrides = serde_json::to_string(&start.overrides)
         .map_err(|source| Error::Encode { what: format!("the overrides of {}", start.command), source })?;
     let id = sqlx::query_scalar::<_, i64>(
         "INSERT INTO runs (command, started_at, finished_at, as_of, config_hash, actor, overrides, status, failed, plan)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9) RETURNING id",
     )
     .bind(&start.command)
     .bind(now)
@@ -144,7 +140,7 @@ pub struct RunRecord {
 
 const RUN_COLUMNS: &str = "id, command, started_at, finished_at, as_of, config_hash, actor, overrides, status, summary, failed, source_counts";
 
-fn run_record(row: &SqliteRow) -> Result<RunRecord> {
+fn run_record(row: &AnyRow) -> Result<RunRecord> {
     let cells = Cells::new(row, "runs", "?".to_string());
     let id = cells.int("id")?;
     let cells = Cells::new(row, "runs", id.to_string());
@@ -188,7 +184,7 @@ impl Store {
         let overrides = encode(|| "the run's overrides".into(), &start.overrides)?;
         let id = sqlx::query_scalar::<_, i64>(
             "INSERT INTO runs (command, started_at, as_of, config_hash, actor, overrides, status, plan)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(&start.command)
         .bind(codec::timestamp(codec::now()))
@@ -214,8 +210,8 @@ impl Store {
         let doing = || format!("finishing run {run}");
         let mut tx = self.write().await.doing(doing)?;
         let updated = sqlx::query(
-            "UPDATE runs SET finished_at = ?, status = ?, summary = ?, failed = ?, source_counts = ?
-             WHERE id = ? AND status = 'running'",
+            "UPDATE runs SET finished_at = $1, status = $2, summary = $3, failed = $4, source_counts = $5
+             WHERE id = $6 AND status = 'running'",
         )
         .bind(&finished_at)
         .bind(finish.status.as_str())
@@ -227,7 +223,7 @@ impl Store {
         .await
         .doing(doing)?;
         if updated.rows_affected() == 0 {
-            let exists = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM runs WHERE id = ?")
+            let exists = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM runs WHERE id = $1")
                 .bind(run.0)
                 .fetch_one(&mut *tx)
                 .await
@@ -237,7 +233,7 @@ impl Store {
         if finish.status.applied() {
             for (source, count) in &finish.source_counts {
                 sqlx::query(
-                    "INSERT INTO source_counts (source, count, recorded_at, run) VALUES (?, ?, ?, ?)
+                    "INSERT INTO source_counts (source, count, recorded_at, run) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (source) DO UPDATE
                      SET count = excluded.count, recorded_at = excluded.recorded_at, run = excluded.run",
                 )
@@ -256,7 +252,7 @@ impl Store {
 
     /// The latest runs, newest first.
     pub async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?");
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT $1");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -267,7 +263,7 @@ impl Store {
 
     /// One run, `None` when the store has no such run.
     pub async fn run(&self, run: RunId) -> Result<Option<RunRecord>> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?");
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(run.0)
             .fetch_optional(&self.pool)
@@ -279,7 +275,7 @@ impl Store {
     /// The plan a run applied, as the JSON it was recorded as: `None` when there is no such run,
     /// `Some(None)` when the run recorded no plan (a plan-only, blocked or operator's run).
     pub async fn run_plan(&self, run: RunId) -> Result<Option<Option<String>>> {
-        sqlx::query_scalar::<_, Option<String>>("SELECT plan FROM runs WHERE id = ?")
+        sqlx::query_scalar::<_, Option<String>>("SELECT plan FROM runs WHERE id = $1")
             .bind(run.0)
             .fetch_optional(&self.pool)
             .await
@@ -289,7 +285,7 @@ impl Store {
     /// How a run's operations ended: (kind, outcome, count), from its audit entries.
     pub async fn operation_counts(&self, run: RunId) -> Result<Vec<(String, String, u64)>> {
         let rows = sqlx::query_as::<_, (String, String, i64)>(
-            "SELECT kind, outcome, count(*) FROM audit WHERE run = ? GROUP BY kind, outcome ORDER BY kind, outcome",
+            "SELECT kind, outcome, count(*) FROM audit WHERE run = $1 GROUP BY kind, outcome ORDER BY kind, outcome",
         )
         .bind(run.0)
         .fetch_all(&self.pool)
@@ -301,8 +297,8 @@ impl Store {
 
 /// Fails unless the run exists and has not finished: outcomes are recorded into a running run only.
 /// Returns the run's actor, which the audit chain covers.
-pub(crate) async fn check_running(conn: &mut sqlx::SqliteConnection, run: RunId) -> Result<String> {
-    let row = sqlx::query_as::<_, (String, String)>("SELECT status, actor FROM runs WHERE id = ?")
+pub(crate) async fn check_running(conn: &mut sqlx::AnyConnection, run: RunId) -> Result<String> {
+    let row = sqlx::query_as::<_, (String, String)>("SELECT status, actor FROM runs WHERE id = $1")
         .bind(run.0)
         .fetch_optional(&mut *conn)
         .await

@@ -3,7 +3,7 @@
 
 use futures_util::TryStreamExt;
 use roster_core::state::{Link, ManagedGroup, Snapshot, StoredPerson, Tombstone, UnfinishedCreate};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::Store;
 use crate::codec::Cells;
@@ -25,8 +25,8 @@ impl Store {
         let pattern =
             format!("%{}%", text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
         let rows = sqlx::query(person_select!(
-            "WHERE lower(key) LIKE ?1 ESCAPE '\\' OR lower(login) LIKE ?1 ESCAPE '\\'
-             OR lower(records) LIKE ?1 ESCAPE '\\' ORDER BY key LIMIT ?2"
+            "WHERE lower(key) LIKE $1 ESCAPE '\\' OR lower(login) LIKE $1 ESCAPE '\\'
+             OR lower(records) LIKE $1 ESCAPE '\\' ORDER BY key LIMIT $2"
         ))
         .bind(pattern)
         .bind(i64::from(limit))
@@ -41,12 +41,12 @@ impl Store {
     pub async fn person(&self, key: &str) -> Result<Option<(StoredPerson, Vec<Link>)>> {
         let doing = || format!("reading person {key}");
         let Some(row) =
-            sqlx::query(person_select!("WHERE key = ?1")).bind(key).fetch_optional(&self.pool).await.doing(doing)?
+            sqlx::query(person_select!("WHERE key = $1")).bind(key).fetch_optional(&self.pool).await.doing(doing)?
         else {
             return Ok(None);
         };
         let links = sqlx::query(
-            "SELECT target, person, object_id, dn, enabled, vals, password_pending FROM links WHERE person = ?1 ORDER BY target",
+            "SELECT target, person, object_id, dn, enabled, vals, password_pending FROM links WHERE person = $1 ORDER BY target",
         )
         .bind(key)
         .fetch_all(&self.pool)
@@ -56,7 +56,7 @@ impl Store {
     }
 }
 
-fn person(row: &SqliteRow) -> Result<StoredPerson> {
+fn person(row: &AnyRow) -> Result<StoredPerson> {
     let cells = Cells::keyed_by(row, "persons", "key")?;
     Ok(StoredPerson {
         key: cells.key().to_string(),
@@ -73,7 +73,7 @@ fn person(row: &SqliteRow) -> Result<StoredPerson> {
     })
 }
 
-fn link(row: &SqliteRow) -> Result<Link> {
+fn link(row: &AnyRow) -> Result<Link> {
     let unnamed = Cells::new(row, "links", "?".to_string());
     let (target, person) = (unnamed.text("target")?, unnamed.text("person")?);
     let cells = Cells::new(row, "links", format!("{target}/{person}"));
@@ -88,7 +88,7 @@ fn link(row: &SqliteRow) -> Result<Link> {
     })
 }
 
-fn tombstone(row: &SqliteRow) -> Result<Tombstone> {
+fn tombstone(row: &AnyRow) -> Result<Tombstone> {
     let cells = Cells::keyed_by(row, "tombstones", "login")?;
     Ok(Tombstone { login: cells.key().to_string(), person: cells.text("person")?, purged_on: cells.date("purged_on")? })
 }

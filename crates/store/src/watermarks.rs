@@ -64,9 +64,9 @@ impl Store {
         let mut tx = self.write().await.doing(doing)?;
         for (source, update) in updates {
             sqlx::query(
-                "INSERT INTO source_watermarks (source, watermark, full_read_at) VALUES (?1, ?2, ?3)
+                "INSERT INTO source_watermarks (source, watermark, full_read_at) VALUES ($1, $2, $3)
                  ON CONFLICT (source) DO UPDATE SET watermark = excluded.watermark,
-                     full_read_at = CASE WHEN ?4 THEN excluded.full_read_at ELSE source_watermarks.full_read_at END",
+                     full_read_at = CASE WHEN $4 THEN excluded.full_read_at ELSE source_watermarks.full_read_at END",
             )
             .bind(source)
             .bind(update.watermark.format(WATERMARK_FORMAT).to_string())

@@ -1,4 +1,6 @@
-//! The state store against real SQLite: temporary files, and the in-memory store.
+//! The state store against real databases: SQLite (temporary files, and the in-memory store),
+//! and, when `ROSTER_TEST_STORE=postgres` (the second pass of `scripts/test.sh`), PostgreSQL: every
+//! test that opens its store with [`test_store`] runs there on a private server of its own.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,10 +18,43 @@ use tempfile::TempDir;
 
 #[path = "store/chain.rs"]
 mod chain;
+#[path = "store/daemon.rs"]
+mod daemon;
 #[path = "store/failures.rs"]
 mod failures;
 
 const TARGET: &str = "directory";
+
+/// The store a test runs on, with the server it needs, if any, kept alive as long as it.
+struct TestStore {
+    store: Store,
+    _server: Option<roster_testkit::Postgres>,
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// An empty store: in-memory SQLite, or with `ROSTER_TEST_STORE=postgres` a fresh private
+/// PostgreSQL (a PostgreSQL that cannot start fails the test: it is never skipped).
+async fn test_store() -> TestStore {
+    match std::env::var("ROSTER_TEST_STORE").as_deref() {
+        Ok("postgres") => {
+            let server = tokio::task::spawn_blocking(roster_testkit::Postgres::start)
+                .await
+                .unwrap()
+                .expect("ROSTER_TEST_STORE=postgres: a private PostgreSQL server");
+            let url = format!("{}?sslmode=disable", server.url());
+            let store = Store::open_postgres(&url, roster_store::AuditKey::random().unwrap()).await.unwrap();
+            TestStore { store, _server: Some(server) }
+        }
+        Ok("sqlite") | Err(_) => TestStore { store: Store::open_in_memory().await.unwrap(), _server: None },
+        Ok(other) => panic!("ROSTER_TEST_STORE: expected postgres or sqlite, found {other:?}"),
+    }
+}
 
 fn day(text: &str) -> NaiveDate {
     text.parse().unwrap()
@@ -288,12 +323,12 @@ async fn snapshot_round_trips_exactly_on_file() {
 
 #[tokio::test]
 async fn snapshot_round_trips_exactly_in_memory() {
-    check_snapshot_round_trip(&Store::open_in_memory().await.unwrap()).await;
+    check_snapshot_round_trip(&*test_store().await).await;
 }
 
 #[tokio::test]
 async fn outcomes_of_every_action_update_links() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let dn = "uid=ada,ou=people,dc=example,dc=org";
 
     apply(&store, vec![(op(0, Some("e1"), create(dn, true)), done("uuid-1", dn))]).await;
@@ -386,7 +421,7 @@ async fn outcomes_of_every_action_update_links() {
 
 #[tokio::test]
 async fn a_password_stays_pending_until_it_is_set() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let dn = "uid=ada,ou=people,dc=example,dc=org";
     let set_password = || Action::SetPassword { dn: dn.into(), object_id: Some("uuid-1".into()), must_change: true };
     apply(&store, vec![(op(0, Some("e1"), create_with_password(dn, true, true)), done("uuid-1", dn))]).await;
@@ -407,7 +442,7 @@ async fn a_password_stays_pending_until_it_is_set() {
 
 #[tokio::test]
 async fn one_batch_applies_its_operations_in_order() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let dn = "uid=ada,ou=people,dc=example,dc=org";
     let moved = "uid=ada,ou=staff,dc=example,dc=org";
     let grace = "uid=grace,ou=people,dc=example,dc=org";
@@ -455,7 +490,7 @@ async fn one_batch_applies_its_operations_in_order() {
 
 #[tokio::test]
 async fn failed_and_skipped_operations_change_no_link() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let dn = "uid=ada,ou=people,dc=example,dc=org";
     apply(&store, vec![(op(0, Some("e1"), create(dn, true)), done("uuid-1", dn))]).await;
     let before = store.snapshot().await.unwrap();
@@ -513,7 +548,7 @@ async fn failed_and_skipped_operations_change_no_link() {
 
 #[tokio::test]
 async fn a_create_sent_without_an_outcome_stays_unfinished_until_resolved() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let unfinished = |persons: &[&str]| -> Vec<UnfinishedCreate> {
         persons.iter().map(|p| UnfinishedCreate { target: TARGET.into(), person: p.to_string() }).collect()
     };
@@ -545,7 +580,7 @@ async fn a_create_sent_without_an_outcome_stays_unfinished_until_resolved() {
 
 #[tokio::test]
 async fn a_create_without_an_object_id_is_audited_but_not_linked() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let run = apply(&store, vec![(op(0, Some("e1"), create("uid=ada,dc=example,dc=org", true)), done_quietly())]).await;
     assert!(store.snapshot().await.unwrap().links.is_empty());
     let entries = store.audit(&AuditQuery { run: Some(run), ..AuditQuery::default() }).await.unwrap();
@@ -555,7 +590,7 @@ async fn a_create_without_an_object_id_is_audited_but_not_linked() {
 
 #[tokio::test]
 async fn an_outcome_without_an_intent_gets_its_own_entry() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let run = store.begin_run(&start("apply", "cfg")).await.unwrap();
     let dn = "uid=ada,dc=example,dc=org";
     store.record_outcomes(run, &[(op(4, Some("e1"), create(dn, true)), done("uuid-1", dn))]).await.unwrap();
@@ -567,7 +602,7 @@ async fn an_outcome_without_an_intent_gets_its_own_entry() {
 
 #[tokio::test]
 async fn a_tombstone_keeps_the_login_from_anyone_else() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let dn = "uid=ada,dc=example,dc=org";
     store.commit_persons(&[person("e1", Some("ada"))], as_of()).await.unwrap();
     apply(&store, vec![(op(0, Some("e1"), create(dn, true)), done("uuid-1", dn))]).await;
@@ -589,7 +624,7 @@ async fn a_tombstone_keeps_the_login_from_anyone_else() {
 
 #[tokio::test]
 async fn a_login_freed_in_the_same_batch_is_still_kept() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     store.commit_persons(&[person("e1", Some("ada"))], as_of()).await.unwrap();
     let error =
         store.commit_persons(&[tombstoned("e1", Some("ada")), person("e2", Some("ada"))], as_of()).await.unwrap_err();
@@ -599,7 +634,7 @@ async fn a_login_freed_in_the_same_batch_is_still_kept() {
 
 #[tokio::test]
 async fn a_rehire_gets_their_tombstoned_login_back() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     store.commit_persons(&[person("e1", Some("ada"))], as_of()).await.unwrap();
     store.commit_persons(&[tombstoned("e1", Some("ada"))], as_of()).await.unwrap();
     store.commit_persons(&[person("e1", Some("ada"))], as_of()).await.unwrap();
@@ -613,7 +648,7 @@ async fn a_rehire_gets_their_tombstoned_login_back() {
 
 #[tokio::test]
 async fn a_login_belongs_to_one_person() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     store.commit_persons(&[person("e1", Some("ada"))], as_of()).await.unwrap();
 
     let error =
@@ -632,7 +667,7 @@ async fn a_login_belongs_to_one_person() {
 
 #[tokio::test]
 async fn a_login_never_changes() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     store.commit_persons(&[person("e1", Some("ada"))], as_of()).await.unwrap();
     for login in [Some("ada.king"), None] {
         let error = store.commit_persons(&[person("e1", login)], as_of()).await.unwrap_err();
@@ -645,7 +680,7 @@ async fn a_login_never_changes() {
 
 #[tokio::test]
 async fn person_updates_replace_what_was_stored() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     store.commit_persons(&[person("e1", Some("ada"))], as_of()).await.unwrap();
     let moved = PersonUpdate {
         state: LifecycleState::Leave,
@@ -661,7 +696,7 @@ async fn person_updates_replace_what_was_stored() {
 
 #[tokio::test]
 async fn audit_query_filters() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let ada = "uid=ada,ou=people,dc=example,dc=org";
     let grace = "uid=grace,ou=people,dc=example,dc=org";
     let begin = Utc::now() - Duration::seconds(1);
@@ -766,7 +801,7 @@ async fn audit_query_filters() {
 
 #[tokio::test]
 async fn an_intent_stays_until_its_outcome_lands() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let run = store.begin_run(&start("apply", "cfg")).await.unwrap();
     let dn = "uid=ada,dc=example,dc=org";
     store.record_intents(run, &[op(0, Some("e1"), create(dn, true))]).await.unwrap();
@@ -777,7 +812,7 @@ async fn an_intent_stays_until_its_outcome_lands() {
 
 #[tokio::test]
 async fn run_lifecycle() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let first = store.begin_run(&start("run", "cfg-1")).await.unwrap();
     let running = &store.runs(10).await.unwrap()[0];
     assert_eq!((running.id, running.status, running.finished_at), (first, None, None));
@@ -886,7 +921,7 @@ async fn a_corrupt_row_is_named_not_panicked_on() {
 
 #[tokio::test]
 async fn the_in_memory_store_is_one_database_for_every_caller() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let writers: Vec<_> = (0..8)
         .map(|i| {
             let store = store.clone();
@@ -1002,4 +1037,27 @@ async fn watermarks_advance_and_remember_the_last_full_read() {
     assert_eq!(marks["hr"].watermark, incremental.watermark, "to the microsecond");
     assert_eq!(marks["hr"].full_read_at, first.full_read_at, "an incremental read is not a full one");
     assert_eq!(marks["students"].watermark, other.watermark);
+}
+
+/// Two sessions never hold the apply lock at once; it is free again when its holder's connection
+/// ends. A SQLite store has no database lock and says so.
+#[tokio::test]
+async fn the_database_lock_is_held_by_one_session_at_a_time() {
+    let store = test_store().await;
+    if store.backend() == roster_store::Backend::Sqlite {
+        assert!(matches!(store.try_lock(roster_store::lock::APPLY_LOCK).await, Err(Error::Unsupported(_))));
+        return;
+    }
+    let held = store.try_lock(roster_store::lock::APPLY_LOCK).await.unwrap().expect("a free lock");
+    assert!(store.try_lock(roster_store::lock::APPLY_LOCK).await.unwrap().is_none());
+    drop(held);
+    let mut again = None;
+    for _ in 0..50 {
+        again = store.try_lock(roster_store::lock::APPLY_LOCK).await.unwrap();
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the lock stayed held after its connection was dropped");
 }

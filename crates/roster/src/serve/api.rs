@@ -149,31 +149,40 @@ async fn health() -> Json<Status> {
 
 #[derive(Serialize, ToSchema)]
 struct Readiness {
-    /// `ready`, or `not ready`.
+    /// `ready` (the leader, serving), `standby` (another daemon on the same store leads), or
+    /// `not ready`.
     status: &'static str,
+    /// `leader`: runs the schedule and the jobs; `standby`: serves reads, runs no job, and takes
+    /// the lead when the leader's hold on the store ends.
+    role: &'static str,
     /// The store answers a read.
     store: bool,
-    /// The schedule runs and jobs are accepted (false once a shutdown began).
+    /// The schedule runs and jobs are accepted (false on a standby, and once a shutdown began).
     scheduler: bool,
     /// Why not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
-/// Readiness: the store answers and the scheduler runs; 503 otherwise.
+/// Readiness: 200 when the store answers and this daemon leads (runs the schedule, accepts jobs);
+/// 503 otherwise, with `status` `standby` on a standby (so that a load balancer checking `/ready`
+/// sends requests to the leader) or `not ready`.
 #[utoipa::path(get, path = "/ready", security(()), responses(
     (status = 200, body = Readiness), (status = 503, body = Readiness)))]
 async fn ready(State(daemon): Shared) -> (StatusCode, Json<Readiness>) {
     let store = daemon.store.runs(1).await.map_err(|e| e.to_string());
-    let scheduler = daemon.shutdown.is_running();
-    let ok = store.is_ok() && scheduler;
-    let error = match (&store, scheduler) {
-        (Err(e), _) => Some(e.clone()),
-        (Ok(_), false) => Some("shutting down".to_string()),
-        _ => None,
+    let leading = daemon.leader.is_leading();
+    let running = daemon.shutdown.is_running();
+    let scheduler = running && leading;
+    let (status, error) = match (&store, running, leading) {
+        (Err(e), _, _) => ("not ready", Some(e.clone())),
+        (Ok(_), false, _) => ("not ready", Some("shutting down".to_string())),
+        (Ok(_), true, false) => ("standby", Some("another roster serve on the same store leads".to_string())),
+        (Ok(_), true, true) => ("ready", None),
     };
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { status: if ok { "ready" } else { "not ready" }, store: store.is_ok(), scheduler, error }))
+    let code = if error.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let role = if leading { "leader" } else { "standby" };
+    (code, Json(Readiness { status, role, store: store.is_ok(), scheduler, error }))
 }
 
 /// Prometheus metrics (text exposition format). No token: job names and counts only.
@@ -370,7 +379,7 @@ struct TriggerAnswer {
 /// waiting. Recorded in the audit trail (kind `trigger`) with the token's name.
 #[utoipa::path(post, path = "/api/v1/jobs/{name}/trigger", params(("name" = String, Path, description = "The job's name")), responses(
     (status = 202, body = TriggerAnswer), (status = 200, body = TriggerAnswer), (status = 404, body = ErrorBody),
-    (status = 503, body = ErrorBody, description = "Shutting down"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    (status = 503, body = ErrorBody, description = "Shutting down, or a standby"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn trigger_job(
     State(daemon): Shared,
     headers: HeaderMap,
@@ -412,8 +421,10 @@ async fn queue_recorded(
     args: Vec<String>,
     actor: &str,
 ) -> ApiResult<(Option<usize>, RunId)> {
-    let position = match daemon.queue.enqueue_command(job, actor, args) {
+    refuse_on_standby(daemon)?;
+    let position = match super::queue::enqueue(daemon, job, actor, args).await {
         Enqueued::Closed => return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down: no new jobs")),
+        Enqueued::Standby => return Err(standby()),
         Enqueued::At(position) => Some(position),
         Enqueued::AlreadyQueued => None,
     };
@@ -422,11 +433,23 @@ async fn queue_recorded(
         Ok(run) => Ok((position, run)),
         Err(e) => {
             if position.is_some() {
-                daemon.queue.withdraw(job);
+                super::queue::withdraw(daemon, job).await;
             }
             Err(ApiError::internal(format!("the request could not be recorded, so the job was not queued: {e}")))
         }
     }
+}
+
+/// What a standby answers to what only the leader does (run jobs, decide held plans).
+fn standby() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this daemon is a standby: another roster serve on the same store leads and runs the jobs; send this request to the leader (the daemon whose /ready answers 200)",
+    )
+}
+
+pub(crate) fn refuse_on_standby(daemon: &Daemon) -> ApiResult<()> {
+    if daemon.leader.is_leading() { Ok(()) } else { Err(standby()) }
 }
 
 pub(crate) fn operator_start(daemon: &Daemon, command: &str, actor: &str) -> RunStart {
@@ -713,7 +736,7 @@ struct ProvisionAnswer {
 /// limits still apply. 202 when queued.
 #[utoipa::path(post, path = "/api/v1/persons/{key}/provision", params(("key" = String, Path, description = "The person's key")),
     responses((status = 202, body = ProvisionAnswer), (status = 200, body = ProvisionAnswer),
-    (status = 503, body = ErrorBody, description = "Shutting down"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    (status = 503, body = ErrorBody, description = "Shutting down, or a standby"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn provision_person(
     State(daemon): Shared,
     headers: HeaderMap,
@@ -839,6 +862,7 @@ pub(crate) struct DecisionAnswer {
 #[utoipa::path(post, path = "/api/v1/plans/{id}/approve", params(("id" = i64, Path, description = "The held plan's id")),
     request_body = DecisionRequest, responses((status = 200, body = DecisionAnswer), (status = 400, body = ErrorBody),
     (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The plan is not waiting"),
+    (status = 503, body = ErrorBody, description = "A standby"),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn approve_plan(
     State(daemon): Shared,
@@ -855,6 +879,7 @@ async fn approve_plan(
 #[utoipa::path(post, path = "/api/v1/plans/{id}/reject", params(("id" = i64, Path, description = "The held plan's id")),
     request_body = DecisionRequest, responses((status = 200, body = DecisionAnswer), (status = 400, body = ErrorBody),
     (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The plan is not waiting"),
+    (status = 503, body = ErrorBody, description = "A standby"),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn reject_plan(
     State(daemon): Shared,
@@ -875,6 +900,7 @@ pub(crate) async fn decide_held(
     reason: &str,
     actor: &str,
 ) -> ApiResult<DecisionAnswer> {
+    refuse_on_standby(daemon)?;
     if reason.trim().is_empty() {
         return Err(ApiError::bad_request("reason is empty: say why, for the audit trail"));
     }

@@ -17,6 +17,7 @@ const QUEUE: &str = "roster_queue_length";
 const OPERATIONS: &str = "roster_operations_total";
 const QUARANTINED: &str = "roster_quarantined_rows";
 const HELD: &str = "roster_held_plans";
+const LEADER: &str = "roster_leader";
 
 /// Buckets of job durations, in seconds: from a quick plan to a long full run.
 const DURATION_BUCKETS: [f64; 10] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
@@ -40,6 +41,7 @@ pub(crate) fn install() -> Result<PrometheusHandle> {
     );
     metrics::describe_gauge!(QUARANTINED, "Rows quarantined by the job's last run (bad source rows).");
     metrics::describe_gauge!(HELD, "Plans held by a safety limit or an approval rule, waiting for an approver.");
+    metrics::describe_gauge!(LEADER, "1 while this daemon leads (runs the schedule and the jobs), 0 on a standby.");
     Ok(handle)
 }
 
@@ -50,6 +52,10 @@ pub(crate) async fn held_plans(store: &Store) {
         Ok(waiting) => metrics::gauge!(HELD).set(waiting.len() as f64),
         Err(e) => tracing::warn!(error = %e, "counting the held plans for /metrics"),
     }
+}
+
+pub(crate) fn leader(leading: bool) {
+    metrics::gauge!(LEADER).set(if leading { 1.0 } else { 0.0 });
 }
 
 pub(crate) fn queue_length(waiting: usize) {

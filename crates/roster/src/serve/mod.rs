@@ -6,11 +6,14 @@
 //! running job finish. See `docs/daemon.md`.
 //!
 //! Tasks: one scheduler task per scheduled job (`scheduler.rs`), one worker that takes jobs from
-//! the queue (`queue.rs`) in order, the HTTP server, and the signal watcher (`shutdown.rs`).
+//! the queue (`queue.rs`) in order, the HTTP server, and the signal watcher (`shutdown.rs`). The
+//! schedulers and the worker run on the leader only (`leader.rs`): with a PostgreSQL store several
+//! daemons may share it, and the others stand by.
 
 mod api;
 mod auth;
 mod console;
+mod leader;
 mod metrics;
 mod queue;
 mod scheduler;
@@ -36,6 +39,7 @@ pub(crate) struct Daemon {
     pub(crate) store: Store,
     pub(crate) queue: queue::Queue,
     pub(crate) shutdown: shutdown::Shutdown,
+    pub(crate) leader: leader::Leadership,
     pub(crate) metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// How jobs call roster: this binary, the same config, the same `--as-of`.
     pub(crate) job_base: JobBase,
@@ -57,6 +61,9 @@ pub async fn serve(cli: &Cli) -> Result<u8> {
     })?;
     let store = crate::audit::open_store(&loaded.settings, &loaded.config_dir).await?;
     let metrics = metrics::install()?;
+    // Tried before the first request is answered, so that a daemon that can lead says so at once.
+    let lock = leader::try_lock(&store).await?;
+    let leading = lock.is_some() || store.backend() == roster_store::Backend::Sqlite;
     let exe = std::env::current_exe().context("finding this roster binary to run jobs with")?;
     let listener = tokio::net::TcpListener::bind(serve.listen)
         .await
@@ -74,42 +81,37 @@ pub async fn serve(cli: &Cli) -> Result<u8> {
         store,
         queue: queue::Queue::default(),
         shutdown: shutdown::Shutdown::default(),
+        leader: leader::Leadership::new(leading),
         metrics,
         job_base: JobBase { exe, config: cli.config.clone(), as_of: cli.as_of },
     });
     metrics::queue_length(0);
 
     let signals = tokio::spawn(shutdown::watch_signals(daemon.clone()));
-    let schedulers: Vec<_> = daemon
-        .serve
-        .jobs
-        .iter()
-        .filter(|job| job.schedule.is_some())
-        .map(|job| tokio::spawn(scheduler::run(daemon.clone(), job.config.name.clone())))
-        .collect();
-    let worker = tokio::spawn(queue::work(daemon.clone()));
+    let leading = tokio::spawn(leader::run(daemon.clone(), lock));
 
     // The first line on standard output, for whoever started the daemon (and the tests) to read
     // the port from when `listen` asked for a free one.
     println!("listening on {address}");
     let _ = std::io::stdout().flush();
-    tracing::info!(%address, jobs = daemon.serve.jobs.len(), "roster serve started");
+    tracing::info!(%address, jobs = daemon.serve.jobs.len(), leader = daemon.leader.is_leading(), "roster serve started");
 
     let router = api::router(daemon.clone())
-        .merge(scim::router().with_state(daemon.clone()))
+        .merge(
+            scim::router()
+                .route_layer(axum::middleware::from_fn_with_state(daemon.clone(), scim::leader_only))
+                .with_state(daemon.clone()),
+        )
         .merge(console::router(daemon.clone()));
     let draining = daemon.shutdown.clone();
     let served = axum::serve(listener, router).with_graceful_shutdown(async move { draining.started().await }).await;
 
     // The server stops accepting at the first signal; the worker finishes the running job.
-    for scheduler in schedulers {
-        scheduler.abort();
-    }
-    let worked = worker.await;
+    let led = leading.await;
     signals.abort();
     daemon.store.clone().close().await;
     served.context("serving the API")?;
-    worked.context("the job worker stopped")?;
+    led.context("the job worker stopped")??;
     tracing::info!("roster serve stopped");
     Ok(exit::SUCCESS)
 }

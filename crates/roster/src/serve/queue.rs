@@ -2,6 +2,10 @@
 //! job already waiting is not queued twice (a scheduled fire or a trigger while it waits changes
 //! nothing, and says so); a job that is running may be queued again. Each job runs as a child
 //! process of this binary; its output goes to the daemon's log, its exit code becomes its outcome.
+//!
+//! The queue is kept in the store too (a row per job until it has run): a daemon that dies, or
+//! hands the lead to another daemon on the same store, loses no job. Only the leader queues and
+//! runs jobs (`leader.rs`); it starts from the rows it finds, the one left running first.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::process::Stdio;
@@ -26,6 +30,8 @@ pub(crate) struct Queued {
     /// The command line of a job asked for through the API that is not a configured job
     /// (`run --person KEY`, `apply --approved ID`); empty: the configured job's command.
     pub(crate) args: Vec<String>,
+    /// Its row in the store's queue; `None` when it could not be written.
+    pub(crate) stored: Option<i64>,
 }
 
 /// How a job's last run ended.
@@ -63,6 +69,8 @@ pub(crate) enum Enqueued {
     AlreadyQueued,
     /// The daemon is shutting down.
     Closed,
+    /// This daemon is a standby: the leader queues jobs.
+    Standby,
 }
 
 /// A job's place in the queue, for the API.
@@ -78,20 +86,27 @@ impl Queue {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub(crate) fn enqueue(&self, job: &str, actor: &str) -> Enqueued {
-        self.enqueue_command(job, actor, Vec::new())
+    /// Whether the job could be queued now: `None` when it could.
+    fn refusal(&self, job: &str) -> Option<Enqueued> {
+        let state = self.state();
+        if state.closed {
+            Some(Enqueued::Closed)
+        } else if state.waiting.iter().any(|q| q.job == job) {
+            Some(Enqueued::AlreadyQueued)
+        } else {
+            None
+        }
     }
 
-    /// Queues a job that is not configured: `args` is its command line (after `--config`).
-    pub(crate) fn enqueue_command(&self, job: &str, actor: &str, args: Vec<String>) -> Enqueued {
+    fn push(&self, queued: Queued) -> Enqueued {
         let mut state = self.state();
         if state.closed {
             return Enqueued::Closed;
         }
-        if state.waiting.iter().any(|q| q.job == job) {
+        if state.waiting.iter().any(|q| q.job == queued.job) {
             return Enqueued::AlreadyQueued;
         }
-        state.waiting.push_back(Queued { job: job.to_string(), actor: actor.to_string(), since: Utc::now(), args });
+        state.waiting.push_back(queued);
         let position = state.waiting.len();
         metrics::queue_length(position);
         drop(state);
@@ -99,19 +114,26 @@ impl Queue {
         Enqueued::At(position)
     }
 
-    /// Takes a job back out of the queue (its trigger could not be recorded).
-    pub(crate) fn withdraw(&self, job: &str) {
+    /// Takes a job back out of the queue (its trigger could not be recorded); its row, if any.
+    fn withdraw(&self, job: &str) -> Option<i64> {
         let mut state = self.state();
+        let stored = state.waiting.iter().find(|q| q.job == job).and_then(|q| q.stored);
         state.waiting.retain(|q| q.job != job);
         metrics::queue_length(state.waiting.len());
+        stored
     }
 
-    /// No job starts any more; those waiting are dropped (and logged).
+    /// No job starts any more; those waiting stay in the store's queue, for the next leader (this
+    /// daemon restarted, or another on the same store).
     pub(crate) fn close(&self) {
         let mut state = self.state();
         state.closed = true;
-        for dropped in state.waiting.drain(..) {
-            tracing::warn!(job = %dropped.job, actor = %dropped.actor, "shutting down: the queued job will not run");
+        for left in state.waiting.drain(..) {
+            tracing::warn!(
+                job = %left.job,
+                actor = %left.actor,
+                "shutting down: the queued job does not run here; it stays in the store's queue for the next leader"
+            );
         }
         metrics::queue_length(0);
         drop(state);
@@ -153,11 +175,81 @@ impl Queue {
     }
 }
 
+/// Queues a job, in the store and in memory (`args`: the command line of a job that is not
+/// configured; empty for a configured one). Only the leader queues jobs.
+pub(crate) async fn enqueue(daemon: &Daemon, job: &str, actor: &str, args: Vec<String>) -> Enqueued {
+    if !daemon.leader.is_leading() {
+        return Enqueued::Standby;
+    }
+    if let Some(refused) = daemon.queue.refusal(job) {
+        return refused;
+    }
+    let stored = match daemon.store.queue_job(job, actor, &args).await {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::warn!(job = %job, "the job is queued in memory only (a crash of this daemon would lose it): {e}");
+            None
+        }
+    };
+    let queued = Queued { job: job.to_string(), actor: actor.to_string(), since: Utc::now(), args, stored };
+    let enqueued = daemon.queue.push(queued);
+    if !matches!(enqueued, Enqueued::At(_)) {
+        forget(daemon, stored).await;
+    }
+    enqueued
+}
+
+/// Takes a waiting job back out of the queue, and out of the store.
+pub(crate) async fn withdraw(daemon: &Daemon, job: &str) {
+    let stored = daemon.queue.withdraw(job);
+    forget(daemon, stored).await;
+}
+
+async fn forget(daemon: &Daemon, stored: Option<i64>) {
+    if let Some(id) = stored
+        && let Err(e) = daemon.store.job_done(id).await
+    {
+        tracing::warn!(id, "cannot take the job out of the store's queue: {e}");
+    }
+}
+
+/// Queues the jobs the store's queue holds (a leader taking over): a job left running by a daemon
+/// that stopped first, so that its interrupted run is resumed (the store's intents let it converge
+/// without doubling an operation). A job found twice runs once.
+pub(crate) async fn resume(daemon: &Daemon) {
+    let rows = match daemon.store.queued_jobs().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!("cannot read the store's job queue; jobs left by another daemon do not run: {e}");
+            return;
+        }
+    };
+    let (interrupted, waiting): (Vec<_>, Vec<_>) = rows.into_iter().partition(|row| row.started_at.is_some());
+    for row in interrupted.into_iter().chain(waiting) {
+        let resumed = row.started_at.is_some();
+        let queued =
+            Queued { job: row.job, actor: row.actor, since: row.queued_at, args: row.args, stored: Some(row.id) };
+        let job = queued.job.clone();
+        match daemon.queue.push(queued) {
+            Enqueued::At(position) => {
+                tracing::info!(job = %job, position, interrupted = resumed, "queued again from the store's queue")
+            }
+            _ => forget(daemon, Some(row.id)).await,
+        }
+    }
+}
+
 /// The worker: runs queued jobs one after the other until the shutdown.
 pub(crate) async fn work(daemon: Arc<Daemon>) {
     while let Some(queued) = daemon.queue.next().await {
+        if let Some(id) = queued.stored
+            && let Err(e) = daemon.store.job_started(id).await
+        {
+            tracing::warn!(job = %queued.job, "cannot mark the job started in the store's queue: {e}");
+        }
         let finished = run_job(&daemon, &queued).await;
         daemon.queue.finish(&queued.job, finished);
+        forget(&daemon, queued.stored).await;
     }
 }
 

@@ -33,12 +33,12 @@ pub(crate) async fn run(daemon: Arc<Daemon>, job: String) {
         if let Some(early) = (at - Utc::now()).to_std().ok().filter(|d| !d.is_zero()) {
             tokio::time::sleep(early).await;
         }
-        match daemon.queue.enqueue(&job, &actor) {
+        match super::queue::enqueue(&daemon, &job, &actor, Vec::new()).await {
             Enqueued::At(position) => tracing::info!(job = %job, position, "scheduled: queued"),
             Enqueued::AlreadyQueued => {
                 tracing::info!(job = %job, "scheduled, but still waiting in the queue: not queued twice")
             }
-            Enqueued::Closed => return,
+            Enqueued::Closed | Enqueued::Standby => return,
         }
     }
 }

@@ -61,6 +61,12 @@ impl Shutdown {
     }
 }
 
+/// Starts the shutdown: schedulers stop, the API stops accepting, nothing queued starts.
+pub(crate) fn stop(daemon: &Daemon) {
+    daemon.shutdown.advance(Phase::Draining);
+    daemon.queue.close();
+}
+
 pub(crate) async fn watch_signals(daemon: Arc<Daemon>) {
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot watch SIGTERM and SIGINT: stop the daemon with SIGKILL");
@@ -79,8 +85,7 @@ pub(crate) async fn watch_signals(daemon: Arc<Daemon>) {
         timeout_seconds = timeout.as_secs(),
         "shutting down: no new jobs; the running job may finish (a second signal stops it)"
     );
-    daemon.shutdown.advance(Phase::Draining);
-    daemon.queue.close();
+    stop(&daemon);
     let second = tokio::select! {
         signal = next() => format!("a second signal ({signal})"),
         () = tokio::time::sleep(timeout) => format!("the shutdown timeout ({} s)", timeout.as_secs()),

@@ -1,12 +1,16 @@
 //! A private OpenLDAP (TLS on, started by the harness on free ports in a temporary folder) and a
 //! roster folder (config, exports, store) for one test, and the real `roster` binary run in it.
+//!
+//! The store is SQLite (`roster.db` in the folder), or, with `ROSTER_TEST_STORE=postgres` (a pass
+//! of `scripts/test.sh`), a private PostgreSQL per test, named in the config by `file:` references
+//! so that every roster the test starts finds it.
 
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use roster_testkit::{OpenLdap, OpenLdapOptions};
+use roster_testkit::{OpenLdap, OpenLdapOptions, Postgres};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -23,7 +27,25 @@ const EXPORT: &str = "exports/hr.csv";
 /// One test's server and roster folder. Dropping it stops slapd and removes both folders.
 pub struct Lab {
     pub ldap: OpenLdap,
+    /// The store's server, when the store is in PostgreSQL.
+    pub postgres: Option<Postgres>,
     work: TempDir,
+}
+
+/// The PostgreSQL the store of a test lives in: with `ROSTER_TEST_STORE=postgres`, a private one
+/// (one that cannot start fails the test); none (SQLite) otherwise.
+fn selected_store() -> Option<Postgres> {
+    match std::env::var("ROSTER_TEST_STORE").as_deref() {
+        Ok("postgres") => Some(start_postgres()),
+        Ok("sqlite") | Err(_) => None,
+        Ok(other) => panic!("ROSTER_TEST_STORE: expected postgres or sqlite, found {other:?}"),
+    }
+}
+
+fn start_postgres() -> Postgres {
+    Postgres::start().unwrap_or_else(|e| {
+        panic!("could not start PostgreSQL for the store (install it with scripts/install-test-deps.sh): {e:#}")
+    })
 }
 
 impl Lab {
@@ -35,16 +57,42 @@ impl Lab {
 
     /// [`Lab::start`] with these server options; TLS is always on.
     pub fn start_with(options: OpenLdapOptions) -> Lab {
+        Lab::start_on(options, selected_store())
+    }
+
+    /// [`Lab::start`] with the store in a private PostgreSQL, whatever `ROSTER_TEST_STORE` says.
+    pub fn start_on_postgres() -> Lab {
+        Lab::start_on(OpenLdapOptions::default(), Some(start_postgres()))
+    }
+
+    fn start_on(options: OpenLdapOptions, postgres: Option<Postgres>) -> Lab {
         let ldap = OpenLdap::start(OpenLdapOptions { tls: true, ..options }).unwrap_or_else(|e| {
             panic!("could not start OpenLDAP (install it with scripts/install-test-deps.sh): {e:#}")
         });
         let work = tempfile::Builder::new().prefix("roster-it-").tempdir().expect("a temporary folder for roster");
         fs::create_dir(work.path().join("exports")).expect("creating the exports folder");
-        let lab = Lab { ldap, work };
+        let lab = Lab { ldap, postgres, work };
         let ca = lab.ldap.ca_cert_path().expect("the server was started with TLS");
         let url = lab.ldap.ldaps_url().expect("the server was started with TLS");
-        lab.write_config(&CONFIG_TEMPLATE.replace("@LDAPS_URL@", &url).replace("@CA_FILE@", &ca.to_string_lossy()));
+        let config = CONFIG_TEMPLATE.replace("@LDAPS_URL@", &url).replace("@CA_FILE@", &ca.to_string_lossy());
+        lab.write_config(&lab.with_store(&config));
         lab
+    }
+
+    /// `config` with its store where this lab keeps it: unchanged for SQLite; for PostgreSQL, its
+    /// `[store]` naming the server's URL (a file, read as a secret) and an `[audit]` key (a
+    /// store without a file beside it needs one).
+    pub fn with_store(&self, config: &str) -> String {
+        let Some(postgres) = &self.postgres else { return config.to_string() };
+        fs::write(self.dir().join("store-url"), format!("{}?sslmode=disable", postgres.url()))
+            .expect("writing the store's URL");
+        fs::write(self.dir().join("audit-key"), "a1".repeat(32)).expect("writing the audit key");
+        let sqlite = "[store]\npath = \"roster.db\"\n";
+        assert!(config.contains(sqlite), "the config has no [store] to point at PostgreSQL:\n{config}");
+        format!(
+            "{}\n[audit]\nkey = \"file:audit-key\"\n",
+            config.replace(sqlite, "[store]\nurl = \"file:store-url\"\n")
+        )
     }
 
     pub fn dir(&self) -> &Path {

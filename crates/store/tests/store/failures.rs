@@ -32,7 +32,7 @@ fn row(person: &str, runs: u32, error: &str) -> (String, String, u32, String) {
 
 #[tokio::test]
 async fn consecutive_failed_runs_count_up_and_a_clean_run_clears() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     finished(&store, vec![(update(0, "e1"), failed("busy")), (update(1, "e2"), done_quietly())]).await;
     assert_eq!(failures(&store).await, [row("e1", 1, "busy")]);
 
@@ -61,7 +61,7 @@ async fn consecutive_failed_runs_count_up_and_a_clean_run_clears() {
 
 #[tokio::test]
 async fn targets_count_apart_and_operations_without_a_person_count_for_no_one() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let elsewhere = Operation { target: "cloud".into(), ..update(1, "e1") };
     let group = op(2, None, Action::AddMember { group: "cn=staff,dc=example,dc=org".into(), member: DN.into() });
     finished(
@@ -81,7 +81,7 @@ async fn targets_count_apart_and_operations_without_a_person_count_for_no_one() 
 
 #[tokio::test]
 async fn a_run_stopped_before_its_outcomes_neither_counts_nor_clears() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     finished(&store, vec![(update(0, "e1"), failed("busy"))]).await;
     let run = store.begin_run(&start("apply", "cfg")).await.unwrap();
     store.record_intents(run, &[update(0, "e1")]).await.unwrap();
@@ -91,7 +91,7 @@ async fn a_run_stopped_before_its_outcomes_neither_counts_nor_clears() {
 
 #[tokio::test]
 async fn a_purged_person_leaves_no_failure_behind() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     store.commit_persons(&[person("e1", Some("ada"))], as_of()).await.unwrap();
     finished(&store, vec![(update(0, "e1"), failed("busy"))]).await;
     store.commit_persons(&[tombstoned("e1", Some("ada"))], as_of()).await.unwrap();
@@ -100,7 +100,7 @@ async fn a_purged_person_leaves_no_failure_behind() {
 
 #[tokio::test]
 async fn a_release_clears_and_is_audited_as_the_operators() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = test_store().await;
     let last_good = store.begin_run(&start("apply", "good-config")).await.unwrap();
     store.finish_run(last_good, &finish(RunStatus::Success, &[])).await.unwrap();
     let elsewhere = Operation { target: "cloud".into(), ..update(1, "e1") };

@@ -55,6 +55,25 @@ pub(crate) fn router() -> Router<Arc<Daemon>> {
         .route(BASE, axum::routing::any(unknown))
 }
 
+/// A standby takes no push (a change to a User would queue the source's job, which only the
+/// leader runs): 503, so that the HR system retries against the leader.
+pub(crate) async fn leader_only(
+    axum::extract::State(daemon): axum::extract::State<Arc<Daemon>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let reads = request.method() == axum::http::Method::GET || request.uri().path().ends_with("/.search");
+    if reads || daemon.leader.is_leading() {
+        return next.run(request).await;
+    }
+    ScimError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        "this daemon is a standby: another roster serve on the same store leads; push to the leader",
+    )
+    .into_response()
+}
+
 async fn not_implemented() -> ScimError {
     ScimError::new(
         StatusCode::NOT_IMPLEMENTED,

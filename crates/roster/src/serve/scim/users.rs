@@ -67,9 +67,9 @@ fn new_id() -> ScimResult<String> {
 }
 
 /// After a push that changed a User: the source's job, when it names one, is queued (once).
-fn pushed(daemon: &Daemon, source: &ScimInbound) {
+async fn pushed(daemon: &Daemon, source: &ScimInbound) {
     if let Some(job) = &source.job {
-        let queued = daemon.queue.enqueue(job, &format!("scim:{}", source.source));
+        let queued = crate::serve::queue::enqueue(daemon, job, &format!("scim:{}", source.source), Vec::new()).await;
         tracing::info!(source = %source.source, job = %job, ?queued, "SCIM push: job queued");
     }
 }
@@ -106,7 +106,7 @@ pub(crate) async fn create_user(daemon: &Daemon, source: &ScimInbound, body: Val
         .await
         .map_err(ScimError::internal)?;
     let user = written(outcome, &user_name)?;
-    pushed(daemon, source);
+    pushed(daemon, source).await;
     Ok(user)
 }
 
@@ -146,7 +146,7 @@ pub(crate) async fn replace_user(
         .map_err(ScimError::internal)?;
     let user = written(outcome, &user_name)?;
     if user.resource != before.resource {
-        pushed(daemon, source);
+        pushed(daemon, source).await;
     }
     Ok(user)
 }
@@ -191,7 +191,7 @@ pub(crate) async fn patch_user(
         .await
         .map_err(ScimError::internal)?;
     let user = written(outcome, &user_name)?;
-    pushed(daemon, source);
+    pushed(daemon, source).await;
     Ok(user)
 }
 
@@ -205,7 +205,7 @@ pub(crate) async fn delete_user(
     if !daemon.store.scim_delete_user(&source.source, id).await.map_err(ScimError::internal)? {
         return Err(ScimError::not_found(id));
     }
-    pushed(daemon, source);
+    pushed(daemon, source).await;
     Ok(())
 }
 
