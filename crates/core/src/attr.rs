@@ -22,7 +22,16 @@ impl AttrName {
     pub fn is(&self, other: &str) -> bool {
         self.0.eq_ignore_ascii_case(other)
     }
+    /// Whether the attribute holds a password or its hash: such values never go into a plan, the
+    /// store, the audit trail or a read-back entry.
+    pub fn is_password(&self) -> bool {
+        PASSWORD_ATTRIBUTES.iter().any(|secret| self.is(secret))
+    }
 }
+
+/// The attributes that hold passwords: LDAP's, Active Directory's and Samba's, and SCIM's `password`.
+pub const PASSWORD_ATTRIBUTES: [&str; 6] =
+    ["userPassword", "authPassword", "unicodePwd", "sambaNTPassword", "sambaLMPassword", "password"];
 
 impl PartialEq for AttrName {
     fn eq(&self, other: &Self) -> bool {

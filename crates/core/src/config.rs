@@ -473,7 +473,7 @@ fn default_login_fallback() -> Spanned<String> {
 }
 
 /// A reference to a secret: `env:NAME` or `file:PATH`. Never the secret itself.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct SecretRef(pub String);
 
@@ -485,6 +485,9 @@ pub enum TargetKind {
     Ldap,
     /// Active Directory (and Samba AD): user objects, userAccountControl, unicodePwd, AD groups.
     ActiveDirectory,
+    /// A SCIM 2.0 service (RFC 7643/7644): Users with the enterprise extension, and Groups, seen
+    /// by the planner under synthetic DNs (`externalId=<key>,ou=Users,<base>`).
+    Scim,
 }
 
 /// TLS settings of a connection.
@@ -641,11 +644,18 @@ impl GroupRuleConfig {
 pub struct TargetConfig {
     pub name: String,
     pub kind: TargetKind,
-    /// `ldap://host:port` or `ldaps://host:port`.
+    /// `ldap://host:port` or `ldaps://host:port`; for `scim`, the base URL (`https://…/scim/v2`).
     pub url: String,
+    /// LDAP kinds only.
+    #[serde(default)]
     pub bind_dn: String,
-    /// `env:NAME` or `file:PATH`.
+    /// `env:NAME` or `file:PATH`. LDAP kinds only.
+    #[serde(default)]
     pub bind_password: SecretRef,
+    /// `scim` only: the bearer token, `env:NAME` or `file:PATH`.
+    pub token: Option<SecretRef>,
+    /// `scim` only: the suffix of the synthetic DNs. Default `o=scim`.
+    pub base: Option<String>,
     #[serde(default)]
     pub tls: TlsConfig,
     /// Seconds to wait for a connection or an answer. Default 30.
@@ -655,12 +665,16 @@ pub struct TargetConfig {
     /// 32; `1` applies one operation at a time, in plan order.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
-    /// Subtrees roster may change; everything else is never modified.
+    /// Subtrees roster may change; everything else is never modified. Default for `scim`:
+    /// `ou=Users,<base>` and `ou=Groups,<base>`.
+    #[serde(default)]
     pub managed: Vec<String>,
     /// Where login names must be unique (searched for taken values). Default: the directory suffix
     /// shared by the managed subtrees.
     pub unique_base: Option<String>,
     /// Expression giving an account's DN. Containers (OUs) it needs are created inside `managed`.
+    /// Default for `scim`: `"externalId=" + key + ",ou=Users,<base>"`; required otherwise.
+    #[serde(default = "no_expression")]
     pub dn: Spanned<String>,
     /// Object classes of new accounts. Default `["inetOrgPerson"]` for `ldap`, `["user"]` for
     /// `active_directory`.
@@ -778,6 +792,28 @@ pub enum DeletedPolicy {
 impl TargetConfig {
     /// Fills in the defaults that depend on the kind of target.
     pub fn resolve_defaults(&mut self) {
+        if self.kind == TargetKind::Scim {
+            let base = self.scim_base().to_string();
+            if self.managed.is_empty() {
+                self.managed = vec![format!("ou=Users,{base}"), format!("ou=Groups,{base}")];
+            }
+            if self.dn.get_ref().is_empty() {
+                self.dn = Spanned::new(0..0, format!("\"externalId=\" + key + \",ou=Users,{base}\""));
+            }
+            if self.object_classes.is_empty() {
+                self.object_classes = vec!["User".to_string()];
+            }
+            if self.login_attribute.is_empty() {
+                self.login_attribute = "userName".to_string();
+            }
+            if self.correlate.is_empty() {
+                self.correlate = "externalId".to_string();
+            }
+            if self.on_deleted.is_none() {
+                self.on_deleted = Some(DeletedPolicy::Recreate);
+            }
+            return;
+        }
         let ad = self.kind == TargetKind::ActiveDirectory;
         if self.object_classes.is_empty() {
             self.object_classes = vec![if ad { "user" } else { "inetOrgPerson" }.to_string()];
@@ -795,6 +831,17 @@ impl TargetConfig {
             self.on_deleted = Some(if ad { DeletedPolicy::Report } else { DeletedPolicy::Recreate });
         }
     }
+}
+
+impl TargetConfig {
+    /// The suffix of a `scim` target's synthetic DNs.
+    pub fn scim_base(&self) -> &str {
+        self.base.as_deref().unwrap_or("o=scim")
+    }
+}
+
+fn no_expression() -> Spanned<String> {
+    Spanned::new(0..0, String::new())
 }
 
 fn default_timeout() -> u64 {

@@ -73,6 +73,14 @@ fn is_ad(rules: &TargetRules) -> bool {
     rules.config.kind == TargetKind::ActiveDirectory
 }
 
+/// Whether a reference to another account (the manager) waits until every account of the run
+/// exists: AD refuses a DN that names no entry yet, and a SCIM service takes the manager's id,
+/// which a user created in the same run has only once its create answered. A plain LDAP directory
+/// takes the reference in the create itself.
+fn defers_references(rules: &TargetRules) -> bool {
+    matches!(rules.config.kind, TargetKind::ActiveDirectory | TargetKind::Scim)
+}
+
 /// The phase an operation runs in: containers, accounts, disables, renames, attributes, references,
 /// group adds, group removes, deletes. Within a phase the order is by person.
 fn phase(action: &Action, references: bool) -> u8 {
@@ -890,8 +898,9 @@ pub fn plan(input: &PlanInput) -> Plan {
                     // A plain LDAP directory takes a DN reference to an entry that does not exist
                     // yet (OpenLDAP checks none), so the manager goes into the create itself; AD
                     // refuses one, so there it is set once every account exists.
+                    let deferred = defers_references(rules);
                     for (attr, values, _, references) in &wanted {
-                        if (!references || !ad) && !values.is_empty() {
+                        if (!references || !deferred) && !values.is_empty() {
                             attributes.insert(attr.clone(), values.clone());
                         }
                     }
@@ -958,7 +967,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                     }
                     let refs: Vec<AttrChange> = wanted
                         .iter()
-                        .filter(|(_, values, _, references)| ad && *references && !values.is_empty())
+                        .filter(|(_, values, _, references)| deferred && *references && !values.is_empty())
                         .map(|(attr, values, ..)| AttrChange { attr: attr.clone(), old: vec![], new: values.clone() })
                         .collect();
                     if !refs.is_empty() {

@@ -12,11 +12,54 @@ use toml::Spanned;
 
 use crate::attr::AttrName;
 use crate::config::{
-    AuditConfig, ConfigFile, CorrelationConfig, GroupMode, LifecycleConfig, MappingWhen, SafetyConfig, SourceConfig,
-    StoreConfig, TargetConfig,
+    AuditConfig, ConfigFile, CorrelationConfig, GroupMode, LifecycleConfig, MappingWhen, SafetyConfig, SecretRef,
+    SourceConfig, StoreConfig, TargetConfig,
 };
 use crate::dn::Dn;
 use crate::expr::{Env, Expr, ExprValue};
+
+/// What only a `scim` target needs: an https URL (http only with `tls.allow_plaintext`), a token,
+/// no LDAP bind, no LDAP-only disable policy.
+fn check_scim_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
+    let plaintext = t.url.starts_with("http://");
+    if !(t.url.starts_with("https://") || plaintext) {
+        ck.error(
+            format!("{key}.url"),
+            None,
+            format!("expected the service's SCIM base URL, https://…, found {:?}", t.url),
+        );
+    }
+    if plaintext && !t.tls.allow_plaintext {
+        ck.error(format!("{key}.url"), None, "a plain http:// connection would send the token in clear: use https://, or (lab only) tls.allow_plaintext = true");
+    }
+    if t.token.is_none() {
+        ck.error(
+            format!("{key}.token"),
+            None,
+            "expected the bearer token as a secret reference \"env:NAME\" or \"file:PATH\"",
+        );
+    }
+    for (name, set) in [
+        ("bind_dn", !t.bind_dn.is_empty()),
+        ("bind_password", !t.bind_password.0.is_empty()),
+        ("tls.starttls", t.tls.starttls),
+        ("disable.lock", t.disable.lock),
+        ("disable.move_to", t.disable.move_to.is_some()),
+    ] {
+        if set {
+            ck.error(
+                format!("{key}.{name}"),
+                None,
+                "a scim target does not take this key: it authenticates with token and disables with active = false",
+            );
+        }
+    }
+}
+
+/// Why a password attribute is refused as a mapping.
+const PASSWORD_MAPPING: &str = "a password is never mapped: its value would be written into every plan, the store and the \
+     audit trail; initial passwords come from [target.password], which generates each one and delivers it \
+     without recording it";
 
 /// Variables every expression may use besides the person attributes the sources map.
 pub const BUILTIN_VARIABLES: [&str; 8] =
@@ -663,22 +706,39 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         if !target_names.insert(t.name.clone()) {
             ck.error(format!("{key}.name"), None, format!("target name {:?} is used twice", t.name));
         }
-        if !(t.url.starts_with("ldap://") || t.url.starts_with("ldaps://")) {
-            ck.error(
-                format!("{key}.url"),
-                None,
-                format!("expected ldap://host:port or ldaps://host:port, found {:?}", t.url),
-            );
+        let scim = t.kind == crate::config::TargetKind::Scim;
+        let is_reference = |r: &SecretRef| r.0.starts_with("env:") || r.0.starts_with("file:");
+        const NOT_A_REFERENCE: &str =
+            "expected a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the config";
+        if scim {
+            check_scim_target(&mut ck, &key, t);
+        } else {
+            if !(t.url.starts_with("ldap://") || t.url.starts_with("ldaps://")) {
+                ck.error(
+                    format!("{key}.url"),
+                    None,
+                    format!("expected ldap://host:port or ldaps://host:port, found {:?}", t.url),
+                );
+            }
+            if t.url.starts_with("ldap://") && !t.tls.starttls && !t.tls.allow_plaintext {
+                ck.error(format!("{key}.url"), None, "a plain ldap:// connection would send the bind password in clear: use ldaps://, set tls.starttls = true, or (lab only) tls.allow_plaintext = true");
+            }
+            if !is_reference(&t.bind_password) {
+                ck.error(format!("{key}.bind_password"), None, NOT_A_REFERENCE);
+            }
+            for (name, set) in [("token", t.token.is_some()), ("base", t.base.is_some())] {
+                if set {
+                    ck.error(format!("{key}.{name}"), None, "only a kind = \"scim\" target takes this key");
+                }
+            }
+            if t.dn.get_ref().is_empty() {
+                ck.error(format!("{key}.dn"), None, "expected an expression giving each account's DN");
+            }
         }
-        if t.url.starts_with("ldap://") && !t.tls.starttls && !t.tls.allow_plaintext {
-            ck.error(format!("{key}.url"), None, "a plain ldap:// connection would send the bind password in clear: use ldaps://, set tls.starttls = true, or (lab only) tls.allow_plaintext = true");
-        }
-        if !(t.bind_password.0.starts_with("env:") || t.bind_password.0.starts_with("file:")) {
-            ck.error(
-                format!("{key}.bind_password"),
-                None,
-                "expected a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the config",
-            );
+        if let Some(token) = &t.token
+            && !is_reference(token)
+        {
+            ck.error(format!("{key}.token"), None, NOT_A_REFERENCE);
         }
         let mut managed = Vec::new();
         if t.managed.is_empty() {
@@ -695,8 +755,9 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 Err(e) => ck.error(format!("{key}.managed[{j}]"), None, e.to_string()),
             }
         }
+        let bind_dn = (!scim).then_some(&t.bind_dn);
         for (name, value) in [
-            ("bind_dn", Some(&t.bind_dn)),
+            ("bind_dn", bind_dn),
             ("unique_base", t.unique_base.as_ref()),
             ("empty_group_member", t.empty_group_member.as_ref()),
         ] {
@@ -730,6 +791,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 None,
                 "an active_directory target needs a [target.password] table: AD enables an account only once it has a password (use delivery = \"none\" for a random password nobody sees)",
             ),
+            Some(_) if scim => ck.error(
+                format!("{key}.password"),
+                None,
+                "a scim target sets no passwords: the service's own sign-in (invitation, single sign-on) does",
+            ),
             Some(pw) => {
                 if !(12..=256).contains(&pw.length) {
                     ck.error(format!("{key}.password.length"), None, format!("expected 12 to 256 characters, found {}", pw.length));
@@ -745,7 +811,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             }
             None => {}
         }
-        if !ad && !t.disable.lock && t.disable.move_to.is_none() && t.disable.set.is_empty() {
+        if !ad && !scim && !t.disable.lock && t.disable.move_to.is_none() && t.disable.set.is_empty() {
             ck.error(
                 format!("{key}.disable"),
                 None,
@@ -789,6 +855,9 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             if attr.eq_ignore_ascii_case("objectClass") {
                 ck.error(&mkey, Some(src.span()), "object classes are set by object_classes, not as a mapping");
             }
+            if AttrName::new(attr.as_str()).is_password() {
+                ck.error(&mkey, Some(src.span()), PASSWORD_MAPPING);
+            }
             if let Some(expr) = ck.expr(&mkey, src, &known_person) {
                 if let Some(v) = ck.sample(&mkey, src, &expr, &env)
                     && let Err(e) = v.into_texts()
@@ -802,6 +871,9 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         let mut disable_set = Vec::new();
         for (attr, src) in &t.disable.set {
             let dkey = format!("{key}.disable.set.{attr}");
+            if AttrName::new(attr.as_str()).is_password() {
+                ck.error(&dkey, Some(src.span()), PASSWORD_MAPPING);
+            }
             if let Some(expr) = ck.expr(&dkey, src, &known_person) {
                 if let Some(v) = ck.sample(&dkey, src, &expr, &env)
                     && let Err(e) = v.into_texts()

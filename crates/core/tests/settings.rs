@@ -207,3 +207,65 @@ fn serve_mistakes_are_reported_by_key() {
     let wrong_apply = format!("{GOOD}{SERVE}").replace("command = \"reconcile\"", "command = \"plan\"");
     assert!(errors(&wrong_apply).iter().any(|e| e.key == "serve.job[1].apply"));
 }
+
+#[test]
+fn a_password_attribute_is_never_a_mapping() {
+    for (attr, table) in [("userPassword", "attributes"), ("unicodePwd", "attributes"), ("UserPassword", "disable.set")]
+    {
+        let line = format!("{attr} = '\"Initial-\" + key'");
+        let text = match table {
+            "attributes" => GOOD.replace("cn = 'given_name", &format!("{line}\ncn = 'given_name")),
+            _ => GOOD.replace("disable = { lock = true }", &format!("disable = {{ lock = true, set = {{ {line} }} }}")),
+        };
+        let e = errors(&text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].key, format!("target[0].{table}.{attr}"));
+        assert_eq!(e[0].line, Some(line_of(&text, &line)), "{e:?}");
+        assert!(e[0].message.contains("[target.password]"), "{}", e[0].message);
+    }
+}
+
+const SCIM_TARGET: &str = r#"[[target]]
+name = "cloud"
+kind = "scim"
+url = "https://idp.example.org/scim/v2"
+token = "env:SCIM_TOKEN"
+[target.attributes]
+displayName = 'given_name + " " + family_name'
+"#;
+
+fn with_scim_target(target: &str) -> String {
+    let (head, _ldap) = GOOD.split_once("[[target]]").expect("GOOD has a target");
+    format!("{head}{target}")
+}
+
+#[test]
+fn a_scim_target_gets_its_synthetic_dns_and_keys_by_default() {
+    let s = load(&with_scim_target(SCIM_TARGET), "roster.toml").unwrap();
+    let cloud = &s.targets[0].config;
+    assert_eq!(cloud.managed, ["ou=Users,o=scim", "ou=Groups,o=scim"]);
+    assert_eq!(cloud.dn.get_ref(), r#""externalId=" + key + ",ou=Users,o=scim""#);
+    assert_eq!((cloud.login_attribute.as_str(), cloud.correlate.as_str()), ("userName", "externalId"));
+}
+
+#[test]
+fn scim_and_ldap_targets_refuse_each_others_keys() {
+    let cases = [
+        (SCIM_TARGET.replace("token = \"env:SCIM_TOKEN\"\n", ""), "target[0].token"),
+        (SCIM_TARGET.replace("token = ", "bind_dn = \"cn=x,dc=example,dc=org\"\ntoken = "), "target[0].bind_dn"),
+        (SCIM_TARGET.replace("https://", "http://"), "target[0].url"),
+        (SCIM_TARGET.replace("token = \"env:SCIM_TOKEN\"", "token = \"s3cret\""), "target[0].token"),
+        (
+            SCIM_TARGET.replace("[target.attributes]", "[target.password]\ndelivery = \"none\"\n[target.attributes]"),
+            "target[0].password",
+        ),
+    ];
+    for (target, key) in cases {
+        let e = errors(&with_scim_target(&target));
+        assert!(e.iter().any(|e| e.key == key), "expected an error at {key}: {e:?}");
+    }
+    let ldap_with_token = GOOD.replace("bind_password = \"env:PW\"", "bind_password = \"env:PW\"\ntoken = \"env:T\"");
+    assert!(errors(&ldap_with_token).iter().any(|e| e.key == "target[0].token"));
+    let ldap_without_dn = GOOD.replace(r#"dn = '"uid=" + login + ",ou=people,dc=example,dc=org"'"#, "");
+    assert!(errors(&ldap_without_dn).iter().any(|e| e.key == "target[0].dn"));
+}

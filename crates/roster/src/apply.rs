@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use indicatif::{ProgressBar, ProgressStyle};
-use roster_connectors::target::{ErrorKind, LdapTarget};
+use roster_connectors::target::{AnyTarget, ErrorKind, Target};
 use roster_core::dn::normalize_dn;
 use roster_core::plan::{Action, Operation, Plan};
 use roster_store::{Outcome, RunFinish, RunStatus};
@@ -147,7 +147,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
             op.id
         );
     }
-    let targets: BTreeMap<&str, (&LdapTarget, usize)> = fresh
+    let targets: BTreeMap<&str, (&AnyTarget, usize)> = fresh
         .loaded
         .settings
         .targets
@@ -273,7 +273,7 @@ struct Sent {
     kind: Option<ErrorKind>,
 }
 
-async fn send(fresh: &Fresh, target: &LdapTarget, op: Operation) -> Sent {
+async fn send(fresh: &Fresh, target: &AnyTarget, op: Operation) -> Sent {
     let (outcome, kind) = match &op.action {
         Action::SetPassword { .. } => (set_password(fresh, target, &op).await, None),
         _ => apply_with_retry(target, &op).await,
@@ -516,7 +516,7 @@ impl Failpoint {
 /// Makes a new password, sets it, and hands it to the delivery. A password that was set but not
 /// delivered is a failed operation: the account's link keeps its password pending, and the next run
 /// sets a new one rather than ever storing this one.
-async fn set_password(fresh: &Fresh, target: &LdapTarget, op: &Operation) -> Outcome {
+async fn set_password(fresh: &Fresh, target: &AnyTarget, op: &Operation) -> Outcome {
     let Some(config) =
         fresh.loaded.settings.targets.iter().find(|t| t.name() == op.target).and_then(|t| t.config.password.as_ref())
     else {
@@ -586,7 +586,7 @@ fn without_missing_members(plan: &Plan, landed: &[bool], op: &Operation) -> Opti
 }
 
 /// The outcome, and the kind of error it ended with (None on success).
-async fn apply_with_retry(target: &LdapTarget, op: &Operation) -> (Outcome, Option<ErrorKind>) {
+async fn apply_with_retry(target: &AnyTarget, op: &Operation) -> (Outcome, Option<ErrorKind>) {
     let mut attempt = 0;
     loop {
         attempt += 1;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use roster_connectors::source::csv::read_csv;
 use roster_connectors::source::sql::{SqlReadOptions, read_sql_with};
-use roster_connectors::target::LdapTarget;
+use roster_connectors::target::{AnyTarget, Target};
 use roster_core::config::{SourceConfig, SourceKind};
 use roster_core::engine::{PlanInput, plan, view_attributes};
 use roster_core::plan::Plan;
@@ -173,12 +173,13 @@ pub(crate) async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Resu
     Ok((reads, watermarks))
 }
 
-pub(crate) async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> {
+pub(crate) async fn connect_targets(loaded: &Loaded) -> Result<Vec<AnyTarget>> {
     let mut targets = Vec::new();
     for rules in &loaded.settings.targets {
-        let password = secrets::resolve(&rules.config.bind_password, &loaded.config_dir)
-            .with_context(|| format!("target {}", rules.name()))?;
-        let target = LdapTarget::connect(&rules.config, password, &loaded.config_dir)
+        let secret = rules.config.token.as_ref().unwrap_or(&rules.config.bind_password);
+        let secret =
+            secrets::resolve(secret, &loaded.config_dir).with_context(|| format!("target {}", rules.name()))?;
+        let target = AnyTarget::connect(&rules.config, secret, &loaded.config_dir)
             .await
             .with_context(|| format!("target {}", rules.name()))?;
         targets.push(target);
@@ -186,7 +187,7 @@ pub(crate) async fn connect_targets(loaded: &Loaded) -> Result<Vec<LdapTarget>> 
     Ok(targets)
 }
 
-pub(crate) async fn read_views(loaded: &Loaded, targets: &mut [LdapTarget]) -> Result<BTreeMap<String, TargetView>> {
+pub(crate) async fn read_views(loaded: &Loaded, targets: &mut [AnyTarget]) -> Result<BTreeMap<String, TargetView>> {
     let mut views = BTreeMap::new();
     for (rules, target) in loaded.settings.targets.iter().zip(targets.iter_mut()) {
         let view = target
@@ -202,7 +203,7 @@ pub(crate) async fn read_views(loaded: &Loaded, targets: &mut [LdapTarget]) -> R
 pub(crate) struct Fresh {
     pub(crate) loaded: Loaded,
     pub(crate) store: Store,
-    pub(crate) targets: Vec<LdapTarget>,
+    pub(crate) targets: Vec<AnyTarget>,
     pub(crate) plan: Plan,
     /// Recorded when the run's every operation landed (a saved plan has none).
     pub(crate) watermarks: Watermarks,

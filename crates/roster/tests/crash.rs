@@ -268,13 +268,11 @@ fn killed_at_random_moments_the_rerun_converges() {
 #[test]
 fn killed_after_a_create_with_a_generated_password_the_rerun_converges() {
     fn generated_passwords(config: String) -> String {
-        let mapping = r#"userPassword = { value = '"Initial-" + key', when = "create" }"#;
-        assert!(config.contains(mapping), "{config}");
-        config
-            .replace(mapping, "")
-            .replace("[safety]", "[target.password]\nmust_change = false\ndelivery = \"none\"\n\n[safety]")
+        let delivery = r#"delivery = { folder = { path = "passwords" } }"#;
+        assert!(config.contains(delivery), "{config}");
+        config.replace(delivery, r#"delivery = "none""#)
     }
-    let reference = Reference::new(generated_passwords, &["userpassword"]);
+    let reference = Reference::new(generated_passwords, &[]);
     let create = reference.nth("create", 0);
     let set_password = reference.nth("set_password", 0);
     let cases =

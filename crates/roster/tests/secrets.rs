@@ -152,14 +152,12 @@ fn base64_needles_are_found_inside_longer_streams() {
     }
 }
 
-/// The configuration every phase starts from: generated passwords delivered to `passwords/`.
+/// The configuration every phase starts from: the fixture's generated passwords, delivered to
+/// `passwords/`, 16 characters long.
 fn with_folder_delivery(config: &str) -> String {
-    let mapping = r#"userPassword = { value = '"Initial-" + key', when = "create" }"#;
-    assert!(config.contains(mapping), "{config}");
-    config.replace(mapping, "").replace(
-        "[safety]",
-        "[target.password]\nmust_change = false\nlength = 16\ndelivery = { folder = { path = \"passwords\" } }\n\n[safety]",
-    )
+    let delivery = r#"delivery = { folder = { path = "passwords" } }"#;
+    assert!(config.contains(delivery), "{config}");
+    config.replace(delivery, &format!("length = 16\n{delivery}"))
 }
 
 fn people(keys: std::ops::Range<usize>) -> Hr {

@@ -7,8 +7,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::path::Path;
 
 use roster_core::attr::AttrName;
+use roster_core::config::{TargetConfig, TargetKind};
 use roster_core::plan::{Applied, Operation};
 use roster_core::state::TargetView;
 use secrecy::SecretString;
@@ -18,6 +20,83 @@ pub mod scim;
 
 pub use ldap::LdapTarget;
 pub use scim::{ScimSettings, ScimTarget};
+
+/// A connected target of any kind the configuration offers: what the runner holds.
+pub enum AnyTarget {
+    Ldap(LdapTarget),
+    Scim(ScimTarget),
+}
+
+impl AnyTarget {
+    /// Connects to the target `config` describes. `secret` is the resolved bind password (LDAP
+    /// kinds) or bearer token (`scim`); `config_dir` resolves a relative `tls.ca_file`.
+    pub async fn connect(
+        config: &TargetConfig,
+        secret: SecretString,
+        config_dir: &Path,
+    ) -> Result<AnyTarget, TargetError> {
+        match config.kind {
+            TargetKind::Ldap | TargetKind::ActiveDirectory => {
+                Ok(AnyTarget::Ldap(LdapTarget::connect(config, secret, config_dir).await?))
+            }
+            TargetKind::Scim => {
+                let mut settings = ScimSettings::new(config.name.clone(), config.url.clone(), secret);
+                settings.base = config.scim_base().to_string();
+                settings.ca_file = config.tls.ca_file.as_ref().map(|file| config_dir.join(file));
+                settings.allow_plaintext = config.tls.allow_plaintext;
+                settings.timeout = std::time::Duration::from_secs(config.timeout_seconds);
+                Ok(AnyTarget::Scim(ScimTarget::connect(settings).await?))
+            }
+        }
+    }
+}
+
+impl AnyTarget {
+    /// Ends the session politely (an LDAP unbind); an HTTP target has nothing to close.
+    pub async fn close(self) -> Result<(), TargetError> {
+        match self {
+            AnyTarget::Ldap(t) => t.close().await,
+            AnyTarget::Scim(_) => Ok(()),
+        }
+    }
+}
+
+impl Target for AnyTarget {
+    fn name(&self) -> &str {
+        match self {
+            AnyTarget::Ldap(t) => Target::name(t),
+            AnyTarget::Scim(t) => Target::name(t),
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        match self {
+            AnyTarget::Ldap(t) => t.capabilities(),
+            AnyTarget::Scim(t) => t.capabilities(),
+        }
+    }
+
+    async fn read_view(&mut self, attrs: &[AttrName]) -> Result<TargetView, TargetError> {
+        match self {
+            AnyTarget::Ldap(t) => Target::read_view(t, attrs).await,
+            AnyTarget::Scim(t) => Target::read_view(t, attrs).await,
+        }
+    }
+
+    async fn apply(&self, op: &Operation) -> Result<Applied, TargetError> {
+        match self {
+            AnyTarget::Ldap(t) => Target::apply(t, op).await,
+            AnyTarget::Scim(t) => Target::apply(t, op).await,
+        }
+    }
+
+    async fn set_password(&self, op: &Operation, password: &SecretString) -> Result<Applied, TargetError> {
+        match self {
+            AnyTarget::Ldap(t) => Target::set_password(t, op, password).await,
+            AnyTarget::Scim(t) => Target::set_password(t, op, password).await,
+        }
+    }
+}
 
 /// What a target can do, declared before planning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -132,6 +132,27 @@ impl Lab {
         !self.search(BASE, Scope::Subtree, &filter).is_empty()
     }
 
+    /// The initial password roster generated for the person's account and delivered under
+    /// `passwords/` (`fixtures/roster.toml`'s `[target.password]`): the file whose `person:` line
+    /// is `key`.
+    pub fn initial_password(&self, key: &str) -> String {
+        let folder = self.dir().join("passwords");
+        let files = std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("reading {}: {e}", folder.display()));
+        for file in files {
+            let text = std::fs::read_to_string(file.expect("a folder entry").path()).expect("reading a delivery");
+            let field = |name: &str| text.lines().find_map(|line| line.strip_prefix(name)).map(str::to_owned);
+            if field("person: ").as_deref() == Some(key) {
+                return field("password: ").unwrap_or_else(|| panic!("no password line for {key}: {text:?}"));
+            }
+        }
+        panic!("no initial password was delivered for {key} in {}", folder.display())
+    }
+
+    /// Whether the person can log in with the initial password roster delivered for them.
+    pub fn can_log_in(&self, key: &str) -> bool {
+        self.can_bind(key, &self.initial_password(key))
+    }
+
     /// Whether the person can log in (a simple bind as their account succeeds).
     pub fn can_bind(&self, key: &str, password: &str) -> bool {
         let dn = self.account(key).dn;

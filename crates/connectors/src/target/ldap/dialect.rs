@@ -22,10 +22,12 @@ pub(super) enum Dialect {
 }
 
 impl Dialect {
-    pub fn of(kind: TargetKind) -> Dialect {
+    /// The dialect of an LDAP kind; `None` for a target that is not a directory.
+    pub fn of(kind: TargetKind) -> Option<Dialect> {
         match kind {
-            TargetKind::Ldap => Dialect::Ldap,
-            TargetKind::ActiveDirectory => Dialect::ActiveDirectory,
+            TargetKind::Ldap => Some(Dialect::Ldap),
+            TargetKind::ActiveDirectory => Some(Dialect::ActiveDirectory),
+            TargetKind::Scim => None,
         }
     }
 

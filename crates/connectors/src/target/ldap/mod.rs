@@ -57,9 +57,6 @@ const ASSERTION_OID: &str = "1.3.6.1.1.12";
 /// OpenLDAP ppolicy's administrative lock: a lock that never expires.
 const LOCK_ATTRIBUTE: &str = "pwdAccountLockedTime";
 const LOCKED_FOREVER: &str = "000001010000Z";
-/// Attributes never read back into an [`Applied`] entry (which ends up in the store and the audit trail).
-const SECRET_ATTRIBUTES: [&str; 5] =
-    ["userPassword", "authPassword", "unicodePwd", "sambaNTPassword", "sambaLMPassword"];
 /// Ask for no attributes (RFC 4511 4.5.1.8).
 const NO_ATTRIBUTES: &str = "1.1";
 
@@ -132,7 +129,8 @@ struct Checked {
 fn check_config(config: &TargetConfig) -> Result<Checked, TargetError> {
     let name = &config.name;
     let config_error = |what: String| TargetError::new(ErrorKind::Config, format!("target {name}: {what}"));
-    let dialect = Dialect::of(config.kind);
+    let dialect = Dialect::of(config.kind)
+        .ok_or_else(|| config_error(format!("a {:?} target is not an LDAP directory", config.kind)))?;
 
     if config.object_classes.is_empty() {
         return Err(config_error("object_classes is empty".to_string()));
@@ -1051,8 +1049,9 @@ fn disable_flag(what: &str, attributes: &mut AttrMap) -> Result<(), TargetError>
     Ok(())
 }
 
+/// Attributes never read back into an [`Applied`] entry (which ends up in the store and the audit trail).
 fn is_secret(attr: &AttrName) -> bool {
-    SECRET_ATTRIBUTES.iter().any(|secret| attr.is(secret))
+    attr.is_password()
 }
 
 fn value_set<const N: usize>(attr: &str, values: [&str; N]) -> (String, HashSet<String>) {
