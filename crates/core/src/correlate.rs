@@ -24,7 +24,7 @@ use crate::settings::Settings;
 use crate::source::{FieldValue, SourceRead};
 use crate::state::Snapshot;
 
-type Attrs = BTreeMap<String, FieldValue>;
+type Attrs = std::sync::Arc<crate::source::Attrs>;
 
 /// The persons of one run, as the records of this run say.
 pub(crate) struct Correlated<'a> {
@@ -302,6 +302,7 @@ mod tests {
     use crate::lifecycle::LifecycleState;
     use crate::source::{Location, Record};
     use crate::state::StoredPerson;
+    use std::sync::Arc;
 
     const CONFIG: &str = r#"
 [time]
@@ -336,7 +337,7 @@ candidates = ["key"]
             .map(|(i, (key, attrs))| Record {
                 source: source.into(),
                 key: key.to_string(),
-                attrs: attrs.iter().map(|(a, v)| (a.to_string(), FieldValue::Text(v.to_string()))).collect(),
+                attrs: Arc::new(attrs.iter().map(|(a, v)| (a.to_string(), FieldValue::Text(v.to_string()))).collect()),
                 location: Location { file: format!("{source}.csv"), line: i as u64 + 2, row: i as u64 + 1 },
             })
             .collect();
@@ -348,7 +349,7 @@ candidates = ["key"]
             key: key.into(),
             login: Some(key.to_lowercase()),
             state: LifecycleState::Active,
-            records: records.iter().map(|(s, _)| (s.to_string(), BTreeMap::new())).collect(),
+            records: records.iter().map(|(s, _)| (s.to_string(), Arc::default())).collect(),
             eval_hash: String::new(),
             missing_reads: 0,
             left_on: None,

@@ -141,7 +141,7 @@ mod tests {
     }
 
     fn row(n: u64, key: &str, attrs: &[(&str, &str)]) -> Record {
-        let attrs = attrs
+        let attrs: crate::source::Attrs = attrs
             .iter()
             .map(|(a, v)| {
                 let value =
@@ -152,7 +152,7 @@ mod tests {
         Record {
             source: "hr".into(),
             key: key.into(),
-            attrs,
+            attrs: attrs.into(),
             location: Location { file: "hr.csv".into(), line: n + 1, row: n },
         }
     }

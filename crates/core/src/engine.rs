@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
@@ -21,7 +22,7 @@ use crate::plan::{
     Summary,
 };
 use crate::settings::{Settings, TargetRules};
-use crate::source::{FieldValue, SourceRead};
+use crate::source::{Attrs, FieldValue, SourceRead};
 use crate::state::{Hold, Link, Snapshot, StoredPerson, TargetEntry, TargetView};
 use crate::{correlate, effective};
 
@@ -116,7 +117,7 @@ struct Draft {
 /// One person as evaluated in this run.
 struct Evaluated {
     key: String,
-    records: BTreeMap<String, BTreeMap<String, FieldValue>>,
+    records: BTreeMap<String, Arc<Attrs>>,
     /// Source -> record key, where it differs from the person's key.
     record_keys: BTreeMap<String, String>,
     texts: BTreeMap<String, String>,
@@ -316,7 +317,7 @@ pub fn plan(input: &PlanInput) -> Plan {
     for key in keys {
         let stored = snapshot.persons.get(key);
         let fresh = correlated.persons.get(key);
-        let mut records: BTreeMap<String, &BTreeMap<String, FieldValue>> = BTreeMap::new();
+        let mut records: BTreeMap<String, &Arc<Attrs>> = BTreeMap::new();
         let mut record_keys = BTreeMap::new();
         let mut missing_sources = Vec::new();
         for source in &settings.sources {
@@ -367,8 +368,8 @@ pub fn plan(input: &PlanInput) -> Plan {
             people.push(settled(s, eval_hash, manager));
             continue;
         }
-        let records: BTreeMap<String, BTreeMap<String, FieldValue>> =
-            records.into_iter().map(|(source, attrs)| (source, attrs.clone())).collect();
+        let records: BTreeMap<String, Arc<Attrs>> =
+            records.into_iter().map(|(source, attrs)| (source, Arc::clone(attrs))).collect();
         if !missing_sources.is_empty() && !gone {
             planner.notice(
                 NoticeKind::Missing,
@@ -1478,7 +1479,7 @@ fn evaluate_person(
     today: NaiveDate,
     key: &str,
     stored: Option<&StoredPerson>,
-    records: BTreeMap<String, BTreeMap<String, FieldValue>>,
+    records: BTreeMap<String, Arc<Attrs>>,
     record_keys: BTreeMap<String, String>,
     missing_sources: &[String],
     missing_reads: u32,
@@ -1545,7 +1546,7 @@ pub(crate) fn person_trace_env(
     settings: &Settings,
     key: &str,
     stored: Option<&StoredPerson>,
-    records: &BTreeMap<String, BTreeMap<String, FieldValue>>,
+    records: &BTreeMap<String, Arc<Attrs>>,
     login: &str,
     today: NaiveDate,
 ) -> (Env, Env) {

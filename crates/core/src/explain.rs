@@ -110,14 +110,14 @@ pub fn trace_person(input: &PlanInput, key: &str, login: Option<&str>) -> Option
                 .flat_map(|r| &r.records)
                 .find(|r| r.key == *record_key)
                 .map(|r| r.location.clone());
-            (record_key.to_string(), (*attrs).clone(), location)
+            (record_key.to_string(), std::sync::Arc::clone(attrs), location)
         } else if let Some(previous) = stored.and_then(|s| s.records.get(name)) {
             (correlate::stored_record_key(input.snapshot, &key, name).to_string(), previous.clone(), None)
         } else {
             continue;
         };
         records.insert(name.to_string(), values.clone());
-        rows.push(SourceRow { source: name.to_string(), key: record_key, location, values });
+        rows.push(SourceRow { source: name.to_string(), key: record_key, location, values: (*values).clone() });
     }
     if records.is_empty() {
         return None;

@@ -229,7 +229,7 @@ pub struct PersonUpdate {
     pub key: String,
     pub login: Option<String>,
     pub state: LifecycleState,
-    pub records: BTreeMap<String, BTreeMap<String, crate::source::FieldValue>>,
+    pub records: BTreeMap<String, std::sync::Arc<crate::source::Attrs>>,
     pub eval_hash: String,
     pub missing_reads: u32,
     pub left_on: Option<NaiveDate>,

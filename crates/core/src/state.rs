@@ -2,13 +2,14 @@
 //! a connector). The planning core reads both as plain data.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::attr::AttrMap;
 use crate::lifecycle::LifecycleState;
-use crate::source::FieldValue;
+use crate::source::Attrs;
 
 /// An operator's hold on a person: roster plans nothing for them until it ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,7 +29,7 @@ pub struct StoredPerson {
     pub state: LifecycleState,
     /// The last valid record from each source (source name -> attributes), so a person whose row
     /// is quarantined or missing is held as they were.
-    pub records: BTreeMap<String, BTreeMap<String, FieldValue>>,
+    pub records: BTreeMap<String, Arc<Attrs>>,
     /// Hash of the records and the config this person was last evaluated with.
     pub eval_hash: String,
     /// Consecutive complete reads this person was missing from.

@@ -100,7 +100,7 @@ fn read(source: &SourceConfig, rows: &str) -> SourceRead {
         }
         attrs.entry("affiliation".to_string()).or_insert(FieldValue::Text(source.affiliation.clone()));
         let location = Location { file: format!("{name}.csv"), line: i as u64 + 2, row: i as u64 + 1 };
-        records.push(Record { source: name.into(), key, attrs, location });
+        records.push(Record { source: name.into(), key, attrs: attrs.into(), location });
     }
     SourceRead {
         source: name.into(),

@@ -33,7 +33,8 @@ pub(crate) fn hash_identifiers(loaded: &Loaded, mut read: SourceRead) -> Result<
     let mac = Hmac::<Sha256>::new_from_slice(key).context("correlation.hash_key")?;
     for record in &mut read.records {
         for attr in &correlation.hashed {
-            if let Some(value) = record.attrs.get_mut(attr) {
+            // The record was just read, so its attributes are not shared yet: no copy is made.
+            if let Some(value) = std::sync::Arc::make_mut(&mut record.attrs).get_mut(attr) {
                 *value = FieldValue::Text(keyed_hash(mac.clone(), &value.to_text()));
             }
         }

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use roster_core::attr::AttrMap;
-use roster_core::source::FieldValue;
+use roster_core::source::Attrs;
 use serde::de::{self, DeserializeOwned};
 use serde_json::Value;
 use sqlx::Row;
@@ -52,7 +53,7 @@ pub(crate) fn push_list<'a>(query: &mut Sql, items: impl Iterator<Item = &'a str
 
 /// A person's records as JSON (`FieldValue`'s own form: a text is a string, a date
 /// `{"date": "YYYY-MM-DD"}`).
-pub(crate) fn records_json(records: &BTreeMap<String, BTreeMap<String, FieldValue>>) -> String {
+pub(crate) fn records_json(records: &BTreeMap<String, Arc<Attrs>>) -> String {
     serde_json::to_string(records).unwrap_or_else(|_| "{}".to_string())
 }
 
@@ -168,7 +169,7 @@ impl<'r> Cells<'r> {
         self.parse_json(column, self.str(column)?)
     }
 
-    pub(crate) fn records(&self, column: &'static str) -> Result<BTreeMap<String, BTreeMap<String, FieldValue>>> {
+    pub(crate) fn records(&self, column: &'static str) -> Result<BTreeMap<String, Arc<Attrs>>> {
         self.json(column)
     }
 

@@ -83,7 +83,7 @@ fn person(key: &str, login: Option<&str>) -> PersonUpdate {
         key: key.to_string(),
         login: login.map(str::to_string),
         state: LifecycleState::Active,
-        records: BTreeMap::from([("hr".to_string(), record)]),
+        records: BTreeMap::from([("hr".to_string(), record.into())]),
         eval_hash: format!("hash-{key}"),
         missing_reads: 0,
         left_on: None,
@@ -245,10 +245,10 @@ async fn check_snapshot_round_trip(store: &Store) {
         hold: Some(Hold { reason: "until further notice".into(), until: None }),
         next_transition: None,
         records: BTreeMap::from([
-            ("hr".to_string(), BTreeMap::new()),
+            ("hr".to_string(), Default::default()),
             (
                 "contractors".to_string(),
-                BTreeMap::from([("note".to_string(), FieldValue::Text("ünïcødé \"q\"".into()))]),
+                BTreeMap::from([("note".to_string(), FieldValue::Text("ünïcødé \"q\"".into()))]).into(),
             ),
         ]),
         // Known to the contractor database by another number than the person's key.

@@ -653,7 +653,11 @@ impl PersonView {
             state: p.state.to_string(),
             next_transition: p.next_transition,
             hold: p.hold,
-            records: p.records,
+            records: p
+                .records
+                .into_iter()
+                .map(|(source, attrs)| (source, std::sync::Arc::unwrap_or_clone(attrs)))
+                .collect(),
             provenance: p.provenance,
             links,
         }

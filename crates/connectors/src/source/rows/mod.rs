@@ -119,7 +119,9 @@ impl<'a> RowRules<'a> {
             Err(problem) => return Outcome::Quarantined(self.quarantined(None, location, problem)),
         };
         match self.attributes(layout, values) {
-            Ok(attrs) => Outcome::Valid(Record { source: self.config.name.clone(), key, attrs, location }),
+            Ok(attrs) => {
+                Outcome::Valid(Record { source: self.config.name.clone(), key, attrs: attrs.into(), location })
+            }
             Err(reason) => Outcome::Quarantined(self.quarantined(Some(key), location, reason)),
         }
     }
