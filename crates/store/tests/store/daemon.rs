@@ -108,7 +108,8 @@ async fn scim_users_check_user_names_and_versions() {
 async fn persons_are_searched_by_key_login_and_records() {
     let store = test_store().await;
     let mut grace = person("e2", Some("grace_h"));
-    grace.records.get_mut("hr").unwrap().insert("department".into(), FieldValue::Text("R&D 100%".into()));
+    std::sync::Arc::make_mut(grace.records.get_mut("hr").unwrap())
+        .insert("department".into(), FieldValue::Text("R&D 100%".into()));
     store.commit_persons(&[person("e1", Some("ada")), grace, person("x3", Some("carol"))], as_of()).await.unwrap();
     apply(
         &store,
