@@ -43,6 +43,7 @@ fn check_scim_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
         ("bind_dn", !t.bind_dn.is_empty()),
         ("bind_password", !t.bind_password.0.is_empty()),
         ("tls.starttls", t.tls.starttls),
+        ("tls.insecure_skip_verify", t.tls.insecure_skip_verify),
         ("disable.lock", t.disable.lock),
         ("disable.move_to", t.disable.move_to.is_some()),
     ] {

@@ -379,6 +379,10 @@ fn scim_and_ldap_targets_refuse_each_others_keys() {
         (SCIM_TARGET.replace("token = \"env:SCIM_TOKEN\"\n", ""), "target[0].token"),
         (SCIM_TARGET.replace("token = ", "bind_dn = \"cn=x,dc=example,dc=org\"\ntoken = "), "target[0].bind_dn"),
         (SCIM_TARGET.replace("https://", "http://"), "target[0].url"),
+        (
+            SCIM_TARGET.replace("[target.attributes]", "tls = { insecure_skip_verify = true }\n[target.attributes]"),
+            "target[0].tls.insecure_skip_verify",
+        ),
         (SCIM_TARGET.replace("token = \"env:SCIM_TOKEN\"", "token = \"s3cret\""), "target[0].token"),
         (
             SCIM_TARGET.replace("[target.attributes]", "[target.password]\ndelivery = \"none\"\n[target.attributes]"),
