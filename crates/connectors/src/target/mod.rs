@@ -44,7 +44,7 @@ impl AnyTarget {
                 settings.base = config.scim_base().to_string();
                 settings.ca_file = config.tls.ca_file.as_ref().map(|file| config_dir.join(file));
                 settings.allow_plaintext = config.tls.allow_plaintext;
-                settings.timeout = std::time::Duration::from_secs(config.timeout_seconds);
+                settings.timeout = std::time::Duration::from_secs(config.timeout_seconds.max(1));
                 Ok(AnyTarget::Scim(ScimTarget::connect(settings).await?))
             }
         }
