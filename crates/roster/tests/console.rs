@@ -14,7 +14,6 @@
 #[allow(dead_code, unused_imports)]
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -29,18 +28,7 @@ const VIEWER: &str = "viewer-token-0123456789";
 const OPERATOR: &str = "operator-token-0123456789";
 const APPROVER: &str = "approver-token-0123456789";
 
-fn sha256(token: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(["token", "hash"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("running roster token hash");
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), token.as_bytes()).expect("writing the token");
-    let output = child.wait_with_output().expect("roster token hash");
-    assert!(output.status.success());
-    String::from_utf8(output.stdout).expect("hex").trim().to_string()
-}
+use support::daemon::token_sha256 as sha256;
 
 /// A child process killed when dropped.
 struct Killed(Child);
@@ -54,34 +42,15 @@ impl Drop for Killed {
 
 /// `roster serve` on a free port; its base URL and its log.
 fn start_daemon(lab: &Lab) -> (Killed, String, Arc<Mutex<String>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
+    command
         .current_dir(lab.dir())
         .env_remove("ROSTER_CONFIG")
         .env_remove("ROSTER_LOG")
         .env("ROSTER_LDAP_PASSWORD", lab.ldap.admin_password())
-        .args(["--config", "roster.toml", "--as-of", AS_OF, "serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting roster serve");
-    let log = Arc::new(Mutex::new(String::new()));
-    let stderr = child.stderr.take().expect("stderr");
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("reading the daemon's first line");
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = stdout.read_to_string(&mut rest);
-    });
-    let address = first.trim().strip_prefix("listening on ").map(str::to_string);
-    let address = address.unwrap_or_else(|| panic!("expected `listening on ADDRESS`, found {first:?}"));
-    (Killed(child), format!("http://{address}"), log)
+        .args(["--config", "roster.toml", "--as-of", AS_OF, "serve"]);
+    let (child, base, log) = support::daemon::spawn_serve(command);
+    (Killed(child), base, log)
 }
 
 /// Just enough of a W3C WebDriver client for this test.

@@ -10,9 +10,8 @@
 #[allow(dead_code, unused_imports)]
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,21 +24,7 @@ const VIEWER: &str = "viewer-token-0123456789";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const HR_EXTENSION: &str = "urn:example:params:scim:schemas:extension:hr:1.0:User";
 
-fn sha256(token: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(["token", "hash"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().expect("stdin").write_all(token.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("running roster token hash");
-    assert!(output.status.success());
-    String::from_utf8(output.stdout).expect("hex").trim().to_string()
-}
+use support::daemon::token_sha256 as sha256;
 
 /// A `kind = "scim"` source: the key is the enterprise employeeNumber, the dates come from an
 /// extension of the HR system's own.
@@ -77,42 +62,21 @@ struct Daemon {
 impl Daemon {
     fn start(dir: &Path, ldap_password: Option<&str>) -> Daemon {
         let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
-        command
-            .current_dir(dir)
-            .env_remove("ROSTER_CONFIG")
-            .env_remove("ROSTER_LOG")
-            .args(["--config", "roster.toml", "--as-of", AS_OF, "serve"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.current_dir(dir).env_remove("ROSTER_CONFIG").env_remove("ROSTER_LOG").args([
+            "--config",
+            "roster.toml",
+            "--as-of",
+            AS_OF,
+            "serve",
+        ]);
         if let Some(password) = ldap_password {
             command.env("ROSTER_LDAP_PASSWORD", password);
         }
-        let mut child = command.spawn().expect("starting roster serve");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let mut first = String::new();
-        stdout.read_line(&mut first).expect("reading the daemon's first line");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stdout.read_to_string(&mut rest);
-            sink.lock().unwrap().push_str(&rest);
-        });
-        let address = first.trim().strip_prefix("listening on ").unwrap_or_else(|| {
-            std::thread::sleep(Duration::from_millis(500));
-            panic!("expected `listening on ADDRESS` first, found {first:?}; log:\n{}", log.lock().unwrap())
-        });
+        let (child, base, log) = support::daemon::spawn_serve(command);
         // reqwest is built without a default crypto provider (plain HTTP here, but it insists).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("a client");
-        Daemon { child, base: format!("http://{address}"), log, http }
+        Daemon { child, base, log, http }
     }
 
     fn log(&self) -> String {

@@ -17,8 +17,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,21 +28,7 @@ const AS_OF: &str = "2026-03-02";
 const VIEWER: &str = "viewer-token-0123456789";
 const OPERATOR: &str = "operator-token-0123456789";
 
-fn sha256(token: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(["token", "hash"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().expect("stdin").write_all(token.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("running roster token hash");
-    assert!(output.status.success());
-    String::from_utf8(output.stdout).expect("hex").trim().to_string()
-}
+use support::daemon::token_sha256 as sha256;
 
 /// The lab's config with a `[serve]` section on a free port, two tokens and these jobs.
 fn serve_config(lab: &Lab, jobs: &str) -> String {
@@ -69,39 +54,15 @@ struct Daemon {
 
 impl Daemon {
     fn start(lab: &Lab) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
+        command
             .current_dir(lab.dir())
             .env_remove("ROSTER_CONFIG")
             .env_remove("ROSTER_LOG")
             .env("ROSTER_LDAP_PASSWORD", lab.ldap.admin_password())
-            .args(["--config", "roster.toml", "--as-of", AS_OF, "serve"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting roster serve");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let mut first = String::new();
-        stdout.read_line(&mut first).expect("reading the daemon's first line");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stdout.read_to_string(&mut rest);
-            sink.lock().unwrap().push_str(&rest);
-        });
-        let address = first.trim().strip_prefix("listening on ").unwrap_or_else(|| {
-            std::thread::sleep(Duration::from_millis(500));
-            panic!("expected `listening on ADDRESS` first, found {first:?}; log:\n{}", log.lock().unwrap())
-        });
-        let mut daemon =
-            Daemon { child, base: format!("http://{address}"), log, http: http_client(), documented: BTreeSet::new() };
+            .args(["--config", "roster.toml", "--as-of", AS_OF, "serve"]);
+        let (child, base, log) = support::daemon::spawn_serve(command);
+        let mut daemon = Daemon { child, base, log, http: http_client(), documented: BTreeSet::new() };
         let doc = daemon.request("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", None, None);
         assert_eq!(doc.0, 200);
         for (path, item) in doc.1["paths"].as_object().expect("the document has paths") {

@@ -2,6 +2,7 @@
 //! ([`Lab`]), HR exports built in code ([`Hr`]), and the directory read back over LDAP
 //! ([`Entry`]), so that assertions rest on what the server holds, not on what roster printed.
 
+pub mod daemon;
 mod directory;
 mod hr;
 mod lab;
