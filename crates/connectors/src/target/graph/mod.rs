@@ -34,7 +34,8 @@ use crate::oauth::TokenSource;
 /// Graph's largest page of users and members.
 const PAGE_SIZE: &str = "999";
 /// Properties read for every user, whatever the mappings.
-const ALWAYS_READ: [&str; 5] = ["id", "userPrincipalName", "accountEnabled", "onPremisesSyncEnabled", "employeeId"];
+const ALWAYS_READ: [&str; 6] =
+    ["id", "userPrincipalName", "mailNickname", "accountEnabled", "onPremisesSyncEnabled", "employeeId"];
 /// User properties that are collections of strings.
 const MULTI_VALUED: [&str; 4] = ["businessPhones", "otherMails", "imAddresses", "proxyAddresses"];
 const MANAGER: &str = "manager";
@@ -356,7 +357,10 @@ impl GraphTarget {
         let mut view = TargetView { target: self.settings.name.clone(), ..TargetView::default() };
         for user in &users {
             view.entries.extend(self.entry(user, attrs, &directory));
-            if let Some(login) = user.get("userPrincipalName").and_then(text) {
+            // The login is the mailNickname, and the userPrincipalName's local part by custom.
+            let upn = user.get("userPrincipalName").and_then(text);
+            let upn_login = upn.as_deref().and_then(|u| u.split('@').next()).map(str::to_string);
+            for login in user.get("mailNickname").and_then(text).into_iter().chain(upn_login) {
                 view.taken_logins.insert(login.to_lowercase());
             }
         }
