@@ -111,6 +111,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => t.batch_limit(),
             AnyTarget::Scim(t) => t.batch_limit(),
+            AnyTarget::Entra(t) => t.batch_limit(),
         }
     }
 
@@ -118,6 +119,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::apply_batch(t, ops).await,
             AnyTarget::Scim(t) => Target::apply_batch(t, ops).await,
+            AnyTarget::Entra(t) => Target::apply_batch(t, ops).await,
         }
     }
 }
