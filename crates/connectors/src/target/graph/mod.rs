@@ -141,9 +141,7 @@ impl GraphTarget {
             path.pop_if_empty().extend(segments);
         }
         if !query.is_empty() {
-            let query: Vec<String> =
-                query.iter().map(|(name, value)| format!("{name}={}", query_value(value))).collect();
-            url.set_query(Some(&query.join("&")));
+            url.query_pairs_mut().extend_pairs(query);
         }
         url
     }
@@ -648,18 +646,6 @@ impl GraphTarget {
 /// A 404 to a removal: gone already is what it wants.
 fn gone(answer: &Answer) -> bool {
     answer.status == 404
-}
-
-/// A value in a query: what would end it or change its meaning is percent-encoded; the URL
-/// parser encodes the rest (spaces, quotes).
-fn query_value(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| match c {
-            '&' | '#' | '+' | '%' => format!("%{:02X}", c as u32),
-            c => c.to_string(),
-        })
-        .collect()
 }
 
 fn text(value: &Value) -> Option<String> {
