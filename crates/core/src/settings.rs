@@ -903,7 +903,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                     ck.error(
                         format!("{key}.password"),
                         None,
-                        "roster sends passwords only over LDAPS, StartTLS or HTTPS: use an ldaps:// or https:// url, or tls.starttls = true",
+                        if entra {
+                            "roster sends passwords only over HTTPS: use an https:// url"
+                        } else {
+                            "roster sends passwords only over LDAPS or StartTLS: use an ldaps:// url or tls.starttls = true"
+                        },
                     );
                 }
             }
