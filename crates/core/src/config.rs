@@ -606,6 +606,9 @@ pub enum TargetKind {
     /// A SCIM 2.0 service (RFC 7643/7644): Users with the enterprise extension, and Groups, seen
     /// by the planner under synthetic DNs (`externalId=<key>,ou=Users,<base>`).
     Scim,
+    /// Entra ID through Microsoft Graph (cloud-only users, managers, group memberships), seen by
+    /// the planner under synthetic DNs (`employeeId=<key>,ou=Users,<base>`).
+    Entra,
 }
 
 /// TLS settings of a connection.
@@ -762,7 +765,9 @@ impl GroupRuleConfig {
 pub struct TargetConfig {
     pub name: String,
     pub kind: TargetKind,
-    /// `ldap://host:port` or `ldaps://host:port`; for `scim`, the base URL (`https://…/scim/v2`).
+    /// `ldap://host:port` or `ldaps://host:port`; for `scim`, the base URL (`https://…/scim/v2`);
+    /// for `entra`, Graph's base (default `https://graph.microsoft.com/v1.0`).
+    #[serde(default)]
     pub url: String,
     /// LDAP kinds only.
     #[serde(default)]
@@ -772,8 +777,10 @@ pub struct TargetConfig {
     pub bind_password: SecretRef,
     /// `scim` only: the bearer token, `env:NAME` or `file:PATH`.
     pub token: Option<SecretRef>,
-    /// `scim` only: the suffix of the synthetic DNs. Default `o=scim`.
+    /// `scim` and `entra`: the suffix of the synthetic DNs. Default `o=scim`, `o=entra`.
     pub base: Option<String>,
+    /// `entra` only: the tenant, the application and its credential, the managed groups.
+    pub entra: Option<EntraConfig>,
     #[serde(default)]
     pub tls: TlsConfig,
     /// Seconds to wait for a connection or an answer. Default 30.
@@ -838,6 +845,53 @@ pub struct TargetConfig {
     pub on_deleted: Option<DeletedPolicy>,
     /// At purge: `delete` the account (the default), or move it to this OU for a person to delete.
     pub purge_move_to: Option<String>,
+}
+
+/// `[target.entra]`: how an `entra` target signs in to Microsoft Graph, and which groups it manages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraConfig {
+    /// The directory (tenant) id, a GUID, or a verified domain (`contoso.onmicrosoft.com`).
+    pub tenant: String,
+    /// The application (client) id of the app registration.
+    pub client_id: String,
+    /// The client secret, `env:NAME` or `file:PATH`; or else `client_certificate` and `client_key`.
+    pub client_secret: Option<SecretRef>,
+    /// PEM file of the certificate uploaded to the app registration (relative to the config file).
+    pub client_certificate: Option<PathBuf>,
+    /// The certificate's RSA private key (PEM), `env:NAME` or `file:PATH`.
+    pub client_key: Option<SecretRef>,
+    /// Where tokens come from. Default `https://login.microsoftonline.com`.
+    #[serde(default = "default_authority")]
+    pub authority: String,
+    /// The groups (by displayName) whose memberships roster manages; rules name them
+    /// `displayName=<name>,ou=Groups,<base>`. Each must exist, once, in the tenant.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Those of `groups` that assign licences (group-based licensing): roster refuses to add a user
+    /// without a usageLocation to one.
+    #[serde(default)]
+    pub licensing_groups: Vec<String>,
+    /// Revoke a disabled user's sign-in sessions (`revokeSignInSessions`). Default true.
+    #[serde(default = "default_true")]
+    pub revoke_sessions: bool,
+    /// Seconds a 404 about a user created in the same run is asked again (Entra replicates a new
+    /// object for a moment). Default 30.
+    #[serde(default = "default_consistency_seconds")]
+    pub consistency_seconds: u64,
+}
+
+/// Microsoft's global identity platform.
+pub const ENTRA_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// Microsoft Graph v1.0.
+pub const GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
+
+fn default_authority() -> String {
+    ENTRA_AUTHORITY.to_string()
+}
+
+fn default_consistency_seconds() -> u64 {
+    30
 }
 
 /// How initial passwords are made and handed over.
@@ -929,27 +983,21 @@ pub enum DeletedPolicy {
 impl TargetConfig {
     /// Fills in the defaults that depend on the kind of target.
     pub fn resolve_defaults(&mut self) {
-        if self.kind == TargetKind::Scim {
-            let base = self.scim_base().to_string();
-            if self.managed.is_empty() {
-                self.managed = vec![format!("ou=Users,{base}"), format!("ou=Groups,{base}")];
+        match self.kind {
+            TargetKind::Scim => {
+                let base = self.scim_base().to_string();
+                self.resolve_synthetic(&base, "externalId", "User", "userName");
+                return;
             }
-            if self.dn.get_ref().is_empty() {
-                self.dn = Spanned::new(0..0, format!("\"externalId=\" + key + \",ou=Users,{base}\""));
+            TargetKind::Entra => {
+                if self.url.is_empty() {
+                    self.url = GRAPH_URL.to_string();
+                }
+                let base = self.entra_base().to_string();
+                self.resolve_synthetic(&base, "employeeId", "user", "mailNickname");
+                return;
             }
-            if self.object_classes.is_empty() {
-                self.object_classes = vec!["User".to_string()];
-            }
-            if self.login_attribute.is_empty() {
-                self.login_attribute = "userName".to_string();
-            }
-            if self.correlate.is_empty() {
-                self.correlate = "externalId".to_string();
-            }
-            if self.on_deleted.is_none() {
-                self.on_deleted = Some(DeletedPolicy::Recreate);
-            }
-            return;
+            TargetKind::Ldap | TargetKind::ActiveDirectory => {}
         }
         let ad = self.kind == TargetKind::ActiveDirectory;
         if self.object_classes.is_empty() {
@@ -971,9 +1019,44 @@ impl TargetConfig {
 }
 
 impl TargetConfig {
+    /// The defaults of a target whose DNs are synthetic (`scim`, `entra`): users are
+    /// `<key_attribute>=<key>,ou=Users,<base>`, groups under `ou=Groups,<base>`.
+    fn resolve_synthetic(&mut self, base: &str, key_attribute: &str, object_class: &str, login: &str) {
+        if self.managed.is_empty() {
+            self.managed = vec![format!("ou=Users,{base}"), format!("ou=Groups,{base}")];
+        }
+        if self.dn.get_ref().is_empty() {
+            self.dn = Spanned::new(0..0, format!("\"{key_attribute}=\" + key + \",ou=Users,{base}\""));
+        }
+        if self.object_classes.is_empty() {
+            self.object_classes = vec![object_class.to_string()];
+        }
+        if self.login_attribute.is_empty() {
+            self.login_attribute = login.to_string();
+        }
+        if self.correlate.is_empty() {
+            self.correlate = key_attribute.to_string();
+        }
+        if self.on_deleted.is_none() {
+            self.on_deleted = Some(DeletedPolicy::Recreate);
+        }
+    }
+
     /// The suffix of a `scim` target's synthetic DNs.
     pub fn scim_base(&self) -> &str {
         self.base.as_deref().unwrap_or("o=scim")
+    }
+
+    /// The suffix of an `entra` target's synthetic DNs.
+    pub fn entra_base(&self) -> &str {
+        self.base.as_deref().unwrap_or("o=entra")
+    }
+
+    /// The secret to resolve before connecting: the bearer token (`scim`), the client secret or
+    /// else the certificate's key (`entra`), the bind password (LDAP kinds).
+    pub fn secret_ref(&self) -> &SecretRef {
+        let entra = self.entra.as_ref().and_then(|e| e.client_secret.as_ref().or(e.client_key.as_ref()));
+        self.token.as_ref().or(entra).unwrap_or(&self.bind_password)
     }
 }
 

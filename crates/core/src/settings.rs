@@ -57,6 +57,95 @@ fn check_scim_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
     }
 }
 
+/// What only an `entra` target needs: an https Graph URL (http only with `tls.allow_plaintext`), a
+/// `[target.entra]` table with a tenant, a client id and one credential, no LDAP-only keys.
+fn check_entra_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
+    let plaintext = t.url.starts_with("http://");
+    if !(t.url.starts_with("https://") || plaintext) {
+        ck.error(format!("{key}.url"), None, format!("expected Graph's base URL, https://…, found {:?}", t.url));
+    }
+    if plaintext && !t.tls.allow_plaintext {
+        ck.error(format!("{key}.url"), None, "a plain http:// connection would send the access token in clear: use https://, or (tests only) tls.allow_plaintext = true");
+    }
+    for (name, set) in [
+        ("bind_dn", !t.bind_dn.is_empty()),
+        ("bind_password", !t.bind_password.0.is_empty()),
+        ("token", t.token.is_some()),
+        ("tls.starttls", t.tls.starttls),
+        ("tls.insecure_skip_verify", t.tls.insecure_skip_verify),
+        ("disable.lock", t.disable.lock),
+        ("disable.move_to", t.disable.move_to.is_some()),
+        ("protect", t.protect.is_some()),
+    ] {
+        if set {
+            ck.error(
+                format!("{key}.{name}"),
+                None,
+                "an entra target does not take this key: it signs in with [target.entra] client credentials, disables with accountEnabled = false, and never writes users synced from AD",
+            );
+        }
+    }
+    let Some(entra) = &t.entra else {
+        ck.error(
+            format!("{key}.entra"),
+            None,
+            "expected a [target.entra] table with tenant, client_id and client_secret (or client_certificate and client_key)",
+        );
+        return;
+    };
+    let is_reference = |r: &SecretRef| r.0.starts_with("env:") || r.0.starts_with("file:");
+    if entra.tenant.trim().is_empty() || entra.tenant.contains(['/', '?', '#', ' ']) {
+        ck.error(
+            format!("{key}.entra.tenant"),
+            None,
+            format!(
+                "expected the directory (tenant) id or a domain such as contoso.onmicrosoft.com, found {:?}",
+                entra.tenant
+            ),
+        );
+    }
+    if entra.client_id.trim().is_empty() {
+        ck.error(
+            format!("{key}.entra.client_id"),
+            None,
+            "expected the application (client) id of the app registration",
+        );
+    }
+    if !(entra.authority.starts_with("https://") || (entra.authority.starts_with("http://") && t.tls.allow_plaintext)) {
+        ck.error(
+            format!("{key}.entra.authority"),
+            None,
+            format!("expected https://login.microsoftonline.com or a national cloud's, found {:?}", entra.authority),
+        );
+    }
+    match (&entra.client_secret, &entra.client_certificate, &entra.client_key) {
+        (Some(secret), None, None) => {
+            if !is_reference(secret) {
+                ck.error(format!("{key}.entra.client_secret"), None, "expected a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the config");
+            }
+        }
+        (None, Some(_), Some(secret)) => {
+            if !is_reference(secret) {
+                ck.error(format!("{key}.entra.client_key"), None, "expected a secret reference \"env:NAME\" or \"file:PATH\" to the private key (PEM)");
+            }
+        }
+        _ => ck.error(
+            format!("{key}.entra"),
+            None,
+            "expected one credential: client_secret, or client_certificate (a PEM file) with client_key (its private key)",
+        ),
+    }
+    for (j, group) in entra.licensing_groups.iter().enumerate() {
+        if !entra.groups.contains(group) {
+            ck.error(
+                format!("{key}.entra.licensing_groups[{j}]"),
+                None,
+                format!("{group:?} is not one of entra.groups, so roster does not manage its members"),
+            );
+        }
+    }
+}
+
 /// Why a password attribute is refused as a mapping.
 const PASSWORD_MAPPING: &str = "a password is never mapped: its value would be written into every plan, the store and the \
      audit trail; initial passwords come from [target.password], which generates each one and delivers it \
@@ -713,8 +802,14 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         let is_reference = |r: &SecretRef| r.0.starts_with("env:") || r.0.starts_with("file:");
         const NOT_A_REFERENCE: &str =
             "expected a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the config";
+        let entra = t.kind == crate::config::TargetKind::Entra;
+        if t.entra.is_some() && !entra {
+            ck.error(format!("{key}.entra"), None, "only a kind = \"entra\" target takes this table");
+        }
         if scim {
             check_scim_target(&mut ck, &key, t);
+        } else if entra {
+            check_entra_target(&mut ck, &key, t);
         } else {
             if !(t.url.starts_with("ldap://") || t.url.starts_with("ldaps://")) {
                 ck.error(
@@ -803,18 +898,22 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 if !(12..=256).contains(&pw.length) {
                     ck.error(format!("{key}.password.length"), None, format!("expected 12 to 256 characters, found {}", pw.length));
                 }
-                let encrypted = t.url.starts_with("ldaps://") || t.tls.starttls;
+                let encrypted = t.url.starts_with("ldaps://") || t.tls.starttls || (entra && t.url.starts_with("https://"));
                 if !encrypted {
                     ck.error(
                         format!("{key}.password"),
                         None,
-                        "roster sends passwords only over LDAPS or StartTLS: use an ldaps:// url or tls.starttls = true",
+                        if entra {
+                            "roster sends passwords only over HTTPS: use an https:// url"
+                        } else {
+                            "roster sends passwords only over LDAPS or StartTLS: use an ldaps:// url or tls.starttls = true"
+                        },
                     );
                 }
             }
             None => {}
         }
-        if !ad && !scim && !t.disable.lock && t.disable.move_to.is_none() && t.disable.set.is_empty() {
+        if !ad && !scim && !entra && !t.disable.lock && t.disable.move_to.is_none() && t.disable.set.is_empty() {
             ck.error(
                 format!("{key}.disable"),
                 None,

@@ -176,9 +176,8 @@ pub(crate) async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Resu
 pub(crate) async fn connect_targets(loaded: &Loaded) -> Result<Vec<AnyTarget>> {
     let mut targets = Vec::new();
     for rules in &loaded.settings.targets {
-        let secret = rules.config.token.as_ref().unwrap_or(&rules.config.bind_password);
-        let secret =
-            secrets::resolve(secret, &loaded.config_dir).with_context(|| format!("target {}", rules.name()))?;
+        let secret = secrets::resolve(rules.config.secret_ref(), &loaded.config_dir)
+            .with_context(|| format!("target {}", rules.name()))?;
         let target = AnyTarget::connect(&rules.config, secret, &loaded.config_dir)
             .await
             .with_context(|| format!("target {}", rules.name()))?;

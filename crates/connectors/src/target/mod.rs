@@ -15,9 +15,11 @@ use roster_core::plan::{Applied, Operation};
 use roster_core::state::TargetView;
 use secrecy::SecretString;
 
+pub mod graph;
 pub mod ldap;
 pub mod scim;
 
+pub use graph::{GraphSettings, GraphTarget};
 pub use ldap::LdapTarget;
 pub use scim::{ScimSettings, ScimTarget};
 
@@ -25,11 +27,13 @@ pub use scim::{ScimSettings, ScimTarget};
 pub enum AnyTarget {
     Ldap(LdapTarget),
     Scim(ScimTarget),
+    Entra(GraphTarget),
 }
 
 impl AnyTarget {
     /// Connects to the target `config` describes. `secret` is the resolved bind password (LDAP
-    /// kinds) or bearer token (`scim`); `config_dir` resolves a relative `tls.ca_file`.
+    /// kinds), bearer token (`scim`), or client secret or certificate key (`entra`); `config_dir`
+    /// resolves a relative `tls.ca_file` or `entra.client_certificate`.
     pub async fn connect(
         config: &TargetConfig,
         secret: SecretString,
@@ -47,6 +51,7 @@ impl AnyTarget {
                 settings.timeout = std::time::Duration::from_secs(config.timeout_seconds.max(1));
                 Ok(AnyTarget::Scim(ScimTarget::connect(settings).await?))
             }
+            TargetKind::Entra => Ok(AnyTarget::Entra(graph::connect(config, secret, config_dir)?)),
         }
     }
 }
@@ -56,7 +61,7 @@ impl AnyTarget {
     pub async fn close(self) -> Result<(), TargetError> {
         match self {
             AnyTarget::Ldap(t) => t.close().await,
-            AnyTarget::Scim(_) => Ok(()),
+            AnyTarget::Scim(_) | AnyTarget::Entra(_) => Ok(()),
         }
     }
 }
@@ -66,6 +71,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::name(t),
             AnyTarget::Scim(t) => Target::name(t),
+            AnyTarget::Entra(t) => Target::name(t),
         }
     }
 
@@ -73,6 +79,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => t.capabilities(),
             AnyTarget::Scim(t) => t.capabilities(),
+            AnyTarget::Entra(t) => t.capabilities(),
         }
     }
 
@@ -80,6 +87,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::read_view(t, attrs).await,
             AnyTarget::Scim(t) => Target::read_view(t, attrs).await,
+            AnyTarget::Entra(t) => Target::read_view(t, attrs).await,
         }
     }
 
@@ -87,6 +95,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::apply(t, op).await,
             AnyTarget::Scim(t) => Target::apply(t, op).await,
+            AnyTarget::Entra(t) => Target::apply(t, op).await,
         }
     }
 
@@ -94,6 +103,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::set_password(t, op, password).await,
             AnyTarget::Scim(t) => Target::set_password(t, op, password).await,
+            AnyTarget::Entra(t) => Target::set_password(t, op, password).await,
         }
     }
 
@@ -101,6 +111,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => t.batch_limit(),
             AnyTarget::Scim(t) => t.batch_limit(),
+            AnyTarget::Entra(t) => t.batch_limit(),
         }
     }
 
@@ -108,6 +119,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::apply_batch(t, ops).await,
             AnyTarget::Scim(t) => Target::apply_batch(t, ops).await,
+            AnyTarget::Entra(t) => Target::apply_batch(t, ops).await,
         }
     }
 }
