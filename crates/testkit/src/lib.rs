@@ -6,6 +6,7 @@
 //! Nothing here skips: when a server's programs are missing, starting it is an error that names the
 //! install script, so a test that needs a server it cannot find fails.
 
+pub mod entra_inbound;
 mod instance;
 mod ldap_tools;
 mod ldif;
