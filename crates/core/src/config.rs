@@ -606,6 +606,10 @@ pub enum TargetKind {
     /// A SCIM 2.0 service (RFC 7643/7644): Users with the enterprise extension, and Groups, seen
     /// by the planner under synthetic DNs (`externalId=<key>,ou=Users,<base>`).
     Scim,
+    /// Microsoft Entra ID's API-driven inbound provisioning: each person's record sent as a SCIM
+    /// User to a provisioning job's `bulkUpload`, applied by Entra's own mappings; outcomes read
+    /// from the provisioning logs (docs/targets/entra-id.md).
+    EntraInbound,
 }
 
 /// TLS settings of a connection.
@@ -762,7 +766,9 @@ impl GroupRuleConfig {
 pub struct TargetConfig {
     pub name: String,
     pub kind: TargetKind,
-    /// `ldap://host:port` or `ldaps://host:port`; for `scim`, the base URL (`https://…/scim/v2`).
+    /// `ldap://host:port` or `ldaps://host:port`; for `scim`, the base URL (`https://…/scim/v2`);
+    /// for `entra_inbound`, Microsoft Graph (default `https://graph.microsoft.com/v1.0`).
+    #[serde(default)]
     pub url: String,
     /// LDAP kinds only.
     #[serde(default)]
@@ -772,8 +778,27 @@ pub struct TargetConfig {
     pub bind_password: SecretRef,
     /// `scim` only: the bearer token, `env:NAME` or `file:PATH`.
     pub token: Option<SecretRef>,
-    /// `scim` only: the suffix of the synthetic DNs. Default `o=scim`.
+    /// `scim` and `entra_inbound`: the suffix of the synthetic DNs. Default `o=scim`,
+    /// `o=entra-inbound`.
     pub base: Option<String>,
+    /// `entra_inbound`: the Entra ID tenant (its id or a verified domain) whose token endpoint
+    /// issues the app's tokens.
+    pub tenant: Option<String>,
+    /// `entra_inbound`: the application (client) id of the app that uploads.
+    pub client_id: Option<String>,
+    /// `entra_inbound`: the app's client secret, `env:NAME` or `file:PATH`.
+    pub client_secret: Option<SecretRef>,
+    /// `entra_inbound`: where tokens come from. Default `https://login.microsoftonline.com`.
+    pub authority: Option<String>,
+    /// `entra_inbound`: the object id of the provisioning app's service principal.
+    pub service_principal_id: Option<String>,
+    /// `entra_inbound`: the provisioning job's id (`API2AAD.…`, or `API2AD.…` for on-premises AD).
+    pub job_id: Option<String>,
+    /// `entra_inbound`: most bulk requests in one run. Default 6000.
+    pub daily_cap: Option<u64>,
+    /// `entra_inbound`: how long a run reads the provisioning logs for the outcome of what it
+    /// sent; 0: not at all (an accepted upload counts as applied). Default 300.
+    pub log_wait_seconds: Option<u64>,
     #[serde(default)]
     pub tls: TlsConfig,
     /// Seconds to wait for a connection or an answer. Default 30.
@@ -913,10 +938,16 @@ pub enum DeletedPolicy {
 impl TargetConfig {
     /// Fills in the defaults that depend on the kind of target.
     pub fn resolve_defaults(&mut self) {
-        if self.kind == TargetKind::Scim {
+        if self.kind == TargetKind::EntraInbound && self.url.is_empty() {
+            self.url = "https://graph.microsoft.com/v1.0".to_string();
+        }
+        if matches!(self.kind, TargetKind::Scim | TargetKind::EntraInbound) {
             let base = self.scim_base().to_string();
             if self.managed.is_empty() {
-                self.managed = vec![format!("ou=Users,{base}"), format!("ou=Groups,{base}")];
+                self.managed = vec![format!("ou=Users,{base}")];
+                if self.kind == TargetKind::Scim {
+                    self.managed.push(format!("ou=Groups,{base}"));
+                }
             }
             if self.dn.get_ref().is_empty() {
                 self.dn = Spanned::new(0..0, format!("\"externalId=\" + key + \",ou=Users,{base}\""));
@@ -955,9 +986,10 @@ impl TargetConfig {
 }
 
 impl TargetConfig {
-    /// The suffix of a `scim` target's synthetic DNs.
+    /// The suffix of a `scim` or `entra_inbound` target's synthetic DNs.
     pub fn scim_base(&self) -> &str {
-        self.base.as_deref().unwrap_or("o=scim")
+        let default = if self.kind == TargetKind::EntraInbound { "o=entra-inbound" } else { "o=scim" };
+        self.base.as_deref().unwrap_or(default)
     }
 }
 

@@ -57,6 +57,69 @@ fn check_scim_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
     }
 }
 
+/// What only an `entra_inbound` target needs: Graph's https URL, the app's credentials, the
+/// provisioning job; and what it cannot do: groups, passwords, LDAP's ways to disable.
+fn check_entra_inbound_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
+    let plaintext = t.url.starts_with("http://");
+    if !(t.url.starts_with("https://") || plaintext) {
+        ck.error(
+            format!("{key}.url"),
+            None,
+            format!("expected Microsoft Graph's URL, https://graph.microsoft.com/v1.0 (the default), found {:?}", t.url),
+        );
+    }
+    if plaintext && !t.tls.allow_plaintext {
+        ck.error(format!("{key}.url"), None, "a plain http:// connection would send the token in clear: use https://, or (lab only) tls.allow_plaintext = true");
+    }
+    for (name, value, expected) in [
+        ("tenant", &t.tenant, "the Entra ID tenant's id or verified domain"),
+        ("client_id", &t.client_id, "the application (client) id of the app that uploads"),
+        ("service_principal_id", &t.service_principal_id, "the object id of the provisioning app's service principal"),
+        ("job_id", &t.job_id, "the provisioning job's id, API2AAD.… or API2AD.…"),
+    ] {
+        if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+            ck.error(format!("{key}.{name}"), None, format!("expected {expected}"));
+        }
+    }
+    if t.client_secret.is_none() {
+        ck.error(
+            format!("{key}.client_secret"),
+            None,
+            "expected the app's client secret as a secret reference \"env:NAME\" or \"file:PATH\"",
+        );
+    }
+    if t.daily_cap == Some(0) {
+        ck.error(format!("{key}.daily_cap"), None, "expected at least 1 bulk request per run, found 0");
+    }
+    if !t.groups.is_empty() {
+        ck.error(
+            format!("{key}.groups"),
+            None,
+            "API-driven inbound provisioning sends users only: Entra's own rules (dynamic groups, access packages) \
+             give groups; remove the [[target.groups]] rules",
+        );
+    }
+    for (name, set) in [
+        ("bind_dn", !t.bind_dn.is_empty()),
+        ("bind_password", !t.bind_password.0.is_empty()),
+        ("token", t.token.is_some()),
+        ("tls.starttls", t.tls.starttls),
+        ("tls.insecure_skip_verify", t.tls.insecure_skip_verify),
+        ("disable.lock", t.disable.lock),
+        ("disable.move_to", t.disable.move_to.is_some()),
+        ("purge_move_to", t.purge_move_to.is_some()),
+    ] {
+        if set {
+            ck.error(
+                format!("{key}.{name}"),
+                None,
+                "an entra_inbound target does not take this key: it authenticates with client_id and client_secret \
+                 and disables by sending active = false",
+            );
+        }
+    }
+}
+
 /// Why a password attribute is refused as a mapping.
 const PASSWORD_MAPPING: &str = "a password is never mapped: its value would be written into every plan, the store and the \
      audit trail; initial passwords come from [target.password], which generates each one and delivers it \
@@ -713,8 +776,27 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         let is_reference = |r: &SecretRef| r.0.starts_with("env:") || r.0.starts_with("file:");
         const NOT_A_REFERENCE: &str =
             "expected a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the config";
+        let entra_inbound = t.kind == crate::config::TargetKind::EntraInbound;
+        if !entra_inbound {
+            for (name, set) in [
+                ("tenant", t.tenant.is_some()),
+                ("client_id", t.client_id.is_some()),
+                ("client_secret", t.client_secret.is_some()),
+                ("authority", t.authority.is_some()),
+                ("service_principal_id", t.service_principal_id.is_some()),
+                ("job_id", t.job_id.is_some()),
+                ("daily_cap", t.daily_cap.is_some()),
+                ("log_wait_seconds", t.log_wait_seconds.is_some()),
+            ] {
+                if set {
+                    ck.error(format!("{key}.{name}"), None, "only a kind = \"entra_inbound\" target takes this key");
+                }
+            }
+        }
         if scim {
             check_scim_target(&mut ck, &key, t);
+        } else if entra_inbound {
+            check_entra_inbound_target(&mut ck, &key, t);
         } else {
             if !(t.url.starts_with("ldap://") || t.url.starts_with("ldaps://")) {
                 ck.error(
@@ -743,6 +825,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         {
             ck.error(format!("{key}.token"), None, NOT_A_REFERENCE);
         }
+        if let Some(secret) = &t.client_secret
+            && !is_reference(secret)
+        {
+            ck.error(format!("{key}.client_secret"), None, NOT_A_REFERENCE);
+        }
         let mut managed = Vec::new();
         if t.managed.is_empty() {
             ck.error(
@@ -758,7 +845,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 Err(e) => ck.error(format!("{key}.managed[{j}]"), None, e.to_string()),
             }
         }
-        let bind_dn = (!scim).then_some(&t.bind_dn);
+        let bind_dn = (!scim && !entra_inbound).then_some(&t.bind_dn);
         for (name, value) in [
             ("bind_dn", bind_dn),
             ("unique_base", t.unique_base.as_ref()),
@@ -794,6 +881,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 None,
                 "an active_directory target needs a [target.password] table: AD enables an account only once it has a password (use delivery = \"none\" for a random password nobody sees)",
             ),
+            Some(_) if entra_inbound => ck.error(
+                format!("{key}.password"),
+                None,
+                "an entra_inbound target sets no passwords: Entra's provisioning job and its sign-in (temporary access pass, single sign-on) do",
+            ),
             Some(_) if scim => ck.error(
                 format!("{key}.password"),
                 None,
@@ -814,7 +906,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             }
             None => {}
         }
-        if !ad && !scim && !t.disable.lock && t.disable.move_to.is_none() && t.disable.set.is_empty() {
+        if !ad && !scim && !entra_inbound && !t.disable.lock && t.disable.move_to.is_none() && t.disable.set.is_empty() {
             ck.error(
                 format!("{key}.disable"),
                 None,

@@ -15,9 +15,11 @@ use roster_core::plan::{Applied, Operation};
 use roster_core::state::TargetView;
 use secrecy::SecretString;
 
+pub mod entra_inbound;
 pub mod ldap;
 pub mod scim;
 
+pub use entra_inbound::{EntraInboundSettings, EntraInboundTarget};
 pub use ldap::LdapTarget;
 pub use scim::{ScimSettings, ScimTarget};
 
@@ -25,11 +27,13 @@ pub use scim::{ScimSettings, ScimTarget};
 pub enum AnyTarget {
     Ldap(LdapTarget),
     Scim(ScimTarget),
+    EntraInbound(EntraInboundTarget),
 }
 
 impl AnyTarget {
     /// Connects to the target `config` describes. `secret` is the resolved bind password (LDAP
-    /// kinds) or bearer token (`scim`); `config_dir` resolves a relative `tls.ca_file`.
+    /// kinds), bearer token (`scim`) or client secret (`entra_inbound`); `config_dir` resolves a
+    /// relative `tls.ca_file`.
     pub async fn connect(
         config: &TargetConfig,
         secret: SecretString,
@@ -47,6 +51,15 @@ impl AnyTarget {
                 settings.timeout = std::time::Duration::from_secs(config.timeout_seconds.max(1));
                 Ok(AnyTarget::Scim(ScimTarget::connect(settings).await?))
             }
+            TargetKind::EntraInbound => Ok(AnyTarget::EntraInbound(entra_inbound::connect(config, secret, config_dir)?)),
+        }
+    }
+
+    /// Hands a target that cannot be read (`entra_inbound`) what roster last wrote to it, the
+    /// store's links, as its view; the others read their view from the target itself.
+    pub fn recall(&mut self, links: &[roster_core::state::Link]) {
+        if let AnyTarget::EntraInbound(t) = self {
+            t.recall(links);
         }
     }
 }
@@ -56,7 +69,7 @@ impl AnyTarget {
     pub async fn close(self) -> Result<(), TargetError> {
         match self {
             AnyTarget::Ldap(t) => t.close().await,
-            AnyTarget::Scim(_) => Ok(()),
+            AnyTarget::Scim(_) | AnyTarget::EntraInbound(_) => Ok(()),
         }
     }
 }
@@ -66,6 +79,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::name(t),
             AnyTarget::Scim(t) => Target::name(t),
+            AnyTarget::EntraInbound(t) => Target::name(t),
         }
     }
 
@@ -73,6 +87,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => t.capabilities(),
             AnyTarget::Scim(t) => t.capabilities(),
+            AnyTarget::EntraInbound(t) => t.capabilities(),
         }
     }
 
@@ -80,6 +95,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::read_view(t, attrs).await,
             AnyTarget::Scim(t) => Target::read_view(t, attrs).await,
+            AnyTarget::EntraInbound(t) => Target::read_view(t, attrs).await,
         }
     }
 
@@ -87,6 +103,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::apply(t, op).await,
             AnyTarget::Scim(t) => Target::apply(t, op).await,
+            AnyTarget::EntraInbound(t) => Target::apply(t, op).await,
         }
     }
 
@@ -94,6 +111,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::set_password(t, op, password).await,
             AnyTarget::Scim(t) => Target::set_password(t, op, password).await,
+            AnyTarget::EntraInbound(t) => Target::set_password(t, op, password).await,
         }
     }
 }

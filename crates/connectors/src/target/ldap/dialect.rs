@@ -27,7 +27,7 @@ impl Dialect {
         match kind {
             TargetKind::Ldap => Some(Dialect::Ldap),
             TargetKind::ActiveDirectory => Some(Dialect::ActiveDirectory),
-            TargetKind::Scim => None,
+            TargetKind::Scim | TargetKind::EntraInbound => None,
         }
     }
 
