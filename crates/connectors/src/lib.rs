@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod http;
+pub mod oauth;
 pub mod source;
 pub mod target;
 mod tls;

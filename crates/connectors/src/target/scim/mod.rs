@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, IF_MATCH, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, IF_MATCH};
 use reqwest::{Method, Url};
 use roster_core::attr::{AttrMap, AttrName};
 use roster_core::dn::{Dn, escape_dn_value, normalize_dn};
@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 
 use self::resource::{AttrPath, GROUP_SCHEMA, LIST_SCHEMA, PATCH_SCHEMA, filter_string, get, scalar};
 use super::{Capabilities, ErrorKind, Target, TargetError};
-use crate::http::{describe, retry_after, status_text};
+use crate::http::{RetryPolicy, describe, send_retrying, status_text};
 
 /// Resources asked for per page of a list.
 const PAGE_SIZE: usize = 200;
@@ -220,11 +220,9 @@ impl ScimTarget {
         if_match: Option<&str>,
         what: &str,
     ) -> Result<Answer, TargetError> {
-        let shown = format!("{method} {}", url.path());
+        let shown = format!("{method} {} for {what}", url.path());
         let writes = method != Method::GET;
-        let mut attempt = 1;
-        let mut waited = Duration::ZERO;
-        loop {
+        let answer = send_retrying(&self.retry(), &[429, 503], writes, &shown, &self.settings.name, || {
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -236,74 +234,19 @@ impl ScimTarget {
             if let Some(version) = if_match {
                 request = request.header(IF_MATCH, version);
             }
-            let (wait, why) = match request.send().await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let header = |name| {
-                        response
-                            .headers()
-                            .get(name)
-                            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
-                            .map(str::to_string)
-                    };
-                    let etag = header(ETAG);
-                    let asked = header(RETRY_AFTER).and_then(|v| retry_after(&v, chrono::Utc::now()));
-                    let body = response.bytes().await.map_err(|e| {
-                        let kind = if writes { ErrorKind::Unknown } else { ErrorKind::Transient };
-                        self.error(kind, format!("{shown} for {what}: the answer broke off: {}", describe(&e)))
-                    })?;
-                    if status != 429 && status != 503 {
-                        return Ok(Answer { status, etag, body: body.to_vec() });
-                    }
-                    if attempt >= self.settings.max_attempts {
-                        return Err(self.error(
-                            ErrorKind::Transient,
-                            format!(
-                                "{shown} for {what}: the server answered {} on each of {attempt} attempt(s); nothing was \
-                                 changed, try again later",
-                                status_text(status)
-                            ),
-                        ));
-                    }
-                    (
-                        asked.unwrap_or_else(|| self.backoff(attempt)),
-                        format!("the server answered {}", status_text(status)),
-                    )
-                }
-                Err(error) if error.is_connect() => {
-                    if attempt >= self.settings.max_attempts {
-                        return Err(self.error(
-                            ErrorKind::Connect,
-                            format!("{shown} for {what}: cannot reach the server: {}", describe(&error)),
-                        ));
-                    }
-                    (self.backoff(attempt), format!("cannot reach the server: {}", describe(&error)))
-                }
-                Err(error) => {
-                    let kind = if writes { ErrorKind::Unknown } else { ErrorKind::Transient };
-                    let may = if writes { "; the change may have happened" } else { "" };
-                    return Err(self.error(kind, format!("{shown} for {what}: {}{may}", describe(&error))));
-                }
-            };
-            let left = self.settings.max_retry_wait.saturating_sub(waited);
-            if wait > left {
-                return Err(self.error(
-                    ErrorKind::Transient,
-                    format!(
-                        "{shown} for {what}: {why} and asked to wait {wait:?}, more than the {left:?} left of \
-                         max_retry_wait; nothing was changed"
-                    ),
-                ));
-            }
-            tracing::warn!(target_name = %self.settings.name, request = %shown, attempt, "{why}; trying again in {wait:?}");
-            tokio::time::sleep(wait).await;
-            waited += wait;
-            attempt += 1;
-        }
+            request
+        })
+        .await
+        .map_err(|(kind, message)| self.error(kind, message))?;
+        Ok(Answer { status: answer.status, etag: answer.header(ETAG).map(str::to_string), body: answer.body })
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        self.settings.first_backoff.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
+    fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.settings.max_attempts,
+            max_wait: self.settings.max_retry_wait,
+            first_backoff: self.settings.first_backoff,
+        }
     }
 
     /// The error for an answer that is not a success, by its status.
