@@ -31,12 +31,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use roster_connectors::http::RetryPolicy;
-use roster_connectors::oauth::{ClientCredential, OAuthSettings, TokenSource};
+use roster_connectors::oauth::{self, ClientCredential, OAuthSettings, TokenSource};
 use roster_connectors::target::{EntraInboundSettings, EntraInboundTarget, ErrorKind};
 use roster_core::attr::{AttrMap, AttrName};
 use roster_core::plan::{Action, AttrChange, Category, Operation};
 use roster_core::state::Link;
-use roster_testkit::entra_inbound::{EntraInboundFake, JOB, MAX_OPERATIONS, RATE_LIMIT, SERVICE_PRINCIPAL};
+use roster_testkit::entra_inbound::{
+    ACCESS_TOKEN, CLIENT_ID, CLIENT_SECRET, EntraInboundFake, JOB, MAX_OPERATIONS, RATE_LIMIT, SERVICE_PRINCIPAL,
+    TENANT,
+};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -45,25 +48,21 @@ const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:
 
 struct Lab {
     fake: EntraInboundFake,
-    tokens: TokenFake,
 }
 
 impl Lab {
     fn start() -> Lab {
-        let tokens = TokenFake::start();
-        let fake = EntraInboundFake::start().expect("the fake starts");
-        fake.state().expect_token = Some(tokens.token());
-        Lab { fake, tokens }
+        Lab { fake: EntraInboundFake::start().expect("the fake starts") }
     }
 
     fn target(&self, tune: impl FnOnce(&mut EntraInboundSettings)) -> EntraInboundTarget {
-        let http = reqwest::Client::builder().build().expect("a client");
+        let http = client();
         let tokens = TokenSource::new(
             OAuthSettings {
-                token_url: self.tokens.token_url(),
-                client_id: TokenFake::CLIENT_ID.to_string(),
+                token_url: oauth::token_url(&self.fake.authority(), TENANT).expect("a token URL"),
+                client_id: CLIENT_ID.to_string(),
                 scope: "https://graph.microsoft.com/.default".to_string(),
-                credential: ClientCredential::Secret(SecretString::from(TokenFake::SECRET)),
+                credential: ClientCredential::Secret(SecretString::from(CLIENT_SECRET)),
                 retry: RetryPolicy::default(),
                 context: "target hr-cloud".to_string(),
             },
@@ -76,6 +75,12 @@ impl Lab {
         tune(&mut settings);
         EntraInboundTarget::new(settings, http, tokens).expect("valid settings")
     }
+}
+
+/// A client as roster builds them (rustls with ring; reqwest has no default crypto provider).
+fn client() -> reqwest::Client {
+    let tls = roster_core::config::TlsConfig::default();
+    roster_connectors::http::client("test", &tls, std::path::Path::new("."), Duration::from_secs(10)).expect("a client")
 }
 
 fn dn(key: &str) -> String {
@@ -143,7 +148,7 @@ async fn a_hundred_and_twenty_records_go_in_three_requests_of_fifty_fifty_and_tw
     for upload in &state.uploads {
         assert_eq!(upload.status, 202);
         assert_eq!(upload.content_type.as_deref(), Some("application/scim+json"));
-        assert_eq!(upload.authorization, Some(format!("Bearer {}", lab.tokens.token())), "the token endpoint's token");
+        assert_eq!(upload.authorization, Some(format!("Bearer {ACCESS_TOKEN}")), "the token endpoint's token");
         assert_eq!(upload.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:BulkRequest");
         for operation in upload.operations() {
             assert_eq!(operation["method"], "POST");
@@ -151,6 +156,7 @@ async fn a_hundred_and_twenty_records_go_in_three_requests_of_fifty_fifty_and_tw
             assert!(operation["bulkId"].as_str().is_some_and(|b| !b.is_empty()));
         }
     }
+    assert_eq!(state.token_requests, 1, "one token, kept for the run");
     drop(state);
     let records = uploaded_records(&lab.fake);
     let first = &records[0];
@@ -260,8 +266,13 @@ async fn a_change_sends_the_whole_record_as_last_sent_and_a_leaver_active_false(
     assert_eq!(view.entries[0].attrs, values);
     assert!(view.taken_logins.contains("useru1@example.org"));
     let department = AttrName::new(format!("{ENTERPRISE}:department"));
-    let change = |new: &str| AttrChange { attr: department.clone(), old: vec!["Research".into()], new: vec![new.into()] };
-    let mover = op(0, "U1", Action::Update { dn: dn("U1"), object_id: Some("entra-U1".into()), changes: vec![change("Finance")] });
+    let change =
+        |new: &str| AttrChange { attr: department.clone(), old: vec!["Research".into()], new: vec![new.into()] };
+    let mover = op(
+        0,
+        "U1",
+        Action::Update { dn: dn("U1"), object_id: Some("entra-U1".into()), changes: vec![change("Finance")] },
+    );
     assert!(target.apply(&mover).await.is_ok());
     let leaver = op(1, "U1", Action::Disable { dn: dn("U1"), object_id: Some("entra-U1".into()), changes: vec![] });
     assert!(target.apply(&leaver).await.is_ok());
@@ -286,7 +297,12 @@ async fn what_the_api_cannot_do_is_refused_before_anything_is_sent() {
     let password = op(2, "X", Action::SetPassword { dn: dn("X"), object_id: None, must_change: true });
     let outside = create(3, "X", person("X"));
     let outside = Operation {
-        action: Action::Create { dn: "cn=X,ou=elsewhere".into(), attributes: person("X"), enabled: true, password: false },
+        action: Action::Create {
+            dn: "cn=X,ou=elsewhere".into(),
+            attributes: person("X"),
+            enabled: true,
+            password: false,
+        },
         ..outside
     };
     let unknown = op(4, "Z", Action::Update { dn: dn("Z"), object_id: None, changes: vec![] });
@@ -311,8 +327,9 @@ async fn what_the_api_cannot_do_is_refused_before_anything_is_sent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_fake_refuses_what_microsoft_documents_as_refused() {
     let lab = Lab::start();
-    let url = format!("{}/servicePrincipals/{SERVICE_PRINCIPAL}/synchronization/jobs/{JOB}/bulkUpload", lab.fake.graph_url());
-    let http = reqwest::Client::new();
+    let url =
+        format!("{}/servicePrincipals/{SERVICE_PRINCIPAL}/synchronization/jobs/{JOB}/bulkUpload", lab.fake.graph_url());
+    let http = client();
     let operation = |i: usize| {
         serde_json::json!({"method": "POST", "bulkId": format!("b{i}"), "path": "/Users",
             "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "externalId": format!("K{i}"), "userName": "u"}})
@@ -323,11 +340,11 @@ async fn the_fake_refuses_what_microsoft_documents_as_refused() {
         .to_string()
     };
     let send = |content_type: &'static str, body: String| {
-        http.post(&url).bearer_auth(lab.tokens.token()).header("content-type", content_type).body(body).send()
+        http.post(&url).bearer_auth(ACCESS_TOKEN).header("content-type", content_type).body(body).send()
     };
     let too_many = send("application/scim+json", body(MAX_OPERATIONS + 1)).await.expect("an answer");
     assert_eq!(too_many.status(), 400);
-    let said: Value = too_many.json().await.expect("a SCIM error");
+    let said: Value = serde_json::from_str(&too_many.text().await.expect("a body")).expect("a SCIM error");
     assert!(said["detail"].as_str().unwrap_or("").contains("at most 50"), "{said}");
     assert_eq!(send("application/json", body(1)).await.expect("an answer").status(), 400, "the content type matters");
     assert_eq!(send("application/scim+json", body(1)).await.expect("an answer").status(), 202);

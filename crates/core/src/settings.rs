@@ -65,7 +65,10 @@ fn check_entra_inbound_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
         ck.error(
             format!("{key}.url"),
             None,
-            format!("expected Microsoft Graph's URL, https://graph.microsoft.com/v1.0 (the default), found {:?}", t.url),
+            format!(
+                "expected Microsoft Graph's URL, https://graph.microsoft.com/v1.0 (the default), found {:?}",
+                t.url
+            ),
         );
     }
     if plaintext && !t.tls.allow_plaintext {
@@ -906,7 +909,8 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             }
             None => {}
         }
-        if !ad && !scim && !entra_inbound && !t.disable.lock && t.disable.move_to.is_none() && t.disable.set.is_empty() {
+        if !ad && !scim && !entra_inbound && !t.disable.lock && t.disable.move_to.is_none() && t.disable.set.is_empty()
+        {
             ck.error(
                 format!("{key}.disable"),
                 None,

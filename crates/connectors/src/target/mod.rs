@@ -51,7 +51,9 @@ impl AnyTarget {
                 settings.timeout = std::time::Duration::from_secs(config.timeout_seconds.max(1));
                 Ok(AnyTarget::Scim(ScimTarget::connect(settings).await?))
             }
-            TargetKind::EntraInbound => Ok(AnyTarget::EntraInbound(entra_inbound::connect(config, secret, config_dir)?)),
+            TargetKind::EntraInbound => {
+                Ok(AnyTarget::EntraInbound(entra_inbound::connect(config, secret, config_dir)?))
+            }
         }
     }
 

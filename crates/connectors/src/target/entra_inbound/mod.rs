@@ -119,7 +119,11 @@ struct Sent {
 
 /// Calls within the rolling window, and calls in this run.
 struct Pacer {
-    calls: Mutex<VecDeque<Instant>>,
+    /// Per call: its number, and when its answer came (`None` while in flight). A call leaves the
+    /// window a whole window after its answer, not after its sending: Entra counted it somewhere
+    /// in between, so only then is it sure to have left Entra's window too.
+    calls: Mutex<VecDeque<(u64, Option<Instant>)>>,
+    /// Calls made in this run.
     used: Mutex<u64>,
 }
 
@@ -277,24 +281,21 @@ impl EntraInboundTarget {
             {
                 Ok(ava.value.clone())
             }
-            _ => Err(self.error(
-                ErrorKind::OutOfScope,
-                format!("{dn}: expected a user DN externalId=<key>,{}", self.users_dn),
-            )),
+            _ => Err(self
+                .error(ErrorKind::OutOfScope, format!("{dn}: expected a user DN externalId=<key>,{}", self.users_dn))),
         }
     }
 
     /// The record an operation sends, `None` for what needs no upload.
     fn record(&self, index: usize, op: &Operation) -> Result<Option<Record>, TargetError> {
         let refuse = |what: &str| {
-            Err(self.error(
-                ErrorKind::Permanent,
-                format!("{}: API-driven inbound provisioning {what}", op.action.dn()),
-            ))
+            Err(self.error(ErrorKind::Permanent, format!("{}: API-driven inbound provisioning {what}", op.action.dn())))
         };
         let (dn, values, enabled) = match &op.action {
             Action::Create { dn, attributes, enabled, .. } => (dn, attributes.clone(), *enabled),
-            Action::Update { dn, changes, .. } | Action::Enable { dn, changes, .. } | Action::Disable { dn, changes, .. } => {
+            Action::Update { dn, changes, .. }
+            | Action::Enable { dn, changes, .. }
+            | Action::Disable { dn, changes, .. } => {
                 let Some(last) = lock(&self.sent).get(&normalize_dn(dn)).cloned() else {
                     return Err(self.error(
                         ErrorKind::Conflict,
@@ -341,9 +342,10 @@ impl EntraInboundTarget {
         Ok(Some(Record { index, external_id, dn: dn.clone(), values, enabled, user }))
     }
 
-    /// Waits for a place in the rolling window; refuses once the run's cap is spent.
-    async fn pace(&self) -> Result<(), TargetError> {
-        {
+    /// Waits for a place in the rolling window and takes it; refuses once the run's cap is spent.
+    /// Returns the call's number, for [`Self::answered`].
+    async fn pace(&self) -> Result<u64, TargetError> {
+        let number = {
             let mut used = lock(&self.pacer.used);
             if *used >= self.settings.daily_cap {
                 return Err(self.error(
@@ -355,22 +357,34 @@ impl EntraInboundTarget {
                 ));
             }
             *used += 1;
-        }
+            *used
+        };
         loop {
             let wait = {
                 let mut calls = lock(&self.pacer.calls);
                 let now = Instant::now();
-                while calls.front().is_some_and(|t| now.duration_since(*t) >= self.settings.rate_window) {
-                    calls.pop_front();
-                }
+                calls
+                    .retain(|(_, answered)| answered.is_none_or(|t| now.duration_since(t) < self.settings.rate_window));
                 if calls.len() < self.settings.rate_calls {
-                    calls.push_back(now);
-                    return Ok(());
+                    calls.push_back((number, None));
+                    return Ok(number);
                 }
-                let oldest = calls.front().copied().unwrap_or(now);
-                self.settings.rate_window.saturating_sub(now.duration_since(oldest))
+                // The first answered call to leave the window; with all in flight, a short while.
+                calls.iter().filter_map(|(_, answered)| *answered).min().map_or(Duration::from_millis(50), |t| {
+                    self.settings.rate_window.saturating_sub(now.duration_since(t))
+                })
             };
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The call `number` came back (or failed): its place frees a window from now.
+    fn answered(&self, number: u64) {
+        let now = Instant::now();
+        for (n, answered) in lock(&self.pacer.calls).iter_mut() {
+            if *n == number {
+                *answered = Some(now);
+            }
         }
     }
 
@@ -432,14 +446,16 @@ impl EntraInboundTarget {
 
     /// Uploads one bulk request; `Ok` when Entra accepted it.
     async fn upload(&self, chunk: &[Record]) -> Result<(), TargetError> {
-        self.pace().await?;
+        let number = self.pace().await?;
         let operations: Vec<Value> = chunk
             .iter()
             .map(|r| json!({ "method": "POST", "bulkId": format!("roster-{}", r.index), "path": "/Users", "data": r.user }))
             .collect();
         let body = json!({ "schemas": [BULK_REQUEST_SCHEMA], "Operations": operations });
         let what = format!("a bulk upload of {} record(s)", chunk.len());
-        let answer = self.call(Method::POST, &self.bulk_url, Some(&body), &what).await?;
+        let answer = self.call(Method::POST, &self.bulk_url, Some(&body), &what).await;
+        self.answered(number);
+        let answer = answer?;
         if answer.is_success() { Ok(()) } else { Err(self.refused(&answer, &what)) }
     }
 
@@ -522,8 +538,9 @@ impl EntraInboundTarget {
         loop {
             {
                 let mut logs = lock(&self.logs);
-                for key in keys.iter().filter(|k| !found.contains_key(*k)) {
-                    if let Some(entries) = logs.waiting.get_mut(key)
+                for key in keys {
+                    if !found.contains_key(key)
+                        && let Some(entries) = logs.waiting.get_mut(key)
                         && !entries.is_empty()
                     {
                         found.insert(key.clone(), entries.remove(0));
@@ -535,7 +552,9 @@ impl EntraInboundTarget {
                 return found;
             }
             let _reader = self.reading.lock().await;
-            let due = lock(&self.logs).last_read.map_or(Duration::ZERO, |t| self.settings.log_poll.saturating_sub(t.elapsed()));
+            let due = lock(&self.logs)
+                .last_read
+                .map_or(Duration::ZERO, |t| self.settings.log_poll.saturating_sub(t.elapsed()));
             if due.is_zero() {
                 match self.read_logs().await {
                     Ok(()) => lock(&self.logs).last_error = None,
@@ -557,7 +576,8 @@ impl EntraInboundTarget {
     fn outcome(&self, op: &Operation, record: &Record, entry: Option<&Value>) -> Result<Applied, TargetError> {
         let key = &record.external_id;
         let Some(entry) = entry else {
-            let why = lock(&self.logs).last_error.clone().map(|e| format!(" (reading them failed: {e})")).unwrap_or_default();
+            let why =
+                lock(&self.logs).last_error.clone().map(|e| format!(" (reading them failed: {e})")).unwrap_or_default();
             return Err(self.error(
                 ErrorKind::Unknown,
                 format!(
@@ -590,7 +610,12 @@ impl EntraInboundTarget {
                     .unwrap_or_else(|| key.clone());
                 sent.insert(
                     normalize_dn(&record.dn),
-                    Sent { object_id: object_id.clone(), dn: record.dn.clone(), values: record.values.clone(), enabled: record.enabled },
+                    Sent {
+                        object_id: object_id.clone(),
+                        dn: record.dn.clone(),
+                        values: record.values.clone(),
+                        enabled: record.enabled,
+                    },
                 );
                 let entry = matches!(op.action, Action::Create { .. }).then(|| TargetEntry {
                     object_id,
@@ -692,7 +717,8 @@ pub(super) fn connect(
     client_secret: SecretString,
     config_dir: &std::path::Path,
 ) -> Result<EntraInboundTarget, TargetError> {
-    let config_error = |problem: String| TargetError::new(ErrorKind::Config, format!("target {}: {problem}", config.name));
+    let config_error =
+        |problem: String| TargetError::new(ErrorKind::Config, format!("target {}: {problem}", config.name));
     let required = |name: &str, value: &Option<String>| {
         value.clone().filter(|v| !v.trim().is_empty()).ok_or_else(|| config_error(format!("expected {name}")))
     };
@@ -732,7 +758,8 @@ pub(super) fn connect(
     }
     if let Some(wait) = config.log_wait_seconds {
         settings.log_wait = Duration::from_secs(wait);
-        settings.log_poll = settings.log_poll.min(Duration::from_secs(wait.max(1)) / 10).max(Duration::from_millis(200));
+        settings.log_poll =
+            settings.log_poll.min(Duration::from_secs(wait.max(1)) / 10).max(Duration::from_millis(200));
     }
     EntraInboundTarget::new(settings, http, tokens)
 }
