@@ -27,6 +27,38 @@ pub fn client(name: &str, tls: &TlsConfig, config_dir: &Path, timeout: Duration)
         .map_err(|e| format!("{name}: cannot set up the HTTP client: {}", describe(&e)))
 }
 
+/// A client for an HTTPS API (the SCIM and Graph targets, OAuth2 tokens) named `name`: the server
+/// verified against the CA(s) in `ca_file`, else the system's roots; `allow_plaintext` permits
+/// `http://` (tests, a loopback gateway); redirects not followed (a bearer token goes to the
+/// configured URL or nowhere). An error says what is wrong; the caller names the target.
+pub fn api_client(
+    name: &str,
+    ca_file: Option<&Path>,
+    allow_plaintext: bool,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    let roots = match ca_file {
+        Some(path) => {
+            crate::tls::roots_from_file(path).map_err(|what| format!("ca_file {}: {what}", path.display()))?
+        }
+        None => match crate::tls::system_roots(name) {
+            Some(roots) => roots,
+            None if !allow_plaintext => return Err("no system CA certificates found; expected them, or ca_file".into()),
+            None => rustls::RootCertStore::empty(),
+        },
+    };
+    let tls = crate::tls::verifying_config(roots)?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .https_only(!allow_plaintext)
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {}", describe(&e)))
+}
+
 /// `Retry-After` (RFC 9110 section 10.2.3): a number of seconds, or an HTTP date.
 pub(crate) fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let value = value.trim();

@@ -36,10 +36,9 @@ use roster_connectors::target::{EntraInboundSettings, EntraInboundTarget, ErrorK
 use roster_core::attr::{AttrMap, AttrName};
 use roster_core::plan::{Action, AttrChange, Category, Operation};
 use roster_core::state::Link;
-use roster_testkit::entra_inbound::{
-    ACCESS_TOKEN, CLIENT_ID, CLIENT_SECRET, EntraInboundFake, JOB, MAX_OPERATIONS, RATE_LIMIT, SERVICE_PRINCIPAL,
-    TENANT,
-};
+use roster_testkit::EntraFake;
+use roster_testkit::entra::{CLIENT_ID, TENANT};
+use roster_testkit::entra_inbound::{EntraInboundFake, JOB, MAX_OPERATIONS, RATE_LIMIT, SERVICE_PRINCIPAL};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -47,22 +46,39 @@ const BASE: &str = "o=entra-inbound";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 struct Lab {
+    /// The token endpoint (the Graph stand-in's, shared).
+    entra: EntraFake,
     fake: EntraInboundFake,
 }
 
 impl Lab {
     fn start() -> Lab {
-        Lab { fake: EntraInboundFake::start().expect("the fake starts") }
+        let entra = EntraFake::start().expect("the Entra stand-in starts");
+        let fake = EntraInboundFake::start(&entra).expect("the fake starts");
+        Lab { entra, fake }
+    }
+
+    /// A token from the token endpoint, for requests made by hand.
+    async fn token(&self) -> String {
+        let form = [
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", CLIENT_ID.to_string()),
+            ("client_secret", self.entra.client_secret()),
+            ("scope", "https://graph.microsoft.com/.default".to_string()),
+        ];
+        let answer = client().post(self.entra.token_url()).form(&form).send().await.expect("a token answer");
+        let body: Value = serde_json::from_str(&answer.text().await.expect("a body")).expect("JSON");
+        body["access_token"].as_str().expect("a token").to_string()
     }
 
     fn target(&self, tune: impl FnOnce(&mut EntraInboundSettings)) -> EntraInboundTarget {
         let http = client();
         let tokens = TokenSource::new(
             OAuthSettings {
-                token_url: oauth::token_url(&self.fake.authority(), TENANT).expect("a token URL"),
+                token_url: oauth::token_url(&self.entra.authority(), TENANT).expect("a token URL"),
                 client_id: CLIENT_ID.to_string(),
                 scope: "https://graph.microsoft.com/.default".to_string(),
-                credential: ClientCredential::Secret(SecretString::from(CLIENT_SECRET)),
+                credential: ClientCredential::Secret(SecretString::from(self.entra.client_secret())),
                 retry: RetryPolicy::default(),
                 context: "target hr-cloud".to_string(),
             },
@@ -148,7 +164,8 @@ async fn a_hundred_and_twenty_records_go_in_three_requests_of_fifty_fifty_and_tw
     for upload in &state.uploads {
         assert_eq!(upload.status, 202);
         assert_eq!(upload.content_type.as_deref(), Some("application/scim+json"));
-        assert_eq!(upload.authorization, Some(format!("Bearer {ACCESS_TOKEN}")), "the token endpoint's token");
+        let token = upload.authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")).expect("a bearer token");
+        assert!((lab.entra.token_checker())(token), "the token endpoint's token: {token}");
         assert_eq!(upload.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:BulkRequest");
         for operation in upload.operations() {
             assert_eq!(operation["method"], "POST");
@@ -156,8 +173,9 @@ async fn a_hundred_and_twenty_records_go_in_three_requests_of_fifty_fifty_and_tw
             assert!(operation["bulkId"].as_str().is_some_and(|b| !b.is_empty()));
         }
     }
-    assert_eq!(state.token_requests, 1, "one token, kept for the run");
     drop(state);
+    let tokens_asked = lab.entra.requests().iter().filter(|r| r.path.ends_with("/oauth2/v2.0/token")).count();
+    assert_eq!(tokens_asked, 1, "one token, kept for the run");
     let records = uploaded_records(&lab.fake);
     let first = &records[0];
     assert_eq!(first["externalId"], "E0000");
@@ -330,6 +348,7 @@ async fn the_fake_refuses_what_microsoft_documents_as_refused() {
     let url =
         format!("{}/servicePrincipals/{SERVICE_PRINCIPAL}/synchronization/jobs/{JOB}/bulkUpload", lab.fake.graph_url());
     let http = client();
+    let token = lab.token().await;
     let operation = |i: usize| {
         serde_json::json!({"method": "POST", "bulkId": format!("b{i}"), "path": "/Users",
             "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "externalId": format!("K{i}"), "userName": "u"}})
@@ -340,7 +359,7 @@ async fn the_fake_refuses_what_microsoft_documents_as_refused() {
         .to_string()
     };
     let send = |content_type: &'static str, body: String| {
-        http.post(&url).bearer_auth(ACCESS_TOKEN).header("content-type", content_type).body(body).send()
+        http.post(&url).bearer_auth(&token).header("content-type", content_type).body(body).send()
     };
     let too_many = send("application/scim+json", body(MAX_OPERATIONS + 1)).await.expect("an answer");
     assert_eq!(too_many.status(), 400);

@@ -606,9 +606,12 @@ pub enum TargetKind {
     /// A SCIM 2.0 service (RFC 7643/7644): Users with the enterprise extension, and Groups, seen
     /// by the planner under synthetic DNs (`externalId=<key>,ou=Users,<base>`).
     Scim,
-    /// Microsoft Entra ID's API-driven inbound provisioning: each person's record sent as a SCIM
-    /// User to a provisioning job's `bulkUpload`, applied by Entra's own mappings; outcomes read
-    /// from the provisioning logs (docs/targets/entra-id.md).
+    /// Entra ID through Microsoft Graph (cloud-only users, managers, group memberships), seen by
+    /// the planner under synthetic DNs (`employeeId=<key>,ou=Users,<base>`).
+    Entra,
+    /// Entra ID's API-driven inbound provisioning: each person's record sent as a SCIM User to a
+    /// provisioning job's `bulkUpload`, applied by Entra's own mappings; outcomes read from the
+    /// provisioning logs. Synthetic DNs `externalId=<key>,ou=Users,<base>`.
     EntraInbound,
 }
 
@@ -767,7 +770,7 @@ pub struct TargetConfig {
     pub name: String,
     pub kind: TargetKind,
     /// `ldap://host:port` or `ldaps://host:port`; for `scim`, the base URL (`https://…/scim/v2`);
-    /// for `entra_inbound`, Microsoft Graph (default `https://graph.microsoft.com/v1.0`).
+    /// for `entra` and `entra_inbound`, Graph's base (default `https://graph.microsoft.com/v1.0`).
     #[serde(default)]
     pub url: String,
     /// LDAP kinds only.
@@ -778,27 +781,14 @@ pub struct TargetConfig {
     pub bind_password: SecretRef,
     /// `scim` only: the bearer token, `env:NAME` or `file:PATH`.
     pub token: Option<SecretRef>,
-    /// `scim` and `entra_inbound`: the suffix of the synthetic DNs. Default `o=scim`,
-    /// `o=entra-inbound`.
+    /// `scim`, `entra` and `entra_inbound`: the suffix of the synthetic DNs. Default `o=scim`,
+    /// `o=entra`, `o=entra-inbound`.
     pub base: Option<String>,
-    /// `entra_inbound`: the Entra ID tenant (its id or a verified domain) whose token endpoint
-    /// issues the app's tokens.
-    pub tenant: Option<String>,
-    /// `entra_inbound`: the application (client) id of the app that uploads.
-    pub client_id: Option<String>,
-    /// `entra_inbound`: the app's client secret, `env:NAME` or `file:PATH`.
-    pub client_secret: Option<SecretRef>,
-    /// `entra_inbound`: where tokens come from. Default `https://login.microsoftonline.com`.
-    pub authority: Option<String>,
-    /// `entra_inbound`: the object id of the provisioning app's service principal.
-    pub service_principal_id: Option<String>,
-    /// `entra_inbound`: the provisioning job's id (`API2AAD.…`, or `API2AD.…` for on-premises AD).
-    pub job_id: Option<String>,
-    /// `entra_inbound`: most bulk requests in one run. Default 6000.
-    pub daily_cap: Option<u64>,
-    /// `entra_inbound`: how long a run reads the provisioning logs for the outcome of what it
-    /// sent; 0: not at all (an accepted upload counts as applied). Default 300.
-    pub log_wait_seconds: Option<u64>,
+    /// `entra` and `entra_inbound`: the tenant, the application and its credential (and for
+    /// `entra`, the managed groups).
+    pub entra: Option<EntraConfig>,
+    /// `entra_inbound` only: the provisioning job and how hard to use it.
+    pub inbound: Option<InboundConfig>,
     #[serde(default)]
     pub tls: TlsConfig,
     /// Seconds to wait for a connection or an answer. Default 30.
@@ -863,6 +853,82 @@ pub struct TargetConfig {
     pub on_deleted: Option<DeletedPolicy>,
     /// At purge: `delete` the account (the default), or move it to this OU for a person to delete.
     pub purge_move_to: Option<String>,
+}
+
+/// `[target.entra]`: how an `entra` target signs in to Microsoft Graph, and which groups it manages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraConfig {
+    /// The directory (tenant) id, a GUID, or a verified domain (`contoso.onmicrosoft.com`).
+    pub tenant: String,
+    /// The application (client) id of the app registration.
+    pub client_id: String,
+    /// The client secret, `env:NAME` or `file:PATH`; or else `client_certificate` and `client_key`.
+    pub client_secret: Option<SecretRef>,
+    /// PEM file of the certificate uploaded to the app registration (relative to the config file).
+    pub client_certificate: Option<PathBuf>,
+    /// The certificate's RSA private key (PEM), `env:NAME` or `file:PATH`.
+    pub client_key: Option<SecretRef>,
+    /// Where tokens come from. Default `https://login.microsoftonline.com`.
+    #[serde(default = "default_authority")]
+    pub authority: String,
+    /// The groups (by displayName) whose memberships roster manages; rules name them
+    /// `displayName=<name>,ou=Groups,<base>`. Each must exist, once, in the tenant.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Those of `groups` that assign licences (group-based licensing): roster refuses to add a user
+    /// without a usageLocation to one.
+    #[serde(default)]
+    pub licensing_groups: Vec<String>,
+    /// Revoke a disabled user's sign-in sessions (`revokeSignInSessions`). Default true.
+    #[serde(default = "default_true")]
+    pub revoke_sessions: bool,
+    /// Seconds a 404 about a user created in the same run is asked again (Entra replicates a new
+    /// object for a moment). Default 30.
+    #[serde(default = "default_consistency_seconds")]
+    pub consistency_seconds: u64,
+}
+
+/// `[target.inbound]`: the API-driven provisioning job an `entra_inbound` target uploads to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    /// The object id of the provisioning app's service principal (Enterprise applications ->
+    /// the app -> Overview: Object ID).
+    pub service_principal_id: String,
+    /// The provisioning job's id (`API2AAD.…`, or `API2AD.…` for on-premises AD), from the app's
+    /// Provisioning -> "View technical information".
+    pub job_id: String,
+    /// Most bulk requests (of up to 50 records) in one run; the records beyond are sent by the
+    /// next run. Default 6000.
+    #[serde(default = "default_daily_cap")]
+    pub daily_cap: u64,
+    /// How long a run reads the provisioning logs for the outcome of what it sent; what has none
+    /// by then is pending, sent again and checked by the next run. 0: not read (an accepted
+    /// upload counts as applied). Default 300.
+    #[serde(default = "default_log_wait")]
+    pub log_wait_seconds: u64,
+}
+
+fn default_daily_cap() -> u64 {
+    6_000
+}
+
+fn default_log_wait() -> u64 {
+    300
+}
+
+/// Microsoft's global identity platform.
+pub const ENTRA_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// Microsoft Graph v1.0.
+pub const GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
+
+fn default_authority() -> String {
+    ENTRA_AUTHORITY.to_string()
+}
+
+fn default_consistency_seconds() -> u64 {
+    30
 }
 
 /// How initial passwords are made and handed over.
@@ -938,33 +1004,29 @@ pub enum DeletedPolicy {
 impl TargetConfig {
     /// Fills in the defaults that depend on the kind of target.
     pub fn resolve_defaults(&mut self) {
-        if self.kind == TargetKind::EntraInbound && self.url.is_empty() {
-            self.url = "https://graph.microsoft.com/v1.0".to_string();
-        }
-        if matches!(self.kind, TargetKind::Scim | TargetKind::EntraInbound) {
-            let base = self.scim_base().to_string();
-            if self.managed.is_empty() {
-                self.managed = vec![format!("ou=Users,{base}")];
-                if self.kind == TargetKind::Scim {
-                    self.managed.push(format!("ou=Groups,{base}"));
+        match self.kind {
+            TargetKind::Scim => {
+                let base = self.scim_base().to_string();
+                self.resolve_synthetic(&base, "externalId", "User", "userName");
+                return;
+            }
+            TargetKind::EntraInbound => {
+                if self.url.is_empty() {
+                    self.url = GRAPH_URL.to_string();
                 }
+                let base = self.scim_base().to_string();
+                self.resolve_synthetic(&base, "externalId", "User", "userName");
+                return;
             }
-            if self.dn.get_ref().is_empty() {
-                self.dn = Spanned::new(0..0, format!("\"externalId=\" + key + \",ou=Users,{base}\""));
+            TargetKind::Entra => {
+                if self.url.is_empty() {
+                    self.url = GRAPH_URL.to_string();
+                }
+                let base = self.entra_base().to_string();
+                self.resolve_synthetic(&base, "employeeId", "user", "userPrincipalName");
+                return;
             }
-            if self.object_classes.is_empty() {
-                self.object_classes = vec!["User".to_string()];
-            }
-            if self.login_attribute.is_empty() {
-                self.login_attribute = "userName".to_string();
-            }
-            if self.correlate.is_empty() {
-                self.correlate = "externalId".to_string();
-            }
-            if self.on_deleted.is_none() {
-                self.on_deleted = Some(DeletedPolicy::Recreate);
-            }
-            return;
+            TargetKind::Ldap | TargetKind::ActiveDirectory => {}
         }
         let ad = self.kind == TargetKind::ActiveDirectory;
         if self.object_classes.is_empty() {
@@ -986,10 +1048,45 @@ impl TargetConfig {
 }
 
 impl TargetConfig {
+    /// The defaults of a target whose DNs are synthetic (`scim`, `entra`): users are
+    /// `<key_attribute>=<key>,ou=Users,<base>`, groups under `ou=Groups,<base>`.
+    fn resolve_synthetic(&mut self, base: &str, key_attribute: &str, object_class: &str, login: &str) {
+        if self.managed.is_empty() {
+            self.managed = vec![format!("ou=Users,{base}"), format!("ou=Groups,{base}")];
+        }
+        if self.dn.get_ref().is_empty() {
+            self.dn = Spanned::new(0..0, format!("\"{key_attribute}=\" + key + \",ou=Users,{base}\""));
+        }
+        if self.object_classes.is_empty() {
+            self.object_classes = vec![object_class.to_string()];
+        }
+        if self.login_attribute.is_empty() {
+            self.login_attribute = login.to_string();
+        }
+        if self.correlate.is_empty() {
+            self.correlate = key_attribute.to_string();
+        }
+        if self.on_deleted.is_none() {
+            self.on_deleted = Some(DeletedPolicy::Recreate);
+        }
+    }
+
     /// The suffix of a `scim` or `entra_inbound` target's synthetic DNs.
     pub fn scim_base(&self) -> &str {
         let default = if self.kind == TargetKind::EntraInbound { "o=entra-inbound" } else { "o=scim" };
         self.base.as_deref().unwrap_or(default)
+    }
+
+    /// The suffix of an `entra` target's synthetic DNs.
+    pub fn entra_base(&self) -> &str {
+        self.base.as_deref().unwrap_or("o=entra")
+    }
+
+    /// The secret to resolve before connecting: the bearer token (`scim`), the client secret or
+    /// else the certificate's key (`entra`), the bind password (LDAP kinds).
+    pub fn secret_ref(&self) -> &SecretRef {
+        let entra = self.entra.as_ref().and_then(|e| e.client_secret.as_ref().or(e.client_key.as_ref()));
+        self.token.as_ref().or(entra).unwrap_or(&self.bind_password)
     }
 }
 

@@ -74,11 +74,11 @@ fn is_ad(rules: &TargetRules) -> bool {
 }
 
 /// Whether a reference to another account (the manager) waits until every account of the run
-/// exists: AD refuses a DN that names no entry yet, and a SCIM service takes the manager's id,
+/// exists: AD refuses a DN that names no entry yet, and a SCIM service and Graph take the manager's id,
 /// which a user created in the same run has only once its create answered. A plain LDAP directory
 /// takes the reference in the create itself.
 fn defers_references(rules: &TargetRules) -> bool {
-    matches!(rules.config.kind, TargetKind::ActiveDirectory | TargetKind::Scim)
+    matches!(rules.config.kind, TargetKind::ActiveDirectory | TargetKind::Scim | TargetKind::Entra)
 }
 
 /// The phase an operation runs in: containers, accounts, disables, renames, attributes, references,

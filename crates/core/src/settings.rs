@@ -57,42 +57,139 @@ fn check_scim_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
     }
 }
 
-/// What only an `entra_inbound` target needs: Graph's https URL, the app's credentials, the
-/// provisioning job; and what it cannot do: groups, passwords, LDAP's ways to disable.
-fn check_entra_inbound_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
+/// What only an `entra` target needs: an https Graph URL (http only with `tls.allow_plaintext`), a
+/// `[target.entra]` table with a tenant, a client id and one credential, no LDAP-only keys.
+fn check_entra_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
+    check_graph_url(ck, key, t);
+    for (name, set) in [
+        ("bind_dn", !t.bind_dn.is_empty()),
+        ("bind_password", !t.bind_password.0.is_empty()),
+        ("token", t.token.is_some()),
+        ("tls.starttls", t.tls.starttls),
+        ("tls.insecure_skip_verify", t.tls.insecure_skip_verify),
+        ("disable.lock", t.disable.lock),
+        ("disable.move_to", t.disable.move_to.is_some()),
+        ("protect", t.protect.is_some()),
+    ] {
+        if set {
+            ck.error(
+                format!("{key}.{name}"),
+                None,
+                "an entra target does not take this key: it signs in with [target.entra] client credentials, disables with accountEnabled = false, and never writes users synced from AD",
+            );
+        }
+    }
+    let Some(entra) = check_entra_sign_in(ck, key, t) else { return };
+    for (j, group) in entra.licensing_groups.iter().enumerate() {
+        if !entra.groups.contains(group) {
+            ck.error(
+                format!("{key}.entra.licensing_groups[{j}]"),
+                None,
+                format!("{group:?} is not one of entra.groups, so roster does not manage its members"),
+            );
+        }
+    }
+}
+
+/// Graph's base URL: https (http only with `tls.allow_plaintext`).
+fn check_graph_url(ck: &mut Checker, key: &str, t: &TargetConfig) {
     let plaintext = t.url.starts_with("http://");
     if !(t.url.starts_with("https://") || plaintext) {
+        ck.error(format!("{key}.url"), None, format!("expected Graph's base URL, https://…, found {:?}", t.url));
+    }
+    if plaintext && !t.tls.allow_plaintext {
+        ck.error(format!("{key}.url"), None, "a plain http:// connection would send the access token in clear: use https://, or (tests only) tls.allow_plaintext = true");
+    }
+}
+
+/// The `[target.entra]` table of an `entra` or `entra_inbound` target: a tenant, a client id and
+/// one credential.
+fn check_entra_sign_in<'t>(ck: &mut Checker, key: &str, t: &'t TargetConfig) -> Option<&'t crate::config::EntraConfig> {
+    let Some(entra) = &t.entra else {
         ck.error(
-            format!("{key}.url"),
+            format!("{key}.entra"),
+            None,
+            "expected a [target.entra] table with tenant, client_id and client_secret (or client_certificate and client_key)",
+        );
+        return None;
+    };
+    let is_reference = |r: &SecretRef| r.0.starts_with("env:") || r.0.starts_with("file:");
+    if entra.tenant.trim().is_empty() || entra.tenant.contains(['/', '?', '#', ' ']) {
+        ck.error(
+            format!("{key}.entra.tenant"),
             None,
             format!(
-                "expected Microsoft Graph's URL, https://graph.microsoft.com/v1.0 (the default), found {:?}",
-                t.url
+                "expected the directory (tenant) id or a domain such as contoso.onmicrosoft.com, found {:?}",
+                entra.tenant
             ),
         );
     }
-    if plaintext && !t.tls.allow_plaintext {
-        ck.error(format!("{key}.url"), None, "a plain http:// connection would send the token in clear: use https://, or (lab only) tls.allow_plaintext = true");
-    }
-    for (name, value, expected) in [
-        ("tenant", &t.tenant, "the Entra ID tenant's id or verified domain"),
-        ("client_id", &t.client_id, "the application (client) id of the app that uploads"),
-        ("service_principal_id", &t.service_principal_id, "the object id of the provisioning app's service principal"),
-        ("job_id", &t.job_id, "the provisioning job's id, API2AAD.… or API2AD.…"),
-    ] {
-        if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
-            ck.error(format!("{key}.{name}"), None, format!("expected {expected}"));
-        }
-    }
-    if t.client_secret.is_none() {
+    if entra.client_id.trim().is_empty() {
         ck.error(
-            format!("{key}.client_secret"),
+            format!("{key}.entra.client_id"),
             None,
-            "expected the app's client secret as a secret reference \"env:NAME\" or \"file:PATH\"",
+            "expected the application (client) id of the app registration",
         );
     }
-    if t.daily_cap == Some(0) {
-        ck.error(format!("{key}.daily_cap"), None, "expected at least 1 bulk request per run, found 0");
+    if !(entra.authority.starts_with("https://") || (entra.authority.starts_with("http://") && t.tls.allow_plaintext)) {
+        ck.error(
+            format!("{key}.entra.authority"),
+            None,
+            format!("expected https://login.microsoftonline.com or a national cloud's, found {:?}", entra.authority),
+        );
+    }
+    match (&entra.client_secret, &entra.client_certificate, &entra.client_key) {
+        (Some(secret), None, None) => {
+            if !is_reference(secret) {
+                ck.error(format!("{key}.entra.client_secret"), None, "expected a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the config");
+            }
+        }
+        (None, Some(_), Some(secret)) => {
+            if !is_reference(secret) {
+                ck.error(format!("{key}.entra.client_key"), None, "expected a secret reference \"env:NAME\" or \"file:PATH\" to the private key (PEM)");
+            }
+        }
+        _ => ck.error(
+            format!("{key}.entra"),
+            None,
+            "expected one credential: client_secret, or client_certificate (a PEM file) with client_key (its private key)",
+        ),
+    }
+    Some(entra)
+}
+
+/// What only an `entra_inbound` target needs: Graph's URL, `[target.entra]` sign-in and an
+/// `[target.inbound]` job; and what it cannot do: groups, passwords, LDAP's ways to disable.
+fn check_entra_inbound_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
+    check_graph_url(ck, key, t);
+    for (name, set) in [
+        ("bind_dn", !t.bind_dn.is_empty()),
+        ("bind_password", !t.bind_password.0.is_empty()),
+        ("token", t.token.is_some()),
+        ("tls.starttls", t.tls.starttls),
+        ("tls.insecure_skip_verify", t.tls.insecure_skip_verify),
+        ("disable.lock", t.disable.lock),
+        ("disable.move_to", t.disable.move_to.is_some()),
+        ("protect", t.protect.is_some()),
+        ("purge_move_to", t.purge_move_to.is_some()),
+    ] {
+        if set {
+            ck.error(
+                format!("{key}.{name}"),
+                None,
+                "an entra_inbound target does not take this key: it signs in with [target.entra] client credentials \
+                 and disables by sending active = false",
+            );
+        }
+    }
+    if let Some(entra) = check_entra_sign_in(ck, key, t)
+        && !(entra.groups.is_empty() && entra.licensing_groups.is_empty())
+    {
+        ck.error(
+            format!("{key}.entra.groups"),
+            None,
+            "API-driven inbound provisioning sends users only: Entra's own rules (dynamic groups, access packages) give groups",
+        );
     }
     if !t.groups.is_empty() {
         ck.error(
@@ -102,23 +199,28 @@ fn check_entra_inbound_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
              give groups; remove the [[target.groups]] rules",
         );
     }
-    for (name, set) in [
-        ("bind_dn", !t.bind_dn.is_empty()),
-        ("bind_password", !t.bind_password.0.is_empty()),
-        ("token", t.token.is_some()),
-        ("tls.starttls", t.tls.starttls),
-        ("tls.insecure_skip_verify", t.tls.insecure_skip_verify),
-        ("disable.lock", t.disable.lock),
-        ("disable.move_to", t.disable.move_to.is_some()),
-        ("purge_move_to", t.purge_move_to.is_some()),
-    ] {
-        if set {
-            ck.error(
-                format!("{key}.{name}"),
-                None,
-                "an entra_inbound target does not take this key: it authenticates with client_id and client_secret \
-                 and disables by sending active = false",
-            );
+    match &t.inbound {
+        None => ck.error(
+            format!("{key}.inbound"),
+            None,
+            "expected a [target.inbound] table with service_principal_id and job_id (the provisioning app's)",
+        ),
+        Some(inbound) => {
+            for (name, value, expected) in [
+                (
+                    "service_principal_id",
+                    &inbound.service_principal_id,
+                    "the object id of the provisioning app's service principal",
+                ),
+                ("job_id", &inbound.job_id, "the provisioning job's id, API2AAD.… or API2AD.…"),
+            ] {
+                if value.trim().is_empty() {
+                    ck.error(format!("{key}.inbound.{name}"), None, format!("expected {expected}"));
+                }
+            }
+            if inbound.daily_cap == 0 {
+                ck.error(format!("{key}.inbound.daily_cap"), None, "expected at least 1 bulk request per run, found 0");
+            }
         }
     }
 }
@@ -779,25 +881,22 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         let is_reference = |r: &SecretRef| r.0.starts_with("env:") || r.0.starts_with("file:");
         const NOT_A_REFERENCE: &str =
             "expected a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the config";
+        let entra = t.kind == crate::config::TargetKind::Entra;
         let entra_inbound = t.kind == crate::config::TargetKind::EntraInbound;
-        if !entra_inbound {
-            for (name, set) in [
-                ("tenant", t.tenant.is_some()),
-                ("client_id", t.client_id.is_some()),
-                ("client_secret", t.client_secret.is_some()),
-                ("authority", t.authority.is_some()),
-                ("service_principal_id", t.service_principal_id.is_some()),
-                ("job_id", t.job_id.is_some()),
-                ("daily_cap", t.daily_cap.is_some()),
-                ("log_wait_seconds", t.log_wait_seconds.is_some()),
-            ] {
-                if set {
-                    ck.error(format!("{key}.{name}"), None, "only a kind = \"entra_inbound\" target takes this key");
-                }
-            }
+        if t.inbound.is_some() && !entra_inbound {
+            ck.error(format!("{key}.inbound"), None, "only a kind = \"entra_inbound\" target takes this table");
+        }
+        if t.entra.is_some() && !entra && !entra_inbound {
+            ck.error(
+                format!("{key}.entra"),
+                None,
+                "only a kind = \"entra\" or \"entra_inbound\" target takes this table",
+            );
         }
         if scim {
             check_scim_target(&mut ck, &key, t);
+        } else if entra {
+            check_entra_target(&mut ck, &key, t);
         } else if entra_inbound {
             check_entra_inbound_target(&mut ck, &key, t);
         } else {
@@ -827,11 +926,6 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             && !is_reference(token)
         {
             ck.error(format!("{key}.token"), None, NOT_A_REFERENCE);
-        }
-        if let Some(secret) = &t.client_secret
-            && !is_reference(secret)
-        {
-            ck.error(format!("{key}.client_secret"), None, NOT_A_REFERENCE);
         }
         let mut managed = Vec::new();
         if t.managed.is_empty() {
@@ -898,18 +992,24 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 if !(12..=256).contains(&pw.length) {
                     ck.error(format!("{key}.password.length"), None, format!("expected 12 to 256 characters, found {}", pw.length));
                 }
-                let encrypted = t.url.starts_with("ldaps://") || t.tls.starttls;
+                let encrypted = t.url.starts_with("ldaps://") || t.tls.starttls || (entra && t.url.starts_with("https://"));
                 if !encrypted {
                     ck.error(
                         format!("{key}.password"),
                         None,
-                        "roster sends passwords only over LDAPS or StartTLS: use an ldaps:// url or tls.starttls = true",
+                        "roster sends passwords only over LDAPS, StartTLS or HTTPS: use an ldaps:// or https:// url, or tls.starttls = true",
                     );
                 }
             }
             None => {}
         }
-        if !ad && !scim && !entra_inbound && !t.disable.lock && t.disable.move_to.is_none() && t.disable.set.is_empty()
+        if !ad
+            && !scim
+            && !entra
+            && !entra_inbound
+            && !t.disable.lock
+            && t.disable.move_to.is_none()
+            && t.disable.set.is_empty()
         {
             ck.error(
                 format!("{key}.disable"),

@@ -176,10 +176,8 @@ pub(crate) async fn read_sources(loaded: &Loaded, store: Option<&Store>) -> Resu
 pub(crate) async fn connect_targets(loaded: &Loaded) -> Result<Vec<AnyTarget>> {
     let mut targets = Vec::new();
     for rules in &loaded.settings.targets {
-        let config = &rules.config;
-        let secret = config.token.as_ref().or(config.client_secret.as_ref()).unwrap_or(&config.bind_password);
-        let secret =
-            secrets::resolve(secret, &loaded.config_dir).with_context(|| format!("target {}", rules.name()))?;
+        let secret = secrets::resolve(rules.config.secret_ref(), &loaded.config_dir)
+            .with_context(|| format!("target {}", rules.name()))?;
         let target = AnyTarget::connect(&rules.config, secret, &loaded.config_dir)
             .await
             .with_context(|| format!("target {}", rules.name()))?;

@@ -17,14 +17,16 @@ mod support;
 use std::fs;
 use std::process::Command;
 
-use roster_testkit::entra_inbound::{CLIENT_ID, CLIENT_SECRET, EntraInboundFake, JOB, SERVICE_PRINCIPAL, TENANT};
+use roster_testkit::EntraFake;
+use roster_testkit::entra::{CLIENT_ID, TENANT};
+use roster_testkit::entra_inbound::{EntraInboundFake, JOB, SERVICE_PRINCIPAL};
 use serde_json::Value;
 use support::{Hr, Worker};
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// The OpenLDAP fixture's store, source, lifecycle and login rules, with an entra_inbound target.
-fn config(fake: &EntraInboundFake) -> String {
+fn config(entra: &EntraFake, fake: &EntraInboundFake) -> String {
     let fixture = include_str!("fixtures/roster.toml");
     let (head, _ldap_target) = fixture.split_once("[[target]]").expect("the fixture has a target");
     format!(
@@ -32,14 +34,16 @@ fn config(fake: &EntraInboundFake) -> String {
 name = "entra"
 kind = "entra_inbound"
 url = "{graph}"
+tls = {{ allow_plaintext = true }}
+[target.entra]
 authority = "{authority}"
 tenant = "{TENANT}"
 client_id = "{CLIENT_ID}"
 client_secret = "file:entra-secret"
+[target.inbound]
 service_principal_id = "{SERVICE_PRINCIPAL}"
 job_id = "{JOB}"
 log_wait_seconds = 10
-tls = {{ allow_plaintext = true }}
 [target.attributes]
 "name.givenName" = "given_name"
 "name.familyName" = "family_name"
@@ -53,11 +57,12 @@ title = "title"
 disables = {{ count = 5 }}
 "#,
         graph = fake.graph_url(),
-        authority = fake.authority(),
+        authority = entra.authority(),
     )
 }
 
 struct Cloud {
+    entra: EntraFake,
     fake: EntraInboundFake,
     dir: tempfile::TempDir,
 }
@@ -70,12 +75,13 @@ struct Ran {
 
 impl Cloud {
     fn start() -> Cloud {
-        let fake = EntraInboundFake::start().expect("the fake starts");
+        let entra = EntraFake::start().expect("the Entra stand-in starts");
+        let fake = EntraInboundFake::start(&entra).expect("the fake starts");
         let dir = tempfile::Builder::new().prefix("roster-entra-inbound-").tempdir().expect("a temporary folder");
         fs::create_dir(dir.path().join("exports")).expect("the exports folder");
-        fs::write(dir.path().join("entra-secret"), CLIENT_SECRET).expect("the secret file");
-        fs::write(dir.path().join("roster.toml"), config(&fake)).expect("the config");
-        Cloud { fake, dir }
+        fs::write(dir.path().join("entra-secret"), entra.client_secret()).expect("the secret file");
+        fs::write(dir.path().join("roster.toml"), config(&entra, &fake)).expect("the config");
+        Cloud { entra, fake, dir }
     }
 
     fn roster(&self, as_of: &str, args: &[&str]) -> Ran {
@@ -94,7 +100,7 @@ impl Cloud {
             args.join(" "),
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(!text.contains(CLIENT_SECRET), "the client secret leaked: {text}");
+        assert!(!text.contains(&self.entra.client_secret()), "the client secret leaked: {text}");
         Ran { code: output.status.code().unwrap_or(-1), stdout, text }
     }
 

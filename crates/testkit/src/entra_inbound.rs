@@ -15,8 +15,8 @@
 //!   `provisionedIdentity` resource types: `GET /auditLogs/provisioning?$filter=...`, paged with
 //!   `@odata.nextLink`.
 //!
-//! A token endpoint (`/{tenant}/oauth2/v2.0/token`, client secret) issues the token the others
-//! require.
+//! Tokens come from the token endpoint of the Graph stand-in ([`crate::entra::EntraFake`]), which
+//! this fake asks whether a bearer token is one it issued.
 //!
 //! It runs in a thread of its own (so a test can start the `roster` binary against it), records every
 //! request, and writes one provisioning log entry per uploaded record once the upload is accepted:
@@ -67,8 +67,6 @@ impl Upload {
 pub struct FakeState {
     /// Every bulkUpload request, answered or refused, in order.
     pub uploads: Vec<Upload>,
-    /// Tokens asked for.
-    pub token_requests: usize,
     /// Every provisioning log request (its query string).
     pub log_reads: Vec<String>,
     /// Answer this many of the next uploads with 429 and `Retry-After: retry_after_seconds`,
@@ -81,8 +79,7 @@ pub struct FakeState {
     pub skip: BTreeMap<String, String>,
     /// externalIds whose log entries are not written (yet): their outcome stays unknown.
     pub withhold: BTreeSet<String>,
-    /// The bearer token a request must carry ([`ACCESS_TOKEN`]); any token when unset.
-    pub expect_token: Option<String>,
+
     /// Entries per log page.
     pub page_size: usize,
     /// The provisioning log, oldest first.
@@ -100,31 +97,32 @@ pub struct EntraInboundFake {
     state: Arc<Mutex<FakeState>>,
 }
 
+/// Whether a bearer token was issued by the shared token endpoint.
+type TokenCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+#[derive(Clone)]
+struct Shared {
+    state: Arc<Mutex<FakeState>>,
+    issued: TokenCheck,
+}
+
 pub const SERVICE_PRINCIPAL: &str = "sp-0001";
-pub const TENANT: &str = "contoso.onmicrosoft.com";
-pub const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
-pub const CLIENT_SECRET: &str = "fake-client-secret";
-/// The access token the token endpoint issues, and the only one the other endpoints take.
-pub const ACCESS_TOKEN: &str = "fake-access-token-for-inbound";
+
 pub const JOB: &str = "API2AAD.0a1b2c3d.4e5f";
 
 impl EntraInboundFake {
-    /// Starts the fake on a free loopback port, in a thread with its own runtime.
-    pub fn start() -> anyhow::Result<EntraInboundFake> {
-        let state = Arc::new(Mutex::new(FakeState {
-            page_size: 20,
-            retry_after_seconds: 1,
-            expect_token: Some(ACCESS_TOKEN.to_string()),
-            ..FakeState::default()
-        }));
+    /// Starts the fake on a free loopback port, in a thread with its own runtime, taking the
+    /// tokens that `tokens`' endpoint issues.
+    pub fn start(tokens: &crate::entra::EntraFake) -> anyhow::Result<EntraInboundFake> {
+        let state = Arc::new(Mutex::new(FakeState { page_size: 20, retry_after_seconds: 1, ..FakeState::default() }));
+        let shared = Shared { state: state.clone(), issued: Arc::new(tokens.token_checker()) };
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let app = axum::Router::new()
             .route("/v1.0/servicePrincipals/{sp}/synchronization/jobs/{job}/bulkUpload", post(bulk_upload))
             .route("/v1.0/auditLogs/provisioning", get(provisioning_logs))
-            .route("/{tenant}/oauth2/v2.0/token", post(token))
-            .with_state(state.clone());
+            .with_state(shared);
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
         std::thread::spawn(move || {
             runtime.block_on(async move {
@@ -134,11 +132,6 @@ impl EntraInboundFake {
             })
         });
         Ok(EntraInboundFake { addr, state })
-    }
-
-    /// The authority, as the target's `authority` takes it (the tenant follows in the path).
-    pub fn authority(&self) -> String {
-        format!("http://{}", self.addr)
     }
 
     /// The Graph base URL, as the target's `url` takes it.
@@ -174,13 +167,9 @@ fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(json!({ "error": { "code": code, "message": message } }))).into_response()
 }
 
-fn authorized(state: &FakeState, headers: &HeaderMap) -> bool {
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match (&state.expect_token, given.and_then(|v| v.strip_prefix("Bearer "))) {
-        (_, None) => false,
-        (None, Some(token)) => !token.is_empty(),
-        (Some(expected), Some(token)) => expected == token,
-    }
+    given.and_then(|v| v.strip_prefix("Bearer ")).is_some_and(|token| (shared.issued)(token))
 }
 
 /// Why a bulk request does not follow the documented shape, if it does not.
@@ -226,12 +215,12 @@ fn malformed(body: &Value) -> Option<String> {
 }
 
 async fn bulk_upload(
-    State(state): State<Arc<Mutex<FakeState>>>,
+    State(shared): State<Shared>,
     Path((sp, job)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut s = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut s = shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let now = Instant::now();
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -245,7 +234,7 @@ async fn bulk_upload(
             body: parsed.clone(),
         })
     };
-    if !authorized(&s, &headers) {
+    if !authorized(&shared, &headers) {
         record(&mut s, 401);
         return graph_error(
             StatusCode::UNAUTHORIZED,
@@ -373,34 +362,6 @@ fn log_entry(s: &mut FakeState, cycle: &str, user: &Value) {
     }));
 }
 
-/// The v2.0 token endpoint's client credentials grant with a client secret.
-async fn token(
-    State(state): State<Arc<Mutex<FakeState>>>,
-    Path(tenant): Path<String>,
-    axum::Form(form): axum::Form<BTreeMap<String, String>>,
-) -> Response {
-    let mut s = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    s.token_requests += 1;
-    let field = |name: &str| form.get(name).map(String::as_str);
-    let refused = |error: &str, description: &str| {
-        (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": error, "error_description": description })))
-            .into_response()
-    };
-    if tenant != TENANT {
-        return refused("invalid_request", "AADSTS90002: Tenant not found.");
-    }
-    if field("grant_type") != Some("client_credentials") || field("scope").is_none_or(|s| !s.ends_with("/.default")) {
-        return refused(
-            "invalid_request",
-            "AADSTS900144: grant_type client_credentials and a /.default scope are required.",
-        );
-    }
-    if field("client_id") != Some(CLIENT_ID) || field("client_secret") != Some(CLIENT_SECRET) {
-        return refused("invalid_client", "AADSTS7000215: Invalid client secret provided.");
-    }
-    axum::Json(json!({ "token_type": "Bearer", "expires_in": 3599, "access_token": ACCESS_TOKEN })).into_response()
-}
-
 /// `$filter=jobId eq '<job>' [and activityDateTime gt <moment>]`: the clauses this fake understands.
 fn parse_filter(filter: &str) -> Result<(String, Option<chrono::DateTime<chrono::Utc>>), String> {
     let mut job = None;
@@ -423,13 +384,13 @@ fn parse_filter(filter: &str) -> Result<(String, Option<chrono::DateTime<chrono:
 }
 
 async fn provisioning_logs(
-    State(state): State<Arc<Mutex<FakeState>>>,
+    State(shared): State<Shared>,
     Query(query): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let mut s = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut s = shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     s.log_reads.push(serde_json::to_string(&query).unwrap_or_default());
-    if !authorized(&s, &headers) {
+    if !authorized(&shared, &headers) {
         return graph_error(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",

@@ -16,10 +16,12 @@ use roster_core::state::TargetView;
 use secrecy::SecretString;
 
 pub mod entra_inbound;
+pub mod graph;
 pub mod ldap;
 pub mod scim;
 
 pub use entra_inbound::{EntraInboundSettings, EntraInboundTarget};
+pub use graph::{GraphSettings, GraphTarget};
 pub use ldap::LdapTarget;
 pub use scim::{ScimSettings, ScimTarget};
 
@@ -27,13 +29,14 @@ pub use scim::{ScimSettings, ScimTarget};
 pub enum AnyTarget {
     Ldap(LdapTarget),
     Scim(ScimTarget),
+    Entra(GraphTarget),
     EntraInbound(EntraInboundTarget),
 }
 
 impl AnyTarget {
     /// Connects to the target `config` describes. `secret` is the resolved bind password (LDAP
-    /// kinds), bearer token (`scim`) or client secret (`entra_inbound`); `config_dir` resolves a
-    /// relative `tls.ca_file`.
+    /// kinds), bearer token (`scim`), or client secret or certificate key (`entra`, `entra_inbound`); `config_dir`
+    /// resolves a relative `tls.ca_file` or `entra.client_certificate`.
     pub async fn connect(
         config: &TargetConfig,
         secret: SecretString,
@@ -51,6 +54,7 @@ impl AnyTarget {
                 settings.timeout = std::time::Duration::from_secs(config.timeout_seconds.max(1));
                 Ok(AnyTarget::Scim(ScimTarget::connect(settings).await?))
             }
+            TargetKind::Entra => Ok(AnyTarget::Entra(graph::connect(config, secret, config_dir)?)),
             TargetKind::EntraInbound => {
                 Ok(AnyTarget::EntraInbound(entra_inbound::connect(config, secret, config_dir)?))
             }
@@ -71,7 +75,7 @@ impl AnyTarget {
     pub async fn close(self) -> Result<(), TargetError> {
         match self {
             AnyTarget::Ldap(t) => t.close().await,
-            AnyTarget::Scim(_) | AnyTarget::EntraInbound(_) => Ok(()),
+            AnyTarget::Scim(_) | AnyTarget::Entra(_) | AnyTarget::EntraInbound(_) => Ok(()),
         }
     }
 }
@@ -81,6 +85,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::name(t),
             AnyTarget::Scim(t) => Target::name(t),
+            AnyTarget::Entra(t) => Target::name(t),
             AnyTarget::EntraInbound(t) => Target::name(t),
         }
     }
@@ -89,6 +94,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => t.capabilities(),
             AnyTarget::Scim(t) => t.capabilities(),
+            AnyTarget::Entra(t) => t.capabilities(),
             AnyTarget::EntraInbound(t) => t.capabilities(),
         }
     }
@@ -97,6 +103,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::read_view(t, attrs).await,
             AnyTarget::Scim(t) => Target::read_view(t, attrs).await,
+            AnyTarget::Entra(t) => Target::read_view(t, attrs).await,
             AnyTarget::EntraInbound(t) => Target::read_view(t, attrs).await,
         }
     }
@@ -105,6 +112,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::apply(t, op).await,
             AnyTarget::Scim(t) => Target::apply(t, op).await,
+            AnyTarget::Entra(t) => Target::apply(t, op).await,
             AnyTarget::EntraInbound(t) => Target::apply(t, op).await,
         }
     }
@@ -113,6 +121,7 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::set_password(t, op, password).await,
             AnyTarget::Scim(t) => Target::set_password(t, op, password).await,
+            AnyTarget::Entra(t) => Target::set_password(t, op, password).await,
             AnyTarget::EntraInbound(t) => Target::set_password(t, op, password).await,
         }
     }

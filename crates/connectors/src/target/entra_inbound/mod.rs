@@ -42,7 +42,7 @@ use serde_json::{Value, json};
 use super::scim::resource::{self, get, scalar};
 use super::{Capabilities, ErrorKind, Target, TargetError};
 use crate::http::{Answer, RetryPolicy, send_retrying, status_text};
-use crate::oauth::{ClientCredential, OAuthSettings, TokenSource};
+use crate::oauth::TokenSource;
 
 /// The most operations Entra takes in one bulk request.
 pub const MAX_BATCH: usize = 50;
@@ -710,56 +710,28 @@ impl Target for EntraInboundTarget {
     }
 }
 
-/// The target a `kind = "entra_inbound"` configuration describes, with the client secret
-/// resolved. Nothing is sent until the first upload.
+/// The target a `kind = "entra_inbound"` configuration describes; `secret` is the resolved client
+/// secret or, with `entra.client_certificate`, the certificate's private key. Nothing is sent until
+/// the first upload.
 pub(super) fn connect(
     config: &TargetConfig,
-    client_secret: SecretString,
+    secret: SecretString,
     config_dir: &std::path::Path,
 ) -> Result<EntraInboundTarget, TargetError> {
-    let config_error =
-        |problem: String| TargetError::new(ErrorKind::Config, format!("target {}: {problem}", config.name));
-    let required = |name: &str, value: &Option<String>| {
-        value.clone().filter(|v| !v.trim().is_empty()).ok_or_else(|| config_error(format!("expected {name}")))
-    };
-    let tenant = required("tenant", &config.tenant)?;
-    let graph = Url::parse(&config.url)
-        .map_err(|e| config_error(format!("url {:?}: expected Microsoft Graph's URL: {e}", config.url)))?;
-    if graph.scheme() != "https" && !config.tls.allow_plaintext {
-        return Err(config_error(format!(
-            "url {graph}: expected https:// (the token would travel in clear); allow_plaintext = true permits http://"
-        )));
-    }
-    let authority = config.authority.as_deref().unwrap_or("https://login.microsoftonline.com");
-    let token_url = crate::oauth::token_url(authority, &tenant).map_err(config_error)?;
-    let timeout = Duration::from_secs(config.timeout_seconds.max(1));
-    let http = crate::http::client(&config.name, &config.tls, config_dir, timeout).map_err(config_error)?;
-    let tokens = TokenSource::new(
-        OAuthSettings {
-            token_url,
-            client_id: required("client_id", &config.client_id)?,
-            // Graph's own resource, whatever cloud: `https://graph.microsoft.com/.default`.
-            scope: format!("{}/.default", graph.origin().ascii_serialization()),
-            credential: ClientCredential::Secret(client_secret),
-            retry: RetryPolicy::default(),
-            context: format!("target {}", config.name),
-        },
-        http.clone(),
-    );
+    let (http, tokens, retry) = super::graph::sign_in(config, secret, config_dir)?;
+    let inbound = config.inbound.as_ref().ok_or_else(|| {
+        TargetError::new(ErrorKind::Config, format!("target {}: expected a [target.inbound] table", config.name))
+    })?;
     let mut settings = EntraInboundSettings::new(
         config.name.clone(),
         config.url.clone(),
-        required("service_principal_id", &config.service_principal_id)?,
-        required("job_id", &config.job_id)?,
+        inbound.service_principal_id.clone(),
+        inbound.job_id.clone(),
     );
     settings.base = config.scim_base().to_string();
-    if let Some(cap) = config.daily_cap {
-        settings.daily_cap = cap;
-    }
-    if let Some(wait) = config.log_wait_seconds {
-        settings.log_wait = Duration::from_secs(wait);
-        settings.log_poll =
-            settings.log_poll.min(Duration::from_secs(wait.max(1)) / 10).max(Duration::from_millis(200));
-    }
+    settings.daily_cap = inbound.daily_cap;
+    settings.log_wait = Duration::from_secs(inbound.log_wait_seconds);
+    settings.log_poll = (settings.log_wait / 10).clamp(Duration::from_millis(200), settings.log_poll);
+    settings.retry = retry;
     EntraInboundTarget::new(settings, http, tokens)
 }

@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 
 use self::resource::{AttrPath, GROUP_SCHEMA, LIST_SCHEMA, PATCH_SCHEMA, filter_string, get, scalar};
 use super::{Capabilities, ErrorKind, Target, TargetError};
-use crate::http::{RetryPolicy, describe, send_retrying, status_text};
+use crate::http::{RetryPolicy, send_retrying, status_text};
 
 /// Resources asked for per page of a list.
 const PAGE_SIZE: usize = 200;
@@ -134,8 +134,7 @@ impl ScimTarget {
         if !base_url.path().ends_with('/') {
             base_url.set_path(&format!("{}/", base_url.path()));
         }
-        let https = base_url.scheme() == "https";
-        if !https && !settings.allow_plaintext {
+        if base_url.scheme() != "https" && !settings.allow_plaintext {
             return Err(config_error(format!(
                 "url {}: expected https:// (the bearer token would travel in clear); allow_plaintext = true \
                  permits http://",
@@ -143,27 +142,13 @@ impl ScimTarget {
             )));
         }
         let base = Dn::parse(&settings.base).map_err(|e| config_error(format!("base: {e}")))?;
-        let roots = match &settings.ca_file {
-            Some(path) => crate::tls::roots_from_file(path)
-                .map_err(|what| config_error(format!("ca_file {}: {what}", path.display())))?,
-            None => match crate::tls::system_roots(&settings.name) {
-                Some(roots) => roots,
-                None if https => {
-                    return Err(config_error("no system CA certificates found; expected them, or ca_file".into()));
-                }
-                None => rustls::RootCertStore::empty(),
-            },
-        };
-        let tls = crate::tls::verifying_config(roots).map_err(config_error)?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .https_only(!settings.allow_plaintext)
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| config_error(format!("cannot set up the HTTP client: {}", describe(&e))))?;
+        let http = crate::http::api_client(
+            &settings.name,
+            settings.ca_file.as_deref(),
+            settings.allow_plaintext,
+            settings.timeout,
+        )
+        .map_err(config_error)?;
         let mut target = ScimTarget {
             users_dn: base.child("ou", "Users"),
             groups_dn: base.child("ou", "Groups"),
