@@ -168,6 +168,8 @@ fn two_days_of_hr_data_reach_entra_and_the_run_reports_what_entra_did() {
         day_one.text
     );
     assert!(day_one.stdout.contains("3 operation(s) applied, 1 failed"), "{}", day_one.text);
+    let sizes: Vec<usize> = cloud.fake.state().uploads.iter().map(|u| u.operations().len()).collect();
+    assert_eq!(sizes, [4], "the four joiners, ready together, in one bulk request");
     let grace = &cloud.sent("1002")[0];
     assert_eq!(grace["userName"], "grace.hopper");
     assert_eq!(grace["active"], true);

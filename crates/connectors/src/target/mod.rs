@@ -130,6 +130,8 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => t.batch_limit(),
             AnyTarget::Scim(t) => t.batch_limit(),
+            AnyTarget::Entra(t) => t.batch_limit(),
+            AnyTarget::EntraInbound(t) => t.batch_limit(),
         }
     }
 
@@ -137,6 +139,8 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Ldap(t) => Target::apply_batch(t, ops).await,
             AnyTarget::Scim(t) => Target::apply_batch(t, ops).await,
+            AnyTarget::Entra(t) => Target::apply_batch(t, ops).await,
+            AnyTarget::EntraInbound(t) => Target::apply_batch(t, ops).await,
         }
     }
 }

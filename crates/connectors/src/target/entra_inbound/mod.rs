@@ -708,6 +708,14 @@ impl Target for EntraInboundTarget {
     async fn set_password(&self, op: &Operation, _password: &SecretString) -> Result<Applied, TargetError> {
         EntraInboundTarget::apply(self, op).await
     }
+
+    fn batch_limit(&self) -> usize {
+        self.settings.batch_size
+    }
+
+    async fn apply_batch(&self, ops: &[Operation]) -> Vec<Result<Applied, TargetError>> {
+        EntraInboundTarget::apply_batch(self, ops).await
+    }
 }
 
 /// The target a `kind = "entra_inbound"` configuration describes; `secret` is the resolved client
