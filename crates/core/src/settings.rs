@@ -61,24 +61,13 @@ fn check_scim_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
 /// `[target.entra]` table with a tenant, a client id and one credential, no LDAP-only keys.
 fn check_entra_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
     check_graph_url(ck, key, t);
-    for (name, set) in [
-        ("bind_dn", !t.bind_dn.is_empty()),
-        ("bind_password", !t.bind_password.0.is_empty()),
-        ("token", t.token.is_some()),
-        ("tls.starttls", t.tls.starttls),
-        ("tls.insecure_skip_verify", t.tls.insecure_skip_verify),
-        ("disable.lock", t.disable.lock),
-        ("disable.move_to", t.disable.move_to.is_some()),
-        ("protect", t.protect.is_some()),
-    ] {
-        if set {
-            ck.error(
-                format!("{key}.{name}"),
-                None,
-                "an entra target does not take this key: it signs in with [target.entra] client credentials, disables with accountEnabled = false, and never writes users synced from AD",
-            );
-        }
-    }
+    refuse_ldap_keys(
+        ck,
+        key,
+        t,
+        &[],
+        "an entra target does not take this key: it signs in with [target.entra] client credentials, disables with accountEnabled = false, and never writes users synced from AD",
+    );
     let Some(entra) = check_entra_sign_in(ck, key, t) else { return };
     for (j, group) in entra.licensing_groups.iter().enumerate() {
         if !entra.groups.contains(group) {
@@ -87,6 +76,26 @@ fn check_entra_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
                 None,
                 format!("{group:?} is not one of entra.groups, so roster does not manage its members"),
             );
+        }
+    }
+}
+
+/// The keys of the LDAP kinds (and `token`, `protect`) that a target signing in to Graph refuses,
+/// with `extra` of its own, each set one an error saying `why`.
+fn refuse_ldap_keys(ck: &mut Checker, key: &str, t: &TargetConfig, extra: &[(&str, bool)], why: &str) {
+    let common = [
+        ("bind_dn", !t.bind_dn.is_empty()),
+        ("bind_password", !t.bind_password.0.is_empty()),
+        ("token", t.token.is_some()),
+        ("tls.starttls", t.tls.starttls),
+        ("tls.insecure_skip_verify", t.tls.insecure_skip_verify),
+        ("disable.lock", t.disable.lock),
+        ("disable.move_to", t.disable.move_to.is_some()),
+        ("protect", t.protect.is_some()),
+    ];
+    for (name, set) in common.iter().chain(extra) {
+        if *set {
+            ck.error(format!("{key}.{name}"), None, why);
         }
     }
 }
@@ -162,26 +171,14 @@ fn check_entra_sign_in<'t>(ck: &mut Checker, key: &str, t: &'t TargetConfig) -> 
 /// `[target.inbound]` job; and what it cannot do: groups, passwords, LDAP's ways to disable.
 fn check_entra_inbound_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
     check_graph_url(ck, key, t);
-    for (name, set) in [
-        ("bind_dn", !t.bind_dn.is_empty()),
-        ("bind_password", !t.bind_password.0.is_empty()),
-        ("token", t.token.is_some()),
-        ("tls.starttls", t.tls.starttls),
-        ("tls.insecure_skip_verify", t.tls.insecure_skip_verify),
-        ("disable.lock", t.disable.lock),
-        ("disable.move_to", t.disable.move_to.is_some()),
-        ("protect", t.protect.is_some()),
-        ("purge_move_to", t.purge_move_to.is_some()),
-    ] {
-        if set {
-            ck.error(
-                format!("{key}.{name}"),
-                None,
-                "an entra_inbound target does not take this key: it signs in with [target.entra] client credentials \
-                 and disables by sending active = false",
-            );
-        }
-    }
+    refuse_ldap_keys(
+        ck,
+        key,
+        t,
+        &[("purge_move_to", t.purge_move_to.is_some())],
+        "an entra_inbound target does not take this key: it signs in with [target.entra] client credentials \
+         and disables by sending active = false",
+    );
     if let Some(entra) = check_entra_sign_in(ck, key, t)
         && !(entra.groups.is_empty() && entra.licensing_groups.is_empty())
     {

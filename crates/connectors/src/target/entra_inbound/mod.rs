@@ -143,6 +143,8 @@ struct Logs {
 
 pub struct EntraInboundTarget {
     settings: EntraInboundSettings,
+    /// Graph's base, ending in `/`: next links are followed only under it.
+    graph: Url,
     bulk_url: Url,
     logs_url: Url,
     users_dn: Dn,
@@ -182,7 +184,7 @@ impl EntraInboundTarget {
     ) -> Result<EntraInboundTarget, TargetError> {
         let config_error =
             |problem: String| TargetError::new(ErrorKind::Config, format!("target {}: {problem}", settings.name));
-        let graph = Url::parse(settings.graph_url.trim_end_matches('/')).map_err(|e| {
+        let mut graph = Url::parse(settings.graph_url.trim_end_matches('/')).map_err(|e| {
             config_error(format!(
                 "url {:?}: expected Microsoft Graph's URL such as https://graph.microsoft.com/v1.0: {e}",
                 settings.graph_url
@@ -204,6 +206,7 @@ impl EntraInboundTarget {
             "bulkUpload",
         ]);
         let logs_url = at(&["auditLogs", "provisioning"]);
+        graph.set_path(&format!("{}/", graph.path().trim_end_matches('/')));
         let base = Dn::parse(&settings.base).map_err(|e| config_error(format!("base: {e}")))?;
         if !(1..=MAX_BATCH).contains(&settings.batch_size) {
             return Err(config_error(format!(
@@ -212,6 +215,7 @@ impl EntraInboundTarget {
             )));
         }
         Ok(EntraInboundTarget {
+            graph,
             users_dn: base.child("ou", "Users"),
             bulk_url,
             logs_url,
@@ -485,12 +489,8 @@ impl EntraInboundTarget {
                 ));
             };
             entries.extend(values.iter().cloned());
-            next = match page.get("@odata.nextLink").and_then(Value::as_str) {
-                Some(link) => Some(Url::parse(link).map_err(|e| {
-                    self.error(ErrorKind::Transient, format!("the provisioning logs' @odata.nextLink: {e}"))
-                })?),
-                None => None,
-            };
+            next = super::graph::next_link(&page, &self.graph)
+                .map_err(|problem| self.error(ErrorKind::Permanent, format!("the provisioning logs: {problem}")))?;
         }
         let mut logs = lock(&self.logs);
         for entry in entries {

@@ -271,21 +271,8 @@ impl GraphTarget {
                 ));
             };
             objects.extend(values.iter().cloned());
-            if let Some(link) = page.get("@odata.nextLink").and_then(Value::as_str) {
-                let link = Url::parse(link)
-                    .ok()
-                    .filter(|l| l.origin() == self.base_url.origin() && l.path().starts_with(self.base_url.path()))
-                    .ok_or_else(|| {
-                        self.error(
-                            ErrorKind::Permanent,
-                            format!(
-                                "{what}: the next page's link {link:?} is not under {}; not followed",
-                                self.base_url
-                            ),
-                        )
-                    })?;
-                next = Some(link);
-            }
+            next = next_link(&page, &self.base_url)
+                .map_err(|problem| self.error(ErrorKind::Permanent, format!("{what}: {problem}")))?;
         }
         Ok(objects)
     }
@@ -790,6 +777,17 @@ pub(super) fn sign_in(
         context: format!("target {}", config.name),
     };
     Ok((http.clone(), TokenSource::new(oauth, http), retry))
+}
+
+/// A page's `@odata.nextLink`, followed only under Graph's own base `base` (ending in `/`): the
+/// token goes nowhere else.
+pub(super) fn next_link(page: &Value, base: &Url) -> Result<Option<Url>, String> {
+    let Some(link) = page.get("@odata.nextLink").and_then(Value::as_str) else { return Ok(None) };
+    Url::parse(link)
+        .ok()
+        .filter(|l| l.origin() == base.origin() && l.path().starts_with(base.path()))
+        .map(Some)
+        .ok_or_else(|| format!("the next page's link {link:?} is not under {base}; not followed"))
 }
 
 /// The application permissions granted to the app registration, as a client-credentials scope.
