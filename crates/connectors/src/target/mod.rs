@@ -30,7 +30,8 @@ pub enum AnyTarget {
     Ldap(LdapTarget),
     Scim(ScimTarget),
     Entra(GraphTarget),
-    EntraInbound(EntraInboundTarget),
+    /// Boxed: it is much larger than the others.
+    EntraInbound(Box<EntraInboundTarget>),
 }
 
 impl AnyTarget {
@@ -56,7 +57,7 @@ impl AnyTarget {
             }
             TargetKind::Entra => Ok(AnyTarget::Entra(graph::connect(config, secret, config_dir)?)),
             TargetKind::EntraInbound => {
-                Ok(AnyTarget::EntraInbound(entra_inbound::connect(config, secret, config_dir)?))
+                Ok(AnyTarget::EntraInbound(Box::new(entra_inbound::connect(config, secret, config_dir)?)))
             }
         }
     }
@@ -86,7 +87,7 @@ impl Target for AnyTarget {
             AnyTarget::Ldap(t) => Target::name(t),
             AnyTarget::Scim(t) => Target::name(t),
             AnyTarget::Entra(t) => Target::name(t),
-            AnyTarget::EntraInbound(t) => Target::name(t),
+            AnyTarget::EntraInbound(t) => Target::name(t.as_ref()),
         }
     }
 
@@ -104,7 +105,7 @@ impl Target for AnyTarget {
             AnyTarget::Ldap(t) => Target::read_view(t, attrs).await,
             AnyTarget::Scim(t) => Target::read_view(t, attrs).await,
             AnyTarget::Entra(t) => Target::read_view(t, attrs).await,
-            AnyTarget::EntraInbound(t) => Target::read_view(t, attrs).await,
+            AnyTarget::EntraInbound(t) => Target::read_view(t.as_mut(), attrs).await,
         }
     }
 
@@ -113,7 +114,7 @@ impl Target for AnyTarget {
             AnyTarget::Ldap(t) => Target::apply(t, op).await,
             AnyTarget::Scim(t) => Target::apply(t, op).await,
             AnyTarget::Entra(t) => Target::apply(t, op).await,
-            AnyTarget::EntraInbound(t) => Target::apply(t, op).await,
+            AnyTarget::EntraInbound(t) => Target::apply(t.as_ref(), op).await,
         }
     }
 
@@ -122,7 +123,7 @@ impl Target for AnyTarget {
             AnyTarget::Ldap(t) => Target::set_password(t, op, password).await,
             AnyTarget::Scim(t) => Target::set_password(t, op, password).await,
             AnyTarget::Entra(t) => Target::set_password(t, op, password).await,
-            AnyTarget::EntraInbound(t) => Target::set_password(t, op, password).await,
+            AnyTarget::EntraInbound(t) => Target::set_password(t.as_ref(), op, password).await,
         }
     }
 
@@ -140,7 +141,7 @@ impl Target for AnyTarget {
             AnyTarget::Ldap(t) => Target::apply_batch(t, ops).await,
             AnyTarget::Scim(t) => Target::apply_batch(t, ops).await,
             AnyTarget::Entra(t) => Target::apply_batch(t, ops).await,
-            AnyTarget::EntraInbound(t) => Target::apply_batch(t, ops).await,
+            AnyTarget::EntraInbound(t) => Target::apply_batch(t.as_ref(), ops).await,
         }
     }
 }
