@@ -1039,7 +1039,7 @@ impl TargetConfig {
                     self.url = GRAPH_URL.to_string();
                 }
                 let base = self.entra_base().to_string();
-                self.resolve_synthetic(&base, "employeeId", "user", "userPrincipalName");
+                self.resolve_synthetic(&base, "employeeId", "user", "mailNickname");
                 return;
             }
             TargetKind::Ldap | TargetKind::ActiveDirectory => {}

@@ -399,6 +399,81 @@ fn scim_and_ldap_targets_refuse_each_others_keys() {
     assert!(errors(&ldap_without_dn).iter().any(|e| e.key == "target[0].dn"));
 }
 
+const ENTRA_TARGET: &str = r#"[[target]]
+name = "entra"
+kind = "entra"
+[target.entra]
+tenant = "contoso.onmicrosoft.com"
+client_id = "3e1c2b7a-9d4f-4e8b-a1c6-5f0d2e9b7c44"
+client_secret = "env:ENTRA_SECRET"
+groups = ["Licence E3"]
+licensing_groups = ["Licence E3"]
+[target.attributes]
+userPrincipalName = 'login + "@contoso.com"'
+"#;
+
+#[test]
+fn an_entra_target_gets_graph_and_its_synthetic_dns_by_default() {
+    let s = load(&with_scim_target(ENTRA_TARGET), "roster.toml").unwrap();
+    let entra = &s.targets[0].config;
+    assert_eq!(entra.url, "https://graph.microsoft.com/v1.0");
+    assert_eq!(entra.managed, ["ou=Users,o=entra", "ou=Groups,o=entra"]);
+    assert_eq!(entra.dn.get_ref(), r#""employeeId=" + key + ",ou=Users,o=entra""#);
+    assert_eq!((entra.login_attribute.as_str(), entra.correlate.as_str()), ("mailNickname", "employeeId"));
+    let config = entra.entra.as_ref().unwrap();
+    assert_eq!(config.authority, "https://login.microsoftonline.com");
+    assert!(config.revoke_sessions);
+    assert_eq!(entra.secret_ref().0, "env:ENTRA_SECRET");
+}
+
+#[test]
+fn an_entra_target_needs_one_credential_and_refuses_ldap_keys() {
+    let certificate = "client_certificate = \"app.crt\"\nclient_key = \"file:app.key\"";
+    let cases = [
+        (ENTRA_TARGET.replace("client_secret = \"env:ENTRA_SECRET\"", ""), "target[0].entra"),
+        (
+            ENTRA_TARGET
+                .replace("client_secret = \"env:ENTRA_SECRET\"", &format!("client_secret = \"env:S\"\n{certificate}")),
+            "target[0].entra",
+        ),
+        (
+            ENTRA_TARGET.replace("client_secret = \"env:ENTRA_SECRET\"", "client_secret = \"s3cret\""),
+            "target[0].entra.client_secret",
+        ),
+        (
+            ENTRA_TARGET.replace("client_secret = \"env:ENTRA_SECRET\"", "client_certificate = \"app.crt\""),
+            "target[0].entra",
+        ),
+        (ENTRA_TARGET.replace("tenant = \"contoso.onmicrosoft.com\"", "tenant = \"a/b\""), "target[0].entra.tenant"),
+        (
+            ENTRA_TARGET.replace("licensing_groups = [\"Licence E3\"]", "licensing_groups = [\"E5\"]"),
+            "target[0].entra.licensing_groups[0]",
+        ),
+        (
+            ENTRA_TARGET.replace("kind = \"entra\"", "kind = \"entra\"\nurl = \"http://127.0.0.1:1/v1.0\""),
+            "target[0].url",
+        ),
+        (ENTRA_TARGET.replace("kind = \"entra\"", "kind = \"entra\"\nbind_dn = \"cn=x\""), "target[0].bind_dn"),
+        (ENTRA_TARGET.replace("kind = \"entra\"", "kind = \"entra\"\nprotect = \"(x=1)\""), "target[0].protect"),
+        (
+            ENTRA_TARGET.replace("\ngroups = [", "\nauthority = \"ftp://login\"\ngroups = ["),
+            "target[0].entra.authority",
+        ),
+    ];
+    for (target, key) in cases {
+        let e = match load(&with_scim_target(&target), "roster.toml") {
+            Ok(_) => panic!("expected an error at {key} for:\n{target}"),
+            Err(e) => e,
+        };
+        assert!(e.iter().any(|e| e.key == key), "expected an error at {key}: {e:?}");
+    }
+    let certificate_only = ENTRA_TARGET.replace("client_secret = \"env:ENTRA_SECRET\"", certificate);
+    let s = load(&with_scim_target(&certificate_only), "roster.toml").unwrap();
+    assert_eq!(s.targets[0].config.secret_ref().0, "file:app.key");
+    let ldap_with_entra = format!("{GOOD}[target.entra]\ntenant = \"t\"\nclient_id = \"c\"\n");
+    assert!(errors(&ldap_with_entra).iter().any(|e| e.key == "target[0].entra"));
+}
+
 const ENTRA_INBOUND_TARGET: &str = r#"[[target]]
 name = "entra"
 kind = "entra_inbound"

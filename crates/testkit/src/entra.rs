@@ -471,38 +471,7 @@ fn not_found(id: &str) -> Response {
 }
 
 fn url_decode_pairs(query: &str) -> BTreeMap<String, String> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(name), decode(value))
-        })
-        .collect()
-}
-
-/// `application/x-www-form-urlencoded` decoding.
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
 fn token(state: &mut State, port: u16, body: &str) -> Response {
@@ -827,24 +796,11 @@ fn page(state: &State, items: Vec<Value>, collection: &str, query: &BTreeMap<Str
         "value": items.get(start..end).unwrap_or_default(),
     });
     if end < items.len() {
-        let mut next: Vec<String> = query
-            .iter()
-            .filter(|(name, _)| *name != "$skiptoken")
-            .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
-            .collect();
-        next.push(format!("$skiptoken=X'{end}"));
-        body["@odata.nextLink"] = Value::String(format!("{}/{collection}?{}", state.base, next.join("&")));
+        let mut next = url::form_urlencoded::Serializer::new(String::new());
+        next.extend_pairs(query.iter().filter(|(name, _)| *name != "$skiptoken"));
+        next.append_pair("$skiptoken", &format!("X'{end}"));
+        let next = next.finish();
+        body["@odata.nextLink"] = Value::String(format!("{}/{collection}?{next}", state.base));
     }
     axum::Json(body).into_response()
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'$' | b'(' | b')' | b',' | b'\'' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

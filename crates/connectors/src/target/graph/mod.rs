@@ -34,7 +34,8 @@ use crate::oauth::TokenSource;
 /// Graph's largest page of users and members.
 const PAGE_SIZE: &str = "999";
 /// Properties read for every user, whatever the mappings.
-const ALWAYS_READ: [&str; 5] = ["id", "userPrincipalName", "accountEnabled", "onPremisesSyncEnabled", "employeeId"];
+const ALWAYS_READ: [&str; 6] =
+    ["id", "userPrincipalName", "mailNickname", "accountEnabled", "onPremisesSyncEnabled", "employeeId"];
 /// User properties that are collections of strings.
 const MULTI_VALUED: [&str; 4] = ["businessPhones", "otherMails", "imAddresses", "proxyAddresses"];
 const MANAGER: &str = "manager";
@@ -140,9 +141,7 @@ impl GraphTarget {
             path.pop_if_empty().extend(segments);
         }
         if !query.is_empty() {
-            let query: Vec<String> =
-                query.iter().map(|(name, value)| format!("{name}={}", query_value(value))).collect();
-            url.set_query(Some(&query.join("&")));
+            url.query_pairs_mut().extend_pairs(query);
         }
         url
     }
@@ -343,7 +342,10 @@ impl GraphTarget {
         let mut view = TargetView { target: self.settings.name.clone(), ..TargetView::default() };
         for user in &users {
             view.entries.extend(self.entry(user, attrs, &directory));
-            if let Some(login) = user.get("userPrincipalName").and_then(text) {
+            // The login is the mailNickname, and the userPrincipalName's local part by custom.
+            let upn = user.get("userPrincipalName").and_then(text);
+            let upn_login = upn.as_deref().and_then(|u| u.split('@').next()).map(str::to_string);
+            for login in user.get("mailNickname").and_then(text).into_iter().chain(upn_login) {
                 view.taken_logins.insert(login.to_lowercase());
             }
         }
@@ -631,18 +633,6 @@ impl GraphTarget {
 /// A 404 to a removal: gone already is what it wants.
 fn gone(answer: &Answer) -> bool {
     answer.status == 404
-}
-
-/// A value in a query: what would end it or change its meaning is percent-encoded; the URL
-/// parser encodes the rest (spaces, quotes).
-fn query_value(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| match c {
-            '&' | '#' | '+' | '%' => format!("%{:02X}", c as u32),
-            c => c.to_string(),
-        })
-        .collect()
 }
 
 fn text(value: &Value) -> Option<String> {
