@@ -991,12 +991,15 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 }
                 let encrypted = t.url.starts_with("ldaps://") || t.tls.starttls || (entra && t.url.starts_with("https://"));
                 if !encrypted {
-                    let how = if entra {
-                        "roster sends passwords only over HTTPS: use an https:// url"
-                    } else {
-                        "roster sends passwords only over LDAPS or StartTLS: use an ldaps:// url or tls.starttls = true"
-                    };
-                    ck.error(format!("{key}.password"), None, how);
+                    ck.error(
+                        format!("{key}.password"),
+                        None,
+                        if entra {
+                            "roster sends passwords only over HTTPS: use an https:// url"
+                        } else {
+                            "roster sends passwords only over LDAPS or StartTLS: use an ldaps:// url or tls.starttls = true"
+                        },
+                    );
                 }
             }
             None => {}

@@ -492,13 +492,19 @@ impl GraphTarget {
             Self::remember_user(&mut directory, &user, &dn);
             directory.created.insert(id.clone());
         }
-        if let Some(manager) = attributes.get(&AttrName::new(MANAGER)).and_then(|m| m.first()) {
-            self.set_manager(&dn, &id, Some(manager)).await?;
-        }
         let names: Vec<AttrName> = attributes.keys().cloned().collect();
         let mut entry = self.entry(&user, &names, &self.lock());
-        if let (Some(entry), Some(manager)) = (entry.as_mut(), attributes.get(&AttrName::new(MANAGER))) {
-            entry.attrs.insert(AttrName::new(MANAGER), manager.clone());
+        // The user exists now, whatever happens to its manager: a manager that could not be set is
+        // left out of the entry, so the next plan sets it.
+        if let Some(manager) = attributes.get(&AttrName::new(MANAGER)).and_then(|m| m.first()) {
+            match self.set_manager(&dn, &id, Some(manager)).await {
+                Ok(()) => {
+                    if let Some(entry) = entry.as_mut() {
+                        entry.attrs.insert(AttrName::new(MANAGER), vec![manager.clone()]);
+                    }
+                }
+                Err(error) => tracing::warn!(target_name = %self.settings.name, "{error}; the next run sets it"),
+            }
         }
         Ok(Applied { entry })
     }
