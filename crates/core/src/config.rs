@@ -609,6 +609,10 @@ pub enum TargetKind {
     /// Entra ID through Microsoft Graph (cloud-only users, managers, group memberships), seen by
     /// the planner under synthetic DNs (`employeeId=<key>,ou=Users,<base>`).
     Entra,
+    /// Entra ID's API-driven inbound provisioning: each person's record sent as a SCIM User to a
+    /// provisioning job's `bulkUpload`, applied by Entra's own mappings; outcomes read from the
+    /// provisioning logs. Synthetic DNs `externalId=<key>,ou=Users,<base>`.
+    EntraInbound,
 }
 
 /// TLS settings of a connection.
@@ -766,7 +770,7 @@ pub struct TargetConfig {
     pub name: String,
     pub kind: TargetKind,
     /// `ldap://host:port` or `ldaps://host:port`; for `scim`, the base URL (`https://…/scim/v2`);
-    /// for `entra`, Graph's base (default `https://graph.microsoft.com/v1.0`).
+    /// for `entra` and `entra_inbound`, Graph's base (default `https://graph.microsoft.com/v1.0`).
     #[serde(default)]
     pub url: String,
     /// LDAP kinds only.
@@ -777,10 +781,14 @@ pub struct TargetConfig {
     pub bind_password: SecretRef,
     /// `scim` only: the bearer token, `env:NAME` or `file:PATH`.
     pub token: Option<SecretRef>,
-    /// `scim` and `entra`: the suffix of the synthetic DNs. Default `o=scim`, `o=entra`.
+    /// `scim`, `entra` and `entra_inbound`: the suffix of the synthetic DNs. Default `o=scim`,
+    /// `o=entra`, `o=entra-inbound`.
     pub base: Option<String>,
-    /// `entra` only: the tenant, the application and its credential, the managed groups.
+    /// `entra` and `entra_inbound`: the tenant, the application and its credential (and for
+    /// `entra`, the managed groups).
     pub entra: Option<EntraConfig>,
+    /// `entra_inbound` only: the provisioning job and how hard to use it.
+    pub inbound: Option<InboundConfig>,
     #[serde(default)]
     pub tls: TlsConfig,
     /// Seconds to wait for a connection or an answer. Default 30.
@@ -879,6 +887,35 @@ pub struct EntraConfig {
     /// object for a moment). Default 30.
     #[serde(default = "default_consistency_seconds")]
     pub consistency_seconds: u64,
+}
+
+/// `[target.inbound]`: the API-driven provisioning job an `entra_inbound` target uploads to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    /// The object id of the provisioning app's service principal (Enterprise applications ->
+    /// the app -> Overview: Object ID).
+    pub service_principal_id: String,
+    /// The provisioning job's id (`API2AAD.…`, or `API2AD.…` for on-premises AD), from the app's
+    /// Provisioning -> "View technical information".
+    pub job_id: String,
+    /// Most bulk requests (of up to 50 records) in one run; the records beyond are sent by the
+    /// next run. Default 6000.
+    #[serde(default = "default_daily_cap")]
+    pub daily_cap: u64,
+    /// How long a run reads the provisioning logs for the outcome of what it sent; what has none
+    /// by then is pending, sent again and checked by the next run. 0: not read (an accepted
+    /// upload counts as applied). Default 300.
+    #[serde(default = "default_log_wait")]
+    pub log_wait_seconds: u64,
+}
+
+fn default_daily_cap() -> u64 {
+    6_000
+}
+
+fn default_log_wait() -> u64 {
+    300
 }
 
 /// Microsoft's global identity platform.
@@ -989,6 +1026,14 @@ impl TargetConfig {
                 self.resolve_synthetic(&base, "externalId", "User", "userName");
                 return;
             }
+            TargetKind::EntraInbound => {
+                if self.url.is_empty() {
+                    self.url = GRAPH_URL.to_string();
+                }
+                let base = self.scim_base().to_string();
+                self.resolve_synthetic(&base, "externalId", "User", "userName");
+                return;
+            }
             TargetKind::Entra => {
                 if self.url.is_empty() {
                     self.url = GRAPH_URL.to_string();
@@ -1042,9 +1087,10 @@ impl TargetConfig {
         }
     }
 
-    /// The suffix of a `scim` target's synthetic DNs.
+    /// The suffix of a `scim` or `entra_inbound` target's synthetic DNs.
     pub fn scim_base(&self) -> &str {
-        self.base.as_deref().unwrap_or("o=scim")
+        let default = if self.kind == TargetKind::EntraInbound { "o=entra-inbound" } else { "o=scim" };
+        self.base.as_deref().unwrap_or(default)
     }
 
     /// The suffix of an `entra` target's synthetic DNs.

@@ -60,14 +60,30 @@ fn check_scim_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
 /// What only an `entra` target needs: an https Graph URL (http only with `tls.allow_plaintext`), a
 /// `[target.entra]` table with a tenant, a client id and one credential, no LDAP-only keys.
 fn check_entra_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
-    let plaintext = t.url.starts_with("http://");
-    if !(t.url.starts_with("https://") || plaintext) {
-        ck.error(format!("{key}.url"), None, format!("expected Graph's base URL, https://…, found {:?}", t.url));
+    check_graph_url(ck, key, t);
+    refuse_ldap_keys(
+        ck,
+        key,
+        t,
+        &[],
+        "an entra target does not take this key: it signs in with [target.entra] client credentials, disables with accountEnabled = false, and never writes users synced from AD",
+    );
+    let Some(entra) = check_entra_sign_in(ck, key, t) else { return };
+    for (j, group) in entra.licensing_groups.iter().enumerate() {
+        if !entra.groups.contains(group) {
+            ck.error(
+                format!("{key}.entra.licensing_groups[{j}]"),
+                None,
+                format!("{group:?} is not one of entra.groups, so roster does not manage its members"),
+            );
+        }
     }
-    if plaintext && !t.tls.allow_plaintext {
-        ck.error(format!("{key}.url"), None, "a plain http:// connection would send the access token in clear: use https://, or (tests only) tls.allow_plaintext = true");
-    }
-    for (name, set) in [
+}
+
+/// The keys of the LDAP kinds (and `token`, `protect`) that a target signing in to Graph refuses,
+/// with `extra` of its own, each set one an error saying `why`.
+fn refuse_ldap_keys(ck: &mut Checker, key: &str, t: &TargetConfig, extra: &[(&str, bool)], why: &str) {
+    let common = [
         ("bind_dn", !t.bind_dn.is_empty()),
         ("bind_password", !t.bind_password.0.is_empty()),
         ("token", t.token.is_some()),
@@ -76,22 +92,35 @@ fn check_entra_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
         ("disable.lock", t.disable.lock),
         ("disable.move_to", t.disable.move_to.is_some()),
         ("protect", t.protect.is_some()),
-    ] {
-        if set {
-            ck.error(
-                format!("{key}.{name}"),
-                None,
-                "an entra target does not take this key: it signs in with [target.entra] client credentials, disables with accountEnabled = false, and never writes users synced from AD",
-            );
+    ];
+    for (name, set) in common.iter().chain(extra) {
+        if *set {
+            ck.error(format!("{key}.{name}"), None, why);
         }
     }
+}
+
+/// Graph's base URL: https (http only with `tls.allow_plaintext`).
+fn check_graph_url(ck: &mut Checker, key: &str, t: &TargetConfig) {
+    let plaintext = t.url.starts_with("http://");
+    if !(t.url.starts_with("https://") || plaintext) {
+        ck.error(format!("{key}.url"), None, format!("expected Graph's base URL, https://…, found {:?}", t.url));
+    }
+    if plaintext && !t.tls.allow_plaintext {
+        ck.error(format!("{key}.url"), None, "a plain http:// connection would send the access token in clear: use https://, or (tests only) tls.allow_plaintext = true");
+    }
+}
+
+/// The `[target.entra]` table of an `entra` or `entra_inbound` target: a tenant, a client id and
+/// one credential.
+fn check_entra_sign_in<'t>(ck: &mut Checker, key: &str, t: &'t TargetConfig) -> Option<&'t crate::config::EntraConfig> {
     let Some(entra) = &t.entra else {
         ck.error(
             format!("{key}.entra"),
             None,
             "expected a [target.entra] table with tenant, client_id and client_secret (or client_certificate and client_key)",
         );
-        return;
+        return None;
     };
     let is_reference = |r: &SecretRef| r.0.starts_with("env:") || r.0.starts_with("file:");
     if entra.tenant.trim().is_empty() || entra.tenant.contains(['/', '?', '#', ' ']) {
@@ -135,13 +164,60 @@ fn check_entra_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
             "expected one credential: client_secret, or client_certificate (a PEM file) with client_key (its private key)",
         ),
     }
-    for (j, group) in entra.licensing_groups.iter().enumerate() {
-        if !entra.groups.contains(group) {
-            ck.error(
-                format!("{key}.entra.licensing_groups[{j}]"),
-                None,
-                format!("{group:?} is not one of entra.groups, so roster does not manage its members"),
-            );
+    Some(entra)
+}
+
+/// What only an `entra_inbound` target needs: Graph's URL, `[target.entra]` sign-in and an
+/// `[target.inbound]` job; and what it cannot do: groups, passwords, LDAP's ways to disable.
+fn check_entra_inbound_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
+    check_graph_url(ck, key, t);
+    refuse_ldap_keys(
+        ck,
+        key,
+        t,
+        &[("purge_move_to", t.purge_move_to.is_some())],
+        "an entra_inbound target does not take this key: it signs in with [target.entra] client credentials \
+         and disables by sending active = false",
+    );
+    if let Some(entra) = check_entra_sign_in(ck, key, t)
+        && !(entra.groups.is_empty() && entra.licensing_groups.is_empty())
+    {
+        ck.error(
+            format!("{key}.entra.groups"),
+            None,
+            "API-driven inbound provisioning sends users only: Entra's own rules (dynamic groups, access packages) give groups",
+        );
+    }
+    if !t.groups.is_empty() {
+        ck.error(
+            format!("{key}.groups"),
+            None,
+            "API-driven inbound provisioning sends users only: Entra's own rules (dynamic groups, access packages) \
+             give groups; remove the [[target.groups]] rules",
+        );
+    }
+    match &t.inbound {
+        None => ck.error(
+            format!("{key}.inbound"),
+            None,
+            "expected a [target.inbound] table with service_principal_id and job_id (the provisioning app's)",
+        ),
+        Some(inbound) => {
+            for (name, value, expected) in [
+                (
+                    "service_principal_id",
+                    &inbound.service_principal_id,
+                    "the object id of the provisioning app's service principal",
+                ),
+                ("job_id", &inbound.job_id, "the provisioning job's id, API2AAD.… or API2AD.…"),
+            ] {
+                if value.trim().is_empty() {
+                    ck.error(format!("{key}.inbound.{name}"), None, format!("expected {expected}"));
+                }
+            }
+            if inbound.daily_cap == 0 {
+                ck.error(format!("{key}.inbound.daily_cap"), None, "expected at least 1 bulk request per run, found 0");
+            }
         }
     }
 }
@@ -803,13 +879,23 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
         const NOT_A_REFERENCE: &str =
             "expected a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the config";
         let entra = t.kind == crate::config::TargetKind::Entra;
-        if t.entra.is_some() && !entra {
-            ck.error(format!("{key}.entra"), None, "only a kind = \"entra\" target takes this table");
+        let entra_inbound = t.kind == crate::config::TargetKind::EntraInbound;
+        if t.inbound.is_some() && !entra_inbound {
+            ck.error(format!("{key}.inbound"), None, "only a kind = \"entra_inbound\" target takes this table");
+        }
+        if t.entra.is_some() && !entra && !entra_inbound {
+            ck.error(
+                format!("{key}.entra"),
+                None,
+                "only a kind = \"entra\" or \"entra_inbound\" target takes this table",
+            );
         }
         if scim {
             check_scim_target(&mut ck, &key, t);
         } else if entra {
             check_entra_target(&mut ck, &key, t);
+        } else if entra_inbound {
+            check_entra_inbound_target(&mut ck, &key, t);
         } else {
             if !(t.url.starts_with("ldap://") || t.url.starts_with("ldaps://")) {
                 ck.error(
@@ -853,7 +939,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 Err(e) => ck.error(format!("{key}.managed[{j}]"), None, e.to_string()),
             }
         }
-        let bind_dn = (!scim).then_some(&t.bind_dn);
+        let bind_dn = (!scim && !entra_inbound).then_some(&t.bind_dn);
         for (name, value) in [
             ("bind_dn", bind_dn),
             ("unique_base", t.unique_base.as_ref()),
@@ -889,6 +975,11 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 None,
                 "an active_directory target needs a [target.password] table: AD enables an account only once it has a password (use delivery = \"none\" for a random password nobody sees)",
             ),
+            Some(_) if entra_inbound => ck.error(
+                format!("{key}.password"),
+                None,
+                "an entra_inbound target sets no passwords: Entra's provisioning job and its sign-in (temporary access pass, single sign-on) do",
+            ),
             Some(_) if scim => ck.error(
                 format!("{key}.password"),
                 None,
@@ -913,7 +1004,14 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             }
             None => {}
         }
-        if !ad && !scim && !entra && !t.disable.lock && t.disable.move_to.is_none() && t.disable.set.is_empty() {
+        if !ad
+            && !scim
+            && !entra
+            && !entra_inbound
+            && !t.disable.lock
+            && t.disable.move_to.is_none()
+            && t.disable.set.is_empty()
+        {
             ck.error(
                 format!("{key}.disable"),
                 None,

@@ -473,3 +473,74 @@ fn an_entra_target_needs_one_credential_and_refuses_ldap_keys() {
     let ldap_with_entra = format!("{GOOD}[target.entra]\ntenant = \"t\"\nclient_id = \"c\"\n");
     assert!(errors(&ldap_with_entra).iter().any(|e| e.key == "target[0].entra"));
 }
+
+const ENTRA_INBOUND_TARGET: &str = r#"[[target]]
+name = "entra"
+kind = "entra_inbound"
+[target.entra]
+tenant = "contoso.onmicrosoft.com"
+client_id = "3e1c2b7a-9d4f-4e8b-a1c6-5f0d2e9b7c44"
+client_secret = "env:ENTRA_SECRET"
+[target.inbound]
+service_principal_id = "0b7a1d7e"
+job_id = "API2AAD.0a1b.9f8e"
+[target.attributes]
+displayName = 'given_name + " " + family_name'
+"#;
+
+#[test]
+fn an_entra_inbound_target_gets_graph_synthetic_dns_and_its_limits_by_default() {
+    let s = load(&with_scim_target(ENTRA_INBOUND_TARGET), "roster.toml").unwrap();
+    let entra = &s.targets[0].config;
+    assert_eq!(entra.url, "https://graph.microsoft.com/v1.0");
+    assert_eq!(entra.dn.get_ref(), r#""externalId=" + key + ",ou=Users,o=entra-inbound""#);
+    assert_eq!((entra.login_attribute.as_str(), entra.correlate.as_str()), ("userName", "externalId"));
+    let inbound = entra.inbound.as_ref().expect("the job");
+    assert_eq!((inbound.daily_cap, inbound.log_wait_seconds), (6000, 300));
+}
+
+#[test]
+fn an_entra_inbound_target_refuses_what_the_api_cannot_do() {
+    let group = "[[target.groups]]\ndn = '\"displayName=staff,ou=Groups,o=entra-inbound\"'\n";
+    let cases = [
+        (format!("{ENTRA_INBOUND_TARGET}{group}"), "target[0].groups"),
+        (
+            ENTRA_INBOUND_TARGET
+                .replace("[target.attributes]", "[target.password]\ndelivery = \"none\"\n[target.attributes]"),
+            "target[0].password",
+        ),
+        (
+            ENTRA_INBOUND_TARGET.replace("[target.entra]", "disable = { lock = true }\n[target.entra]"),
+            "target[0].disable.lock",
+        ),
+        (ENTRA_INBOUND_TARGET.replace("[target.entra]", "token = \"env:T\"\n[target.entra]"), "target[0].token"),
+        (
+            ENTRA_INBOUND_TARGET.replace("job_id = \"API2AAD.0a1b.9f8e\"\n", "job_id = \"\"\n"),
+            "target[0].inbound.job_id",
+        ),
+        (ENTRA_INBOUND_TARGET.replace("job_id = ", "daily_cap = 0\njob_id = "), "target[0].inbound.daily_cap"),
+        (
+            ENTRA_INBOUND_TARGET
+                .replace("[target.inbound]\nservice_principal_id = \"0b7a1d7e\"\njob_id = \"API2AAD.0a1b.9f8e\"\n", ""),
+            "target[0].inbound",
+        ),
+        (
+            ENTRA_INBOUND_TARGET.replace("client_secret = \"env:ENTRA_SECRET\"", "client_secret = \"s3cret\""),
+            "target[0].entra.client_secret",
+        ),
+        (
+            ENTRA_INBOUND_TARGET
+                .replace("kind = \"entra_inbound\"", "kind = \"entra_inbound\"\nurl = \"http://graph.example\""),
+            "target[0].url",
+        ),
+    ];
+    for (target, key) in cases {
+        let e = errors(&with_scim_target(&target));
+        assert!(e.iter().any(|e| e.key == key), "expected an error at {key}: {e:?}");
+    }
+    let scim_with_job = SCIM_TARGET.replace(
+        "[target.attributes]",
+        "[target.inbound]\nservice_principal_id = \"x\"\njob_id = \"y\"\n[target.attributes]",
+    );
+    assert!(errors(&with_scim_target(&scim_with_job)).iter().any(|e| e.key == "target[0].inbound"));
+}

@@ -65,12 +65,16 @@ pub(crate) struct Explanation {
 pub(crate) async fn explain(loaded: &Loaded, store: &Store, key: &str) -> Result<Option<Explanation>> {
     let (reads, _) = read_sources(loaded, Some(store)).await?;
     let mut targets = connect_targets(loaded).await?;
-    let views = read_views(loaded, &mut targets).await;
+    let snapshot = store.snapshot().await.context("reading the store");
+    let views = match &snapshot {
+        Ok(snapshot) => read_views(loaded, &mut targets, &snapshot.links).await,
+        Err(_) => Ok(std::collections::BTreeMap::new()),
+    };
     for t in targets {
         let _ = t.close().await;
     }
+    let snapshot = snapshot?;
     let views = views?;
-    let snapshot = store.snapshot().await.context("reading the store")?;
     let input = PlanInput {
         settings: &loaded.settings,
         as_of: loaded.as_of,

@@ -14,7 +14,7 @@ use roster_core::plan::Plan;
 use roster_core::render::render;
 use roster_core::settings::{Settings, load};
 use roster_core::source::SourceRead;
-use roster_core::state::TargetView;
+use roster_core::state::{Link, TargetView};
 use roster_store::{RunFinish, RunStart, RunStatus, Store, Watermark, WatermarkUpdate};
 
 use crate::cli::{ApplyArgs, Cli, Format, OnePerson, PlanArgs, ReconcileArgs, RunArgs};
@@ -186,9 +186,16 @@ pub(crate) async fn connect_targets(loaded: &Loaded) -> Result<Vec<AnyTarget>> {
     Ok(targets)
 }
 
-pub(crate) async fn read_views(loaded: &Loaded, targets: &mut [AnyTarget]) -> Result<BTreeMap<String, TargetView>> {
+/// What each target holds now. `links` (the store's): what roster last wrote, the view of a
+/// target that cannot be read (`entra_inbound`).
+pub(crate) async fn read_views(
+    loaded: &Loaded,
+    targets: &mut [AnyTarget],
+    links: &[Link],
+) -> Result<BTreeMap<String, TargetView>> {
     let mut views = BTreeMap::new();
     for (rules, target) in loaded.settings.targets.iter().zip(targets.iter_mut()) {
+        target.recall(links);
         let view = target
             .read_view(&view_attributes(rules))
             .await
@@ -221,8 +228,8 @@ async fn fresh_plan_for(loaded: Loaded, evaluate_all: bool, only: &OnePerson) ->
     let store = open_store(&loaded).await?;
     let (reads, watermarks) = read_sources(&loaded, Some(&store)).await?;
     let mut targets = connect_targets(&loaded).await?;
-    let views = read_views(&loaded, &mut targets).await?;
     let snapshot = store.snapshot().await.context("reading the store")?;
+    let views = read_views(&loaded, &mut targets, &snapshot.links).await?;
     let plan = plan(&PlanInput {
         settings: &loaded.settings,
         as_of: loaded.as_of,
@@ -265,7 +272,7 @@ pub async fn check(cli: &Cli) -> Result<u8> {
         }
     }
     let mut targets = connect_targets(&loaded).await?;
-    let views = read_views(&loaded, &mut targets).await?;
+    let views = read_views(&loaded, &mut targets, &[]).await?;
     for (name, v) in &views {
         println!(
             "target {name}: connected; {} account(s), {} group(s) in the managed subtrees",

@@ -222,6 +222,13 @@ impl EntraFake {
         format!("{}/v1.0", self.authority())
     }
 
+    /// Whether a bearer token is one this fake's token endpoint issued (and did not revoke): for the
+    /// other Entra stand-in (`entra_inbound`), which shares this token endpoint.
+    pub fn token_checker(&self) -> impl Fn(&str) -> bool + Send + Sync + 'static {
+        let state = self.state.clone();
+        move |token| state.lock().unwrap_or_else(PoisonError::into_inner).tokens.contains(token)
+    }
+
     pub fn client_secret(&self) -> String {
         self.lock().client_secret.clone()
     }

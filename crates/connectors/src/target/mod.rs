@@ -15,10 +15,12 @@ use roster_core::plan::{Applied, Operation};
 use roster_core::state::TargetView;
 use secrecy::SecretString;
 
+pub mod entra_inbound;
 pub mod graph;
 pub mod ldap;
 pub mod scim;
 
+pub use entra_inbound::{EntraInboundSettings, EntraInboundTarget};
 pub use graph::{GraphSettings, GraphTarget};
 pub use ldap::LdapTarget;
 pub use scim::{ScimSettings, ScimTarget};
@@ -28,11 +30,13 @@ pub enum AnyTarget {
     Ldap(LdapTarget),
     Scim(ScimTarget),
     Entra(GraphTarget),
+    /// Boxed: it is much larger than the others.
+    EntraInbound(Box<EntraInboundTarget>),
 }
 
 impl AnyTarget {
     /// Connects to the target `config` describes. `secret` is the resolved bind password (LDAP
-    /// kinds), bearer token (`scim`), or client secret or certificate key (`entra`); `config_dir`
+    /// kinds), bearer token (`scim`), or client secret or certificate key (`entra`, `entra_inbound`); `config_dir`
     /// resolves a relative `tls.ca_file` or `entra.client_certificate`.
     pub async fn connect(
         config: &TargetConfig,
@@ -52,6 +56,17 @@ impl AnyTarget {
                 Ok(AnyTarget::Scim(ScimTarget::connect(settings).await?))
             }
             TargetKind::Entra => Ok(AnyTarget::Entra(graph::connect(config, secret, config_dir)?)),
+            TargetKind::EntraInbound => {
+                Ok(AnyTarget::EntraInbound(Box::new(entra_inbound::connect(config, secret, config_dir)?)))
+            }
+        }
+    }
+
+    /// Hands a target that cannot be read (`entra_inbound`) what roster last wrote to it, the
+    /// store's links, as its view; the others read their view from the target itself.
+    pub fn recall(&mut self, links: &[roster_core::state::Link]) {
+        if let AnyTarget::EntraInbound(t) = self {
+            t.recall(links);
         }
     }
 }
@@ -61,7 +76,7 @@ impl AnyTarget {
     pub async fn close(self) -> Result<(), TargetError> {
         match self {
             AnyTarget::Ldap(t) => t.close().await,
-            AnyTarget::Scim(_) | AnyTarget::Entra(_) => Ok(()),
+            AnyTarget::Scim(_) | AnyTarget::Entra(_) | AnyTarget::EntraInbound(_) => Ok(()),
         }
     }
 }
@@ -72,6 +87,7 @@ impl Target for AnyTarget {
             AnyTarget::Ldap(t) => Target::name(t),
             AnyTarget::Scim(t) => Target::name(t),
             AnyTarget::Entra(t) => Target::name(t),
+            AnyTarget::EntraInbound(t) => Target::name(t.as_ref()),
         }
     }
 
@@ -80,6 +96,7 @@ impl Target for AnyTarget {
             AnyTarget::Ldap(t) => t.capabilities(),
             AnyTarget::Scim(t) => t.capabilities(),
             AnyTarget::Entra(t) => t.capabilities(),
+            AnyTarget::EntraInbound(t) => t.capabilities(),
         }
     }
 
@@ -88,6 +105,7 @@ impl Target for AnyTarget {
             AnyTarget::Ldap(t) => Target::read_view(t, attrs).await,
             AnyTarget::Scim(t) => Target::read_view(t, attrs).await,
             AnyTarget::Entra(t) => Target::read_view(t, attrs).await,
+            AnyTarget::EntraInbound(t) => Target::read_view(t.as_mut(), attrs).await,
         }
     }
 
@@ -96,6 +114,7 @@ impl Target for AnyTarget {
             AnyTarget::Ldap(t) => Target::apply(t, op).await,
             AnyTarget::Scim(t) => Target::apply(t, op).await,
             AnyTarget::Entra(t) => Target::apply(t, op).await,
+            AnyTarget::EntraInbound(t) => Target::apply(t.as_ref(), op).await,
         }
     }
 
@@ -104,6 +123,7 @@ impl Target for AnyTarget {
             AnyTarget::Ldap(t) => Target::set_password(t, op, password).await,
             AnyTarget::Scim(t) => Target::set_password(t, op, password).await,
             AnyTarget::Entra(t) => Target::set_password(t, op, password).await,
+            AnyTarget::EntraInbound(t) => Target::set_password(t.as_ref(), op, password).await,
         }
     }
 
@@ -112,6 +132,7 @@ impl Target for AnyTarget {
             AnyTarget::Ldap(t) => t.batch_limit(),
             AnyTarget::Scim(t) => t.batch_limit(),
             AnyTarget::Entra(t) => t.batch_limit(),
+            AnyTarget::EntraInbound(t) => t.batch_limit(),
         }
     }
 
@@ -120,6 +141,7 @@ impl Target for AnyTarget {
             AnyTarget::Ldap(t) => Target::apply_batch(t, ops).await,
             AnyTarget::Scim(t) => Target::apply_batch(t, ops).await,
             AnyTarget::Entra(t) => Target::apply_batch(t, ops).await,
+            AnyTarget::EntraInbound(t) => Target::apply_batch(t.as_ref(), ops).await,
         }
     }
 }

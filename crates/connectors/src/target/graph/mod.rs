@@ -270,21 +270,8 @@ impl GraphTarget {
                 ));
             };
             objects.extend(values.iter().cloned());
-            if let Some(link) = page.get("@odata.nextLink").and_then(Value::as_str) {
-                let link = Url::parse(link)
-                    .ok()
-                    .filter(|l| l.origin() == self.base_url.origin() && l.path().starts_with(self.base_url.path()))
-                    .ok_or_else(|| {
-                        self.error(
-                            ErrorKind::Permanent,
-                            format!(
-                                "{what}: the next page's link {link:?} is not under {}; not followed",
-                                self.base_url
-                            ),
-                        )
-                    })?;
-                next = Some(link);
-            }
+            next = next_link(&page, &self.base_url)
+                .map_err(|problem| self.error(ErrorKind::Permanent, format!("{what}: {problem}")))?;
         }
         Ok(objects)
     }
@@ -730,9 +717,33 @@ pub(super) fn connect(
     secret: SecretString,
     config_dir: &std::path::Path,
 ) -> Result<GraphTarget, TargetError> {
+    let (http, tokens, retry) = sign_in(config, secret, config_dir)?;
+    let entra = config.entra.as_ref().ok_or_else(|| config_error(config, "expected a [target.entra] table".into()))?;
+    let mut settings = GraphSettings::new(config.name.clone());
+    settings.url = config.url.clone();
+    settings.base = config.entra_base().to_string();
+    settings.groups = entra.groups.clone();
+    settings.licensing_groups = entra.licensing_groups.clone();
+    settings.revoke_sessions = entra.revoke_sessions;
+    settings.consistency_wait = Duration::from_secs(entra.consistency_seconds);
+    settings.retry = retry;
+    GraphTarget::new(settings, tokens, http)
+}
+
+fn config_error(config: &roster_core::config::TargetConfig, problem: String) -> TargetError {
+    TargetError::new(ErrorKind::Config, format!("target {}: {problem}", config.name))
+}
+
+/// How a target of the `entra` kinds (`entra`, `entra_inbound`) reaches Graph: the HTTP client with
+/// the target's TLS settings, and the tokens of its `[target.entra]` application (`secret`: the
+/// client secret, or with `client_certificate` its private key).
+pub(super) fn sign_in(
+    config: &roster_core::config::TargetConfig,
+    secret: SecretString,
+    config_dir: &std::path::Path,
+) -> Result<(reqwest::Client, TokenSource, RetryPolicy), TargetError> {
     use crate::oauth::{CertificateCredential, ClientCredential, OAuthSettings};
-    let config_error =
-        |problem: String| TargetError::new(ErrorKind::Config, format!("target {}: {problem}", config.name));
+    let config_error = |problem: String| config_error(config, problem);
     let entra = config.entra.as_ref().ok_or_else(|| config_error("expected a [target.entra] table".into()))?;
     let timeout = Duration::from_secs(config.timeout_seconds.max(1));
     let ca_file = config.tls.ca_file.as_ref().map(|file| config_dir.join(file));
@@ -761,15 +772,18 @@ pub(super) fn connect(
         retry,
         context: format!("target {}", config.name),
     };
-    let mut settings = GraphSettings::new(config.name.clone());
-    settings.url = config.url.clone();
-    settings.base = config.entra_base().to_string();
-    settings.groups = entra.groups.clone();
-    settings.licensing_groups = entra.licensing_groups.clone();
-    settings.revoke_sessions = entra.revoke_sessions;
-    settings.consistency_wait = Duration::from_secs(entra.consistency_seconds);
-    settings.retry = retry;
-    GraphTarget::new(settings, TokenSource::new(oauth, http.clone()), http)
+    Ok((http.clone(), TokenSource::new(oauth, http), retry))
+}
+
+/// A page's `@odata.nextLink`, followed only under Graph's own base `base` (ending in `/`): the
+/// token goes nowhere else.
+pub(super) fn next_link(page: &Value, base: &Url) -> Result<Option<Url>, String> {
+    let Some(link) = page.get("@odata.nextLink").and_then(Value::as_str) else { return Ok(None) };
+    Url::parse(link)
+        .ok()
+        .filter(|l| l.origin() == base.origin() && l.path().starts_with(base.path()))
+        .map(Some)
+        .ok_or_else(|| format!("the next page's link {link:?} is not under {base}; not followed"))
 }
 
 /// The application permissions granted to the app registration, as a client-credentials scope.

@@ -27,7 +27,7 @@ impl Dialect {
         match kind {
             TargetKind::Ldap => Some(Dialect::Ldap),
             TargetKind::ActiveDirectory => Some(Dialect::ActiveDirectory),
-            TargetKind::Scim | TargetKind::Entra => None,
+            TargetKind::Scim | TargetKind::Entra | TargetKind::EntraInbound => None,
         }
     }
 

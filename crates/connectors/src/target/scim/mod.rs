@@ -12,7 +12,7 @@
 //! an object read in this run carries `If-Match`, and a 412 is a [`ErrorKind::Conflict`]. A 429 or
 //! 503 is tried again after `Retry-After` (or a doubling wait) within the configured bounds.
 
-mod resource;
+pub(crate) mod resource;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -27,9 +27,9 @@ use roster_core::dn::{Dn, escape_dn_value, normalize_dn};
 use roster_core::plan::{Action, Applied, AttrChange, Operation};
 use roster_core::state::{TargetEntry, TargetGroup, TargetView};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use self::resource::{AttrPath, GROUP_SCHEMA, LIST_SCHEMA, PATCH_SCHEMA, USER_SCHEMA, filter_string, get, scalar};
+use self::resource::{AttrPath, GROUP_SCHEMA, LIST_SCHEMA, PATCH_SCHEMA, filter_string, get, scalar};
 use super::{Capabilities, ErrorKind, Target, TargetError};
 use crate::http::{RetryPolicy, send_retrying, status_text};
 
@@ -423,29 +423,8 @@ impl ScimTarget {
 
     /// The resource for a new user from the planned attributes.
     fn user_resource(&self, dn: &str, attributes: &AttrMap, enabled: bool) -> Result<Value, TargetError> {
-        let mut user = Map::new();
-        let mut schemas = vec![Value::String(USER_SCHEMA.into())];
-        for (name, values) in attributes {
-            if name.is("objectClass") {
-                continue;
-            }
-            let path =
-                AttrPath::parse(name.as_str()).map_err(|e| self.error(ErrorKind::Config, format!("{dn}: {e}")))?;
-            let values = if path.is_manager() {
-                values.iter().map(|manager| self.id_of(manager, None)).collect::<Result<Vec<_>, _>>()?
-            } else {
-                values.clone()
-            };
-            if let Some(schema) = &path.schema
-                && !schemas.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(schema)))
-            {
-                schemas.push(Value::String(schema.clone()));
-            }
-            path.write(&mut user, &values);
-        }
-        user.insert("active".into(), Value::Bool(enabled));
-        user.insert("schemas".into(), Value::Array(schemas));
-        Ok(Value::Object(user))
+        resource::user_resource(attributes, enabled, |manager| self.id_of(manager, None))
+            .map_err(|e| e.unwrap_or_else(|path_error| self.error(ErrorKind::Config, format!("{dn}: {path_error}"))))
     }
 
     async fn create(&self, dn: &str, attributes: &AttrMap, enabled: bool) -> Result<Applied, TargetError> {

@@ -3,6 +3,7 @@
 //! `active`, and extension attributes under their schema URN
 //! (`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department`).
 
+use roster_core::attr::AttrMap;
 use serde_json::{Map, Value, json};
 
 pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -197,6 +198,39 @@ impl std::fmt::Display for AttrPath {
         }
         Ok(())
     }
+}
+
+/// A User resource (core schema and the extensions its paths name) from planned attributes
+/// (attribute path -> values; `objectClass` ignored), `active` = `enabled`. `manager_id` turns the
+/// manager's DN into what the service's `manager.value` takes. The error: a bad attribute path
+/// (`Err(Err(text))`), or `manager_id`'s own error (`Err(Ok(e))`).
+pub(crate) fn user_resource<E>(
+    attributes: &AttrMap,
+    enabled: bool,
+    manager_id: impl Fn(&str) -> Result<String, E>,
+) -> Result<Value, Result<E, String>> {
+    let mut user = Map::new();
+    let mut schemas = vec![Value::String(USER_SCHEMA.into())];
+    for (name, values) in attributes {
+        if name.is("objectClass") {
+            continue;
+        }
+        let path = AttrPath::parse(name.as_str()).map_err(Err)?;
+        let values = if path.is_manager() {
+            values.iter().map(|manager| manager_id(manager)).collect::<Result<Vec<_>, _>>().map_err(Ok)?
+        } else {
+            values.clone()
+        };
+        if let Some(schema) = &path.schema
+            && !schemas.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(schema)))
+        {
+            schemas.push(Value::String(schema.clone()));
+        }
+        path.write(&mut user, &values);
+    }
+    user.insert("active".into(), Value::Bool(enabled));
+    user.insert("schemas".into(), Value::Array(schemas));
+    Ok(Value::Object(user))
 }
 
 /// A member of a JSON object by name, compared without case as SCIM attribute names are.
