@@ -55,6 +55,13 @@ fn check_scim_target(ck: &mut Checker, key: &str, t: &TargetConfig) {
             );
         }
     }
+    if t.full_read_after_hours.is_some() {
+        ck.error(
+            format!("{key}.full_read_after_hours"),
+            None,
+            "a scim target is read in full by every run: this key is for the LDAP kinds",
+        );
+    }
 }
 
 /// Why a password attribute is refused as a mapping.
