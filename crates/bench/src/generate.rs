@@ -322,6 +322,82 @@ pub struct Directory {
 pub fn config(directory: &Directory, export: &str) -> String {
     let Directory { url, suffix, bind_dn, password_variable } = directory;
     format!(
+        r#"{head}[[target]]
+name = "directory"
+kind = "ldap"
+url = "{url}"
+bind_dn = "{bind_dn}"
+bind_password = "env:{password_variable}"
+tls = {{ allow_plaintext = true }}
+managed = ["ou=people,{suffix}", "ou=groups,{suffix}"]
+dn = '"uid=" + login + ",ou=" + department + ",ou=people,{suffix}"'
+object_classes = ["inetOrgPerson"]
+correlate = "employeeNumber"
+disable = {{ lock = true, move_to = "ou=leavers,ou=people,{suffix}" }}
+[target.attributes]
+uid = {{ value = "login", when = "create" }}
+mail = {{ value = 'login + "@example.org"', when = "create" }}
+cn = 'given_name + " " + family_name'
+sn = "family_name"
+givenName = "given_name"
+displayName = 'family_name + ", " + given_name'
+title = "title"
+departmentNumber = "department"
+ou = "department"
+l = "location"
+telephoneNumber = "phone"
+employeeType = "employment_type"
+businessCategory = "cost_center"
+manager = "manager_dn"
+{groups}{safety}"#,
+        head = head(export, 7),
+        groups = group_rules("cn", &format!("ou=groups,{suffix}")),
+        safety = SAFETY,
+    )
+}
+
+/// The same people, rules and logins for an Active Directory domain (`ldaps://`, the DC's CA in
+/// `ca_file`), accounts named by login, with `prehire_days` as given and the password set only when
+/// an account is first enabled (`[target.password] when = "enabled"`), so pre-hire accounts are
+/// created without one.
+pub fn ad_config(directory: &Directory, export: &str, ca_file: &str, prehire_days: u32) -> String {
+    let Directory { url, suffix, bind_dn, password_variable } = directory;
+    format!(
+        r#"{head}[[target]]
+name = "directory"
+kind = "active_directory"
+url = "{url}"
+bind_dn = "{bind_dn}"
+bind_password = "env:{password_variable}"
+tls = {{ ca_file = '{ca_file}' }}
+managed = ["OU=people,{suffix}", "OU=groups,{suffix}"]
+dn = '"CN=" + login + ",OU=" + department + ",OU=people,{suffix}"'
+disable = {{ move_to = "OU=leavers,OU=people,{suffix}" }}
+password = {{ delivery = "none", when = "enabled" }}
+[target.attributes]
+sAMAccountName = {{ value = "login", when = "create" }}
+userPrincipalName = {{ value = 'login + "@example.test"', when = "create" }}
+mail = {{ value = 'login + "@example.org"', when = "create" }}
+givenName = "given_name"
+sn = "family_name"
+displayName = 'family_name + ", " + given_name'
+title = "title"
+department = "department"
+l = "location"
+telephoneNumber = "phone"
+employeeType = "employment_type"
+company = "cost_center"
+manager = "manager_dn"
+{groups}{safety}"#,
+        head = head(export, prehire_days),
+        groups = group_rules("CN", &format!("OU=groups,{suffix}")),
+        safety = SAFETY,
+    )
+}
+
+/// The store, time zone, source, lifecycle and login rules every generated configuration shares.
+fn head(export: &str, prehire_days: u32) -> String {
+    format!(
         r#"# Written by `roster-bench generate`: the configuration of the benchmarks (docs/benchmarks.md).
 
 [store]
@@ -356,7 +432,7 @@ employment_type = "Employment_Type"
 manager = "Manager_ID"
 
 [lifecycle]
-prehire_days = 7
+prehire_days = {prehire_days}
 on_leave = "disable"
 purge_after_days = 30
 status = {{ leave = ["On Leave"], terminated = ["Terminated"], rescinded = ["Offer Withdrawn"] }}
@@ -371,54 +447,36 @@ fallback = '"u" + lower(key)'
 given_name = "given_name_latin"
 family_name = "family_name_latin"
 
-[[target]]
-name = "directory"
-kind = "ldap"
-url = "{url}"
-bind_dn = "{bind_dn}"
-bind_password = "env:{password_variable}"
-tls = {{ allow_plaintext = true }}
-managed = ["ou=people,{suffix}", "ou=groups,{suffix}"]
-dn = '"uid=" + login + ",ou=" + department + ",ou=people,{suffix}"'
-object_classes = ["inetOrgPerson"]
-correlate = "employeeNumber"
-disable = {{ lock = true, move_to = "ou=leavers,ou=people,{suffix}" }}
-[target.attributes]
-uid = {{ value = "login", when = "create" }}
-mail = {{ value = 'login + "@example.org"', when = "create" }}
-cn = 'given_name + " " + family_name'
-sn = "family_name"
-givenName = "given_name"
-displayName = 'family_name + ", " + given_name'
-title = "title"
-departmentNumber = "department"
-ou = "department"
-l = "location"
-telephoneNumber = "phone"
-employeeType = "employment_type"
-businessCategory = "cost_center"
-manager = "manager_dn"
-[[target.groups]]
-dn = '"cn=all-staff,ou=groups,{suffix}"'
-[[target.groups]]
-dn = '"cn=dept-" + lower(normalize_diacritics(department)) + ",ou=groups,{suffix}"'
-[[target.groups]]
-dn = '"cn=site-" + lower(normalize_diacritics(location)) + ",ou=groups,{suffix}"'
-[[target.groups]]
-dn = '"cn=contractors,ou=groups,{suffix}"'
-when = 'employment_type == "Contractor"'
-[[target.groups]]
-dn = '"cn=team-" + manager + ",ou=groups,{suffix}"'
-when = 'manager != ""'
-
-[safety]
-disables = {{ percent = 20 }}
-deletes = {{ percent = 20 }}
-renames = {{ percent = 20 }}
-group_removals = {{ percent = 20 }}
 "#
     )
 }
+
+/// The five group rules, groups named by `rdn` under `groups_ou`.
+fn group_rules(rdn: &str, groups_ou: &str) -> String {
+    format!(
+        r#"[[target.groups]]
+dn = '"{rdn}=all-staff,{groups_ou}"'
+[[target.groups]]
+dn = '"{rdn}=dept-" + lower(normalize_diacritics(department)) + ",{groups_ou}"'
+[[target.groups]]
+dn = '"{rdn}=site-" + lower(normalize_diacritics(location)) + ",{groups_ou}"'
+[[target.groups]]
+dn = '"{rdn}=contractors,{groups_ou}"'
+when = 'employment_type == "Contractor"'
+[[target.groups]]
+dn = '"{rdn}=team-" + manager + ",{groups_ou}"'
+when = 'manager != ""'
+
+"#
+    )
+}
+
+const SAFETY: &str = r#"[safety]
+disables = { percent = 20 }
+deletes = { percent = 20 }
+renames = { percent = 20 }
+group_removals = { percent = 20 }
+"#;
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@ use tempfile::TempDir;
 use crate::generate::{self, Directory, Spec};
 use crate::measure::{self, Measured};
 
-const PASSWORD_VARIABLE: &str = "ROSTER_BENCH_LDAP_PASSWORD";
+pub const PASSWORD_VARIABLE: &str = "ROSTER_BENCH_LDAP_PASSWORD";
 pub const EXPORT: &str = "hr.csv";
 
 pub struct Lab {
@@ -50,21 +50,8 @@ impl Lab {
     /// Runs `roster --as-of <spec's day> ARGS`, which must succeed; standard output to `stdout_to`
     /// (relative to the folder) when given.
     pub fn roster(&self, args: &[&str], stdout_to: Option<&str>) -> Result<Measured> {
-        let mut command = Command::new(&self.roster);
-        command
-            .current_dir(self.dir())
-            .env(PASSWORD_VARIABLE, self.ldap.admin_password())
-            .env_remove("ROSTER_CONFIG")
-            .env_remove("ROSTER_LOG")
-            .args(["--config", "roster.toml", "--as-of"])
-            .arg(self.spec.as_of.format("%Y-%m-%d").to_string())
-            .args(args);
-        let out = stdout_to.map(|f| self.dir().join(f));
-        let measured = measure::run(command, out.as_deref())?;
-        if measured.code != 0 {
-            bail!("roster {} exited with {}:\n{}{}", args.join(" "), measured.code, measured.stdout, measured.stderr);
-        }
-        Ok(measured)
+        let password = (PASSWORD_VARIABLE, self.ldap.admin_password());
+        run_roster(&self.roster, self.dir(), password, self.spec.as_of, args, stdout_to)
     }
 
     /// Entries under the suffix created or modified at or after `since` (an LDAP generalized
@@ -74,6 +61,34 @@ impl Lab {
         let ldif = self.ldap.search(self.ldap.suffix(), &filter, &["1.1"])?;
         Ok(ldif.lines().filter(|l| l.starts_with("dn:")).count() as u64)
     }
+}
+
+/// Runs `roster --config roster.toml --as-of AS_OF ARGS` in `dir`, which must succeed, with the bind
+/// password in the environment variable `password.0`; standard output to `stdout_to` (relative to
+/// `dir`) when given.
+pub fn run_roster(
+    roster: &Path,
+    dir: &Path,
+    password: (&str, &str),
+    as_of: chrono::NaiveDate,
+    args: &[&str],
+    stdout_to: Option<&str>,
+) -> Result<Measured> {
+    let mut command = Command::new(roster);
+    command
+        .current_dir(dir)
+        .env(password.0, password.1)
+        .env_remove("ROSTER_CONFIG")
+        .env_remove("ROSTER_LOG")
+        .args(["--config", "roster.toml", "--as-of"])
+        .arg(as_of.format("%Y-%m-%d").to_string())
+        .args(args);
+    let out = stdout_to.map(|f| dir.join(f));
+    let measured = measure::run(command, out.as_deref())?;
+    if measured.code != 0 {
+        bail!("roster {} exited with {}:\n{}{}", args.join(" "), measured.code, measured.stdout, measured.stderr);
+    }
+    Ok(measured)
 }
 
 /// The directory's clock as an LDAP generalized time, one second ahead, after waiting for that

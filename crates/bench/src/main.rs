@@ -140,6 +140,8 @@ fn run(args: RunArgs) -> Result<()> {
     if !roster.is_file() {
         bail!("{} not found: build it with `cargo build --release -p roster -p roster-bench`", roster.display());
     }
+    // The cases run it from their own folders.
+    let roster = std::path::absolute(&roster)?;
     let selected: Vec<&cases::Case> = if args.cases.is_empty() {
         cases::ALL.iter().collect()
     } else {

@@ -33,7 +33,12 @@ impl Measured {
 /// Runs `command` to its end. Standard output goes to `stdout_to` when given (a large plan), else
 /// it is kept; standard error is kept.
 pub fn run(mut command: Command, stdout_to: Option<&Path>) -> Result<Measured> {
-    let what = format!("{command:?}");
+    // The program and its arguments, never its environment: that holds the bind password.
+    let what = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|part| part.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
     match stdout_to {
         Some(path) => command.stdout(File::create(path).with_context(|| format!("creating {}", path.display()))?),
         None => command.stdout(Stdio::piped()),

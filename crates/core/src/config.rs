@@ -858,6 +858,22 @@ pub struct PasswordConfig {
     pub must_change: bool,
     /// Where the password goes. Never to logs, plans, the audit trail or the store.
     pub delivery: PasswordDelivery,
+    /// When a new account gets its password: as it is created (the default), or when it is first
+    /// enabled, so a pre-hire account waits for day one without a password.
+    #[serde(default)]
+    pub when: PasswordWhen,
+}
+
+/// When a new account's initial password is set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordWhen {
+    /// Right after the create, whatever the account's state.
+    #[default]
+    Created,
+    /// When the account is first enabled: at once for an account created enabled, on day one for a
+    /// pre-hire account created disabled.
+    Enabled,
 }
 
 fn default_password_length() -> usize {

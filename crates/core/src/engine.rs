@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::attr::{AttrMap, AttrName};
 use crate::config::{
-    DeletedPolicy, DriftPolicy, GroupMode, LastDayMeaning, LeavePolicy, MappingWhen, OrphanPolicy, TargetKind,
+    DeletedPolicy, DriftPolicy, GroupMode, LastDayMeaning, LeavePolicy, MappingWhen, OrphanPolicy, PasswordWhen,
+    TargetKind,
 };
 use crate::dn::{Dn, normalize_dn};
 use crate::expr::{Env, ExprValue};
@@ -782,7 +783,9 @@ pub fn plan(input: &PlanInput) -> Plan {
                         vec![],
                         container_needs.clone(),
                     );
-                    if let Some(pw) = password {
+                    // With `when = "enabled"` a disabled account waits for its password (the link
+                    // keeps it pending) until the run that enables it.
+                    if let Some(pw) = password.filter(|pw| pw.when == PasswordWhen::Created || want_enabled) {
                         planner.account_op(
                             p,
                             rules.name(),
@@ -851,11 +854,17 @@ pub fn plan(input: &PlanInput) -> Plan {
                     if let Some(pw) = password
                         && pending
                         && needs_account(state)
+                        && (pw.when == PasswordWhen::Created || want_enabled)
                     {
+                        let reason = if transition && want_enabled && pw.when == PasswordWhen::Enabled {
+                            "the account is enabled: its initial password is set now"
+                        } else {
+                            "the initial password was not set or not delivered: a new one is set"
+                        };
                         planner.account_op(
                             p,
                             rules.name(),
-                            "the initial password was not set or not delivered: a new one is set".to_string(),
+                            reason.to_string(),
                             Action::SetPassword {
                                 dn: e.dn.clone(),
                                 object_id: Some(e.object_id.clone()),

@@ -205,62 +205,55 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
         }
         let mut landed_now = Vec::new();
         for (target, queue) in ready.iter_mut() {
-            let limit = targets.get(target).map_or(1, |(_, limit)| *limit);
-            while in_flight.get(target).copied().unwrap_or(0) < limit
-                && let Some(id) = queue.pop_first()
-            {
-                if id >= intents_upto {
-                    let upto = (id + 1).max(intents_upto + BATCH).min(ops.len());
-                    let intents = &ops[intents_upto..upto];
-                    fresh.store.record_intents(run, intents).await.context("recording intents in the store")?;
-                    intents_upto = upto;
-                }
-                Failpoint::BeforeSend(id).abort_if(state.failpoint);
-                let planned = &ops[id];
-                let narrowed = without_missing_members(plan, &state.landed, planned);
-                let op = narrowed.unwrap_or_else(|| planned.clone());
-                let not_sent = match op.depends_on.iter().find(|d| !state.landed.get(**d).copied().unwrap_or(false)) {
-                    Some(dep) => Some(Outcome::Skipped {
-                        reason: format!("operation #{dep}, which this one depends on, did not land"),
-                    }),
-                    None => match targets.get(op.target.as_str()) {
-                        None => Some(Outcome::Skipped {
-                            reason: format!("target {} is not in the configuration", op.target),
-                        }),
-                        Some(_) if state.is_unreachable(&op.target) => Some(Outcome::Failed {
-                            error: format!(
-                                "target {} stopped answering in this run: not attempted (the next run retries it)",
-                                op.target
-                            ),
-                            unknown: false,
-                        }),
-                        Some(_) => None,
-                    },
-                };
-                match (not_sent, targets.get(target)) {
-                    (None, Some((connection, _))) => {
-                        *in_flight.entry(target).or_default() += 1;
-                        running.push(send(fresh, run, connection, op));
+            let (limit, batch) =
+                targets.get(target).map_or((1, 1), |(connection, limit)| (*limit, connection.batch_limit().max(1)));
+            while in_flight.get(target).copied().unwrap_or(0) < limit && !queue.is_empty() {
+                // Up to `batch` ready operations go out together (a password always alone): being
+                // ready at once, none depends on another.
+                let mut to_send = Vec::new();
+                while to_send.len() < batch
+                    && let Some(&id) = queue.first()
+                {
+                    let password = matches!(ops[id].action, Action::SetPassword { .. });
+                    if password && !to_send.is_empty() {
+                        break;
                     }
-                    (outcome, _) => landed_now.push(Sent {
-                        op,
-                        outcome: outcome.unwrap_or_else(|| Outcome::Skipped {
-                            reason: format!("target {target} is not in the configuration"),
-                        }),
-                        kind: None,
-                    }),
+                    queue.pop_first();
+                    if id >= intents_upto {
+                        let upto = (id + 1).max(intents_upto + BATCH).min(ops.len());
+                        let intents = &ops[intents_upto..upto];
+                        fresh.store.record_intents(run, intents).await.context("recording intents in the store")?;
+                        intents_upto = upto;
+                    }
+                    Failpoint::BeforeSend(id).abort_if(state.failpoint);
+                    let planned = &ops[id];
+                    let narrowed = without_missing_members(plan, &state.landed, planned);
+                    let op = narrowed.unwrap_or_else(|| planned.clone());
+                    match state.not_sent(&op, targets.contains_key(op.target.as_str())) {
+                        None => to_send.push(op),
+                        Some(outcome) => landed_now.push(Sent { op, outcome, kind: None }),
+                    }
+                    if password {
+                        break;
+                    }
+                }
+                if let (false, Some((connection, _))) = (to_send.is_empty(), targets.get(target)) {
+                    *in_flight.entry(target).or_default() += 1;
+                    running.push(send(fresh, run, connection, to_send));
                 }
             }
         }
         ready.retain(|_, queue| !queue.is_empty());
         if landed_now.is_empty() {
             match running.next().await {
-                Some(sent) => {
-                    if let Some(n) = in_flight.get_mut(sent.op.target.as_str()) {
+                Some((target, sent)) => {
+                    if let Some(n) = in_flight.get_mut(target) {
                         *n = n.saturating_sub(1);
                     }
-                    state.count_reach(&sent);
-                    landed_now.push(sent);
+                    for sent in sent {
+                        state.count_reach(&sent);
+                        landed_now.push(sent);
+                    }
                 }
                 None if finished == ops.len() => break,
                 None => {
@@ -296,12 +289,38 @@ struct Sent {
     kind: Option<ErrorKind>,
 }
 
-async fn send(fresh: &Fresh, run: roster_store::RunId, target: &AnyTarget, op: Operation) -> Sent {
-    let (outcome, kind) = match &op.action {
-        Action::SetPassword { .. } => (set_password(fresh, run, target, &op).await, None),
-        _ => apply_with_retry(target, &op).await,
-    };
-    Sent { op, outcome, kind }
+/// Sends one operation, or a batch of independent ones in as few requests as the target can
+/// (see [`Target::apply_batch`]); an operation of a batch that failed in a way worth retrying is
+/// retried on its own. Returns the target's name with what came back.
+async fn send<'a>(
+    fresh: &Fresh,
+    run: roster_store::RunId,
+    target: &'a AnyTarget,
+    mut ops: Vec<Operation>,
+) -> (&'a str, Vec<Sent>) {
+    let name = target.name();
+    if ops.len() == 1
+        && let Some(op) = ops.pop()
+    {
+        let (outcome, kind) = match &op.action {
+            Action::SetPassword { .. } => (set_password(fresh, run, target, &op).await, None),
+            _ => apply_with_retry(target, &op).await,
+        };
+        return (name, vec![Sent { op, outcome, kind }]);
+    }
+    let results = target.apply_batch(&ops).await;
+    let mut sent = Vec::with_capacity(ops.len());
+    for (op, result) in ops.into_iter().zip(results) {
+        let (outcome, kind) = match result {
+            Err(e) if e.kind == ErrorKind::Transient => {
+                tokio::time::sleep(retry_delay(1)).await;
+                apply_with_retry(target, &op).await
+            }
+            result => outcome_of(result),
+        };
+        sent.push(Sent { op, outcome, kind });
+    }
+    (name, sent)
 }
 
 /// What the apply knows of the operations that came back.
@@ -320,6 +339,26 @@ struct Landing {
 }
 
 impl Landing {
+    /// Why `op` is not sent at all, if it is not: a dependency that did not land, a target not in
+    /// the configuration, or one that stopped answering in this run.
+    fn not_sent(&self, op: &Operation, configured: bool) -> Option<Outcome> {
+        if let Some(dep) = op.depends_on.iter().find(|d| !self.landed.get(**d).copied().unwrap_or(false)) {
+            return Some(Outcome::Skipped {
+                reason: format!("operation #{dep}, which this one depends on, did not land"),
+            });
+        }
+        if !configured {
+            return Some(Outcome::Skipped { reason: format!("target {} is not in the configuration", op.target) });
+        }
+        self.is_unreachable(&op.target).then(|| Outcome::Failed {
+            error: format!(
+                "target {} stopped answering in this run: not attempted (the next run retries it)",
+                op.target
+            ),
+            unknown: false,
+        })
+    }
+
     fn is_unreachable(&self, target: &str) -> bool {
         self.unreachable.get(target).is_some_and(|n| *n >= UNREACHABLE_AFTER)
     }
@@ -618,17 +657,30 @@ async fn apply_with_retry(target: &AnyTarget, op: &Operation) -> (Outcome, Optio
     loop {
         attempt += 1;
         match target.apply(op).await {
-            Ok(applied) => return (Outcome::Done(applied), None),
             Err(e) if e.kind == ErrorKind::Transient && attempt < ATTEMPTS => {
-                tokio::time::sleep(Duration::from_millis(250 * 4u64.pow(attempt - 1))).await;
+                tokio::time::sleep(retry_delay(attempt)).await;
             }
-            Err(e) if e.kind == ErrorKind::Conflict => {
-                return (Outcome::Skipped { reason: format!("conflict: {e}") }, Some(e.kind));
-            }
-            Err(e) => {
-                return (Outcome::Failed { unknown: e.kind == ErrorKind::Unknown, error: e.to_string() }, Some(e.kind));
-            }
+            result => return outcome_of(result),
         }
+    }
+}
+
+/// How long to wait before the next try after `attempt` tries failed for a transient reason.
+fn retry_delay(attempt: u32) -> Duration {
+    Duration::from_millis(250 * 4u64.pow(attempt.saturating_sub(1)))
+}
+
+/// What a target's answer means for the run: a conflict is skipped (plan again), anything else
+/// that is not done has failed.
+fn outcome_of(
+    result: Result<roster_core::plan::Applied, roster_connectors::target::TargetError>,
+) -> (Outcome, Option<ErrorKind>) {
+    match result {
+        Ok(applied) => (Outcome::Done(applied), None),
+        Err(e) if e.kind == ErrorKind::Conflict => {
+            (Outcome::Skipped { reason: format!("conflict: {e}") }, Some(e.kind))
+        }
+        Err(e) => (Outcome::Failed { unknown: e.kind == ErrorKind::Unknown, error: e.to_string() }, Some(e.kind)),
     }
 }
 

@@ -156,6 +156,11 @@ fn joiners_movers_and_leavers_reach_a_scim_service() {
     assert_eq!(grace[ENTERPRISE]["manager"]["value"], ada["id"], "{grace:#}");
     assert_eq!(cloud.groups_of("1002"), ["staff-engineering"]);
     assert_eq!(cloud.groups_of("1003"), ["staff-research"]);
+    // The server offers bulk: the three creates, being independent, went in one bulk request, the
+    // two manager references (which wait for the creates) in a second.
+    let requests = cloud.server.requests().expect("the server's access log");
+    assert_eq!(requests.iter().filter(|r| *r == "POST /v2/Bulk").count(), 2, "{requests:#?}");
+    assert!(!requests.iter().any(|r| r == "POST /v2/Users"), "no create on its own: {requests:#?}");
 
     // Day two: Grace moves to Research: the same user, a new department and group.
     hr.worker("1002").department = "Research".into();
@@ -172,4 +177,45 @@ fn joiners_movers_and_leavers_reach_a_scim_service() {
     assert_eq!(alan["active"], false, "{alan:#}");
     assert!(cloud.groups_of("1003").is_empty(), "a leaver leaves the groups");
     assert_eq!(cloud.user("1001")["active"], true);
+}
+
+#[test]
+fn a_user_that_already_has_the_persons_external_id_is_adopted_not_duplicated() {
+    let cloud = Cloud::start();
+    // Before roster: the service already has Ada, with her employee number as externalId (as another
+    // provisioning tool or an import would have left her), an older userName, and no department.
+    let response = cloud
+        .http
+        .post(format!("{}/Users", cloud.server.base_url()))
+        .bearer_auth(cloud.server.token())
+        .header("Content-Type", "application/scim+json")
+        .body(
+            serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "alovelace",
+                "externalId": "1001",
+                "displayName": "A. Lovelace",
+                "active": true,
+            })
+            .to_string(),
+        )
+        .send()
+        .expect("POST /Users");
+    assert!(response.status().is_success(), "the existing user is created: {}", response.status());
+    let before = cloud.user("1001");
+
+    let hr = Hr::new([
+        Worker::new("1001", "Ada", "Lovelace", "Engineering").title("Head of Engineering"),
+        Worker::new("1002", "Grace", "Hopper", "Engineering").title("Engineer").manager("1001"),
+    ]);
+    cloud.run(&hr, "2026-03-02");
+    let ada = cloud.user("1001");
+    assert_eq!(ada["id"], before["id"], "adopted, not created again: {ada:#}");
+    assert_eq!(ada["userName"], "alovelace", "an adopted user keeps the login it had");
+    assert_eq!(ada["displayName"], "Ada Lovelace");
+    assert_eq!(ada[ENTERPRISE]["department"], "Engineering");
+    assert_eq!(cloud.groups_of("1001"), ["staff-engineering"]);
+    let grace = cloud.user("1002");
+    assert_eq!(grace[ENTERPRISE]["manager"]["value"], ada["id"], "{grace:#}");
+    assert_eq!(cloud.get("/Users")["totalResults"], 2, "no second Ada");
 }

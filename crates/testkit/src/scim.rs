@@ -110,6 +110,18 @@ impl ScimServer {
         self.port
     }
 
+    /// The requests the server has answered so far, in order, as `METHOD /path` (`POST /v2/Bulk`),
+    /// from its access log.
+    pub fn requests(&self) -> Result<Vec<String>> {
+        let log = std::fs::read_to_string(self.dir.path().join(LOG_FILE))?;
+        // `127.0.0.1 - - [date] "POST /v2/Bulk HTTP/1.1" 200 237`
+        Ok(log
+            .lines()
+            .filter_map(|line| line.split('"').nth(1))
+            .filter_map(|request| request.rsplit_once(' ').map(|(request, _version)| request.to_string()))
+            .collect())
+    }
+
     /// Stops the server (SIGTERM, then SIGKILL after 10 s) and waits until it is gone. Stopping a
     /// stopped server does nothing.
     pub fn stop(&mut self) -> Result<()> {

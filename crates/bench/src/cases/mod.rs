@@ -17,7 +17,8 @@ pub struct Case {
 }
 
 /// Every case, in the order `run` runs them.
-pub const ALL: &[Case] = &[plan::SCALING, daily::UNCHANGED, daily::FEW_CHANGES, first_load::OPENLDAP];
+pub const ALL: &[Case] =
+    &[plan::SCALING, daily::UNCHANGED, daily::FEW_CHANGES, first_load::OPENLDAP, first_load::SAMBA];
 
 pub struct Context {
     /// The `roster` binary under test.

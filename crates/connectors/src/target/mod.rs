@@ -103,6 +103,20 @@ impl Target for AnyTarget {
             AnyTarget::Scim(t) => Target::set_password(t, op, password).await,
         }
     }
+
+    fn batch_limit(&self) -> usize {
+        match self {
+            AnyTarget::Ldap(t) => t.batch_limit(),
+            AnyTarget::Scim(t) => t.batch_limit(),
+        }
+    }
+
+    async fn apply_batch(&self, ops: &[Operation]) -> Vec<Result<Applied, TargetError>> {
+        match self {
+            AnyTarget::Ldap(t) => Target::apply_batch(t, ops).await,
+            AnyTarget::Scim(t) => Target::apply_batch(t, ops).await,
+        }
+    }
 }
 
 /// What a target can do, declared before planning.
@@ -145,6 +159,20 @@ pub trait Target {
         op: &Operation,
         password: &SecretString,
     ) -> impl Future<Output = Result<Applied, TargetError>> + Send;
+    /// How many ready operations the target takes at once in [`Target::apply_batch`]: more than one
+    /// where the target sends several operations in one request (SCIM Bulk), one otherwise.
+    fn batch_limit(&self) -> usize {
+        1
+    }
+    /// Applies independent operations (none depends on another of the batch; never `set_password`),
+    /// at most [`Target::batch_limit`] of them. The results are in the order of `ops`. By default, one
+    /// by one, all in flight at once.
+    fn apply_batch(&self, ops: &[Operation]) -> impl Future<Output = Vec<Result<Applied, TargetError>>> + Send
+    where
+        Self: Sync,
+    {
+        futures_util::future::join_all(ops.iter().map(|op| self.apply(op)))
+    }
 }
 
 /// What kind of failure a target reports, which decides what the engine does next.

@@ -722,14 +722,13 @@ impl ScimTarget {
                 self.send_bulk(ops, chunk, &mut results).await;
             }
         }
-        let mut out = Vec::with_capacity(ops.len());
-        for (op, result) in ops.iter().zip(results) {
-            out.push(match result {
-                Some(result) => result,
-                None => self.apply(op).await,
-            });
+        // What bulk did not carry goes one by one, all in flight at once.
+        let singles: Vec<usize> = (0..ops.len()).filter(|index| results[*index].is_none()).collect();
+        let answers = futures_util::future::join_all(singles.iter().map(|index| self.apply(&ops[*index]))).await;
+        for (index, result) in singles.into_iter().zip(answers) {
+            results[index] = Some(result);
         }
-        out
+        results.into_iter().flatten().collect()
     }
 
     async fn send_bulk(
@@ -877,7 +876,25 @@ impl Target for ScimTarget {
     ) -> impl Future<Output = Result<Applied, TargetError>> + Send {
         ScimTarget::apply(self, op)
     }
+
+    /// The server's `maxOperations` when it offers bulk requests (at most a thousand a request).
+    fn batch_limit(&self) -> usize {
+        match self.features.bulk {
+            Some((max_operations, max_payload)) if max_operations > 0 && max_payload > 0 => {
+                usize::try_from(max_operations).unwrap_or(usize::MAX).min(MAX_BATCH)
+            }
+            _ => 1,
+        }
+    }
+
+    fn apply_batch(&self, ops: &[Operation]) -> impl Future<Output = Vec<Result<Applied, TargetError>>> + Send {
+        ScimTarget::apply_batch(self, ops)
+    }
 }
+
+/// The most operations the runner hands over at once, whatever the server's `maxOperations`: a
+/// bulk request is answered as a whole, and a thousand answers at a time is plenty.
+const MAX_BATCH: usize = 1000;
 
 /// The user DN the planner's `dn` expression should give for the person with `key`.
 pub fn user_dn(base: &str, key: &str) -> String {
