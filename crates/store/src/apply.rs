@@ -17,9 +17,8 @@ use crate::error::{Doing, Error, Result};
 use crate::links::LinkSet;
 use crate::runs::{RunId, check_running};
 
-/// Rows per multi-row audit insert: 12 columns x 500 rows stays far below SQLite's 32,766
-/// parameters.
-const CHUNK: usize = 500;
+/// Rows per multi-row audit insert (12 columns).
+const CHUNK: usize = crate::sql::rows_per_statement(12);
 
 /// What became of an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -68,8 +68,8 @@ type HmacSha256 = Hmac<Sha256>;
 /// Shortest audit key accepted, in bytes: 256 bits, the size of the hash.
 pub const MIN_AUDIT_KEY_BYTES: usize = 32;
 
-/// Events per multi-row insert: 5 columns x 2,000 rows stays below SQLite's 32,766 parameters.
-const CHUNK: usize = 2000;
+/// Events per multi-row insert (5 columns).
+const CHUNK: usize = crate::sql::rows_per_statement(5);
 
 /// Most problems of each kind a verification keeps (it counts them all).
 const MAX_PROBLEMS: usize = 1000;

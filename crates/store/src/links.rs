@@ -12,8 +12,10 @@ use crate::sql::Sql;
 use crate::codec::{self, Cells};
 use crate::error::{Doing, Result};
 
-/// Links per statement: 7 columns x 500 rows stays far below SQLite's 32,766 parameters.
-const CHUNK: usize = 500;
+/// Persons per `IN (...)` list (one value each, and the target).
+const CHUNK: usize = crate::sql::MAX_BINDS - 1;
+/// Links per multi-row insert (7 columns).
+const ROWS: usize = crate::sql::rows_per_statement(7);
 
 /// (target, person): a link's key.
 type Key = (String, String);
@@ -165,7 +167,7 @@ impl LinkSet {
             }
         }
 
-        for chunk in kept.chunks(CHUNK) {
+        for chunk in kept.chunks(ROWS) {
             let mut query =
                 Sql::new("INSERT INTO links (target, person, object_id, dn, enabled, vals, password_pending) ");
             query.push_values(chunk, |mut row, (key, link)| {

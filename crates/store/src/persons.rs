@@ -12,9 +12,11 @@ use crate::Store;
 use crate::codec::{self, Cells};
 use crate::error::{Doing, Error, Result};
 
-/// Rows per multi-row statement: 11 columns x 500 rows stays far below SQLite's 32,766 parameters,
-/// and one statement text per chunk size keeps the prepared-statement cache small.
-const CHUNK: usize = 500;
+/// Keys per `IN (...)` list; one statement text per chunk size keeps the prepared-statement cache
+/// small.
+const CHUNK: usize = crate::sql::MAX_BINDS;
+/// Persons per multi-row insert (11 columns).
+const ROWS: usize = crate::sql::rows_per_statement(11);
 
 /// Login names compare as directories compare them.
 fn fold(login: &str) -> String {
@@ -157,7 +159,7 @@ impl Store {
             }
         }
 
-        for chunk in kept.chunks(CHUNK) {
+        for chunk in kept.chunks(ROWS) {
             let mut query = Sql::new(
                 "INSERT INTO persons (key, login, state, records, eval_hash, missing_reads, left_on, next_transition, hold, record_keys, provenance) ",
             );
