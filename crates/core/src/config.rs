@@ -798,6 +798,11 @@ pub struct TargetConfig {
     /// 32; `1` applies one operation at a time, in plan order.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// LDAP kinds: hours after this target's last full read when a daily run reads it in full
+    /// again. In between, a run that evaluates few persons reads only their accounts and what
+    /// their plan needs; accounts changed outside roster, orphans and foreign group members are
+    /// found by the full read. Default 24; `0`: every run reads the target in full.
+    pub full_read_after_hours: Option<u32>,
     /// Subtrees roster may change; everything else is never modified. Default for `scim`:
     /// `ou=Users,<base>` and `ou=Groups,<base>`.
     #[serde(default)]

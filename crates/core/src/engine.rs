@@ -248,185 +248,9 @@ pub fn plan(input: &PlanInput) -> Plan {
     //    effect where a source holds several per key (`effective.rs`). A person's stored
     //    records hold them where a row is quarantined, and make them missing where a complete
     //    source no longer lists them.
-    let chosen: Vec<Cow<SourceRead>> =
-        input.reads.iter().map(|r| effective::choose(&settings.sources, r, today, &mut planner.notices)).collect();
+    let (chosen, links) = rows_and_links(input, &mut planner.notices);
     let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
-    let correlated = correlate::correlate(settings, &reads, snapshot);
-    planner.notices.extend(correlated.notices.iter().cloned());
-    let mut quarantined: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    let mut complete: BTreeSet<&str> = BTreeSet::new();
-    for read in &reads {
-        // A row whose key could not be read belongs to someone unknown: that someone must not look
-        // missing, so nobody is treated as missing from such a read.
-        let keyless = read.quarantined.iter().filter(|q| q.key.is_none()).count();
-        if read.complete && keyless == 0 {
-            complete.insert(&read.source);
-        } else if read.complete {
-            planner.notice(
-                NoticeKind::Missing,
-                None,
-                None,
-                format!(
-                    "source {}: {keyless} quarantined row(s) have no readable key, so nobody is treated as missing from this read",
-                    read.source
-                ),
-            );
-        }
-        for q in &read.quarantined {
-            if let Some(k) = &q.key {
-                quarantined.entry(read.source.as_str()).or_default().insert(k);
-            }
-        }
-    }
-    let read_sources: BTreeSet<&str> = reads.iter().map(|r| r.source.as_str()).collect();
-    let keys: BTreeSet<&str> = snapshot.persons.keys().chain(correlated.persons.keys()).map(String::as_str).collect();
-    // Persons with work left from an earlier run are evaluated whatever their records say.
-    let mut unfinished: BTreeSet<&str> = snapshot.unfinished_creates.iter().map(|u| u.person.as_str()).collect();
-    unfinished.extend(snapshot.failures.iter().map(|f| f.person.as_str()));
-    unfinished.extend(snapshot.links.iter().filter(|l| l.password_pending).map(|l| l.person.as_str()));
-    let tombstoned: BTreeSet<&str> = snapshot.tombstones.iter().map(|t| t.person.as_str()).collect();
-    let mut links: HashMap<(&str, &str), &Link> = HashMap::new();
-    for l in &snapshot.links {
-        links.insert((l.target.as_str(), l.person.as_str()), l);
-    }
-    // A person who should have an account and has no link in some target (disputed, protected,
-    // waiting for a manager...) is evaluated until they have.
-    let unlinked = |s: &StoredPerson| {
-        needs_account(s.state) && settings.targets.iter().any(|t| !links.contains_key(&(t.name(), s.key.as_str())))
-    };
-    // A linked account the view no longer holds was deleted outside roster; one whose owned values
-    // or enabled state differ from what roster last left was changed outside roster: its person is
-    // evaluated, so `on_deleted`, the drift policy and the disabled-outside-roster report apply.
-    let present: BTreeMap<&str, HashMap<&str, &TargetEntry>> = input
-        .views
-        .iter()
-        .map(|(name, view)| (name.as_str(), view.entries.iter().map(|e| (e.object_id.as_str(), e)).collect()))
-        .collect();
-    let changed_outside = |s: &StoredPerson| {
-        settings.targets.iter().any(|t| {
-            let Some(l) = links.get(&(t.name(), s.key.as_str())) else { return false };
-            let Some(e) = present.get(t.name()).and_then(|ids| ids.get(l.object_id.as_str())) else { return true };
-            entry_enabled(t, e, Some(l)) != l.enabled
-                || l.values.iter().any(|(attr, written)| {
-                    let now = e.attrs.get(attr).map_or(&[][..], Vec::as_slice);
-                    now != written.as_slice() && !same_values(attr, now, written, false)
-                })
-        })
-    };
-
-    let mut people: Vec<Evaluated> = Vec::new();
-    for key in keys {
-        let stored = snapshot.persons.get(key);
-        let fresh = correlated.persons.get(key);
-        let mut records: BTreeMap<String, &Arc<Attrs>> = BTreeMap::new();
-        let mut record_keys = BTreeMap::new();
-        let mut missing_sources = Vec::new();
-        for source in &settings.sources {
-            let name = source.name.as_str();
-            let record_key = if let Some((record_key, attrs)) = fresh.and_then(|m| m.get(name)) {
-                records.insert(name.to_string(), *attrs);
-                *record_key
-            } else if let Some(previous) = stored.and_then(|s| s.records.get(name)) {
-                records.insert(name.to_string(), previous);
-                let record_key = correlate::stored_record_key(snapshot, key, name);
-                let held = quarantined.get(name).is_some_and(|q| q.contains(record_key));
-                if !held && complete.contains(name) && read_sources.contains(name) {
-                    missing_sources.push(name.to_string());
-                }
-                record_key
-            } else {
-                continue;
-            };
-            if record_key != key {
-                record_keys.insert(name.to_string(), record_key.to_string());
-            }
-        }
-        if records.is_empty() {
-            continue;
-        }
-        let missing_reads = if missing_sources.is_empty() { 0 } else { stored.map_or(0, |s| s.missing_reads) + 1 };
-        let gone = missing_reads >= settings.lifecycle.missing_after_reads.max(1);
-        let eval_hash = hash_person(&settings.hash, &records);
-        if let Some(s) = stored.filter(|s| {
-            !input.evaluate_all
-                && s.eval_hash == eval_hash
-                && s.next_transition.is_none_or(|due| due > today)
-                && missing_reads == 0
-                && s.missing_reads == 0
-                && s.hold.is_none()
-                && !correlated.disputed.contains_key(key)
-                && !unfinished.contains(key)
-                && !unlinked(s)
-                && !changed_outside(s)
-        }) {
-            let manager = s
-                .records
-                .values()
-                .find_map(|r| r.get("manager"))
-                .map(FieldValue::to_text)
-                .filter(|m| !m.is_empty())
-                .map(|m| correlated.person_of(&m).to_string());
-            people.push(settled(s, eval_hash, manager));
-            continue;
-        }
-        let records: BTreeMap<String, Arc<Attrs>> =
-            records.into_iter().map(|(source, attrs)| (source, Arc::clone(attrs))).collect();
-        if !missing_sources.is_empty() && !gone {
-            planner.notice(
-                NoticeKind::Missing,
-                Some(key),
-                None,
-                format!(
-                    "missing from complete source {} ({} of {} reads before roster treats the person as gone)",
-                    missing_sources.join(", "),
-                    missing_reads,
-                    settings.lifecycle.missing_after_reads
-                ),
-            );
-        }
-        let disputed = correlated.disputed.get(key).map(|why| Hold { reason: why.clone(), until: None });
-        let mut p = evaluate_person(
-            settings,
-            today,
-            key,
-            stored,
-            records,
-            record_keys,
-            &missing_sources,
-            missing_reads,
-            &tombstoned,
-        );
-        p.manager = p.texts.get("manager").map(|m| correlated.person_of(m).to_string());
-        p.hold = p.hold.or(disputed);
-        p.eval_hash = eval_hash;
-        people.push(p);
-    }
-    // A person's manager reference is the manager's DN: when a manager is evaluated (and may
-    // move), so are their reports.
-    if people.iter().any(|p| !p.evaluate) {
-        let evaluated: BTreeSet<String> = people.iter().filter(|p| p.evaluate).map(|p| p.key.clone()).collect();
-        for p in people.iter_mut().filter(|p| !p.evaluate) {
-            if p.manager.as_ref().is_some_and(|m| evaluated.contains(m))
-                && let Some(stored) = snapshot.persons.get(&p.key)
-            {
-                let hash = std::mem::take(&mut p.eval_hash);
-                let manager = p.manager.take();
-                *p = evaluate_person(
-                    settings,
-                    today,
-                    &stored.key,
-                    Some(stored),
-                    stored.records.clone(),
-                    stored.record_keys.clone(),
-                    &[],
-                    0,
-                    &tombstoned,
-                );
-                p.manager = manager;
-                p.eval_hash = hash;
-            }
-        }
-    }
+    let mut people = evaluate_people(input, &reads, &links, &mut planner);
 
     // 2. Links and entries per target, and adoption candidates by correlation value.
     let empty_view = TargetView::default();
@@ -609,6 +433,21 @@ pub fn plan(input: &PlanInput) -> Plan {
             }
             let link = links.get(&(rules.name(), p.key.as_str()));
             let linked_entry = link.and_then(|l| by_id.get(l.object_id.as_str()).copied());
+            // An account a partial view did not ask for is unknown, not gone.
+            if let (Some(l), Some(asked)) = (link, &view.partial)
+                && !asked.object_ids.contains(&l.object_id)
+            {
+                planner.notice(
+                    NoticeKind::EvaluationFailed,
+                    Some(&p.key),
+                    Some(rules.name()),
+                    format!(
+                        "linked entry {} (id {}) was not read in this partial read: nothing planned",
+                        l.dn, l.object_id
+                    ),
+                );
+                continue;
+            }
             if let (Some(l), None) = (link, linked_entry) {
                 let recreate = rules.config.on_deleted == Some(DeletedPolicy::Recreate);
                 planner.notice(
@@ -1260,7 +1099,10 @@ pub fn plan(input: &PlanInput) -> Plan {
             note_person(&mut summary_people, p, &planner, before);
         }
 
-        plan_orphans(&mut planner, rules, view, &current, &owner_of, &people);
+        // A partial view holds no account that is nobody's: orphans are for the full read.
+        if view.partial.is_none() {
+            plan_orphans(&mut planner, rules, view, &current, &owner_of, &people);
+        }
         // A held person was never given a current entry above: their account is found by its
         // link, so that authoritative groups keep them as members while the hold lasts.
         for p in people.iter().filter(|p| p.hold.is_some() || p.failed) {
@@ -1430,6 +1272,9 @@ pub fn plan(input: &PlanInput) -> Plan {
         operations: operations.len() as u64,
         quarantined_rows: reads.iter().map(|r| r.quarantined.len() as u64).sum(),
         notices: notices.len() as u64,
+        partial_read: input.views.values().any(|v| v.partial.is_some()),
+        entries_read: input.views.values().map(|v| (v.entries.len() + v.groups.len()) as u64).sum(),
+        stored_persons: snapshot.persons.len() as u64,
     };
     let provenance = people
         .iter()
@@ -1449,6 +1294,221 @@ pub fn plan(input: &PlanInput) -> Plan {
         source_counts,
         summary,
     }
+}
+
+/// The keys of the persons [`plan`] evaluates with these inputs: what a partial read of a target
+/// must fetch. `input.views` holds the targets read in full, and for each target to be read in
+/// part a view marked partial (which judges no account changed outside roster).
+pub fn evaluated_persons(input: &PlanInput) -> BTreeSet<String> {
+    let mut planner = Planner { notices: Vec::new(), drafts: Vec::new() };
+    let (chosen, links) = rows_and_links(input, &mut planner.notices);
+    let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
+    evaluate_people(input, &reads, &links, &mut planner).into_iter().filter(|p| p.evaluate).map(|p| p.key).collect()
+}
+
+/// The rows in effect of each read (`effective.rs`), and the stored links by (target, person).
+type LinksByPerson<'a> = HashMap<(&'a str, &'a str), &'a Link>;
+fn rows_and_links<'a>(
+    input: &PlanInput<'a>,
+    notices: &mut Vec<Notice>,
+) -> (Vec<Cow<'a, SourceRead>>, LinksByPerson<'a>) {
+    let chosen =
+        input.reads.iter().map(|r| effective::choose(&input.settings.sources, r, input.as_of, notices)).collect();
+    let mut links: LinksByPerson = HashMap::new();
+    for l in &input.snapshot.links {
+        links.insert((l.target.as_str(), l.person.as_str()), l);
+    }
+    (chosen, links)
+}
+
+/// Step 1 of the plan: every person of this run, from this run's records and the stored ones,
+/// evaluated or settled (see "Incremental evaluation" in `docs/benchmarks.md`).
+fn evaluate_people(
+    input: &PlanInput,
+    reads: &[&SourceRead],
+    links: &LinksByPerson,
+    planner: &mut Planner,
+) -> Vec<Evaluated> {
+    let settings = input.settings;
+    let snapshot = input.snapshot;
+    let today = input.as_of;
+    let correlated = correlate::correlate(settings, reads, snapshot);
+    planner.notices.extend(correlated.notices.iter().cloned());
+    let mut quarantined: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut complete: BTreeSet<&str> = BTreeSet::new();
+    for read in reads {
+        // A row whose key could not be read belongs to someone unknown: that someone must not look
+        // missing, so nobody is treated as missing from such a read.
+        let keyless = read.quarantined.iter().filter(|q| q.key.is_none()).count();
+        if read.complete && keyless == 0 {
+            complete.insert(&read.source);
+        } else if read.complete {
+            planner.notice(
+                NoticeKind::Missing,
+                None,
+                None,
+                format!(
+                    "source {}: {keyless} quarantined row(s) have no readable key, so nobody is treated as missing from this read",
+                    read.source
+                ),
+            );
+        }
+        for q in &read.quarantined {
+            if let Some(k) = &q.key {
+                quarantined.entry(read.source.as_str()).or_default().insert(k);
+            }
+        }
+    }
+    let read_sources: BTreeSet<&str> = reads.iter().map(|r| r.source.as_str()).collect();
+    let keys: BTreeSet<&str> = snapshot.persons.keys().chain(correlated.persons.keys()).map(String::as_str).collect();
+    // Persons with work left from an earlier run are evaluated whatever their records say.
+    let mut unfinished: BTreeSet<&str> = snapshot.unfinished_creates.iter().map(|u| u.person.as_str()).collect();
+    unfinished.extend(snapshot.failures.iter().map(|f| f.person.as_str()));
+    unfinished.extend(snapshot.links.iter().filter(|l| l.password_pending).map(|l| l.person.as_str()));
+    let tombstoned: BTreeSet<&str> = snapshot.tombstones.iter().map(|t| t.person.as_str()).collect();
+    // A person who should have an account and has no link in some target (disputed, protected,
+    // waiting for a manager...) is evaluated until they have.
+    let unlinked = |s: &StoredPerson| {
+        needs_account(s.state) && settings.targets.iter().any(|t| !links.contains_key(&(t.name(), s.key.as_str())))
+    };
+    // A linked account the view no longer holds was deleted outside roster; one whose owned values
+    // or enabled state differ from what roster last left was changed outside roster: its person is
+    // evaluated, so `on_deleted`, the drift policy and the disabled-outside-roster report apply.
+    let present: BTreeMap<&str, HashMap<&str, &TargetEntry>> = input
+        .views
+        .iter()
+        .map(|(name, view)| (name.as_str(), view.entries.iter().map(|e| (e.object_id.as_str(), e)).collect()))
+        .collect();
+    // A partial view holds only the accounts of the persons evaluated anyway: changes outside
+    // roster to the others' accounts are found by the next full read.
+    let partial: BTreeSet<&str> =
+        input.views.iter().filter(|(_, v)| v.partial.is_some()).map(|(name, _)| name.as_str()).collect();
+    let changed_outside = |s: &StoredPerson| {
+        settings.targets.iter().filter(|t| !partial.contains(t.name())).any(|t| {
+            let Some(l) = links.get(&(t.name(), s.key.as_str())) else { return false };
+            let Some(e) = present.get(t.name()).and_then(|ids| ids.get(l.object_id.as_str())) else { return true };
+            entry_enabled(t, e, Some(l)) != l.enabled
+                || l.values.iter().any(|(attr, written)| {
+                    let now = e.attrs.get(attr).map_or(&[][..], Vec::as_slice);
+                    now != written.as_slice() && !same_values(attr, now, written, false)
+                })
+        })
+    };
+
+    let mut people: Vec<Evaluated> = Vec::new();
+    for key in keys {
+        let stored = snapshot.persons.get(key);
+        let fresh = correlated.persons.get(key);
+        let mut records: BTreeMap<String, &Arc<Attrs>> = BTreeMap::new();
+        let mut record_keys = BTreeMap::new();
+        let mut missing_sources = Vec::new();
+        for source in &settings.sources {
+            let name = source.name.as_str();
+            let record_key = if let Some((record_key, attrs)) = fresh.and_then(|m| m.get(name)) {
+                records.insert(name.to_string(), *attrs);
+                *record_key
+            } else if let Some(previous) = stored.and_then(|s| s.records.get(name)) {
+                records.insert(name.to_string(), previous);
+                let record_key = correlate::stored_record_key(snapshot, key, name);
+                let held = quarantined.get(name).is_some_and(|q| q.contains(record_key));
+                if !held && complete.contains(name) && read_sources.contains(name) {
+                    missing_sources.push(name.to_string());
+                }
+                record_key
+            } else {
+                continue;
+            };
+            if record_key != key {
+                record_keys.insert(name.to_string(), record_key.to_string());
+            }
+        }
+        if records.is_empty() {
+            continue;
+        }
+        let missing_reads = if missing_sources.is_empty() { 0 } else { stored.map_or(0, |s| s.missing_reads) + 1 };
+        let gone = missing_reads >= settings.lifecycle.missing_after_reads.max(1);
+        let eval_hash = hash_person(&settings.hash, &records);
+        if let Some(s) = stored.filter(|s| {
+            !input.evaluate_all
+                && s.eval_hash == eval_hash
+                && s.next_transition.is_none_or(|due| due > today)
+                && missing_reads == 0
+                && s.missing_reads == 0
+                && s.hold.is_none()
+                && !correlated.disputed.contains_key(key)
+                && !unfinished.contains(key)
+                && !unlinked(s)
+                && !changed_outside(s)
+        }) {
+            let manager = s
+                .records
+                .values()
+                .find_map(|r| r.get("manager"))
+                .map(FieldValue::to_text)
+                .filter(|m| !m.is_empty())
+                .map(|m| correlated.person_of(&m).to_string());
+            people.push(settled(s, eval_hash, manager));
+            continue;
+        }
+        let records: BTreeMap<String, Arc<Attrs>> =
+            records.into_iter().map(|(source, attrs)| (source, Arc::clone(attrs))).collect();
+        if !missing_sources.is_empty() && !gone {
+            planner.notice(
+                NoticeKind::Missing,
+                Some(key),
+                None,
+                format!(
+                    "missing from complete source {} ({} of {} reads before roster treats the person as gone)",
+                    missing_sources.join(", "),
+                    missing_reads,
+                    settings.lifecycle.missing_after_reads
+                ),
+            );
+        }
+        let disputed = correlated.disputed.get(key).map(|why| Hold { reason: why.clone(), until: None });
+        let mut p = evaluate_person(
+            settings,
+            today,
+            key,
+            stored,
+            records,
+            record_keys,
+            &missing_sources,
+            missing_reads,
+            &tombstoned,
+        );
+        p.manager = p.texts.get("manager").map(|m| correlated.person_of(m).to_string());
+        p.hold = p.hold.or(disputed);
+        p.eval_hash = eval_hash;
+        people.push(p);
+    }
+    // A person's manager reference is the manager's DN: when a manager is evaluated (and may
+    // move), so are their reports.
+    if people.iter().any(|p| !p.evaluate) {
+        let evaluated: BTreeSet<String> = people.iter().filter(|p| p.evaluate).map(|p| p.key.clone()).collect();
+        for p in people.iter_mut().filter(|p| !p.evaluate) {
+            if p.manager.as_ref().is_some_and(|m| evaluated.contains(m))
+                && let Some(stored) = snapshot.persons.get(&p.key)
+            {
+                let hash = std::mem::take(&mut p.eval_hash);
+                let manager = p.manager.take();
+                *p = evaluate_person(
+                    settings,
+                    today,
+                    &stored.key,
+                    Some(stored),
+                    stored.records.clone(),
+                    stored.record_keys.clone(),
+                    &[],
+                    0,
+                    &tombstoned,
+                );
+                p.manager = manager;
+                p.eval_hash = hash;
+            }
+        }
+    }
+    people
 }
 
 /// A settled person: not evaluated in this run, held as the store has them. Only the manager's
@@ -1939,6 +1999,10 @@ fn plan_groups(
                 );
             }
             Some(g) => {
+                // A partial view lists a group's members among the entries it read (all of them,
+                // where the group was read whole): only evaluated persons' memberships are
+                // removed, and the placeholder is judged only against the whole list.
+                let whole = view.complete_group(norm);
                 let placeholder = rules.config.empty_group_member.clone().unwrap_or_else(|| g.dn.clone());
                 let placeholder_norm = normalize_dn(&placeholder);
                 let have: BTreeMap<String, &String> = g
@@ -1955,6 +2019,7 @@ fn plan_groups(
                     .filter(|(n, _)| rules.group_mode == GroupMode::Authoritative || managed_members.contains_key(*n))
                     // A person not evaluated in this run keeps the memberships they have.
                     .filter(|(n, _)| managed_members.get(*n).is_none_or(|p| p.evaluate))
+                    .filter(|(n, _)| view.partial.is_none() || managed_members.get(*n).is_some_and(|p| p.evaluate))
                     .collect();
                 // A groupOfNames cannot be empty; an AD group can.
                 let placeholder_norm = if ad { String::new() } else { placeholder_norm };
@@ -1972,7 +2037,7 @@ fn plan_groups(
                         vec![],
                     );
                 }
-                if !ad && remaining == 0 && !have.contains_key(&placeholder_norm) && !removes.is_empty() {
+                if whole && !ad && remaining == 0 && !have.contains_key(&placeholder_norm) && !removes.is_empty() {
                     planner.draft(
                         None,
                         rules.name(),
@@ -2001,7 +2066,11 @@ fn plan_groups(
                         vec![],
                     );
                 }
-                if remaining > 0 && have.contains_key(&placeholder_norm) && !want.contains_key(&placeholder_norm) {
+                if whole
+                    && remaining > 0
+                    && have.contains_key(&placeholder_norm)
+                    && !want.contains_key(&placeholder_norm)
+                {
                     planner.draft(
                         None,
                         rules.name(),

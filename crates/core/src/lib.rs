@@ -10,6 +10,7 @@ pub mod explain;
 pub mod expr;
 pub mod lifecycle;
 pub mod login;
+pub mod partial;
 pub mod plan;
 pub mod render;
 pub mod settings;

@@ -259,6 +259,13 @@ pub struct Summary {
     pub operations: u64,
     pub quarantined_rows: u64,
     pub notices: u64,
+    /// Whether some target was read only in part: the accounts of the persons evaluated and what
+    /// their plan needs, not the whole managed scope (see `full_read_after_hours`).
+    pub partial_read: bool,
+    /// Accounts and groups read from the targets.
+    pub entries_read: u64,
+    /// Persons read from the store.
+    pub stored_persons: u64,
 }
 
 /// A whole plan.

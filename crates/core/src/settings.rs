@@ -890,6 +890,13 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 "only a kind = \"entra\" or \"entra_inbound\" target takes this table",
             );
         }
+        if (scim || entra || entra_inbound) && t.full_read_after_hours.is_some() {
+            ck.error(
+                format!("{key}.full_read_after_hours"),
+                None,
+                "this kind of target is read in full by every run: the key is for the ldap and active_directory kinds",
+            );
+        }
         if scim {
             check_scim_target(&mut ck, &key, t);
         } else if entra {

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::attr::AttrMap;
+use crate::dn::normalize_dn;
 use crate::lifecycle::LifecycleState;
 use crate::source::Attrs;
 
@@ -149,6 +150,85 @@ pub struct TargetView {
     pub groups: Vec<TargetGroup>,
     /// Normalized DNs of the containers (OUs and the like) that exist in the managed scope.
     pub containers: BTreeSet<String>,
-    /// Lowercased values of the login attribute anywhere under the uniqueness base.
+    /// Lowercased values of the login attribute anywhere under the uniqueness base (in a partial
+    /// view: those of the logins asked for that some entry holds).
     pub taken_logins: BTreeSet<String>,
+    /// `Some` when the view holds only what a [`ViewRequest`] asked for, not the whole managed
+    /// scope: what it does not hold is unknown, never gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<ViewRequest>,
+}
+
+impl TargetView {
+    /// Normalized DNs of the groups whose whole member list this view holds: every group of a full
+    /// view; in a partial one, those asked for by [`ViewRequest::groups`]. Another group of a
+    /// partial view lists only the members among the entries read.
+    pub fn complete_group(&self, normalized_dn: &str) -> bool {
+        self.partial.as_ref().is_none_or(|p| p.groups.contains(normalized_dn))
+    }
+
+    /// Adds to this partial view a partial read of more (`more.partial` says what it asked for):
+    /// its new entries, its groups (replacing this view's where `more` read one whole, else adding
+    /// the members it found), containers and taken logins.
+    pub fn merge_part(&mut self, more: TargetView) {
+        let known: BTreeSet<String> = self.entries.iter().map(|e| e.object_id.clone()).collect();
+        self.entries.extend(more.entries.into_iter().filter(|e| !known.contains(&e.object_id)));
+        let asked = more.partial.unwrap_or_default();
+        for group in more.groups {
+            let norm = normalize_dn(&group.dn);
+            match self.groups.iter_mut().find(|g| normalize_dn(&g.dn) == norm) {
+                Some(held) if asked.groups.contains(&norm) => *held = group,
+                Some(held) => {
+                    for m in group.members {
+                        if !held.members.iter().any(|h| normalize_dn(h) == normalize_dn(&m)) {
+                            held.members.push(m);
+                        }
+                    }
+                }
+                None => self.groups.push(group),
+            }
+        }
+        self.containers.extend(more.containers);
+        self.taken_logins.extend(more.taken_logins);
+        self.partial.get_or_insert_with(ViewRequest::default).extend(asked);
+        self.entries.sort_by_cached_key(|e| normalize_dn(&e.dn));
+        self.groups.sort_by_cached_key(|g| normalize_dn(&g.dn));
+    }
+}
+
+/// What a partial read of a target asks for: the accounts of the persons a daily run evaluates and
+/// what their plan needs around them. The read returns those entries (with every group in the
+/// managed scope that has one of them as a member, listing those members), the groups asked for
+/// with their whole member lists, the entry or group at each DN asked for, the containers, and
+/// which of the logins asked for some entry holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewRequest {
+    /// Object ids of the persons' linked accounts.
+    pub object_ids: BTreeSet<String>,
+    /// Values of the target's correlation attribute (the persons' keys): accounts to adopt.
+    pub keys: BTreeSet<String>,
+    /// DNs whose account or group, if one exists, is read: a new or renamed account's DN, a
+    /// new group's DN.
+    pub dns: BTreeSet<String>,
+    /// Normalized DNs of the groups read with their whole member list.
+    pub groups: BTreeSet<String>,
+    /// Login names to look for under the uniqueness base.
+    pub logins: BTreeSet<String>,
+}
+
+impl ViewRequest {
+    /// Adds what `more` asks for; whether anything was new.
+    pub fn extend(&mut self, more: ViewRequest) -> bool {
+        let before = self.len();
+        self.object_ids.extend(more.object_ids);
+        self.keys.extend(more.keys);
+        self.dns.extend(more.dns);
+        self.groups.extend(more.groups);
+        self.logins.extend(more.logins);
+        self.len() != before
+    }
+
+    fn len(&self) -> usize {
+        self.object_ids.len() + self.keys.len() + self.dns.len() + self.groups.len() + self.logins.len()
+    }
 }

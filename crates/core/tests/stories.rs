@@ -2,20 +2,22 @@
 //! with the plan applied to a simulated directory and store between days, as a real run would.
 //! Each `stories/*.toml` file is one story; `stories/base.toml` is the shared configuration.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::NaiveDate;
 use roster_core::attr::AttrName;
 use roster_core::config::SourceConfig;
 use roster_core::dn::{Dn, normalize_dn};
-use roster_core::engine::{PlanInput, plan};
+use roster_core::engine::{PlanInput, evaluated_persons, plan};
+use roster_core::partial::{first_request, more_to_read};
 use roster_core::plan::{Action, Plan};
 use roster_core::render::render;
 use roster_core::settings::{Settings, load};
 use roster_core::source::{FieldValue, Location, QuarantinedRow, Record, SourceRead};
 use roster_core::state::{
     Link, ManagedGroup, Snapshot, StoredPerson, TargetEntry, TargetGroup, TargetView, Tombstone, UnfinishedCreate,
+    ViewRequest,
 };
 use serde::Deserialize;
 
@@ -552,4 +554,147 @@ fn a_daily_run_evaluates_only_the_persons_it_must() {
     let everyone = day("2026-03-05", rows("Marketing", "Senior Admin"), true);
     assert_eq!(everyone.summary.evaluated, 6);
     assert!(everyone.operations.is_empty(), "{}", render(&everyone));
+}
+
+/// What a directory's partial read returns for `ask` (as `LdapTarget::read_part` does): the
+/// accounts with an asked id or key or at an asked DN, the groups holding them (listing only them),
+/// the asked groups whole, the containers, and the asked logins some account holds.
+fn read_part(full: &TargetView, ask: &ViewRequest, correlate: &str) -> TargetView {
+    let correlate = AttrName::new(correlate);
+    let asked_dns: BTreeSet<String> = ask.dns.iter().map(|d| normalize_dn(d)).collect();
+    let entries: Vec<TargetEntry> = full
+        .entries
+        .iter()
+        .filter(|e| {
+            ask.object_ids.contains(&e.object_id)
+                || asked_dns.contains(&normalize_dn(&e.dn))
+                || e.attrs.get(&correlate).is_some_and(|v| v.iter().any(|k| ask.keys.contains(k)))
+        })
+        .cloned()
+        .collect();
+    let read: BTreeSet<String> = entries.iter().map(|e| normalize_dn(&e.dn)).collect();
+    let groups = full
+        .groups
+        .iter()
+        .filter_map(|g| {
+            let norm = normalize_dn(&g.dn);
+            if ask.groups.contains(&norm) || asked_dns.contains(&norm) {
+                return Some(g.clone());
+            }
+            let members: Vec<String> = g.members.iter().filter(|m| read.contains(&normalize_dn(m))).cloned().collect();
+            (!members.is_empty()).then(|| TargetGroup { members, ..g.clone() })
+        })
+        .collect();
+    let taken_logins =
+        full.taken_logins.iter().filter(|l| ask.logins.iter().any(|a| a.to_lowercase() == **l)).cloned().collect();
+    TargetView {
+        target: full.target.clone(),
+        entries,
+        groups,
+        containers: full.containers.clone(),
+        taken_logins,
+        partial: Some(ask.clone()),
+    }
+}
+
+/// A daily run that reads only the evaluated persons' accounts, then what its plan needs, plans
+/// what the run that read everything plans; an account it did not read is unknown, never gone.
+#[test]
+fn a_partial_view_plans_what_the_full_view_plans_and_takes_nothing_unread_for_gone() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stories");
+    let settings = load(&std::fs::read_to_string(dir.join("base.toml")).unwrap(), "base.toml").unwrap();
+    let rules = &settings.targets[0];
+    let mut sim = Sim {
+        view: directory(&["uid=cy.cole,ou=people,dc=example,dc=org|uid=cy.cole;cn=Cy Cole".to_string()]),
+        snapshot: Snapshot::default(),
+        next_id: 0,
+        passwords_set: 0,
+    };
+    let header = "key | given_name | family_name | hire_date | last_day | department | title | location | manager";
+    // Bob's last day, Ed's department, Gus's manager, Di's department, and whether Cy joins.
+    let rows = |bob_leaves: &str, ed: &str, gus_manager: &str, di: &str, cy: bool| {
+        let mut rows = format!(
+            "00001 | Ada | Lovelace | 2020-01-01 | | Sales | Head | Berlin |
+             00002 | Bob | Baker | 2020-01-01 | {bob_leaves} | Sales | Rep | Berlin | 00001
+             00004 | Di | Dane | 2020-01-01 | | {di} | Admin | Berlin |
+             00005 | Ed | Eames | 2020-01-01 | | {ed} | Admin | Berlin | 00004
+             00007 | Gus | Gray | 2020-01-01 | | IT | Admin | Berlin | {gus_manager}"
+        );
+        if cy {
+            rows += "\n00008 | Cy | Cole | 2026-03-03 | | IT | Admin | Berlin | 00004";
+        }
+        rows
+    };
+    let base = rows("", "IT", "00004", "IT", false);
+    let base = base.as_str();
+    let as_of = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+    let plan_with = |sim: &Sim, day: &str, hr: &str, view: TargetView| {
+        let views = BTreeMap::from([(rules.name().to_string(), view)]);
+        let reads = [read(&settings.sources[0], &format!("{header}\n{hr}"))];
+        plan(&PlanInput {
+            settings: &settings,
+            as_of: as_of(day),
+            reads: &reads,
+            snapshot: &sim.snapshot,
+            views: &views,
+            evaluate_all: false,
+        })
+    };
+    let first = plan_with(&sim, "2026-03-02", base, sim.view.clone());
+    sim.apply(&first, &[], None);
+
+    // A joiner whose first login a foreign account holds, a leaver, a mover, a manager change.
+    let day = "2026-03-03";
+    let hr = rows("2026-03-02", "Sales", "00001", "IT", true);
+    let full = plan_with(&sim, day, &hr, sim.view.clone());
+    let reads = [read(&settings.sources[0], &format!("{header}\n{hr}"))];
+    let placeholder = BTreeMap::from([(
+        rules.name().to_string(),
+        TargetView { partial: Some(ViewRequest::default()), ..TargetView::default() },
+    )]);
+    let evaluated = evaluated_persons(&PlanInput {
+        settings: &settings,
+        as_of: as_of(day),
+        reads: &reads,
+        snapshot: &sim.snapshot,
+        views: &placeholder,
+        evaluate_all: false,
+    });
+    assert_eq!(evaluated.len() as u64, full.summary.evaluated, "{}", render(&full));
+    assert!(evaluated.len() < 5, "{evaluated:?}");
+    let mut ask = first_request(rules, &sim.snapshot, &evaluated);
+    let mut view = read_part(&sim.view, &ask, &rules.config.correlate);
+    let mut rounds = 0;
+    let part = loop {
+        let part = plan_with(&sim, day, &hr, view.clone());
+        let views = BTreeMap::from([(rules.name().to_string(), view.clone())]);
+        let more =
+            more_to_read(&settings.targets, &sim.snapshot, &part, &views).remove(rules.name()).unwrap_or_default();
+        if !ask.extend(more.clone()) {
+            break part;
+        }
+        view.merge_part(read_part(&sim.view, &more, &rules.config.correlate));
+        rounds += 1;
+        assert!(rounds < 5, "the partial read does not settle");
+    };
+    assert!(rounds > 0, "the joiner's login and the leaver's groups needed a second read");
+    assert_eq!(render(&part), render(&full));
+    assert_eq!(part.person_updates, full.person_updates);
+    assert!(part.summary.partial_read && !full.summary.partial_read);
+    assert!(part.summary.entries_read < full.summary.entries_read, "{:?} {:?}", part.summary, full.summary);
+    assert!(render(&part).contains("c.cole"), "cy.cole is taken by a foreign account: {}", render(&part));
+
+    // Nothing read for the settled: nobody is taken for gone, nothing is recreated or removed.
+    let nothing = TargetView {
+        partial: Some(ViewRequest::default()),
+        containers: sim.view.containers.clone(),
+        ..TargetView::default()
+    };
+    let unchanged = plan_with(&sim, "2026-03-02", base, nothing.clone());
+    assert!(unchanged.operations.is_empty(), "{}", render(&unchanged));
+    // An evaluated person whose account was not asked for is left alone, with a notice.
+    let moved = rows("", "IT", "00004", "HR", false);
+    let blind = plan_with(&sim, "2026-03-02", &moved, nothing);
+    assert!(!blind.operations.iter().any(|o| o.person.as_deref() == Some("00004")), "{}", render(&blind));
+    assert!(blind.notices.iter().any(|n| n.person.as_deref() == Some("00004") && n.message.contains("not read")));
 }

@@ -112,6 +112,11 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
             },
         )
         .await?;
+    // Accounts changed outside roster that this run's full read found are in the plan it applied.
+    store
+        .record_target_full_reads(&fresh.read_in_full, &fresh.loaded.settings.hash)
+        .await
+        .context("recording the targets' full reads")?;
     // Only when every operation landed: a person whose operations failed keeps their old records in
     // the store, so their changed row must come back in the next incremental read.
     if status == RunStatus::Success {
@@ -120,8 +125,18 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
     crate::notify::after_run(&fresh, run, failed + skipped, None).await;
     let s = &fresh.plan.summary;
     println!(
-        "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} person(s), {} evaluated; {} quarantined row(s); {} notice(s)",
-        s.joiners, s.movers, s.leavers, s.rehires, s.persons, s.evaluated, s.quarantined_rows, s.notices
+        "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} person(s), {} evaluated; {} quarantined row(s); {} notice(s); targets read {} ({} entries), {} stored person(s) read",
+        s.joiners,
+        s.movers,
+        s.leavers,
+        s.rehires,
+        s.persons,
+        s.evaluated,
+        s.quarantined_rows,
+        s.notices,
+        if s.partial_read { "in part" } else { "in full" },
+        s.entries_read,
+        s.stored_persons
     );
     print_findings(&fresh.plan);
     for t in fresh.targets {

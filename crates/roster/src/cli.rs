@@ -23,8 +23,8 @@ pub struct Cli {
     /// More log output (repeat for more).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Read every incremental source (`modified_column`) in full, as its periodic full read does:
-    /// the read that notices who has gone.
+    /// Read every incremental source (`modified_column`) and every target in full, as their
+    /// periodic full reads do: the reads that notice who has gone and what changed outside roster.
     #[arg(long, global = true)]
     pub full_read: bool,
     /// Log lines as JSON (for log collectors) instead of text.

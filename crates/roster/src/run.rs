@@ -1,20 +1,20 @@
 //! The commands that run the engine: read the sources, read the targets, plan (the pure core),
 //! check the safety limits, apply, record. See `ARCHITECTURE.md`, "Run anatomy".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use roster_connectors::source::csv::read_csv;
 use roster_connectors::source::sql::{SqlReadOptions, read_sql_with};
 use roster_connectors::target::{AnyTarget, Target};
-use roster_core::config::{SourceConfig, SourceKind};
+use roster_core::config::{SourceConfig, SourceKind, TargetKind};
 use roster_core::engine::{PlanInput, plan, view_attributes};
 use roster_core::plan::Plan;
 use roster_core::render::render;
-use roster_core::settings::{Settings, load};
+use roster_core::settings::{Settings, TargetRules, load};
 use roster_core::source::SourceRead;
-use roster_core::state::{Link, TargetView};
+use roster_core::state::{Link, Snapshot, TargetView, ViewRequest};
 use roster_store::{RunFinish, RunStart, RunStatus, Store, Watermark, WatermarkUpdate};
 
 use crate::cli::{ApplyArgs, Cli, Format, OnePerson, PlanArgs, ReconcileArgs, RunArgs};
@@ -196,14 +196,162 @@ pub(crate) async fn read_views(
     let mut views = BTreeMap::new();
     for (rules, target) in loaded.settings.targets.iter().zip(targets.iter_mut()) {
         target.recall(links);
-        let view = target
-            .read_view(&view_attributes(rules))
-            .await
-            .with_context(|| format!("reading target {}", rules.name()))?;
-        tracing::info!(target = %rules.name(), entries = view.entries.len(), groups = view.groups.len(), "target read");
-        views.insert(rules.name().to_string(), view);
+        views.insert(rules.name().to_string(), read_in_full(rules, target).await?);
     }
     Ok(views)
+}
+
+/// Persons a partial read is worth it for: above this many evaluated (and a twentieth of the
+/// population), one paged read of the whole target costs less than their searches.
+const PARTIAL_READ_MAX: usize = 1_000;
+/// Rounds of "plan, read what the plan needs" before a partial read gives up and reads in full.
+const PARTIAL_READ_ROUNDS: usize = 8;
+
+/// Whether a daily run may read `rules`' target in part: not on `--full-read`, a reconcile or a
+/// one-person run (`evaluate_all`), nor when the target's last full read was with another
+/// configuration or longer ago than its `full_read_after_hours` (default 24; `0`: always full).
+fn may_read_in_part(
+    loaded: &Loaded,
+    rules: &TargetRules,
+    evaluate_all: bool,
+    last: Option<&roster_store::TargetFullRead>,
+) -> bool {
+    let hours = rules.config.full_read_after_hours.unwrap_or(DEFAULT_FULL_READ_HOURS);
+    // Only the LDAP kinds read in part; the others are read in full without keeping the LDAP
+    // targets of the same run from reading in part.
+    matches!(rules.config.kind, TargetKind::Ldap | TargetKind::ActiveDirectory)
+        && !evaluate_all
+        && !loaded.full_read
+        && hours > 0
+        && last.is_some_and(|last| {
+            last.config_hash == loaded.settings.hash
+                && chrono::Utc::now() - last.at < chrono::Duration::hours(i64::from(hours))
+        })
+}
+
+/// Reads the targets and plans. The targets that may be read in part (see [`may_read_in_part`]),
+/// in a run that evaluates few persons, are read for the accounts of the persons evaluated only;
+/// the plan made from that asks what else it needs (the entries at the DNs it would take, the
+/// groups it would change, the logins it would hand out: `roster_core::partial`), which is read
+/// and the plan made again until it needs nothing unread. Returns the plan and the targets read
+/// in full.
+async fn read_and_plan(
+    loaded: &Loaded,
+    store: &Store,
+    targets: &mut [AnyTarget],
+    reads: &[SourceRead],
+    snapshot: &Snapshot,
+    evaluate_all: bool,
+) -> Result<(Plan, Vec<String>)> {
+    let settings = &loaded.settings;
+    // A write-only target's view is what roster last sent (see `AnyTarget::recall`).
+    for target in targets.iter_mut() {
+        target.recall(&snapshot.links);
+    }
+    let last = store.target_full_reads().await.context("reading when the targets were last read in full")?;
+    let in_part: BTreeSet<&str> = settings
+        .targets
+        .iter()
+        .filter(|t| may_read_in_part(loaded, t, evaluate_all, last.get(t.name())))
+        .map(TargetRules::name)
+        .collect();
+    let plan_from = |views: &BTreeMap<String, TargetView>| {
+        plan(&PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views, evaluate_all })
+    };
+    let mut views = BTreeMap::new();
+    let mut full = Vec::new();
+    for (rules, target) in settings.targets.iter().zip(targets.iter_mut()) {
+        if !in_part.contains(rules.name()) {
+            views.insert(rules.name().to_string(), read_in_full(rules, target).await?);
+            full.push(rules.name().to_string());
+        }
+    }
+    if in_part.is_empty() {
+        return Ok((plan_from(&views), full));
+    }
+    // Who is evaluated does not depend on a partial view's content: an empty one stands in for it
+    // until it is read.
+    for name in &in_part {
+        views.insert(name.to_string(), TargetView { partial: Some(ViewRequest::default()), ..TargetView::default() });
+    }
+    let evaluated = roster_core::engine::evaluated_persons(&PlanInput {
+        settings,
+        as_of: loaded.as_of,
+        reads,
+        snapshot,
+        views: &views,
+        evaluate_all,
+    });
+    let mut asks: BTreeMap<String, ViewRequest> = BTreeMap::new();
+    if evaluated.len() <= PARTIAL_READ_MAX.max(snapshot.persons.len() / 20) {
+        for (rules, target) in settings.targets.iter().zip(targets.iter_mut()) {
+            if !in_part.contains(rules.name()) {
+                continue;
+            }
+            let ask = roster_core::partial::first_request(rules, snapshot, &evaluated);
+            let read = target
+                .read_part(&view_attributes(rules), &ask)
+                .await
+                .with_context(|| format!("reading target {}", rules.name()))?;
+            let Some(view) = read else {
+                asks.clear();
+                break;
+            };
+            tracing::info!(target = %rules.name(), entries = view.entries.len(), groups = view.groups.len(), "target read in part");
+            views.insert(rules.name().to_string(), view);
+            asks.insert(rules.name().to_string(), ask);
+        }
+    } else {
+        tracing::info!(evaluated = evaluated.len(), "many persons evaluated: the targets are read in full");
+    }
+    for _ in 0..PARTIAL_READ_ROUNDS {
+        if asks.is_empty() {
+            break;
+        }
+        let plan = plan_from(&views);
+        let mut again = false;
+        for (name, more) in roster_core::partial::more_to_read(&settings.targets, snapshot, &plan, &views) {
+            let Some(ask) = asks.get_mut(&name) else { continue };
+            let mut asked = ask.clone();
+            if !asked.extend(more.clone()) {
+                continue;
+            }
+            *ask = asked;
+            let Some((rules, target)) = settings.targets.iter().zip(targets.iter_mut()).find(|(t, _)| t.name() == name)
+            else {
+                continue;
+            };
+            let read = target
+                .read_part(&view_attributes(rules), &more)
+                .await
+                .with_context(|| format!("reading target {name}"))?
+                .ok_or_else(|| anyhow!("target {name} stopped reading in part"))?;
+            if let Some(view) = views.get_mut(&name) {
+                view.merge_part(read);
+            }
+            again = true;
+        }
+        if !again {
+            return Ok((plan, full));
+        }
+    }
+    if !asks.is_empty() {
+        tracing::warn!("the plan kept needing more of the targets than was read: they are read in full");
+    }
+    for (rules, target) in settings.targets.iter().zip(targets.iter_mut()) {
+        if in_part.contains(rules.name()) {
+            views.insert(rules.name().to_string(), read_in_full(rules, target).await?);
+            full.push(rules.name().to_string());
+        }
+    }
+    Ok((plan_from(&views), full))
+}
+
+async fn read_in_full(rules: &TargetRules, target: &mut AnyTarget) -> Result<TargetView> {
+    let view =
+        target.read_view(&view_attributes(rules)).await.with_context(|| format!("reading target {}", rules.name()))?;
+    tracing::info!(target = %rules.name(), entries = view.entries.len(), groups = view.groups.len(), "target read");
+    Ok(view)
 }
 
 pub(crate) struct Fresh {
@@ -213,6 +361,8 @@ pub(crate) struct Fresh {
     pub(crate) plan: Plan,
     /// Recorded when the run's every operation landed (a saved plan has none).
     pub(crate) watermarks: Watermarks,
+    /// The targets this plan read in full, recorded once the run has applied it.
+    pub(crate) read_in_full: Vec<String>,
 }
 
 /// Plans a run. `evaluate_all`: every person (reconcile), not only those whose records changed,
@@ -229,17 +379,10 @@ async fn fresh_plan_for(loaded: Loaded, evaluate_all: bool, only: &OnePerson) ->
     let (reads, watermarks) = read_sources(&loaded, Some(&store)).await?;
     let mut targets = connect_targets(&loaded).await?;
     let snapshot = store.snapshot().await.context("reading the store")?;
-    let views = read_views(&loaded, &mut targets, &snapshot.links).await?;
-    let plan = plan(&PlanInput {
-        settings: &loaded.settings,
-        as_of: loaded.as_of,
-        reads: &reads,
-        snapshot: &snapshot,
-        views: &views,
-        evaluate_all: evaluate_all || only.person.is_some(),
-    });
+    let evaluate_all = evaluate_all || only.person.is_some();
+    let (plan, read_in_full) = read_and_plan(&loaded, &store, &mut targets, &reads, &snapshot, evaluate_all).await?;
     let Some(key) = &only.person else {
-        return Ok(Fresh { loaded, store, targets, plan, watermarks });
+        return Ok(Fresh { loaded, store, targets, plan, watermarks, read_in_full });
     };
     let known = snapshot.persons.contains_key(key)
         || plan.person_updates.iter().any(|u| &u.key == key)
@@ -253,7 +396,7 @@ async fn fresh_plan_for(loaded: Loaded, evaluate_all: bool, only: &OnePerson) ->
         )));
     }
     let plan = roster_core::engine::person_plan(&loaded.settings, &snapshot, &plan, key);
-    Ok(Fresh { loaded, store, targets, plan, watermarks: Watermarks::new() })
+    Ok(Fresh { loaded, store, targets, plan, watermarks: Watermarks::new(), read_in_full: Vec::new() })
 }
 
 /// Who is acting: `ROSTER_ACTOR`, else the login user.
@@ -455,7 +598,7 @@ pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     let store = open_store(&loaded).await?;
     let targets = told.told(connect_targets(&loaded).await).await?;
     crate::apply::apply_plan(
-        Fresh { loaded, store, targets, plan: saved, watermarks: Watermarks::new() },
+        Fresh { loaded, store, targets, plan: saved, watermarks: Watermarks::new(), read_in_full: Vec::new() },
         &args.overrides,
         "apply",
     )

@@ -47,7 +47,7 @@ pub use jobs::StoredJob;
 pub use notifications::Undelivered;
 pub use runs::{RunFinish, RunId, RunRecord, RunStart, RunStatus};
 pub use scim::{ScimUser, ScimWrite};
-pub use watermarks::{Watermark, WatermarkUpdate};
+pub use watermarks::{TargetFullRead, Watermark, WatermarkUpdate};
 
 /// How long a connection waits for another writer (another roster process, or this one's other
 /// connection) before giving up.

@@ -1,5 +1,5 @@
 //! Watermarks of incremental sources: where the next read of a SQL source with a modified column
-//! starts, and when its last full read landed. Written only after a run in which every operation
+//! starts, and when its last full read landed; and when each target was last read in full. Written only after a run in which every operation
 //! landed: a person whose operations failed is not recorded, so the rows read since the old
 //! watermark must be read again.
 
@@ -78,4 +78,54 @@ impl Store {
         }
         tx.commit().await.doing(doing)
     }
+
+    /// When each target was last read in full, with the configuration hash of that run.
+    pub async fn target_full_reads(&self) -> Result<BTreeMap<String, TargetFullRead>> {
+        let doing = || "reading when the targets were last read in full".to_string();
+        let rows = sqlx::query("SELECT target, full_read_at, config_hash FROM target_full_reads ORDER BY target")
+            .fetch_all(&self.pool)
+            .await
+            .doing(doing)?;
+        let mut reads = BTreeMap::new();
+        for row in &rows {
+            let cells = Cells::keyed_by(row, "target_full_reads", "target")?;
+            reads.insert(
+                cells.key().to_string(),
+                TargetFullRead { at: cells.timestamp("full_read_at")?, config_hash: cells.text("config_hash")? },
+            );
+        }
+        Ok(reads)
+    }
+
+    /// Records that `targets` were read in full now, by a run with configuration `config_hash`.
+    pub async fn record_target_full_reads(&self, targets: &[String], config_hash: &str) -> Result<()> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let doing = || "recording the targets' full reads".to_string();
+        let now = codec::timestamp(codec::now());
+        let mut tx = self.write().await.doing(doing)?;
+        for target in targets {
+            sqlx::query(
+                "INSERT INTO target_full_reads (target, full_read_at, config_hash) VALUES ($1, $2, $3)
+                 ON CONFLICT (target) DO UPDATE SET full_read_at = excluded.full_read_at,
+                     config_hash = excluded.config_hash",
+            )
+            .bind(target)
+            .bind(&now)
+            .bind(config_hash)
+            .execute(&mut *tx)
+            .await
+            .doing(doing)?;
+        }
+        tx.commit().await.doing(doing)
+    }
+}
+
+/// A target's last full read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetFullRead {
+    pub at: DateTime<Utc>,
+    /// The configuration of the run that read it.
+    pub config_hash: String,
 }

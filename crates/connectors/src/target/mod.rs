@@ -12,7 +12,7 @@ use std::path::Path;
 use roster_core::attr::AttrName;
 use roster_core::config::{TargetConfig, TargetKind};
 use roster_core::plan::{Applied, Operation};
-use roster_core::state::TargetView;
+use roster_core::state::{TargetView, ViewRequest};
 use secrecy::SecretString;
 
 pub mod entra_inbound;
@@ -109,6 +109,15 @@ impl Target for AnyTarget {
         }
     }
 
+    async fn read_part(&mut self, attrs: &[AttrName], ask: &ViewRequest) -> Result<Option<TargetView>, TargetError> {
+        match self {
+            AnyTarget::Ldap(t) => Target::read_part(t, attrs, ask).await,
+            AnyTarget::Scim(t) => Target::read_part(t, attrs, ask).await,
+            AnyTarget::Entra(t) => Target::read_part(t, attrs, ask).await,
+            AnyTarget::EntraInbound(t) => Target::read_part(t.as_mut(), attrs, ask).await,
+        }
+    }
+
     async fn apply(&self, op: &Operation) -> Result<Applied, TargetError> {
         match self {
             AnyTarget::Ldap(t) => Target::apply(t, op).await,
@@ -166,6 +175,16 @@ pub trait Target {
     fn capabilities(&self) -> Capabilities;
     /// Reads what the target holds now, with the account attributes the planner asks for.
     fn read_view(&mut self, attrs: &[AttrName]) -> impl Future<Output = Result<TargetView, TargetError>> + Send;
+    /// Reads only what `ask` names, for a daily run that evaluates few persons: a view marked
+    /// partial (see [`ViewRequest`] for what it must hold). `None`: this target reads only in
+    /// full, and the runner calls [`Target::read_view`] instead.
+    fn read_part(
+        &mut self,
+        _attrs: &[AttrName],
+        _ask: &ViewRequest,
+    ) -> impl Future<Output = Result<Option<TargetView>, TargetError>> + Send {
+        async { Ok(None) }
+    }
     /// Applies one operation. Safe to call concurrently: many operations may be in flight at once.
     /// A `set_password` operation is refused here: it needs [`Target::set_password`].
     fn apply(&self, op: &Operation) -> impl Future<Output = Result<Applied, TargetError>> + Send;

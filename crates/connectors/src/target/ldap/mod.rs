@@ -22,12 +22,13 @@
 mod ad;
 mod dialect;
 mod errors;
+mod partial;
 mod password;
 mod search;
 mod session;
 pub(crate) mod tls;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::path::Path;
@@ -41,7 +42,7 @@ use roster_core::attr::{AttrMap, AttrName};
 use roster_core::config::TargetConfig;
 use roster_core::dn::{Dn, escape_filter_value, normalize_dn};
 use roster_core::plan::{Action, Applied, AttrChange, Operation};
-use roster_core::state::{TargetEntry, TargetGroup, TargetView};
+use roster_core::state::{TargetEntry, TargetGroup, TargetView, ViewRequest};
 use secrecy::SecretString;
 
 use self::dialect::Dialect;
@@ -250,20 +251,7 @@ impl LdapTarget {
     /// under the uniqueness base.
     pub async fn read_view(&mut self, attrs: &[AttrName]) -> Result<TargetView, TargetError> {
         let id_attr = self.dialect.id_attribute();
-        let mut requested: Vec<String> = Vec::new();
-        for attr in attrs {
-            if !is_attribute_description(attr.as_str()) {
-                return Err(TargetError::new(
-                    ErrorKind::Config,
-                    format!("target {}: {:?} is not an attribute name", self.name, attr.as_str()),
-                ));
-            }
-            if !attr.is(id_attr) && !requested.iter().any(|r| attr.is(r)) {
-                requested.push(attr.as_str().to_string());
-            }
-        }
-        requested.push(id_attr.to_string());
-
+        let requested = self.requested(attrs)?;
         let timeout = self.session.timeout();
         let mut reader = PagedReader { ldap: self.session.handle().await?, timeout, page_size: &mut self.page_size };
         let mut view = TargetView { target: self.name.clone(), ..TargetView::default() };
@@ -308,28 +296,31 @@ impl LdapTarget {
             view.containers.extend(containers.iter().map(|entry| normalize_dn(&entry.dn)));
         }
 
-        let unique_base = self.unique_base.to_string();
         let login_filter = format!("({}=*)", self.login_attribute);
-        let holders = reader
-            .subtree(&unique_base, &login_filter, vec![self.login_attribute.clone()])
-            .await?
-            .ok_or_else(|| {
-                TargetError::new(
-                    ErrorKind::Permanent,
-                    format!(
-                        "target {}: unique_base {unique_base} does not exist, so taken login names cannot be read",
-                        self.name
-                    ),
-                )
-            })?;
-        for entry in holders {
-            for values in entry.attrs.into_values() {
-                view.taken_logins.extend(values.iter().map(|login| login.to_lowercase()));
-            }
-        }
+        view.taken_logins =
+            taken_logins(&mut reader, &self.name, &self.unique_base, &self.login_attribute, &login_filter).await?;
         view.entries.sort_by_cached_key(|e| normalize_dn(&e.dn));
         view.groups.sort_by_cached_key(|g| normalize_dn(&g.dn));
         Ok(view)
+    }
+
+    /// The attributes an account is read with: those the planner asks for, and the object id.
+    fn requested(&self, attrs: &[AttrName]) -> Result<Vec<String>, TargetError> {
+        let id_attr = self.dialect.id_attribute();
+        let mut requested: Vec<String> = Vec::new();
+        for attr in attrs {
+            if !is_attribute_description(attr.as_str()) {
+                return Err(TargetError::new(
+                    ErrorKind::Config,
+                    format!("target {}: {:?} is not an attribute name", self.name, attr.as_str()),
+                ));
+            }
+            if !attr.is(id_attr) && !requested.iter().any(|r| attr.is(r)) {
+                requested.push(attr.as_str().to_string());
+            }
+        }
+        requested.push(id_attr.to_string());
+        Ok(requested)
     }
 
     /// Applies one operation. Safe to call concurrently: each call clones the connection handle, and
@@ -915,6 +906,10 @@ impl Target for LdapTarget {
         LdapTarget::read_view(self, attrs)
     }
 
+    async fn read_part(&mut self, attrs: &[AttrName], ask: &ViewRequest) -> Result<Option<TargetView>, TargetError> {
+        LdapTarget::read_part(self, attrs, ask).await.map(Some)
+    }
+
     fn apply(&self, op: &Operation) -> impl Future<Output = Result<Applied, TargetError>> + Send {
         LdapTarget::apply(self, op)
     }
@@ -960,6 +955,24 @@ fn modifications(changes: &[AttrChange]) -> Vec<Mod<String>> {
         }
     }
     mods
+}
+
+/// The login names, lowercased, of the entries below `unique_base` that `filter` matches.
+async fn taken_logins(
+    reader: &mut PagedReader<'_>,
+    target: &str,
+    unique_base: &Dn,
+    login_attribute: &str,
+    filter: &str,
+) -> Result<BTreeSet<String>, TargetError> {
+    let unique_base = unique_base.to_string();
+    let holders = reader.subtree(&unique_base, filter, vec![login_attribute.to_string()]).await?.ok_or_else(|| {
+        TargetError::new(
+            ErrorKind::Permanent,
+            format!("target {target}: unique_base {unique_base} does not exist, so taken login names cannot be read"),
+        )
+    })?;
+    Ok(holders.into_iter().flat_map(|entry| entry.attrs.into_values().flatten()).map(|l| l.to_lowercase()).collect())
 }
 
 /// Takes the object id out of an entry read with the dialect's id attribute.

@@ -1,0 +1,150 @@
+//! The partial read of a directory: only what a [`ViewRequest`] names, for a daily run that
+//! evaluates few persons (see `roster_core::partial`). Accounts are found by object id or by the
+//! correlation attribute in OR-filters of [`BATCH`] terms; each account's groups by a search for
+//! the groups that hold it as a member, without reading their member lists; whole groups, and the
+//! entries at given DNs, by base reads; logins by one OR-filter below the uniqueness base.
+
+use std::collections::{BTreeMap, HashSet};
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use roster_core::attr::AttrName;
+use roster_core::dn::{escape_filter_value, normalize_dn};
+use roster_core::state::{TargetGroup, TargetView, ViewRequest};
+
+use super::search::{PagedReader, ranged_values, read_entry};
+use super::{LdapTarget, NO_ATTRIBUTES, take_id, taken_logins, target_entry};
+use crate::target::TargetError;
+
+/// Terms per OR-filter: a filter stays a few kilobytes, and a few hundred accounts come back per
+/// search.
+const BATCH: usize = 200;
+/// Membership searches in flight at once on the connection.
+const IN_FLIGHT: usize = 16;
+
+impl LdapTarget {
+    /// Reads what `ask` names in the managed subtrees (see [`ViewRequest`]), as a view marked
+    /// partial: every account with an asked object id or key, every group holding one of them
+    /// (listing those of them it holds), the asked groups whole, the account or group at each
+    /// asked DN, the containers, and the asked logins some entry below the uniqueness base holds.
+    pub async fn read_part(&mut self, attrs: &[AttrName], ask: &ViewRequest) -> Result<TargetView, TargetError> {
+        let dialect = self.dialect;
+        let id_attr = dialect.id_attribute();
+        let requested = self.requested(attrs)?;
+        let timeout = self.session.timeout();
+        let ldap = self.session.handle().await?;
+        let mut view = TargetView { target: self.name.clone(), partial: Some(ask.clone()), ..TargetView::default() };
+        let mut terms: Vec<String> = ask.object_ids.iter().filter_map(|id| dialect.id_filter(id)).collect();
+        terms.extend(ask.keys.iter().map(|k| format!("({}={})", self.correlate, escape_filter_value(k))));
+        let mut seen: HashSet<String> = HashSet::new();
+        let group_class = format!("(objectClass={})", dialect.group_class());
+        let mut page_size = self.page_size;
+        let mut reader = PagedReader { ldap: ldap.clone(), timeout, page_size: &mut page_size };
+        for base in &self.search_bases {
+            let base_text = base.to_string();
+            let no_attrs = vec![NO_ATTRIBUTES.to_string()];
+            let Some(containers) = reader.subtree(&base_text, &dialect.container_filter(), no_attrs).await? else {
+                continue;
+            };
+            view.containers.insert(base.normalized());
+            view.containers.extend(containers.iter().map(|entry| normalize_dn(&entry.dn)));
+            for chunk in terms.chunks(BATCH) {
+                let any = format!("(|{})", chunk.concat());
+                let filter = format!("(&{}{any})", self.account_filter);
+                let found = reader.subtree(&base_text, &filter, requested.clone()).await?.unwrap_or_default();
+                let mut protected = HashSet::new();
+                if let Some(protect) = &self.protect {
+                    let filter = format!("(&{}{protect}{any})", self.account_filter);
+                    for mut entry in
+                        reader.subtree(&base_text, &filter, vec![id_attr.to_string()]).await?.unwrap_or_default()
+                    {
+                        protected.insert(take_id(dialect, "read", &mut entry)?);
+                    }
+                }
+                for entry in found {
+                    let mut entry = target_entry(dialect, "read", entry)?;
+                    entry.protected = protected.contains(&entry.object_id);
+                    if seen.insert(entry.object_id.clone()) {
+                        view.entries.push(entry);
+                    }
+                }
+            }
+        }
+        for dn in &ask.dns {
+            let mut ldap = ldap.clone();
+            if let Some(entry) = read_entry(&mut ldap, timeout, dn, &self.account_filter, requested.clone()).await? {
+                let entry = target_entry(dialect, "read", entry)?;
+                if seen.insert(entry.object_id.clone()) {
+                    view.entries.push(entry);
+                }
+            }
+        }
+
+        // The groups holding each account read, found without reading their member lists.
+        let mut groups: BTreeMap<String, TargetGroup> = BTreeMap::new();
+        let searches: Vec<(String, usize)> = self
+            .search_bases
+            .iter()
+            .flat_map(|base| (0..view.entries.len()).map(move |i| (base.to_string(), i)))
+            .collect();
+        let entries = &view.entries;
+        let holders: Vec<(usize, Vec<GroupId>)> = stream::iter(searches)
+            .map(|(base, i)| {
+                let ldap = ldap.clone();
+                let mut page_size = self.page_size;
+                let filter = format!("(&{group_class}(member={}))", escape_filter_value(&entries[i].dn));
+                async move {
+                    let mut reader = PagedReader { ldap, timeout, page_size: &mut page_size };
+                    let found = reader.subtree(&base, &filter, vec![id_attr.to_string()]).await?.unwrap_or_default();
+                    let ids = found
+                        .into_iter()
+                        .map(|mut g| Ok(GroupId { id: take_id(dialect, "read", &mut g)?, dn: g.dn }))
+                        .collect::<Result<Vec<_>, TargetError>>()?;
+                    Ok::<_, TargetError>((i, ids))
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        for (i, found) in holders {
+            for g in found {
+                let group = groups.entry(normalize_dn(&g.dn)).or_insert_with(|| TargetGroup {
+                    object_id: g.id,
+                    dn: g.dn,
+                    members: Vec::new(),
+                });
+                group.members.push(view.entries[i].dn.clone());
+            }
+        }
+        // The groups asked for whole (by the plan's removals and new groups), and any group at an
+        // asked DN.
+        let group_attrs = vec![dialect.member_request(), id_attr.to_string()];
+        for dn in ask.groups.iter().chain(&ask.dns) {
+            let mut ldap = ldap.clone();
+            let Some(mut entry) = read_entry(&mut ldap, timeout, dn, &group_class, group_attrs.clone()).await? else {
+                continue;
+            };
+            let members = ranged_values(&mut ldap, timeout, &mut entry, "member").await?;
+            let group = target_entry(dialect, "read", entry)?;
+            groups.insert(normalize_dn(&group.dn), TargetGroup { object_id: group.object_id, dn: group.dn, members });
+        }
+        view.groups = groups.into_values().collect();
+
+        let terms: Vec<String> =
+            ask.logins.iter().map(|l| format!("({}={})", self.login_attribute, escape_filter_value(l))).collect();
+        for chunk in terms.chunks(BATCH) {
+            let filter = format!("(|{})", chunk.concat());
+            view.taken_logins.extend(
+                taken_logins(&mut reader, &self.name, &self.unique_base, &self.login_attribute, &filter).await?,
+            );
+        }
+        self.page_size = page_size;
+        view.entries.sort_by_cached_key(|e| normalize_dn(&e.dn));
+        Ok(view)
+    }
+}
+
+/// A group found holding an account: its id and DN.
+struct GroupId {
+    id: String,
+    dn: String,
+}
