@@ -11,7 +11,10 @@ fi
 cargo nextest run --workspace --no-fail-fast "$@"
 # The store's suite again on PostgreSQL (each test on a private server from the testkit), so both
 # backends keep every feature; a PostgreSQL that cannot start fails these tests.
-ROSTER_TEST_STORE=postgres cargo nextest run -p roster-store --no-fail-fast "$@"
+# (Both passes pick their tests by filter over the workspace's build: `-p` would resolve features for
+# one package and rebuild dependencies, minutes in CI, for the same tests.)
+ROSTER_TEST_STORE=postgres cargo nextest run --workspace -E 'package(roster-store)' --no-fail-fast "$@"
 # The daemon and the operators' commands end to end with the store in PostgreSQL (each test's roster
 # folder then names a private server by `file:` references; see tests/support/lab.rs).
-ROSTER_TEST_STORE=postgres cargo nextest run -p roster --test serve --test operations --no-fail-fast "$@"
+ROSTER_TEST_STORE=postgres cargo nextest run --workspace \
+    -E 'binary_id(roster::serve) | binary_id(roster::operations)' --no-fail-fast "$@"
