@@ -11,7 +11,6 @@
 mod support;
 
 use std::fs;
-use std::process::Command;
 
 use roster_testkit::EntraFake;
 use roster_testkit::entra::{CLIENT_ID, TENANT};
@@ -88,22 +87,7 @@ impl Tenant {
 
     /// Runs roster; the exit code, its standard output, and all it printed for messages.
     fn roster(&self, as_of: &str, args: &[&str]) -> (i32, String, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_roster"))
-            .current_dir(self.dir.path())
-            .env_remove("ROSTER_CONFIG")
-            .env_remove("ROSTER_LOG")
-            .env("ROSTER_ACTOR", "integration-test")
-            .args(["--config", "roster.toml", "--as-of", as_of])
-            .args(args)
-            .output()
-            .expect("running roster");
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let text = format!(
-            "roster --as-of {as_of} {}\n--- stdout\n{stdout}--- stderr\n{}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.code().unwrap_or(-1), stdout, text)
+        support::run_roster(self.dir.path(), as_of, args)
     }
 
     fn run(&self, hr: &Hr, as_of: &str) {

@@ -15,7 +15,6 @@
 mod support;
 
 use std::fs;
-use std::process::Command;
 
 use roster_testkit::EntraFake;
 use roster_testkit::entra::{CLIENT_ID, TENANT};
@@ -85,23 +84,9 @@ impl Cloud {
     }
 
     fn roster(&self, as_of: &str, args: &[&str]) -> Ran {
-        let output = Command::new(env!("CARGO_BIN_EXE_roster"))
-            .current_dir(self.dir.path())
-            .env_remove("ROSTER_CONFIG")
-            .env_remove("ROSTER_LOG")
-            .env("ROSTER_ACTOR", "integration-test")
-            .args(["--config", "roster.toml", "--as-of", as_of])
-            .args(args)
-            .output()
-            .expect("running roster");
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let text = format!(
-            "roster --as-of {as_of} {}\n--- stdout\n{stdout}--- stderr\n{}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let (code, stdout, text) = support::run_roster(self.dir.path(), as_of, args);
         assert!(!text.contains(&self.entra.client_secret()), "the client secret leaked: {text}");
-        Ran { code: output.status.code().unwrap_or(-1), stdout, text }
+        Ran { code, stdout, text }
     }
 
     fn run(&self, hr: &Hr, as_of: &str) -> Ran {
