@@ -86,8 +86,9 @@ pub(super) fn cn_config(c: &ServerConfig) -> String {
     out += &attr("olcSuffix", c.suffix);
     out += &attr("olcRootDN", c.admin_dn);
     out += &attr("olcRootPW", c.admin_password_hash);
-    // The 10 MB default fills up in benchmarks; the map is sparse, so 4 GiB costs no disk.
-    out += "olcDbMaxSize: 4294967296\n";
+    // The 10 MB default fills up in benchmarks (a million accounts take several GiB); the map is
+    // sparse, so 32 GiB costs no disk.
+    out += "olcDbMaxSize: 34359738368\n";
     // Tests do not need the data to survive a power cut: with fsync, adds are ~7x slower.
     out += "olcDbNoSync: TRUE\n";
     for index in INDEXES {
