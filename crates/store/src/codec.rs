@@ -157,7 +157,7 @@ impl<'r> Cells<'r> {
         self.parse_timestamp(column, self.str(column)?)
     }
 
-    fn parse_json<T: DeserializeOwned>(&self, column: &'static str, text: &str) -> Result<T> {
+    pub(crate) fn parse_json<T: DeserializeOwned>(&self, column: &'static str, text: &str) -> Result<T> {
         serde_json::from_str(text).map_err(|e| self.corrupt(column, format!("invalid JSON: {e}")))
     }
 

@@ -14,6 +14,7 @@ use crate::apply::{AuditRow, write_audit};
 use crate::codec::{self, Cells};
 use crate::error::{Doing, Error, Result};
 use crate::holds::ALL_TARGETS;
+use crate::plan_parts::{self, Owner};
 use crate::runs::{self, RunId, RunStart};
 
 /// Where a held plan stands.
@@ -65,7 +66,8 @@ pub struct HeldPlan {
     pub plan: Plan,
 }
 
-fn held(row: &AnyRow) -> Result<HeldPlan> {
+/// A held plan from its row and its whole plan text (see [`Store::whole_plan`]).
+fn held(row: &AnyRow, plan: &str) -> Result<HeldPlan> {
     let cells = Cells::new(row, "held_plans", "?".to_string());
     let id = cells.int("id")?;
     let cells = Cells::new(row, "held_plans", id.to_string());
@@ -84,7 +86,7 @@ fn held(row: &AnyRow) -> Result<HeldPlan> {
         decision_reason: cells.opt_text("decision_reason")?,
         applied_run: cells.opt_int("applied_run")?,
         follows: cells.opt_int("follows")?,
-        plan: cells.json("plan")?,
+        plan: cells.parse_json("plan", plan)?,
     })
 }
 
@@ -103,28 +105,45 @@ impl Store {
     /// plans that waited before it (a newer plan says what a run would do now). `follows`: the
     /// approved plan whose re-check left this one.
     pub async fn hold_plan(&self, run: RunId, actor: &str, plan: &Plan, follows: Option<i64>) -> Result<i64> {
+        self.hold_plan_in_parts(run, actor, plan, follows, plan_parts::PART_BYTES).await
+    }
+
+    /// [`Store::hold_plan`], the plan kept in parts of at most `part_bytes`.
+    /// Public for the store's tests, which keep small plans in parts on both databases.
+    #[doc(hidden)]
+    pub async fn hold_plan_in_parts(
+        &self,
+        run: RunId,
+        actor: &str,
+        plan: &Plan,
+        follows: Option<i64>,
+        part_bytes: usize,
+    ) -> Result<i64> {
         let doing = || format!("holding the plan of run {run}");
         let text = serde_json::to_string(plan)
             .map_err(|source| Error::Encode { what: format!("the plan of run {run}"), source })?;
+        let parts = plan_parts::split(&text, part_bytes);
         let mut tx = self.write().await.doing(doing)?;
         sqlx::query("UPDATE held_plans SET status = 'expired' WHERE status = 'waiting'")
             .execute(&mut *tx)
             .await
             .doing(doing)?;
         let id: (i64,) = sqlx::query_as(
-            "INSERT INTO held_plans (run, created_at, actor, as_of, config_hash, plan, status, follows)
-             VALUES ($1, $2, $3, $4, $5, $6, 'waiting', $7) RETURNING id",
+            "INSERT INTO held_plans (run, created_at, actor, as_of, config_hash, plan, status, follows, plan_parts)
+             VALUES ($1, $2, $3, $4, $5, $6, 'waiting', $7, $8) RETURNING id",
         )
         .bind(run.0)
         .bind(codec::timestamp(codec::now()))
         .bind(actor)
         .bind(codec::date(plan.as_of))
         .bind(&plan.config_hash)
-        .bind(text)
+        .bind(parts[0])
         .bind(follows)
+        .bind(parts.len() as i64 - 1)
         .fetch_one(&mut *tx)
         .await
         .doing(doing)?;
+        plan_parts::keep(&mut tx, Owner::Held, id.0, &parts[1..]).await?;
         tx.commit().await.doing(doing)?;
         Ok(id.0)
     }
@@ -137,7 +156,11 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .doing(|| "reading the held plans".to_string())?;
-        rows.iter().map(held).collect()
+        let mut plans = Vec::with_capacity(rows.len());
+        for row in &rows {
+            plans.push(held(row, &self.whole_plan(row).await?)?);
+        }
+        Ok(plans)
     }
 
     pub async fn held_plan(&self, id: i64) -> Result<Option<HeldPlan>> {
@@ -146,7 +169,17 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .doing(|| format!("reading held plan {id}"))?;
-        row.as_ref().map(held).transpose()
+        match row {
+            Some(row) => Ok(Some(held(&row, &self.whole_plan(&row).await?)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The whole plan text of a `held_plans` row: its `plan` column and the parts kept beside it.
+    async fn whole_plan(&self, row: &AnyRow) -> Result<String> {
+        let cells = Cells::new(row, "held_plans", "?".to_string());
+        let id = cells.int("id")?;
+        plan_parts::whole(&self.pool, Owner::Held, id, cells.text("plan")?, cells.int("plan_parts")?).await
     }
 
     /// Approves (or rejects) a waiting plan: recorded, in the same transaction, as an operator's
@@ -155,12 +188,13 @@ impl Store {
     pub async fn decide_plan(&self, start: &RunStart, id: i64, approve: bool, reason: &str) -> Result<Decided> {
         let doing = || format!("deciding on held plan {id}");
         let mut tx = self.write().await.doing(doing)?;
-        let row: Option<(String, String)> = sqlx::query_as("SELECT status, plan FROM held_plans WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .doing(doing)?;
-        let Some((status, plan)) = row else { return Ok(Decided::NotFound) };
+        let row: Option<(String, String, i64)> =
+            sqlx::query_as("SELECT status, plan, plan_parts FROM held_plans WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .doing(doing)?;
+        let Some((status, first, parts)) = row else { return Ok(Decided::NotFound) };
         match HeldStatus::parse(&status) {
             Some(HeldStatus::Waiting) => {}
             Some(other) => return Ok(Decided::NotWaiting(other)),
@@ -173,6 +207,7 @@ impl Store {
                 });
             }
         }
+        let plan = plan_parts::whole(&mut *tx, Owner::Held, id, first, parts).await?;
         let operations = serde_json::from_str::<Plan>(&plan).map(|p| p.operations.len()).unwrap_or_default();
         let now = codec::timestamp(codec::now());
         let run = runs::insert_operator_run(&mut tx, start, &now).await?;

@@ -22,6 +22,7 @@ mod links;
 pub mod lock;
 pub mod notifications;
 mod persons;
+mod plan_parts;
 mod runs;
 pub mod scim;
 mod snapshot;

@@ -12,6 +12,7 @@ use crate::Store;
 use crate::codec::{self, Cells};
 use crate::error::{Doing, Error, Result};
 use crate::failures;
+use crate::plan_parts::{self, Owner};
 
 /// A run's id in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -181,10 +182,20 @@ impl Store {
     }
 
     pub async fn begin_run(&self, start: &RunStart) -> Result<RunId> {
+        self.begin_run_in_parts(start, plan_parts::PART_BYTES).await
+    }
+
+    /// [`Store::begin_run`], the plan kept in parts of at most `part_bytes`.
+    /// Public for the store's tests, which keep small plans in parts on both databases.
+    #[doc(hidden)]
+    pub async fn begin_run_in_parts(&self, start: &RunStart, part_bytes: usize) -> Result<RunId> {
+        let doing = || format!("starting a {} run", start.command);
         let overrides = encode(|| "the run's overrides".into(), &start.overrides)?;
+        let parts = start.plan_json.as_deref().map(|plan| plan_parts::split(plan, part_bytes)).unwrap_or_default();
+        let mut tx = self.write().await.doing(doing)?;
         let id = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO runs (command, started_at, as_of, config_hash, actor, overrides, status, plan)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO runs (command, started_at, as_of, config_hash, actor, overrides, status, plan, plan_parts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(&start.command)
         .bind(codec::timestamp(codec::now()))
@@ -193,10 +204,13 @@ impl Store {
         .bind(&start.actor)
         .bind(overrides)
         .bind(RUNNING)
-        .bind(&start.plan_json)
-        .fetch_one(&self.pool)
+        .bind(parts.first().copied())
+        .bind(parts.len().saturating_sub(1) as i64)
+        .fetch_one(&mut *tx)
         .await
-        .doing(|| format!("starting a {} run", start.command))?;
+        .doing(doing)?;
+        plan_parts::keep(&mut tx, Owner::Run, id, parts.get(1..).unwrap_or_default()).await?;
+        tx.commit().await.doing(doing)?;
         Ok(RunId(id))
     }
 
@@ -275,11 +289,18 @@ impl Store {
     /// The plan a run applied, as the JSON it was recorded as: `None` when there is no such run,
     /// `Some(None)` when the run recorded no plan (a plan-only, blocked or operator's run).
     pub async fn run_plan(&self, run: RunId) -> Result<Option<Option<String>>> {
-        sqlx::query_scalar::<_, Option<String>>("SELECT plan FROM runs WHERE id = $1")
+        let row = sqlx::query_as::<_, (Option<String>, i64)>("SELECT plan, plan_parts FROM runs WHERE id = $1")
             .bind(run.0)
             .fetch_optional(&self.pool)
             .await
-            .doing(|| format!("reading the plan of run {run}"))
+            .doing(|| format!("reading the plan of run {run}"))?;
+        match row {
+            None => Ok(None),
+            Some((None, _)) => Ok(Some(None)),
+            Some((Some(first), parts)) => {
+                Ok(Some(Some(plan_parts::whole(&self.pool, Owner::Run, run.0, first, parts).await?)))
+            }
+        }
     }
 
     /// How a run's operations ended: (kind, outcome, count), from its audit entries.

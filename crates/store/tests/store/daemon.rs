@@ -170,3 +170,31 @@ async fn a_runs_plan_is_read_back() {
     assert_eq!(store.run_plan(without).await.unwrap(), Some(None));
     assert_eq!(store.run_plan(RunId(9999)).await.unwrap(), None);
 }
+
+/// A plan too large for one text value (a first load of a million accounts) is kept in parts and
+/// read back whole: by the run that applied it, as a held plan, listed, and when decided on. The
+/// parts here are a few bytes, cut inside multi-byte characters' neighbourhood.
+#[tokio::test]
+async fn a_plan_larger_than_one_value_is_kept_in_parts_and_read_back_whole() {
+    let store = test_store().await;
+    let mut plan = blocked_plan(4);
+    plan.operations[0].reason = "Zoë Ødegård → Łódź".to_string();
+    let text = serde_json::to_string(&plan).unwrap();
+    let run =
+        store.begin_run_in_parts(&RunStart { plan_json: Some(text.clone()), ..start("run", "cfg") }, 7).await.unwrap();
+    assert_eq!(store.run_plan(run).await.unwrap(), Some(Some(text.clone())));
+    let small = store.begin_run(&start("run", "cfg")).await.unwrap();
+    assert_eq!(store.run_plan(small).await.unwrap(), Some(Some("{}".to_string())));
+    let none = store.begin_run(&RunStart { plan_json: None, ..start("plan", "cfg") }).await.unwrap();
+    assert_eq!(store.run_plan(none).await.unwrap(), Some(None));
+
+    let held = store.hold_plan_in_parts(run, "serve:nightly", &plan, None, 5).await.unwrap();
+    assert_eq!(store.held_plan(held).await.unwrap().map(|h| h.plan), Some(plan.clone()));
+    assert_eq!(store.held_plans(None, 10).await.unwrap().into_iter().map(|h| h.plan).collect::<Vec<_>>(), [plan]);
+    let approver = RunStart { actor: "approver@example.org".into(), ..start("approve", "cfg") };
+    let Decided::Done(decision) = store.decide_plan(&approver, held, true, "checked").await.unwrap() else {
+        panic!("the waiting plan was not decided on")
+    };
+    let entries = store.audit(&AuditQuery { run: Some(decision), ..AuditQuery::default() }).await.unwrap();
+    assert!(entries[0].reason.contains("(4 operation(s)) approved"), "{}", entries[0].reason);
+}
