@@ -113,6 +113,19 @@ struct Draft {
     needs_accounts: Vec<String>,
     /// Normalized container DNs that must exist first.
     needs_containers: Vec<String>,
+    /// Within its phase and target, operations of a lower rank come first (the depth of an
+    /// account's create in the references among the run's creates: see [`fold_references`]).
+    rank: usize,
+    /// A create that carries references to accounts created in the same run (AD): what it gives
+    /// them back to when it cannot.
+    carries: Option<Box<Carried>>,
+}
+
+/// References a create carries, as the later update that sets them otherwise.
+struct Carried {
+    changes: Vec<AttrChange>,
+    /// What that update waits for: the account itself and the referenced accounts.
+    needs: Vec<String>,
 }
 
 /// One person as evaluated in this run.
@@ -233,6 +246,8 @@ impl Planner {
             action,
             needs_accounts,
             needs_containers,
+            rank: 0,
+            carries: None,
         });
     }
 }
@@ -565,6 +580,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         }
 
         let mut containers_planned: BTreeSet<String> = BTreeSet::new();
+        let referable = if is_ad(rules) { Referable::of(&current, &desired_dn) } else { Referable::default() };
         // Active Directory keeps DN-valued references (manager) pointing at renamed entries by
         // itself, and renames run before references: compare against the values as they will be.
         let renamed_refs: HashMap<String, String> = if is_ad(rules) {
@@ -737,10 +753,19 @@ pub fn plan(input: &PlanInput) -> Plan {
                     attributes.insert(AttrName::new("objectClass"), rules.config.object_classes.clone());
                     // A plain LDAP directory takes a DN reference to an entry that does not exist
                     // yet (OpenLDAP checks none), so the manager goes into the create itself; AD
-                    // refuses one, so there it is set once every account exists.
+                    // refuses one, so there it goes into the create when the manager's account
+                    // exists or is created first in this run (the create then waits for that
+                    // one: `fold_references`), and is otherwise set once every account exists.
                     let deferred = defers_references(rules);
+                    let refs: Vec<AttrChange> = wanted
+                        .iter()
+                        .filter(|(_, values, _, references)| deferred && *references && !values.is_empty())
+                        .map(|(attr, values, ..)| AttrChange { attr: attr.clone(), old: vec![], new: values.clone() })
+                        .collect();
+                    let carried =
+                        if ad && !refs.is_empty() { referable.accounts(&refs, &dn, rules.name()) } else { None };
                     for (attr, values, _, references) in &wanted {
-                        if (!references || !deferred) && !values.is_empty() {
+                        if (!references || !deferred || carried.is_some()) && !values.is_empty() {
                             attributes.insert(attr.clone(), values.clone());
                         }
                     }
@@ -780,9 +805,15 @@ pub fn plan(input: &PlanInput) -> Plan {
                             password: password.is_some(),
                         },
                         false,
-                        vec![],
+                        carried.clone().unwrap_or_default(),
                         container_needs.clone(),
                     );
+                    if carried.is_some()
+                        && let Some(create) = planner.drafts.last_mut()
+                    {
+                        let needs = manager_dependency(p, &account_ref, rules);
+                        create.carries = Some(Box::new(Carried { changes: refs.clone(), needs }));
+                    }
                     // With `when = "enabled"` a disabled account waits for its password (the link
                     // keeps it pending) until the run that enables it.
                     if let Some(pw) = password.filter(|pw| pw.when == PasswordWhen::Created || want_enabled) {
@@ -807,12 +838,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                             Action::Enable { dn: dn.to_string(), object_id: None, changes },
                         );
                     }
-                    let refs: Vec<AttrChange> = wanted
-                        .iter()
-                        .filter(|(_, values, _, references)| deferred && *references && !values.is_empty())
-                        .map(|(attr, values, ..)| AttrChange { attr: attr.clone(), old: vec![], new: values.clone() })
-                        .collect();
-                    if !refs.is_empty() {
+                    if !refs.is_empty() && carried.is_none() {
                         let deps = manager_dependency(p, &account_ref, rules);
                         planner.draft(
                             person,
@@ -1134,7 +1160,8 @@ pub fn plan(input: &PlanInput) -> Plan {
 
     // 5. Order, number and link the operations.
     let Planner { mut drafts, mut notices, .. } = planner;
-    drafts.sort_by(|a, b| (a.phase, &a.target, &a.person).cmp(&(b.phase, &b.target, &b.person)));
+    fold_references(&mut drafts);
+    drafts.sort_by(|a, b| (a.phase, &a.target, a.rank, &a.person).cmp(&(b.phase, &b.target, b.rank, &b.person)));
     // An account is ready for its other operations once it exists (created or adopted) and has its
     // initial password.
     let mut creates: HashMap<String, usize> = HashMap::new();
@@ -1728,6 +1755,171 @@ fn manager_dependency(p: &Evaluated, own: &str, rules: &TargetRules) -> Vec<Stri
         deps.push(format!("{}\u{0}{}", rules.name(), m));
     }
     deps
+}
+
+/// Active Directory: the accounts a new account's create may name in a reference (AD refuses a DN
+/// that names no entry): those that exist and stay where they are in this run (a reference to an
+/// account renamed later would be refused, or follow the wrong entry), and those this run creates.
+#[derive(Default)]
+struct Referable {
+    /// Normalized DNs of accounts that exist and keep their DN.
+    staying: HashSet<String>,
+    /// Normalized DN -> the person whose account this run creates there.
+    created: HashMap<String, String>,
+}
+
+impl Referable {
+    fn of(current: &HashMap<&str, (&TargetEntry, bool)>, desired_dn: &HashMap<&str, Dn>) -> Referable {
+        let mut referable = Referable::default();
+        for (key, dn) in desired_dn {
+            let dn = dn.normalized();
+            match current.get(key) {
+                Some((e, _)) if normalize_dn(&e.dn) == dn => {
+                    referable.staying.insert(dn);
+                }
+                Some(_) => {}
+                None => {
+                    referable.created.insert(dn, (*key).to_string());
+                }
+            }
+        }
+        referable
+    }
+
+    /// The accounts (`target\0person`) whose creates a create at `own` carrying `refs` waits for,
+    /// or `None` when a value names neither an account that stays nor one created in this run (or
+    /// the account itself): then the references wait for a later update.
+    fn accounts(&self, refs: &[AttrChange], own: &Dn, target: &str) -> Option<Vec<String>> {
+        let own = own.normalized();
+        let mut needs = Vec::new();
+        for value in refs.iter().flat_map(|c| &c.new) {
+            let dn = normalize_dn(value);
+            if dn == own {
+                return None;
+            }
+            if !self.staying.contains(&dn) {
+                needs.push(format!("{target}\u{0}{}", self.created.get(&dn)?));
+            }
+        }
+        Some(needs)
+    }
+}
+
+/// Orders the creates that carry references (see [`Referable`]) after the creates they name:
+/// each one's `rank` (and that of its person's other account-phase operations, such as the
+/// password) is its depth among the run's creates, so a manager's create comes before her reports'
+/// and their `depends_on` points back to it. A create whose referenced account has no create after
+/// all, or the first in plan order of a reporting cycle, gives its references back to a later
+/// update, as when they could not be carried. Deterministic: the depths do not depend on the order
+/// the creates are looked at, and a cycle is broken at the node found from its lowest draft.
+fn fold_references(drafts: &mut Vec<Draft>) {
+    if drafts.iter().all(|d| d.carries.is_none()) {
+        return;
+    }
+    let account = |d: &Draft| d.person.as_ref().map(|p| format!("{}\u{0}{p}", d.target));
+    let creates: HashMap<String, usize> = drafts
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| matches!(d.action, Action::Create { .. }))
+        .filter_map(|(i, d)| Some((account(d)?, i)))
+        .collect();
+    // Each carrying create -> the carrying creates it waits for (a create that carries nothing
+    // is made first anyway: depth 0).
+    let mut waits_for: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut give_back: Vec<usize> = Vec::new();
+    for (i, d) in drafts.iter().enumerate().filter(|(_, d)| d.carries.is_some()) {
+        match d.needs_accounts.iter().map(|k| creates.get(k).copied()).collect::<Option<Vec<usize>>>() {
+            Some(needed) => {
+                waits_for.insert(i, needed);
+            }
+            None => give_back.push(i),
+        }
+    }
+    // How many carrying creates each one still waits for, and which wait for it.
+    let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut pending: HashMap<usize, usize> = HashMap::new();
+    for (&i, needed) in &waits_for {
+        let carrying: Vec<usize> = needed.iter().copied().filter(|n| waits_for.contains_key(n)).collect();
+        pending.insert(i, carrying.len());
+        for n in carrying {
+            dependents.entry(n).or_default().push(i);
+        }
+    }
+    let mut depth: HashMap<usize, usize> = HashMap::new();
+    let mut unplaced: BTreeSet<usize> = waits_for.keys().copied().collect();
+    let mut ready: Vec<usize> = unplaced.iter().copied().filter(|i| pending[i] == 0).collect();
+    while !unplaced.is_empty() {
+        let Some(i) = ready.pop() else {
+            // A cycle: walk from the lowest unplaced create along what it waits for until a create
+            // repeats; that one is on the cycle and gives its references back.
+            let Some(&start) = unplaced.first() else { break };
+            let mut seen = BTreeSet::new();
+            let mut at = start;
+            while seen.insert(at) {
+                at = waits_for[&at].iter().copied().find(|n| unplaced.contains(n)).unwrap_or(at);
+            }
+            give_back.push(at);
+            unplaced.remove(&at);
+            depth.insert(at, 0);
+            for d in dependents.get(&at).cloned().unwrap_or_default() {
+                if let Some(p) = pending.get_mut(&d) {
+                    *p -= 1;
+                    if *p == 0 {
+                        ready.push(d);
+                    }
+                }
+            }
+            continue;
+        };
+        unplaced.remove(&i);
+        // One deeper than the deepest create it waits for (one that carries nothing is at 0).
+        let own = waits_for[&i].iter().map(|n| depth.get(n).copied().unwrap_or(0) + 1).max().unwrap_or(0);
+        depth.insert(i, own);
+        for d in dependents.get(&i).cloned().unwrap_or_default() {
+            if let Some(p) = pending.get_mut(&d) {
+                *p -= 1;
+                if *p == 0 && unplaced.contains(&d) {
+                    ready.push(d);
+                }
+            }
+        }
+    }
+    give_back.sort_unstable();
+    for &i in &give_back {
+        let Some(carried) = drafts[i].carries.take() else { continue };
+        let d = &mut drafts[i];
+        if let Action::Create { attributes, .. } = &mut d.action {
+            for c in &carried.changes {
+                attributes.remove(&c.attr);
+            }
+        }
+        d.needs_accounts.clear();
+        let action = Action::Update { dn: d.action.dn().to_string(), object_id: None, changes: carried.changes };
+        let update = Draft {
+            phase: phase(&action, true),
+            person: d.person.clone(),
+            target: d.target.clone(),
+            category: d.category,
+            reason: "manager reference, set once every account exists".to_string(),
+            action,
+            needs_accounts: carried.needs,
+            needs_containers: vec![],
+            rank: 0,
+            carries: None,
+        };
+        drafts.push(update);
+    }
+    let ranks: HashMap<String, usize> = depth
+        .iter()
+        .filter(|(i, _)| drafts[**i].carries.is_some())
+        .filter_map(|(i, d)| Some((account(&drafts[*i])?, *d)))
+        .collect();
+    let accounts_phase = phase(&Action::Adopt { dn: String::new(), object_id: String::new() }, false);
+    for d in drafts.iter_mut().filter(|d| d.phase == accounts_phase) {
+        if let Some(rank) = account(d).and_then(|a| ranks.get(&a)) {
+            d.rank = *rank;
+        }
+    }
 }
 
 /// Containers between the managed base and the DN's parent that do not exist yet, top first.

@@ -157,8 +157,9 @@ fn progress(total: usize) -> ProgressBar {
 }
 
 /// Applies the operations, many in flight (up to each target's `concurrency`), each waiting only
-/// for what it must (see [`Order`]): intents are recorded before their operations are sent, in
-/// batches ahead of them, and outcomes as they land, in batches (at most [`BATCH`] or
+/// for what it must (see [`Order`]). The store writes while the operations go on, one write at a
+/// time (see [`Writing`]): intents in batches ahead of the operations, an operation sent only once
+/// its intent is committed; outcomes as they land, in batches (at most [`BATCH`] or
 /// [`FLUSH_AFTER`] old). An operation whose dependency did not land is skipped. Returns (done,
 /// failed, skipped).
 async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u64)> {
@@ -193,7 +194,8 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
     let mut ready: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
     let mut in_flight: BTreeMap<&str, usize> = BTreeMap::new();
     let mut running = FuturesUnordered::new();
-    let (mut intents_upto, mut released_upto, mut finished) = (0, 0, 0);
+    let (mut released_upto, mut finished) = (0, 0);
+    let mut writing = Writing::new(fresh, run);
     loop {
         // A phase starts once the one before it has finished.
         if finished == released_upto && released_upto < ops.len() {
@@ -207,27 +209,26 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
         for (target, queue) in ready.iter_mut() {
             let (limit, batch) =
                 targets.get(target).map_or((1, 1), |(connection, limit)| (*limit, connection.batch_limit().max(1)));
-            while in_flight.get(target).copied().unwrap_or(0) < limit && !queue.is_empty() {
+            while in_flight.get(target).copied().unwrap_or(0) < limit
+                && queue.first().is_some_and(|&id| writing.intent_recorded(id))
+            {
                 // Up to `batch` ready operations go out together (a password always alone): being
-                // ready at once, none depends on another.
+                // ready at once, none depends on another. Only operations whose intents are
+                // committed go out.
                 let mut to_send = Vec::new();
                 while to_send.len() < batch
                     && let Some(&id) = queue.first()
+                    && writing.intent_recorded(id)
                 {
                     let password = matches!(ops[id].action, Action::SetPassword { .. });
                     if password && !to_send.is_empty() {
                         break;
                     }
                     queue.pop_first();
-                    if id >= intents_upto {
-                        let upto = (id + 1).max(intents_upto + BATCH).min(ops.len());
-                        let intents = &ops[intents_upto..upto];
-                        fresh.store.record_intents(run, intents).await.context("recording intents in the store")?;
-                        intents_upto = upto;
-                    }
                     Failpoint::BeforeSend(id).abort_if(state.failpoint);
                     let planned = &ops[id];
-                    let narrowed = without_missing_members(plan, &state.landed, planned);
+                    let narrowed = without_missing_members(plan, &state.landed, planned)
+                        .or_else(|| without_missing_references(plan, &state.landed, planned));
                     let op = narrowed.unwrap_or_else(|| planned.clone());
                     match state.not_sent(&op, targets.contains_key(op.target.as_str())) {
                         None => to_send.push(op),
@@ -242,11 +243,15 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
                     running.push(send(fresh, run, connection, to_send));
                 }
             }
+            if let Some(&id) = queue.first() {
+                writing.intents_needed(id);
+            }
         }
         ready.retain(|_, queue| !queue.is_empty());
+        writing.start_next(&mut state, finished == ops.len());
         if landed_now.is_empty() {
-            match running.next().await {
-                Some((target, sent)) => {
+            tokio::select! {
+                Some((target, sent)) = running.next(), if !running.is_empty() => {
                     if let Some(n) = in_flight.get_mut(target) {
                         *n = n.saturating_sub(1);
                     }
@@ -255,8 +260,13 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
                         landed_now.push(sent);
                     }
                 }
-                None if finished == ops.len() => break,
-                None => {
+                wrote = writing.finished(), if writing.busy() => {
+                    writing.wrote(wrote?, &state);
+                }
+                else => {
+                    if finished == ops.len() {
+                        break;
+                    }
                     bail!("the apply stopped with {} operation(s) never ready: a bug in roster", ops.len() - finished)
                 }
             }
@@ -269,16 +279,106 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
                 ready.entry(ops[next].target.as_str()).or_default().insert(next);
             }
         }
-        if state.unrecorded.len() >= BATCH || state.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER) {
-            state.record(fresh, run).await?;
-        }
     }
-    state.record(fresh, run).await?;
     state.bar.finish_and_clear();
     let updates: Vec<_> =
         plan.person_updates.iter().filter(|u| !state.troubled_persons.contains(&u.key)).cloned().collect();
     fresh.store.commit_persons(&updates, plan.as_of).await.context("recording persons in the store")?;
     Ok(state.counts)
+}
+
+/// What the store has written of an apply, and the one write it is doing, if any: SQLite has one
+/// writer, so intents and outcomes take turns, while the operations go on. Intents go first when
+/// an operation waits for its own (or the ones recorded are fewer than [`BATCH`] ahead of the
+/// operations sent), else outcomes when [`BATCH`] are waiting, the oldest is [`FLUSH_AFTER`] old,
+/// or every operation has finished. The intents of an operation are committed before it is sent
+/// (the caller asks [`Writing::intent_recorded`]): the crash-safety contract of the apply.
+struct Writing<'a> {
+    fresh: &'a Fresh,
+    run: roster_store::RunId,
+    /// The operations before this one have their intents committed.
+    intents_upto: usize,
+    /// The highest operation that asked for its intent, plus one.
+    intents_wanted: usize,
+    write: Option<std::pin::Pin<Box<dyn Future<Output = Result<Wrote>> + 'a>>>,
+}
+
+/// A write of the store that finished.
+enum Wrote {
+    /// The intents of the operations before this one are committed.
+    Intents(usize),
+    /// The outcomes of these operations are committed.
+    Outcomes(Vec<usize>),
+}
+
+impl<'a> Writing<'a> {
+    fn new(fresh: &'a Fresh, run: roster_store::RunId) -> Writing<'a> {
+        Writing { fresh, run, intents_upto: 0, intents_wanted: 0, write: None }
+    }
+
+    fn intent_recorded(&self, id: usize) -> bool {
+        id < self.intents_upto
+    }
+
+    /// Operation `id` is ready: its intent (and the next ones) are to be recorded.
+    fn intents_needed(&mut self, id: usize) {
+        self.intents_wanted = self.intents_wanted.max(id + 1);
+    }
+
+    fn busy(&self) -> bool {
+        self.write.is_some()
+    }
+
+    /// Starts the next write, if one is due and none is going on.
+    fn start_next(&mut self, state: &mut Landing, all_finished: bool) {
+        if self.write.is_some() {
+            return;
+        }
+        let (fresh, run) = (self.fresh, self.run);
+        let ops = &fresh.plan.operations;
+        if self.intents_upto < ops.len() && self.intents_wanted + BATCH > self.intents_upto {
+            let from = self.intents_upto;
+            let upto = (from + BATCH).max(self.intents_wanted).min(ops.len());
+            self.write = Some(Box::pin(async move {
+                fresh.store.record_intents(run, &ops[from..upto]).await.context("recording intents in the store")?;
+                Ok(Wrote::Intents(upto))
+            }));
+        } else if !state.unrecorded.is_empty()
+            && (state.unrecorded.len() >= BATCH
+                || all_finished
+                || state.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER))
+        {
+            let outcomes = std::mem::take(&mut state.unrecorded);
+            state.oldest = None;
+            self.write = Some(Box::pin(async move {
+                fresh.store.record_outcomes(run, &outcomes).await.context("recording outcomes in the store")?;
+                Ok(Wrote::Outcomes(outcomes.into_iter().map(|(op, _)| op.id).collect()))
+            }));
+        }
+    }
+
+    /// Waits for the write going on.
+    async fn finished(&mut self) -> Result<Wrote> {
+        match self.write.as_mut() {
+            Some(write) => {
+                let wrote = write.await;
+                self.write = None;
+                wrote
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    fn wrote(&mut self, wrote: Wrote, state: &Landing) {
+        match wrote {
+            Wrote::Intents(upto) => self.intents_upto = upto,
+            Wrote::Outcomes(ids) => {
+                for id in ids {
+                    Failpoint::AfterOutcome(id).abort_if(state.failpoint);
+                }
+            }
+        }
+    }
 }
 
 /// An operation that came back (or was decided without being sent), with the kind of error it
@@ -398,19 +498,6 @@ impl Landing {
         self.oldest.get_or_insert_with(Instant::now);
         self.unrecorded.push((op, outcome));
         self.bar.inc(1);
-    }
-
-    async fn record(&mut self, fresh: &Fresh, run: roster_store::RunId) -> Result<()> {
-        if self.unrecorded.is_empty() {
-            return Ok(());
-        }
-        fresh.store.record_outcomes(run, &self.unrecorded).await.context("recording outcomes in the store")?;
-        for (op, _) in &self.unrecorded {
-            Failpoint::AfterOutcome(op.id).abort_if(self.failpoint);
-        }
-        self.unrecorded.clear();
-        self.oldest = None;
-        Ok(())
     }
 }
 
@@ -648,6 +735,39 @@ fn without_missing_members(plan: &Plan, landed: &[bool], op: &Operation) -> Opti
     narrowed.action = Action::CreateGroup { dn: dn.clone(), members: kept, attributes: attributes.clone() };
     narrowed.depends_on.retain(|d| !dropped.contains(d));
     narrowed.reason = format!("{} (without the members whose accounts did not land)", op.reason);
+    Some(narrowed)
+}
+
+/// A new account whose create names an account whose create did not land (in Active Directory
+/// the manager's goes into the report's create when it is created first in the same run, see the
+/// planner's `fold_references`) is still made, without that reference: someone else's refused
+/// record must not keep a new hire's account from being created. The link records the create as
+/// sent (without the reference), so the next run sets it once the manager's account exists. None
+/// when the operation stands as planned, or when what did not land is not an account's create (a
+/// container: the create is skipped).
+fn without_missing_references(plan: &Plan, landed: &[bool], op: &Operation) -> Option<Operation> {
+    let Action::Create { dn, attributes, enabled, password } = &op.action else { return None };
+    let missing: Vec<usize> =
+        op.depends_on.iter().copied().filter(|d| !landed.get(*d).copied().unwrap_or(false)).collect();
+    let mut gone = BTreeSet::new();
+    for d in &missing {
+        match plan.operations.get(*d).map(|o| &o.action) {
+            Some(Action::Create { dn, .. }) => gone.insert(normalize_dn(dn)),
+            _ => return None,
+        };
+    }
+    if gone.is_empty() {
+        return None;
+    }
+    let mut attributes = attributes.clone();
+    attributes.retain(|_, values| {
+        values.retain(|v| !gone.contains(&normalize_dn(v)));
+        !values.is_empty()
+    });
+    let mut narrowed = op.clone();
+    narrowed.action = Action::Create { dn: dn.clone(), attributes, enabled: *enabled, password: *password };
+    narrowed.depends_on.retain(|d| !missing.contains(d));
+    narrowed.reason = format!("{} (without the references to accounts whose creates did not land)", op.reason);
     Some(narrowed)
 }
 

@@ -410,6 +410,79 @@ fn disputed_accounts_are_not_orphans() {
     lab.assert_nothing_to_do(day);
 }
 
+/// Managers and their reports created on the same day. AD refuses a reference to an entry that
+/// does not exist yet, yet each report's manager goes into its own create: the create waits for
+/// the manager's, which the plan orders first (here the reports' keys sort before their managers'),
+/// so a new account costs one request, as an `ldapadd` of the final entries does. A reporting cycle
+/// (two people named as each other's manager) is created all the same, one of the two getting its
+/// reference from a later update. A manager whose create fails keeps no report waiting: the
+/// report's account is made without the reference, which the next run sets once the manager's
+/// account exists.
+#[test]
+fn managers_and_reports_created_the_same_day_carry_the_reference_in_the_create() {
+    let lab = AdLab::start();
+    let hr = Hr::new([
+        Worker::new("6001", "Alan", "Turing", "Engineering").title("Engineer").manager("6002"),
+        Worker::new("6002", "Grace", "Hopper", "Engineering").title("Lead").manager("6003"),
+        Worker::new("6003", "Ada", "Lovelace", "Engineering").title("Head of Engineering"),
+        Worker::new("6004", "Claude", "Shannon", "Research").title("Researcher").manager("6005"),
+        Worker::new("6005", "Emmy", "Noether", "Research").title("Researcher").manager("6004"),
+        Worker::new("6006", "Edsger", "Dijkstra", "Sales").title("Sales Lead").manager("6007"),
+        Worker::new("6007", "Barbara", "Liskov", "Sales").title("Head of Sales"),
+    ]);
+    lab.export(&hr);
+    // The Sales OU exists already, so that the foreign entry below can be put at Barbara's DN.
+    let sales = ou("Sales");
+    lab.dc.ldapadd(&format!("dn: {sales}\nobjectClass: organizationalUnit\n")).expect("the Sales OU");
+    let day = "2026-03-02";
+    let plan = lab.plan(day);
+    let create = |key: &str| {
+        let [create] = ops_for(&plan, key, "create")[..] else { panic!("one create for {key}: {plan:#}") };
+        create
+    };
+    let reference_updates = |key: &str| {
+        ops_for(&plan, key, "update").into_iter().filter(|op| op["changes"].to_string().contains("manager")).count()
+    };
+    for (report, manager) in [("6001", "6002"), ("6002", "6003"), ("6006", "6007")] {
+        let (report_create, manager_create) = (create(report), create(manager));
+        assert_eq!(report_create["attributes"]["manager"][0], manager_create["dn"], "{report_create:#}");
+        assert!(manager_create["id"].as_u64() < report_create["id"].as_u64(), "{plan:#}");
+        assert!(
+            report_create["depends_on"].as_array().is_some_and(|d| d.contains(&manager_create["id"])),
+            "{report}'s create waits for {manager}'s: {report_create:#}"
+        );
+        assert_eq!(reference_updates(report), 0, "no separate manager reference for {report}: {plan:#}");
+    }
+    assert!(create("6003")["attributes"].get("manager").is_none(), "{plan:#}");
+    let in_create = ["6004", "6005"].map(|key| create(key)["attributes"].get("manager").is_some());
+    let updates = ["6004", "6005"].map(reference_updates);
+    assert!(
+        in_create == [true, false] && updates == [0, 1] || in_create == [false, true] && updates == [1, 0],
+        "a cycle: one reference in its create, the other in a later update ({in_create:?}, {updates:?}): {plan:#}"
+    );
+
+    // Between the plan and its apply, someone else's entry takes Barbara's DN: her create fails.
+    let saved = lab.folder.dir().join("plan.json").to_string_lossy().into_owned();
+    lab.roster(day, &["plan", "--out", &saved]).expect_code(0);
+    let barbara = format!("CN=Barbara Liskov,{sales}");
+    lab.dc.ldapadd(&format!("dn: {barbara}\nobjectClass: contact\n")).expect("a foreign entry at Barbara's DN");
+    let applied = lab.roster(day, &["apply", &saved]);
+    assert_ne!(applied.code, 0, "Barbara's create cannot land:\n{applied}");
+    for (report, manager) in [("6001", "6002"), ("6002", "6003"), ("6004", "6005"), ("6005", "6004")] {
+        assert!(lab.manager_is(report, manager), "{report}'s manager is not {manager}: {:#?}", lab.account(report));
+    }
+    assert!(lab.accounts("6007").is_empty(), "{applied}");
+    let edsger = lab.account("6006");
+    assert_eq!(edsger.dn, format!("CN=Edsger Dijkstra,{sales}"), "created without the reference: {applied}");
+    assert!(edsger.values("manager").is_empty(), "{edsger:#?}");
+
+    // The foreign entry is gone: the next run makes Barbara's account and sets Edsger's manager.
+    lab.dc.ldapmodify(&format!("dn: {barbara}\nchangetype: delete\n")).expect("removing the foreign entry");
+    lab.run(day);
+    assert!(lab.manager_is("6006", "6007"), "{:#?}", lab.account("6006"));
+    lab.assert_nothing_to_do(day);
+}
+
 /// A target that would send initial passwords over a plain `ldap://` connection is refused by the
 /// configuration check (exit code 2), even with `tls.allow_plaintext` set for the bind: nothing is
 /// read or connected, so no directory is needed. (The connector refuses again by itself; its own
