@@ -774,3 +774,29 @@ async fn a_member_removed_right_after_its_rename_is_gone_under_both_names() {
     let left: Vec<&str> = ldif.lines().filter_map(|line| line.strip_prefix("member: ")).collect();
     assert_eq!(left, [keeper.as_str()], "{ldif}");
 }
+
+/// A group larger than one request may carry is created with its first members and given the rest
+/// in later requests: every member is there. Created again over the existing group (an earlier
+/// create whose outcome was lost), the members it lacks are added, those it has are kept.
+#[tokio::test]
+async fn a_group_of_more_members_than_one_request_carries_gets_them_all() {
+    let server = start_tls_server();
+    let target = connect_admin(&server).await;
+    let group = format!("cn=everyone,{GROUPS}");
+    let members = |n: usize| (0..n).map(|i| format!("uid=member{i},{PEOPLE}")).collect::<Vec<_>>();
+    let count = |ldif: &str| ldif.lines().filter(|line| line.starts_with("member: ")).count();
+
+    target
+        .apply(&op(Action::CreateGroup { dn: group.clone(), members: members(2500), attributes: AttrMap::new() }))
+        .await
+        .unwrap();
+    assert_eq!(count(&server.search(&group, "(objectClass=*)", &["member"]).unwrap()), 2500);
+
+    target
+        .apply(&op(Action::CreateGroup { dn: group.clone(), members: members(3100), attributes: AttrMap::new() }))
+        .await
+        .unwrap();
+    let ldif = server.search(&group, "(objectClass=*)", &["member"]).unwrap();
+    assert_eq!(count(&ldif), 3100);
+    assert!(ldif.contains(&format!("member: uid=member3099,{PEOPLE}")), "the last member is missing");
+}

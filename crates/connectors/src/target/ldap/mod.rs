@@ -100,6 +100,9 @@ pub struct LdapTarget {
 
 /// How long a removal waits for the directory's referential integrity to rewrite a renamed
 /// member's old DN in a group before it concludes that nothing will.
+/// Members a group's create or a member add carries in one request (see `create_group`).
+pub(crate) const MEMBERS_PER_REQUEST: usize = 1000;
+
 const REFINT_WAIT: Duration = Duration::from_secs(5);
 
 impl fmt::Debug for LdapTarget {
@@ -651,8 +654,13 @@ impl LdapTarget {
         if let Some(first) = rdn.first() {
             entry.entry(AttrName::new("cn")).or_insert_with(|| vec![first.value.clone()]);
         }
-        if !members.is_empty() {
-            entry.insert(AttrName::new("member"), members.to_vec());
+        // A large group is created with its first members and given the rest in later requests:
+        // a directory bounds the size of one request (OpenLDAP's 4 MiB by default, about 80,000
+        // member DNs; AD's 10 MB), and a create that fails halfway is finished by the next run's
+        // member diff.
+        let (first, rest) = members.split_at(members.len().min(MEMBERS_PER_REQUEST));
+        if !first.is_empty() {
+            entry.insert(AttrName::new("member"), first.to_vec());
         }
         let entry: Vec<(String, HashSet<String>)> =
             entry.into_iter().map(|(attr, values)| (attr.as_str().to_string(), values.into_iter().collect())).collect();
@@ -677,16 +685,44 @@ impl LdapTarget {
                         format!("{what}: {}; the entry there is not a {group_class}", describe(&result)),
                     )
                 })?;
-                for member in members {
-                    self.add_member(ldap, what, dn, member).await?;
+                for chunk in members.chunks(MEMBERS_PER_REQUEST) {
+                    self.add_members(ldap, what, dn, chunk).await?;
                 }
                 uuid
             }
             _ => return Err(result_error(what, &result, Right::CreateChild)),
         };
+        if result.rc == SUCCESS {
+            for chunk in rest.chunks(MEMBERS_PER_REQUEST) {
+                self.add_members(ldap, what, dn, chunk).await?;
+            }
+        }
         let mut attrs = AttrMap::new();
         attrs.insert(AttrName::new("member"), members.to_vec());
         Ok(Applied { entry: Some(TargetEntry { object_id: uuid, dn: dn.to_string(), attrs, protected: false }) })
+    }
+
+    /// Adds `members` to a group in one request; if the directory refuses it because one is
+    /// already there, one by one (each then a success or already there).
+    async fn add_members(
+        &self,
+        ldap: &mut Ldap,
+        what: &str,
+        group: &str,
+        members: &[String],
+    ) -> Result<(), TargetError> {
+        let mods = vec![Mod::Add("member".to_string(), members.iter().cloned().collect())];
+        let result = self.send(ldap.with_timeout(self.timeout()).modify(group, mods).await, what)?;
+        match result.rc {
+            SUCCESS => Ok(()),
+            TYPE_OR_VALUE_EXISTS | ALREADY_EXISTS => {
+                for member in members {
+                    self.add_member(ldap, what, group, member).await?;
+                }
+                Ok(())
+            }
+            _ => Err(result_error(what, &result, Right::WriteMembers)),
+        }
     }
 
     async fn add_member(&self, ldap: &mut Ldap, what: &str, group: &str, member: &str) -> Result<(), TargetError> {
