@@ -265,6 +265,37 @@ pub(crate) fn correlate<'a>(
     index.out
 }
 
+/// A person's attribute texts as expressions see them ([`merge`]).
+pub(crate) enum Texts {
+    /// The person's one record, of a configured source: its non-empty values, read where they
+    /// are. Most persons have one record, and a merged copy of it was a tenth of a plan's memory.
+    Record(Attrs),
+    /// Merged by precedence from several records.
+    Merged(BTreeMap<String, String>),
+}
+
+impl Texts {
+    /// The text of attribute `name`; `None` when it is absent or empty.
+    pub fn get(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Texts::Record(attrs) => attrs.get(name).map(FieldValue::as_text).filter(|text| !text.is_empty()),
+            Texts::Merged(texts) => texts.get(name).map(|text| std::borrow::Cow::Borrowed(text.as_str())),
+        }
+    }
+}
+
+/// [`merge`], without copying the values of a person who has one record.
+pub(crate) fn texts(settings: &Settings, records: &BTreeMap<String, Attrs>) -> (Texts, BTreeMap<String, String>) {
+    if records.len() == 1
+        && let Some((source, attrs)) = records.first_key_value()
+        && settings.sources.iter().any(|s| &s.name == source)
+    {
+        return (Texts::Record(std::sync::Arc::clone(attrs)), BTreeMap::new());
+    }
+    let (texts, provenance) = merge(settings, records);
+    (Texts::Merged(texts), provenance)
+}
+
 /// A person's attributes as expressions see them, and the source each value came from: per
 /// attribute, the sources `[precedence]` lists, then the others in configuration order; the first
 /// with a non-empty value wins. A person with one record has no provenance: every value is that
