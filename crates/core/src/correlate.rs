@@ -29,12 +29,39 @@ type Attrs = std::sync::Arc<crate::source::Attrs>;
 /// The persons of one run, as the records of this run say.
 pub(crate) struct Correlated<'a> {
     /// Person key -> source -> (record key, attributes), for the records read in this run.
-    pub persons: BTreeMap<String, BTreeMap<&'a str, (&'a str, &'a Attrs)>>,
+    pub persons: BTreeMap<String, PersonRecords<'a>>,
     /// Persons held by a disputed correlation, with the record in dispute.
     pub disputed: BTreeMap<String, String>,
     /// Record key (of any source) -> person key, for references by source key (`manager`).
     pub aliases: HashMap<String, String>,
     pub notices: Vec<Notice>,
+}
+
+/// One person's records of this run: source -> (record key, attributes), in source order. Most
+/// persons have one: a vector of them costs a tenth of a map's node per person.
+#[derive(Default)]
+pub(crate) struct PersonRecords<'a>(Vec<(&'a str, (&'a str, &'a Attrs))>);
+
+impl<'a> PersonRecords<'a> {
+    pub fn get(&self, source: &str) -> Option<&(&'a str, &'a Attrs)> {
+        self.0.iter().find(|(s, _)| *s == source).map(|(_, record)| record)
+    }
+
+    fn insert(&mut self, source: &'a str, record: (&'a str, &'a Attrs)) {
+        match self.0.binary_search_by(|(s, _)| (*s).cmp(source)) {
+            Ok(at) => self.0[at].1 = record,
+            Err(at) => self.0.insert(at, (source, record)),
+        }
+    }
+
+    fn remove(&mut self, source: &str) {
+        self.0.retain(|(s, _)| *s != source);
+    }
+
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = &(&'a str, (&'a str, &'a Attrs))> {
+        self.0.iter()
+    }
 }
 
 impl Correlated<'_> {

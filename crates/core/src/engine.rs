@@ -746,9 +746,10 @@ pub fn plan(input: &PlanInput) -> Plan {
                     // yet (OpenLDAP checks none), so the manager goes into the create itself; AD
                     // refuses one, so there it is set once every account exists.
                     let deferred = defers_references(rules);
-                    for (attr, values, _, references) in &wanted {
-                        if (!references || !deferred) && !values.is_empty() {
-                            attributes.insert(attr.clone(), values.clone());
+                    // Moved, not copied: what is left of `wanted` below is the deferred references.
+                    for (attr, values, _, references) in &mut wanted {
+                        if (!*references || !deferred) && !values.is_empty() {
+                            attributes.insert(attr.clone(), std::mem::take(values));
                         }
                     }
                     attributes
@@ -1407,7 +1408,7 @@ fn evaluate_people(
         })
     };
 
-    let mut people: Vec<Evaluated> = Vec::new();
+    let mut people: Vec<Evaluated> = Vec::with_capacity(keys.len());
     for key in keys {
         let stored = snapshot.persons.get(key);
         let fresh = correlated.persons.get(key);
