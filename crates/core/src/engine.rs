@@ -101,7 +101,10 @@ fn phase(action: &Action, references: bool) -> u8 {
 /// Normalized group DN -> (group DN, index of the rule that wants it, normalized member DN ->
 /// (member DN, person key)). A member's three texts are made once per person and shared by each
 /// group they belong in.
-type WantedGroups = BTreeMap<String, (String, usize, BTreeMap<Arc<str>, (Arc<str>, Arc<str>)>)>;
+type WantedGroups = BTreeMap<String, (String, usize, BTreeMap<Arc<str>, Member>)>;
+
+/// A wanted group member: (member DN, person key).
+type Member = (Arc<str>, Arc<str>);
 
 struct Draft {
     phase: u8,
@@ -2034,8 +2037,7 @@ fn plan_groups(
                     .map(|m| renamed.get(&normalize_dn(m)).unwrap_or(m))
                     .map(|m| (normalize_dn(m), m))
                     .collect();
-                let adds: Vec<(&Arc<str>, &(Arc<str>, Arc<str>))> =
-                    want.iter().filter(|(n, _)| !have.contains_key(&***n)).collect();
+                let adds: Vec<(&Arc<str>, &Member)> = want.iter().filter(|(n, _)| !have.contains_key(&***n)).collect();
                 let removes: Vec<(&String, &&String)> = have
                     .iter()
                     .filter(|(n, _)| {
