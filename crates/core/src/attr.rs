@@ -3,18 +3,20 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 /// An LDAP attribute name: compares, orders and hashes case-insensitively (`employeeNumber` ==
-/// `employeenumber`), and keeps the spelling it was given for display.
+/// `employeenumber`), and keeps the spelling it was given for display. Shared, not copied, when
+/// cloned: a plan's creates hold the mappings' names once per account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct AttrName(String);
+pub struct AttrName(Arc<str>);
 
 impl AttrName {
     pub fn new(name: impl Into<String>) -> AttrName {
-        AttrName(name.into())
+        AttrName(Arc::from(name.into()))
     }
     pub fn as_str(&self) -> &str {
         &self.0

@@ -29,12 +29,39 @@ type Attrs = std::sync::Arc<crate::source::Attrs>;
 /// The persons of one run, as the records of this run say.
 pub(crate) struct Correlated<'a> {
     /// Person key -> source -> (record key, attributes), for the records read in this run.
-    pub persons: BTreeMap<String, BTreeMap<&'a str, (&'a str, &'a Attrs)>>,
+    pub persons: BTreeMap<String, PersonRecords<'a>>,
     /// Persons held by a disputed correlation, with the record in dispute.
     pub disputed: BTreeMap<String, String>,
     /// Record key (of any source) -> person key, for references by source key (`manager`).
     pub aliases: HashMap<String, String>,
     pub notices: Vec<Notice>,
+}
+
+/// One person's records of this run: source -> (record key, attributes), in source order. Most
+/// persons have one: a vector of them costs a tenth of a map's node per person.
+#[derive(Default)]
+pub(crate) struct PersonRecords<'a>(Vec<(&'a str, (&'a str, &'a Attrs))>);
+
+impl<'a> PersonRecords<'a> {
+    pub fn get(&self, source: &str) -> Option<&(&'a str, &'a Attrs)> {
+        self.0.iter().find(|(s, _)| *s == source).map(|(_, record)| record)
+    }
+
+    fn insert(&mut self, source: &'a str, record: (&'a str, &'a Attrs)) {
+        match self.0.binary_search_by(|(s, _)| (*s).cmp(source)) {
+            Ok(at) => self.0[at].1 = record,
+            Err(at) => self.0.insert(at, (source, record)),
+        }
+    }
+
+    fn remove(&mut self, source: &str) {
+        self.0.retain(|(s, _)| *s != source);
+    }
+
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = &(&'a str, (&'a str, &'a Attrs))> {
+        self.0.iter()
+    }
 }
 
 impl Correlated<'_> {
@@ -263,6 +290,37 @@ pub(crate) fn correlate<'a>(
         index.place(source, key, attrs);
     }
     index.out
+}
+
+/// A person's attribute texts as expressions see them ([`merge`]).
+pub(crate) enum Texts {
+    /// The person's one record, of a configured source: its non-empty values, read where they
+    /// are. Most persons have one record, and a merged copy of it was a tenth of a plan's memory.
+    Record(Attrs),
+    /// Merged by precedence from several records.
+    Merged(BTreeMap<String, String>),
+}
+
+impl Texts {
+    /// The text of attribute `name`; `None` when it is absent or empty.
+    pub fn get(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Texts::Record(attrs) => attrs.get(name).map(FieldValue::as_text).filter(|text| !text.is_empty()),
+            Texts::Merged(texts) => texts.get(name).map(|text| std::borrow::Cow::Borrowed(text.as_str())),
+        }
+    }
+}
+
+/// [`merge`], without copying the values of a person who has one record.
+pub(crate) fn texts(settings: &Settings, records: &BTreeMap<String, Attrs>) -> (Texts, BTreeMap<String, String>) {
+    if records.len() == 1
+        && let Some((source, attrs)) = records.first_key_value()
+        && settings.sources.iter().any(|s| &s.name == source)
+    {
+        return (Texts::Record(std::sync::Arc::clone(attrs)), BTreeMap::new());
+    }
+    let (texts, provenance) = merge(settings, records);
+    (Texts::Merged(texts), provenance)
 }
 
 /// A person's attributes as expressions see them, and the source each value came from: per

@@ -99,8 +99,12 @@ fn phase(action: &Action, references: bool) -> u8 {
 }
 
 /// Normalized group DN -> (group DN, index of the rule that wants it, normalized member DN ->
-/// (member DN, person key)).
-type WantedGroups = BTreeMap<String, (String, usize, BTreeMap<String, (String, String)>)>;
+/// (member DN, person key)). A member's three texts are made once per person and shared by each
+/// group they belong in.
+type WantedGroups = BTreeMap<String, (String, usize, BTreeMap<Arc<str>, Member>)>;
+
+/// A wanted group member: (member DN, person key).
+type Member = (Arc<str>, Arc<str>);
 
 struct Draft {
     phase: u8,
@@ -134,7 +138,7 @@ struct Evaluated {
     records: BTreeMap<String, Arc<Attrs>>,
     /// Source -> record key, where it differs from the person's key.
     record_keys: BTreeMap<String, String>,
-    texts: BTreeMap<String, String>,
+    texts: correlate::Texts,
     /// Attribute -> the source its value came from (with records from several sources).
     provenance: BTreeMap<String, String>,
     /// The kinds of the affiliations that hold now (prehire, active or on leave).
@@ -355,7 +359,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         match login::choose(
             &settings.login,
             &env,
-            &|name| texts.get(name).cloned().unwrap_or_default(),
+            &|name| texts.get(name).map(Cow::into_owned).unwrap_or_default(),
             &taken,
             &mut numbering,
         ) {
@@ -404,6 +408,9 @@ pub fn plan(input: &PlanInput) -> Plan {
         }
         let mut untouchable: BTreeSet<String> =
             view.entries.iter().filter(|e| e.protected).map(|e| normalize_dn(&e.dn)).collect();
+        // Each person's variables, as text and escaped for DNs: filled in place for each person.
+        let mut env = Env::new();
+        let mut group_env = Env::new();
         for p in &people {
             if !p.evaluate {
                 // Stays where it is: its DN is what references and group members point to.
@@ -538,7 +545,8 @@ pub fn plan(input: &PlanInput) -> Plan {
                 continue;
             }
             let Some(login) = p.login.as_deref() else { continue };
-            match evaluate_dn(rules, &dn_env(settings, p, login, today)) {
+            fill_env(&mut env, settings, p, login, today, crate::dn::escape_dn_value);
+            match evaluate_dn(rules, &env) {
                 Ok(dn) => {
                     let enabled = is_enabled_state(effective_state(state, has_entry), settings);
                     let dn = match (&rules.move_to, enabled, moves_when_disabled(state)) {
@@ -655,13 +663,11 @@ pub fn plan(input: &PlanInput) -> Plan {
             let Some(dn) = desired_dn.get(p.key.as_str()).cloned() else { continue };
             let login = p.login.clone().unwrap_or_default();
             let manager_dn = manager_dn_of(p, &desired_dn);
-            let env = person_env(settings, p, &login, today);
-            let group_env = dn_env(settings, p, &login, today);
-            let mut env_ref = env.clone();
-            env_ref.set("manager_dn", ExprValue::Text(manager_dn.clone().unwrap_or_default()));
+            fill_env(&mut env, settings, p, &login, today, as_text);
+            fill_env(&mut group_env, settings, p, &login, today, crate::dn::escape_dn_value);
             if rules.mappings.iter().any(|m| m.references_manager)
                 && let (None, Some(mgr)) = (&manager_dn, p.texts.get("manager"))
-                && mgr != &p.key
+                && *mgr != *p.key
             {
                 planner.notice(
                     NoticeKind::ManagerMissing,
@@ -694,8 +700,11 @@ pub fn plan(input: &PlanInput) -> Plan {
             // Values the mappings want, and the disabled overrides.
             let mut wanted: Vec<(AttrName, Vec<String>, bool, bool)> = Vec::new();
             let mut eval_failed = false;
+            // Only the mappings that reference the manager read `manager_dn` (`references_manager`
+            // is whether the expression names it): set for them, empty again for the rest below.
+            env.set("manager_dn", ExprValue::Text(manager_dn.clone().unwrap_or_default()));
             for m in &rules.mappings {
-                let value = if m.references_manager { m.expr.eval(&env_ref) } else { m.expr.eval(&env) };
+                let value = m.expr.eval(&env);
                 match value.and_then(ExprValue::into_texts) {
                     // Entra's IgnoreFlowIfNullOrEmpty: the attribute is left as it is.
                     Ok(values) if values.is_empty() && m.expr.ignores_flow_if_empty() => {}
@@ -716,6 +725,7 @@ pub fn plan(input: &PlanInput) -> Plan {
                     }
                 }
             }
+            env.set("manager_dn", ExprValue::Text(String::new()));
             if !want_enabled {
                 for (attr, expr) in &rules.disable_set {
                     match expr.eval(&env).and_then(ExprValue::into_texts) {
@@ -764,9 +774,10 @@ pub fn plan(input: &PlanInput) -> Plan {
                         .collect();
                     let carried =
                         if ad && !refs.is_empty() { referable.accounts(&refs, &dn, rules.name()) } else { None };
-                    for (attr, values, _, references) in &wanted {
-                        if (!references || !deferred || carried.is_some()) && !values.is_empty() {
-                            attributes.insert(attr.clone(), values.clone());
+                    // Moved, not copied: the deferred references are in `refs` already.
+                    for (attr, values, _, references) in &mut wanted {
+                        if (!*references || !deferred || carried.is_some()) && !values.is_empty() {
+                            attributes.insert(attr.clone(), std::mem::take(values));
                         }
                     }
                     attributes
@@ -1072,6 +1083,8 @@ pub fn plan(input: &PlanInput) -> Plan {
 
             // Group memberships this person should hold in this target.
             if gets_groups(effective, settings, rules) {
+                let member: (Arc<str>, Arc<str>, Arc<str>) =
+                    (dn.normalized().into(), dn.to_string().into(), p.key.as_str().into());
                 for (rule_index, rule) in rules.groups.iter().enumerate() {
                     match rule.when.eval(&env).and_then(ExprValue::into_bool) {
                         Ok(true) => match rule.dn.eval(&group_env).and_then(ExprValue::into_texts) {
@@ -1088,7 +1101,10 @@ pub fn plan(input: &PlanInput) -> Plan {
                                             let slot = group_members
                                                 .entry(gdn.normalized())
                                                 .or_insert_with(|| (gdn.to_string(), rule_index, BTreeMap::new()));
-                                            slot.2.insert(dn.normalized(), (dn.to_string(), p.key.clone()));
+                                            slot.2.insert(
+                                                Arc::clone(&member.0),
+                                                (Arc::clone(&member.1), Arc::clone(&member.2)),
+                                            );
                                         }
                                         Ok(gdn) => planner.notice(
                                             NoticeKind::EvaluationFailed,
@@ -1422,7 +1438,7 @@ fn evaluate_people(
         })
     };
 
-    let mut people: Vec<Evaluated> = Vec::new();
+    let mut people: Vec<Evaluated> = Vec::with_capacity(keys.len());
     for key in keys {
         let stored = snapshot.persons.get(key);
         let fresh = correlated.persons.get(key);
@@ -1504,7 +1520,7 @@ fn evaluate_people(
             missing_reads,
             &tombstoned,
         );
-        p.manager = p.texts.get("manager").map(|m| correlated.person_of(m).to_string());
+        p.manager = p.texts.get("manager").map(|m| correlated.person_of(&m).to_string());
         p.hold = p.hold.or(disputed);
         p.eval_hash = eval_hash;
         people.push(p);
@@ -1545,7 +1561,7 @@ fn settled(s: &StoredPerson, eval_hash: String, manager: Option<String>) -> Eval
         key: s.key.clone(),
         records: BTreeMap::new(),
         record_keys: s.record_keys.clone(),
-        texts: BTreeMap::new(),
+        texts: correlate::Texts::Merged(BTreeMap::new()),
         provenance: s.provenance.clone(),
         affiliations: Vec::new(),
         ends: None,
@@ -1596,7 +1612,7 @@ fn evaluate_person(
     let decision = person_state(&affiliations, today, &settings.lifecycle, left_on);
     let current = current_kinds(&affiliations, today, &settings.lifecycle, left_on);
     let ends = employment_ends(&affiliations, today, &settings.lifecycle, left_on);
-    let (texts, provenance) = correlate::merge(settings, &records);
+    let (texts, provenance) = correlate::texts(settings, &records);
     let prev_state = stored.map(|s| s.state);
     let had_account = prev_state.is_some_and(LifecycleState::has_account);
     let state = decision.state;
@@ -1676,35 +1692,45 @@ fn effective_state(state: LifecycleState, has_entry: bool) -> LifecycleState {
 }
 
 fn person_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate) -> Env {
-    person_env_with(settings, p, login, today, &|s| s.to_string())
+    let mut env = Env::new();
+    fill_env(&mut env, settings, p, login, today, as_text);
+    env
 }
 
 /// The variables of a DN expression: every value already escaped for a DN, so that a department
 /// called `R&D, Labs` lands as one RDN value and can never add an RDN of its own.
 fn dn_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate) -> Env {
-    person_env_with(settings, p, login, today, &crate::dn::escape_dn_value)
+    let mut env = Env::new();
+    fill_env(&mut env, settings, p, login, today, crate::dn::escape_dn_value);
+    env
 }
 
-fn person_env_with(
+/// A variable's value as it is: [`person_env`]'s, where [`dn_env`] escapes it.
+fn as_text(value: &str) -> String {
+    value.to_string()
+}
+
+/// Sets every variable of `p`'s expressions in `env`, each value made by `text`. The planner
+/// fills one `Env` person after person: the same variables every time, each replaced in place.
+fn fill_env(
+    env: &mut Env,
     settings: &Settings,
     p: &Evaluated,
     login: &str,
     today: NaiveDate,
-    text: &dyn Fn(&str) -> String,
-) -> Env {
-    let mut env = Env::new();
+    text: fn(&str) -> String,
+) {
     for name in &settings.attributes {
-        env.set(name, ExprValue::Text(text(p.texts.get(name).map(String::as_str).unwrap_or_default())));
+        env.set(name, ExprValue::Text(text(p.texts.get(name).as_deref().unwrap_or_default())));
     }
     env.set("key", ExprValue::Text(text(&p.key)));
     env.set("login", ExprValue::Text(text(login)));
     env.set("state", ExprValue::Text(p.decision.state.as_str().to_string()));
-    env.set("affiliation", ExprValue::Text(text(p.texts.get("affiliation").map(String::as_str).unwrap_or_default())));
+    env.set("affiliation", ExprValue::Text(text(p.texts.get("affiliation").as_deref().unwrap_or_default())));
     env.set("affiliations", ExprValue::List(p.affiliations.iter().map(|a| ExprValue::Text(text(a))).collect()));
     env.set("manager_dn", ExprValue::Text(String::new()));
     env.set("today", ExprValue::Text(today.format("%Y-%m-%d").to_string()));
     env.set("account_expires", ExprValue::Text(account_expires(settings, p)));
-    env
 }
 
 /// The person's last working moment as a Windows FILETIME (100 ns since 1601-01-01 UTC): the end of
@@ -2175,7 +2201,7 @@ fn plan_groups(
                         );
                     }
                 }
-                let members: Vec<String> = want.values().map(|(d, _)| d.clone()).collect();
+                let members: Vec<String> = want.values().map(|(d, _)| d.to_string()).collect();
                 let deps: Vec<String> = want.values().flat_map(|(_, k)| account_dep(k)).collect();
                 let rule = wanted.get(norm).and_then(|(_, i, _)| rules.config.groups.get(*i));
                 let attributes = group_attributes(rules, &parsed, rule);
@@ -2203,11 +2229,12 @@ fn plan_groups(
                     .map(|m| renamed.get(&normalize_dn(m)).unwrap_or(m))
                     .map(|m| (normalize_dn(m), m))
                     .collect();
-                let adds: Vec<(&String, &(String, String))> =
-                    want.iter().filter(|(n, _)| !have.contains_key(*n)).collect();
+                let adds: Vec<(&Arc<str>, &Member)> = want.iter().filter(|(n, _)| !have.contains_key(&***n)).collect();
                 let removes: Vec<(&String, &&String)> = have
                     .iter()
-                    .filter(|(n, _)| !want.contains_key(*n) && **n != placeholder_norm && !untouchable.contains(*n))
+                    .filter(|(n, _)| {
+                        !want.contains_key(n.as_str()) && **n != placeholder_norm && !untouchable.contains(*n)
+                    })
                     .filter(|(n, _)| rules.group_mode == GroupMode::Authoritative || managed_members.contains_key(*n))
                     // A person not evaluated in this run keeps the memberships they have.
                     .filter(|(n, _)| managed_members.get(*n).is_none_or(|p| p.evaluate))
@@ -2223,7 +2250,7 @@ fn plan_groups(
                         rules.name(),
                         Category::Directory,
                         rule_reason(member),
-                        Action::AddMember { group: g.dn.clone(), member: member.clone() },
+                        Action::AddMember { group: g.dn.clone(), member: member.to_string() },
                         false,
                         account_dep(person),
                         vec![],
@@ -2261,7 +2288,7 @@ fn plan_groups(
                 if whole
                     && remaining > 0
                     && have.contains_key(&placeholder_norm)
-                    && !want.contains_key(&placeholder_norm)
+                    && !want.contains_key(placeholder_norm.as_str())
                 {
                     planner.draft(
                         None,

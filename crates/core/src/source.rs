@@ -63,9 +63,14 @@ impl<'de> Deserialize<'de> for FieldValue {
 impl FieldValue {
     /// The value as text: dates as `YYYY-MM-DD`, which also sorts in date order.
     pub fn to_text(&self) -> String {
+        self.as_text().into_owned()
+    }
+
+    /// The value as text without a copy where it is text already: dates as `YYYY-MM-DD`.
+    pub fn as_text(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            FieldValue::Text(s) => s.clone(),
-            FieldValue::Date(d) => d.format("%Y-%m-%d").to_string(),
+            FieldValue::Text(s) => std::borrow::Cow::Borrowed(s),
+            FieldValue::Date(d) => std::borrow::Cow::Owned(d.format("%Y-%m-%d").to_string()),
         }
     }
 
