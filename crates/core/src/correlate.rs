@@ -17,6 +17,7 @@
 //! A source lists each human once: a record never joins a person who already has a different
 //! record of the same source, except the record it supersedes by `previous_key`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::plan::{Notice, NoticeKind};
@@ -33,7 +34,7 @@ pub(crate) struct Correlated<'a> {
     /// Persons held by a disputed correlation, with the record in dispute.
     pub disputed: BTreeMap<String, String>,
     /// Record key (of any source) -> person key, for references by source key (`manager`).
-    pub aliases: HashMap<String, String>,
+    pub aliases: HashMap<Cow<'a, str>, Cow<'a, str>>,
     pub notices: Vec<Notice>,
 }
 
@@ -67,7 +68,7 @@ impl<'a> PersonRecords<'a> {
 impl Correlated<'_> {
     /// The person a source key names: a person key, or a record key of one person.
     pub fn person_of<'k>(&'k self, key: &'k str) -> &'k str {
-        self.aliases.get(key).map_or(key, String::as_str)
+        self.aliases.get(key).map_or(key, |person| person.as_ref())
     }
 }
 
@@ -82,8 +83,9 @@ struct Index<'a> {
     snapshot: &'a Snapshot,
     /// (source, record key) -> person, as stored.
     linked: HashMap<(&'a str, &'a str), &'a str>,
-    /// Any key (person keys first, then record keys) -> person.
-    by_key: HashMap<String, String>,
+    /// Any key (person keys first, then record keys) -> person. Borrowed from the snapshot and
+    /// the reads, but for the keys of new persons: no copy per person.
+    by_key: HashMap<Cow<'a, str>, Cow<'a, str>>,
     /// (attribute, value) -> persons holding it.
     secondary: HashMap<(String, String), BTreeSet<String>>,
     /// Every attribute some source correlates by.
@@ -110,14 +112,14 @@ impl<'a> Index<'a> {
             },
         };
         for p in snapshot.persons.values() {
-            index.by_key.insert(p.key.clone(), p.key.clone());
+            index.by_key.insert(Cow::Borrowed(&p.key), Cow::Borrowed(&p.key));
         }
         for p in snapshot.persons.values() {
             for (source, attrs) in &p.records {
                 let record_key = stored_record_key(snapshot, &p.key, source);
                 index.linked.insert((source.as_str(), record_key), p.key.as_str());
-                index.by_key.entry(record_key.to_string()).or_insert_with(|| p.key.clone());
-                index.out.aliases.entry(record_key.to_string()).or_insert_with(|| p.key.clone());
+                index.by_key.entry(Cow::Borrowed(record_key)).or_insert(Cow::Borrowed(&p.key));
+                index.out.aliases.entry(Cow::Borrowed(record_key)).or_insert(Cow::Borrowed(&p.key));
                 index.remember_secondary(&p.key, attrs);
             }
         }
@@ -149,34 +151,33 @@ impl<'a> Index<'a> {
         self.snapshot.persons.contains_key(person) || self.out.persons.contains_key(person)
     }
 
-    fn join(&mut self, person: &str, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
+    fn join(&mut self, person: Cow<'a, str>, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
         self.out.persons.entry(person.to_string()).or_default().insert(source, (record_key, attrs));
-        self.by_key.entry(record_key.to_string()).or_insert_with(|| person.to_string());
-        self.out.aliases.insert(record_key.to_string(), person.to_string());
-        self.remember_secondary(person, attrs);
+        self.by_key.entry(Cow::Borrowed(record_key)).or_insert_with(|| person.clone());
+        self.remember_secondary(&person, attrs);
+        self.out.aliases.insert(Cow::Borrowed(record_key), person);
     }
 
     /// A new person for a record: under its key, unless that key already names someone.
     fn new_person(&mut self, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
         let mut key = record_key.to_string();
         let mut n = 1;
-        while self.known(&key) || self.by_key.get(&key).is_some_and(|p| p != &key) {
+        while self.known(&key) || self.by_key.get(key.as_str()).is_some_and(|p| *p != key) {
             n += 1;
             key = if n == 2 { format!("{source}:{record_key}") } else { format!("{source}:{record_key}:{n}") };
         }
-        self.by_key.insert(key.clone(), key.clone());
-        self.join(&key, source, record_key, attrs);
+        self.by_key.insert(Cow::Owned(key.clone()), Cow::Owned(key.clone()));
+        self.join(Cow::Owned(key), source, record_key, attrs);
     }
 
     /// Steps 2 to 6 for a record that no stored link claims.
     fn place(&mut self, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
-        let config = self.settings.sources.iter().find(|s| s.name == source);
-        if let Some(decision) =
-            self.settings.correlation.decide.iter().find(|d| d.source == source && d.key == record_key)
-        {
+        let settings = self.settings;
+        let config = settings.sources.iter().find(|s| s.name == source);
+        if let Some(decision) = settings.correlation.decide.iter().find(|d| d.source == source && d.key == record_key) {
             match &decision.person {
                 Some(person) if !decision.separate && self.known(person) => {
-                    self.supersede_or_join(person.clone(), source, record_key, attrs);
+                    self.supersede_or_join(Cow::Borrowed(person), source, record_key, attrs);
                 }
                 Some(person) if !decision.separate => {
                     self.out.notices.push(Notice {
@@ -195,7 +196,7 @@ impl<'a> Index<'a> {
         if let Some(person) = self.by_key.get(record_key).cloned()
             && self.other_record(&person, source, record_key).is_none()
         {
-            self.join(&person, source, record_key, attrs);
+            self.join(person, source, record_key, attrs);
             return;
         }
         let previous = config
@@ -204,7 +205,7 @@ impl<'a> Index<'a> {
             .map(FieldValue::to_text)
             .filter(|v| !v.is_empty() && v != record_key);
         if let Some(previous) = previous
-            && let Some(person) = self.by_key.get(&previous).cloned()
+            && let Some(person) = self.by_key.get(previous.as_str()).cloned()
             && self.other_record(&person, source, record_key).is_none_or(|k| k == previous)
         {
             self.supersede_or_join(person, source, record_key, attrs);
@@ -224,7 +225,7 @@ impl<'a> Index<'a> {
             0 => self.new_person(source, record_key, attrs),
             1 => {
                 let person = candidates.into_iter().next().unwrap_or_default();
-                self.join(&person, source, record_key, attrs);
+                self.join(Cow::Owned(person), source, record_key, attrs);
             }
             _ => {
                 let listed: Vec<&str> = candidates.iter().map(String::as_str).collect();
@@ -250,11 +251,11 @@ impl<'a> Index<'a> {
     }
 
     /// Joins `person`, replacing the record of the same source that this one supersedes.
-    fn supersede_or_join(&mut self, person: String, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
-        if let Some(records) = self.out.persons.get_mut(&person) {
+    fn supersede_or_join(&mut self, person: Cow<'a, str>, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
+        if let Some(records) = self.out.persons.get_mut(person.as_ref()) {
             records.remove(source);
         }
-        self.join(&person, source, record_key, attrs);
+        self.join(person, source, record_key, attrs);
     }
 }
 
@@ -271,10 +272,10 @@ pub(crate) fn correlate<'a>(
         for read in reads.iter().filter(|r| r.source == source.name) {
             for r in &read.records {
                 let source = read.source.as_str();
-                let linked = index.linked.get(&(source, r.key.as_str())).map(|p| p.to_string());
+                let linked = index.linked.get(&(source, r.key.as_str())).copied();
                 match linked {
-                    Some(person) if index.other_record(&person, source, &r.key).is_none() => {
-                        index.join(&person, source, &r.key, &r.attrs);
+                    Some(person) if index.other_record(person, source, &r.key).is_none() => {
+                        index.join(Cow::Borrowed(person), source, &r.key, &r.attrs);
                     }
                     _ => {
                         let names_previous = previous_key.is_some_and(|a| r.attrs.contains_key(a));
@@ -293,6 +294,7 @@ pub(crate) fn correlate<'a>(
 }
 
 /// A person's attribute texts as expressions see them ([`merge`]).
+#[derive(Clone)]
 pub(crate) enum Texts {
     /// The person's one record, of a configured source: its non-empty values, read where they
     /// are. Most persons have one record, and a merged copy of it was a tenth of a plan's memory.
@@ -419,6 +421,7 @@ candidates = ["key"]
                 .map(|(s, k)| (s.to_string(), k.to_string()))
                 .collect(),
             provenance: BTreeMap::new(),
+            records_omitted: false,
         }
     }
 

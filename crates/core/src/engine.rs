@@ -133,6 +133,7 @@ struct Carried {
 }
 
 /// One person as evaluated in this run.
+#[derive(Clone)]
 struct Evaluated {
     key: String,
     records: BTreeMap<String, Arc<Attrs>>,
@@ -201,11 +202,15 @@ fn same_values(attr: &AttrName, a: &[String], b: &[String], as_dn: bool) -> bool
     norm(a) == norm(b)
 }
 
-fn hash_person<R: serde::Serialize>(config_hash: &str, records: &BTreeMap<String, R>) -> String {
+/// The hash of the configuration and a person's records (their JSON, written into `buffer`, which
+/// is reused from person to person: hashing it whole costs less than the JSON's many small
+/// writes).
+fn hash_person<R: serde::Serialize>(config_hash: &str, records: &BTreeMap<String, R>, buffer: &mut Vec<u8>) -> String {
     let mut h = Sha256::new();
     h.update(config_hash.as_bytes());
-    // Streamed into the hash: the same bytes as the records' JSON, without building it.
-    let _ = serde_json::to_writer(&mut h, records);
+    buffer.clear();
+    let _ = serde_json::to_writer(&mut *buffer, records);
+    h.update(&buffer);
     format!("{:x}", h.finalize())[..32].to_string()
 }
 
@@ -258,18 +263,60 @@ impl Planner {
 
 /// Builds the plan.
 pub fn plan(input: &PlanInput) -> Plan {
+    plan_prepared(input, &prepare(input))
+}
+
+/// Step 1 of a plan, made once for the several plans of a daily run that reads its targets in
+/// part: who the persons are and who is evaluated. It depends on the sources, the store and the
+/// targets read in full, not on what a partial view holds, so the rounds of "plan, read what the
+/// plan needs, plan again" share it (see [`plan_prepared`]).
+pub struct Prepared {
+    people: Vec<Evaluated>,
+    notices: Vec<Notice>,
+    /// The targets whose view was partial when this was made.
+    partial: BTreeSet<String>,
+}
+
+impl Prepared {
+    /// The keys of the persons the plans made from this evaluate: what a partial read of a target
+    /// must fetch.
+    pub fn evaluated(&self) -> BTreeSet<String> {
+        self.people.iter().filter(|p| p.evaluate).map(|p| p.key.clone()).collect()
+    }
+}
+
+fn partial_targets(views: &BTreeMap<String, TargetView>) -> BTreeSet<String> {
+    views.iter().filter(|(_, v)| v.partial.is_some()).map(|(name, _)| name.clone()).collect()
+}
+
+/// Step 1 of [`plan`]: correlate this run's records into persons (`correlate.rs`), after choosing
+/// the row in effect where a source holds several per key (`effective.rs`), and evaluate or
+/// settle each. A person's stored records hold them where a row is quarantined, and make them
+/// missing where a complete source no longer lists them. `input.views` need only say which
+/// targets are read in part (a partial view's content is not looked at).
+pub fn prepare(input: &PlanInput) -> Prepared {
+    let mut planner = Planner { notices: Vec::new(), drafts: Vec::new() };
+    let (chosen, links) = rows_and_links(input, &mut planner.notices);
+    let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
+    let people = evaluate_people(input, &reads, &links, &mut planner);
+    Prepared { people, notices: planner.notices, partial: partial_targets(input.views) }
+}
+
+/// The plan of `input` from its step 1 made earlier by [`prepare`], with the views of the targets
+/// read in part as they are now. Made again from scratch if `input` reads other targets in part
+/// than `prepared` was made for.
+pub fn plan_prepared(input: &PlanInput, prepared: &Prepared) -> Plan {
+    if prepared.partial != partial_targets(input.views) {
+        return plan(input);
+    }
     let settings = input.settings;
     let snapshot = input.snapshot;
     let today = input.as_of;
-    let mut planner = Planner { notices: Vec::new(), drafts: Vec::new() };
-
-    // 1. Correlate this run's records into persons (`correlate.rs`), after choosing the row in
-    //    effect where a source holds several per key (`effective.rs`). A person's stored
-    //    records hold them where a row is quarantined, and make them missing where a complete
-    //    source no longer lists them.
-    let (chosen, links) = rows_and_links(input, &mut planner.notices);
+    let mut planner = Planner { notices: prepared.notices.clone(), drafts: Vec::new() };
+    // The rows in effect again: their notices are among the prepared ones.
+    let (chosen, links) = rows_and_links(input, &mut Vec::new());
     let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
-    let mut people = evaluate_people(input, &reads, &links, &mut planner);
+    let mut people = prepared.people.clone();
 
     // 2. Links and entries per target, and adoption candidates by correlation value.
     let empty_view = TargetView::default();
@@ -1318,6 +1365,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         partial_read: input.views.values().any(|v| v.partial.is_some()),
         entries_read: input.views.values().map(|v| (v.entries.len() + v.groups.len()) as u64).sum(),
         stored_persons: snapshot.persons.len() as u64,
+        stored_records: snapshot.persons.values().filter(|p| !p.records_omitted).count() as u64,
     };
     let provenance = people
         .iter()
@@ -1343,10 +1391,33 @@ pub fn plan(input: &PlanInput) -> Plan {
 /// must fetch. `input.views` holds the targets read in full, and for each target to be read in
 /// part a view marked partial (which judges no account changed outside roster).
 pub fn evaluated_persons(input: &PlanInput) -> BTreeSet<String> {
-    let mut planner = Planner { notices: Vec::new(), drafts: Vec::new() };
-    let (chosen, links) = rows_and_links(input, &mut planner.notices);
+    prepare(input).evaluated()
+}
+
+/// The stored persons whose records a plan of `input` uses, in a snapshot read without them
+/// ([`StoredPerson::records_omitted`]): those with a record of a source this run read none of
+/// theirs from (missing from it, a row quarantined, a source read incrementally), and, when a
+/// source correlates by secondary keys, everyone (the stored records' values are what new
+/// records are matched against).
+pub fn stored_records_needed(input: &PlanInput) -> BTreeSet<String> {
+    let omitted = input.snapshot.persons.values().filter(|p| p.records_omitted);
+    if input.settings.sources.iter().any(|s| !s.correlate.is_empty()) {
+        return omitted.map(|p| p.key.clone()).collect();
+    }
+    let mut notices = Vec::new();
+    let (chosen, _) = rows_and_links(input, &mut notices);
     let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
-    evaluate_people(input, &reads, &links, &mut planner).into_iter().filter(|p| p.evaluate).map(|p| p.key).collect()
+    let correlated = correlate::correlate(input.settings, &reads, input.snapshot);
+    let configured: BTreeSet<&str> = input.settings.sources.iter().map(|s| s.name.as_str()).collect();
+    omitted
+        .filter(|p| {
+            let fresh = correlated.persons.get(&p.key);
+            p.records.keys().any(|source| {
+                configured.contains(source.as_str()) && fresh.is_none_or(|m| m.get(source.as_str()).is_none())
+            })
+        })
+        .map(|p| p.key.clone())
+        .collect()
 }
 
 /// The rows in effect of each read (`effective.rs`), and the stored links by (target, person).
@@ -1438,19 +1509,23 @@ fn evaluate_people(
         })
     };
 
-    let mut people: Vec<Evaluated> = Vec::with_capacity(keys.len());
-    for key in keys {
+    // A person's records in this run: this run's, else the stored ones (`omitted` when the
+    // snapshot was read without them), with their record keys and the complete sources that no
+    // longer list them.
+    let records_of = |key: &str| {
         let stored = snapshot.persons.get(key);
         let fresh = correlated.persons.get(key);
         let mut records: BTreeMap<String, &Arc<Attrs>> = BTreeMap::new();
         let mut record_keys = BTreeMap::new();
         let mut missing_sources = Vec::new();
+        let mut omitted = false;
         for source in &settings.sources {
             let name = source.name.as_str();
             let record_key = if let Some((record_key, attrs)) = fresh.and_then(|m| m.get(name)) {
                 records.insert(name.to_string(), *attrs);
                 *record_key
-            } else if let Some(previous) = stored.and_then(|s| s.records.get(name)) {
+            } else if let Some((s, previous)) = stored.and_then(|s| Some((s, s.records.get(name)?))) {
+                omitted |= s.records_omitted;
                 records.insert(name.to_string(), previous);
                 let record_key = correlate::stored_record_key(snapshot, key, name);
                 let held = quarantined.get(name).is_some_and(|q| q.contains(record_key));
@@ -1465,12 +1540,32 @@ fn evaluate_people(
                 record_keys.insert(name.to_string(), record_key.to_string());
             }
         }
+        (records, record_keys, missing_sources, omitted)
+    };
+
+    let mut people: Vec<Evaluated> = Vec::with_capacity(keys.len());
+    let mut json = Vec::new();
+    for key in keys {
+        let stored = snapshot.persons.get(key);
+        let (records, record_keys, missing_sources, omitted) = records_of(key);
         if records.is_empty() {
+            continue;
+        }
+        if let Some(s) = stored.filter(|_| omitted) {
+            // The runner reads the records `stored_records_needed` names before planning; a
+            // person whose stored record is needed but was not read is held as stored.
+            planner.notice(
+                NoticeKind::EvaluationFailed,
+                Some(key),
+                None,
+                "the store's records of this person were not read: held as stored".to_string(),
+            );
+            people.push(settled(s, s.eval_hash.clone(), None));
             continue;
         }
         let missing_reads = if missing_sources.is_empty() { 0 } else { stored.map_or(0, |s| s.missing_reads) + 1 };
         let gone = missing_reads >= settings.lifecycle.missing_after_reads.max(1);
-        let eval_hash = hash_person(&settings.hash, &records);
+        let eval_hash = hash_person(&settings.hash, &records, &mut json);
         if let Some(s) = stored.filter(|s| {
             !input.evaluate_all
                 && s.eval_hash == eval_hash
@@ -1483,8 +1578,8 @@ fn evaluate_people(
                 && !unlinked(s)
                 && !changed_outside(s)
         }) {
-            let manager = s
-                .records
+            // The records hash as stored: they are the stored ones, which a daily run did not read.
+            let manager = records
                 .values()
                 .find_map(|r| r.get("manager"))
                 .map(FieldValue::to_text)
@@ -1535,13 +1630,16 @@ fn evaluate_people(
             {
                 let hash = std::mem::take(&mut p.eval_hash);
                 let manager = p.manager.take();
+                // Settled, so their records in this run hash as the stored ones: they are the same.
+                let (records, record_keys, _, _) = records_of(&p.key);
+                let records = records.into_iter().map(|(source, attrs)| (source, Arc::clone(attrs))).collect();
                 *p = evaluate_person(
                     settings,
                     today,
                     &stored.key,
                     Some(stored),
-                    stored.records.clone(),
-                    stored.record_keys.clone(),
+                    records,
+                    record_keys,
                     &[],
                     0,
                     &tombstoned,
@@ -1666,11 +1764,12 @@ pub(crate) fn person_trace_env(
     (person_env(settings, &p, login, today), dn_env(settings, &p, login, today))
 }
 
+/// Whether an update changes what the store holds. The records are compared through the hash
+/// that covers them (with the configuration): a daily run reads few persons' stored records.
 fn differs(s: &StoredPerson, u: &PersonUpdate) -> bool {
     u.tombstone
         || s.login != u.login
         || s.state != u.state
-        || s.records != u.records
         || s.eval_hash != u.eval_hash
         || s.missing_reads != u.missing_reads
         || s.left_on != u.left_on

@@ -266,6 +266,10 @@ pub struct Summary {
     pub entries_read: u64,
     /// Persons read from the store.
     pub stored_persons: u64,
+    /// Persons whose records were read from the store: everyone's on a full snapshot; on a daily
+    /// run's, only theirs whose stored record this run uses (missing from a source, or a row
+    /// quarantined).
+    pub stored_records: u64,
 }
 
 /// A whole plan.

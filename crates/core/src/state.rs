@@ -48,6 +48,12 @@ pub struct StoredPerson {
     /// Person attribute -> the source that supplied its value in the last applied run.
     #[serde(default)]
     pub provenance: BTreeMap<String, String>,
+    /// Read without the records' values (a daily run's snapshot): `records` names each source
+    /// the person has a record of, with an empty record. A plan uses a stored record only where
+    /// this run read none from its source, so the runner reads just those
+    /// ([`crate::engine::stored_records_needed`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub records_omitted: bool,
 }
 
 /// A login name that stays reserved after its person was purged (or rescinded).

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use roster_core::attr::AttrName;
 use roster_core::config::SourceConfig;
 use roster_core::dn::{Dn, normalize_dn};
-use roster_core::engine::{PlanInput, evaluated_persons, plan};
+use roster_core::engine::{PlanInput, evaluated_persons, plan, plan_prepared, prepare, stored_records_needed};
 use roster_core::partial::{first_request, more_to_read};
 use roster_core::plan::{Action, Plan};
 use roster_core::render::render;
@@ -111,6 +111,26 @@ fn read(source: &SourceConfig, rows: &str) -> SourceRead {
         records,
         quarantined: vec![],
     }
+}
+
+/// The snapshot a daily run plans from (`Store::snapshot_without_records`, then
+/// `Store::read_records` of the persons `stored_records_needed` names): each person's sources
+/// with empty records, and the records of those the plan uses.
+fn without_records(full: &Snapshot, settings: &Settings, as_of: NaiveDate, reads: &[SourceRead]) -> Snapshot {
+    let mut light = full.clone();
+    for p in light.persons.values_mut() {
+        p.records = p.records.keys().map(|source| (source.clone(), Default::default())).collect();
+        p.records_omitted = true;
+    }
+    let views = BTreeMap::new();
+    let input = PlanInput { settings, as_of, reads, snapshot: &light, views: &views, evaluate_all: false };
+    let needed = stored_records_needed(&input);
+    for key in needed {
+        let p = light.persons.get_mut(&key).expect("a stored person");
+        p.records = full.persons[&key].records.clone();
+        p.records_omitted = false;
+    }
+    light
 }
 
 /// Applies a plan the way a directory with referential integrity and the store would.
@@ -352,6 +372,7 @@ impl Sim {
                     hold: u.hold.clone(),
                     record_keys: u.record_keys.clone(),
                     provenance: u.provenance.clone(),
+                    records_omitted: false,
                 },
             );
         }
@@ -438,6 +459,19 @@ fn run_story(path: &Path) {
             views: &views,
             evaluate_all: false,
         });
+        // A daily run's snapshot holds only the records the plan needs, and plans the same.
+        let light = without_records(&sim.snapshot, &settings, as_of, &reads);
+        let mut q = plan(&PlanInput {
+            settings: &settings,
+            as_of,
+            reads: &reads,
+            snapshot: &light,
+            views: &views,
+            evaluate_all: false,
+        });
+        assert!(q.summary.stored_records <= p.summary.stored_records, "{name} {}", day.as_of);
+        q.summary.stored_records = p.summary.stored_records;
+        assert_eq!(q, p, "{name} {}: the plan from the stored records needed differs", day.as_of);
         transcript.push_str(&format!("===== {} =====\n{}\n", day.as_of, render(&p)));
         if !day.plan_only && (!p.is_blocked() || day.allow) {
             sim.apply(&p, &day.fail, day.crash_after.as_deref());
@@ -652,22 +686,27 @@ fn a_partial_view_plans_what_the_full_view_plans_and_takes_nothing_unread_for_go
         rules.name().to_string(),
         TargetView { partial: Some(ViewRequest::default()), ..TargetView::default() },
     )]);
-    let evaluated = evaluated_persons(&PlanInput {
+    let input = PlanInput {
         settings: &settings,
         as_of: as_of(day),
         reads: &reads,
         snapshot: &sim.snapshot,
         views: &placeholder,
         evaluate_all: false,
-    });
+    };
+    // As the runner does: who is evaluated once, shared by the rounds of plans.
+    let prepared = prepare(&input);
+    let evaluated = prepared.evaluated();
+    assert_eq!(evaluated, evaluated_persons(&input));
     assert_eq!(evaluated.len() as u64, full.summary.evaluated, "{}", render(&full));
     assert!(evaluated.len() < 5, "{evaluated:?}");
     let mut ask = first_request(rules, &sim.snapshot, &evaluated);
     let mut view = read_part(&sim.view, &ask, &rules.config.correlate);
     let mut rounds = 0;
     let part = loop {
-        let part = plan_with(&sim, day, &hr, view.clone());
         let views = BTreeMap::from([(rules.name().to_string(), view.clone())]);
+        let part = plan_prepared(&PlanInput { views: &views, ..input }, &prepared);
+        assert_eq!(part, plan_with(&sim, day, &hr, view.clone()), "the prepared plan differs from a plan made whole");
         let more =
             more_to_read(&settings.targets, &sim.snapshot, &part, &views).remove(rules.name()).unwrap_or_default();
         if !ask.extend(more.clone()) {
@@ -697,4 +736,54 @@ fn a_partial_view_plans_what_the_full_view_plans_and_takes_nothing_unread_for_go
     let blind = plan_with(&sim, "2026-03-02", &moved, nothing);
     assert!(!blind.operations.iter().any(|o| o.person.as_deref() == Some("00004")), "{}", render(&blind));
     assert!(blind.notices.iter().any(|n| n.person.as_deref() == Some("00004") && n.message.contains("not read")));
+}
+
+/// A daily run reads from the store only the records of the persons whose stored record it uses
+/// (missing from a complete source, a row quarantined), never everyone's, and plans what a run
+/// that read every record plans (`stories` compares the two on every day of every story).
+#[test]
+fn a_daily_run_reads_the_stored_records_of_the_missing_and_the_quarantined_only() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stories");
+    let settings = load(&std::fs::read_to_string(dir.join("base.toml")).unwrap(), "base.toml").unwrap();
+    let mut sim = Sim { view: directory(&[]), snapshot: Snapshot::default(), next_id: 0, passwords_set: 0 };
+    let header = "key | given_name | family_name | hire_date | department | title | location | manager";
+    let everyone = [
+        "00001 | Ada | Lovelace | 2020-01-01 | Sales | Head  | Berlin |",
+        "00002 | Bob | Baker    | 2020-01-01 | Sales | Rep   | Berlin | 00001",
+        "00003 | Cy  | Cole     | 2020-01-01 | Sales | Rep   | Berlin | 00001",
+        "00004 | Di  | Dane     | 2020-01-01 | IT    | Admin | Berlin |",
+    ];
+    let as_of = NaiveDate::parse_from_str("2026-03-02", "%Y-%m-%d").unwrap();
+    // Both plans of a day, from the whole snapshot and from the one a daily run reads.
+    let both = |sim: &Sim, reads: &[SourceRead]| {
+        let views = BTreeMap::from([(settings.targets[0].name().to_string(), sim.view.clone())]);
+        let input =
+            |snapshot| PlanInput { settings: &settings, as_of, reads, snapshot, views: &views, evaluate_all: false };
+        let light = without_records(&sim.snapshot, &settings, as_of, reads);
+        (plan(&input(&sim.snapshot)), plan(&input(&light)))
+    };
+    let hr = |rows: &[&str]| [read(&settings.sources[0], &format!("{header}\n{}", rows.join("\n")))];
+
+    let (first, _) = both(&sim, &hr(&everyone));
+    sim.apply(&first, &[], None);
+    assert_eq!(first.summary.stored_records, 0);
+
+    let (full, light) = both(&sim, &hr(&everyone));
+    assert_eq!((full.summary.stored_records, light.summary.stored_records), (4, 0));
+    assert_eq!((light.summary.evaluated, light.operations.len()), (0, 0), "{}", render(&light));
+
+    // Bob is gone from the export and Cy's row is quarantined: their stored records are read.
+    let mut reads = hr(&[everyone[0], everyone[3]]);
+    reads[0].quarantined.push(QuarantinedRow {
+        source: "hr".into(),
+        key: Some("00003".into()),
+        location: Location { file: "hr.csv".into(), line: 4, row: 3 },
+        reason: "bad date".into(),
+    });
+    let (full, mut light) = both(&sim, &reads);
+    assert_eq!(light.summary.stored_records, 2);
+    assert!(light.person_updates.iter().any(|u| u.key == "00002"), "Bob is missing: {}", render(&light));
+    assert!(light.notices.iter().any(|n| n.person.as_deref() == Some("00003")), "{}", render(&light));
+    light.summary.stored_records = full.summary.stored_records;
+    assert_eq!(light, full);
 }

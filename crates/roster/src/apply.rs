@@ -125,7 +125,7 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
     crate::notify::after_run(&fresh, run, failed + skipped, None).await;
     let s = &fresh.plan.summary;
     println!(
-        "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} person(s), {} evaluated; {} quarantined row(s); {} notice(s); targets read {} ({} entries), {} stored person(s) read",
+        "run {run} {status}: {done} operation(s) applied, {failed} failed, {skipped} skipped; {} joiner(s), {} mover(s), {} leaver(s), {} rehire(s); {} person(s), {} evaluated; {} quarantined row(s); {} notice(s); targets read {} ({} entries), {} stored person(s) read ({} with their records)",
         s.joiners,
         s.movers,
         s.leavers,
@@ -136,7 +136,8 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
         s.notices,
         if s.partial_read { "in part" } else { "in full" },
         s.entries_read,
-        s.stored_persons
+        s.stored_persons,
+        s.stored_records
     );
     print_findings(&fresh.plan);
     for t in fresh.targets {

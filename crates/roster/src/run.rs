@@ -9,7 +9,7 @@ use roster_connectors::source::csv::read_csv;
 use roster_connectors::source::sql::{SqlReadOptions, read_sql_with};
 use roster_connectors::target::{AnyTarget, Target};
 use roster_core::config::{SourceConfig, SourceKind, TargetKind};
-use roster_core::engine::{PlanInput, plan, view_attributes};
+use roster_core::engine::{PlanInput, plan, plan_prepared, prepare, view_attributes};
 use roster_core::plan::Plan;
 use roster_core::render::render;
 use roster_core::settings::{Settings, TargetRules, load};
@@ -274,14 +274,9 @@ async fn read_and_plan(
     for name in &in_part {
         views.insert(name.to_string(), TargetView { partial: Some(ViewRequest::default()), ..TargetView::default() });
     }
-    let evaluated = roster_core::engine::evaluated_persons(&PlanInput {
-        settings,
-        as_of: loaded.as_of,
-        reads,
-        snapshot,
-        views: &views,
-        evaluate_all,
-    });
+    // Who is who and who is evaluated, once for the rounds below.
+    let prepared = prepare(&PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views: &views, evaluate_all });
+    let evaluated = prepared.evaluated();
     let mut asks: BTreeMap<String, ViewRequest> = BTreeMap::new();
     if evaluated.len() <= PARTIAL_READ_MAX.max(snapshot.persons.len() / 20) {
         for (rules, target) in settings.targets.iter().zip(targets.iter_mut()) {
@@ -308,7 +303,10 @@ async fn read_and_plan(
         if asks.is_empty() {
             break;
         }
-        let plan = plan_from(&views);
+        let plan = plan_prepared(
+            &PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views: &views, evaluate_all },
+            &prepared,
+        );
         let mut again = false;
         for (name, more) in roster_core::partial::more_to_read(&settings.targets, snapshot, &plan, &views) {
             let Some(ask) = asks.get_mut(&name) else { continue };
@@ -354,6 +352,24 @@ async fn read_in_full(rules: &TargetRules, target: &mut AnyTarget) -> Result<Tar
     Ok(view)
 }
 
+/// The store's snapshot for a plan: without the persons' records, then the records of those the
+/// plan uses a stored record of (missing from a source, a row quarantined; everyone's when a source
+/// correlates by secondary keys: `engine::stored_records_needed`).
+async fn read_snapshot(loaded: &Loaded, store: &Store, reads: &[SourceRead], evaluate_all: bool) -> Result<Snapshot> {
+    let mut snapshot = store.snapshot_without_records().await.context("reading the store")?;
+    let needed = roster_core::engine::stored_records_needed(&PlanInput {
+        settings: &loaded.settings,
+        as_of: loaded.as_of,
+        reads,
+        snapshot: &snapshot,
+        views: &BTreeMap::new(),
+        evaluate_all,
+    });
+    store.read_records(&mut snapshot, &needed).await.context("reading the store")?;
+    tracing::info!(persons = snapshot.persons.len(), records = needed.len(), "store read");
+    Ok(snapshot)
+}
+
 pub(crate) struct Fresh {
     pub(crate) loaded: Loaded,
     pub(crate) store: Store,
@@ -378,8 +394,8 @@ async fn fresh_plan_for(loaded: Loaded, evaluate_all: bool, only: &OnePerson) ->
     let store = open_store(&loaded).await?;
     let (reads, watermarks) = read_sources(&loaded, Some(&store)).await?;
     let mut targets = connect_targets(&loaded).await?;
-    let snapshot = store.snapshot().await.context("reading the store")?;
     let evaluate_all = evaluate_all || only.person.is_some();
+    let snapshot = read_snapshot(&loaded, &store, &reads, evaluate_all).await?;
     let (plan, read_in_full) = read_and_plan(&loaded, &store, &mut targets, &reads, &snapshot, evaluate_all).await?;
     let Some(key) = &only.person else {
         return Ok(Fresh { loaded, store, targets, plan, watermarks, read_in_full });

@@ -57,6 +57,12 @@ pub(crate) fn records_json(records: &BTreeMap<String, Arc<Attrs>>) -> String {
     serde_json::to_string(records).unwrap_or_else(|_| "{}".to_string())
 }
 
+/// The names of the sources a person has records of, as a JSON array (the `sources` column: a
+/// daily run's snapshot reads it instead of the records).
+pub(crate) fn sources_json(records: &BTreeMap<String, Arc<Attrs>>) -> String {
+    serde_json::to_string(&records.keys().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".to_string())
+}
+
 /// A map of texts (record keys, provenance) as a JSON object.
 pub(crate) fn json_text(map: &BTreeMap<String, String>) -> String {
     serde_json::to_string(map).unwrap_or_else(|_| "{}".to_string())

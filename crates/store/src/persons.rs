@@ -15,8 +15,8 @@ use crate::error::{Doing, Error, Result};
 /// Keys per `IN (...)` list; one statement text per chunk size keeps the prepared-statement cache
 /// small.
 const CHUNK: usize = crate::sql::MAX_BINDS;
-/// Persons per multi-row insert (11 columns).
-const ROWS: usize = crate::sql::rows_per_statement(11);
+/// Persons per multi-row insert (12 columns).
+const ROWS: usize = crate::sql::rows_per_statement(12);
 
 /// Login names compare as directories compare them.
 fn fold(login: &str) -> String {
@@ -161,7 +161,7 @@ impl Store {
 
         for chunk in kept.chunks(ROWS) {
             let mut query = Sql::new(
-                "INSERT INTO persons (key, login, state, records, eval_hash, missing_reads, left_on, next_transition, hold, record_keys, provenance) ",
+                "INSERT INTO persons (key, login, state, records, sources, eval_hash, missing_reads, left_on, next_transition, hold, record_keys, provenance) ",
             );
             let holds = chunk
                 .iter()
@@ -175,6 +175,7 @@ impl Store {
                     .push_bind(update.login.as_deref())
                     .push_bind(update.state.as_str())
                     .push_bind(codec::records_json(&update.records))
+                    .push_bind(codec::sources_json(&update.records))
                     .push_bind(update.eval_hash.as_str())
                     .push_bind(i64::from(update.missing_reads))
                     .push_bind(update.left_on.map(codec::date))
@@ -185,7 +186,7 @@ impl Store {
             });
             query.push(
                 " ON CONFLICT (key) DO UPDATE SET login = excluded.login, state = excluded.state,
-                  records = excluded.records, eval_hash = excluded.eval_hash,
+                  records = excluded.records, sources = excluded.sources, eval_hash = excluded.eval_hash,
                   missing_reads = excluded.missing_reads, left_on = excluded.left_on,
                   next_transition = excluded.next_transition,
                   record_keys = excluded.record_keys, provenance = excluded.provenance",

@@ -1,13 +1,18 @@
 //! The snapshot the planner starts from: six queries in one read transaction, whatever the
 //! number of persons.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
 use futures_util::TryStreamExt;
+use roster_core::source::Attrs;
 use roster_core::state::{Link, ManagedGroup, Snapshot, StoredPerson, Tombstone, UnfinishedCreate};
 use sqlx::any::AnyRow;
 
 use crate::Store;
-use crate::codec::Cells;
+use crate::codec::{self, Cells};
 use crate::error::{Doing, Result};
+use crate::sql::Sql;
 
 macro_rules! person_select {
     ($rest:literal) => {
@@ -56,13 +61,28 @@ impl Store {
     }
 }
 
+/// The columns of a person without their records: the source names stand in for them.
+const PERSON_WITHOUT_RECORDS: &str = "SELECT key, login, state, sources, eval_hash, missing_reads, left_on, next_transition, hold, record_keys, provenance FROM persons";
+
 fn person(row: &AnyRow) -> Result<StoredPerson> {
     let cells = Cells::keyed_by(row, "persons", "key")?;
+    person_with(&cells, cells.records("records")?, false)
+}
+
+/// A person read without their records: each of their sources with `empty`, one shared empty
+/// record.
+fn person_without_records(row: &AnyRow, empty: &Arc<Attrs>) -> Result<StoredPerson> {
+    let cells = Cells::keyed_by(row, "persons", "key")?;
+    let sources: Vec<String> = cells.json("sources")?;
+    person_with(&cells, sources.into_iter().map(|source| (source, Arc::clone(empty))).collect(), true)
+}
+
+fn person_with(cells: &Cells, records: BTreeMap<String, Arc<Attrs>>, records_omitted: bool) -> Result<StoredPerson> {
     Ok(StoredPerson {
         key: cells.key().to_string(),
         login: cells.opt_text("login")?,
         state: cells.variant("state")?,
-        records: cells.records("records")?,
+        records,
         eval_hash: cells.text("eval_hash")?,
         missing_reads: cells.unsigned("missing_reads")?,
         left_on: cells.opt_date("left_on")?,
@@ -70,6 +90,7 @@ fn person(row: &AnyRow) -> Result<StoredPerson> {
         hold: cells.opt_json("hold")?,
         record_keys: cells.json("record_keys")?,
         provenance: cells.json("provenance")?,
+        records_omitted,
     })
 }
 
@@ -96,18 +117,50 @@ fn tombstone(row: &AnyRow) -> Result<Tombstone> {
 impl Store {
     /// Everything the planner needs from the store.
     pub async fn snapshot(&self) -> Result<Snapshot> {
+        self.read_snapshot(true).await
+    }
+
+    /// The snapshot without the persons' records (each [`StoredPerson::records_omitted`]): what a
+    /// daily run reads, for a plan uses a stored record only where this run read none from its
+    /// source. [`Store::read_records`] reads those it needs.
+    pub async fn snapshot_without_records(&self) -> Result<Snapshot> {
+        self.read_snapshot(false).await
+    }
+
+    /// Reads the records of the persons `keys` into a snapshot read without them. A key the
+    /// store does not hold (any more) is left as it is.
+    pub async fn read_records(&self, snapshot: &mut Snapshot, keys: &BTreeSet<String>) -> Result<()> {
+        let doing = || format!("reading the records of {} persons", keys.len());
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for chunk in keys.chunks(crate::sql::MAX_BINDS) {
+            let mut query = Sql::new("SELECT key, records FROM persons WHERE key IN ");
+            codec::push_list(&mut query, chunk.iter().copied());
+            for row in query.build().fetch_all(&self.pool).await.doing(doing)? {
+                let cells = Cells::keyed_by(&row, "persons", "key")?;
+                if let Some(person) = snapshot.persons.get_mut(cells.key()) {
+                    person.records = cells.records("records")?;
+                    person.records_omitted = false;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_snapshot(&self, with_records: bool) -> Result<Snapshot> {
         let doing = || "reading the snapshot".to_string();
         // One transaction, so the reads see the same moment even while a run writes.
         let mut tx = self.pool.begin().await.doing(doing)?;
         let mut snapshot = Snapshot::default();
 
-        let mut rows = sqlx::query(person_select!("")).fetch(&mut *tx);
+        let select = if with_records { person_select!("") } else { PERSON_WITHOUT_RECORDS };
+        let mut rows = sqlx::query(select).fetch(&mut *tx);
+        let empty = Arc::new(Attrs::new());
         // Collected first and turned into the map in one go: building it row by row interleaves
         // the map's large node allocations with the rows' small frees, which the allocator pays
         // for dearly at a million rows.
         let mut persons = Vec::new();
         while let Some(row) = rows.try_next().await.doing(doing)? {
-            let person = person(&row)?;
+            let person = if with_records { person(&row)? } else { person_without_records(&row, &empty)? };
             persons.push((person.key.clone(), person));
         }
         drop(rows);

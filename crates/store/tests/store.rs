@@ -2,7 +2,7 @@
 //! and, when `ROSTER_TEST_STORE=postgres` (the second pass of `scripts/test.sh`), PostgreSQL: every
 //! test that opens its store with [`test_store`] runs there on a private server of its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -112,6 +112,7 @@ fn stored(update: &PersonUpdate) -> StoredPerson {
         hold: update.hold.clone(),
         record_keys: update.record_keys.clone(),
         provenance: update.provenance.clone(),
+        records_omitted: false,
     }
 }
 
@@ -313,6 +314,20 @@ async fn check_snapshot_round_trip(store: &Store) {
     assert_eq!(snapshot, expected);
     assert_eq!(snapshot.persons["e1"].records["hr"]["badge"], FieldValue::Text("2021-02-03".into()));
     assert_eq!(snapshot.persons["e1"].records["hr"]["hire_date"], FieldValue::Date(day("2020-01-01")));
+
+    // A daily run's snapshot: the same, each person's sources named with empty records; then the
+    // records of the persons asked for (a key the store does not hold is no error).
+    let mut light = store.snapshot_without_records().await.unwrap();
+    assert!(light.persons.values().all(|p| p.records_omitted));
+    assert_eq!(light.persons["e2"].records.keys().collect::<Vec<_>>(), ["contractors", "hr"]);
+    assert_eq!(light.persons["e1"].records.keys().collect::<Vec<_>>(), ["hr"]);
+    assert!(light.persons.values().flat_map(|p| p.records.values()).all(|r| r.is_empty()));
+    let asked = BTreeSet::from(["e2".to_string(), "e9".to_string()]);
+    store.read_records(&mut light, &asked).await.unwrap();
+    assert_eq!(light.persons["e2"], expected.persons["e2"]);
+    assert!(light.persons["e1"].records_omitted);
+    light.persons.insert("e1".into(), expected.persons["e1"].clone());
+    assert_eq!(light, expected);
 }
 
 #[tokio::test]
