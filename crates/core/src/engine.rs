@@ -263,7 +263,8 @@ impl Planner {
 
 /// Builds the plan.
 pub fn plan(input: &PlanInput) -> Plan {
-    plan_prepared(input, &prepare(input))
+    let Prepared { people, notices, .. } = prepare(input);
+    plan_with(input, people, notices)
 }
 
 /// Step 1 of a plan, made once for the several plans of a daily run that reads its targets in
@@ -309,14 +310,19 @@ pub fn plan_prepared(input: &PlanInput, prepared: &Prepared) -> Plan {
     if prepared.partial != partial_targets(input.views) {
         return plan(input);
     }
+    plan_with(input, prepared.people.clone(), prepared.notices.clone())
+}
+
+/// Steps 2 to 6 of [`plan`], on the persons and notices of step 1 (moved in: a plan of a million
+/// persons made once does not copy them).
+fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>) -> Plan {
     let settings = input.settings;
     let snapshot = input.snapshot;
     let today = input.as_of;
-    let mut planner = Planner { notices: prepared.notices.clone(), drafts: Vec::new() };
+    let mut planner = Planner { notices, drafts: Vec::new() };
     // The rows in effect again: their notices are among the prepared ones.
     let (chosen, links) = rows_and_links(input, &mut Vec::new());
     let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
-    let mut people = prepared.people.clone();
 
     // 2. Links and entries per target, and adoption candidates by correlation value.
     let empty_view = TargetView::default();
