@@ -278,6 +278,7 @@ async fn a_change_sends_the_whole_record_as_last_sent_and_a_leaver_active_false(
         enabled: true,
         values: values.clone(),
         password_pending: false,
+        values_omitted: false,
     }]);
     let view = roster_connectors::target::Target::read_view(&mut target, &[]).await.expect("a view");
     assert_eq!(view.entries.len(), 1, "the view is what roster last sent");

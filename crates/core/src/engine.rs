@@ -271,18 +271,29 @@ pub fn plan(input: &PlanInput) -> Plan {
 /// part: who the persons are and who is evaluated. It depends on the sources, the store and the
 /// targets read in full, not on what a partial view holds, so the rounds of "plan, read what the
 /// plan needs, plan again" share it (see [`plan_prepared`]).
+#[derive(Clone)]
 pub struct Prepared {
     people: Vec<Evaluated>,
     notices: Vec<Notice>,
     /// The targets whose view was partial when this was made.
     partial: BTreeSet<String>,
+    /// Persons whose stored records this needed but the snapshot was read without.
+    records_unread: BTreeSet<String>,
 }
 
 impl Prepared {
     /// The keys of the persons the plans made from this evaluate: what a partial read of a target
-    /// must fetch.
+    /// must fetch, and whose links' values the snapshot must hold.
     pub fn evaluated(&self) -> BTreeSet<String> {
         self.people.iter().filter(|p| p.evaluate).map(|p| p.key.clone()).collect()
+    }
+
+    /// The persons whose stored records this needed (missing from a source, a row quarantined, a
+    /// source read incrementally) in a snapshot read without them: each is held as stored, with
+    /// a notice. A runner reads their records ([`StoredPerson::records_omitted`]) and prepares
+    /// again; a daily run has none or a few, so its persons are correlated once.
+    pub fn records_unread(&self) -> &BTreeSet<String> {
+        &self.records_unread
     }
 }
 
@@ -299,18 +310,19 @@ pub fn prepare(input: &PlanInput) -> Prepared {
     let mut planner = Planner { notices: Vec::new(), drafts: Vec::new() };
     let (chosen, links) = rows_and_links(input, &mut planner.notices);
     let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
-    let people = evaluate_people(input, &reads, &links, &mut planner);
-    Prepared { people, notices: planner.notices, partial: partial_targets(input.views) }
+    let mut records_unread = BTreeSet::new();
+    let people = evaluate_people(input, &reads, &links, &mut planner, &mut records_unread);
+    Prepared { people, notices: planner.notices, partial: partial_targets(input.views), records_unread }
 }
 
 /// The plan of `input` from its step 1 made earlier by [`prepare`], with the views of the targets
 /// read in part as they are now. Made again from scratch if `input` reads other targets in part
 /// than `prepared` was made for.
-pub fn plan_prepared(input: &PlanInput, prepared: &Prepared) -> Plan {
+pub fn plan_prepared(input: &PlanInput, prepared: Prepared) -> Plan {
     if prepared.partial != partial_targets(input.views) {
         return plan(input);
     }
-    plan_with(input, prepared.people.clone(), prepared.notices.clone())
+    plan_with(input, prepared.people, prepared.notices)
 }
 
 /// Steps 2 to 6 of [`plan`], on the persons and notices of step 1 (moved in: a plan of a million
@@ -1082,6 +1094,7 @@ fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>
                         }
                         // Changed outside roster: what roster last wrote is still what it wants, but
                         // the directory holds something else.
+                        debug_assert!(link.is_none_or(|l| !l.values_omitted), "{person:?}'s link read without values");
                         let last_written = link.and_then(|l| l.values.get(attr));
                         if last_written.is_some_and(|w| same_values(attr, w, values, *references)) {
                             if rules.config.drift == DriftPolicy::Report {
@@ -1400,30 +1413,15 @@ pub fn evaluated_persons(input: &PlanInput) -> BTreeSet<String> {
     prepare(input).evaluated()
 }
 
-/// The stored persons whose records a plan of `input` uses, in a snapshot read without them
-/// ([`StoredPerson::records_omitted`]): those with a record of a source this run read none of
-/// theirs from (missing from it, a row quarantined, a source read incrementally), and, when a
-/// source correlates by secondary keys, everyone (the stored records' values are what new
-/// records are matched against).
+/// The stored persons whose records must be read before [`prepare`] in a snapshot read without
+/// them ([`StoredPerson::records_omitted`]): when a source correlates by secondary keys, everyone
+/// (the stored records' values are what new records are matched against); otherwise none, and
+/// [`Prepared::records_unread`] names the few a plan uses.
 pub fn stored_records_needed(input: &PlanInput) -> BTreeSet<String> {
-    let omitted = input.snapshot.persons.values().filter(|p| p.records_omitted);
-    if input.settings.sources.iter().any(|s| !s.correlate.is_empty()) {
-        return omitted.map(|p| p.key.clone()).collect();
+    if !input.settings.sources.iter().any(|s| !s.correlate.is_empty()) {
+        return BTreeSet::new();
     }
-    let mut notices = Vec::new();
-    let (chosen, _) = rows_and_links(input, &mut notices);
-    let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
-    let correlated = correlate::correlate(input.settings, &reads, input.snapshot);
-    let configured: BTreeSet<&str> = input.settings.sources.iter().map(|s| s.name.as_str()).collect();
-    omitted
-        .filter(|p| {
-            let fresh = correlated.persons.get(&p.key);
-            p.records.keys().any(|source| {
-                configured.contains(source.as_str()) && fresh.is_none_or(|m| m.get(source.as_str()).is_none())
-            })
-        })
-        .map(|p| p.key.clone())
-        .collect()
+    input.snapshot.persons.values().filter(|p| p.records_omitted).map(|p| p.key.clone()).collect()
 }
 
 /// The rows in effect of each read (`effective.rs`), and the stored links by (target, person).
@@ -1448,6 +1446,7 @@ fn evaluate_people(
     reads: &[&SourceRead],
     links: &LinksByPerson,
     planner: &mut Planner,
+    records_unread: &mut BTreeSet<String>,
 ) -> Vec<Evaluated> {
     let settings = input.settings;
     let snapshot = input.snapshot;
@@ -1507,6 +1506,7 @@ fn evaluate_people(
         settings.targets.iter().filter(|t| !partial.contains(t.name())).any(|t| {
             let Some(l) = links.get(&(t.name(), s.key.as_str())) else { return false };
             let Some(e) = present.get(t.name()).and_then(|ids| ids.get(l.object_id.as_str())) else { return true };
+            debug_assert!(!l.values_omitted, "link {}/{} read without its values", l.target, l.person);
             entry_enabled(t, e, Some(l)) != l.enabled
                 || l.values.iter().any(|(attr, written)| {
                     let now = e.attrs.get(attr).map_or(&[][..], Vec::as_slice);
@@ -1558,8 +1558,10 @@ fn evaluate_people(
             continue;
         }
         if let Some(s) = stored.filter(|_| omitted) {
-            // The runner reads the records `stored_records_needed` names before planning; a
-            // person whose stored record is needed but was not read is held as stored.
+            // The runner reads the records of `records_unread` and prepares again; a person
+            // whose stored record is still not read (gone from the store meanwhile) is held as
+            // stored.
+            records_unread.insert(key.to_string());
             planner.notice(
                 NoticeKind::EvaluationFailed,
                 Some(key),

@@ -51,7 +51,7 @@ pub struct StoredPerson {
     /// Read without the records' values (a daily run's snapshot): `records` names each source
     /// the person has a record of, with an empty record. A plan uses a stored record only where
     /// this run read none from its source, so the runner reads just those
-    /// ([`crate::engine::stored_records_needed`]).
+    /// ([`crate::engine::Prepared::records_unread`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub records_omitted: bool,
 }
@@ -81,6 +81,11 @@ pub struct Link {
     /// new one.
     #[serde(default)]
     pub password_pending: bool,
+    /// Read without `values` (a daily run's snapshot reads them only for the targets it reads in
+    /// full and the persons it evaluates: `Store::read_link_values`): `values` is empty and must
+    /// not be compared with.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub values_omitted: bool,
 }
 
 /// Everything the store hands to the planner.

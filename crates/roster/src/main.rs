@@ -25,8 +25,30 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc is linked into this binary by the `mimalloc` crate; its option setter is not among the
+// crate's bindings.
+unsafe extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (`mimalloc.h`, version 3).
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// A one-shot command keeps the memory it frees for its next allocations instead of handing it
+/// back to the system a second later: planning frees and allocates large blocks all along, and each
+/// block handed back was zeroed again by the kernel when taken anew (a fifth of a daily run's CPU
+/// at 100,000 persons; `docs/benchmarks.md`). `roster serve` runs for weeks and keeps the default,
+/// so a run's peak is handed back between runs.
+fn keep_freed_memory() {
+    // SAFETY: a plain setter of an integer option, safe to call at any time from any thread.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if !matches!(cli.command, cli::Command::Serve) {
+        keep_freed_memory();
+    }
     cli::init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
@@ -37,4 +59,22 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(cli::dispatch(cli));
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    unsafe extern "C" {
+        fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    }
+
+    /// The option number names the purge delay in the mimalloc linked here, the one option whose
+    /// default is 1,000 ms (a later mimalloc renumbering its options would make
+    /// `keep_freed_memory` set another one).
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        // SAFETY: a plain getter of an integer option.
+        assert_eq!(unsafe { mi_option_get(super::MI_OPTION_PURGE_DELAY) }, 1000);
+        super::keep_freed_memory();
+        assert_eq!(unsafe { mi_option_get(super::MI_OPTION_PURGE_DELAY) }, -1);
+    }
 }

@@ -9,7 +9,7 @@ use roster_connectors::source::csv::read_csv;
 use roster_connectors::source::sql::{SqlReadOptions, read_sql_with};
 use roster_connectors::target::{AnyTarget, Target};
 use roster_core::config::{SourceConfig, SourceKind, TargetKind};
-use roster_core::engine::{PlanInput, plan, plan_prepared, prepare, view_attributes};
+use roster_core::engine::{PlanInput, Prepared, plan_prepared, prepare, view_attributes};
 use roster_core::plan::Plan;
 use roster_core::render::render;
 use roster_core::settings::{Settings, TargetRules, load};
@@ -229,53 +229,81 @@ fn may_read_in_part(
         })
 }
 
-/// Reads the targets and plans. The targets that may be read in part (see [`may_read_in_part`]),
-/// in a run that evaluates few persons, are read for the accounts of the persons evaluated only;
-/// the plan made from that asks what else it needs (the entries at the DNs it would take, the
-/// groups it would change, the logins it would hand out: `roster_core::partial`), which is read
-/// and the plan made again until it needs nothing unread. Returns the plan and the targets read
-/// in full.
+/// The targets this run may read in part (see [`may_read_in_part`]).
+async fn targets_read_in_part(loaded: &Loaded, store: &Store, evaluate_all: bool) -> Result<BTreeSet<String>> {
+    let last = store.target_full_reads().await.context("reading when the targets were last read in full")?;
+    Ok(loaded
+        .settings
+        .targets
+        .iter()
+        .filter(|t| may_read_in_part(loaded, t, evaluate_all, last.get(t.name())))
+        .map(|t| t.name().to_string())
+        .collect())
+}
+
+/// Step 1 of the plan ([`prepare`]) on a snapshot read light: the stored records it turns out to
+/// need (missing from a source, a row quarantined) are read and it is made again, then the link
+/// values of the persons it evaluates are read.
+async fn prepare_reading(
+    loaded: &Loaded,
+    store: &Store,
+    reads: &[SourceRead],
+    snapshot: &mut Snapshot,
+    views: &BTreeMap<String, TargetView>,
+    evaluate_all: bool,
+) -> Result<Prepared> {
+    let settings = &loaded.settings;
+    let prepare_on = |snapshot: &Snapshot| {
+        prepare(&PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views, evaluate_all })
+    };
+    let mut prepared = prepare_on(snapshot);
+    if !prepared.records_unread().is_empty() {
+        let unread = prepared.records_unread().clone();
+        store.read_records(snapshot, &unread).await.context("reading the store")?;
+        tracing::info!(persons = unread.len(), "stored records read");
+        prepared = prepare_on(snapshot);
+    }
+    store.read_link_values(snapshot, &prepared.evaluated()).await.context("reading the store")?;
+    Ok(prepared)
+}
+
+/// Reads the targets and plans. The targets `in_part` (see [`may_read_in_part`]), in a run that
+/// evaluates few persons, are read for the accounts of the persons evaluated only; the plan made
+/// from that asks what else it needs (the entries at the DNs it would take, the groups it would
+/// change, the logins it would hand out: `roster_core::partial`), which is read and the plan made
+/// again until it needs nothing unread. Returns the plan and the targets read in full. `snapshot`
+/// was read light ([`read_snapshot`]): what the plan turns out to need of it is read on the way.
 async fn read_and_plan(
     loaded: &Loaded,
     store: &Store,
     targets: &mut [AnyTarget],
     reads: &[SourceRead],
-    snapshot: &Snapshot,
+    snapshot: &mut Snapshot,
+    in_part: &BTreeSet<String>,
     evaluate_all: bool,
 ) -> Result<(Plan, Vec<String>)> {
     let settings = &loaded.settings;
-    // A write-only target's view is what roster last sent (see `AnyTarget::recall`).
-    for target in targets.iter_mut() {
-        target.recall(&snapshot.links);
-    }
-    let last = store.target_full_reads().await.context("reading when the targets were last read in full")?;
-    let in_part: BTreeSet<&str> = settings
-        .targets
-        .iter()
-        .filter(|t| may_read_in_part(loaded, t, evaluate_all, last.get(t.name())))
-        .map(TargetRules::name)
-        .collect();
-    let plan_from = |views: &BTreeMap<String, TargetView>| {
-        plan(&PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views, evaluate_all })
-    };
     let mut views = BTreeMap::new();
     let mut full = Vec::new();
     for (rules, target) in settings.targets.iter().zip(targets.iter_mut()) {
         if !in_part.contains(rules.name()) {
+            // A write-only target's view is what roster last sent (see `AnyTarget::recall`).
+            target.recall(&snapshot.links);
             views.insert(rules.name().to_string(), read_in_full(rules, target).await?);
             full.push(rules.name().to_string());
         }
     }
-    if in_part.is_empty() {
-        return Ok((plan_from(&views), full));
-    }
     // Who is evaluated does not depend on a partial view's content: an empty one stands in for it
     // until it is read.
-    for name in &in_part {
+    for name in in_part {
         views.insert(name.to_string(), TargetView { partial: Some(ViewRequest::default()), ..TargetView::default() });
     }
     // Who is who and who is evaluated, once for the rounds below.
-    let prepared = prepare(&PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views: &views, evaluate_all });
+    let prepared = prepare_reading(loaded, store, reads, snapshot, &views, evaluate_all).await?;
+    if in_part.is_empty() {
+        let input = PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views: &views, evaluate_all };
+        return Ok((plan_prepared(&input, prepared), full));
+    }
     let evaluated = prepared.evaluated();
     let mut asks: BTreeMap<String, ViewRequest> = BTreeMap::new();
     if evaluated.len() <= PARTIAL_READ_MAX.max(snapshot.persons.len() / 20) {
@@ -305,7 +333,7 @@ async fn read_and_plan(
         }
         let plan = plan_prepared(
             &PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views: &views, evaluate_all },
-            &prepared,
+            prepared.clone(),
         );
         let mut again = false;
         for (name, more) in roster_core::partial::more_to_read(&settings.targets, snapshot, &plan, &views) {
@@ -336,13 +364,17 @@ async fn read_and_plan(
     if !asks.is_empty() {
         tracing::warn!("the plan kept needing more of the targets than was read: they are read in full");
     }
+    // Read in full after all: every link's values are compared with what the targets hold.
+    store.read_all_link_values(snapshot).await.context("reading the store")?;
     for (rules, target) in settings.targets.iter().zip(targets.iter_mut()) {
         if in_part.contains(rules.name()) {
             views.insert(rules.name().to_string(), read_in_full(rules, target).await?);
             full.push(rules.name().to_string());
         }
     }
-    Ok((plan_from(&views), full))
+    let prepared = prepare_reading(loaded, store, reads, snapshot, &views, evaluate_all).await?;
+    let input = PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views: &views, evaluate_all };
+    Ok((plan_prepared(&input, prepared), full))
 }
 
 async fn read_in_full(rules: &TargetRules, target: &mut AnyTarget) -> Result<TargetView> {
@@ -352,11 +384,20 @@ async fn read_in_full(rules: &TargetRules, target: &mut AnyTarget) -> Result<Tar
     Ok(view)
 }
 
-/// The store's snapshot for a plan: without the persons' records, then the records of those the
-/// plan uses a stored record of (missing from a source, a row quarantined; everyone's when a source
-/// correlates by secondary keys: `engine::stored_records_needed`).
-async fn read_snapshot(loaded: &Loaded, store: &Store, reads: &[SourceRead], evaluate_all: bool) -> Result<Snapshot> {
-    let mut snapshot = store.snapshot_without_records().await.context("reading the store")?;
+/// The store's snapshot for a plan: without the persons' records, and with the values roster last
+/// wrote only for the links in targets read in full (not `in_part`); everyone's records when a
+/// source correlates by secondary keys (`engine::stored_records_needed`). [`read_and_plan`] reads
+/// the rest it needs.
+async fn read_snapshot(
+    loaded: &Loaded,
+    store: &Store,
+    reads: &[SourceRead],
+    in_part: &BTreeSet<String>,
+    evaluate_all: bool,
+) -> Result<Snapshot> {
+    let read_in_full: BTreeSet<String> =
+        loaded.settings.targets.iter().map(|t| t.name().to_string()).filter(|t| !in_part.contains(t)).collect();
+    let mut snapshot = store.snapshot_without_records(&read_in_full).await.context("reading the store")?;
     let needed = roster_core::engine::stored_records_needed(&PlanInput {
         settings: &loaded.settings,
         as_of: loaded.as_of,
@@ -395,8 +436,10 @@ async fn fresh_plan_for(loaded: Loaded, evaluate_all: bool, only: &OnePerson) ->
     let (reads, watermarks) = read_sources(&loaded, Some(&store)).await?;
     let mut targets = connect_targets(&loaded).await?;
     let evaluate_all = evaluate_all || only.person.is_some();
-    let snapshot = read_snapshot(&loaded, &store, &reads, evaluate_all).await?;
-    let (plan, read_in_full) = read_and_plan(&loaded, &store, &mut targets, &reads, &snapshot, evaluate_all).await?;
+    let in_part = targets_read_in_part(&loaded, &store, evaluate_all).await?;
+    let mut snapshot = read_snapshot(&loaded, &store, &reads, &in_part, evaluate_all).await?;
+    let (plan, read_in_full) =
+        read_and_plan(&loaded, &store, &mut targets, &reads, &mut snapshot, &in_part, evaluate_all).await?;
     let Some(key) = &only.person else {
         return Ok(Fresh { loaded, store, targets, plan, watermarks, read_in_full });
     };

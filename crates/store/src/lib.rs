@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
 
 pub use apply::Outcome;
 pub use audit::{AuditEntry, AuditQuery};
@@ -86,6 +86,13 @@ pub struct Store {
     audit_key: Arc<AuditKey>,
 }
 
+/// A snapshot of a million persons is one statement streamed for seconds: sqlx's warning of a
+/// statement slower than a second would greet every large daily run. It is logged at debug level
+/// (`-vv`) instead.
+fn quiet(options: AnyConnectOptions) -> AnyConnectOptions {
+    options.log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
+}
+
 impl Store {
     /// Opens the store at `path`, creating the file if missing, and brings its schema up to date.
     /// The audit trail is chained with the key [`AuditKey::beside`] the file, generated on first
@@ -110,6 +117,7 @@ impl Store {
         let shown = shown_url(url);
         let options: AnyConnectOptions =
             verifying(url).parse().map_err(|source| Error::Open { path: shown.clone().into(), source })?;
+        let options = quiet(options);
         let pool = AnyPoolOptions::new()
             .max_connections(MAX_POSTGRES_CONNECTIONS)
             .acquire_timeout(BUSY_TIMEOUT)
@@ -125,6 +133,7 @@ impl Store {
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let options: AnyConnectOptions =
             url.parse().map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+        let options = quiet(options);
         let pool = AnyPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .after_connect(|conn, _| {

@@ -1,10 +1,11 @@
 //! The snapshot the planner starts from: six queries in one read transaction, whatever the
 //! number of persons.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
+use roster_core::attr::AttrMap;
 use roster_core::source::Attrs;
 use roster_core::state::{Link, ManagedGroup, Snapshot, StoredPerson, Tombstone, UnfinishedCreate};
 use sqlx::any::AnyRow;
@@ -98,15 +99,41 @@ fn link(row: &AnyRow) -> Result<Link> {
     let unnamed = Cells::new(row, "links", "?".to_string());
     let (target, person) = (unnamed.text("target")?, unnamed.text("person")?);
     let cells = Cells::new(row, "links", format!("{target}/{person}"));
+    // `vals` is NULL where a daily run's snapshot did not read it (`link_values_of`).
+    let values = cells.opt_json("vals")?;
     Ok(Link {
         object_id: cells.text("object_id")?,
         dn: cells.text("dn")?,
         enabled: cells.boolean("enabled")?,
-        values: cells.json("vals")?,
+        values_omitted: values.is_none(),
+        values: values.unwrap_or_default(),
         password_pending: cells.boolean("password_pending")?,
         person,
         target,
     })
+}
+
+/// Link values read by target, then person.
+type LinkValues = HashMap<String, HashMap<String, AttrMap>>;
+
+/// Adds a row's link values (target, person, vals) to `values`.
+fn add_link_values(row: &AnyRow, values: &mut LinkValues) -> Result<()> {
+    let unnamed = Cells::new(row, "links", "?".to_string());
+    let (target, person) = (unnamed.text("target")?, unnamed.text("person")?);
+    let cells = Cells::new(row, "links", format!("{target}/{person}"));
+    let vals = cells.json("vals")?;
+    values.entry(target).or_default().insert(person, vals);
+    Ok(())
+}
+
+/// Puts `values` into the snapshot's links read without them.
+fn fill_link_values(snapshot: &mut Snapshot, mut values: LinkValues) {
+    for link in snapshot.links.iter_mut().filter(|l| l.values_omitted) {
+        if let Some(read) = values.get_mut(link.target.as_str()).and_then(|m| m.remove(link.person.as_str())) {
+            link.values = read;
+            link.values_omitted = false;
+        }
+    }
 }
 
 fn tombstone(row: &AnyRow) -> Result<Tombstone> {
@@ -117,14 +144,52 @@ fn tombstone(row: &AnyRow) -> Result<Tombstone> {
 impl Store {
     /// Everything the planner needs from the store.
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        self.read_snapshot(true).await
+        self.read_snapshot(true, None).await
     }
 
-    /// The snapshot without the persons' records (each [`StoredPerson::records_omitted`]): what a
-    /// daily run reads, for a plan uses a stored record only where this run read none from its
-    /// source. [`Store::read_records`] reads those it needs.
-    pub async fn snapshot_without_records(&self) -> Result<Snapshot> {
-        self.read_snapshot(false).await
+    /// The snapshot without the persons' records (each [`StoredPerson::records_omitted`]) and
+    /// with the values roster last wrote only for the links in the targets `link_values_of` (the
+    /// others [`Link::values_omitted`]): what a daily run reads, for a plan uses a stored record
+    /// only where this run read none from its source, and a link's values only for a person it
+    /// evaluates or a target it reads in full. [`Store::read_records`] and
+    /// [`Store::read_link_values`] read those it needs.
+    pub async fn snapshot_without_records(&self, link_values_of: &BTreeSet<String>) -> Result<Snapshot> {
+        self.read_snapshot(false, Some(link_values_of)).await
+    }
+
+    /// Reads the values of the links of the persons `keys` into a snapshot read without them.
+    pub async fn read_link_values(&self, snapshot: &mut Snapshot, keys: &BTreeSet<String>) -> Result<()> {
+        let doing = || format!("reading the links of {} persons", keys.len());
+        let wanted: Vec<&str> = snapshot
+            .links
+            .iter()
+            .filter(|l| l.values_omitted && keys.contains(&l.person))
+            .map(|l| l.person.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut values = HashMap::new();
+        for chunk in wanted.chunks(crate::sql::MAX_BINDS) {
+            let mut query = Sql::new("SELECT target, person, vals FROM links WHERE person IN ");
+            codec::push_list(&mut query, chunk.iter().copied());
+            for row in query.build().fetch_all(&self.pool).await.doing(doing)? {
+                add_link_values(&row, &mut values)?;
+            }
+        }
+        fill_link_values(snapshot, values);
+        Ok(())
+    }
+
+    /// Reads the values of every link into a snapshot read without some.
+    pub async fn read_all_link_values(&self, snapshot: &mut Snapshot) -> Result<()> {
+        let doing = || "reading the links".to_string();
+        let mut values = HashMap::new();
+        let mut rows = sqlx::query("SELECT target, person, vals FROM links").fetch(&self.pool);
+        while let Some(row) = rows.try_next().await.doing(doing)? {
+            add_link_values(&row, &mut values)?;
+        }
+        fill_link_values(snapshot, values);
+        Ok(())
     }
 
     /// Reads the records of the persons `keys` into a snapshot read without them. A key the
@@ -146,7 +211,8 @@ impl Store {
         Ok(())
     }
 
-    async fn read_snapshot(&self, with_records: bool) -> Result<Snapshot> {
+    /// `link_values_of`: the targets whose links are read with their values; `None`: all.
+    async fn read_snapshot(&self, with_records: bool, link_values_of: Option<&BTreeSet<String>>) -> Result<Snapshot> {
         let doing = || "reading the snapshot".to_string();
         // One transaction, so the reads see the same moment even while a run writes.
         let mut tx = self.pool.begin().await.doing(doing)?;
@@ -166,10 +232,18 @@ impl Store {
         drop(rows);
         snapshot.persons = persons.into_iter().collect();
 
-        let mut rows = sqlx::query(
-            "SELECT target, person, object_id, dn, enabled, vals, password_pending FROM links ORDER BY target, person",
-        )
-        .fetch(&mut *tx);
+        let mut query = Sql::new("SELECT target, person, object_id, dn, enabled, ");
+        match link_values_of {
+            None => query.push("vals"),
+            Some(targets) if targets.is_empty() => query.push("CASE WHEN 1 = 0 THEN vals END AS vals"),
+            Some(targets) => {
+                query.push("CASE WHEN target IN ");
+                codec::push_list(&mut query, targets.iter().map(String::as_str));
+                query.push(" THEN vals END AS vals")
+            }
+        };
+        query.push(", password_pending FROM links ORDER BY target, person");
+        let mut rows = query.build().fetch(&mut *tx);
         while let Some(row) = rows.try_next().await.doing(doing)? {
             snapshot.links.push(link(&row)?);
         }

@@ -292,6 +292,7 @@ async fn check_snapshot_round_trip(store: &Store) {
                 enabled: false,
                 values: attrs(&[("cn", &["Ada Lovelace"]), ("mail", &["ada@example.org"])]),
                 password_pending: true,
+                values_omitted: false,
             },
             Link {
                 person: "e2".into(),
@@ -301,6 +302,7 @@ async fn check_snapshot_round_trip(store: &Store) {
                 enabled: true,
                 values: AttrMap::new(),
                 password_pending: false,
+                values_omitted: false,
             },
         ],
         tombstones: vec![Tombstone { person: "e3".into(), login: "carol".into(), purged_on: today }],
@@ -315,9 +317,19 @@ async fn check_snapshot_round_trip(store: &Store) {
     assert_eq!(snapshot.persons["e1"].records["hr"]["badge"], FieldValue::Text("2021-02-03".into()));
     assert_eq!(snapshot.persons["e1"].records["hr"]["hire_date"], FieldValue::Date(day("2020-01-01")));
 
-    // A daily run's snapshot: the same, each person's sources named with empty records; then the
-    // records of the persons asked for (a key the store does not hold is no error).
-    let mut light = store.snapshot_without_records().await.unwrap();
+    // A daily run's snapshot: the same, each person's sources named with empty records, the links
+    // of a target read in part without their values; then the records and link values of the
+    // persons asked for (a key the store does not hold is no error).
+    let with_values = BTreeSet::from([TARGET.to_string()]);
+    let whole_links = store.snapshot_without_records(&with_values).await.unwrap().links;
+    assert_eq!(whole_links, expected.links);
+    let mut light = store.snapshot_without_records(&BTreeSet::from(["other".to_string()])).await.unwrap();
+    assert!(light.links.iter().all(|l| l.values_omitted && l.values.is_empty()), "{:?}", light.links);
+    store.read_link_values(&mut light, &BTreeSet::from(["e1".to_string(), "e9".to_string()])).await.unwrap();
+    assert_eq!(light.links[0], expected.links[0]);
+    assert!(light.links[1].values_omitted);
+    store.read_all_link_values(&mut light).await.unwrap();
+    assert_eq!(light.links, expected.links);
     assert!(light.persons.values().all(|p| p.records_omitted));
     assert_eq!(light.persons["e2"].records.keys().collect::<Vec<_>>(), ["contractors", "hr"]);
     assert_eq!(light.persons["e1"].records.keys().collect::<Vec<_>>(), ["hr"]);
