@@ -82,21 +82,28 @@ fn defers_references(rules: &TargetRules) -> bool {
     matches!(rules.config.kind, TargetKind::ActiveDirectory | TargetKind::Scim | TargetKind::Entra)
 }
 
-/// The phase an operation runs in: containers, accounts, disables, renames, attributes, references,
-/// group adds, group removes, deletes. Within a phase the order is by person.
+/// The phase an operation runs in: containers, accounts, disables, removals of members about to
+/// be renamed ([`REMOVE_BEFORE_RENAME`]), renames, attributes, references, group adds, group
+/// removes, deletes. Within a phase the order is by person.
 fn phase(action: &Action, references: bool) -> u8 {
     match action {
         Action::CreateContainer { .. } => 0,
         Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. } => 1,
         Action::Disable { .. } => 2,
-        Action::Rename { .. } => 3,
-        Action::Update { .. } if references => 5,
-        Action::Update { .. } | Action::Enable { .. } => 4,
-        Action::CreateGroup { .. } | Action::AddMember { .. } => 6,
-        Action::RemoveMember { .. } => 7,
-        Action::Delete { .. } => 8,
+        Action::Rename { .. } => 4,
+        Action::Update { .. } if references => 6,
+        Action::Update { .. } | Action::Enable { .. } => 5,
+        Action::CreateGroup { .. } | Action::AddMember { .. } => 7,
+        Action::RemoveMember { .. } => 8,
+        Action::Delete { .. } => 9,
     }
 }
+
+/// The phase of a member's removal from a group they leave when the same run renames them: it is
+/// removed under the DN it has before the rename. After the rename, the group could still list
+/// the old DN until the directory's referential integrity (OpenLDAP's refint, a task of its own
+/// that rewrites every group holding the member, a large group being rewritten whole) caught up.
+const REMOVE_BEFORE_RENAME: u8 = 3;
 
 /// Normalized group DN -> (group DN, index of the rule that wants it, normalized member DN ->
 /// (member DN, person key)). A member's three texts are made once per person and shared by each
@@ -2330,14 +2337,15 @@ fn plan_groups(
                 let whole = view.complete_group(norm);
                 let placeholder = rules.config.empty_group_member.clone().unwrap_or_else(|| g.dn.clone());
                 let placeholder_norm = normalize_dn(&placeholder);
-                let have: BTreeMap<String, &String> = g
+                // Normalized member DN as it will be -> (that DN, the DN the group lists now).
+                let have: BTreeMap<String, (&String, &String)> = g
                     .members
                     .iter()
-                    .map(|m| renamed.get(&normalize_dn(m)).unwrap_or(m))
-                    .map(|m| (normalize_dn(m), m))
+                    .map(|m| (renamed.get(&normalize_dn(m)).unwrap_or(m), m))
+                    .map(|(will, now)| (normalize_dn(will), (will, now)))
                     .collect();
                 let adds: Vec<(&Arc<str>, &Member)> = want.iter().filter(|(n, _)| !have.contains_key(&***n)).collect();
-                let removes: Vec<(&String, &&String)> = have
+                let removes: Vec<(&String, &(&String, &String))> = have
                     .iter()
                     .filter(|(n, _)| {
                         !want.contains_key(n.as_str()) && **n != placeholder_norm && !untouchable.contains(*n)
@@ -2375,7 +2383,11 @@ fn plan_groups(
                         vec![],
                     );
                 }
-                for (n, member) in &removes {
+                // Removed before the renames, and before this run's additions: only where the
+                // group keeps a member meanwhile (a groupOfNames cannot be empty; an AD group can).
+                let renamed_removes = removes.iter().filter(|(_, (member, now))| member != now).count();
+                let early = ad || (whole && have.len() > renamed_removes);
+                for (n, (member, now)) in &removes {
                     let person = managed_members.get(*n).map(|p| p.key.as_str());
                     let reason = match person {
                         Some(_) => format!("group rules no longer put {member} in {}", g.dn),
@@ -2386,11 +2398,20 @@ fn plan_groups(
                         rules.name(),
                         Category::Directory,
                         reason,
-                        Action::RemoveMember { group: g.dn.clone(), member: (**member).clone() },
+                        Action::RemoveMember {
+                            group: g.dn.clone(),
+                            member: (if early { *now } else { *member }).clone(),
+                        },
                         false,
                         vec![],
                         vec![],
                     );
+                    if early
+                        && member != now
+                        && let Some(draft) = planner.drafts.last_mut()
+                    {
+                        draft.phase = REMOVE_BEFORE_RENAME;
+                    }
                 }
                 if whole
                     && remaining > 0

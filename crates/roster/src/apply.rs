@@ -503,8 +503,9 @@ impl Landing {
 }
 
 /// Which operations wait for which. The plan comes in phases (containers; creates, adoptions and
-/// passwords; disables; renames; attribute changes, enables and manager references; group
-/// additions; group removals; deletes): a phase starts once the one before it has finished, so
+/// passwords; disables; removals of members about to be renamed, under their old DN; renames;
+/// attribute changes, enables and manager references; group additions; group removals; deletes):
+/// a phase starts once the one before it has finished, so
 /// whatever an operation needs of an earlier phase (its container, its account, the manager's
 /// account or new name, the member's new name) holds as it did when operations ran one at a time.
 /// Within a phase an operation waits only for the operations it depends on (`depends_on`) and for
