@@ -347,6 +347,13 @@ async fn read_and_plan(
             else {
                 continue;
             };
+            tracing::info!(
+                target = %name,
+                dns = more.dns.len(),
+                groups = more.groups.len(),
+                logins = more.logins.len(),
+                "the plan needs more of the target"
+            );
             let read = target
                 .read_part(&view_attributes(rules), &more)
                 .await
