@@ -2,6 +2,7 @@
 //! each intent recorded before it is sent and each outcome as it lands. See `ARCHITECTURE.md`,
 //! "Run anatomy", step 4.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -143,6 +144,9 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
     for t in fresh.targets {
         let _ = t.close().await;
     }
+    // The process ends after the run (as after `roster plan`): a first load's plan of 100,000
+    // accounts took a second to free piece by piece. A plan is plain data: nothing to release.
+    std::mem::forget(fresh.plan);
     Ok(if status == RunStatus::Success { exit::SUCCESS } else { exit::PARTIAL })
 }
 
@@ -230,7 +234,8 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
                     let planned = &ops[id];
                     let narrowed = without_missing_members(plan, &state.landed, planned)
                         .or_else(|| without_missing_references(plan, &state.landed, planned));
-                    let op = narrowed.unwrap_or_else(|| planned.clone());
+                    // Sent as planned unless narrowed: the plan's own operation, not a copy.
+                    let op = narrowed.map_or(Cow::Borrowed(planned), Cow::Owned);
                     match state.not_sent(&op, targets.contains_key(op.target.as_str())) {
                         None => to_send.push(op),
                         Some(outcome) => landed_now.push(Sent { op, outcome, kind: None }),
@@ -331,7 +336,7 @@ impl<'a> Writing<'a> {
     }
 
     /// Starts the next write, if one is due and none is going on.
-    fn start_next(&mut self, state: &mut Landing, all_finished: bool) {
+    fn start_next(&mut self, state: &mut Landing<'a>, all_finished: bool) {
         if self.write.is_some() {
             return;
         }
@@ -384,8 +389,8 @@ impl<'a> Writing<'a> {
 
 /// An operation that came back (or was decided without being sent), with the kind of error it
 /// ended with.
-struct Sent {
-    op: Operation,
+struct Sent<'p> {
+    op: Cow<'p, Operation>,
     outcome: Outcome,
     kind: Option<ErrorKind>,
 }
@@ -393,12 +398,12 @@ struct Sent {
 /// Sends one operation, or a batch of independent ones in as few requests as the target can
 /// (see [`Target::apply_batch`]); an operation of a batch that failed in a way worth retrying is
 /// retried on its own. Returns the target's name with what came back.
-async fn send<'a>(
+async fn send<'a, 'p>(
     fresh: &Fresh,
     run: roster_store::RunId,
     target: &'a AnyTarget,
-    mut ops: Vec<Operation>,
-) -> (&'a str, Vec<Sent>) {
+    mut ops: Vec<Cow<'p, Operation>>,
+) -> (&'a str, Vec<Sent<'p>>) {
     let name = target.name();
     if ops.len() == 1
         && let Some(op) = ops.pop()
@@ -409,9 +414,10 @@ async fn send<'a>(
         };
         return (name, vec![Sent { op, outcome, kind }]);
     }
+    let ops: Vec<Operation> = ops.into_iter().map(Cow::into_owned).collect();
     let results = target.apply_batch(&ops).await;
     let mut sent = Vec::with_capacity(ops.len());
-    for (op, result) in ops.into_iter().zip(results) {
+    for (op, result) in ops.into_iter().map(Cow::Owned).zip(results) {
         let (outcome, kind) = match result {
             Err(e) if e.kind == ErrorKind::Transient => {
                 tokio::time::sleep(retry_delay(1)).await;
@@ -425,7 +431,7 @@ async fn send<'a>(
 }
 
 /// What the apply knows of the operations that came back.
-struct Landing {
+struct Landing<'p> {
     landed: Vec<bool>,
     /// Consecutive operations per target that could not reach it.
     unreachable: BTreeMap<String, u32>,
@@ -433,13 +439,13 @@ struct Landing {
     /// (done, failed, skipped)
     counts: (u64, u64, u64),
     /// Outcomes not yet recorded in the store, in the order they landed, and since when.
-    unrecorded: Vec<(Operation, Outcome)>,
+    unrecorded: Vec<(Cow<'p, Operation>, Outcome)>,
     oldest: Option<Instant>,
     bar: ProgressBar,
     failpoint: Option<Failpoint>,
 }
 
-impl Landing {
+impl<'p> Landing<'p> {
     /// Why `op` is not sent at all, if it is not: a dependency that did not land, a target not in
     /// the configuration, or one that stopped answering in this run.
     fn not_sent(&self, op: &Operation, configured: bool) -> Option<Outcome> {
@@ -475,7 +481,7 @@ impl Landing {
         }
     }
 
-    fn land(&mut self, Sent { op, outcome, .. }: Sent) {
+    fn land(&mut self, Sent { op, outcome, .. }: Sent<'p>) {
         Failpoint::AfterSend(op.id).abort_if(self.failpoint);
         match &outcome {
             Outcome::Done(_) => {

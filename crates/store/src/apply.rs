@@ -2,10 +2,12 @@
 //! is known, and the links that outcome changes. A crash between the two leaves the intent, so the
 //! next run knows the operation may have happened.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 
 use roster_core::plan::{Action, Applied, AttrChange, Operation};
-use serde_json::{Value, json};
+use serde::{Serialize, Serializer};
+use serde_json::json;
 use sqlx::AnyConnection;
 
 use crate::sql::Sql;
@@ -54,42 +56,72 @@ impl Outcome {
     }
 }
 
-fn changes_json(changes: &[AttrChange], side: impl Fn(&AttrChange) -> &Vec<String>) -> Value {
-    Value::Object(changes.iter().map(|c| (c.attr.as_str().to_string(), Value::from(side(c).clone()))).collect())
+/// One side (old or new values) of attribute changes as a JSON object.
+struct ChangesJson<'a> {
+    changes: &'a [AttrChange],
+    new: bool,
 }
 
-/// The audit's before and after of an operation, as planned. See [`crate::AuditEntry`].
-fn before_after(action: &Action) -> (Option<Value>, Option<Value>) {
+impl Serialize for ChangesJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_map(self.changes.iter().map(|c| (c.attr.as_str(), if self.new { &c.new } else { &c.old })))
+    }
+}
+
+/// The after of a create (keys in the order `serde_json::Value` kept them: sorted).
+#[derive(Serialize)]
+struct CreateJson<'a> {
+    attributes: codec::AttrsJson<'a>,
+    dn: &'a str,
+    enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object_id: Option<&'a str>,
+    password: bool,
+}
+
+/// The after of a new group.
+#[derive(Serialize)]
+struct GroupJson<'a> {
+    attributes: codec::AttrsJson<'a>,
+    members: &'a [String],
+}
+
+/// JSON text of what the audit keeps: strings, booleans and lists of strings, which always
+/// serialize.
+fn text(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("strings, booleans and string lists always serialize to JSON")
+}
+
+/// The audit's before and after of an operation, as planned, as JSON texts; a create's after with
+/// `object_id`, the new object's id, once the target told it. Written straight from the operation
+/// (an intent and its outcome each write them, for every operation). See [`crate::AuditEntry`].
+fn before_after(action: &Action, object_id: Option<&str>) -> (Option<String>, Option<String>) {
     match action {
         Action::CreateContainer { .. } => (None, None),
         Action::Create { dn, attributes, enabled, password } => (
             None,
-            Some(json!({
-                "dn": dn,
-                "enabled": enabled,
-                "password": password,
-                "attributes": codec::attr_map_json(attributes),
+            Some(text(&CreateJson {
+                attributes: codec::AttrsJson(attributes),
+                dn,
+                enabled: *enabled,
+                object_id,
+                password: *password,
             })),
         ),
-        Action::SetPassword { must_change, .. } => (None, Some(json!({ "must_change": must_change }))),
-        Action::Adopt { object_id, .. } => (None, Some(json!({ "object_id": object_id }))),
+        Action::SetPassword { must_change, .. } => (None, Some(json!({ "must_change": must_change }).to_string())),
+        Action::Adopt { object_id, .. } => (None, Some(json!({ "object_id": object_id }).to_string())),
         Action::Update { changes, .. } | Action::Enable { changes, .. } | Action::Disable { changes, .. } => {
-            (Some(changes_json(changes, |c| &c.old)), Some(changes_json(changes, |c| &c.new)))
+            (Some(text(&ChangesJson { changes, new: false })), Some(text(&ChangesJson { changes, new: true })))
         }
-        Action::Rename { dn, new_dn, .. } => (Some(json!({ "dn": dn })), Some(json!({ "dn": new_dn }))),
+        Action::Rename { dn, new_dn, .. } => {
+            (Some(json!({ "dn": dn }).to_string()), Some(json!({ "dn": new_dn }).to_string()))
+        }
         Action::CreateGroup { members, attributes, .. } => {
-            (None, Some(json!({ "members": members, "attributes": codec::attr_map_json(attributes) })))
+            (None, Some(text(&GroupJson { attributes: codec::AttrsJson(attributes), members })))
         }
-        Action::AddMember { member, .. } => (None, Some(json!({ "member": member }))),
-        Action::RemoveMember { member, .. } => (Some(json!({ "member": member })), None),
-        Action::Delete { object_id, .. } => (object_id.as_ref().map(|id| json!({ "object_id": id })), None),
-    }
-}
-
-/// Adds to the after of a create that landed what only the target knew: the new object's id.
-fn add_object_id(action: &Action, applied: &Applied, after: &mut Option<Value>) {
-    if let (Action::Create { .. }, Some(Value::Object(fields)), Some(entry)) = (action, after, &applied.entry) {
-        fields.insert("object_id".to_string(), Value::String(entry.object_id.clone()));
+        Action::AddMember { member, .. } => (None, Some(json!({ "member": member }).to_string())),
+        Action::RemoveMember { member, .. } => (Some(json!({ "member": member }).to_string()), None),
+        Action::Delete { object_id, .. } => (object_id.as_ref().map(|id| json!({ "object_id": id }).to_string()), None),
     }
 }
 
@@ -103,8 +135,8 @@ pub(crate) struct AuditRow<'a> {
     pub(crate) reason: &'a str,
     pub(crate) outcome: &'static str,
     pub(crate) error: Option<String>,
-    pub(crate) before: Option<Value>,
-    pub(crate) after: Option<Value>,
+    pub(crate) before: Option<String>,
+    pub(crate) after: Option<String>,
 }
 
 impl<'a> AuditRow<'a> {
@@ -112,8 +144,8 @@ impl<'a> AuditRow<'a> {
         op: &'a Operation,
         outcome: &'static str,
         error: Option<String>,
-        before: Option<Value>,
-        after: Option<Value>,
+        before: Option<String>,
+        after: Option<String>,
     ) -> Self {
         AuditRow {
             op_id: op.id,
@@ -158,8 +190,8 @@ pub(crate) async fn write_audit(
             kind: row.kind.to_string(),
             dn: row.dn.to_string(),
             reason: row.reason.to_string(),
-            before_vals: row.before.as_ref().map(Value::to_string),
-            after_vals: row.after.as_ref().map(Value::to_string),
+            before_vals: row.before,
+            after_vals: row.after,
             outcome: row.outcome.to_string(),
             error: row.error,
         })
@@ -225,7 +257,7 @@ impl Store {
         let rows = ops
             .iter()
             .map(|op| {
-                let (before, after) = before_after(&op.action);
+                let (before, after) = before_after(&op.action, None);
                 AuditRow::of(op, "intent", None, before, after)
             })
             .collect();
@@ -247,25 +279,25 @@ impl Store {
     /// - containers and groups: audit only.
     ///
     /// An operation that failed or was skipped changes no link.
-    pub async fn record_outcomes(&self, run: RunId, results: &[(Operation, Outcome)]) -> Result<()> {
+    pub async fn record_outcomes<O: Borrow<Operation>>(&self, run: RunId, results: &[(O, Outcome)]) -> Result<()> {
         let doing = || format!("recording outcomes of run {run}");
         let mut tx = self.write().await.doing(doing)?;
         let actor = check_running(&mut tx, run).await?;
         let landed = results.iter().filter_map(|(op, outcome)| match outcome {
-            Outcome::Done(_) => Some(op),
+            Outcome::Done(_) => Some(op.borrow()),
             _ => None,
         });
         let mut links = LinkSet::load(&mut tx, landed).await?;
         let mut rows = Vec::with_capacity(results.len());
         for (op, outcome) in results {
-            let (before, mut after) = before_after(&op.action);
-            let error = match outcome {
+            let op = op.borrow();
+            let (error, object_id) = match outcome {
                 Outcome::Done(applied) => {
-                    add_object_id(&op.action, applied, &mut after);
-                    links.apply(op, applied)
+                    (links.apply(op, applied), applied.entry.as_ref().map(|e| e.object_id.as_str()))
                 }
-                _ => outcome.error().map(str::to_string),
+                _ => (outcome.error().map(str::to_string), None),
             };
+            let (before, after) = before_after(&op.action, object_id);
             rows.push(AuditRow::of(op, outcome.as_str(), error, before, after));
         }
         links.write(&mut tx).await?;

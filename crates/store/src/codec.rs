@@ -9,7 +9,6 @@ use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use roster_core::attr::AttrMap;
 use roster_core::source::Attrs;
 use serde::de::{self, DeserializeOwned};
-use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -37,8 +36,19 @@ pub(crate) fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-pub(crate) fn attr_map_json(map: &AttrMap) -> Value {
-    Value::Object(map.iter().map(|(name, values)| (name.as_str().to_string(), Value::from(values.clone()))).collect())
+/// An attribute map as a JSON object (attribute name to its values), serialized straight from
+/// the map (a create's values are written for its audit intent, its outcome and its link).
+pub(crate) struct AttrsJson<'a>(pub(crate) &'a AttrMap);
+
+impl serde::Serialize for AttrsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, values)| (name.as_str(), values)))
+    }
+}
+
+/// An attribute map as JSON text.
+pub(crate) fn attr_map_json(map: &AttrMap) -> String {
+    serde_json::to_string(&AttrsJson(map)).expect("attribute names and string values always serialize to JSON")
 }
 
 /// Appends `($1, $2, ...)` binding `items`, for an `IN` list.

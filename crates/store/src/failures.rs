@@ -132,7 +132,7 @@ impl Store {
                 reason,
                 outcome: "done",
                 error: None,
-                before: Some(json!({ "failed_runs": f.runs, "last_error": f.last_error })),
+                before: Some(json!({ "failed_runs": f.runs, "last_error": f.last_error }).to_string()),
                 after: None,
             })
             .collect();

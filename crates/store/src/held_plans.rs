@@ -222,8 +222,10 @@ impl Store {
             reason: &text,
             outcome: "done",
             error: None,
-            before: Some(json!({ "held_plan": id, "status": "waiting" })),
-            after: Some(json!({ "held_plan": id, "status": verb, "operations": operations, "reason": reason })),
+            before: Some(json!({ "held_plan": id, "status": "waiting" }).to_string()),
+            after: Some(
+                json!({ "held_plan": id, "status": verb, "operations": operations, "reason": reason }).to_string(),
+            ),
         };
         write_audit(&mut tx, &self.audit_key, run, &start.actor, &now, vec![entry]).await?;
         sqlx::query(

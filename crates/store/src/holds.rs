@@ -66,8 +66,8 @@ impl Store {
             reason: &reason,
             outcome: "done",
             error: None,
-            before: before.as_ref().map(|h| json!({ "hold": h })),
-            after: hold.map(|h| json!({ "hold": h })),
+            before: before.as_ref().map(|h| json!({ "hold": h }).to_string()),
+            after: hold.map(|h| json!({ "hold": h }).to_string()),
         };
         write_audit(&mut tx, &self.audit_key, run, &start.actor, &now, vec![entry]).await?;
         sqlx::query("UPDATE persons SET hold = $1 WHERE key = $2")

@@ -176,7 +176,7 @@ impl LinkSet {
                     .push_bind(link.object_id.clone())
                     .push_bind(link.dn.clone())
                     .push_bind(i64::from(link.enabled))
-                    .push_bind(codec::attr_map_json(&link.values).to_string())
+                    .push_bind(codec::attr_map_json(&link.values))
                     .push_bind(i64::from(link.password_pending));
             });
             query.push(

@@ -57,12 +57,15 @@ impl Store {
                 outcome: "failed",
                 error: Some(u.error.clone()),
                 before: None,
-                after: Some(json!({
-                    "event": u.event,
-                    "delivery": u.delivery,
-                    "receiver": u.receiver,
-                    "run": u.about.map(|r| r.0),
-                })),
+                after: Some(
+                    json!({
+                        "event": u.event,
+                        "delivery": u.delivery,
+                        "receiver": u.receiver,
+                        "run": u.about.map(|r| r.0),
+                    })
+                    .to_string(),
+                ),
             })
             .collect();
         write_audit(&mut tx, &self.audit_key, run, &start.actor, &now, rows).await?;

@@ -35,7 +35,7 @@ impl Store {
             outcome: "done",
             error: None,
             before: None,
-            after: Some(json!({ "job": job, "command": command, "queued": queued })),
+            after: Some(json!({ "job": job, "command": command, "queued": queued }).to_string()),
         };
         write_audit(&mut tx, &self.audit_key, run, &start.actor, &now, vec![entry]).await?;
         tx.commit().await.doing(doing)?;

@@ -890,7 +890,7 @@ async fn run_lifecycle() {
         store.finish_run(RunId(999), &finish(RunStatus::Success, &[])).await,
         Err(Error::UnknownRun(RunId(999)))
     ));
-    assert!(matches!(store.record_outcomes(RunId(999), &[]).await, Err(Error::UnknownRun(_))));
+    assert!(matches!(store.record_outcomes::<Operation>(RunId(999), &[]).await, Err(Error::UnknownRun(_))));
 }
 
 /// Opens the store's file behind its back, to break a row.

@@ -28,6 +28,7 @@ mod search;
 mod session;
 pub(crate) mod tls;
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
@@ -434,17 +435,23 @@ impl LdapTarget {
         enabled: bool,
     ) -> Result<Applied, TargetError> {
         parse_dn(what, dn)?;
-        let mut attributes: AttrMap =
-            attributes.iter().filter(|(_, values)| !values.is_empty()).map(|(a, v)| (a.clone(), v.clone())).collect();
+        // The planned values as they are, copied only when something must change in them.
+        let mut attributes = Cow::Borrowed(attributes);
+        if attributes.values().any(Vec::is_empty) {
+            attributes.to_mut().retain(|_, values| !values.is_empty());
+        }
         check_attribute_names(what, attributes.keys())?;
         if !enabled {
             // Defense in depth: an account planned disabled must never start out able to log in.
             match self.dialect {
                 Dialect::Ldap if self.ppolicy_lock => {
-                    attributes.entry(AttrName::new(LOCK_ATTRIBUTE)).or_insert_with(|| vec![LOCKED_FOREVER.to_string()]);
+                    attributes
+                        .to_mut()
+                        .entry(AttrName::new(LOCK_ATTRIBUTE))
+                        .or_insert_with(|| vec![LOCKED_FOREVER.to_string()]);
                 }
                 Dialect::Ldap => {}
-                Dialect::ActiveDirectory => disable_flag(what, &mut attributes)?,
+                Dialect::ActiveDirectory => disable_flag(what, attributes.to_mut())?,
             }
         }
         let read_back: Vec<String> = attributes
@@ -453,9 +460,9 @@ impl LdapTarget {
             .map(|attr| attr.as_str().to_string())
             .chain([self.dialect.id_attribute().to_string()])
             .collect();
-        let entry: Vec<(String, HashSet<String>)> = attributes
+        let entry: Vec<(&str, HashSet<&str>)> = attributes
             .iter()
-            .map(|(attr, values)| (attr.as_str().to_string(), values.iter().cloned().collect()))
+            .map(|(attr, values)| (attr.as_str(), values.iter().map(String::as_str).collect()))
             .collect();
         self.ask_post_read(ldap, &read_back);
         let result = self.send(ldap.with_timeout(self.timeout()).add(dn, entry).await, what)?;
