@@ -1421,7 +1421,11 @@ pub fn evaluated_persons(input: &PlanInput) -> BTreeSet<String> {
 /// source correlates by secondary keys, everyone (the stored records' values are what new
 /// records are matched against).
 pub fn stored_records_needed(input: &PlanInput) -> BTreeSet<String> {
-    let omitted = input.snapshot.persons.values().filter(|p| p.records_omitted);
+    let mut omitted = input.snapshot.persons.values().filter(|p| p.records_omitted).peekable();
+    // A first load (or a snapshot read with its records) needs none: no correlation pass for it.
+    if omitted.peek().is_none() {
+        return BTreeSet::new();
+    }
     if input.settings.sources.iter().any(|s| !s.correlate.is_empty()) {
         return omitted.map(|p| p.key.clone()).collect();
     }
