@@ -201,7 +201,7 @@ impl<'a> Index<'a> {
         }
         let previous = config
             .and_then(|c| c.previous_key.as_ref())
-            .and_then(|a| attrs.get(a))
+            .and_then(|a| attrs.get(a.as_str()))
             .map(FieldValue::to_text)
             .filter(|v| !v.is_empty() && v != record_key);
         if let Some(previous) = previous
@@ -214,7 +214,9 @@ impl<'a> Index<'a> {
         let mut candidates: BTreeSet<String> = BTreeSet::new();
         let mut matched_by = Vec::new();
         for attr in config.map(|c| c.correlate.as_slice()).unwrap_or_default() {
-            let Some(value) = attrs.get(attr).map(FieldValue::to_text).filter(|v| !v.is_empty()) else { continue };
+            let Some(value) = attrs.get(attr.as_str()).map(FieldValue::to_text).filter(|v| !v.is_empty()) else {
+                continue;
+            };
             for person in self.secondary.get(&(attr.clone(), value)).into_iter().flatten() {
                 if self.other_record(person, source, record_key).is_none() && candidates.insert(person.clone()) {
                     matched_by.push(format!("{person} by {attr}"));
@@ -335,9 +337,9 @@ pub(crate) fn merge(
 ) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let mut texts = BTreeMap::new();
     let mut provenance = BTreeMap::new();
-    let names: BTreeSet<&String> = records.values().flat_map(|a| a.keys()).collect();
+    let names: BTreeSet<&str> = records.values().flat_map(|a| a.keys()).map(|name| &**name).collect();
     for name in names {
-        let preferred = settings.precedence.get(name.as_str()).map(Vec::as_slice).unwrap_or_default();
+        let preferred = settings.precedence.get(name).map(Vec::as_slice).unwrap_or_default();
         let order = preferred
             .iter()
             .map(String::as_str)
@@ -345,9 +347,9 @@ pub(crate) fn merge(
         for source in order {
             let Some(text) = records.get(source).and_then(|a| a.get(name)).map(FieldValue::to_text) else { continue };
             if !text.is_empty() {
-                texts.insert(name.clone(), text);
+                texts.insert(name.to_string(), text);
                 if records.len() > 1 {
-                    provenance.insert(name.clone(), source.to_string());
+                    provenance.insert(name.to_string(), source.to_string());
                 }
                 break;
             }
@@ -397,7 +399,7 @@ candidates = ["key"]
             .map(|(i, (key, attrs))| Record {
                 source: source.into(),
                 key: key.to_string(),
-                attrs: Arc::new(attrs.iter().map(|(a, v)| (a.to_string(), FieldValue::Text(v.to_string()))).collect()),
+                attrs: Arc::new(attrs.iter().map(|(a, v)| ((*a).into(), FieldValue::Text(v.to_string()))).collect()),
                 location: Location { file: format!("{source}.csv"), line: i as u64 + 2, row: i as u64 + 1 },
             })
             .collect();

@@ -78,7 +78,7 @@ pub fn choose<'a>(
 }
 
 fn effective(config: &SourceConfig, record: &Record) -> Option<NaiveDate> {
-    config.effective_date.as_ref().and_then(|a| record.attrs.get(a)).and_then(FieldValue::as_date)
+    config.effective_date.as_ref().and_then(|a| record.attrs.get(a.as_str())).and_then(FieldValue::as_date)
 }
 
 /// The row in effect (and the next version's date), or why none can be chosen.
@@ -146,7 +146,7 @@ mod tests {
             .map(|(a, v)| {
                 let value =
                     NaiveDate::parse_from_str(v, "%Y-%m-%d").map_or(FieldValue::Text(v.to_string()), FieldValue::Date);
-                (a.to_string(), value)
+                ((*a).into(), value)
             })
             .collect();
         Record {

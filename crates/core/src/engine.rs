@@ -14,8 +14,8 @@ use crate::config::{
     DeletedPolicy, DriftPolicy, GroupMode, LastDayMeaning, LeavePolicy, MappingWhen, OrphanPolicy, PasswordWhen,
     TargetKind,
 };
-use crate::dn::{Dn, normalize_dn};
-use crate::expr::{Env, ExprValue};
+use crate::dn::{Dn, DnError, normalize_dn};
+use crate::expr::{Env, ExprError, ExprValue};
 use crate::lifecycle::{Affiliation, LifecycleState, StateDecision, current_kinds, employment_ends, person_state};
 use crate::login;
 use crate::plan::{
@@ -25,7 +25,7 @@ use crate::plan::{
 use crate::settings::{Settings, TargetRules};
 use crate::source::{Attrs, FieldValue, SourceRead};
 use crate::state::{Hold, Link, Snapshot, StoredPerson, TargetEntry, TargetView};
-use crate::{correlate, effective};
+use crate::{correlate, effective, parallel};
 
 /// The ppolicy attribute whose special value `000001010000Z` is OpenLDAP's administrative lock.
 pub const LOCK_ATTRIBUTE: &str = "pwdAccountLockedTime";
@@ -270,8 +270,8 @@ impl Planner {
 
 /// Builds the plan.
 pub fn plan(input: &PlanInput) -> Plan {
-    let Prepared { people, notices, .. } = prepare(input);
-    plan_with(input, people, notices)
+    let (chosen, links, people, notices) = step_one(input, &mut BTreeSet::new());
+    plan_with(input, &chosen, &links, people, notices)
 }
 
 /// Step 1 of a plan, made once for the several plans of a daily run that reads its targets in
@@ -314,12 +314,23 @@ fn partial_targets(views: &BTreeMap<String, TargetView>) -> BTreeSet<String> {
 /// missing where a complete source no longer lists them. `input.views` need only say which
 /// targets are read in part (a partial view's content is not looked at).
 pub fn prepare(input: &PlanInput) -> Prepared {
+    let mut records_unread = BTreeSet::new();
+    let (_, _, people, notices) = step_one(input, &mut records_unread);
+    Prepared { people, notices, partial: partial_targets(input.views), records_unread }
+}
+
+/// [`prepare`]'s work, with the rows in effect and the links it chose them with, for a plan
+/// made at once to use them again.
+/// `records_unread` gets the persons whose stored records it needed but the snapshot lacks.
+fn step_one<'a>(
+    input: &PlanInput<'a>,
+    records_unread: &mut BTreeSet<String>,
+) -> (Vec<Cow<'a, SourceRead>>, LinksByPerson<'a>, Vec<Evaluated>, Vec<Notice>) {
     let mut planner = Planner { notices: Vec::new(), drafts: Vec::new() };
     let (chosen, links) = rows_and_links(input, &mut planner.notices);
     let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
-    let mut records_unread = BTreeSet::new();
-    let people = evaluate_people(input, &reads, &links, &mut planner, &mut records_unread);
-    Prepared { people, notices: planner.notices, partial: partial_targets(input.views), records_unread }
+    let people = evaluate_people(input, &reads, &links, &mut planner, records_unread);
+    (chosen, links, people, planner.notices)
 }
 
 /// The plan of `input` from its step 1 made earlier by [`prepare`], with the views of the targets
@@ -329,18 +340,25 @@ pub fn plan_prepared(input: &PlanInput, prepared: Prepared) -> Plan {
     if prepared.partial != partial_targets(input.views) {
         return plan(input);
     }
-    plan_with(input, prepared.people, prepared.notices)
+    // The rows in effect again: their notices are among the prepared ones.
+    let (chosen, links) = rows_and_links(input, &mut Vec::new());
+    plan_with(input, &chosen, &links, prepared.people, prepared.notices)
 }
 
 /// Steps 2 to 6 of [`plan`], on the persons and notices of step 1 (moved in: a plan of a million
 /// persons made once does not copy them).
-fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>) -> Plan {
+/// `chosen` and `links` are step 1's rows in effect and links.
+fn plan_with(
+    input: &PlanInput,
+    chosen: &[Cow<SourceRead>],
+    links: &LinksByPerson,
+    mut people: Vec<Evaluated>,
+    notices: Vec<Notice>,
+) -> Plan {
     let settings = input.settings;
     let snapshot = input.snapshot;
     let today = input.as_of;
     let mut planner = Planner { notices, drafts: Vec::new() };
-    // The rows in effect again: their notices are among the prepared ones.
-    let (chosen, links) = rows_and_links(input, &mut Vec::new());
     let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
 
     // 2. Links and entries per target, and adoption candidates by correlation value.
@@ -362,6 +380,8 @@ fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>
         taken_in_targets.extend(v.taken_logins.iter().map(String::as_str));
     }
     let mut numbering = login::Numbering::default();
+    let variables = Variables::read(settings, today);
+    let mut login_env = Env::new();
     // Each target's entries by correlation value, so finding a person's unlinked account is a
     // look-up, not a pass over the whole view per person.
     let correlating: HashMap<&str, HashMap<&str, Vec<&TargetEntry>>> = settings
@@ -424,13 +444,13 @@ fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>
             p.login = Some(existing);
             continue;
         }
-        let env = person_env(settings, p, "", today);
+        fill_env(&mut login_env, &variables, settings, p, "", as_text);
         let texts = &p.texts;
         let key = p.key.clone();
         let taken = |l: &str| owners.get(l).is_some_and(|o| *o != key) || taken_in_targets.contains(l);
         match login::choose(
             &settings.login,
-            &env,
+            &mut login_env,
             &|name| texts.get(name).map(Cow::into_owned).unwrap_or_default(),
             &taken,
             &mut numbering,
@@ -480,10 +500,14 @@ fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>
         }
         let mut untouchable: BTreeSet<String> =
             view.entries.iter().filter(|e| e.protected).map(|e| normalize_dn(&e.dn)).collect();
-        // Each person's variables, as text and escaped for DNs: filled in place for each person.
-        let mut env = Env::new();
-        let mut group_env = Env::new();
-        for p in &people {
+        // The DN expression of each person who may need one, evaluated ahead on every core (the
+        // choice among DNs taken, below, depends on the persons before).
+        let dn_of = |env: &mut Env, p: &Evaluated| {
+            let login = p.login.as_deref().filter(|_| p.evaluate && p.hold.is_none() && !p.failed)?;
+            fill_env(env, &variables, settings, p, login, crate::dn::escape_dn_value);
+            Some(evaluate_dn(rules, env))
+        };
+        for (p, evaluated_dn) in parallel::blocks(&people, Env::new, dn_of) {
             if !p.evaluate {
                 // Stays where it is: its DN is what references and group members point to.
                 if let Some(l) = links.get(&(rules.name(), p.key.as_str())) {
@@ -616,9 +640,8 @@ fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>
             {
                 continue;
             }
-            let Some(login) = p.login.as_deref() else { continue };
-            fill_env(&mut env, settings, p, login, today, crate::dn::escape_dn_value);
-            match evaluate_dn(rules, &env) {
+            let Some(evaluated_dn) = evaluated_dn else { continue };
+            match evaluated_dn {
                 Ok(dn) => {
                     let enabled = is_enabled_state(effective_state(state, has_entry), settings);
                     let dn = match (&rules.move_to, enabled, moves_when_disabled(state)) {
@@ -675,7 +698,11 @@ fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>
             HashMap::new()
         };
         let mut group_members: WantedGroups = BTreeMap::new();
-        for p in &people {
+        // Each person's expressions, evaluated ahead on every core; taken below in key order.
+        let expressions = |envs: &mut (Env, Env), p: &Evaluated| {
+            evaluate_expressions(envs, &variables, settings, rules, p, &current, &desired_dn)
+        };
+        for (p, evaluations) in parallel::blocks(&people, || (Env::new(), Env::new()), expressions) {
             if !p.evaluate || p.hold.is_some() || p.failed {
                 continue;
             }
@@ -733,10 +760,8 @@ fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>
                 continue;
             }
             let Some(dn) = desired_dn.get(p.key.as_str()).cloned() else { continue };
+            let Some(Evaluations { manager_dn, mappings, disable_set, groups, member }) = evaluations else { continue };
             let login = p.login.clone().unwrap_or_default();
-            let manager_dn = manager_dn_of(p, &desired_dn);
-            fill_env(&mut env, settings, p, &login, today, as_text);
-            fill_env(&mut group_env, settings, p, &login, today, crate::dn::escape_dn_value);
             if rules.mappings.iter().any(|m| m.references_manager)
                 && let (None, Some(mgr)) = (&manager_dn, p.texts.get("manager"))
                 && *mgr != *p.key
@@ -772,12 +797,8 @@ fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>
             // Values the mappings want, and the disabled overrides.
             let mut wanted: Vec<(AttrName, Vec<String>, bool, bool)> = Vec::new();
             let mut eval_failed = false;
-            // Only the mappings that reference the manager read `manager_dn` (`references_manager`
-            // is whether the expression names it): set for them, empty again for the rest below.
-            env.set("manager_dn", ExprValue::Text(manager_dn.clone().unwrap_or_default()));
-            for m in &rules.mappings {
-                let value = m.expr.eval(&env);
-                match value.and_then(ExprValue::into_texts) {
+            for (m, value) in rules.mappings.iter().zip(mappings) {
+                match value {
                     // Entra's IgnoreFlowIfNullOrEmpty: the attribute is left as it is.
                     Ok(values) if values.is_empty() && m.expr.ignores_flow_if_empty() => {}
                     Ok(values) => wanted.push((
@@ -797,10 +818,9 @@ fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>
                     }
                 }
             }
-            env.set("manager_dn", ExprValue::Text(String::new()));
             if !want_enabled {
-                for (attr, expr) in &rules.disable_set {
-                    match expr.eval(&env).and_then(ExprValue::into_texts) {
+                for ((attr, _), value) in rules.disable_set.iter().zip(disable_set) {
+                    match value {
                         Ok(values) => {
                             wanted.retain(|(a, ..)| a != attr);
                             wanted.push((attr.clone(), values, false, false));
@@ -1156,30 +1176,29 @@ fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>
 
             // Group memberships this person should hold in this target.
             if gets_groups(effective, settings, rules) {
-                let member: (Arc<str>, Arc<str>, Arc<str>) =
-                    (dn.normalized().into(), dn.to_string().into(), p.key.as_str().into());
-                for (rule_index, rule) in rules.groups.iter().enumerate() {
-                    match rule.when.eval(&env).and_then(ExprValue::into_bool) {
-                        Ok(true) => match rule.dn.eval(&group_env).and_then(ExprValue::into_texts) {
+                let member: (Arc<str>, Arc<str>, Arc<str>) = (member.0, member.1, p.key.as_str().into());
+                for (rule_index, rule) in groups.into_iter().enumerate() {
+                    match rule {
+                        Ok(Some(dns)) => match dns {
                             Ok(dns) => {
                                 for g in dns {
-                                    match Dn::parse(&g) {
-                                        Ok(gdn) if has_empty_name(&gdn) => planner.notice(
+                                    match g {
+                                        Ok((gdn, _)) if has_empty_name(&gdn) => planner.notice(
                                             NoticeKind::EvaluationFailed,
                                             person,
                                             Some(rules.name()),
                                             format!("group {gdn} has an empty name: membership not planned"),
                                         ),
-                                        Ok(gdn) if rules.in_scope(&gdn) => {
+                                        Ok((gdn, normalized)) if rules.in_scope(&gdn) => {
                                             let slot = group_members
-                                                .entry(gdn.normalized())
+                                                .entry(normalized)
                                                 .or_insert_with(|| (gdn.to_string(), rule_index, BTreeMap::new()));
                                             slot.2.insert(
                                                 Arc::clone(&member.0),
                                                 (Arc::clone(&member.1), Arc::clone(&member.2)),
                                             );
                                         }
-                                        Ok(gdn) => planner.notice(
+                                        Ok((gdn, _)) => planner.notice(
                                             NoticeKind::EvaluationFailed,
                                             person,
                                             Some(rules.name()),
@@ -1201,7 +1220,7 @@ fn plan_with(input: &PlanInput, mut people: Vec<Evaluated>, notices: Vec<Notice>
                                 format!("group rule dn: {e}"),
                             ),
                         },
-                        Ok(false) => {}
+                        Ok(None) => {}
                         Err(e) => planner.notice(
                             NoticeKind::EvaluationFailed,
                             person,
@@ -1805,9 +1824,61 @@ fn effective_state(state: LifecycleState, has_entry: bool) -> LifecycleState {
     if state == LifecycleState::Pending && has_entry { LifecycleState::Prehire } else { state }
 }
 
+/// The variables the planner fills for each person: those some expression of the configuration
+/// reads (filling two dozen for a million persons, when a dozen are read, was a sixth of a plan),
+/// with `today` formatted once.
+struct Variables {
+    /// The person attributes read.
+    attributes: Vec<String>,
+    key: bool,
+    login: bool,
+    state: bool,
+    affiliation: bool,
+    affiliations: bool,
+    manager_dn: bool,
+    /// `today`'s value, when read.
+    today: Option<String>,
+    account_expires: bool,
+}
+
+impl Variables {
+    /// The variables the configuration's expressions read: the login rules', and each target's
+    /// DN, mappings, disabled overrides and group rules.
+    fn read(settings: &Settings, today: NaiveDate) -> Variables {
+        let login = settings.login.candidates.iter().chain([&settings.login.fallback]);
+        let targets = settings.targets.iter().flat_map(|t| {
+            std::iter::once(&t.dn)
+                .chain(t.mappings.iter().map(|m| &m.expr))
+                .chain(t.disable_set.iter().map(|(_, e)| e))
+                .chain(t.groups.iter().flat_map(|g| [&g.when, &g.dn]))
+        });
+        let names: BTreeSet<String> = login.chain(targets).flat_map(|e| e.variables()).collect();
+        Variables::of(settings, today, |name| names.contains(name))
+    }
+
+    /// Every variable (`roster explain` shows them all).
+    fn all(settings: &Settings, today: NaiveDate) -> Variables {
+        Variables::of(settings, today, |_| true)
+    }
+
+    fn of(settings: &Settings, today: NaiveDate, read: impl Fn(&str) -> bool) -> Variables {
+        Variables {
+            attributes: settings.attributes.iter().filter(|a| read(a) && *a != "affiliation").cloned().collect(),
+            key: read("key"),
+            login: read("login"),
+            state: read("state"),
+            affiliation: read("affiliation"),
+            affiliations: read("affiliations"),
+            manager_dn: read("manager_dn"),
+            today: read("today").then(|| today.format("%Y-%m-%d").to_string()),
+            account_expires: read("account_expires"),
+        }
+    }
+}
+
 fn person_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate) -> Env {
     let mut env = Env::new();
-    fill_env(&mut env, settings, p, login, today, as_text);
+    fill_env(&mut env, &Variables::all(settings, today), settings, p, login, as_text);
     env
 }
 
@@ -1815,7 +1886,7 @@ fn person_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate)
 /// called `R&D, Labs` lands as one RDN value and can never add an RDN of its own.
 fn dn_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate) -> Env {
     let mut env = Env::new();
-    fill_env(&mut env, settings, p, login, today, crate::dn::escape_dn_value);
+    fill_env(&mut env, &Variables::all(settings, today), settings, p, login, crate::dn::escape_dn_value);
     env
 }
 
@@ -1824,27 +1895,43 @@ fn as_text(value: &str) -> String {
     value.to_string()
 }
 
-/// Sets every variable of `p`'s expressions in `env`, each value made by `text`. The planner
+/// Sets the `variables` of `p`'s expressions in `env`, each value made by `text`. The planner
 /// fills one `Env` person after person: the same variables every time, each replaced in place.
 fn fill_env(
     env: &mut Env,
+    variables: &Variables,
     settings: &Settings,
     p: &Evaluated,
     login: &str,
-    today: NaiveDate,
     text: fn(&str) -> String,
 ) {
-    for name in &settings.attributes {
+    for name in &variables.attributes {
         env.set(name, ExprValue::Text(text(p.texts.get(name).as_deref().unwrap_or_default())));
     }
-    env.set("key", ExprValue::Text(text(&p.key)));
-    env.set("login", ExprValue::Text(text(login)));
-    env.set("state", ExprValue::Text(p.decision.state.as_str().to_string()));
-    env.set("affiliation", ExprValue::Text(text(p.texts.get("affiliation").as_deref().unwrap_or_default())));
-    env.set("affiliations", ExprValue::List(p.affiliations.iter().map(|a| ExprValue::Text(text(a))).collect()));
-    env.set("manager_dn", ExprValue::Text(String::new()));
-    env.set("today", ExprValue::Text(today.format("%Y-%m-%d").to_string()));
-    env.set("account_expires", ExprValue::Text(account_expires(settings, p)));
+    if variables.key {
+        env.set("key", ExprValue::Text(text(&p.key)));
+    }
+    if variables.login {
+        env.set("login", ExprValue::Text(text(login)));
+    }
+    if variables.state {
+        env.set("state", ExprValue::Text(p.decision.state.as_str().to_string()));
+    }
+    if variables.affiliation {
+        env.set("affiliation", ExprValue::Text(text(p.texts.get("affiliation").as_deref().unwrap_or_default())));
+    }
+    if variables.affiliations {
+        env.set("affiliations", ExprValue::List(p.affiliations.iter().map(|a| ExprValue::Text(text(a))).collect()));
+    }
+    if variables.manager_dn {
+        env.set("manager_dn", ExprValue::Text(String::new()));
+    }
+    if let Some(today) = &variables.today {
+        env.set("today", ExprValue::Text(today.clone()));
+    }
+    if variables.account_expires {
+        env.set("account_expires", ExprValue::Text(account_expires(settings, p)));
+    }
 }
 
 /// The person's last working moment as a Windows FILETIME (100 ns since 1601-01-01 UTC): the end of
@@ -1862,6 +1949,91 @@ fn account_expires(settings: &Settings, p: &Evaluated) -> String {
     let Some(instant) = settings.zone.from_local_datetime(&local).earliest() else { return NEVER_EXPIRES.to_string() };
     let seconds = instant.timestamp() + 11_644_473_600;
     (i128::from(seconds) * 10_000_000).to_string()
+}
+
+/// What one person's expressions give in one target ([`evaluate_expressions`]).
+struct Evaluations {
+    /// The manager's account DN, as `manager_dn` gives it.
+    manager_dn: Option<String>,
+    /// Each mapping's values, in the mappings' order.
+    mappings: Vec<Result<Vec<String>, ExprError>>,
+    /// Each disabled override's values, when the account is not to be enabled.
+    disable_set: Vec<Result<Vec<String>, ExprError>>,
+    /// Each group rule's, when the person gets groups: `None` when its `when` does not hold, else
+    /// its group DNs, parsed, with their normalized form.
+    groups: Vec<Result<Option<GroupDns>, ExprError>>,
+    /// The account as a group member: its DN normalized, and as text.
+    member: (Arc<str>, Arc<str>),
+}
+
+type GroupDns = Result<Vec<Result<(Dn, String), DnError>>, ExprError>;
+
+/// Evaluates the mappings, disabled overrides and group rules of a person to be planned in
+/// `rules`' target (`None` for anyone else), in `envs` (as text, and escaped for DNs), filled in
+/// place. Pure, so the planner runs it for many persons at once on every core
+/// ([`parallel::blocks`]) and takes the results in key order.
+fn evaluate_expressions(
+    (env, group_env): &mut (Env, Env),
+    variables: &Variables,
+    settings: &Settings,
+    rules: &TargetRules,
+    p: &Evaluated,
+    current: &HashMap<&str, (&TargetEntry, bool)>,
+    desired_dn: &HashMap<&str, Dn>,
+) -> Option<Evaluations> {
+    if !p.evaluate || p.hold.is_some() || p.failed {
+        return None;
+    }
+    let state = p.decision.state;
+    let entry = current.get(p.key.as_str());
+    if entry.is_some() && matches!(state, LifecycleState::Purged | LifecycleState::Rescinded) {
+        return None;
+    }
+    let dn = desired_dn.get(p.key.as_str())?;
+    let login = p.login.as_deref().unwrap_or_default();
+    let manager_dn = manager_dn_of(p, desired_dn);
+    fill_env(env, variables, settings, p, login, as_text);
+    fill_env(group_env, variables, settings, p, login, crate::dn::escape_dn_value);
+    let effective = effective_state(state, entry.is_some());
+    // Only the mappings that reference the manager read `manager_dn` (`references_manager` is
+    // whether the expression names it): set for them, empty again for the rest below.
+    env.set("manager_dn", ExprValue::Text(manager_dn.clone().unwrap_or_default()));
+    let mappings = rules.mappings.iter().map(|m| m.expr.eval(env).and_then(ExprValue::into_texts)).collect();
+    env.set("manager_dn", ExprValue::Text(String::new()));
+    let disable_set = if is_enabled_state(effective, settings) {
+        Vec::new()
+    } else {
+        rules.disable_set.iter().map(|(_, expr)| expr.eval(env).and_then(ExprValue::into_texts)).collect()
+    };
+    let groups = if gets_groups(effective, settings, rules) {
+        rules
+            .groups
+            .iter()
+            .map(|rule| {
+                let holds = rule.when.eval(env).and_then(ExprValue::into_bool)?;
+                Ok(holds.then(|| {
+                    let dns = rule.dn.eval(group_env).and_then(ExprValue::into_texts)?;
+                    Ok(dns
+                        .iter()
+                        .map(|g| {
+                            let gdn = Dn::parse(g)?;
+                            let normalized = gdn.normalized();
+                            Ok((gdn, normalized))
+                        })
+                        .collect())
+                }))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Some(Evaluations {
+        manager_dn,
+        mappings,
+        disable_set,
+        groups,
+        member: (dn.normalized().into(), dn.to_string().into()),
+    })
 }
 
 fn evaluate_dn(rules: &TargetRules, env: &Env) -> Result<Dn, String> {
@@ -2140,13 +2312,14 @@ fn distinct_dn(
         let first = rdn.0.first()?;
         Some(parent.child(&first.attr, &format!("{} ({n})", first.value)))
     };
-    let forms: Vec<Dn> = (1..=if numberable { 100 } else { 1 }).filter_map(numbered).collect();
+    // Made one at a time: the first form is free for nearly everyone.
+    let forms = || (1..=if numberable { 100 } else { 1 }).filter_map(numbered);
     if let Some(own) = own
-        && let Some(kept) = forms.iter().find(|f| f.normalized() == own)
+        && let Some(kept) = forms().find(|f| f.normalized() == own)
     {
-        return Some(kept.clone());
+        return Some(kept);
     }
-    forms.into_iter().find(|f| claimed.get(&f.normalized()).is_none_or(|owner| owner == person))
+    forms().find(|f| claimed.get(&f.normalized()).is_none_or(|owner| owner == person))
 }
 
 /// Accounts in the managed subtrees that no person claims: reported, or disabled, by policy.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{PlanInput, person_trace_env};
 use crate::expr::ExprValue;
 use crate::lifecycle::{Affiliation, StateDecision, affiliation_state, person_state};
-use crate::source::{FieldValue, Location};
+use crate::source::Location;
 use crate::state::Hold;
 use crate::{correlate, effective};
 
@@ -24,7 +24,7 @@ pub struct SourceRow {
     /// Where it was read in this run; none when the person is held on the record the store kept
     /// (their row is quarantined, or the source no longer lists them).
     pub location: Option<Location>,
-    pub values: BTreeMap<String, FieldValue>,
+    pub values: crate::source::Attrs,
 }
 
 /// A person attribute as expressions see it, and the source that supplied it.

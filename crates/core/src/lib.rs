@@ -10,6 +10,7 @@ pub mod explain;
 pub mod expr;
 pub mod lifecycle;
 pub mod login;
+mod parallel;
 pub mod partial;
 pub mod plan;
 pub mod render;

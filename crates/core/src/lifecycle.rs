@@ -1,7 +1,5 @@
 //! Lifecycle states, computed from a person's affiliations and dates as of a day.
 
-use std::collections::BTreeMap;
-
 use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
@@ -84,7 +82,7 @@ pub struct Affiliation {
 }
 
 impl Affiliation {
-    pub fn from_record(source: &str, attrs: &BTreeMap<String, FieldValue>) -> Affiliation {
+    pub fn from_record(source: &str, attrs: &crate::source::Attrs) -> Affiliation {
         let date = |name: &str| attrs.get(name).and_then(FieldValue::as_date);
         Affiliation {
             kind: attrs.get("affiliation").map(FieldValue::to_text).unwrap_or_else(|| "employee".to_string()),

@@ -44,18 +44,18 @@ pub struct Numbering {
     next: HashMap<String, u64>,
 }
 
-/// Picks the first free login. `env` holds the person's variables; `text_of(name)` their attribute
+/// Picks the first free login. `env` holds the person's variables (the romanised forms replace
+/// the names they stand for in it: a planner refills it for the next person); `text_of(name)` their attribute
 /// texts (to detect unreliable scripts and apply romanised forms); `taken(login)` says whether a
 /// lowercased login is already someone else's; `numbering` carries what earlier choices of the
 /// same plan learnt about the numbered forms (only sound while `taken` never shrinks).
 pub fn choose(
     rules: &LoginRules,
-    env: &Env,
+    env: &mut Env,
     text_of: &dyn Fn(&str) -> String,
     taken: &dyn Fn(&str) -> bool,
     numbering: &mut Numbering,
 ) -> Result<LoginChoice, String> {
-    let mut env = env.clone();
     let mut substituted = Vec::new();
     for (attr, romanized) in &rules.romanized {
         let original = text_of(attr);
@@ -77,7 +77,7 @@ pub fn choose(
             continue;
         }
         let raw = candidate
-            .eval(&env)
+            .eval(env)
             .and_then(ExprValue::into_text)
             .map_err(|e| format!("login candidate {}: {e}", i + 1))?;
         let Some(login) = sanitize(rules, &raw, rules.max_length) else { continue };
@@ -90,7 +90,7 @@ pub fn choose(
         Some(base) => (base, "first candidate"),
         None => {
             let raw =
-                rules.fallback.eval(&env).and_then(ExprValue::into_text).map_err(|e| format!("login fallback: {e}"))?;
+                rules.fallback.eval(env).and_then(ExprValue::into_text).map_err(|e| format!("login fallback: {e}"))?;
             let base = sanitize(rules, &raw, rules.max_length).ok_or_else(|| {
                 format!("login fallback {:?} gives nothing usable ({raw:?})", rules.fallback.source())
             })?;
@@ -162,7 +162,7 @@ mod tests {
                 env.set("given_name", ExprValue::Text(given.to_string()));
                 env.set("family_name", ExprValue::Text(family.to_string()));
                 let is_taken = |l: &str| taken.borrow().contains(l);
-                let login = choose(&rules, &env, &|_| String::new(), &is_taken, &mut numbering).unwrap().login;
+                let login = choose(&rules, &mut env, &|_| String::new(), &is_taken, &mut numbering).unwrap().login;
                 taken.borrow_mut().insert(login.to_lowercase());
                 login
             })

@@ -99,8 +99,9 @@ impl std::fmt::Display for Location {
     }
 }
 
-/// A record's attributes: person attribute name -> value.
-pub type Attrs = BTreeMap<String, FieldValue>;
+/// A record's attributes: person attribute name -> value. A name is shared (`Arc<str>`) by every record a source reader
+/// makes, not copied into each: a million records of seventeen attributes held 17 million names.
+pub type Attrs = BTreeMap<Arc<str>, FieldValue>;
 
 /// One valid row of a source, with its attributes named as person attributes (the config maps the
 /// export's column names to these). Empty optional fields are absent from `attrs`.

@@ -96,11 +96,11 @@ fn record(key: &str, given: &str, family: &str, department: &str, title: &str) -
         [("given_name", given), ("family_name", family), ("department", department), ("job_title", title)]
     {
         if !value.is_empty() {
-            attrs.insert(name.to_owned(), FieldValue::Text(value.to_owned()));
+            attrs.insert(name.into(), FieldValue::Text(value.to_owned()));
         }
     }
-    attrs.insert("hire_date".to_owned(), FieldValue::Date(NaiveDate::from_ymd_opt(2026, 1, 5).unwrap()));
-    attrs.insert("affiliation".to_owned(), FieldValue::Text("employee".into()));
+    attrs.insert("hire_date".into(), FieldValue::Date(NaiveDate::from_ymd_opt(2026, 1, 5).unwrap()));
+    attrs.insert("affiliation".into(), FieldValue::Text("employee".into()));
     Record {
         source: "hr".into(),
         key: key.into(),

@@ -97,10 +97,10 @@ fn read(source: &SourceConfig, rows: &str) -> SourceRead {
                 } else {
                     FieldValue::Text(f.to_string())
                 };
-                attrs.insert(h.to_string(), value);
+                attrs.insert((*h).into(), value);
             }
         }
-        attrs.entry("affiliation".to_string()).or_insert(FieldValue::Text(source.affiliation.clone()));
+        attrs.entry("affiliation".into()).or_insert(FieldValue::Text(source.affiliation.clone()));
         let location = Location { file: format!("{name}.csv"), line: i as u64 + 2, row: i as u64 + 1 };
         records.push(Record { source: name.into(), key, attrs: attrs.into(), location });
     }

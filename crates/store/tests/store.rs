@@ -74,10 +74,10 @@ fn change(attr: &str, old: &[&str], new: &[&str]) -> AttrChange {
 
 fn person(key: &str, login: Option<&str>) -> PersonUpdate {
     let record = BTreeMap::from([
-        ("given_name".to_string(), FieldValue::Text("Ada".into())),
-        ("hire_date".to_string(), FieldValue::Date(day("2020-01-01"))),
+        ("given_name".into(), FieldValue::Text("Ada".into())),
+        ("hire_date".into(), FieldValue::Date(day("2020-01-01"))),
         // A text that looks like a date must come back as text.
-        ("badge".to_string(), FieldValue::Text("2021-02-03".into())),
+        ("badge".into(), FieldValue::Text("2021-02-03".into())),
     ]);
     PersonUpdate {
         key: key.to_string(),
@@ -249,7 +249,7 @@ async fn check_snapshot_round_trip(store: &Store) {
             ("hr".to_string(), Default::default()),
             (
                 "contractors".to_string(),
-                BTreeMap::from([("note".to_string(), FieldValue::Text("ünïcødé \"q\"".into()))]).into(),
+                BTreeMap::from([("note".into(), FieldValue::Text("ünïcødé \"q\"".into()))]).into(),
             ),
         ]),
         // Known to the contractor database by another number than the person's key.

@@ -306,9 +306,7 @@ impl Reader<'_> {
         let modified_index = modified_index.flatten();
 
         let mut used = vec![(layout.key_column.as_str(), layout.key_index, "the key")];
-        used.extend(
-            layout.attributes.iter().map(|mapped| (mapped.column.as_str(), mapped.index, mapped.attribute.as_str())),
-        );
+        used.extend(layout.attributes.iter().map(|mapped| (mapped.column.as_str(), mapped.index, &*mapped.attribute)));
         used.extend(modified_column.zip(modified_index).map(|(column, index)| (column, index, "modified_column")));
         if let Some((column, index, used_for)) =
             used.into_iter().find(|(_, index, _)| columns[*index].kind == Kind::Unsupported)

@@ -656,7 +656,9 @@ impl PersonView {
             records: p
                 .records
                 .into_iter()
-                .map(|(source, attrs)| (source, std::sync::Arc::unwrap_or_clone(attrs)))
+                .map(|(source, attrs)| {
+                    (source, attrs.iter().map(|(name, value)| (name.to_string(), value.clone())).collect())
+                })
                 .collect(),
             provenance: p.provenance,
             links,

@@ -17,6 +17,8 @@ pub(crate) struct Layout {
     pub key_column: String,
     pub key_index: usize,
     pub attributes: Vec<MappedColumn>,
+    /// The name `affiliation`, shared by the records that take the source's affiliation.
+    pub affiliation: std::sync::Arc<str>,
 }
 
 /// How a source numbers the columns of a row, for messages.
@@ -33,7 +35,8 @@ pub(crate) enum Positions {
 
 #[derive(Debug)]
 pub(crate) struct MappedColumn {
-    pub attribute: String,
+    /// Shared by every record read: each holds the name, not a copy of it.
+    pub attribute: std::sync::Arc<str>,
     pub column: String,
     pub index: usize,
     pub is_date: bool,
@@ -129,7 +132,7 @@ impl Layout {
             .iter()
             .zip(indexes)
             .map(|((attribute, column), index)| MappedColumn {
-                attribute: attribute.clone(),
+                attribute: attribute.as_str().into(),
                 column: column.trim().to_string(),
                 index,
                 is_date: LIFECYCLE_DATE_ATTRIBUTES.contains(&attribute.as_str())
@@ -138,7 +141,14 @@ impl Layout {
                 required: attribute == "hire_date" || config.required.contains(attribute),
             })
             .collect();
-        Layout { header, positions, key_column: config.key.trim().to_string(), key_index, attributes }
+        Layout {
+            header,
+            positions,
+            key_column: config.key.trim().to_string(),
+            key_index,
+            attributes,
+            affiliation: "affiliation".into(),
+        }
     }
 
     /// How a message names the column at `index`: `field 3 ("Notes")`, `column C ("Notes")`,

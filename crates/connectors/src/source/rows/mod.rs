@@ -25,10 +25,11 @@ mod header;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use roster_core::config::SourceConfig;
-use roster_core::source::{FieldValue, Location, QuarantinedRow, Record, SourceRead};
+use roster_core::source::{Attrs, FieldValue, Location, QuarantinedRow, Record, SourceRead};
 
 pub(crate) use self::dates::DateFormat;
 pub(crate) use self::header::{Layout, Positions};
@@ -137,7 +138,7 @@ impl<'a> RowRules<'a> {
     }
 
     /// The row's attributes, or every reason it cannot be used.
-    fn attributes(&self, layout: &Layout, values: &[RawValue]) -> Checked<BTreeMap<String, FieldValue>> {
+    fn attributes(&self, layout: &Layout, values: &[RawValue]) -> Checked<Attrs> {
         let mut attrs = BTreeMap::new();
         let mut problems = Vec::new();
         for mapped in &layout.attributes {
@@ -160,7 +161,9 @@ impl<'a> RowRules<'a> {
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
-        attrs.entry("affiliation".to_string()).or_insert_with(|| FieldValue::Text(self.config.affiliation.clone()));
+        attrs
+            .entry(Arc::clone(&layout.affiliation))
+            .or_insert_with(|| FieldValue::Text(self.config.affiliation.clone()));
         Ok(attrs)
     }
 
