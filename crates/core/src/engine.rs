@@ -271,14 +271,13 @@ impl Planner {
 /// Builds the plan.
 pub fn plan(input: &PlanInput) -> Plan {
     let (chosen, links, people, notices) = step_one(input, &mut BTreeSet::new());
-    plan_with(input, &chosen, &links, people, notices)
+    plan_with(input, &chosen, &links, people.into_iter().map(Cow::Owned).collect(), notices)
 }
 
 /// Step 1 of a plan, made once for the several plans of a daily run that reads its targets in
 /// part: who the persons are and who is evaluated. It depends on the sources, the store and the
 /// targets read in full, not on what a partial view holds, so the rounds of "plan, read what the
 /// plan needs, plan again" share it (see [`plan_prepared`]).
-#[derive(Clone)]
 pub struct Prepared {
     people: Vec<Evaluated>,
     notices: Vec<Notice>,
@@ -336,23 +335,26 @@ fn step_one<'a>(
 /// The plan of `input` from its step 1 made earlier by [`prepare`], with the views of the targets
 /// read in part as they are now. Made again from scratch if `input` reads other targets in part
 /// than `prepared` was made for.
-pub fn plan_prepared(input: &PlanInput, prepared: Prepared) -> Plan {
+pub fn plan_prepared(input: &PlanInput, prepared: &Prepared) -> Plan {
     if prepared.partial != partial_targets(input.views) {
         return plan(input);
     }
     // The rows in effect again: their notices are among the prepared ones.
     let (chosen, links) = rows_and_links(input, &mut Vec::new());
-    plan_with(input, &chosen, &links, prepared.people, prepared.notices)
+    // Only the persons evaluated change while planning (their logins, their records handed to
+    // the store): the settled are borrowed, so each round of a partial read copies only those.
+    let people = prepared.people.iter().map(|p| if p.evaluate { Cow::Owned(p.clone()) } else { Cow::Borrowed(p) });
+    plan_with(input, &chosen, &links, people.collect(), prepared.notices.clone())
 }
 
 /// Steps 2 to 6 of [`plan`], on the persons and notices of step 1 (moved in: a plan of a million
-/// persons made once does not copy them).
+/// persons made once does not copy them; a prepared plan borrows its settled persons).
 /// `chosen` and `links` are step 1's rows in effect and links.
 fn plan_with(
     input: &PlanInput,
     chosen: &[Cow<SourceRead>],
     links: &LinksByPerson,
-    mut people: Vec<Evaluated>,
+    mut people: Vec<Cow<Evaluated>>,
     notices: Vec<Notice>,
 ) -> Plan {
     let settings = input.settings;
@@ -401,10 +403,11 @@ fn plan_with(
             (t.name(), index)
         })
         .collect();
-    for p in &mut people {
-        if !p.evaluate || p.hold.is_some() || p.login.is_some() || !needs_account(p.decision.state) {
+    for p in people.iter_mut().filter(|p| p.evaluate) {
+        if p.hold.is_some() || p.login.is_some() || !needs_account(p.decision.state) {
             continue;
         }
+        let p = p.to_mut();
         if let Some(t) = snapshot.tombstones.iter().find(|t| t.person == p.key) {
             p.login = Some(t.login.clone());
             continue;
@@ -502,7 +505,7 @@ fn plan_with(
             view.entries.iter().filter(|e| e.protected).map(|e| normalize_dn(&e.dn)).collect();
         // The DN expression of each person who may need one, evaluated ahead on every core (the
         // choice among DNs taken, below, depends on the persons before).
-        let dn_of = |env: &mut Env, p: &Evaluated| {
+        let dn_of = |env: &mut Env, p: &Cow<Evaluated>| {
             let login = p.login.as_deref().filter(|_| p.evaluate && p.hold.is_none() && !p.failed)?;
             fill_env(env, &variables, settings, p, login, crate::dn::escape_dn_value);
             Some(evaluate_dn(rules, env))
@@ -699,7 +702,7 @@ fn plan_with(
         };
         let mut group_members: WantedGroups = BTreeMap::new();
         // Each person's expressions, evaluated ahead on every core; taken below in key order.
-        let expressions = |envs: &mut (Env, Env), p: &Evaluated| {
+        let expressions = |envs: &mut (Env, Env), p: &Cow<Evaluated>| {
             evaluate_expressions(envs, &variables, settings, rules, p, &current, &desired_dn)
         };
         for (p, evaluations) in parallel::blocks(&people, || (Env::new(), Env::new()), expressions) {
@@ -1321,11 +1324,12 @@ fn plan_with(
     // 6. What the store records per person, once their operations land.
     let mut person_updates = Vec::new();
     let with_operations: HashSet<&str> = operations.iter().filter_map(|o| o.person.as_deref()).collect();
-    for p in &mut people {
+    for p in people.iter_mut().filter(|p| p.evaluate) {
         let stored = snapshot.persons.get(&p.key);
-        if p.failed || !p.evaluate {
+        if p.failed {
             continue;
         }
+        let p = p.to_mut();
         if p.hold.is_some() {
             notices.push(Notice {
                 kind: NoticeKind::OnHold,
@@ -2329,7 +2333,7 @@ fn plan_orphans(
     view: &TargetView,
     current: &HashMap<&str, (&TargetEntry, bool)>,
     owner_of: &HashMap<&str, &str>,
-    people: &[Evaluated],
+    people: &[Cow<Evaluated>],
 ) {
     if rules.config.orphans == OrphanPolicy::Ignore {
         return;
@@ -2421,7 +2425,7 @@ fn plan_groups(
     wanted: &WantedGroups,
     desired_dn: &HashMap<&str, Dn>,
     current: &HashMap<&str, (&TargetEntry, bool)>,
-    people: &[Evaluated],
+    people: &[Cow<Evaluated>],
     untouchable: &BTreeSet<String>,
     managed_groups: &[&str],
     containers_planned: &mut BTreeSet<String>,

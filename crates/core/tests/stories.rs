@@ -736,7 +736,7 @@ fn a_partial_view_plans_what_the_full_view_plans_and_takes_nothing_unread_for_go
     let mut rounds = 0;
     let part = loop {
         let views = BTreeMap::from([(rules.name().to_string(), view.clone())]);
-        let mut part = plan_prepared(&PlanInput { views: &views, ..input }, prepared.clone());
+        let mut part = plan_prepared(&PlanInput { views: &views, ..input }, &prepared);
         let whole = plan_with(&sim, day, &hr, view.clone());
         part.summary.stored_records = whole.summary.stored_records;
         assert_eq!(part, whole, "the prepared plan differs from a plan made whole");

@@ -302,7 +302,7 @@ async fn read_and_plan(
     let prepared = prepare_reading(loaded, store, reads, snapshot, &views, evaluate_all).await?;
     if in_part.is_empty() {
         let input = PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views: &views, evaluate_all };
-        return Ok((plan_prepared(&input, prepared), full));
+        return Ok((plan_prepared(&input, &prepared), full));
     }
     let evaluated = prepared.evaluated();
     let mut asks: BTreeMap<String, ViewRequest> = BTreeMap::new();
@@ -333,7 +333,7 @@ async fn read_and_plan(
         }
         let plan = plan_prepared(
             &PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views: &views, evaluate_all },
-            prepared.clone(),
+            &prepared,
         );
         let mut again = false;
         for (name, more) in roster_core::partial::more_to_read(&settings.targets, snapshot, &plan, &views) {
@@ -381,7 +381,7 @@ async fn read_and_plan(
     }
     let prepared = prepare_reading(loaded, store, reads, snapshot, &views, evaluate_all).await?;
     let input = PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views: &views, evaluate_all };
-    Ok((plan_prepared(&input, prepared), full))
+    Ok((plan_prepared(&input, &prepared), full))
 }
 
 async fn read_in_full(rules: &TargetRules, target: &mut AnyTarget) -> Result<TargetView> {
