@@ -349,6 +349,15 @@ fn ops_for<'a>(plan: &'a serde_json::Value, person: &str, op: &str) -> Vec<&'a s
     operations(plan).iter().filter(|o| o["person"] == person && o["op"] == op).collect()
 }
 
+/// `roster plan --out FILE` in the lab's folder: the file's path, and the plan it holds.
+fn save_plan(lab: &Lab, day: &str, file: &str) -> (String, serde_json::Value) {
+    let saved = lab.dir().join(file).to_string_lossy().into_owned();
+    lab.roster(day, &["plan", "--out", &saved]).expect_code(0);
+    let plan = serde_json::from_str(&std::fs::read_to_string(&saved).expect("the saved plan"))
+        .expect("the saved plan is JSON");
+    (saved, plan)
+}
+
 /// A plan saved for review is applied later, each operation only where what it was planned against
 /// still holds: a title an administrator changed in between, and an entry an administrator deleted
 /// and made again under the same DN, are conflicts, skipped and reported, not overwritten; the rest
@@ -367,11 +376,7 @@ fn a_saved_plan_skips_what_an_administrator_changed_since() {
     hr.worker("2002").title = "Lead Engineer".into();
     hr.add(Worker::new("2010", "Katherine", "Johnson", "Engineering").title("Engineer").hired(day));
     lab.export(&hr);
-    let saved = lab.dir().join("reviewed-plan.json");
-    let saved = saved.to_string_lossy();
-    lab.roster(day, &["plan", "--out", &saved]).expect_code(0);
-    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&*saved).expect("the saved plan"))
-        .expect("the saved plan is JSON");
+    let (saved, plan) = save_plan(&lab, day, "reviewed-plan.json");
     let [edited] = ops_for(&plan, "2000", "update")[..] else { panic!("one update for 2000: {plan:#}") };
     let [replaced] = ops_for(&plan, "2002", "update")[..] else { panic!("one update for 2002: {plan:#}") };
 
@@ -929,18 +934,14 @@ fn the_removals_from_one_group_go_in_one_modify_each_with_its_own_outcome() {
         hr.worker(key).last_day = "2026-03-31".into();
     }
     lab.export(&hr);
-    let saved = lab.dir().join("leavers-plan.json");
-    let saved = saved.to_string_lossy();
-    lab.roster(day, &["plan", "--out", &saved]).expect_code(0);
-    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&*saved).expect("the saved plan"))
-        .expect("the saved plan is JSON");
+    let (saved, plan) = save_plan(&lab, day, "leavers-plan.json");
     let group_dn = |cn: &str| lab.group(cn).expect("the group exists").dn;
     let (all_staff, staff_sales) = (group_dn("all-staff"), group_dn("staff-sales"));
     let removals = |group: &str| -> Vec<u64> {
         operations(&plan)
             .iter()
             .filter(|o| {
-                o["op"] == "remove_member" && o["group"].as_str().is_some_and(|g| g.eq_ignore_ascii_case(&group))
+                o["op"] == "remove_member" && o["group"].as_str().is_some_and(|g| g.eq_ignore_ascii_case(group))
             })
             .filter_map(|o| o["id"].as_u64())
             .collect()
