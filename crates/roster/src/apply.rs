@@ -704,8 +704,9 @@ impl Order {
 /// point with [`std::process::abort`], which, like SIGKILL, runs no destructor and flushes nothing.
 /// Read once at the start of an apply; does nothing unless set.
 ///
-/// - `before_send:N`: the intents of op N's batch are recorded, op N is about to be sent (the ops
-///   before it in the batch were sent, their outcomes not recorded);
+/// - `before_send:N`: the intents of op N's batch are recorded, op N is about to be sent (with the
+///   rest of its batch: nothing of the batch is sent yet; earlier batches were, their outcomes
+///   perhaps not recorded);
 /// - `after_send:N`: op N came back from the target, its outcome is not recorded;
 /// - `after_outcome:N`: the outcomes of op N's batch are recorded (for the last batch, the persons
 ///   are not).
