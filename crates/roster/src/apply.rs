@@ -449,8 +449,9 @@ impl Ready {
     /// intents are committed), lowest id first. Being ready at once, none depends on another. The
     /// first ready operation decides: a membership change takes with it the ready changes of the
     /// same group and kind, up to `members` (the target makes them in one request; see
-    /// [`Target::members_per_request`]); any other goes with the next ones up to `batch` ([`Target::batch_limit`]), a password always alone.
-    /// Empty when the first ready operation waits for its intent.
+    /// [`Target::members_per_request`]); any other goes with the next ones up to `batch`
+    /// ([`Target::batch_limit`]), a password always alone. Empty when the first ready operation
+    /// waits for its intent.
     fn take_batch(
         &mut self,
         ops: &[Operation],
