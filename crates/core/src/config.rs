@@ -844,6 +844,12 @@ pub struct TargetConfig {
     /// LDAP filter of accounts roster never modifies, whatever the rules say (in addition to
     /// everything outside `managed`). Default for `active_directory`: `(adminCount=1)`.
     pub protect: Option<String>,
+    /// LDAP kinds: the directory keeps `memberOf` on each account (Active Directory always;
+    /// OpenLDAP with the memberof overlay), so a partial read takes an account's groups from it
+    /// instead of searching the groups for each account (a search that makes the server load
+    /// every large group it tests, once per account). Default `true` for `active_directory`,
+    /// `false` for `ldap`.
+    pub member_of: Option<bool>,
     /// What to do about an owned attribute changed outside roster: `restore` (the default) or
     /// `report`.
     #[serde(default)]
@@ -1061,6 +1067,9 @@ impl TargetConfig {
         }
         if self.protect.is_none() && ad {
             self.protect = Some("(adminCount=1)".to_string());
+        }
+        if self.member_of.is_none() {
+            self.member_of = Some(ad);
         }
         if self.on_deleted.is_none() {
             self.on_deleted = Some(if ad { DeletedPolicy::Report } else { DeletedPolicy::Recreate });

@@ -128,7 +128,7 @@ impl<'a> Index<'a> {
 
     fn remember_secondary(&mut self, person: &str, attrs: &Attrs) {
         for attr in &self.secondary_attrs {
-            if let Some(value) = attrs.get(*attr).map(FieldValue::to_text).filter(|v| !v.is_empty()) {
+            if let Some(value) = attrs.get(attr).map(FieldValue::to_text).filter(|v| !v.is_empty()) {
                 self.secondary.entry((attr.to_string(), value)).or_default().insert(person.to_string());
             }
         }

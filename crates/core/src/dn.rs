@@ -276,7 +276,7 @@ pub fn normalize_dn(dn: &str) -> String {
 /// The normalized form of a DN that needs no parsing (most DNs a directory returns): one
 /// `attr=value` per RDN, of ASCII letters, digits, `.`, `_`, `-` and inner spaces, is its own
 /// text lowercased. None for anything else.
-fn normalize_plain(dn: &str) -> Option<String> {
+pub(crate) fn normalize_plain(dn: &str) -> Option<String> {
     for rdn in dn.split(',') {
         let (attr, value) = rdn.split_once('=')?;
         let plain_attr = !attr.is_empty() && attr.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');

@@ -487,7 +487,7 @@ fn plan_with(
         // Current entry of each person, and desired DNs. DNs already taken belong to their entry's
         // person (or to nobody roster knows), so a second "Jose Garcia" gets "Jose Garcia (2)".
         let mut current: HashMap<&str, (&TargetEntry, bool)> = HashMap::new();
-        let mut desired_dn: HashMap<&str, Dn> = HashMap::new();
+        let mut desired_dn: HashMap<&str, Place> = HashMap::new();
         let owner_of: HashMap<&str, &str> = snapshot
             .links
             .iter()
@@ -518,11 +518,11 @@ fn plan_with(
                     if let Some(e) = entry {
                         current.insert(&p.key, (e, false));
                     }
-                    if let Ok(dn) = Dn::parse(entry.map_or(&l.dn, |e| &e.dn)) {
+                    if let Some(place) = Place::kept(entry.map_or(&l.dn, |e| &e.dn)) {
                         if entry.is_none() {
-                            claimed.insert(dn.normalized(), p.key.clone());
+                            claimed.insert(place.normalized().into_owned(), p.key.clone());
                         }
-                        desired_dn.insert(&p.key, dn);
+                        desired_dn.insert(&p.key, place);
                     }
                 }
                 continue;
@@ -664,7 +664,7 @@ fn plan_with(
                     match distinct_dn(&dn, &p.key, own.as_deref(), &claimed, numberable) {
                         Some(dn) => {
                             claimed.insert(dn.normalized(), p.key.clone());
-                            desired_dn.insert(&p.key, dn);
+                            desired_dn.insert(&p.key, Place::Planned(dn));
                         }
                         None => {
                             let stay = entry.and_then(|(e, _)| Dn::parse(&e.dn).ok());
@@ -676,7 +676,7 @@ fn plan_with(
                                 format!("{dn} is taken by another entry: {what}"),
                             );
                             if let Some(stay) = stay {
-                                desired_dn.insert(&p.key, stay);
+                                desired_dn.insert(&p.key, Place::Planned(stay));
                             }
                         }
                     }
@@ -694,7 +694,7 @@ fn plan_with(
                 .iter()
                 .filter_map(|(key, (e, _))| {
                     let d = desired_dn.get(key)?;
-                    (normalize_dn(&e.dn) != d.normalized()).then(|| (normalize_dn(&e.dn), d.to_string()))
+                    (normalize_dn(&e.dn) != d.normalized()).then(|| (normalize_dn(&e.dn), d.text().into_owned()))
                 })
                 .collect()
         } else {
@@ -762,7 +762,7 @@ fn plan_with(
                 note_person(&mut summary_people, p, &planner, before);
                 continue;
             }
-            let Some(dn) = desired_dn.get(p.key.as_str()).cloned() else { continue };
+            let Some(dn) = desired_dn.get(p.key.as_str()).and_then(Place::to_dn) else { continue };
             let Some(Evaluations { manager_dn, mappings, disable_set, groups, member }) = evaluations else { continue };
             let login = p.login.clone().unwrap_or_default();
             if rules.mappings.iter().any(|m| m.references_manager)
@@ -1580,10 +1580,16 @@ fn evaluate_people(
     };
 
     let mut people: Vec<Evaluated> = Vec::with_capacity(keys.len());
-    let mut json = Vec::new();
-    for key in keys {
+    // Each person's records and their hash, made ahead on every core (a daily run hashes everyone
+    // to find the few whose records changed); taken below in key order.
+    let keys: Vec<&str> = keys.into_iter().collect();
+    let hashed = |json: &mut Vec<u8>, key: &&str| {
+        let found = records_of(key);
+        let hash = (!found.0.is_empty() && !found.3).then(|| hash_person(&settings.hash, &found.0, json));
+        (found, hash)
+    };
+    for (&key, ((records, record_keys, missing_sources, omitted), hash)) in parallel::blocks(&keys, Vec::new, hashed) {
         let stored = snapshot.persons.get(key);
-        let (records, record_keys, missing_sources, omitted) = records_of(key);
         if records.is_empty() {
             continue;
         }
@@ -1603,7 +1609,7 @@ fn evaluate_people(
         }
         let missing_reads = if missing_sources.is_empty() { 0 } else { stored.map_or(0, |s| s.missing_reads) + 1 };
         let gone = missing_reads >= settings.lifecycle.missing_after_reads.max(1);
-        let eval_hash = hash_person(&settings.hash, &records, &mut json);
+        let eval_hash = hash.unwrap_or_default();
         if let Some(s) = stored.filter(|s| {
             !input.evaluate_all
                 && s.eval_hash == eval_hash
@@ -1983,7 +1989,7 @@ fn evaluate_expressions(
     rules: &TargetRules,
     p: &Evaluated,
     current: &HashMap<&str, (&TargetEntry, bool)>,
-    desired_dn: &HashMap<&str, Dn>,
+    desired_dn: &HashMap<&str, Place>,
 ) -> Option<Evaluations> {
     if !p.evaluate || p.hold.is_some() || p.failed {
         return None;
@@ -2031,13 +2037,7 @@ fn evaluate_expressions(
     } else {
         Vec::new()
     };
-    Some(Evaluations {
-        manager_dn,
-        mappings,
-        disable_set,
-        groups,
-        member: (dn.normalized().into(), dn.to_string().into()),
-    })
+    Some(Evaluations { manager_dn, mappings, disable_set, groups, member: (dn.normalized().into(), dn.text().into()) })
 }
 
 fn evaluate_dn(rules: &TargetRules, env: &Env) -> Result<Dn, String> {
@@ -2057,12 +2057,53 @@ fn has_empty_name(dn: &Dn) -> bool {
     dn.rdns().iter().any(|r| r.0.iter().any(|a| a.value.trim().is_empty()))
 }
 
-fn manager_dn_of(p: &Evaluated, desired: &HashMap<&str, Dn>) -> Option<String> {
+fn manager_dn_of(p: &Evaluated, desired: &HashMap<&str, Place>) -> Option<String> {
     let mgr = p.manager.as_ref()?;
     if mgr == &p.key {
         return None;
     }
-    desired.get(mgr.as_str()).map(|d| d.to_string())
+    desired.get(mgr.as_str()).map(|d| d.text().into_owned())
+}
+
+/// A person's DN in a target after the plan: the one the plan chose (parsed), or, for a person
+/// not evaluated in this run, the DN their account has, kept as text with its normalized form (a
+/// daily run of 100,000 persons parsed every settled DN, for the few that a reference or a group
+/// names).
+enum Place<'a> {
+    Planned(Dn),
+    Kept { text: &'a str, normalized: String },
+}
+
+impl<'a> Place<'a> {
+    /// The DN an account has now; None when it is not a DN (then nothing refers to it).
+    fn kept(text: &'a str) -> Option<Place<'a>> {
+        match crate::dn::normalize_plain(text) {
+            Some(normalized) => Some(Place::Kept { text, normalized }),
+            None => Dn::parse(text).ok().map(Place::Planned),
+        }
+    }
+
+    fn normalized(&self) -> Cow<'_, str> {
+        match self {
+            Place::Planned(dn) => Cow::Owned(dn.normalized()),
+            Place::Kept { normalized, .. } => Cow::Borrowed(normalized),
+        }
+    }
+
+    /// The DN as written to the directory (a plain DN's text is its parsed form's).
+    fn text(&self) -> Cow<'_, str> {
+        match self {
+            Place::Planned(dn) => Cow::Owned(dn.to_string()),
+            Place::Kept { text, .. } => Cow::Borrowed(text),
+        }
+    }
+
+    fn to_dn(&self) -> Option<Dn> {
+        match self {
+            Place::Planned(dn) => Some(dn.clone()),
+            Place::Kept { text, .. } => Dn::parse(text).ok(),
+        }
+    }
 }
 
 fn manager_dependency(p: &Evaluated, own: &str, rules: &TargetRules) -> Vec<String> {
@@ -2085,10 +2126,10 @@ struct Referable {
 }
 
 impl Referable {
-    fn of(current: &HashMap<&str, (&TargetEntry, bool)>, desired_dn: &HashMap<&str, Dn>) -> Referable {
+    fn of(current: &HashMap<&str, (&TargetEntry, bool)>, desired_dn: &HashMap<&str, Place>) -> Referable {
         let mut referable = Referable::default();
         for (key, dn) in desired_dn {
-            let dn = dn.normalized();
+            let dn = dn.normalized().into_owned();
             match current.get(key) {
                 Some((e, _)) if normalize_dn(&e.dn) == dn => {
                     referable.staying.insert(dn);
@@ -2423,7 +2464,7 @@ fn plan_groups(
     rules: &TargetRules,
     view: &TargetView,
     wanted: &WantedGroups,
-    desired_dn: &HashMap<&str, Dn>,
+    desired_dn: &HashMap<&str, Place>,
     current: &HashMap<&str, (&TargetEntry, bool)>,
     people: &[Cow<Evaluated>],
     untouchable: &BTreeSet<String>,
@@ -2438,7 +2479,7 @@ fn plan_groups(
             managed_members.insert(normalize_dn(&e.dn), p);
         }
         if let Some(d) = desired_dn.get(p.key.as_str()) {
-            managed_members.insert(d.normalized(), p);
+            managed_members.insert(d.normalized().into_owned(), p);
         }
     }
     // The directory keeps members pointing at renamed entries (AD always, OpenLDAP with the refint
@@ -2448,7 +2489,7 @@ fn plan_groups(
         if let (Some((e, _)), Some(d)) = (current.get(p.key.as_str()), desired_dn.get(p.key.as_str()))
             && normalize_dn(&e.dn) != d.normalized()
         {
-            renamed.insert(normalize_dn(&e.dn), d.to_string());
+            renamed.insert(normalize_dn(&e.dn), d.text().into_owned());
         }
     }
     let mut existing: BTreeMap<String, &crate::state::TargetGroup> = BTreeMap::new();

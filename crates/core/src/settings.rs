@@ -92,6 +92,7 @@ fn refuse_ldap_keys(ck: &mut Checker, key: &str, t: &TargetConfig, extra: &[(&st
         ("disable.lock", t.disable.lock),
         ("disable.move_to", t.disable.move_to.is_some()),
         ("protect", t.protect.is_some()),
+        ("member_of", t.member_of.is_some()),
     ];
     for (name, set) in common.iter().chain(extra) {
         if *set {

@@ -104,7 +104,7 @@ fn record(key: &str, given: &str, family: &str, department: &str, title: &str) -
     Record {
         source: "hr".into(),
         key: key.into(),
-        attrs: attrs.into(),
+        attrs: std::sync::Arc::new(roster_core::source::Attrs::from(attrs)),
         location: Location { file: "hr.csv".into(), line: 2, row: 1 },
     }
 }

@@ -102,7 +102,12 @@ fn read(source: &SourceConfig, rows: &str) -> SourceRead {
         }
         attrs.entry("affiliation".into()).or_insert(FieldValue::Text(source.affiliation.clone()));
         let location = Location { file: format!("{name}.csv"), line: i as u64 + 2, row: i as u64 + 1 };
-        records.push(Record { source: name.into(), key, attrs: attrs.into(), location });
+        records.push(Record {
+            source: name.into(),
+            key,
+            attrs: std::sync::Arc::new(roster_core::source::Attrs::from(attrs)),
+            location,
+        });
     }
     SourceRead {
         source: name.into(),

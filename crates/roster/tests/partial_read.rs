@@ -66,7 +66,23 @@ fn has_op(plan: &Value, person: &str, kind: &str) -> bool {
 
 #[test]
 fn a_partial_read_plans_what_a_full_read_plans_day_after_day() {
+    day_after_day(false);
+}
+
+/// The same days with `member_of`: each account's groups come from its `memberOf` (the test
+/// server runs the memberof overlay), not from a search of the groups per account.
+#[test]
+fn a_partial_read_taking_groups_from_member_of_plans_what_a_full_read_plans() {
+    day_after_day(true);
+}
+
+fn day_after_day(member_of: bool) {
     let lab = Lab::start();
+    if member_of {
+        let config = lab.config();
+        assert!(config.contains("kind = \"ldap\"\n"), "the fixture's target: {config}");
+        lab.write_config(&config.replace("kind = \"ldap\"\n", "kind = \"ldap\"\nmember_of = true\n"));
+    }
     let mut hr = forty_people();
     // An account an administrator made before roster, without an employee number, holding a
     // login roster's rules would give: the directory, not the store, knows it is taken.

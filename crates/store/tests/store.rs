@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Duration, NaiveDate, Utc};
 use roster_core::attr::{AttrMap, AttrName};
 use roster_core::lifecycle::LifecycleState;
 use roster_core::plan::{Action, Applied, AttrChange, Category, Operation, PersonUpdate, Summary};
-use roster_core::source::FieldValue;
+use roster_core::source::{Attrs, FieldValue};
 use roster_core::state::{Hold, Link, Snapshot, StoredPerson, TargetEntry, Tombstone, UnfinishedCreate};
 use roster_store::{AuditQuery, Error, Outcome, RunFinish, RunId, RunStart, RunStatus, Store};
 use serde_json::json;
@@ -83,7 +84,7 @@ fn person(key: &str, login: Option<&str>) -> PersonUpdate {
         key: key.to_string(),
         login: login.map(str::to_string),
         state: LifecycleState::Active,
-        records: BTreeMap::from([("hr".to_string(), record.into())]),
+        records: BTreeMap::from([("hr".to_string(), Arc::new(Attrs::from(record)))]),
         eval_hash: format!("hash-{key}"),
         missing_reads: 0,
         left_on: None,
@@ -249,7 +250,7 @@ async fn check_snapshot_round_trip(store: &Store) {
             ("hr".to_string(), Default::default()),
             (
                 "contractors".to_string(),
-                BTreeMap::from([("note".into(), FieldValue::Text("ünïcødé \"q\"".into()))]).into(),
+                Arc::new(Attrs::from(BTreeMap::from([("note".into(), FieldValue::Text("ünïcødé \"q\"".into()))]))),
             ),
         ]),
         // Known to the contractor database by another number than the person's key.

@@ -24,7 +24,7 @@ mod dates;
 mod header;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
@@ -139,7 +139,7 @@ impl<'a> RowRules<'a> {
 
     /// The row's attributes, or every reason it cannot be used.
     fn attributes(&self, layout: &Layout, values: &[RawValue]) -> Checked<Attrs> {
-        let mut attrs = BTreeMap::new();
+        let mut attrs = Attrs::new();
         let mut problems = Vec::new();
         for mapped in &layout.attributes {
             let value = values.get(mapped.index).unwrap_or(&RawValue::Empty);
@@ -161,9 +161,9 @@ impl<'a> RowRules<'a> {
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
-        attrs
-            .entry(Arc::clone(&layout.affiliation))
-            .or_insert_with(|| FieldValue::Text(self.config.affiliation.clone()));
+        if !attrs.contains_key(&layout.affiliation) {
+            attrs.insert(Arc::clone(&layout.affiliation), FieldValue::Text(self.config.affiliation.clone()));
+        }
         Ok(attrs)
     }
 

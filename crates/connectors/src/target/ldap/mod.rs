@@ -90,6 +90,8 @@ pub struct LdapTarget {
     post_read: bool,
     /// Entries per page of the view's searches: [`search::PAGE_SIZE`] unless the server allows fewer.
     page_size: i32,
+    /// `member_of`: a partial read takes each account's groups from its `memberOf`.
+    member_of: bool,
     /// The accounts this connection renamed: normalized new DN → old DN. OpenLDAP's refint rewrites
     /// group members after a rename in a task of its own, after the rename has answered; a removal
     /// of the new DN can arrive before that rewrite (see [`LdapTarget::remove_member`]).
@@ -240,6 +242,7 @@ impl LdapTarget {
             assertion,
             post_read,
             page_size: search::PAGE_SIZE,
+            member_of: config.member_of.unwrap_or(checked.dialect == Dialect::ActiveDirectory),
             renamed: Mutex::default(),
             no_refint: AtomicBool::new(false),
         })

@@ -1,17 +1,19 @@
 //! The partial read of a directory: only what a [`ViewRequest`] names, for a daily run that
 //! evaluates few persons (see `roster_core::partial`). Accounts are found by object id or by the
-//! correlation attribute in OR-filters of [`BATCH`] terms; each account's groups by a search for
-//! the groups that hold it as a member, without reading their member lists; whole groups, and the
-//! entries at given DNs, by base reads; logins by one OR-filter below the uniqueness base.
+//! correlation attribute in OR-filters of [`BATCH`] terms; each account's groups from its
+//! `memberOf` where the directory keeps it (`member_of`), else by a search for the groups that
+//! hold it as a member, and neither reads the groups' member lists; whole groups, and the entries
+//! at given DNs, by base reads; logins by one OR-filter below the uniqueness base.
 
 use std::collections::{BTreeMap, HashSet};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
+use ldap3::Ldap;
 use roster_core::attr::AttrName;
-use roster_core::dn::{escape_filter_value, normalize_dn};
+use roster_core::dn::{Dn, escape_filter_value, normalize_dn};
 use roster_core::state::{TargetGroup, TargetView, ViewRequest};
 
-use super::search::{PagedReader, ranged_values, read_entry};
+use super::search::{Entry, PagedReader, ranged_values, read_entry};
 use super::{LdapTarget, NO_ATTRIBUTES, take_id, taken_logins, target_entry};
 use crate::target::TargetError;
 
@@ -20,6 +22,8 @@ use crate::target::TargetError;
 const BATCH: usize = 200;
 /// Membership searches in flight at once on the connection.
 const IN_FLIGHT: usize = 16;
+/// The attribute AD, and OpenLDAP's memberof overlay, keep on an account: the groups holding it.
+const MEMBER_OF: &str = "memberOf";
 
 impl LdapTarget {
     /// Reads what `ask` names in the managed subtrees (see [`ViewRequest`]), as a view marked
@@ -29,13 +33,18 @@ impl LdapTarget {
     pub async fn read_part(&mut self, attrs: &[AttrName], ask: &ViewRequest) -> Result<TargetView, TargetError> {
         let dialect = self.dialect;
         let id_attr = dialect.id_attribute();
-        let requested = self.requested(attrs)?;
+        let mut requested = self.requested(attrs)?;
+        if self.member_of {
+            requested.push(MEMBER_OF.to_string());
+        }
         let timeout = self.session.timeout();
         let ldap = self.session.handle().await?;
         let mut view = TargetView { target: self.name.clone(), partial: Some(ask.clone()), ..TargetView::default() };
         let mut terms: Vec<String> = ask.object_ids.iter().filter_map(|id| dialect.id_filter(id)).collect();
         terms.extend(ask.keys.iter().map(|k| format!("({}={})", self.correlate, escape_filter_value(k))));
         let mut seen: HashSet<String> = HashSet::new();
+        // Each entry's memberOf values (`member_of`), by its place in `view.entries`.
+        let mut member_of: Vec<Vec<String>> = Vec::new();
         let group_class = format!("(objectClass={})", dialect.group_class());
         let mut page_size = self.page_size;
         let mut reader = PagedReader { ldap: ldap.clone(), timeout, page_size: &mut page_size };
@@ -60,51 +69,37 @@ impl LdapTarget {
                         protected.insert(take_id(dialect, "read", &mut entry)?);
                     }
                 }
-                for entry in found {
+                for mut entry in found {
+                    let groups = self.take_member_of(&ldap, &mut entry).await?;
                     let mut entry = target_entry(dialect, "read", entry)?;
                     entry.protected = protected.contains(&entry.object_id);
                     if seen.insert(entry.object_id.clone()) {
                         view.entries.push(entry);
+                        member_of.push(groups);
                     }
                 }
             }
         }
         for dn in &ask.dns {
             let mut ldap = ldap.clone();
-            if let Some(entry) = read_entry(&mut ldap, timeout, dn, &self.account_filter, requested.clone()).await? {
+            if let Some(mut entry) = read_entry(&mut ldap, timeout, dn, &self.account_filter, requested.clone()).await?
+            {
+                let groups = self.take_member_of(&ldap, &mut entry).await?;
                 let entry = target_entry(dialect, "read", entry)?;
                 if seen.insert(entry.object_id.clone()) {
                     view.entries.push(entry);
+                    member_of.push(groups);
                 }
             }
         }
 
         // The groups holding each account read, found without reading their member lists.
         let mut groups: BTreeMap<String, TargetGroup> = BTreeMap::new();
-        let searches: Vec<(String, usize)> = self
-            .search_bases
-            .iter()
-            .flat_map(|base| (0..view.entries.len()).map(move |i| (base.to_string(), i)))
-            .collect();
-        let entries = &view.entries;
-        let holders: Vec<(usize, Vec<GroupId>)> = stream::iter(searches)
-            .map(|(base, i)| {
-                let ldap = ldap.clone();
-                let mut page_size = self.page_size;
-                let filter = format!("(&{group_class}(member={}))", escape_filter_value(&entries[i].dn));
-                async move {
-                    let mut reader = PagedReader { ldap, timeout, page_size: &mut page_size };
-                    let found = reader.subtree(&base, &filter, vec![id_attr.to_string()]).await?.unwrap_or_default();
-                    let ids = found
-                        .into_iter()
-                        .map(|mut g| Ok(GroupId { id: take_id(dialect, "read", &mut g)?, dn: g.dn }))
-                        .collect::<Result<Vec<_>, TargetError>>()?;
-                    Ok::<_, TargetError>((i, ids))
-                }
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .try_collect()
-            .await?;
+        let holders = if self.member_of {
+            self.holders_by_member_of(&ldap, &member_of, &group_class).await?
+        } else {
+            self.holders_by_search(&ldap, &view.entries, &group_class).await?
+        };
         for (i, found) in holders {
             for g in found {
                 let group = groups.entry(normalize_dn(&g.dn)).or_insert_with(|| TargetGroup {
@@ -141,9 +136,95 @@ impl LdapTarget {
         view.entries.sort_by_cached_key(|e| normalize_dn(&e.dn));
         Ok(view)
     }
+
+    /// The `memberOf` values of an entry read asking for them (all of them: AD hands out a long
+    /// list in ranges), taken out of the entry; none without `member_of`.
+    async fn take_member_of(&self, ldap: &Ldap, entry: &mut Entry) -> Result<Vec<String>, TargetError> {
+        if !self.member_of {
+            return Ok(Vec::new());
+        }
+        ranged_values(&mut ldap.clone(), self.session.timeout(), entry, MEMBER_OF).await
+    }
+
+    /// The groups in the managed subtrees that each entry's `memberOf` names, with their ids: one
+    /// base read per group, asking for its id alone.
+    async fn holders_by_member_of(
+        &self,
+        ldap: &Ldap,
+        member_of: &[Vec<String>],
+        group_class: &str,
+    ) -> Result<Vec<(usize, Vec<GroupId>)>, TargetError> {
+        let dialect = self.dialect;
+        let timeout = self.session.timeout();
+        let id_attr = dialect.id_attribute();
+        let mut named: BTreeMap<String, String> = BTreeMap::new();
+        for dn in member_of.iter().flatten() {
+            let within = Dn::parse(dn).is_ok_and(|parsed| self.search_bases.iter().any(|base| parsed.is_within(base)));
+            if within {
+                named.entry(normalize_dn(dn)).or_insert_with(|| dn.clone());
+            }
+        }
+        let ids: BTreeMap<String, GroupId> = stream::iter(named)
+            .map(|(normalized, dn)| {
+                let mut ldap = ldap.clone();
+                async move {
+                    let found = read_entry(&mut ldap, timeout, &dn, group_class, vec![id_attr.to_string()]).await?;
+                    // Not a group of the class roster manages, or gone since: not one of the groups here.
+                    let Some(mut g) = found else { return Ok::<_, TargetError>(None) };
+                    Ok(Some((normalized, GroupId { id: take_id(dialect, "read", &mut g)?, dn: g.dn })))
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .try_filter_map(|found| async move { Ok(found) })
+            .try_collect()
+            .await?;
+        Ok(member_of
+            .iter()
+            .enumerate()
+            .map(|(i, dns)| {
+                let mut held: Vec<GroupId> = dns.iter().filter_map(|dn| ids.get(&normalize_dn(dn)).cloned()).collect();
+                held.dedup_by(|a, b| a.id == b.id);
+                (i, held)
+            })
+            .collect())
+    }
+
+    /// The groups in the managed subtrees that hold each entry, by a search per entry and
+    /// subtree (the server tests the `member` values of every group it considers).
+    async fn holders_by_search(
+        &self,
+        ldap: &Ldap,
+        entries: &[roster_core::state::TargetEntry],
+        group_class: &str,
+    ) -> Result<Vec<(usize, Vec<GroupId>)>, TargetError> {
+        let dialect = self.dialect;
+        let timeout = self.session.timeout();
+        let id_attr = dialect.id_attribute();
+        let searches: Vec<(String, usize)> =
+            self.search_bases.iter().flat_map(|base| (0..entries.len()).map(move |i| (base.to_string(), i))).collect();
+        stream::iter(searches)
+            .map(|(base, i)| {
+                let ldap = ldap.clone();
+                let mut page_size = self.page_size;
+                let filter = format!("(&{group_class}(member={}))", escape_filter_value(&entries[i].dn));
+                async move {
+                    let mut reader = PagedReader { ldap, timeout, page_size: &mut page_size };
+                    let found = reader.subtree(&base, &filter, vec![id_attr.to_string()]).await?.unwrap_or_default();
+                    let ids = found
+                        .into_iter()
+                        .map(|mut g| Ok(GroupId { id: take_id(dialect, "read", &mut g)?, dn: g.dn }))
+                        .collect::<Result<Vec<_>, TargetError>>()?;
+                    Ok::<_, TargetError>((i, ids))
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect()
+            .await
+    }
 }
 
 /// A group found holding an account: its id and DN.
+#[derive(Clone)]
 struct GroupId {
     id: String,
     dn: String,
