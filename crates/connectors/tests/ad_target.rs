@@ -553,3 +553,60 @@ async fn set_password_on_openldap_uses_password_modify_so_the_server_hashes_it()
     let reset = server.search(&dn, "(objectClass=*)", &["pwdReset"]).unwrap();
     assert!(reset.contains("pwdReset: TRUE"), "{reset}");
 }
+
+/// Membership changes of one group in a batch go to AD as one modify, and each operation gets its
+/// own outcome: a member already there or already gone counts as done, a member that does not
+/// exist is refused on its own (AD refuses the one modify as a whole: each change then goes
+/// again alone), and an AD group may lose its last member.
+#[tokio::test]
+async fn membership_changes_of_one_group_go_in_one_modify_each_with_its_own_outcome() {
+    let dc = start_dc();
+    let contacts = add_contacts(&dc, BULK, 16).await;
+    let target = connect_admin(&dc).await;
+    let team = format!("CN=Team,{GROUPS}");
+    let members = vec![contacts[0].clone(), contacts[1].clone()];
+    target.apply(&op(Action::CreateGroup { dn: team.clone(), members, attributes: AttrMap::new() })).await.unwrap();
+    let add = |member: &str| op(Action::AddMember { group: team.clone(), member: member.to_string() });
+    let remove = |member: &str| op(Action::RemoveMember { group: team.clone(), member: member.to_string() });
+    // The group's members, and the update sequence number of its last change: the DC counts one
+    // for each write that changed something.
+    let read_team = || {
+        let ldif = dc.search(&team, "(objectClass=*)", &["member", "uSNChanged"]).unwrap();
+        let mut members: Vec<String> =
+            ldif.lines().filter_map(|line| line.strip_prefix("member: ")).map(normalize_dn).collect();
+        members.sort();
+        let usn: u64 = ldif.lines().find_map(|line| line.strip_prefix("uSNChanged: ")).unwrap().parse().unwrap();
+        (members, usn)
+    };
+    let expected = |of: std::ops::Range<usize>| -> Vec<String> {
+        let mut members: Vec<String> = contacts[of].iter().map(|dn| normalize_dn(dn)).collect();
+        members.sort();
+        members
+    };
+
+    // Ten additions: one write (ten modifies would move the sequence number by ten).
+    let (_, before) = read_team();
+    let batch: Vec<Operation> = contacts[2..12].iter().map(|dn| add(dn)).collect();
+    let results = target.apply_batch(&batch).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let (members, after) = read_team();
+    assert_eq!(members, expected(0..12));
+    assert!(after - before < 10, "uSNChanged went from {before} to {after}: one modify per member");
+
+    let nobody = format!("CN=Nobody,{BULK}");
+    let results = target.apply_batch(&[add(&contacts[1]), add(&nobody), add(&contacts[12])]).await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    let refused = results[1].as_ref().unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Conflict, "{refused}");
+    assert!(refused.message.contains("the member does not exist") && refused.message.contains("Nobody"), "{refused}");
+    assert_eq!(read_team().0, expected(0..13));
+
+    let results = target.apply_batch(&[remove(&contacts[0]), remove(&contacts[15]), remove(&contacts[1])]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(read_team().0, expected(2..13));
+
+    let batch: Vec<Operation> = contacts[2..13].iter().map(|dn| remove(dn)).collect();
+    let results = target.apply_batch(&batch).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(read_team().0, expected(0..0));
+}

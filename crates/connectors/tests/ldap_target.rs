@@ -800,3 +800,96 @@ async fn a_group_of_more_members_than_one_request_carries_gets_them_all() {
     assert_eq!(count(&ldif), 3100);
     assert!(ldif.contains(&format!("member: uid=member3099,{PEOPLE}")), "the last member is missing");
 }
+
+/// The membership changes of one group in a batch, all additions or all removals, go to slapd as
+/// one modify (back-mdb rewrites a group entry whole for each); every operation still gets its own
+/// outcome: when the one modify is refused (a member already gone, the last member of a
+/// groupOfNames), each change goes again on its own, as it would alone.
+#[tokio::test]
+async fn membership_changes_of_one_group_go_in_one_modify_each_with_its_own_outcome() {
+    let server = start_server(OpenLdapOptions { tls: true, log_level: "stats".to_owned(), ..Default::default() });
+    let target = connect_admin(&server).await;
+    let team = format!("cn=team,{GROUPS}");
+    let other = format!("cn=other,{GROUPS}");
+    let member = |name: &str| format!("uid={name},{PEOPLE}");
+    for (group, names) in [(&team, ["a", "b", "c"]), (&other, ["a", "z", "y"])] {
+        let members = names.iter().map(|n| member(n)).collect();
+        target
+            .apply(&op(Action::CreateGroup { dn: group.clone(), members, attributes: AttrMap::new() }))
+            .await
+            .unwrap();
+    }
+    let add = |group: &str, name: &str| op(Action::AddMember { group: group.to_string(), member: member(name) });
+    let remove = |group: &str, name: &str| op(Action::RemoveMember { group: group.to_string(), member: member(name) });
+    let members_of = |group: &str| -> Vec<String> {
+        let ldif = server.search(group, "(objectClass=*)", &["member"]).unwrap();
+        let mut members: Vec<String> =
+            ldif.lines().filter_map(|line| line.strip_prefix("member: ")).map(normalize_dn).collect();
+        members.sort();
+        members
+    };
+    let expected = |names: &[&str]| -> Vec<String> {
+        let mut members: Vec<String> = names.iter().map(|n| normalize_dn(&member(n))).collect();
+        members.sort();
+        members
+    };
+    // The modifies of `team` slapd logs while `batch` is applied, and the batch's results.
+    let log = server.log_path();
+    let modifies_of_team = |ops: Vec<Operation>| {
+        let target = &target;
+        let log = log.clone();
+        async move {
+            let before = std::fs::read_to_string(&log).unwrap().len();
+            let results = target.apply_batch(&ops).await;
+            let text = std::fs::read_to_string(&log).unwrap();
+            let modifies = text[before..].lines().filter(|l| l.contains("MOD dn=\"cn=team,ou=groups")).count();
+            (modifies, results)
+        }
+    };
+    assert!(target.members_per_request() > 1);
+
+    // Three additions to `team`, spelled two ways, with one to another group and a create among
+    // them: one modify of `team`.
+    let batch = vec![
+        add(&team, "d"),
+        add(&other, "d"),
+        add(&team.to_uppercase(), "e"),
+        create(&member("f"), person("f", "6001")),
+        add(&team, "f"),
+    ];
+    let (modifies, results) = modifies_of_team(batch).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(modifies, 1);
+    assert_eq!(members_of(&team), expected(&["a", "b", "c", "d", "e", "f"]));
+    assert_eq!(members_of(&other), expected(&["a", "d", "y", "z"]));
+
+    // Removals, one of a member already gone and one of an already present addition: each counts as
+    // done, the others are removed; the refused modify, then one per member.
+    let (modifies, results) =
+        modifies_of_team(vec![remove(&team, "b"), remove(&team, "gone"), remove(&team, "c")]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(modifies, 4);
+    assert_eq!(members_of(&team), expected(&["a", "d", "e", "f"]));
+    let (modifies, results) = modifies_of_team(vec![add(&team, "a"), add(&team, "g")]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(modifies, 3);
+    assert_eq!(members_of(&team), expected(&["a", "d", "e", "f", "g"]));
+
+    // Removing every member: all go but the last, which a groupOfNames must keep, refused with its
+    // reason; an operation outside the managed subtrees is refused on its own.
+    let outside = op(Action::RemoveMember { group: "cn=x,ou=elsewhere,dc=example,dc=org".into(), member: member("a") });
+    let batch = vec![
+        remove(&team, "a"),
+        remove(&team, "d"),
+        outside,
+        remove(&team, "e"),
+        remove(&team, "f"),
+        remove(&team, "g"),
+    ];
+    let (_, results) = modifies_of_team(batch).await;
+    let kinds: Vec<Option<ErrorKind>> = results.iter().map(|r| r.as_ref().err().map(|e| e.kind)).collect();
+    assert_eq!(kinds, [None, None, Some(ErrorKind::OutOfScope), None, None, Some(ErrorKind::Permanent)]);
+    let last = results[5].as_ref().unwrap_err();
+    assert!(last.message.contains("at least one member") && last.message.contains("uid=g,"), "{last}");
+    assert_eq!(members_of(&team), expected(&["g"]));
+}

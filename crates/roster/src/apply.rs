@@ -195,8 +195,8 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
         bar: progress(ops.len()),
         failpoint: Failpoint::from_env(),
     };
-    // Ready operations per target, lowest id first; operations in flight per target.
-    let mut ready: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+    // Ready operations per target; operations in flight per target (a batch counts as one).
+    let mut ready: BTreeMap<&str, Ready> = BTreeMap::new();
     let mut in_flight: BTreeMap<&str, usize> = BTreeMap::new();
     let mut running = FuturesUnordered::new();
     let (mut released_upto, mut finished) = (0, 0);
@@ -207,29 +207,22 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
             let start = released_upto;
             released_upto = order.phase_end(start);
             for op in ops[start..released_upto].iter().filter(|op| order.waits[op.id] == 0) {
-                ready.entry(op.target.as_str()).or_default().insert(op.id);
+                ready.entry(op.target.as_str()).or_default().insert(op.id, order.membership[op.id]);
             }
         }
         let mut landed_now = Vec::new();
         for (target, queue) in ready.iter_mut() {
-            let (limit, batch) =
-                targets.get(target).map_or((1, 1), |(connection, limit)| (*limit, connection.batch_limit().max(1)));
-            while in_flight.get(target).copied().unwrap_or(0) < limit
-                && queue.first().is_some_and(|&id| writing.intent_recorded(id))
-            {
-                // Up to `batch` ready operations go out together (a password always alone): being
-                // ready at once, none depends on another. Only operations whose intents are
-                // committed go out.
+            let (limit, batch, members) = targets.get(target).map_or((1, 1, 1), |(connection, limit)| {
+                (*limit, connection.batch_limit().max(1), connection.members_per_request().max(1))
+            });
+            while in_flight.get(target).copied().unwrap_or(0) < limit {
+                // Only operations whose intents are committed go out.
+                let together = queue.take_batch(ops, &order, writing.recorded(), batch, members);
+                if together.is_empty() {
+                    break;
+                }
                 let mut to_send = Vec::new();
-                while to_send.len() < batch
-                    && let Some(&id) = queue.first()
-                    && writing.intent_recorded(id)
-                {
-                    let password = matches!(ops[id].action, Action::SetPassword { .. });
-                    if password && !to_send.is_empty() {
-                        break;
-                    }
-                    queue.pop_first();
+                for id in together {
                     Failpoint::BeforeSend(id).abort_if(state.failpoint);
                     let planned = &ops[id];
                     let narrowed = without_missing_members(plan, &state.landed, planned)
@@ -240,16 +233,13 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
                         None => to_send.push(op),
                         Some(outcome) => landed_now.push(Sent { op, outcome, kind: None }),
                     }
-                    if password {
-                        break;
-                    }
                 }
                 if let (false, Some((connection, _))) = (to_send.is_empty(), targets.get(target)) {
                     *in_flight.entry(target).or_default() += 1;
                     running.push(send(fresh, run, connection, to_send));
                 }
             }
-            if let Some(&id) = queue.first() {
+            if let Some(id) = queue.first() {
                 writing.intents_needed(id);
             }
         }
@@ -282,7 +272,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
             state.land(sent);
             finished += 1;
             for next in order.finish(id) {
-                ready.entry(ops[next].target.as_str()).or_default().insert(next);
+                ready.entry(ops[next].target.as_str()).or_default().insert(next, order.membership[next]);
             }
         }
     }
@@ -298,7 +288,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
 /// an operation waits for its own (or the ones recorded are fewer than [`BATCH`] ahead of the
 /// operations sent), else outcomes when [`BATCH`] are waiting, the oldest is [`FLUSH_AFTER`] old,
 /// or every operation has finished. The intents of an operation are committed before it is sent
-/// (the caller asks [`Writing::intent_recorded`]): the crash-safety contract of the apply.
+/// (the caller asks [`Writing::recorded`]): the crash-safety contract of the apply.
 struct Writing<'a> {
     fresh: &'a Fresh,
     run: roster_store::RunId,
@@ -322,8 +312,9 @@ impl<'a> Writing<'a> {
         Writing { fresh, run, intents_upto: 0, intents_wanted: 0, write: None }
     }
 
-    fn intent_recorded(&self, id: usize) -> bool {
-        id < self.intents_upto
+    /// The operations before this one have their intents committed.
+    fn recorded(&self) -> usize {
+        self.intents_upto
     }
 
     /// Operation `id` is ready: its intent (and the next ones) are to be recorded.
@@ -430,6 +421,85 @@ async fn send<'a, 'p>(
     (name, sent)
 }
 
+/// The ready operations of one target, lowest id first, and its membership changes also by group
+/// and kind ([`Order::membership`]), so that the changes of one group ready together go out together.
+#[derive(Default)]
+struct Ready {
+    ids: BTreeSet<usize>,
+    memberships: HashMap<usize, BTreeSet<usize>>,
+}
+
+impl Ready {
+    fn insert(&mut self, id: usize, membership: Option<usize>) {
+        self.ids.insert(id);
+        if let Some(membership) = membership {
+            self.memberships.entry(membership).or_default().insert(id);
+        }
+    }
+
+    fn first(&self) -> Option<usize> {
+        self.ids.first().copied()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Takes out the next operations to go out together, among those before `recorded` (whose
+    /// intents are committed), lowest id first. Being ready at once, none depends on another. The
+    /// first ready operation decides: a membership change takes with it the ready changes of the
+    /// same group and kind, up to `members` (the target makes them in one request; see
+    /// [`Target::members_per_request`]); any other goes with the next ones up to `batch`
+    /// ([`Target::batch_limit`]), a password always alone. Empty when the first ready operation
+    /// waits for its intent.
+    fn take_batch(
+        &mut self,
+        ops: &[Operation],
+        order: &Order,
+        recorded: usize,
+        batch: usize,
+        members: usize,
+    ) -> Vec<usize> {
+        let Some(first) = self.first().filter(|&id| id < recorded) else { return Vec::new() };
+        let together: Vec<usize> = match order.membership[first] {
+            Some(membership) if members > 1 => self
+                .memberships
+                .get(&membership)
+                .into_iter()
+                .flat_map(|ids| ids.range(..recorded))
+                .take(members)
+                .copied()
+                .collect(),
+            _ => {
+                let mut together = Vec::new();
+                for &id in self.ids.range(..recorded).take(batch) {
+                    let password = matches!(ops[id].action, Action::SetPassword { .. });
+                    if password && !together.is_empty() {
+                        break;
+                    }
+                    together.push(id);
+                    if password {
+                        break;
+                    }
+                }
+                together
+            }
+        };
+        for &id in &together {
+            self.ids.remove(&id);
+            if let Some(membership) = order.membership[id]
+                && let Some(ids) = self.memberships.get_mut(&membership)
+            {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.memberships.remove(&membership);
+                }
+            }
+        }
+        together
+    }
+}
+
 /// What the apply knows of the operations that came back.
 struct Landing<'p> {
     landed: Vec<bool>,
@@ -516,12 +586,16 @@ impl<'p> Landing<'p> {
 /// account or new name, the member's new name) holds as it did when operations ran one at a time.
 /// Within a phase an operation waits only for the operations it depends on (`depends_on`) and for
 /// the operation before it on the same object (two changes to one entry; a rename into a name
-/// another rename frees), in plan order. Additions to one group do not wait for each other (each
-/// is a modify of one value of its own), nor do removals; containers are made one at a time (an
-/// OU inside a new OU). A plan out of phase order (edited by hand) only gets more phases.
+/// another rename frees), in plan order. Additions to one group do not wait for each other (they
+/// are ready together, and go out together where the target makes them in one modify: see
+/// [`Ready::take_batch`]), nor do removals; containers are made one at a time (an OU inside a new
+/// OU). A plan out of phase order (edited by hand) only gets more phases.
 struct Order {
     /// Where each operation's phase ends (the id after its last operation).
     phase_end: Vec<usize>,
+    /// For a membership change, a number shared by the changes of the same kind (additions or
+    /// removals) to the same group, and by no other operation.
+    membership: Vec<Option<usize>>,
     /// How many operations of its own phase each operation still waits for.
     waits: Vec<usize>,
     /// The operations of the same phase that wait for each operation.
@@ -578,10 +652,16 @@ impl Order {
         let mut last: HashMap<String, Last> = HashMap::new();
         let mut waits = vec![0; ops.len()];
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); ops.len()];
+        let mut membership = vec![None; ops.len()];
+        let mut memberships: HashMap<(String, &'static str), usize> = HashMap::new();
         for (id, op) in ops.iter().enumerate() {
             let mut predecessors: BTreeSet<usize> = op.depends_on.iter().copied().filter(|&d| d < id).collect();
             let (keys, commutes) = objects(&op.action);
             let kind = op.action.kind();
+            if let (Action::AddMember { .. } | Action::RemoveMember { .. }, [group]) = (&op.action, keys.as_slice()) {
+                let next = memberships.len();
+                membership[id] = Some(*memberships.entry((group.clone(), kind)).or_insert(next));
+            }
             for key in keys {
                 let entry = last.entry(key).or_default();
                 if commutes && entry.commuting == Some(kind) {
@@ -598,7 +678,7 @@ impl Order {
                 dependents[p].push(id);
             }
         }
-        Order { phase_end, waits, dependents }
+        Order { phase_end, membership, waits, dependents }
     }
 
     fn phase_end(&self, start: usize) -> usize {
@@ -625,8 +705,9 @@ impl Order {
 /// point with [`std::process::abort`], which, like SIGKILL, runs no destructor and flushes nothing.
 /// Read once at the start of an apply; does nothing unless set.
 ///
-/// - `before_send:N`: the intents of op N's batch are recorded, op N is about to be sent (the ops
-///   before it in the batch were sent, their outcomes not recorded);
+/// - `before_send:N`: the intents of op N's batch are recorded, op N is about to be sent (with the
+///   rest of its batch: nothing of the batch is sent yet; earlier batches were, their outcomes
+///   perhaps not recorded);
 /// - `after_send:N`: op N came back from the target, its outcome is not recorded;
 /// - `after_outcome:N`: the outcomes of op N's batch are recorded (for the last batch, the persons
 ///   are not).
@@ -957,6 +1038,57 @@ mod tests {
             (&[], Action::Delete { dn: "uid=c,ou=p".into(), object_id: None }),
         ]);
         assert_eq!(waves(&p), vec![vec![0, 3], vec![1, 2], vec![4, 5], vec![6]]);
+    }
+
+    /// Takes batches as the apply does, with every intent recorded below `recorded`, until none is
+    /// left or the first waits for its intent.
+    fn batches(p: &Plan, recorded: usize, batch: usize, members: usize) -> Vec<Vec<usize>> {
+        let order = Order::of(p);
+        let mut ready = Ready::default();
+        for id in 0..p.operations.len() {
+            ready.insert(id, order.membership[id]);
+        }
+        std::iter::from_fn(|| {
+            Some(ready.take_batch(&p.operations, &order, recorded, batch, members)).filter(|b| !b.is_empty())
+        })
+        .collect()
+    }
+
+    #[test]
+    fn the_changes_of_one_group_ready_together_go_out_together() {
+        let remove = |group: &str, member: &str| Action::RemoveMember { group: group.into(), member: member.into() };
+        let p = plan(vec![
+            (&[], add("cn=g,ou=p", "uid=a,ou=p")),
+            (&[], add("cn=h,ou=p", "uid=a,ou=p")),
+            (&[], add("CN=G, OU=P", "uid=b,ou=p")),
+            (&[], add("cn=g,ou=p", "uid=c,ou=p")),
+            (&[], add("cn=g,ou=p", "uid=d,ou=p")),
+            (&[], remove("cn=g,ou=p", "uid=e,ou=p")),
+        ]);
+        let order = Order::of(&p);
+        assert_eq!(order.membership[0], order.membership[2]);
+        assert_ne!(order.membership[0], order.membership[1]);
+        assert_ne!(order.membership[0], order.membership[5]);
+        // Up to the target's members per request, lowest id first; never an addition with a removal.
+        assert_eq!(batches(&p, 6, 1, 3), vec![vec![0, 2, 3], vec![1], vec![4], vec![5]]);
+        // Only operations whose intents are recorded: the rest waits.
+        assert_eq!(batches(&p, 3, 1, 1000), vec![vec![0, 2], vec![1]]);
+        assert_eq!(batches(&p, 0, 1, 1000), Vec::<Vec<usize>>::new());
+        // A target that takes one change per request gets them one by one.
+        assert_eq!(batches(&p, 6, 1, 1), (0..6).map(|id| vec![id]).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_batch_of_any_operations_is_cut_before_a_password() {
+        let p = plan(vec![
+            (&[], create("uid=a,ou=p")),
+            (&[], create("uid=b,ou=p")),
+            (&[], Action::SetPassword { dn: "uid=c,ou=p".into(), object_id: None, must_change: true }),
+            (&[], create("uid=d,ou=p")),
+            (&[], create("uid=e,ou=p")),
+            (&[], create("uid=f,ou=p")),
+        ]);
+        assert_eq!(batches(&p, 6, 2, 1000), vec![vec![0, 1], vec![2], vec![3, 4], vec![5]]);
     }
 
     #[test]

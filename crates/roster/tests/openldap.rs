@@ -349,6 +349,15 @@ fn ops_for<'a>(plan: &'a serde_json::Value, person: &str, op: &str) -> Vec<&'a s
     operations(plan).iter().filter(|o| o["person"] == person && o["op"] == op).collect()
 }
 
+/// `roster plan --out FILE` in the lab's folder: the file's path, and the plan it holds.
+fn save_plan(lab: &Lab, day: &str, file: &str) -> (String, serde_json::Value) {
+    let saved = lab.dir().join(file).to_string_lossy().into_owned();
+    lab.roster(day, &["plan", "--out", &saved]).expect_code(0);
+    let plan = serde_json::from_str(&std::fs::read_to_string(&saved).expect("the saved plan"))
+        .expect("the saved plan is JSON");
+    (saved, plan)
+}
+
 /// A plan saved for review is applied later, each operation only where what it was planned against
 /// still holds: a title an administrator changed in between, and an entry an administrator deleted
 /// and made again under the same DN, are conflicts, skipped and reported, not overwritten; the rest
@@ -367,11 +376,7 @@ fn a_saved_plan_skips_what_an_administrator_changed_since() {
     hr.worker("2002").title = "Lead Engineer".into();
     hr.add(Worker::new("2010", "Katherine", "Johnson", "Engineering").title("Engineer").hired(day));
     lab.export(&hr);
-    let saved = lab.dir().join("reviewed-plan.json");
-    let saved = saved.to_string_lossy();
-    lab.roster(day, &["plan", "--out", &saved]).expect_code(0);
-    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&*saved).expect("the saved plan"))
-        .expect("the saved plan is JSON");
+    let (saved, plan) = save_plan(&lab, day, "reviewed-plan.json");
     let [edited] = ops_for(&plan, "2000", "update")[..] else { panic!("one update for 2000: {plan:#}") };
     let [replaced] = ops_for(&plan, "2002", "update")[..] else { panic!("one update for 2002: {plan:#}") };
 
@@ -909,4 +914,71 @@ fn reconcile_reports_drift_and_orphans_and_restores_on_request() {
     assert_eq!(lab.account("5001").values("title"), ["Counsel"]);
     let again = lab.roster("2026-03-02", &["reconcile"]).expect_code(0);
     assert!(again.stdout.contains(&stray) && !again.stdout.contains("To restore"), "{}", again.stdout);
+}
+
+/// Three leavers' removals from the groups they leave go to slapd as one modify per group (slapd
+/// rewrites a group whole for each modify). One of them an administrator took out of `all-staff`
+/// by hand after the plan was saved: that group's one modify is refused as a whole, and each
+/// removal goes again on its own. Every removal is done, each with its own row in the audit trail,
+/// and the groups hold exactly who stays.
+#[test]
+fn the_removals_from_one_group_go_in_one_modify_each_with_its_own_outcome() {
+    let lab = Lab::start_with(OpenLdapOptions { log_level: "stats".to_owned(), ..OpenLdapOptions::default() });
+    let mut hr = ten_people();
+    lab.export(&hr);
+    lab.run("2026-03-02");
+
+    let day = "2026-04-01";
+    let leavers = ["2001", "2003", "2005"];
+    for key in leavers {
+        hr.worker(key).last_day = "2026-03-31".into();
+    }
+    lab.export(&hr);
+    let (saved, plan) = save_plan(&lab, day, "leavers-plan.json");
+    let group_dn = |cn: &str| lab.group(cn).expect("the group exists").dn;
+    let (all_staff, staff_sales) = (group_dn("all-staff"), group_dn("staff-sales"));
+    let removals = |group: &str| -> Vec<u64> {
+        operations(&plan)
+            .iter()
+            .filter(|o| {
+                o["op"] == "remove_member" && o["group"].as_str().is_some_and(|g| g.eq_ignore_ascii_case(group))
+            })
+            .filter_map(|o| o["id"].as_u64())
+            .collect()
+    };
+    assert_eq!((removals(&all_staff).len(), removals(&staff_sales).len()), (3, 3), "{plan:#}");
+
+    let gone = lab.account("2003");
+    lab.ldap
+        .ldapmodify(&format!("dn: {all_staff}\nchangetype: modify\ndelete: member\nmember: {}\n", gone.dn))
+        .expect("the administrator's removal");
+    let log = lab.ldap.log_path();
+    let logged = std::fs::read_to_string(&log).expect("slapd's log").len();
+    lab.roster(day, &["apply", &saved]).expect_code(0);
+    let text = std::fs::read_to_string(&log).expect("slapd's log");
+    let modifies = |group: &str| {
+        let logged_dn = format!("MOD dn=\"{group}\"");
+        text[logged..].lines().filter(|line| line.contains(&logged_dn)).count()
+    };
+    assert_eq!(modifies(&staff_sales), 1, "one modify for the three removals");
+    assert_eq!(modifies(&all_staff), 4, "the refused modify, then one per removal");
+
+    let audit = lab.roster(day, &["audit", "show", "--format", "json"]).expect_code(0);
+    let audit: Vec<serde_json::Value> = serde_json::from_str(&audit.stdout).expect("the audit trail as JSON");
+    for id in [removals(&all_staff), removals(&staff_sales)].concat() {
+        let rows: Vec<&serde_json::Value> = audit
+            .iter()
+            .filter(|row| row["op_id"].as_u64() == Some(id) && row["kind"] == "remove_member")
+            .filter(|row| row["run"] == audit.iter().filter_map(|r| r["run"].as_i64()).max().unwrap_or_default())
+            .collect();
+        let outcomes: Vec<&str> = rows.iter().filter_map(|row| row["outcome"].as_str()).collect();
+        assert_eq!(outcomes, ["done"], "operation #{id}: {rows:#?}");
+    }
+    for key in leavers {
+        assert_eq!(lab.groups_of(key), Vec::<String>::new());
+    }
+    let staff = lab.group("all-staff").expect("all-staff stays");
+    assert_eq!(staff.values("member").len(), 7, "{staff:#?}");
+    assert_eq!(lab.group("staff-sales").expect("staff-sales stays").values("member").len(), 2);
+    lab.assert_nothing_to_do(day);
 }

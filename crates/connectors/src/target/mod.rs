@@ -145,6 +145,15 @@ impl Target for AnyTarget {
         }
     }
 
+    fn members_per_request(&self) -> usize {
+        match self {
+            AnyTarget::Ldap(t) => t.members_per_request(),
+            AnyTarget::Scim(t) => t.members_per_request(),
+            AnyTarget::Entra(t) => t.members_per_request(),
+            AnyTarget::EntraInbound(t) => t.members_per_request(),
+        }
+    }
+
     async fn apply_batch(&self, ops: &[Operation]) -> Vec<Result<Applied, TargetError>> {
         match self {
             AnyTarget::Ldap(t) => Target::apply_batch(t, ops).await,
@@ -200,9 +209,17 @@ pub trait Target {
     fn batch_limit(&self) -> usize {
         1
     }
-    /// Applies independent operations (none depends on another of the batch; never `set_password`),
-    /// at most [`Target::batch_limit`] of them. The results are in the order of `ops`. By default, one
-    /// by one, all in flight at once.
+    /// How many membership changes of one group, all additions or all removals, the target makes in
+    /// one request in [`Target::apply_batch`]: more than one where a directory changes many values
+    /// of a group in one modify (LDAP, AD), one otherwise. The runner sends such changes that are
+    /// ready together as one batch, which counts as one request in flight.
+    fn members_per_request(&self) -> usize {
+        1
+    }
+    /// Applies independent operations (none depends on another of the batch; never `set_password`):
+    /// at most [`Target::batch_limit`] of them, or at most [`Target::members_per_request`]
+    /// membership changes of one group. The results are in the order of `ops`, one per operation,
+    /// each its own outcome. By default, one by one, all in flight at once.
     fn apply_batch(&self, ops: &[Operation]) -> impl Future<Output = Vec<Result<Applied, TargetError>>> + Send
     where
         Self: Sync,

@@ -101,11 +101,12 @@ pub struct LdapTarget {
     no_refint: AtomicBool,
 }
 
-/// How long a removal waits for the directory's referential integrity to rewrite a renamed
-/// member's old DN in a group before it concludes that nothing will.
-/// Members a group's create or a member add carries in one request (see `create_group`).
+/// Members a group's create or a modify of a group's members carries in one request (see
+/// `create_group` and `change_members`).
 pub(crate) const MEMBERS_PER_REQUEST: usize = 1000;
 
+/// How long a removal waits for the directory's referential integrity to rewrite a renamed
+/// member's old DN in a group before it concludes that nothing will.
 const REFINT_WAIT: Duration = Duration::from_secs(5);
 
 impl fmt::Debug for LdapTarget {
@@ -363,6 +364,102 @@ impl LdapTarget {
             Action::RemoveMember { group, member } => self.remove_member(ldap, &what, group, member).await,
             Action::Delete { dn, object_id } => self.delete(ldap, &what, dn, object_id.as_deref()).await,
         }
+    }
+
+    /// Applies independent operations: the membership changes of one group, all additions or all
+    /// removals, as one modify of at most [`MEMBERS_PER_REQUEST`] values each (see
+    /// [`LdapTarget::change_members`]: a directory such as OpenLDAP's back-mdb rewrites a group
+    /// entry whole for every modify, some megabytes for a group of 100,000); every other operation
+    /// on its own. All in flight at once; the results are in the order of `ops`.
+    pub async fn apply_batch(&self, ops: &[Operation]) -> Vec<Result<Applied, TargetError>> {
+        let mut units: Vec<Vec<(usize, MemberChange<'_>)>> = Vec::new();
+        let mut singles = Vec::new();
+        let mut open: HashMap<(String, bool), usize> = HashMap::new();
+        for (index, op) in ops.iter().enumerate() {
+            let Some(change) = MemberChange::of(op) else {
+                singles.push(index);
+                continue;
+            };
+            let key = (normalize_dn(change.group), change.add);
+            match open.get(&key) {
+                Some(&unit) if units[unit].len() < MEMBERS_PER_REQUEST => units[unit].push((index, change)),
+                _ => {
+                    open.insert(key, units.len());
+                    units.push(vec![(index, change)]);
+                }
+            }
+        }
+        let members = futures_util::future::join_all(units.iter().map(|unit| async move {
+            let changes: Vec<MemberChange<'_>> = unit.iter().map(|(_, change)| *change).collect();
+            self.change_members(&changes).await
+        }));
+        let others = futures_util::future::join_all(singles.iter().map(|&index| self.apply(&ops[index])));
+        let (members, others) = futures_util::future::join(members, others).await;
+        let mut results: Vec<Option<Result<Applied, TargetError>>> = ops.iter().map(|_| None).collect();
+        for (unit, answers) in units.iter().zip(members) {
+            for ((index, _), answer) in unit.iter().zip(answers) {
+                results[*index] = Some(answer);
+            }
+        }
+        for (index, answer) in singles.into_iter().zip(others) {
+            results[index] = Some(answer);
+        }
+        every_result(results)
+    }
+
+    /// Membership changes of one group, all additions or all removals, as one modify of every
+    /// member value: one rewrite of the group entry instead of one per member. When the directory
+    /// refuses it (a member already there or already gone, a groupOfNames losing its last member,
+    /// AD's unwillingToPerform, ...), nothing was changed, since a modify is atomic, and each change
+    /// goes again on its own, one after the other, as [`LdapTarget::apply`] sends it, for its own
+    /// outcome and error. When no answer came, each change gets that error. The results are in the
+    /// order of `changes`.
+    async fn change_members(&self, changes: &[MemberChange<'_>]) -> Vec<Result<Applied, TargetError>> {
+        let mut results: Vec<Option<Result<Applied, TargetError>>> = changes.iter().map(|_| None).collect();
+        let mut checked = Vec::new();
+        for (index, change) in changes.iter().enumerate() {
+            match self.check_operation(change.op) {
+                Ok(what) => checked.push((index, what)),
+                Err(e) => results[index] = Some(Err(e)),
+            }
+        }
+        let mut ldap = match self.session.handle().await {
+            Ok(ldap) => ldap,
+            Err(e) => {
+                for (index, _) in checked {
+                    results[index] = Some(Err(e.clone()));
+                }
+                return every_result(results);
+            }
+        };
+        let ldap = &mut ldap;
+        if let (Some(first), [_, _, ..]) = (changes.first(), checked.as_slice()) {
+            let what = format!("one modify with {} other member(s)", checked.len() - 1);
+            let members = checked.iter().map(|(index, _)| changes[*index].member);
+            match self.modify_members(ldap, &what, first.group, members, first.add).await {
+                Ok(result) if result.rc == SUCCESS => {
+                    for (index, _) in std::mem::take(&mut checked) {
+                        results[index] = Some(Ok(Applied { entry: None }));
+                    }
+                }
+                Ok(_) => {}
+                Err(shared) => {
+                    for (index, what) in std::mem::take(&mut checked) {
+                        results[index] =
+                            Some(Err(TargetError::new(shared.kind, format!("{what}: {}", shared.message))));
+                    }
+                }
+            }
+        }
+        for (index, what) in checked {
+            let change = changes[index];
+            results[index] = Some(if change.add {
+                self.add_member(ldap, &what, change.group, change.member).await.map(|()| Applied { entry: None })
+            } else {
+                self.remove_member(ldap, &what, change.group, change.member).await
+            });
+        }
+        every_result(results)
     }
 
     /// Unbinds and closes the connection.
@@ -721,8 +818,7 @@ impl LdapTarget {
         group: &str,
         members: &[String],
     ) -> Result<(), TargetError> {
-        let mods = vec![Mod::Add("member".to_string(), members.iter().cloned().collect())];
-        let result = self.send(ldap.with_timeout(self.timeout()).modify(group, mods).await, what)?;
+        let result = self.modify_members(ldap, what, group, members.iter().map(String::as_str), true).await?;
         match result.rc {
             SUCCESS => Ok(()),
             TYPE_OR_VALUE_EXISTS | ALREADY_EXISTS => {
@@ -736,8 +832,7 @@ impl LdapTarget {
     }
 
     async fn add_member(&self, ldap: &mut Ldap, what: &str, group: &str, member: &str) -> Result<(), TargetError> {
-        let mods = vec![Mod::Add("member".to_string(), HashSet::from([member.to_string()]))];
-        let result = self.send(ldap.with_timeout(self.timeout()).modify(group, mods).await, what)?;
+        let result = self.modify_members(ldap, what, group, [member], true).await?;
         match result.rc {
             // AD says a member is already there with entryAlreadyExists (00000562).
             SUCCESS | TYPE_OR_VALUE_EXISTS | ALREADY_EXISTS => Ok(()),
@@ -760,7 +855,7 @@ impl LdapTarget {
         group: &str,
         member: &str,
     ) -> Result<Applied, TargetError> {
-        let result = self.delete_member_value(ldap, what, group, member).await?;
+        let result = self.modify_members(ldap, what, group, [member], false).await?;
         match result.rc {
             NO_SUCH_ATTRIBUTE => {
                 let old = self.renamed.lock().unwrap_or_else(|e| e.into_inner()).get(&normalize_dn(member)).cloned();
@@ -827,23 +922,26 @@ impl LdapTarget {
             pause = (pause * 2).min(Duration::from_millis(250));
         }
         let value = if rewritten { member } else { old };
-        let result = self.delete_member_value(ldap, what, group, value).await?;
+        let result = self.modify_members(ldap, what, group, [value], false).await?;
         match result.rc {
             SUCCESS | NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT => Ok(Applied { entry: None }),
             _ => Err(result_error(what, &result, Right::WriteMembers)),
         }
     }
 
-    /// Sends the deletion of one `member` value; the caller reads the result.
-    async fn delete_member_value(
+    /// Sends one modify that adds (`add`) or deletes the `member` values `members` of `group`; the
+    /// caller reads the answer.
+    async fn modify_members<'m>(
         &self,
         ldap: &mut Ldap,
         what: &str,
         group: &str,
-        value: &str,
+        members: impl IntoIterator<Item = &'m str>,
+        add: bool,
     ) -> Result<ldap3::LdapResult, TargetError> {
-        let mods = vec![Mod::Delete("member".to_string(), HashSet::from([value.to_string()]))];
-        self.send(ldap.with_timeout(self.timeout()).modify(group, mods).await, what)
+        let values: HashSet<&str> = members.into_iter().collect();
+        let change = if add { Mod::Add("member", values) } else { Mod::Delete("member", values) };
+        self.send(ldap.with_timeout(self.timeout()).modify(group, vec![change]).await, what)
     }
 
     async fn delete(
@@ -967,6 +1065,41 @@ impl Target for LdapTarget {
     ) -> impl Future<Output = Result<Applied, TargetError>> + Send {
         LdapTarget::set_password(self, op, password)
     }
+
+    fn members_per_request(&self) -> usize {
+        MEMBERS_PER_REQUEST
+    }
+
+    fn apply_batch(&self, ops: &[Operation]) -> impl Future<Output = Vec<Result<Applied, TargetError>>> + Send {
+        LdapTarget::apply_batch(self, ops)
+    }
+}
+
+/// A membership change: its operation, group and member, and whether it adds or removes.
+#[derive(Clone, Copy)]
+struct MemberChange<'a> {
+    op: &'a Operation,
+    group: &'a str,
+    member: &'a str,
+    add: bool,
+}
+
+impl<'a> MemberChange<'a> {
+    fn of(op: &'a Operation) -> Option<MemberChange<'a>> {
+        match &op.action {
+            Action::AddMember { group, member } => Some(MemberChange { op, group, member, add: true }),
+            Action::RemoveMember { group, member } => Some(MemberChange { op, group, member, add: false }),
+            _ => None,
+        }
+    }
+}
+
+/// The results of a batch, each operation's in its place; one that has none (a bug) is Unknown.
+fn every_result(results: Vec<Option<Result<Applied, TargetError>>>) -> Vec<Result<Applied, TargetError>> {
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(TargetError::new(ErrorKind::Unknown, "no result: a bug in roster"))))
+        .collect()
 }
 
 /// Whether the root DSE lists `oid` among the supported controls. A server that hides its root DSE
