@@ -115,7 +115,7 @@ impl<'a> Index<'a> {
             index.by_key.insert(Cow::Borrowed(&p.key), Cow::Borrowed(&p.key));
         }
         for p in snapshot.persons.values() {
-            for (source, attrs) in &p.records {
+            for (source, attrs) in p.records.iter() {
                 let record_key = stored_record_key(snapshot, &p.key, source);
                 index.linked.insert((source.as_str(), record_key), p.key.as_str());
                 index.by_key.entry(Cow::Borrowed(record_key)).or_insert(Cow::Borrowed(&p.key));
@@ -411,7 +411,7 @@ candidates = ["key"]
             key: key.into(),
             login: Some(key.to_lowercase()),
             state: LifecycleState::Active,
-            records: records.iter().map(|(s, _)| (s.to_string(), Arc::default())).collect(),
+            records: Arc::new(records.iter().map(|(s, _)| (s.to_string(), Arc::default())).collect()),
             eval_hash: String::new(),
             missing_reads: 0,
             left_on: None,

@@ -29,8 +29,10 @@ pub struct StoredPerson {
     /// The lifecycle state the targets were last brought to.
     pub state: LifecycleState,
     /// The last valid record from each source (source name -> attributes), so a person whose row
-    /// is quarantined or missing is held as they were.
-    pub records: BTreeMap<String, Arc<Attrs>>,
+    /// is quarantined or missing is held as they were. Shared: the persons of a snapshot read
+    /// without records hold one map per list of sources, not one each (a million maps of one
+    /// entry took 400 MB).
+    pub records: Arc<BTreeMap<String, Arc<Attrs>>>,
     /// Hash of the records and the config this person was last evaluated with.
     pub eval_hash: String,
     /// Consecutive complete reads this person was missing from.

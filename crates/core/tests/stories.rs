@@ -132,7 +132,7 @@ fn without_records(
 ) -> Snapshot {
     let mut light = full.clone();
     for p in light.persons.values_mut() {
-        p.records = p.records.keys().map(|source| (source.clone(), Default::default())).collect();
+        p.records = std::sync::Arc::new(p.records.keys().map(|source| (source.clone(), Default::default())).collect());
         p.records_omitted = true;
     }
     for l in light.links.iter_mut().filter(|l| views.get(&l.target).is_some_and(|v| v.partial.is_some())) {
@@ -397,7 +397,7 @@ impl Sim {
                     key: u.key.clone(),
                     login: u.login.clone(),
                     state: u.state,
-                    records: u.records.clone(),
+                    records: u.records.clone().into(),
                     eval_hash: u.eval_hash.clone(),
                     missing_reads: u.missing_reads,
                     left_on: u.left_on,

@@ -67,18 +67,35 @@ const PERSON_WITHOUT_RECORDS: &str = "SELECT key, login, state, sources, eval_ha
 
 fn person(row: &AnyRow) -> Result<StoredPerson> {
     let cells = Cells::keyed_by(row, "persons", "key")?;
-    person_with(&cells, cells.records("records")?, false)
+    person_with(&cells, Arc::new(cells.records("records")?), false)
 }
 
-/// A person read without their records: each of their sources with `empty`, one shared empty
-/// record.
-fn person_without_records(row: &AnyRow, empty: &Arc<Attrs>) -> Result<StoredPerson> {
+/// Each list of sources (as the store writes it) -> its sources, each with one shared empty record.
+type EmptyRecords = HashMap<String, Arc<BTreeMap<String, Arc<Attrs>>>>;
+
+/// A person read without their records: each of their sources with an empty record, in a map
+/// shared by every person with the same sources (`shared`).
+fn person_without_records(row: &AnyRow, shared: &mut EmptyRecords) -> Result<StoredPerson> {
     let cells = Cells::keyed_by(row, "persons", "key")?;
-    let sources: Vec<String> = cells.json("sources")?;
-    person_with(&cells, sources.into_iter().map(|source| (source, Arc::clone(empty))).collect(), true)
+    let listed = cells.str("sources")?;
+    let records = match shared.get(listed) {
+        Some(records) => Arc::clone(records),
+        None => {
+            let sources: Vec<String> = cells.json("sources")?;
+            let empty = Arc::new(Attrs::new());
+            let records = Arc::new(sources.into_iter().map(|source| (source, Arc::clone(&empty))).collect());
+            shared.insert(listed.to_string(), Arc::clone(&records));
+            records
+        }
+    };
+    person_with(&cells, records, true)
 }
 
-fn person_with(cells: &Cells, records: BTreeMap<String, Arc<Attrs>>, records_omitted: bool) -> Result<StoredPerson> {
+fn person_with(
+    cells: &Cells,
+    records: Arc<BTreeMap<String, Arc<Attrs>>>,
+    records_omitted: bool,
+) -> Result<StoredPerson> {
     Ok(StoredPerson {
         key: cells.key().to_string(),
         login: cells.opt_text("login")?,
@@ -203,7 +220,7 @@ impl Store {
             for row in query.build().fetch_all(&self.pool).await.doing(doing)? {
                 let cells = Cells::keyed_by(&row, "persons", "key")?;
                 if let Some(person) = snapshot.persons.get_mut(cells.key()) {
-                    person.records = cells.records("records")?;
+                    person.records = Arc::new(cells.records("records")?);
                     person.records_omitted = false;
                 }
             }
@@ -220,13 +237,13 @@ impl Store {
 
         let select = if with_records { person_select!("") } else { PERSON_WITHOUT_RECORDS };
         let mut rows = sqlx::query(select).fetch(&mut *tx);
-        let empty = Arc::new(Attrs::new());
+        let mut shared = EmptyRecords::new();
         // Collected first and turned into the map in one go: building it row by row interleaves
         // the map's large node allocations with the rows' small frees, which the allocator pays
         // for dearly at a million rows.
         let mut persons = Vec::new();
         while let Some(row) = rows.try_next().await.doing(doing)? {
-            let person = if with_records { person(&row)? } else { person_without_records(&row, &empty)? };
+            let person = if with_records { person(&row)? } else { person_without_records(&row, &mut shared)? };
             persons.push((person.key.clone(), person));
         }
         drop(rows);

@@ -105,7 +105,7 @@ fn stored(update: &PersonUpdate) -> StoredPerson {
         key: update.key.clone(),
         login: update.login.clone(),
         state: update.state,
-        records: update.records.clone(),
+        records: Arc::new(update.records.clone()),
         eval_hash: update.eval_hash.clone(),
         missing_reads: update.missing_reads,
         left_on: update.left_on,

@@ -655,9 +655,9 @@ impl PersonView {
             hold: p.hold,
             records: p
                 .records
-                .into_iter()
+                .iter()
                 .map(|(source, attrs)| {
-                    (source, attrs.iter().map(|(name, value)| (name.to_string(), value.clone())).collect())
+                    (source.clone(), attrs.iter().map(|(name, value)| (name.to_string(), value.clone())).collect())
                 })
                 .collect(),
             provenance: p.provenance,

@@ -406,7 +406,7 @@ pub(super) async fn person(State(console): Shared, headers: HeaderMap, Path(key)
         }
     }
     body.push_str("<h2>Records</h2>");
-    for (source, record) in &person.records {
+    for (source, record) in person.records.iter() {
         let _ = write!(body, "<h3>{}</h3>", escape(source));
         body.push_str(&table(
             &["attribute", "value"],
