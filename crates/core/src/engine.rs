@@ -2473,13 +2473,14 @@ fn plan_groups(
 ) {
     let ad = is_ad(rules);
     // Every DN roster manages in this target (now or after the plan), to its person.
-    let mut managed_members: HashMap<String, &Evaluated> = HashMap::new();
+    // Borrowed where the DN is kept as it is (most of them, in a daily run): no copy per person.
+    let mut managed_members: HashMap<Cow<str>, &Evaluated> = HashMap::new();
     for p in people {
         if let Some((e, _)) = current.get(p.key.as_str()) {
-            managed_members.insert(normalize_dn(&e.dn), p);
+            managed_members.insert(Cow::Owned(normalize_dn(&e.dn)), p);
         }
         if let Some(d) = desired_dn.get(p.key.as_str()) {
-            managed_members.insert(d.normalized().into_owned(), p);
+            managed_members.insert(d.normalized(), p);
         }
     }
     // The directory keeps members pointing at renamed entries (AD always, OpenLDAP with the refint
@@ -2568,10 +2569,14 @@ fn plan_groups(
                     .filter(|(n, _)| {
                         !want.contains_key(n.as_str()) && **n != placeholder_norm && !untouchable.contains(*n)
                     })
-                    .filter(|(n, _)| rules.group_mode == GroupMode::Authoritative || managed_members.contains_key(*n))
+                    .filter(|(n, _)| {
+                        rules.group_mode == GroupMode::Authoritative || managed_members.contains_key(n.as_str())
+                    })
                     // A person not evaluated in this run keeps the memberships they have.
-                    .filter(|(n, _)| managed_members.get(*n).is_none_or(|p| p.evaluate))
-                    .filter(|(n, _)| view.partial.is_none() || managed_members.get(*n).is_some_and(|p| p.evaluate))
+                    .filter(|(n, _)| managed_members.get(n.as_str()).is_none_or(|p| p.evaluate))
+                    .filter(|(n, _)| {
+                        view.partial.is_none() || managed_members.get(n.as_str()).is_some_and(|p| p.evaluate)
+                    })
                     .collect();
                 // A groupOfNames cannot be empty; an AD group can.
                 let placeholder_norm = if ad { String::new() } else { placeholder_norm };
@@ -2606,7 +2611,7 @@ fn plan_groups(
                 let renamed_removes = removes.iter().filter(|(_, (member, now))| member != now).count();
                 let early = ad || (whole && have.len() > renamed_removes);
                 for (n, (member, now)) in &removes {
-                    let person = managed_members.get(*n).map(|p| p.key.as_str());
+                    let person = managed_members.get(n.as_str()).map(|p| p.key.as_str());
                     let reason = match person {
                         Some(_) => format!("group rules no longer put {member} in {}", g.dn),
                         None => format!("not granted by any rule, and {} is authoritative for {}", rules.name(), g.dn),
