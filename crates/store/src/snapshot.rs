@@ -4,16 +4,20 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use futures_util::TryStreamExt;
 use roster_core::attr::AttrMap;
+use roster_core::lifecycle::LifecycleState;
 use roster_core::source::Attrs;
-use roster_core::state::{Link, ManagedGroup, Snapshot, StoredPerson, Tombstone, UnfinishedCreate};
+use roster_core::state::{Hold, Link, ManagedGroup, Snapshot, StoredPerson, Tombstone, UnfinishedCreate};
+use serde::Deserialize;
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use crate::Store;
 use crate::codec::{self, Cells};
 use crate::error::{Doing, Result};
 use crate::sql::Sql;
+use crate::{Backend, Store};
 
 macro_rules! person_select {
     ($rest:literal) => {
@@ -130,6 +134,195 @@ fn link(row: &AnyRow) -> Result<Link> {
     })
 }
 
+/// Rows per query of a bulk read (a few megabytes of JSON; a few in the unit tests, to read
+/// several pages).
+const BULK_ROWS: i64 = if cfg!(test) { 3 } else { 20_000 };
+
+/// A person without records as [`persons_in_bulk`] reads them: the columns of
+/// [`PERSON_WITHOUT_RECORDS`], in order.
+#[derive(Deserialize)]
+struct PersonRow(
+    String,
+    Option<String>,
+    LifecycleState,
+    Vec<String>,
+    String,
+    u32,
+    Option<NaiveDate>,
+    Option<NaiveDate>,
+    Option<Hold>,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+);
+
+/// SQLite: the persons without their records, as JSON arrays SQLite builds itself
+/// (`json_group_array`), [`BULK_ROWS`] per query in key order. Row by row, sqlx hands each row
+/// from SQLite's thread to the reader over a channel and copies every value twice: at a million
+/// persons that took three times what SQLite needs. `None` when a page is refused or does not parse:
+/// the caller reads row by row, which names the person and column at fault.
+async fn persons_in_bulk(tx: &mut AnyConnection) -> Option<Vec<StoredPerson>> {
+    let mut persons = Vec::new();
+    let mut shared: HashMap<Vec<String>, Arc<BTreeMap<String, Arc<Attrs>>>> = HashMap::new();
+    let empty = Arc::new(Attrs::new());
+    let mut after = String::new();
+    loop {
+        let page = sqlx::query_scalar::<_, Option<String>>(
+            "SELECT json_group_array(json_array(key, login, state, json(sources), eval_hash, missing_reads,
+                    left_on, next_transition, json(hold), json(record_keys), json(provenance)))
+             FROM (SELECT * FROM persons WHERE key > $1 ORDER BY key LIMIT $2)",
+        )
+        .bind(&after)
+        .bind(BULK_ROWS)
+        .fetch_one(&mut *tx)
+        .await;
+        // SQLite's json() refuses a column that is not JSON: read row by row, for the message.
+        let Ok(page) = page else { return None };
+        let Ok(rows) = serde_json::from_str::<Vec<PersonRow>>(page.as_deref().unwrap_or("[]")) else { return None };
+        let full = rows.len() as i64 == BULK_ROWS;
+        let before = after.clone();
+        for PersonRow(
+            key,
+            login,
+            state,
+            sources,
+            eval_hash,
+            missing_reads,
+            left_on,
+            next_transition,
+            hold,
+            record_keys,
+            provenance,
+        ) in rows
+        {
+            if key > after {
+                after.clone_from(&key);
+            }
+            let records = shared
+                .entry(sources)
+                .or_insert_with_key(|sources| {
+                    Arc::new(sources.iter().map(|source| (source.clone(), Arc::clone(&empty))).collect())
+                })
+                .clone();
+            persons.push(StoredPerson {
+                key,
+                login,
+                state,
+                records,
+                eval_hash,
+                missing_reads,
+                left_on,
+                next_transition,
+                hold,
+                record_keys,
+                provenance,
+                records_omitted: true,
+            });
+        }
+        if !full {
+            return Some(persons);
+        }
+        if after == before {
+            // The store's order is not the bytes' order: no page would ever be the last.
+            return None;
+        }
+    }
+}
+
+/// The persons one row at a time (PostgreSQL; SQLite with records, or when a bulk page fails).
+async fn persons_by_row(tx: &mut AnyConnection, with_records: bool) -> Result<Vec<StoredPerson>> {
+    let doing = || "reading the persons".to_string();
+    let select = if with_records { person_select!("") } else { PERSON_WITHOUT_RECORDS };
+    let mut rows = sqlx::query(select).fetch(&mut *tx);
+    let mut shared = EmptyRecords::new();
+    let mut persons = Vec::new();
+    while let Some(row) = rows.try_next().await.doing(doing)? {
+        persons.push(if with_records { person(&row)? } else { person_without_records(&row, &mut shared)? });
+    }
+    Ok(persons)
+}
+
+/// The links one row at a time, in (target, person) order, with `vals` for the targets
+/// `link_values_of` names (`None`: all).
+async fn links_by_row(tx: &mut AnyConnection, link_values_of: Option<&BTreeSet<String>>) -> Result<Vec<Link>> {
+    let doing = || "reading the links".to_string();
+    let mut query = Sql::new("SELECT target, person, object_id, dn, enabled, ");
+    match link_values_of {
+        None => query.push("vals"),
+        Some(targets) if targets.is_empty() => query.push("CASE WHEN 1 = 0 THEN vals END AS vals"),
+        Some(targets) => {
+            query.push("CASE WHEN target IN ");
+            codec::push_list(&mut query, targets.iter().map(String::as_str));
+            query.push(" THEN vals END AS vals")
+        }
+    };
+    query.push(", password_pending FROM links ORDER BY target, person");
+    let mut rows = query.build().fetch(&mut *tx);
+    let mut links = Vec::new();
+    while let Some(row) = rows.try_next().await.doing(doing)? {
+        links.push(link(&row)?);
+    }
+    Ok(links)
+}
+
+/// A link as [`links_in_bulk`] reads it: target, person, object id, DN, enabled, values (null
+/// where not read), password pending.
+#[derive(Deserialize)]
+struct LinkRow(String, String, String, String, u8, Option<AttrMap>, u8);
+
+/// SQLite: the links in (target, person) order as JSON arrays SQLite builds, as
+/// [`persons_in_bulk`] reads the persons; `vals` for the targets `link_values_of` names (`None`:
+/// all). `None` when a page is refused or does not parse.
+async fn links_in_bulk(tx: &mut AnyConnection, link_values_of: Option<&BTreeSet<String>>) -> Option<Vec<Link>> {
+    let mut links: Vec<Link> = Vec::new();
+    let (mut target, mut person) = (String::new(), String::new());
+    loop {
+        let mut query = Sql::new("SELECT json_group_array(json_array(target, person, object_id, dn, enabled, ");
+        match link_values_of {
+            None => query.push("json(vals)"),
+            Some(targets) if targets.is_empty() => query.push("NULL"),
+            Some(targets) => {
+                query.push("CASE WHEN target IN ");
+                codec::push_list(&mut query, targets.iter().map(String::as_str));
+                query.push(" THEN json(vals) END")
+            }
+        };
+        query.push(", password_pending)) FROM (SELECT * FROM links WHERE target > ");
+        query.push_bind(target.clone()).push(" OR (target = ").push_bind(target.clone());
+        query.push(" AND person > ").push_bind(person.clone());
+        query.push(") ORDER BY target, person LIMIT ").push_bind(BULK_ROWS).push(")");
+        let Ok((page,)) = query.build_query_as::<(Option<String>,)>().fetch_one(&mut *tx).await else { return None };
+        let Ok(rows) = serde_json::from_str::<Vec<LinkRow>>(page.as_deref().unwrap_or("[]")) else { return None };
+        let full = rows.len() as i64 == BULK_ROWS;
+        let before = (target.clone(), person.clone());
+        for LinkRow(t, p, object_id, dn, enabled, values, password_pending) in rows {
+            if enabled > 1 || password_pending > 1 {
+                return None;
+            }
+            if (t.as_str(), p.as_str()) > (target.as_str(), person.as_str()) {
+                (target, person) = (t.clone(), p.clone());
+            }
+            links.push(Link {
+                person: p,
+                target: t,
+                object_id,
+                dn,
+                enabled: enabled == 1,
+                values_omitted: values.is_none(),
+                values: values.unwrap_or_default(),
+                password_pending: password_pending == 1,
+            });
+        }
+        if !full {
+            // In (target, person) order, as the query row by row returns them.
+            links.sort_by(|a, b| (&a.target, &a.person).cmp(&(&b.target, &b.person)));
+            return Some(links);
+        }
+        if (target.as_str(), person.as_str()) == (before.0.as_str(), before.1.as_str()) {
+            return None;
+        }
+    }
+}
+
 /// Link values read by target, then person.
 type LinkValues = HashMap<String, HashMap<String, AttrMap>>;
 
@@ -235,36 +428,22 @@ impl Store {
         let mut tx = self.pool.begin().await.doing(doing)?;
         let mut snapshot = Snapshot::default();
 
-        let select = if with_records { person_select!("") } else { PERSON_WITHOUT_RECORDS };
-        let mut rows = sqlx::query(select).fetch(&mut *tx);
-        let mut shared = EmptyRecords::new();
+        let bulk = self.backend == Backend::Sqlite;
+        let persons = if bulk && !with_records { persons_in_bulk(&mut tx).await } else { None };
+        let persons = match persons {
+            Some(persons) => persons,
+            None => persons_by_row(&mut tx, with_records).await?,
+        };
         // Collected first and turned into the map in one go: building it row by row interleaves
         // the map's large node allocations with the rows' small frees, which the allocator pays
         // for dearly at a million rows.
-        let mut persons = Vec::new();
-        while let Some(row) = rows.try_next().await.doing(doing)? {
-            let person = if with_records { person(&row)? } else { person_without_records(&row, &mut shared)? };
-            persons.push((person.key.clone(), person));
-        }
-        drop(rows);
-        snapshot.persons = persons.into_iter().collect();
+        snapshot.persons = persons.into_iter().map(|p| (p.key.clone(), p)).collect();
 
-        let mut query = Sql::new("SELECT target, person, object_id, dn, enabled, ");
-        match link_values_of {
-            None => query.push("vals"),
-            Some(targets) if targets.is_empty() => query.push("CASE WHEN 1 = 0 THEN vals END AS vals"),
-            Some(targets) => {
-                query.push("CASE WHEN target IN ");
-                codec::push_list(&mut query, targets.iter().map(String::as_str));
-                query.push(" THEN vals END AS vals")
-            }
+        let links = if bulk { links_in_bulk(&mut tx, link_values_of).await } else { None };
+        snapshot.links = match links {
+            Some(links) => links,
+            None => links_by_row(&mut tx, link_values_of).await?,
         };
-        query.push(", password_pending FROM links ORDER BY target, person");
-        let mut rows = query.build().fetch(&mut *tx);
-        while let Some(row) = rows.try_next().await.doing(doing)? {
-            snapshot.links.push(link(&row)?);
-        }
-        drop(rows);
 
         let rows = sqlx::query("SELECT login, person, purged_on FROM tombstones ORDER BY login")
             .fetch_all(&mut *tx)
@@ -321,5 +500,70 @@ impl Store {
 
         tx.commit().await.doing(doing)?;
         Ok(snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use roster_core::plan::PersonUpdate;
+
+    use super::*;
+
+    /// The bulk reads, several pages of [`BULK_ROWS`], give what the reads row by row give.
+    #[tokio::test]
+    async fn bulk_reads_give_what_row_reads_give() {
+        let store = Store::open_in_memory().await.unwrap();
+        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        let updates: Vec<PersonUpdate> = (0..8)
+            .map(|i| PersonUpdate {
+                key: format!("p{i}"),
+                login: (i % 3 != 0).then(|| format!("login{i}")),
+                state: if i % 2 == 0 { LifecycleState::Active } else { LifecycleState::Leaver },
+                records: (0..1 + i % 2)
+                    .map(|s| (["hr", "contractors"][s].to_string(), Arc::new(Attrs::new())))
+                    .collect(),
+                eval_hash: format!("hash{i}"),
+                missing_reads: i as u32,
+                left_on: (i == 5).then(|| day("2026-01-31")),
+                next_transition: (i % 4 == 1).then(|| day("2026-12-01")),
+                hold: (i == 2)
+                    .then(|| Hold { reason: "a \"quoted\" ünïcødé reason".into(), until: Some(day("2027-01-01")) }),
+                tombstone: false,
+                record_keys: if i == 3 { BTreeMap::from([("hr".into(), "E-3".into())]) } else { BTreeMap::new() },
+                provenance: BTreeMap::from([("title".to_string(), "hr".to_string())]),
+            })
+            .collect();
+        store.commit_persons(&updates, day("2026-11-27")).await.unwrap();
+        for (i, target) in ["ad", "ldap", "ad", "ldap", "ad", "ldap", "ad"].iter().enumerate() {
+            sqlx::query("INSERT INTO links (target, person, object_id, dn, enabled, vals, password_pending) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(*target)
+                .bind(format!("p{i}"))
+                .bind(format!("id-{i}"))
+                .bind(format!("uid=Person {i}\\, Jr.,ou=people,dc=example,dc=org"))
+                .bind((i % 2) as i64)
+                .bind(format!(r#"{{"title":["Nurse {i}"],"cn":["a","b"]}}"#))
+                .bind(i64::from(i == 4))
+                .execute(&store.pool)
+                .await
+                .unwrap();
+        }
+        let mut tx = store.pool.begin().await.unwrap();
+        let mut by_row = persons_by_row(&mut tx, false).await.unwrap();
+        let mut bulk = persons_in_bulk(&mut tx).await.expect("the pages parse");
+        assert_eq!(bulk.len(), 8);
+        by_row.sort_by(|a, b| a.key.cmp(&b.key));
+        bulk.sort_by(|a, b| a.key.cmp(&b.key));
+        assert_eq!(bulk, by_row);
+        for values_of in [None, Some(BTreeSet::new()), Some(BTreeSet::from(["ldap".to_string()]))] {
+            let by_row = links_by_row(&mut tx, values_of.as_ref()).await.unwrap();
+            let bulk = links_in_bulk(&mut tx, values_of.as_ref()).await.expect("the pages parse");
+            assert_eq!(bulk.len(), 7);
+            assert_eq!(bulk, by_row, "values of {values_of:?}");
+        }
+        // A column that is not JSON: the bulk read gives way, and the row read names the person.
+        sqlx::query("UPDATE persons SET provenance = 'not json' WHERE key = 'p4'").execute(&mut *tx).await.unwrap();
+        assert!(persons_in_bulk(&mut tx).await.is_none());
+        let err = persons_by_row(&mut tx, false).await.unwrap_err().to_string();
+        assert!(err.contains("p4") && err.contains("provenance"), "{err}");
     }
 }
