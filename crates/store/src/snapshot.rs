@@ -246,22 +246,28 @@ async fn persons_by_row(tx: &mut AnyConnection, with_records: bool) -> Result<Ve
 async fn links_by_row(tx: &mut AnyConnection, link_values_of: Option<&BTreeSet<String>>) -> Result<Vec<Link>> {
     let doing = || "reading the links".to_string();
     let mut query = Sql::new("SELECT target, person, object_id, dn, enabled, ");
-    match link_values_of {
-        None => query.push("vals"),
-        Some(targets) if targets.is_empty() => query.push("CASE WHEN 1 = 0 THEN vals END AS vals"),
-        Some(targets) => {
-            query.push("CASE WHEN target IN ");
-            codec::push_list(&mut query, targets.iter().map(String::as_str));
-            query.push(" THEN vals END AS vals")
-        }
-    };
-    query.push(", password_pending FROM links ORDER BY target, person");
+    push_values_of(&mut query, link_values_of, "vals");
+    query.push(" AS vals, password_pending FROM links ORDER BY target, person");
     let mut rows = query.build().fetch(&mut *tx);
     let mut links = Vec::new();
     while let Some(row) = rows.try_next().await.doing(doing)? {
         links.push(link(&row)?);
     }
     Ok(links)
+}
+
+/// `values`, an expression on a link's `vals`, for the targets `link_values_of` names (`None`: all),
+/// else NULL.
+fn push_values_of(query: &mut Sql, link_values_of: Option<&BTreeSet<String>>, values: &str) {
+    match link_values_of {
+        None => query.push(values),
+        Some(targets) if targets.is_empty() => query.push(format!("CASE WHEN 1 = 0 THEN {values} END")),
+        Some(targets) => {
+            query.push("CASE WHEN target IN ");
+            codec::push_list(query, targets.iter().map(String::as_str));
+            query.push(format!(" THEN {values} END"))
+        }
+    };
 }
 
 /// A link as [`links_in_bulk`] reads it: target, person, object id, DN, enabled, values (null
@@ -277,15 +283,7 @@ async fn links_in_bulk(tx: &mut AnyConnection, link_values_of: Option<&BTreeSet<
     let (mut target, mut person) = (String::new(), String::new());
     loop {
         let mut query = Sql::new("SELECT json_group_array(json_array(target, person, object_id, dn, enabled, ");
-        match link_values_of {
-            None => query.push("json(vals)"),
-            Some(targets) if targets.is_empty() => query.push("NULL"),
-            Some(targets) => {
-                query.push("CASE WHEN target IN ");
-                codec::push_list(&mut query, targets.iter().map(String::as_str));
-                query.push(" THEN json(vals) END")
-            }
-        };
+        push_values_of(&mut query, link_values_of, "json(vals)");
         query.push(", password_pending)) FROM (SELECT * FROM links WHERE target > ");
         query.push_bind(target.clone()).push(" OR (target = ").push_bind(target.clone());
         query.push(" AND person > ").push_bind(person.clone());
