@@ -110,7 +110,7 @@ impl<'r> Cells<'r> {
         self.row.try_get::<Option<&str>, _>(column).map_err(|e| self.corrupt(column, e))
     }
 
-    pub(crate) fn str(&self, column: &'static str) -> Result<&'r str> {
+    fn str(&self, column: &'static str) -> Result<&'r str> {
         self.opt_str(column)?.ok_or_else(|| self.corrupt(column, "unexpected NULL"))
     }
 

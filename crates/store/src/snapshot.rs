@@ -74,24 +74,25 @@ fn person(row: &AnyRow) -> Result<StoredPerson> {
     person_with(&cells, Arc::new(cells.records("records")?), false)
 }
 
-/// Each list of sources (as the store writes it) -> its sources, each with one shared empty record.
-type EmptyRecords = HashMap<String, Arc<BTreeMap<String, Arc<Attrs>>>>;
+/// The records of persons read without them: each of their sources with an empty record, in one
+/// map per list of sources, shared by every person with that list.
+#[derive(Default)]
+struct EmptyRecords(HashMap<Vec<String>, Arc<BTreeMap<String, Arc<Attrs>>>>);
 
-/// A person read without their records: each of their sources with an empty record, in a map
-/// shared by every person with the same sources (`shared`).
+impl EmptyRecords {
+    fn of(&mut self, sources: Vec<String>) -> Arc<BTreeMap<String, Arc<Attrs>>> {
+        let records = self.0.entry(sources).or_insert_with_key(|sources| {
+            let empty = Arc::new(Attrs::new());
+            Arc::new(sources.iter().map(|source| (source.clone(), Arc::clone(&empty))).collect())
+        });
+        Arc::clone(records)
+    }
+}
+
+/// A person read without their records (see [`EmptyRecords`]).
 fn person_without_records(row: &AnyRow, shared: &mut EmptyRecords) -> Result<StoredPerson> {
     let cells = Cells::keyed_by(row, "persons", "key")?;
-    let listed = cells.str("sources")?;
-    let records = match shared.get(listed) {
-        Some(records) => Arc::clone(records),
-        None => {
-            let sources: Vec<String> = cells.json("sources")?;
-            let empty = Arc::new(Attrs::new());
-            let records = Arc::new(sources.into_iter().map(|source| (source, Arc::clone(&empty))).collect());
-            shared.insert(listed.to_string(), Arc::clone(&records));
-            records
-        }
-    };
+    let records = shared.of(cells.json("sources")?);
     person_with(&cells, records, true)
 }
 
@@ -162,8 +163,7 @@ struct PersonRow(
 /// the caller reads row by row, which names the person and column at fault.
 async fn persons_in_bulk(tx: &mut AnyConnection) -> Option<Vec<StoredPerson>> {
     let mut persons = Vec::new();
-    let mut shared: HashMap<Vec<String>, Arc<BTreeMap<String, Arc<Attrs>>>> = HashMap::new();
-    let empty = Arc::new(Attrs::new());
+    let mut shared = EmptyRecords::default();
     let mut after = String::new();
     loop {
         let page = sqlx::query_scalar::<_, Option<String>>(
@@ -197,17 +197,11 @@ async fn persons_in_bulk(tx: &mut AnyConnection) -> Option<Vec<StoredPerson>> {
             if key > after {
                 after.clone_from(&key);
             }
-            let records = shared
-                .entry(sources)
-                .or_insert_with_key(|sources| {
-                    Arc::new(sources.iter().map(|source| (source.clone(), Arc::clone(&empty))).collect())
-                })
-                .clone();
             persons.push(StoredPerson {
                 key,
                 login,
                 state,
-                records,
+                records: shared.of(sources),
                 eval_hash,
                 missing_reads,
                 left_on,
@@ -233,7 +227,7 @@ async fn persons_by_row(tx: &mut AnyConnection, with_records: bool) -> Result<Ve
     let doing = || "reading the persons".to_string();
     let select = if with_records { person_select!("") } else { PERSON_WITHOUT_RECORDS };
     let mut rows = sqlx::query(select).fetch(&mut *tx);
-    let mut shared = EmptyRecords::new();
+    let mut shared = EmptyRecords::default();
     let mut persons = Vec::new();
     while let Some(row) = rows.try_next().await.doing(doing)? {
         persons.push(if with_records { person(&row)? } else { person_without_records(&row, &mut shared)? });
