@@ -23,18 +23,21 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::plan::{Notice, NoticeKind};
 use crate::settings::Settings;
 use crate::source::{FieldValue, SourceRead};
-use crate::state::Snapshot;
+use crate::state::{Snapshot, StoredPerson};
+use crate::{FastMap, fast_map};
 
 type Attrs = std::sync::Arc<crate::source::Attrs>;
 
 /// The persons of one run, as the records of this run say.
 pub(crate) struct Correlated<'a> {
     /// Person key -> source -> (record key, attributes), for the records read in this run.
-    pub persons: BTreeMap<String, PersonRecords<'a>>,
+    pub persons: FastMap<Cow<'a, str>, PersonRecords<'a>>,
+    /// The persons of `persons` the snapshot does not hold: new in this run.
+    pub new_persons: Vec<String>,
     /// Persons held by a disputed correlation, with the record in dispute.
     pub disputed: BTreeMap<String, String>,
     /// Record key (of any source) -> person key, for references by source key (`manager`).
-    pub aliases: HashMap<Cow<'a, str>, Cow<'a, str>>,
+    pub aliases: FastMap<Cow<'a, str>, Cow<'a, str>>,
     pub notices: Vec<Notice>,
 }
 
@@ -75,17 +78,22 @@ impl Correlated<'_> {
 /// The record key of `source` stored for a person: before roster remembered record keys, a
 /// person's records all had the person's key.
 pub(crate) fn stored_record_key<'a>(snapshot: &'a Snapshot, person: &'a str, source: &str) -> &'a str {
-    snapshot.persons.get(person).and_then(|p| p.record_keys.get(source)).map_or(person, String::as_str)
+    snapshot.persons.get(person).map_or(person, |p| record_key_of(p, source))
+}
+
+/// [`stored_record_key`] of a stored person at hand.
+pub(crate) fn record_key_of<'a>(p: &'a StoredPerson, source: &str) -> &'a str {
+    p.record_keys.get(source).map_or(&p.key, String::as_str)
 }
 
 struct Index<'a> {
     settings: &'a Settings,
     snapshot: &'a Snapshot,
     /// (source, record key) -> person, as stored.
-    linked: HashMap<(&'a str, &'a str), &'a str>,
+    linked: FastMap<(&'a str, &'a str), &'a StoredPerson>,
     /// Any key (person keys first, then record keys) -> person. Borrowed from the snapshot and
     /// the reads, but for the keys of new persons: no copy per person.
-    by_key: HashMap<Cow<'a, str>, Cow<'a, str>>,
+    by_key: FastMap<Cow<'a, str>, Cow<'a, str>>,
     /// (attribute, value) -> persons holding it.
     secondary: HashMap<(String, String), BTreeSet<String>>,
     /// Every attribute some source correlates by.
@@ -97,17 +105,19 @@ impl<'a> Index<'a> {
     fn new(settings: &'a Settings, snapshot: &'a Snapshot) -> Index<'a> {
         let secondary_attrs: BTreeSet<&str> =
             settings.sources.iter().flat_map(|s| s.correlate.iter().map(String::as_str)).collect();
+        let stored = snapshot.persons.len();
         let mut index = Index {
             settings,
             snapshot,
-            linked: HashMap::new(),
-            by_key: HashMap::new(),
+            linked: fast_map(stored),
+            by_key: fast_map(stored),
             secondary: HashMap::new(),
             secondary_attrs,
             out: Correlated {
-                persons: BTreeMap::new(),
+                persons: fast_map(stored),
+                new_persons: Vec::new(),
                 disputed: BTreeMap::new(),
-                aliases: HashMap::new(),
+                aliases: fast_map(stored),
                 notices: Vec::new(),
             },
         };
@@ -116,8 +126,8 @@ impl<'a> Index<'a> {
         }
         for p in snapshot.persons.values() {
             for (source, attrs) in p.records.iter() {
-                let record_key = stored_record_key(snapshot, &p.key, source);
-                index.linked.insert((source.as_str(), record_key), p.key.as_str());
+                let record_key = record_key_of(p, source);
+                index.linked.insert((source.as_str(), record_key), p);
                 index.by_key.entry(Cow::Borrowed(record_key)).or_insert(Cow::Borrowed(&p.key));
                 index.out.aliases.entry(Cow::Borrowed(record_key)).or_insert(Cow::Borrowed(&p.key));
                 index.remember_secondary(&p.key, attrs);
@@ -137,11 +147,22 @@ impl<'a> Index<'a> {
     /// The record key this person has in `source`, if it is not `record_key`: this run's record,
     /// or the stored one.
     fn other_record(&self, person: &str, source: &str, record_key: &str) -> Option<String> {
+        self.other_record_of(person, self.snapshot.persons.get(person), source, record_key)
+    }
+
+    /// [`Index::other_record`] of a person whose stored self (if any) is at hand.
+    fn other_record_of(
+        &self,
+        person: &str,
+        stored: Option<&StoredPerson>,
+        source: &str,
+        record_key: &str,
+    ) -> Option<String> {
         if let Some((k, _)) = self.out.persons.get(person).and_then(|m| m.get(source)) {
             return (*k != record_key).then(|| k.to_string());
         }
-        let stored = self.snapshot.persons.get(person)?;
-        stored.records.contains_key(source).then(|| stored_record_key(self.snapshot, person, source)).and_then(|k| {
+        let stored = stored?;
+        stored.records.contains_key(source).then(|| record_key_of(stored, source)).and_then(|k| {
             // A stored record whose key is read again in this run was claimed by step 1.
             (k != record_key).then(|| k.to_string())
         })
@@ -152,7 +173,7 @@ impl<'a> Index<'a> {
     }
 
     fn join(&mut self, person: Cow<'a, str>, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
-        self.out.persons.entry(person.to_string()).or_default().insert(source, (record_key, attrs));
+        self.out.persons.entry(person.clone()).or_default().insert(source, (record_key, attrs));
         self.by_key.entry(Cow::Borrowed(record_key)).or_insert_with(|| person.clone());
         self.remember_secondary(&person, attrs);
         self.out.aliases.insert(Cow::Borrowed(record_key), person);
@@ -167,6 +188,7 @@ impl<'a> Index<'a> {
             key = if n == 2 { format!("{source}:{record_key}") } else { format!("{source}:{record_key}:{n}") };
         }
         self.by_key.insert(Cow::Owned(key.clone()), Cow::Owned(key.clone()));
+        self.out.new_persons.push(key.clone());
         self.join(Cow::Owned(key), source, record_key, attrs);
     }
 
@@ -276,8 +298,8 @@ pub(crate) fn correlate<'a>(
                 let source = read.source.as_str();
                 let linked = index.linked.get(&(source, r.key.as_str())).copied();
                 match linked {
-                    Some(person) if index.other_record(person, source, &r.key).is_none() => {
-                        index.join(Cow::Borrowed(person), source, &r.key, &r.attrs);
+                    Some(person) if index.other_record_of(&person.key, Some(person), source, &r.key).is_none() => {
+                        index.join(Cow::Borrowed(&person.key), source, &r.key, &r.attrs);
                     }
                     _ => {
                         let names_previous = previous_key.is_some_and(|a| r.attrs.contains_key(a));
@@ -429,7 +451,13 @@ candidates = ["key"]
 
     /// Person key -> sorted "source/record key".
     fn persons(c: &Correlated) -> Vec<(String, Vec<String>)> {
-        c.persons.iter().map(|(p, m)| (p.clone(), m.iter().map(|(s, (k, _))| format!("{s}/{k}")).collect())).collect()
+        let mut persons: Vec<(String, Vec<String>)> = c
+            .persons
+            .iter()
+            .map(|(p, m)| (p.to_string(), m.iter().map(|(s, (k, _))| format!("{s}/{k}")).collect()))
+            .collect();
+        persons.sort();
+        persons
     }
 
     #[test]

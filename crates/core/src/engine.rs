@@ -25,7 +25,7 @@ use crate::plan::{
 use crate::settings::{Settings, TargetRules};
 use crate::source::{Attrs, FieldValue, SourceRead};
 use crate::state::{Hold, Link, Snapshot, StoredPerson, TargetEntry, TargetView};
-use crate::{correlate, effective, parallel};
+use crate::{FastMap, correlate, effective, fast_map, parallel};
 
 /// The ppolicy attribute whose special value `000001010000Z` is OpenLDAP's administrative lock.
 pub const LOCK_ATTRIBUTE: &str = "pwdAccountLockedTime";
@@ -212,13 +212,46 @@ fn same_values(attr: &AttrName, a: &[String], b: &[String], as_dn: bool) -> bool
 /// The hash of the configuration and a person's records (their JSON, written into `buffer`, which
 /// is reused from person to person: hashing it whole costs less than the JSON's many small
 /// writes).
-fn hash_person<R: serde::Serialize>(config_hash: &str, records: &BTreeMap<String, R>, buffer: &mut Vec<u8>) -> String {
+fn hash_person(config_hash: &str, records: &RecordsByName, buffer: &mut Vec<u8>) -> String {
     let mut h = Sha256::new();
     h.update(config_hash.as_bytes());
     buffer.clear();
     let _ = serde_json::to_writer(&mut *buffer, records);
     h.update(&buffer);
     format!("{:x}", h.finalize())[..32].to_string()
+}
+
+/// `login` lower-cased, borrowed when it already is.
+fn lowercase(login: &str) -> Cow<'_, str> {
+    if login.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
+        Cow::Owned(login.to_lowercase())
+    } else {
+        Cow::Borrowed(login)
+    }
+}
+
+/// A person's records by source name, in name order: what their hash is made of (the JSON of a
+/// map from source to record), without a map per person.
+#[derive(Default)]
+struct RecordsByName<'r>(Vec<(&'r str, &'r Arc<Attrs>)>);
+
+impl<'r> RecordsByName<'r> {
+    fn insert(&mut self, source: &'r str, attrs: &'r Arc<Attrs>) {
+        match self.0.binary_search_by(|(s, _)| (*s).cmp(source)) {
+            Ok(at) => self.0[at].1 = attrs,
+            Err(at) => self.0.insert(at, (source, attrs)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl serde::Serialize for RecordsByName<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(source, attrs)| (source, attrs)))
+    }
 }
 
 struct Planner {
@@ -367,16 +400,22 @@ fn plan_with(
     let empty_view = TargetView::default();
     let view_of = |t: &TargetRules| input.views.get(t.name()).unwrap_or(&empty_view);
 
-    // 3. Login names, in key order so that the outcome is reproducible.
-    let mut owners: HashMap<String, String> = HashMap::new();
-    for p in snapshot.persons.values() {
-        if let Some(l) = &p.login {
-            owners.insert(l.to_lowercase(), p.key.clone());
+    // 3. Login names, in key order so that the outcome is reproducible. Who owns each login
+    // (lower-cased), made when the first person needs a login: a daily run in which everyone has
+    // theirs makes no map of everyone's.
+    let stored_owners = || {
+        let mut owners: FastMap<Cow<str>, Cow<str>> = fast_map(snapshot.persons.len() + snapshot.tombstones.len());
+        for p in snapshot.persons.values() {
+            if let Some(l) = &p.login {
+                owners.insert(lowercase(l), Cow::Borrowed(&p.key));
+            }
         }
-    }
-    for t in &snapshot.tombstones {
-        owners.entry(t.login.to_lowercase()).or_insert_with(|| t.person.clone());
-    }
+        for t in &snapshot.tombstones {
+            owners.entry(lowercase(&t.login)).or_insert(Cow::Borrowed(&t.person));
+        }
+        owners
+    };
+    let mut owners = None;
     let mut taken_in_targets: BTreeSet<&str> = BTreeSet::new();
     for v in input.views.values() {
         taken_in_targets.extend(v.taken_logins.iter().map(String::as_str));
@@ -443,13 +482,16 @@ fn plan_with(
             continue;
         }
         if let Some(existing) = adopted {
-            owners.insert(existing.to_lowercase(), p.key.clone());
+            owners
+                .get_or_insert_with(stored_owners)
+                .insert(Cow::Owned(existing.to_lowercase()), Cow::Owned(p.key.clone()));
             p.login = Some(existing);
             continue;
         }
         fill_env(&mut login_env, &variables, settings, p, "", as_text);
         let texts = &p.texts;
         let key = p.key.clone();
+        let owners = owners.get_or_insert_with(stored_owners);
         let taken = |l: &str| owners.get(l).is_some_and(|o| *o != key) || taken_in_targets.contains(l);
         match login::choose(
             &settings.login,
@@ -459,7 +501,7 @@ fn plan_with(
             &mut numbering,
         ) {
             Ok(choice) => {
-                owners.insert(choice.login.to_lowercase(), p.key.clone());
+                owners.insert(Cow::Owned(choice.login.to_lowercase()), Cow::Owned(p.key.clone()));
                 p.login = Some(choice.login);
             }
             Err(e) => {
@@ -486,9 +528,9 @@ fn plan_with(
 
         // Current entry of each person, and desired DNs. DNs already taken belong to their entry's
         // person (or to nobody roster knows), so a second "Jose Garcia" gets "Jose Garcia (2)".
-        let mut current: HashMap<&str, (&TargetEntry, bool)> = HashMap::new();
-        let mut desired_dn: HashMap<&str, Place> = HashMap::new();
-        let owner_of: HashMap<&str, &str> = snapshot
+        let mut current: FastMap<&str, (&TargetEntry, bool)> = fast_map(people.len());
+        let mut desired_dn: FastMap<&str, Place> = fast_map(people.len());
+        let owner_of: FastMap<&str, &str> = snapshot
             .links
             .iter()
             .filter(|l| l.target == rules.name())
@@ -1455,14 +1497,14 @@ pub fn stored_records_needed(input: &PlanInput) -> BTreeSet<String> {
 }
 
 /// The rows in effect of each read (`effective.rs`), and the stored links by (target, person).
-type LinksByPerson<'a> = HashMap<(&'a str, &'a str), &'a Link>;
+type LinksByPerson<'a> = FastMap<(&'a str, &'a str), &'a Link>;
 fn rows_and_links<'a>(
     input: &PlanInput<'a>,
     notices: &mut Vec<Notice>,
 ) -> (Vec<Cow<'a, SourceRead>>, LinksByPerson<'a>) {
     let chosen =
         input.reads.iter().map(|r| effective::choose(&input.settings.sources, r, input.as_of, notices)).collect();
-    let mut links: LinksByPerson = HashMap::new();
+    let mut links: LinksByPerson = fast_map(input.snapshot.links.len());
     for l in &input.snapshot.links {
         links.insert((l.target.as_str(), l.person.as_str()), l);
     }
@@ -1471,8 +1513,8 @@ fn rows_and_links<'a>(
 
 /// Step 1 of the plan: every person of this run, from this run's records and the stored ones,
 /// evaluated or settled (see "Incremental evaluation" in `docs/benchmarks.md`).
-fn evaluate_people(
-    input: &PlanInput,
+fn evaluate_people<'a>(
+    input: &PlanInput<'a>,
     reads: &[&SourceRead],
     links: &LinksByPerson,
     planner: &mut Planner,
@@ -1509,7 +1551,19 @@ fn evaluate_people(
         }
     }
     let read_sources: BTreeSet<&str> = reads.iter().map(|r| r.source.as_str()).collect();
-    let keys: BTreeSet<&str> = snapshot.persons.keys().chain(correlated.persons.keys()).map(String::as_str).collect();
+    // Everyone, in key order, with their stored self: the stored persons merged with the new ones.
+    let mut new_persons: Vec<&str> = correlated.new_persons.iter().map(String::as_str).collect();
+    new_persons.sort_unstable();
+    let mut keys: Vec<(&str, Option<&'a StoredPerson>)> =
+        Vec::with_capacity(snapshot.persons.len() + new_persons.len());
+    let mut fresh = new_persons.into_iter().peekable();
+    for (key, stored) in &snapshot.persons {
+        while let Some(new) = fresh.next_if(|new| *new < key.as_str()) {
+            keys.push((new, None));
+        }
+        keys.push((key, Some(stored)));
+    }
+    keys.extend(fresh.map(|new| (new, None)));
     // Persons with work left from an earlier run are evaluated whatever their records say.
     let mut unfinished: BTreeSet<&str> = snapshot.unfinished_creates.iter().map(|u| u.person.as_str()).collect();
     unfinished.extend(snapshot.failures.iter().map(|f| f.person.as_str()));
@@ -1548,22 +1602,21 @@ fn evaluate_people(
     // A person's records in this run: this run's, else the stored ones (`omitted` when the
     // snapshot was read without them), with their record keys and the complete sources that no
     // longer list them.
-    let records_of = |key: &str| {
-        let stored = snapshot.persons.get(key);
+    let records_of = |key: &str, stored: Option<&'a StoredPerson>| {
         let fresh = correlated.persons.get(key);
-        let mut records: BTreeMap<String, &Arc<Attrs>> = BTreeMap::new();
+        let mut records = RecordsByName::default();
         let mut record_keys = BTreeMap::new();
         let mut missing_sources = Vec::new();
         let mut omitted = false;
         for source in &settings.sources {
             let name = source.name.as_str();
             let record_key = if let Some((record_key, attrs)) = fresh.and_then(|m| m.get(name)) {
-                records.insert(name.to_string(), *attrs);
+                records.insert(name, attrs);
                 *record_key
             } else if let Some((s, previous)) = stored.and_then(|s| Some((s, s.records.get(name)?))) {
                 omitted |= s.records_omitted;
-                records.insert(name.to_string(), previous);
-                let record_key = correlate::stored_record_key(snapshot, key, name);
+                records.insert(name, previous);
+                let record_key = correlate::record_key_of(s, name);
                 let held = quarantined.get(name).is_some_and(|q| q.contains(record_key));
                 if !held && complete.contains(name) && read_sources.contains(name) {
                     missing_sources.push(name.to_string());
@@ -1582,14 +1635,14 @@ fn evaluate_people(
     let mut people: Vec<Evaluated> = Vec::with_capacity(keys.len());
     // Each person's records and their hash, made ahead on every core (a daily run hashes everyone
     // to find the few whose records changed); taken below in key order.
-    let keys: Vec<&str> = keys.into_iter().collect();
-    let hashed = |json: &mut Vec<u8>, key: &&str| {
-        let found = records_of(key);
+    let hashed = |json: &mut Vec<u8>, (key, stored): &(&str, Option<&'a StoredPerson>)| {
+        let found = records_of(key, *stored);
         let hash = (!found.0.is_empty() && !found.3).then(|| hash_person(&settings.hash, &found.0, json));
         (found, hash)
     };
-    for (&key, ((records, record_keys, missing_sources, omitted), hash)) in parallel::blocks(&keys, Vec::new, hashed) {
-        let stored = snapshot.persons.get(key);
+    for (&(key, stored), ((records, record_keys, missing_sources, omitted), hash)) in
+        parallel::blocks(&keys, Vec::new, hashed)
+    {
         if records.is_empty() {
             continue;
         }
@@ -1624,16 +1677,17 @@ fn evaluate_people(
         }) {
             // The records hash as stored: they are the stored ones, which a daily run did not read.
             let manager = records
-                .values()
-                .find_map(|r| r.get("manager"))
-                .map(FieldValue::to_text)
+                .0
+                .iter()
+                .find_map(|(_, r)| r.get("manager"))
+                .map(FieldValue::as_text)
                 .filter(|m| !m.is_empty())
                 .map(|m| correlated.person_of(&m).to_string());
             people.push(settled(s, eval_hash, manager));
             continue;
         }
         let records: BTreeMap<String, Arc<Attrs>> =
-            records.into_iter().map(|(source, attrs)| (source, Arc::clone(attrs))).collect();
+            records.0.into_iter().map(|(source, attrs)| (source.to_string(), Arc::clone(attrs))).collect();
         if !missing_sources.is_empty() && !gone {
             planner.notice(
                 NoticeKind::Missing,
@@ -1675,8 +1729,9 @@ fn evaluate_people(
                 let hash = std::mem::take(&mut p.eval_hash);
                 let manager = p.manager.take();
                 // Settled, so their records in this run hash as the stored ones: they are the same.
-                let (records, record_keys, _, _) = records_of(&p.key);
-                let records = records.into_iter().map(|(source, attrs)| (source, Arc::clone(attrs))).collect();
+                let (records, record_keys, _, _) = records_of(&p.key, Some(stored));
+                let records =
+                    records.0.into_iter().map(|(source, attrs)| (source.to_string(), Arc::clone(attrs))).collect();
                 *p = evaluate_person(
                     settings,
                     today,
@@ -1988,8 +2043,8 @@ fn evaluate_expressions(
     settings: &Settings,
     rules: &TargetRules,
     p: &Evaluated,
-    current: &HashMap<&str, (&TargetEntry, bool)>,
-    desired_dn: &HashMap<&str, Place>,
+    current: &FastMap<&str, (&TargetEntry, bool)>,
+    desired_dn: &FastMap<&str, Place>,
 ) -> Option<Evaluations> {
     if !p.evaluate || p.hold.is_some() || p.failed {
         return None;
@@ -2057,7 +2112,7 @@ fn has_empty_name(dn: &Dn) -> bool {
     dn.rdns().iter().any(|r| r.0.iter().any(|a| a.value.trim().is_empty()))
 }
 
-fn manager_dn_of(p: &Evaluated, desired: &HashMap<&str, Place>) -> Option<String> {
+fn manager_dn_of(p: &Evaluated, desired: &FastMap<&str, Place>) -> Option<String> {
     let mgr = p.manager.as_ref()?;
     if mgr == &p.key {
         return None;
@@ -2126,7 +2181,7 @@ struct Referable {
 }
 
 impl Referable {
-    fn of(current: &HashMap<&str, (&TargetEntry, bool)>, desired_dn: &HashMap<&str, Place>) -> Referable {
+    fn of(current: &FastMap<&str, (&TargetEntry, bool)>, desired_dn: &FastMap<&str, Place>) -> Referable {
         let mut referable = Referable::default();
         for (key, dn) in desired_dn {
             let dn = dn.normalized().into_owned();
@@ -2372,8 +2427,8 @@ fn plan_orphans(
     planner: &mut Planner,
     rules: &TargetRules,
     view: &TargetView,
-    current: &HashMap<&str, (&TargetEntry, bool)>,
-    owner_of: &HashMap<&str, &str>,
+    current: &FastMap<&str, (&TargetEntry, bool)>,
+    owner_of: &FastMap<&str, &str>,
     people: &[Cow<Evaluated>],
 ) {
     if rules.config.orphans == OrphanPolicy::Ignore {
@@ -2464,8 +2519,8 @@ fn plan_groups(
     rules: &TargetRules,
     view: &TargetView,
     wanted: &WantedGroups,
-    desired_dn: &HashMap<&str, Place>,
-    current: &HashMap<&str, (&TargetEntry, bool)>,
+    desired_dn: &FastMap<&str, Place>,
+    current: &FastMap<&str, (&TargetEntry, bool)>,
     people: &[Cow<Evaluated>],
     untouchable: &BTreeSet<String>,
     managed_groups: &[&str],
@@ -2474,7 +2529,7 @@ fn plan_groups(
     let ad = is_ad(rules);
     // Every DN roster manages in this target (now or after the plan), to its person.
     // Borrowed where the DN is kept as it is (most of them, in a daily run): no copy per person.
-    let mut managed_members: HashMap<Cow<str>, &Evaluated> = HashMap::new();
+    let mut managed_members: FastMap<Cow<str>, &Evaluated> = fast_map(people.len());
     for p in people {
         if let Some((e, _)) = current.get(p.key.as_str()) {
             managed_members.insert(Cow::Owned(normalize_dn(&e.dn)), p);
@@ -2485,7 +2540,7 @@ fn plan_groups(
     }
     // The directory keeps members pointing at renamed entries (AD always, OpenLDAP with the refint
     // overlay), and renames run before group changes: diff against the members as they will be.
-    let mut renamed: HashMap<String, String> = HashMap::new();
+    let mut renamed: FastMap<String, String> = FastMap::default();
     for p in people {
         if let (Some((e, _)), Some(d)) = (current.get(p.key.as_str()), desired_dn.get(p.key.as_str()))
             && normalize_dn(&e.dn) != d.normalized()

@@ -17,3 +17,12 @@ pub mod render;
 pub mod settings;
 pub mod source;
 pub mod state;
+
+/// A hash map for the planner's maps over every person (correlation by key, links by person,
+/// logins by owner): foldhash instead of SipHash, seeded per process as std's is.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// An empty [`FastMap`] with room for `n` entries.
+pub(crate) fn fast_map<K, V>(n: usize) -> FastMap<K, V> {
+    FastMap::with_capacity_and_hasher(n, foldhash::fast::RandomState::default())
+}
