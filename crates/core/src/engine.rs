@@ -2531,17 +2531,22 @@ fn plan_groups(
     // Borrowed where the DN is kept as it is (most of them, in a daily run): no copy per person.
     let mut managed_members: FastMap<Cow<str>, &Evaluated> = fast_map(people.len());
     for p in people {
-        if let Some((e, _)) = current.get(p.key.as_str()) {
+        let desired = desired_dn.get(p.key.as_str());
+        // A settled person's desired DN is their entry's, when the view holds it: one insert.
+        if let Some((e, _)) = current.get(p.key.as_str())
+            && (p.evaluate || desired.is_none())
+        {
             managed_members.insert(Cow::Owned(normalize_dn(&e.dn)), p);
         }
-        if let Some(d) = desired_dn.get(p.key.as_str()) {
+        if let Some(d) = desired {
             managed_members.insert(d.normalized(), p);
         }
     }
     // The directory keeps members pointing at renamed entries (AD always, OpenLDAP with the refint
     // overlay), and renames run before group changes: diff against the members as they will be.
     let mut renamed: FastMap<String, String> = FastMap::default();
-    for p in people {
+    // Settled persons stay where they are.
+    for p in people.iter().filter(|p| p.evaluate) {
         if let (Some((e, _)), Some(d)) = (current.get(p.key.as_str()), desired_dn.get(p.key.as_str()))
             && normalize_dn(&e.dn) != d.normalized()
         {

@@ -157,30 +157,29 @@ struct PersonRow(
 );
 
 /// SQLite: the persons without their records, as JSON arrays SQLite builds itself
-/// (`json_group_array`), [`BULK_ROWS`] per query in key order. Row by row, sqlx hands each row
-/// from SQLite's thread to the reader over a channel and copies every value twice: at a million
-/// persons that took three times what SQLite needs. `None` when a page is refused or does not parse:
-/// the caller reads row by row, which names the person and column at fault.
+/// (`json_group_array`), in pages ([`in_pages`]). Row by row, sqlx hands each row from SQLite's
+/// thread to the reader over a channel and copies every value twice: at a million persons that
+/// took three times what SQLite needs. `None` when a page is refused or does not parse: the caller
+/// reads row by row, which names the person and column at fault.
 async fn persons_in_bulk(tx: &mut AnyConnection) -> Option<Vec<StoredPerson>> {
-    let mut persons = Vec::new();
-    let mut shared = EmptyRecords::default();
-    let mut after = String::new();
-    loop {
-        let page = sqlx::query_scalar::<_, Option<String>>(
+    let page = |after: i64| {
+        let mut query = Sql::new(
             "SELECT json_group_array(json_array(key, login, state, json(sources), eval_hash, missing_reads,
-                    left_on, next_transition, json(hold), json(record_keys), json(provenance)))
-             FROM (SELECT * FROM persons WHERE key > $1 ORDER BY key LIMIT $2)",
-        )
-        .bind(&after)
-        .bind(BULK_ROWS)
-        .fetch_one(&mut *tx)
-        .await;
-        // SQLite's json() refuses a column that is not JSON: read row by row, for the message.
-        let Ok(page) = page else { return None };
-        let Ok(rows) = serde_json::from_str::<Vec<PersonRow>>(page.as_deref().unwrap_or("[]")) else { return None };
-        let full = rows.len() as i64 == BULK_ROWS;
-        let before = after.clone();
-        for PersonRow(
+                    left_on, next_transition, json(hold), json(record_keys), json(provenance))), max(r), count(*)
+             FROM (SELECT rowid AS r, * FROM persons WHERE rowid > ",
+        );
+        query.push_bind(after).push(" ORDER BY rowid LIMIT ").push_bind(BULK_ROWS).push(")");
+        query
+    };
+    in_pages(tx, page, persons_of_page).await
+}
+
+/// The persons of one page of [`persons_in_bulk`].
+fn persons_of_page(page: &str) -> Option<Vec<StoredPerson>> {
+    let rows = serde_json::from_str::<Vec<PersonRow>>(page).ok()?;
+    let mut shared = EmptyRecords::default();
+    let persons = rows.into_iter().map(
+        |PersonRow(
             key,
             login,
             state,
@@ -192,34 +191,56 @@ async fn persons_in_bulk(tx: &mut AnyConnection) -> Option<Vec<StoredPerson>> {
             hold,
             record_keys,
             provenance,
-        ) in rows
-        {
-            if key > after {
-                after.clone_from(&key);
-            }
-            persons.push(StoredPerson {
-                key,
-                login,
-                state,
-                records: shared.of(sources),
-                eval_hash,
-                missing_reads,
-                left_on,
-                next_transition,
-                hold,
-                record_keys,
-                provenance,
-                records_omitted: true,
-            });
+        )| StoredPerson {
+            key,
+            login,
+            state,
+            records: shared.of(sources),
+            eval_hash,
+            missing_reads,
+            left_on,
+            next_transition,
+            hold,
+            record_keys,
+            provenance,
+            records_omitted: true,
+        },
+    );
+    Some(persons.collect())
+}
+
+/// One page of a bulk read: SQLite's JSON array of its rows, the last rowid, the number of rows.
+type Page = (Option<String>, Option<i64>, i64);
+
+/// A table read in pages of [`BULK_ROWS`] rows that SQLite writes as one JSON array each, in rowid
+/// order (the table's own: no index look-up per row); `page` makes the query of the page after a
+/// rowid, returning a [`Page`]. Each page is parsed by `parse` on a blocking thread while SQLite,
+/// on its own thread, makes the next. `None` when a page is refused or does not parse.
+async fn in_pages<T: Send + 'static>(
+    tx: &mut AnyConnection,
+    page: impl Fn(i64) -> Sql,
+    parse: fn(&str) -> Option<Vec<T>>,
+) -> Option<Vec<T>> {
+    let mut rows = Vec::new();
+    let mut parsing: Option<tokio::task::JoinHandle<Option<Vec<T>>>> = None;
+    let mut after = 0;
+    loop {
+        let read = page(after).build_query_as::<Page>().fetch_one(&mut *tx).await;
+        if let Some(parsed) = parsing.take() {
+            rows.extend(parsed.await.ok()??);
         }
-        if !full {
-            return Some(persons);
-        }
-        if after == before {
-            // The store's order is not the bytes' order: no page would ever be the last.
-            return None;
+        // SQLite's json() refuses a column that is not JSON: the caller reads row by row.
+        let (json, last, count) = read.ok()?;
+        parsing = Some(tokio::task::spawn_blocking(move || parse(json.as_deref().unwrap_or("[]"))));
+        match last {
+            Some(last) if count == BULK_ROWS => after = last,
+            _ => break,
         }
     }
+    if let Some(parsed) = parsing {
+        rows.extend(parsed.await.ok()??);
+    }
+    Some(rows)
 }
 
 /// The persons one row at a time (PostgreSQL; SQLite with records, or when a bulk page fails).
@@ -269,50 +290,42 @@ fn push_values_of(query: &mut Sql, link_values_of: Option<&BTreeSet<String>>, va
 #[derive(Deserialize)]
 struct LinkRow(String, String, String, String, u8, Option<AttrMap>, u8);
 
-/// SQLite: the links in (target, person) order as JSON arrays SQLite builds, as
-/// [`persons_in_bulk`] reads the persons; `vals` for the targets `link_values_of` names (`None`:
-/// all). `None` when a page is refused or does not parse.
+/// SQLite: the links as JSON arrays SQLite builds, in pages as [`persons_in_bulk`] reads the
+/// persons, then sorted in (target, person) order as the row read returns them; `vals` for the
+/// targets `link_values_of` names (`None`: all). `None` when a page is refused or does not parse.
 async fn links_in_bulk(tx: &mut AnyConnection, link_values_of: Option<&BTreeSet<String>>) -> Option<Vec<Link>> {
-    let mut links: Vec<Link> = Vec::new();
-    let (mut target, mut person) = (String::new(), String::new());
-    loop {
+    let page = |after: i64| {
         let mut query = Sql::new("SELECT json_group_array(json_array(target, person, object_id, dn, enabled, ");
         push_values_of(&mut query, link_values_of, "json(vals)");
-        query.push(", password_pending)) FROM (SELECT * FROM links WHERE target > ");
-        query.push_bind(target.clone()).push(" OR (target = ").push_bind(target.clone());
-        query.push(" AND person > ").push_bind(person.clone());
-        query.push(") ORDER BY target, person LIMIT ").push_bind(BULK_ROWS).push(")");
-        let Ok((page,)) = query.build_query_as::<(Option<String>,)>().fetch_one(&mut *tx).await else { return None };
-        let Ok(rows) = serde_json::from_str::<Vec<LinkRow>>(page.as_deref().unwrap_or("[]")) else { return None };
-        let full = rows.len() as i64 == BULK_ROWS;
-        let before = (target.clone(), person.clone());
-        for LinkRow(t, p, object_id, dn, enabled, values, password_pending) in rows {
-            if enabled > 1 || password_pending > 1 {
-                return None;
-            }
-            if (t.as_str(), p.as_str()) > (target.as_str(), person.as_str()) {
-                (target, person) = (t.clone(), p.clone());
-            }
-            links.push(Link {
-                person: p,
-                target: t,
-                object_id,
-                dn,
-                enabled: enabled == 1,
-                values_omitted: values.is_none(),
-                values: values.unwrap_or_default(),
-                password_pending: password_pending == 1,
-            });
-        }
-        if !full {
-            // In (target, person) order, as the query row by row returns them.
-            links.sort_by(|a, b| (&a.target, &a.person).cmp(&(&b.target, &b.person)));
-            return Some(links);
-        }
-        if (target.as_str(), person.as_str()) == (before.0.as_str(), before.1.as_str()) {
+        query.push(", password_pending)), max(r), count(*) FROM (SELECT rowid AS r, * FROM links WHERE rowid > ");
+        query.push_bind(after).push(" ORDER BY rowid LIMIT ").push_bind(BULK_ROWS).push(")");
+        query
+    };
+    let mut links = in_pages(tx, page, links_of_page).await?;
+    links.sort_unstable_by(|a, b| (&a.target, &a.person).cmp(&(&b.target, &b.person)));
+    Some(links)
+}
+
+/// The links of one page of [`links_in_bulk`].
+fn links_of_page(page: &str) -> Option<Vec<Link>> {
+    let rows = serde_json::from_str::<Vec<LinkRow>>(page).ok()?;
+    let mut links = Vec::with_capacity(rows.len());
+    for LinkRow(target, person, object_id, dn, enabled, values, password_pending) in rows {
+        if enabled > 1 || password_pending > 1 {
             return None;
         }
+        links.push(Link {
+            person,
+            target,
+            object_id,
+            dn,
+            enabled: enabled == 1,
+            values_omitted: values.is_none(),
+            values: values.unwrap_or_default(),
+            password_pending: password_pending == 1,
+        });
     }
+    Some(links)
 }
 
 /// Link values read by target, then person.
