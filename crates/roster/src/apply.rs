@@ -497,19 +497,23 @@ impl<'a> Writing<'a> {
         } else {
             let updates = self.persons.take(&fresh.plan);
             if updates.is_empty() {
-                self.start_plan(all_finished);
+                self.start_plan(state, all_finished);
                 return;
             }
             let updates: Vec<_> = updates.into_iter().map(|at| fresh.plan.person_updates[at].clone()).collect();
             self.write = Some(Box::pin(async move {
-                fresh.store.commit_persons(&updates, fresh.plan.as_of).await.context("recording persons in the store")?;
+                fresh
+                    .store
+                    .commit_persons(&updates, fresh.plan.as_of)
+                    .await
+                    .context("recording persons in the store")?;
                 Ok(Wrote::Persons)
             }));
         }
     }
 
     /// Starts the next step of the plan's way into the run record, if there is one to take now.
-    fn start_plan(&mut self, all_finished: bool) {
+    fn start_plan(&mut self, state: &Landing, all_finished: bool) {
         let run = self.run;
         let store = &self.fresh.store;
         if let PlanRecord::Making(json) = &mut self.plan {
@@ -538,6 +542,7 @@ impl<'a> Writing<'a> {
         let range = start(part)..ends[part];
         let parts = ends.len() - 1;
         *next = if part == parts { 0 } else { part + 1 };
+        Failpoint::PlanPart(part).abort_if(state.failpoint);
         self.write = Some(Box::pin(async move {
             if part == 0 {
                 store.record_run_plan(run, &text[range], parts).await
@@ -932,12 +937,15 @@ impl Order {
 ///   perhaps not recorded);
 /// - `after_send:N`: op N came back from the target, its outcome is not recorded;
 /// - `after_outcome:N`: the outcomes of op N's batch are recorded (for the last batch, the persons
-///   are not).
+///   are not);
+/// - `plan_part:N`: part N of the plan's JSON is about to be written into the run record (0, the
+///   first, is written last: the run then shows its plan).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failpoint {
     BeforeSend(usize),
     AfterSend(usize),
     AfterOutcome(usize),
+    PlanPart(usize),
 }
 
 impl Failpoint {
@@ -951,12 +959,13 @@ impl Failpoint {
                 "before_send" => Some(Failpoint::BeforeSend(op)),
                 "after_send" => Some(Failpoint::AfterSend(op)),
                 "after_outcome" => Some(Failpoint::AfterOutcome(op)),
+                "plan_part" => Some(Failpoint::PlanPart(op)),
                 _ => None,
             }
         });
         if parsed.is_none() {
             tracing::warn!(
-                "{}={value:?} is not before_send:N, after_send:N or after_outcome:N; ignored",
+                "{}={value:?} is not before_send:N, after_send:N, after_outcome:N or plan_part:N; ignored",
                 Self::VARIABLE
             );
         }
