@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -16,6 +17,8 @@ use roster_core::config::PasswordDelivery;
 use roster_core::dn::normalize_dn;
 use roster_core::plan::{Action, Operation, Plan};
 use roster_store::{Outcome, RunFinish, RunStatus};
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::oneshot;
 
 use crate::cli::Overrides;
 use crate::exit;
@@ -23,6 +26,11 @@ use crate::run::{Fresh, run_start};
 
 /// How many intents are recorded at a time (ahead of sending), and how many outcomes.
 const BATCH: usize = 200;
+/// The largest part of the plan's JSON the store keeps in one write during an apply: small enough
+/// that an intent due meanwhile waits a few milliseconds.
+const PLAN_PART_BYTES: usize = 4 << 20;
+/// Persons' rows per store write, once every operation with a person has finished.
+const PERSONS_BATCH: usize = 5_000;
 /// The longest a landed operation's outcome waits to be recorded while others keep landing.
 const FLUSH_AFTER: Duration = Duration::from_secs(1);
 /// Attempts for an operation that fails with a transient error (busy, unavailable).
@@ -79,10 +87,10 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
         return Ok(exit::BLOCKED);
     }
     let used_overrides: Vec<String> = fresh.plan.safety.iter().map(|v| format!("{}: {}", v.limit, v.message)).collect();
-    let plan_json = serde_json::to_string(&fresh.plan).ok();
     let store = fresh.store.clone();
-    let run = store.begin_run(&run_start(command, &fresh, used_overrides, plan_json)).await?;
-    let result = execute(&fresh, run).await;
+    // The plan's JSON comes to the run record during the apply (see `PlanRecord`).
+    let run = store.begin_run(&run_start(command, &fresh, used_overrides, None)).await?;
+    let result = execute_beside_json(&fresh, run).await;
     let (done, failed, skipped) = match result {
         Ok(counts) => counts,
         Err(e) => {
@@ -161,13 +169,37 @@ fn progress(total: usize) -> ProgressBar {
     bar
 }
 
+/// [`execute`], with the plan's JSON for the run record made on a thread of its own meanwhile (a
+/// first load of 100,000 accounts has a plan of some 250 MB, seconds of one core before the first
+/// operation could go when it was made first). The apply's futures run on this thread
+/// ([`tokio::task::block_in_place`]: the runtime's other tasks, such as the targets' connections,
+/// go on on its other workers), so the JSON's thread can borrow the plan. On a runtime of one
+/// thread the JSON is made first.
+async fn execute_beside_json(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u64)> {
+    if Handle::current().runtime_flavor() != RuntimeFlavor::MultiThread {
+        let (sender, receiver) = oneshot::channel();
+        let _ = sender.send(serde_json::to_string(&fresh.plan));
+        return execute(fresh, run, receiver).await;
+    }
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let (sender, receiver) = oneshot::channel();
+            let plan = &fresh.plan;
+            scope.spawn(move || {
+                let _ = sender.send(serde_json::to_string(plan));
+            });
+            Handle::current().block_on(execute(fresh, run, receiver))
+        })
+    })
+}
+
 /// Applies the operations, many in flight (up to each target's `concurrency`), each waiting only
 /// for what it must (see [`Order`]). The store writes while the operations go on, one write at a
 /// time (see [`Writing`]): intents in batches ahead of the operations, an operation sent only once
 /// its intent is committed; outcomes as they land, in batches (at most [`BATCH`] or
-/// [`FLUSH_AFTER`] old). An operation whose dependency did not land is skipped. Returns (done,
-/// failed, skipped).
-async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u64)> {
+/// [`FLUSH_AFTER`] old), and the plan's JSON, from `json`, when nothing else is due. An operation
+/// whose dependency did not land is skipped. Returns (done, failed, skipped).
+async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Result<(u64, u64, u64)> {
     let plan = &fresh.plan;
     let ops = &plan.operations;
     if let Some((at, op)) = ops.iter().enumerate().find(|(at, op)| op.id != *at) {
@@ -200,7 +232,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
     let mut in_flight: BTreeMap<&str, usize> = BTreeMap::new();
     let mut running = FuturesUnordered::new();
     let (mut released_upto, mut finished) = (0, 0);
-    let mut writing = Writing::new(fresh, run);
+    let mut writing = Writing::new(fresh, run, json);
     loop {
         // A phase starts once the one before it has finished.
         if finished == released_upto && released_upto < ops.len() {
@@ -260,7 +292,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
                     writing.wrote(wrote?, &state);
                 }
                 else => {
-                    if finished == ops.len() {
+                    if finished == ops.len() && writing.all_written() {
                         break;
                     }
                     bail!("the apply stopped with {} operation(s) never ready: a bug in roster", ops.len() - finished)
@@ -277,9 +309,6 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
         }
     }
     state.bar.finish_and_clear();
-    let updates: Vec<_> =
-        plan.person_updates.iter().filter(|u| !state.troubled_persons.contains(&u.key)).cloned().collect();
-    fresh.store.commit_persons(&updates, plan.as_of).await.context("recording persons in the store")?;
     Ok(state.counts)
 }
 
@@ -288,7 +317,9 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId) -> Result<(u64, u64, u
 /// an operation waits for its own (or the ones recorded are fewer than [`BATCH`] ahead of the
 /// operations sent), else outcomes when [`BATCH`] are waiting, the oldest is [`FLUSH_AFTER`] old,
 /// or every operation has finished. The intents of an operation are committed before it is sent
-/// (the caller asks [`Writing::recorded`]): the crash-safety contract of the apply.
+/// (the caller asks [`Writing::recorded`]): the crash-safety contract of the apply. When neither is
+/// due: the persons whose operations all landed (see [`Persons`]), and the plan's JSON for the run
+/// record (see [`PlanRecord`]), all before the apply ends.
 struct Writing<'a> {
     fresh: &'a Fresh,
     run: roster_store::RunId,
@@ -296,7 +327,99 @@ struct Writing<'a> {
     intents_upto: usize,
     /// The highest operation that asked for its intent, plus one.
     intents_wanted: usize,
+    persons: Persons<'a>,
+    plan: PlanRecord,
     write: Option<std::pin::Pin<Box<dyn Future<Output = Result<Wrote>> + 'a>>>,
+}
+
+/// The persons' new rows (the plan's `person_updates`), each written once every operation of that
+/// person has landed and its outcome is committed; a person with an operation that did not land
+/// is not written, so the next run takes them up again. They are written once no operation of any
+/// person is left (in a first load: beside the groups, while the directory writes them), or at the
+/// end. A process that dies meanwhile leaves some persons written: those a finished run would
+/// have written had its remaining operations failed.
+struct Persons<'a> {
+    /// Per person, their operations whose outcomes are not committed yet.
+    waiting: HashMap<&'a str, usize>,
+    /// Operations of any person whose outcomes are not committed yet.
+    left: usize,
+    /// Per person, their updates (positions in the plan's `person_updates`), in plan order.
+    updates: HashMap<&'a str, Vec<usize>>,
+    /// Updates to write, a person's together and in plan order.
+    ready: Vec<usize>,
+}
+
+impl<'a> Persons<'a> {
+    fn of(plan: &'a Plan) -> Persons<'a> {
+        let mut waiting: HashMap<&str, usize> = HashMap::new();
+        let mut left = 0;
+        for person in plan.operations.iter().filter_map(|op| op.person.as_deref()) {
+            *waiting.entry(person).or_default() += 1;
+            left += 1;
+        }
+        let mut updates: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut ready = Vec::new();
+        for (at, update) in plan.person_updates.iter().enumerate() {
+            if waiting.contains_key(update.key.as_str()) {
+                updates.entry(&update.key).or_default().push(at);
+            } else {
+                ready.push(at);
+            }
+        }
+        Persons { waiting, left, updates, ready }
+    }
+
+    /// The outcome of `op` is committed: its person is ready once it was their last, unless one of
+    /// theirs did not land (`troubled`).
+    fn recorded(&mut self, op: &'a Operation, troubled: &BTreeSet<String>) {
+        let Some(person) = op.person.as_deref() else { return };
+        self.left = self.left.saturating_sub(1);
+        let Some(waiting) = self.waiting.get_mut(person) else { return };
+        *waiting = waiting.saturating_sub(1);
+        if *waiting == 0 {
+            self.waiting.remove(person);
+            if let Some(updates) = self.updates.remove(person)
+                && !troubled.contains(person)
+            {
+                self.ready.extend(updates);
+            }
+        }
+    }
+
+    /// The next updates to write, if they are due: at most [`PERSONS_BATCH`] (a person's never cut
+    /// apart), once no operation of any person is left.
+    fn take(&mut self, plan: &Plan) -> Vec<usize> {
+        if self.ready.is_empty() || self.left > 0 {
+            return Vec::new();
+        }
+        let mut upto = self.ready.len().min(PERSONS_BATCH);
+        let key = |at: usize| plan.person_updates[self.ready[at]].key.as_str();
+        while upto < self.ready.len() && key(upto) == key(upto - 1) {
+            upto += 1;
+        }
+        self.ready.drain(..upto).collect()
+    }
+}
+
+/// The plan's JSON, as its thread sends it.
+type PlanJson = oneshot::Receiver<serde_json::Result<String>>;
+
+/// Where the plan's JSON is on its way into the run record. The run starts without it, so the
+/// first intents need not wait for it; the store keeps its parts after the first one write at a
+/// time ([`roster_store::Store::keep_run_plan_part`], [`PLAN_PART_BYTES`] each), then the first
+/// part with their count ([`roster_store::Store::record_run_plan`]), which is when the run shows
+/// its plan. A process that dies before that leaves a run without a plan (`roster history` and
+/// the console show none, as for a plan-only run) and some parts that nothing reads; the intents
+/// and outcomes, which recovery reads, are not in it.
+enum PlanRecord {
+    /// Its thread is making it.
+    Making(PlanJson),
+    /// Nothing else to do: the apply waits for it.
+    Waiting,
+    /// Made: its parts' ends in the text, and the next part to keep (0, the first, goes last).
+    Keeping { text: Arc<String>, ends: Vec<usize>, next: usize },
+    /// In the run record (or it could not be made, which the log said).
+    Recorded,
 }
 
 /// A write of the store that finished.
@@ -305,11 +428,31 @@ enum Wrote {
     Intents(usize),
     /// The outcomes of these operations are committed.
     Outcomes(Vec<usize>),
+    /// A batch of persons is committed.
+    Persons,
+    /// The plan's JSON was made.
+    PlanMade(serde_json::Result<String>),
+    /// This part of the plan is kept (0: the whole plan is in the run record).
+    PlanPart(usize),
 }
 
 impl<'a> Writing<'a> {
-    fn new(fresh: &'a Fresh, run: roster_store::RunId) -> Writing<'a> {
-        Writing { fresh, run, intents_upto: 0, intents_wanted: 0, write: None }
+    fn new(fresh: &'a Fresh, run: roster_store::RunId, json: PlanJson) -> Writing<'a> {
+        Writing {
+            fresh,
+            run,
+            intents_upto: 0,
+            intents_wanted: 0,
+            persons: Persons::of(&fresh.plan),
+            plan: PlanRecord::Making(json),
+            write: None,
+        }
+    }
+
+    /// The persons to write are written, and the run record holds the plan (called once every
+    /// operation has finished and its outcome is committed).
+    fn all_written(&self) -> bool {
+        self.persons.ready.is_empty() && matches!(self.plan, PlanRecord::Recorded)
     }
 
     /// The operations before this one have their intents committed.
@@ -351,7 +494,64 @@ impl<'a> Writing<'a> {
                 fresh.store.record_outcomes(run, &outcomes).await.context("recording outcomes in the store")?;
                 Ok(Wrote::Outcomes(outcomes.into_iter().map(|(op, _)| op.id).collect()))
             }));
+        } else {
+            let updates = self.persons.take(&fresh.plan);
+            if updates.is_empty() {
+                self.start_plan(state, all_finished);
+                return;
+            }
+            let updates: Vec<_> = updates.into_iter().map(|at| fresh.plan.person_updates[at].clone()).collect();
+            self.write = Some(Box::pin(async move {
+                fresh
+                    .store
+                    .commit_persons(&updates, fresh.plan.as_of)
+                    .await
+                    .context("recording persons in the store")?;
+                Ok(Wrote::Persons)
+            }));
         }
+    }
+
+    /// Starts the next step of the plan's way into the run record, if there is one to take now.
+    fn start_plan(&mut self, state: &Landing, all_finished: bool) {
+        let run = self.run;
+        let store = &self.fresh.store;
+        if let PlanRecord::Making(json) = &mut self.plan {
+            match json.try_recv() {
+                Ok(made) => self.plan = keeping(made),
+                Err(oneshot::error::TryRecvError::Empty) if !all_finished => return,
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    let PlanRecord::Making(json) = std::mem::replace(&mut self.plan, PlanRecord::Waiting) else {
+                        return;
+                    };
+                    self.write = Some(Box::pin(async move {
+                        let made = json.await.context("making the plan's JSON for the run record")?;
+                        Ok(Wrote::PlanMade(made))
+                    }));
+                    return;
+                }
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    tracing::warn!("the plan's JSON was not made: the run records no plan");
+                    self.plan = PlanRecord::Recorded;
+                }
+            }
+        }
+        let PlanRecord::Keeping { text, ends, next } = &mut self.plan else { return };
+        let (text, part) = (Arc::clone(text), *next);
+        let start = |part: usize| if part == 0 { 0 } else { ends[part - 1] };
+        let range = start(part)..ends[part];
+        let parts = ends.len() - 1;
+        *next = if part == parts { 0 } else { part + 1 };
+        Failpoint::PlanPart(part).abort_if(state.failpoint);
+        self.write = Some(Box::pin(async move {
+            if part == 0 {
+                store.record_run_plan(run, &text[range], parts).await
+            } else {
+                store.keep_run_plan_part(run, part, &text[range]).await
+            }
+            .context("recording the plan in the store")?;
+            Ok(Wrote::PlanPart(part))
+        }));
     }
 
     /// Waits for the write going on.
@@ -370,10 +570,37 @@ impl<'a> Writing<'a> {
         match wrote {
             Wrote::Intents(upto) => self.intents_upto = upto,
             Wrote::Outcomes(ids) => {
-                for id in ids {
+                for &id in &ids {
                     Failpoint::AfterOutcome(id).abort_if(state.failpoint);
                 }
+                for id in ids {
+                    self.persons.recorded(&self.fresh.plan.operations[id], &state.troubled_persons);
+                }
             }
+            Wrote::Persons => {}
+            Wrote::PlanMade(made) => self.plan = keeping(made),
+            Wrote::PlanPart(0) => self.plan = PlanRecord::Recorded,
+            Wrote::PlanPart(_) => {}
+        }
+    }
+}
+
+/// The plan's JSON, made, as parts to keep: those after the first, then the first.
+fn keeping(made: serde_json::Result<String>) -> PlanRecord {
+    match made {
+        Ok(text) => {
+            let mut ends = Vec::new();
+            let mut end = 0;
+            for part in roster_store::split_plan(&text, PLAN_PART_BYTES) {
+                end += part.len();
+                ends.push(end);
+            }
+            let next = if ends.len() > 1 { 1 } else { 0 };
+            PlanRecord::Keeping { text: Arc::new(text), ends, next }
+        }
+        Err(e) => {
+            tracing::warn!("the plan's JSON was not made ({e}): the run records no plan");
+            PlanRecord::Recorded
         }
     }
 }
@@ -710,12 +937,15 @@ impl Order {
 ///   perhaps not recorded);
 /// - `after_send:N`: op N came back from the target, its outcome is not recorded;
 /// - `after_outcome:N`: the outcomes of op N's batch are recorded (for the last batch, the persons
-///   are not).
+///   are not);
+/// - `plan_part:N`: part N of the plan's JSON is about to be written into the run record (0, the
+///   first, is written last: the run then shows its plan).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failpoint {
     BeforeSend(usize),
     AfterSend(usize),
     AfterOutcome(usize),
+    PlanPart(usize),
 }
 
 impl Failpoint {
@@ -729,12 +959,13 @@ impl Failpoint {
                 "before_send" => Some(Failpoint::BeforeSend(op)),
                 "after_send" => Some(Failpoint::AfterSend(op)),
                 "after_outcome" => Some(Failpoint::AfterOutcome(op)),
+                "plan_part" => Some(Failpoint::PlanPart(op)),
                 _ => None,
             }
         });
         if parsed.is_none() {
             tracing::warn!(
-                "{}={value:?} is not before_send:N, after_send:N or after_outcome:N; ignored",
+                "{}={value:?} is not before_send:N, after_send:N, after_outcome:N or plan_part:N; ignored",
                 Self::VARIABLE
             );
         }

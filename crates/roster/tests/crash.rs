@@ -4,10 +4,11 @@
 //! containers and groups, pre-hires, moves and renames, a manager who moves and one who leaves,
 //! disables, group changes, manager references to accounts made in the same run) and is killed:
 //! at the deterministic failpoints of `apply.rs` (`ROSTER_FAILPOINT`: after the intents, after the
-//! directory answered but before the outcome was recorded, after the outcomes), or with SIGKILL
-//! after a random delay. It is then run again until it succeeds, and the directory is compared,
-//! entry for entry and value for value, with the reference: no duplicate account, nothing lost,
-//! nobody half-moved. One more run then plans nothing.
+//! directory answered but before the outcome was recorded, after the outcomes, before the run
+//! record holds the plan), or with SIGKILL after a random delay. It is then run again until it
+//! succeeds, and the directory is compared, entry for entry and value for value, with the
+//! reference: no duplicate account, nothing lost, nobody half-moved. One more run then plans
+//! nothing.
 //!
 //! The random delays are seeded: the seed is in every failure message, and `ROSTER_TEST_SEED=...`
 //! replays it. Fails, never skips, when slapd is missing.
@@ -229,6 +230,43 @@ fn killed_after_the_directory_answered_the_rerun_converges() {
 fn killed_after_the_outcomes_the_rerun_converges() {
     let reference = Reference::new(unchanged, &[]);
     failpoint_cases(&reference, "after_outcome", &interesting(&reference), unchanged);
+}
+
+/// Killed before the run record holds the plan (an apply starts its run without the plan and
+/// writes it while the operations go): the rerun converges, the killed run shows no plan, and the
+/// runs that finished show theirs.
+#[test]
+fn killed_before_the_plan_is_recorded_the_rerun_converges() {
+    let reference = Reference::new(unchanged, &[]);
+    let lab = lab_at_day_one(unchanged);
+    let crashed = lab.roster_env(DAY_TWO, &["run"], &[(FAILPOINT, "plan_part:0")]);
+    let context = format!("{FAILPOINT}=plan_part:0");
+    assert!(
+        crashed.code == -1 && crashed.stderr.contains("aborting at"),
+        "{context}: the run was expected to abort there:\n{crashed}"
+    );
+    reference.converges(&lab, &context);
+    assert_eq!(
+        runs_and_plans(&lab),
+        ["success with", "running without", "success with"],
+        "{context}: day one's run, the killed one, its rerun"
+    );
+}
+
+/// Each `roster run`'s status and whether its record holds a plan, oldest first, from the store.
+fn runs_and_plans(lab: &Lab) -> Vec<String> {
+    const SQL: &str = "SELECT status || ' ' || (CASE WHEN plan IS NULL THEN 'without' ELSE 'with' END) \
+                       FROM runs WHERE command = 'run' ORDER BY id";
+    if let Some(postgres) = &lab.postgres {
+        return postgres.psql(SQL).expect("reading the runs").lines().map(str::to_string).collect();
+    }
+    let db = lab.dir().join("roster.db");
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime to read the store");
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.expect("the store");
+        sqlx::query_scalar::<_, String>(SQL).fetch_all(&mut conn).await.expect("reading the runs")
+    })
 }
 
 /// SIGKILL at random moments of a real run (no failpoint), each followed by reruns. Kill delays

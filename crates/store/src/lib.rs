@@ -46,6 +46,7 @@ pub use held_plans::{Decided, HeldPlan, HeldStatus};
 pub use holds::HoldChange;
 pub use jobs::StoredJob;
 pub use notifications::Undelivered;
+pub use plan_parts::split as split_plan;
 pub use runs::{RunFinish, RunId, RunRecord, RunStart, RunStatus};
 pub use scim::{ScimUser, ScimWrite};
 pub use watermarks::{TargetFullRead, Watermark, WatermarkUpdate};

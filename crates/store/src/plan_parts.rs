@@ -36,7 +36,7 @@ impl Owner {
 }
 
 /// `text` cut into parts of at most `max` bytes (at least one part; a character is never cut).
-pub(crate) fn split(text: &str, max: usize) -> Vec<&str> {
+pub fn split(text: &str, max: usize) -> Vec<&str> {
     let max = max.max(4);
     let mut parts = Vec::with_capacity(text.len() / max + 1);
     let mut rest = text;
@@ -57,15 +57,22 @@ pub(crate) fn split(text: &str, max: usize) -> Vec<&str> {
 /// caller's transaction.
 pub(crate) async fn keep(conn: &mut AnyConnection, owner: Owner, id: i64, rest: &[&str]) -> Result<()> {
     for (i, text) in rest.iter().enumerate() {
-        sqlx::query("INSERT INTO plan_parts (owner, id, part, text) VALUES ($1, $2, $3, $4)")
-            .bind(owner.as_str())
-            .bind(id)
-            .bind(i as i64 + 1)
-            .bind(*text)
-            .execute(&mut *conn)
-            .await
-            .doing(|| format!("keeping part {} of the plan of {} {id}", i + 1, owner.as_str()))?;
+        keep_part(conn, owner, id, i + 1, text).await?;
     }
+    Ok(())
+}
+
+/// Keeps part number `part` (1 for the first after the one in the owner's own column) for `owner`
+/// `id`, in the caller's transaction.
+pub(crate) async fn keep_part(conn: &mut AnyConnection, owner: Owner, id: i64, part: usize, text: &str) -> Result<()> {
+    sqlx::query("INSERT INTO plan_parts (owner, id, part, text) VALUES ($1, $2, $3, $4)")
+        .bind(owner.as_str())
+        .bind(id)
+        .bind(part as i64)
+        .bind(text)
+        .execute(&mut *conn)
+        .await
+        .doing(|| format!("keeping part {part} of the plan of {} {id}", owner.as_str()))?;
     Ok(())
 }
 

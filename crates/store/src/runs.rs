@@ -214,6 +214,58 @@ impl Store {
         Ok(RunId(id))
     }
 
+    /// Keeps part `part` (1, 2, ...: those after the first of [`crate::split_plan`]) of the plan
+    /// of `run`, a run started without it ([`RunStart::plan_json`] `None`), in a transaction of
+    /// its own, so that a large plan is written a part at a time beside the run's other writes.
+    /// The run has no plan until [`Store::record_run_plan`] writes the first part: a run whose
+    /// process died before that shows none (as a plan-only run), and the parts kept so far are
+    /// rows nothing reads.
+    pub async fn keep_run_plan_part(&self, run: RunId, part: usize, text: &str) -> Result<()> {
+        let doing = || format!("keeping part {part} of the plan of run {run}");
+        let mut tx = self.write().await.doing(doing)?;
+        check_running(&mut tx, run).await?;
+        plan_parts::keep_part(&mut tx, Owner::Run, run.0, part, text).await?;
+        tx.commit().await.doing(doing)
+    }
+
+    /// Records the plan of `run`, started without it: its first part, and how many
+    /// [`Store::keep_run_plan_part`] kept after it. Fails, writing nothing, unless the run is
+    /// still going, has no plan yet and has exactly those parts kept.
+    pub async fn record_run_plan(&self, run: RunId, first: &str, parts: usize) -> Result<()> {
+        let doing = || format!("recording the plan of run {run}");
+        let mut tx = self.write().await.doing(doing)?;
+        check_running(&mut tx, run).await?;
+        let kept = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM plan_parts WHERE owner = 'run' AND id = $1")
+            .bind(run.0)
+            .fetch_one(&mut *tx)
+            .await
+            .doing(doing)?;
+        if kept != parts as i64 {
+            return Err(Error::Corrupt {
+                table: "plan_parts",
+                key: format!("run {}", run.0),
+                column: "part",
+                message: format!("the plan has {parts} part(s) after the first, but {kept} are kept"),
+            });
+        }
+        let updated = sqlx::query("UPDATE runs SET plan = $1, plan_parts = $2 WHERE id = $3 AND plan IS NULL")
+            .bind(first)
+            .bind(parts as i64)
+            .bind(run.0)
+            .execute(&mut *tx)
+            .await
+            .doing(doing)?;
+        if updated.rows_affected() == 0 {
+            return Err(Error::Corrupt {
+                table: "runs",
+                key: run.0.to_string(),
+                column: "plan",
+                message: "the run has its plan already".to_string(),
+            });
+        }
+        tx.commit().await.doing(doing)
+    }
+
     /// Records how a run ended. When it applied (success or partial), its source counts become
     /// the last good counts the shrink limit compares with. The run's audit entries update the
     /// failures table (see [`crate::failures`]).

@@ -198,3 +198,43 @@ async fn a_plan_larger_than_one_value_is_kept_in_parts_and_read_back_whole() {
     let entries = store.audit(&AuditQuery { run: Some(decision), ..AuditQuery::default() }).await.unwrap();
     assert!(entries[0].reason.contains("(4 operation(s)) approved"), "{}", entries[0].reason);
 }
+
+/// A run that starts without its plan (an apply keeps it while its operations go) shows none
+/// until the first part is recorded after the others, then the whole plan; a plan is recorded
+/// once, with every part it counts, and only into a running run.
+#[tokio::test]
+async fn a_plan_recorded_after_its_run_started_shows_once_whole() {
+    let store = test_store().await;
+    let text = serde_json::to_string(&blocked_plan(3)).unwrap();
+    let parts = roster_store::split_plan(&text, 50);
+    assert!(parts.len() > 2, "{} part(s)", parts.len());
+    let run = store.begin_run(&RunStart { plan_json: None, ..start("run", "cfg") }).await.unwrap();
+    for (i, part) in parts.iter().enumerate().skip(1) {
+        store.keep_run_plan_part(run, i, part).await.unwrap();
+        assert_eq!(store.run_plan(run).await.unwrap(), Some(None), "after part {i}");
+    }
+    let counted = store.record_run_plan(run, parts[0], parts.len()).await.unwrap_err();
+    assert!(counted.to_string().contains(&format!("{} are kept", parts.len() - 1)), "{counted}");
+    assert_eq!(store.run_plan(run).await.unwrap(), Some(None));
+    store.record_run_plan(run, parts[0], parts.len() - 1).await.unwrap();
+    assert_eq!(store.run_plan(run).await.unwrap(), Some(Some(text.clone())));
+    let again = store.record_run_plan(run, parts[0], parts.len() - 1).await.unwrap_err();
+    assert!(again.to_string().contains("has its plan already"), "{again}");
+    assert_eq!(store.run_plan(run).await.unwrap(), Some(Some(text.clone())));
+
+    // A plan of one part; a finished run takes none.
+    let small = store.begin_run(&RunStart { plan_json: None, ..start("run", "cfg") }).await.unwrap();
+    store.record_run_plan(small, "{}", 0).await.unwrap();
+    assert_eq!(store.run_plan(small).await.unwrap(), Some(Some("{}".to_string())));
+    let finished = store.begin_run(&RunStart { plan_json: None, ..start("run", "cfg") }).await.unwrap();
+    let finish = RunFinish {
+        status: RunStatus::Success,
+        summary: Summary::default(),
+        source_counts: BTreeMap::new(),
+        failed: 0,
+    };
+    store.finish_run(finished, &finish).await.unwrap();
+    assert!(matches!(store.keep_run_plan_part(finished, 1, "x").await, Err(Error::RunFinished(_))));
+    assert!(matches!(store.record_run_plan(finished, "{}", 0).await, Err(Error::RunFinished(_))));
+    assert_eq!(store.run_plan(finished).await.unwrap(), Some(None));
+}
