@@ -1633,6 +1633,8 @@ fn evaluate_people<'a>(
     };
 
     let mut people: Vec<Evaluated> = Vec::with_capacity(keys.len());
+    // The settled persons (their place in `people`) who have a manager, and the manager's key.
+    let mut managers: Vec<(usize, Cow<str>)> = Vec::new();
     // Each person's records and their hash, made ahead on every core (a daily run hashes everyone
     // to find the few whose records changed); taken below in key order.
     let hashed = |json: &mut Vec<u8>, (key, stored): &(&str, Option<&'a StoredPerson>)| {
@@ -1657,7 +1659,7 @@ fn evaluate_people<'a>(
                 None,
                 "the store's records of this person were not read: held as stored".to_string(),
             );
-            people.push(settled(s, s.eval_hash.clone(), None));
+            people.push(settled(s, s.eval_hash.clone()));
             continue;
         }
         let missing_reads = if missing_sources.is_empty() { 0 } else { stored.map_or(0, |s| s.missing_reads) + 1 };
@@ -1676,14 +1678,19 @@ fn evaluate_people<'a>(
                 && !changed_outside(s)
         }) {
             // The records hash as stored: they are the stored ones, which a daily run did not read.
-            let manager = records
-                .0
-                .iter()
-                .find_map(|(_, r)| r.get("manager"))
-                .map(FieldValue::as_text)
-                .filter(|m| !m.is_empty())
-                .map(|m| correlated.person_of(&m).to_string());
-            people.push(settled(s, eval_hash, manager));
+            // Their manager's person key, borrowed: only a settled person whose manager is
+            // evaluated needs it (below).
+            let manager = records.0.iter().find_map(|(_, r)| r.get("manager")).map(FieldValue::as_text);
+            match manager {
+                Some(Cow::Borrowed(m)) if !m.is_empty() => {
+                    managers.push((people.len(), Cow::Borrowed(correlated.person_of(m))))
+                }
+                Some(Cow::Owned(m)) if !m.is_empty() => {
+                    managers.push((people.len(), Cow::Owned(correlated.person_of(&m).to_string())))
+                }
+                _ => {}
+            }
+            people.push(settled(s, eval_hash));
             continue;
         }
         let records: BTreeMap<String, Arc<Attrs>> =
@@ -1720,14 +1727,15 @@ fn evaluate_people<'a>(
     }
     // A person's manager reference is the manager's DN: when a manager is evaluated (and may
     // move), so are their reports.
-    if people.iter().any(|p| !p.evaluate) {
+    if !managers.is_empty() {
         let evaluated: BTreeSet<String> = people.iter().filter(|p| p.evaluate).map(|p| p.key.clone()).collect();
-        for p in people.iter_mut().filter(|p| !p.evaluate) {
-            if p.manager.as_ref().is_some_and(|m| evaluated.contains(m))
+        for (at, manager) in managers {
+            let p = &mut people[at];
+            if evaluated.contains(manager.as_ref())
                 && let Some(stored) = snapshot.persons.get(&p.key)
             {
                 let hash = std::mem::take(&mut p.eval_hash);
-                let manager = p.manager.take();
+                let manager = Some(manager.into_owned());
                 // Settled, so their records in this run hash as the stored ones: they are the same.
                 let (records, record_keys, _, _) = records_of(&p.key, Some(stored));
                 let records =
@@ -1751,9 +1759,8 @@ fn evaluate_people<'a>(
     people
 }
 
-/// A settled person: not evaluated in this run, held as the store has them. Only the manager's
-/// person key is kept, to find the reports of a manager who is evaluated.
-fn settled(s: &StoredPerson, eval_hash: String, manager: Option<String>) -> Evaluated {
+/// A settled person: not evaluated in this run, held as the store has them.
+fn settled(s: &StoredPerson, eval_hash: String) -> Evaluated {
     Evaluated {
         key: s.key.clone(),
         records: BTreeMap::new(),
@@ -1762,7 +1769,7 @@ fn settled(s: &StoredPerson, eval_hash: String, manager: Option<String>) -> Eval
         provenance: s.provenance.clone(),
         affiliations: Vec::new(),
         ends: None,
-        manager,
+        manager: None,
         decision: StateDecision {
             state: s.state,
             because: String::new(),
