@@ -488,6 +488,10 @@ fn plan_with(
         let by_id: HashMap<&str, &TargetEntry> = view.entries.iter().map(|e| (e.object_id.as_str(), e)).collect();
         let mut by_correlation: HashMap<String, Vec<&TargetEntry>> = HashMap::new();
         let correlate = AttrName::new(rules.config.correlate.clone());
+        // The names every create carries, made once per target and shared by each create's map.
+        let object_class = AttrName::new("objectClass");
+        let login_attribute = AttrName::new(rules.config.login_attribute.clone());
+        let lock_attribute = AttrName::new(LOCK_ATTRIBUTE);
         for e in &view.entries {
             for v in e.attrs.get(&correlate).into_iter().flatten() {
                 by_correlation.entry(v.clone()).or_default().push(e);
@@ -867,7 +871,7 @@ fn plan_with(
                         continue;
                     }
                     let mut attributes = AttrMap::new();
-                    attributes.insert(AttrName::new("objectClass"), rules.config.object_classes.clone());
+                    attributes.insert(object_class.clone(), rules.config.object_classes.clone());
                     // A plain LDAP directory takes a DN reference to an entry that does not exist
                     // yet (OpenLDAP checks none), so the manager goes into the create itself; AD
                     // refuses one, so there it goes into the create when the manager's account
@@ -887,12 +891,8 @@ fn plan_with(
                             attributes.insert(attr.clone(), std::mem::take(values));
                         }
                     }
-                    attributes
-                        .entry(AttrName::new(rules.config.correlate.clone()))
-                        .or_insert_with(|| vec![p.key.clone()]);
-                    attributes
-                        .entry(AttrName::new(rules.config.login_attribute.clone()))
-                        .or_insert_with(|| vec![login.clone()]);
+                    attributes.entry(correlate.clone()).or_insert_with(|| vec![p.key.clone()]);
+                    attributes.entry(login_attribute.clone()).or_insert_with(|| vec![login.clone()]);
                     if let Some(rdn) = dn.rdn() {
                         for ava in &rdn.0 {
                             let values = attributes.entry(AttrName::new(ava.attr.clone())).or_default();
@@ -904,7 +904,7 @@ fn plan_with(
                     // AD creates every account disabled: it is enabled only once it has a password.
                     let created_enabled = want_enabled && !ad;
                     if !created_enabled && rules.config.disable.lock {
-                        attributes.insert(AttrName::new(LOCK_ATTRIBUTE), vec![LOCK_VALUE.to_string()]);
+                        attributes.insert(lock_attribute.clone(), vec![LOCK_VALUE.to_string()]);
                     }
                     if ad {
                         let uac = UAC_NORMAL_ENABLED | UAC_ACCOUNTDISABLE;
@@ -1266,7 +1266,7 @@ fn plan_with(
             &mut planner,
             rules,
             view,
-            &group_members,
+            group_members,
             &desired_dn,
             &current,
             &people,
@@ -2475,7 +2475,7 @@ fn plan_groups(
     planner: &mut Planner,
     rules: &TargetRules,
     view: &TargetView,
-    wanted: &WantedGroups,
+    mut wanted: WantedGroups,
     desired_dn: &HashMap<&str, Place>,
     current: &HashMap<&str, (&TargetEntry, bool)>,
     people: &[Cow<Evaluated>],
@@ -2512,13 +2512,20 @@ fn plan_groups(
     // roster owns the groups its rules name now, and those it created or filled before; any other
     // group in the managed subtrees is left alone, whatever the mode.
     let recorded: BTreeSet<String> = managed_groups.iter().map(|g| normalize_dn(g)).collect();
-    let all: BTreeSet<&String> =
-        existing.keys().filter(|n| wanted.contains_key(*n) || recorded.contains(*n)).chain(wanted.keys()).collect();
+    let all: BTreeSet<String> = existing
+        .keys()
+        .filter(|n| wanted.contains_key(*n) || recorded.contains(*n))
+        .chain(wanted.keys())
+        .cloned()
+        .collect();
     let empty = BTreeMap::new();
-    for norm in all {
-        let want = wanted.get(norm).map(|(_, _, m)| m).unwrap_or(&empty);
-        let group_dn = wanted
-            .get(norm)
+    for norm in &all {
+        // Taken out of the wanted groups as it is planned: each group's members are freed while
+        // the plan's copies of them are made (at a million persons, five groups each).
+        let slot = wanted.remove(norm);
+        let want = slot.as_ref().map(|(_, _, m)| m).unwrap_or(&empty);
+        let group_dn = slot
+            .as_ref()
             .map(|(d, _, _)| d.clone())
             .or_else(|| existing.get(norm).map(|g| g.dn.clone()))
             .unwrap_or_default();
@@ -2548,7 +2555,7 @@ fn plan_groups(
                 }
                 let members: Vec<String> = want.values().map(|(d, _)| d.to_string()).collect();
                 let deps: Vec<String> = want.values().flat_map(|(_, k)| account_dep(k)).collect();
-                let rule = wanted.get(norm).and_then(|(_, i, _)| rules.config.groups.get(*i));
+                let rule = slot.as_ref().and_then(|(_, i, _)| rules.config.groups.get(*i));
                 let attributes = group_attributes(rules, &parsed, rule);
                 planner.draft(
                     None,
