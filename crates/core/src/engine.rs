@@ -380,6 +380,18 @@ pub fn plan_prepared(input: &PlanInput, prepared: &Prepared) -> Plan {
     plan_with(input, &chosen, &links, people.collect(), prepared.notices.clone())
 }
 
+/// [`plan_prepared`] for the last plan made from `prepared` (a first load, a full read, the
+/// last round of a partial one): its persons are moved into the plan instead of copied. A first
+/// load evaluates everyone, and the copy held every person twice at the peak (a ninth of a
+/// 100,000-record plan's memory).
+pub fn plan_prepared_last(input: &PlanInput, prepared: Prepared) -> Plan {
+    if prepared.partial != partial_targets(input.views) {
+        return plan(input);
+    }
+    let (chosen, links) = rows_and_links(input, &mut Vec::new());
+    plan_with(input, &chosen, &links, prepared.people.into_iter().map(Cow::Owned).collect(), prepared.notices)
+}
+
 /// Steps 2 to 6 of [`plan`], on the persons and notices of step 1 (moved in: a plan of a million
 /// persons made once does not copy them; a prepared plan borrows its settled persons).
 /// `chosen` and `links` are step 1's rows in effect and links.
@@ -518,6 +530,10 @@ fn plan_with(
         let by_id: HashMap<&str, &TargetEntry> = view.entries.iter().map(|e| (e.object_id.as_str(), e)).collect();
         let mut by_correlation: HashMap<String, Vec<&TargetEntry>> = HashMap::new();
         let correlate = AttrName::new(rules.config.correlate.clone());
+        // The names every create carries, made once per target and shared by each create's map.
+        let object_class = AttrName::new("objectClass");
+        let login_attribute = AttrName::new(rules.config.login_attribute.clone());
+        let lock_attribute = AttrName::new(LOCK_ATTRIBUTE);
         for e in &view.entries {
             for v in e.attrs.get(&correlate).into_iter().flatten() {
                 by_correlation.entry(v.clone()).or_default().push(e);
@@ -897,7 +913,7 @@ fn plan_with(
                         continue;
                     }
                     let mut attributes = AttrMap::new();
-                    attributes.insert(AttrName::new("objectClass"), rules.config.object_classes.clone());
+                    attributes.insert(object_class.clone(), rules.config.object_classes.clone());
                     // A plain LDAP directory takes a DN reference to an entry that does not exist
                     // yet (OpenLDAP checks none), so the manager goes into the create itself; AD
                     // refuses one, so there it goes into the create when the manager's account
@@ -917,12 +933,8 @@ fn plan_with(
                             attributes.insert(attr.clone(), std::mem::take(values));
                         }
                     }
-                    attributes
-                        .entry(AttrName::new(rules.config.correlate.clone()))
-                        .or_insert_with(|| vec![p.key.clone()]);
-                    attributes
-                        .entry(AttrName::new(rules.config.login_attribute.clone()))
-                        .or_insert_with(|| vec![login.clone()]);
+                    attributes.entry(correlate.clone()).or_insert_with(|| vec![p.key.clone()]);
+                    attributes.entry(login_attribute.clone()).or_insert_with(|| vec![login.clone()]);
                     if let Some(rdn) = dn.rdn() {
                         for ava in &rdn.0 {
                             let values = attributes.entry(AttrName::new(ava.attr.clone())).or_default();
@@ -934,7 +946,7 @@ fn plan_with(
                     // AD creates every account disabled: it is enabled only once it has a password.
                     let created_enabled = want_enabled && !ad;
                     if !created_enabled && rules.config.disable.lock {
-                        attributes.insert(AttrName::new(LOCK_ATTRIBUTE), vec![LOCK_VALUE.to_string()]);
+                        attributes.insert(lock_attribute.clone(), vec![LOCK_VALUE.to_string()]);
                     }
                     if ad {
                         let uac = UAC_NORMAL_ENABLED | UAC_ACCOUNTDISABLE;
@@ -1296,7 +1308,7 @@ fn plan_with(
             &mut planner,
             rules,
             view,
-            &group_members,
+            group_members,
             &desired_dn,
             &current,
             &people,
@@ -1395,7 +1407,7 @@ fn plan_with(
             login: p.login.clone(),
             state: p.decision.state,
             records: std::mem::take(&mut p.records),
-            eval_hash: p.eval_hash.clone(),
+            eval_hash: std::mem::take(&mut p.eval_hash),
             missing_reads: p.missing_reads,
             left_on: p.decision.left_on,
             next_transition: p.decision.next_transition,
@@ -2525,7 +2537,7 @@ fn plan_groups(
     planner: &mut Planner,
     rules: &TargetRules,
     view: &TargetView,
-    wanted: &WantedGroups,
+    mut wanted: WantedGroups,
     desired_dn: &FastMap<&str, Place>,
     current: &FastMap<&str, (&TargetEntry, bool)>,
     people: &[Cow<Evaluated>],
@@ -2567,13 +2579,20 @@ fn plan_groups(
     // roster owns the groups its rules name now, and those it created or filled before; any other
     // group in the managed subtrees is left alone, whatever the mode.
     let recorded: BTreeSet<String> = managed_groups.iter().map(|g| normalize_dn(g)).collect();
-    let all: BTreeSet<&String> =
-        existing.keys().filter(|n| wanted.contains_key(*n) || recorded.contains(*n)).chain(wanted.keys()).collect();
+    let all: BTreeSet<String> = existing
+        .keys()
+        .filter(|n| wanted.contains_key(*n) || recorded.contains(*n))
+        .chain(wanted.keys())
+        .cloned()
+        .collect();
     let empty = BTreeMap::new();
-    for norm in all {
-        let want = wanted.get(norm).map(|(_, _, m)| m).unwrap_or(&empty);
-        let group_dn = wanted
-            .get(norm)
+    for norm in &all {
+        // Taken out of the wanted groups as it is planned: each group's members are freed while
+        // the plan's copies of them are made (at a million persons, five groups each).
+        let slot = wanted.remove(norm);
+        let want = slot.as_ref().map(|(_, _, m)| m).unwrap_or(&empty);
+        let group_dn = slot
+            .as_ref()
             .map(|(d, _, _)| d.clone())
             .or_else(|| existing.get(norm).map(|g| g.dn.clone()))
             .unwrap_or_default();
@@ -2603,7 +2622,7 @@ fn plan_groups(
                 }
                 let members: Vec<String> = want.values().map(|(d, _)| d.to_string()).collect();
                 let deps: Vec<String> = want.values().flat_map(|(_, k)| account_dep(k)).collect();
-                let rule = wanted.get(norm).and_then(|(_, i, _)| rules.config.groups.get(*i));
+                let rule = slot.as_ref().and_then(|(_, i, _)| rules.config.groups.get(*i));
                 let attributes = group_attributes(rules, &parsed, rule);
                 planner.draft(
                     None,

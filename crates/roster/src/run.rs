@@ -9,7 +9,7 @@ use roster_connectors::source::csv::read_csv;
 use roster_connectors::source::sql::{SqlReadOptions, read_sql_with};
 use roster_connectors::target::{AnyTarget, Target};
 use roster_core::config::{SourceConfig, SourceKind, TargetKind};
-use roster_core::engine::{PlanInput, Prepared, plan_prepared, prepare, view_attributes};
+use roster_core::engine::{PlanInput, Prepared, plan_prepared, plan_prepared_last, prepare, view_attributes};
 use roster_core::plan::Plan;
 use roster_core::render::render;
 use roster_core::settings::{Settings, TargetRules, load};
@@ -302,7 +302,7 @@ async fn read_and_plan(
     let prepared = prepare_reading(loaded, store, reads, snapshot, &views, evaluate_all).await?;
     if in_part.is_empty() {
         let input = PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views: &views, evaluate_all };
-        return Ok((plan_prepared(&input, &prepared), full));
+        return Ok((plan_prepared_last(&input, prepared), full));
     }
     let evaluated = prepared.evaluated();
     let mut asks: BTreeMap<String, ViewRequest> = BTreeMap::new();
@@ -381,7 +381,7 @@ async fn read_and_plan(
     }
     let prepared = prepare_reading(loaded, store, reads, snapshot, &views, evaluate_all).await?;
     let input = PlanInput { settings, as_of: loaded.as_of, reads, snapshot, views: &views, evaluate_all };
-    Ok((plan_prepared(&input, &prepared), full))
+    Ok((plan_prepared_last(&input, prepared), full))
 }
 
 async fn read_in_full(rules: &TargetRules, target: &mut AnyTarget) -> Result<TargetView> {
