@@ -162,13 +162,13 @@ struct PersonRow(
 /// took three times what SQLite needs. `None` when a page is refused or does not parse: the caller
 /// reads row by row, which names the person and column at fault.
 async fn persons_in_bulk(tx: &mut AnyConnection) -> Option<Vec<StoredPerson>> {
-    let page = |after: i64| {
+    let page = |from: i64| {
         let mut query = Sql::new(
             "SELECT json_group_array(json_array(key, login, state, json(sources), eval_hash, missing_reads,
                     left_on, next_transition, json(hold), json(record_keys), json(provenance))), max(r), count(*)
-             FROM (SELECT rowid AS r, * FROM persons WHERE rowid > ",
+             FROM (SELECT rowid AS r, * FROM persons WHERE rowid >= ",
         );
-        query.push_bind(after).push(" ORDER BY rowid LIMIT ").push_bind(BULK_ROWS).push(")");
+        query.push_bind(from).push(" ORDER BY rowid LIMIT ").push_bind(BULK_ROWS).push(")");
         query
     };
     in_pages(tx, page, persons_of_page).await
@@ -213,8 +213,8 @@ fn persons_of_page(page: &str) -> Option<Vec<StoredPerson>> {
 type Page = (Option<String>, Option<i64>, i64);
 
 /// A table read in pages of [`BULK_ROWS`] rows that SQLite writes as one JSON array each, in rowid
-/// order (the table's own: no index look-up per row); `page` makes the query of the page after a
-/// rowid, returning a [`Page`]. Each page is parsed by `parse` on a blocking thread while SQLite,
+/// order (the table's own: no index look-up per row); `page` makes the query of the page from a
+/// rowid on (any rowid, negative ones too), returning a [`Page`]. Each page is parsed by `parse` on a blocking thread while SQLite,
 /// on its own thread, makes the next. `None` when a page is refused or does not parse.
 async fn in_pages<T: Send + 'static>(
     tx: &mut AnyConnection,
@@ -223,9 +223,9 @@ async fn in_pages<T: Send + 'static>(
 ) -> Option<Vec<T>> {
     let mut rows = Vec::new();
     let mut parsing: Option<tokio::task::JoinHandle<Option<Vec<T>>>> = None;
-    let mut after = 0;
+    let mut from = i64::MIN;
     loop {
-        let read = page(after).build_query_as::<Page>().fetch_one(&mut *tx).await;
+        let read = page(from).build_query_as::<Page>().fetch_one(&mut *tx).await;
         if let Some(parsed) = parsing.take() {
             rows.extend(parsed.await.ok()??);
         }
@@ -233,7 +233,7 @@ async fn in_pages<T: Send + 'static>(
         let (json, last, count) = read.ok()?;
         parsing = Some(tokio::task::spawn_blocking(move || parse(json.as_deref().unwrap_or("[]"))));
         match last {
-            Some(last) if count == BULK_ROWS => after = last,
+            Some(last) if count == BULK_ROWS && last < i64::MAX => from = last + 1,
             _ => break,
         }
     }
@@ -294,11 +294,11 @@ struct LinkRow(String, String, String, String, u8, Option<AttrMap>, u8);
 /// persons, then sorted in (target, person) order as the row read returns them; `vals` for the
 /// targets `link_values_of` names (`None`: all). `None` when a page is refused or does not parse.
 async fn links_in_bulk(tx: &mut AnyConnection, link_values_of: Option<&BTreeSet<String>>) -> Option<Vec<Link>> {
-    let page = |after: i64| {
+    let page = |from: i64| {
         let mut query = Sql::new("SELECT json_group_array(json_array(target, person, object_id, dn, enabled, ");
         push_values_of(&mut query, link_values_of, "json(vals)");
-        query.push(", password_pending)), max(r), count(*) FROM (SELECT rowid AS r, * FROM links WHERE rowid > ");
-        query.push_bind(after).push(" ORDER BY rowid LIMIT ").push_bind(BULK_ROWS).push(")");
+        query.push(", password_pending)), max(r), count(*) FROM (SELECT rowid AS r, * FROM links WHERE rowid >= ");
+        query.push_bind(from).push(" ORDER BY rowid LIMIT ").push_bind(BULK_ROWS).push(")");
         query
     };
     let mut links = in_pages(tx, page, links_of_page).await?;
@@ -552,6 +552,9 @@ mod tests {
                 .await
                 .unwrap();
         }
+        // Pages go by rowid: one that SQLite would never choose itself is read too.
+        sqlx::query("UPDATE persons SET rowid = -5 WHERE key = 'p6'").execute(&store.pool).await.unwrap();
+        sqlx::query("UPDATE links SET rowid = -7 WHERE person = 'p5'").execute(&store.pool).await.unwrap();
         let mut tx = store.pool.begin().await.unwrap();
         let mut by_row = persons_by_row(&mut tx, false).await.unwrap();
         let mut bulk = persons_in_bulk(&mut tx).await.expect("the pages parse");
