@@ -60,7 +60,7 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
             "Review the plan (`roster plan`), then apply with `--allow {}` if it is right.",
             names.into_iter().collect::<Vec<_>>().join(",")
         );
-        let run = fresh.store.begin_run(&run_start(command, &fresh, vec![], None)).await?;
+        let run = fresh.store.begin_run(&run_start(command, &fresh, vec![])).await?;
         fresh
             .store
             .finish_run(
@@ -89,7 +89,7 @@ pub(crate) async fn apply_plan(fresh: Fresh, overrides: &Overrides, command: &st
     let used_overrides: Vec<String> = fresh.plan.safety.iter().map(|v| format!("{}: {}", v.limit, v.message)).collect();
     let store = fresh.store.clone();
     // The plan's JSON comes to the run record during the apply (see `PlanRecord`).
-    let run = store.begin_run(&run_start(command, &fresh, used_overrides, None)).await?;
+    let run = store.begin_run(&run_start(command, &fresh, used_overrides)).await?;
     let result = execute_beside_json(&fresh, run).await;
     let (done, failed, skipped) = match result {
         Ok(counts) => counts,

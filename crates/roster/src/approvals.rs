@@ -123,7 +123,7 @@ pub(crate) async fn apply_approved(fresh: Fresh, id: i64) -> Result<u8> {
         println!("  new or changed: #{} [{}] {} {}: {}", o.id, o.target, o.action.kind(), o.action.dn(), o.reason);
     }
     if changed.is_blocked() {
-        let run = store.begin_run(&run_start("apply", &fresh, vec![], None)).await?;
+        let run = store.begin_run(&run_start("apply", &fresh, vec![])).await?;
         store
             .finish_run(
                 run,

@@ -580,7 +580,7 @@ pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
     if let Some(out) = &args.out {
         eprintln!("plan saved to {}; apply it with `roster apply {}`", out.display(), out.display());
     }
-    let run = fresh.store.begin_run(&run_start("plan", &fresh, vec![], None)).await?;
+    let run = fresh.store.begin_run(&run_start("plan", &fresh, vec![])).await?;
     fresh
         .store
         .finish_run(
@@ -612,14 +612,16 @@ fn write_json(plan: &Plan, to: impl std::io::Write) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>, plan_json: Option<String>) -> RunStart {
+/// A run's record as it starts, without its plan: an applying run writes it in parts beside its
+/// operations (`apply.rs`); a plan-only or blocked run keeps none.
+pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>) -> RunStart {
     RunStart {
         command: command.to_string(),
         as_of: fresh.plan.as_of,
         config_hash: fresh.loaded.settings.hash.clone(),
         actor: actor(),
         overrides,
-        plan_json,
+        plan_json: None,
     }
 }
 
