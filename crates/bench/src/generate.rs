@@ -318,7 +318,9 @@ pub struct Directory {
 
 /// The roster configuration for the generated export: 14 attribute mappings, 5 group rules
 /// (everyone, department, location, contractors, and one team group per manager), unique logins
-/// from two candidates with romanized forms for Han and kana names, OUs per department.
+/// from two candidates with romanized forms for Han and kana names, OUs per department. The
+/// directory keeps `memberOf` (the testkit's OpenLDAP runs the memberof overlay), so partial reads
+/// take an account's groups from it, as an operator would configure such a directory.
 pub fn config(directory: &Directory, export: &str) -> String {
     let Directory { url, suffix, bind_dn, password_variable } = directory;
     format!(
@@ -333,6 +335,7 @@ managed = ["ou=people,{suffix}", "ou=groups,{suffix}"]
 dn = '"uid=" + login + ",ou=" + department + ",ou=people,{suffix}"'
 object_classes = ["inetOrgPerson"]
 correlate = "employeeNumber"
+member_of = true
 disable = {{ lock = true, move_to = "ou=leavers,ou=people,{suffix}" }}
 [target.attributes]
 uid = {{ value = "login", when = "create" }}

@@ -272,7 +272,7 @@ async fn prepare_reading(
 /// from that asks what else it needs (the entries at the DNs it would take, the groups it would
 /// change, the logins it would hand out: `roster_core::partial`), which is read and the plan made
 /// again until it needs nothing unread. Returns the plan and the targets read in full. `snapshot`
-/// was read light ([`read_snapshot`]): what the plan turns out to need of it is read on the way.
+/// was read light ([`with_records_needed`]): what the plan turns out to need of it is read on the way.
 async fn read_and_plan(
     loaded: &Loaded,
     store: &Store,
@@ -391,20 +391,17 @@ async fn read_in_full(rules: &TargetRules, target: &mut AnyTarget) -> Result<Tar
     Ok(view)
 }
 
-/// The store's snapshot for a plan: without the persons' records, and with the values roster last
-/// wrote only for the links in targets read in full (not `in_part`); everyone's records when a
-/// source correlates by secondary keys (`engine::stored_records_needed`). [`read_and_plan`] reads
+/// The store's snapshot for a plan, from one read without the persons' records and with the values
+/// roster last wrote only for the links in targets read in full: everyone's records are added when
+/// a source correlates by secondary keys (`engine::stored_records_needed`). [`read_and_plan`] reads
 /// the rest it needs.
-async fn read_snapshot(
+async fn with_records_needed(
     loaded: &Loaded,
     store: &Store,
     reads: &[SourceRead],
-    in_part: &BTreeSet<String>,
+    mut snapshot: Snapshot,
     evaluate_all: bool,
 ) -> Result<Snapshot> {
-    let read_in_full: BTreeSet<String> =
-        loaded.settings.targets.iter().map(|t| t.name().to_string()).filter(|t| !in_part.contains(t)).collect();
-    let mut snapshot = store.snapshot_without_records(&read_in_full).await.context("reading the store")?;
     let needed = roster_core::engine::stored_records_needed(&PlanInput {
         settings: &loaded.settings,
         as_of: loaded.as_of,
@@ -440,11 +437,22 @@ async fn fresh_plan_with(loaded: Loaded, evaluate_all: bool) -> Result<Fresh> {
 /// still to be applied.
 async fn fresh_plan_for(loaded: Loaded, evaluate_all: bool, only: &OnePerson) -> Result<Fresh> {
     let store = open_store(&loaded).await?;
-    let (reads, watermarks) = read_sources(&loaded, Some(&store)).await?;
-    let mut targets = connect_targets(&loaded).await?;
     let evaluate_all = evaluate_all || only.person.is_some();
     let in_part = targets_read_in_part(&loaded, &store, evaluate_all).await?;
-    let mut snapshot = read_snapshot(&loaded, &store, &reads, &in_part, evaluate_all).await?;
+    // The sources, the targets' connections and the store's persons and links do not depend on
+    // one another: read at once (the CSV on a blocking thread, SQLite on its own and the pages'
+    // parsing on another), and their failures reported in this order, as when read one by one.
+    let read_in_full: BTreeSet<String> =
+        loaded.settings.targets.iter().map(|t| t.name().to_string()).filter(|t| !in_part.contains(t)).collect();
+    let (sourced, connected, stored) = tokio::join!(
+        read_sources(&loaded, Some(&store)),
+        connect_targets(&loaded),
+        store.snapshot_without_records(&read_in_full)
+    );
+    let (reads, watermarks) = sourced?;
+    let mut targets = connected?;
+    let snapshot = stored.context("reading the store")?;
+    let mut snapshot = with_records_needed(&loaded, &store, &reads, snapshot, evaluate_all).await?;
     let (plan, read_in_full) =
         read_and_plan(&loaded, &store, &mut targets, &reads, &mut snapshot, &in_part, evaluate_all).await?;
     let Some(key) = &only.person else {
