@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
-use crate::attr::{AttrMap, AttrName};
+use crate::attr::{AttrMap, AttrName, Attributes, NameTable};
 use crate::config::{
     DeletedPolicy, DriftPolicy, GroupMode, LastDayMeaning, LeavePolicy, MappingWhen, OrphanPolicy, PasswordWhen,
     TargetKind,
@@ -534,6 +534,8 @@ fn plan_with(
         let object_class = AttrName::new("objectClass");
         let login_attribute = AttrName::new(rules.config.login_attribute.clone());
         let lock_attribute = AttrName::new(LOCK_ATTRIBUTE);
+        // The creates' name lists, shared by the creates with the same names.
+        let mut create_names = NameTable::default();
         for e in &view.entries {
             for v in e.attrs.get(&correlate).into_iter().flatten() {
                 by_correlation.entry(v.clone()).or_default().push(e);
@@ -952,6 +954,18 @@ fn plan_with(
                         let uac = UAC_NORMAL_ENABLED | UAC_ACCOUNTDISABLE;
                         attributes.insert(AttrName::new(UAC_ATTRIBUTE), vec![uac.to_string()]);
                     }
+                    let attributes = match Attributes::shared(attributes, &mut create_names) {
+                        Ok(attributes) => attributes,
+                        Err(e) => {
+                            planner.notice(
+                                NoticeKind::EvaluationFailed,
+                                person,
+                                Some(rules.name()),
+                                format!("account not created: {e}"),
+                            );
+                            continue;
+                        }
+                    };
                     let reason = p.decision.because.clone();
                     planner.draft(
                         person,
