@@ -762,10 +762,10 @@ fn plan_with(
         };
         let mut group_members: WantedGroups = BTreeMap::new();
         // Each person's expressions, evaluated ahead on every core; taken below in key order.
-        let expressions = |envs: &mut (Env, Env), p: &Cow<Evaluated>| {
-            evaluate_expressions(envs, &variables, settings, rules, p, &current, &desired_dn)
+        let expressions = |scratch: &mut Scratch, p: &Cow<Evaluated>| {
+            evaluate_expressions(scratch, &variables, settings, rules, p, &current, &desired_dn)
         };
-        for (p, evaluations) in parallel::blocks(&people, || (Env::new(), Env::new()), expressions) {
+        for (p, evaluations) in parallel::blocks(&people, Scratch::default, expressions) {
             if !p.evaluate || p.hold.is_some() || p.failed {
                 continue;
             }
@@ -1253,17 +1253,21 @@ fn plan_with(
                         Ok(Some(dns)) => match dns {
                             Ok(dns) => {
                                 for g in dns {
-                                    match g {
-                                        Ok((gdn, _)) if has_empty_name(&gdn) => planner.notice(
+                                    match g.as_deref() {
+                                        Ok((gdn, _)) if has_empty_name(gdn) => planner.notice(
                                             NoticeKind::EvaluationFailed,
                                             person,
                                             Some(rules.name()),
                                             format!("group {gdn} has an empty name: membership not planned"),
                                         ),
-                                        Ok((gdn, normalized)) if rules.in_scope(&gdn) => {
-                                            let slot = group_members
-                                                .entry(normalized)
-                                                .or_insert_with(|| (gdn.to_string(), rule_index, BTreeMap::new()));
+                                        Ok((gdn, normalized)) if rules.in_scope(gdn) => {
+                                            if !group_members.contains_key(normalized) {
+                                                group_members.insert(
+                                                    normalized.clone(),
+                                                    (gdn.to_string(), rule_index, BTreeMap::new()),
+                                                );
+                                            }
+                                            let Some(slot) = group_members.get_mut(normalized) else { continue };
                                             slot.2.insert(
                                                 Arc::clone(&member.0),
                                                 (Arc::clone(&member.1), Arc::clone(&member.2)),
@@ -2064,14 +2068,41 @@ struct Evaluations {
     member: (Arc<str>, Arc<str>),
 }
 
-type GroupDns = Result<Vec<Result<(Dn, String), DnError>>, ExprError>;
+type GroupDns = Result<Vec<Result<Arc<GroupDn>, DnError>>, ExprError>;
+
+/// A group's DN parsed, and normalized.
+type GroupDn = (Dn, String);
+
+/// What one thread evaluating expressions keeps from person to person: its environments (as text,
+/// and escaped for DNs), filled in place, and the group DNs it parsed, by their text (a million
+/// persons' five groups each are the same few thousand groups).
+#[derive(Default)]
+struct Scratch {
+    env: Env,
+    group_env: Env,
+    group_dns: FastMap<String, Result<Arc<GroupDn>, DnError>>,
+}
+
+impl Scratch {
+    fn group_dn(&mut self, text: String) -> Result<Arc<GroupDn>, DnError> {
+        if let Some(known) = self.group_dns.get(&text) {
+            return known.clone();
+        }
+        let parsed = Dn::parse(&text).map(|dn| {
+            let normalized = dn.normalized();
+            Arc::new((dn, normalized))
+        });
+        self.group_dns.insert(text, parsed.clone());
+        parsed
+    }
+}
 
 /// Evaluates the mappings, disabled overrides and group rules of a person to be planned in
 /// `rules`' target (`None` for anyone else), in `envs` (as text, and escaped for DNs), filled in
 /// place. Pure, so the planner runs it for many persons at once on every core
 /// ([`parallel::blocks`]) and takes the results in key order.
 fn evaluate_expressions(
-    (env, group_env): &mut (Env, Env),
+    scratch: &mut Scratch,
     variables: &Variables,
     settings: &Settings,
     rules: &TargetRules,
@@ -2090,8 +2121,9 @@ fn evaluate_expressions(
     let dn = desired_dn.get(p.key.as_str())?;
     let login = p.login.as_deref().unwrap_or_default();
     let manager_dn = manager_dn_of(p, desired_dn);
+    let env = &mut scratch.env;
     fill_env(env, variables, settings, p, login, as_text);
-    fill_env(group_env, variables, settings, p, login, crate::dn::escape_dn_value);
+    fill_env(&mut scratch.group_env, variables, settings, p, login, crate::dn::escape_dn_value);
     let effective = effective_state(state, entry.is_some());
     // Only the mappings that reference the manager read `manager_dn` (`references_manager` is
     // whether the expression names it): set for them, empty again for the rest below.
@@ -2108,17 +2140,10 @@ fn evaluate_expressions(
             .groups
             .iter()
             .map(|rule| {
-                let holds = rule.when.eval(env).and_then(ExprValue::into_bool)?;
+                let holds = rule.when.eval(&scratch.env).and_then(ExprValue::into_bool)?;
                 Ok(holds.then(|| {
-                    let dns = rule.dn.eval(group_env).and_then(ExprValue::into_texts)?;
-                    Ok(dns
-                        .iter()
-                        .map(|g| {
-                            let gdn = Dn::parse(g)?;
-                            let normalized = gdn.normalized();
-                            Ok((gdn, normalized))
-                        })
-                        .collect())
+                    let dns = rule.dn.eval(&scratch.group_env).and_then(ExprValue::into_texts)?;
+                    Ok(dns.into_iter().map(|g| scratch.group_dn(g)).collect())
                 }))
             })
             .collect()
