@@ -120,8 +120,9 @@ struct Draft {
     category: Category,
     reason: String,
     action: Action,
-    /// (target, person key) whose create must land first.
-    needs_accounts: Vec<String>,
+    /// The persons whose account's create in the draft's own target must land first (shared with
+    /// the group plan's members: a million persons' group memberships copy no key).
+    needs_accounts: Vec<Arc<str>>,
     /// Normalized container DNs that must exist first.
     needs_containers: Vec<String>,
     /// Within its phase and target, operations of a lower rank come first (the depth of an
@@ -136,7 +137,7 @@ struct Draft {
 struct Carried {
     changes: Vec<AttrChange>,
     /// What that update waits for: the account itself and the referenced accounts.
-    needs: Vec<String>,
+    needs: Vec<Arc<str>>,
 }
 
 /// One person as evaluated in this run.
@@ -283,7 +284,7 @@ impl Planner {
         reason: String,
         action: Action,
         references: bool,
-        needs_accounts: Vec<String>,
+        needs_accounts: Vec<Arc<str>>,
         needs_containers: Vec<String>,
     ) {
         self.drafts.push(Draft {
@@ -908,7 +909,6 @@ fn plan_with(
                 continue;
             }
 
-            let account_ref = format!("{}\u{0}{}", rules.name(), p.key);
             match entry {
                 None => {
                     if !needs_account(state) {
@@ -928,7 +928,7 @@ fn plan_with(
                         .map(|(attr, values, ..)| AttrChange { attr: attr.clone(), old: vec![], new: values.clone() })
                         .collect();
                     let carried =
-                        if ad && !refs.is_empty() { referable.accounts(&refs, &dn, rules.name()) } else { None };
+                        if ad && !refs.is_empty() { referable.accounts(&refs, &dn) } else { None };
                     // Moved, not copied: the deferred references are in `refs` already.
                     for (attr, values, _, references) in &mut wanted {
                         if (!*references || !deferred || carried.is_some()) && !values.is_empty() {
@@ -985,7 +985,7 @@ fn plan_with(
                     if carried.is_some()
                         && let Some(create) = planner.drafts.last_mut()
                     {
-                        let needs = manager_dependency(p, &account_ref, rules);
+                        let needs = manager_dependency(p);
                         create.carries = Some(Box::new(Carried { changes: refs.clone(), needs }));
                     }
                     // With `when = "enabled"` a disabled account waits for its password (the link
@@ -1013,7 +1013,7 @@ fn plan_with(
                         );
                     }
                     if !refs.is_empty() && carried.is_none() {
-                        let deps = manager_dependency(p, &account_ref, rules);
+                        let deps = manager_dependency(p);
                         planner.draft(
                             person,
                             rules.name(),
@@ -1230,7 +1230,7 @@ fn plan_with(
                         );
                     }
                     if !refs.is_empty() {
-                        let deps = manager_dependency(p, &account_ref, rules);
+                        let deps = manager_dependency(p);
                         planner.draft(
                             person,
                             rules.name(),
@@ -1347,16 +1347,17 @@ fn plan_with(
     drafts.sort_by(|a, b| (a.phase, &a.target, a.rank, &a.person).cmp(&(b.phase, &b.target, b.rank, &b.person)));
     // An account is ready for its other operations once it exists (created or adopted) and has its
     // initial password.
-    let mut creates: HashMap<String, usize> = HashMap::new();
-    let mut ready: HashMap<String, Vec<usize>> = HashMap::new();
+    // Accounts by (target, person key), borrowed from the drafts.
+    let mut creates: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut ready: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
     let mut containers: HashMap<String, usize> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {
         match &d.action {
             Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. } => {
                 if let Some(p) = &d.person {
-                    let account = format!("{}\u{0}{}", d.target, p);
+                    let account = (d.target.as_str(), p.as_str());
                     if !matches!(d.action, Action::SetPassword { .. }) {
-                        creates.insert(account.clone(), i);
+                        creates.insert(account, i);
                     }
                     ready.entry(account).or_default().push(i);
                 }
@@ -1367,20 +1368,31 @@ fn plan_with(
             _ => {}
         }
     }
-    let operations: Vec<Operation> = drafts
-        .into_iter()
+    let depends: Vec<Vec<usize>> = drafts
+        .iter()
         .enumerate()
         .map(|(id, d)| {
-            let mut depends_on: Vec<usize> = d.needs_accounts.iter().filter_map(|k| creates.get(k).copied()).collect();
+            let target = d.target.as_str();
+            let mut depends_on: Vec<usize> =
+                d.needs_accounts.iter().filter_map(|k| creates.get(&(target, &**k)).copied()).collect();
             depends_on.extend(d.needs_containers.iter().filter_map(|c| containers.get(c).copied()));
             if let Some(p) = &d.person
-                && let Some(prerequisites) = ready.get(&format!("{}\u{0}{}", d.target, p))
+                && let Some(prerequisites) = ready.get(&(target, p.as_str()))
             {
                 depends_on.extend(prerequisites.iter().copied().filter(|&c| c != id));
             }
             depends_on.retain(|&x| x < id);
             depends_on.sort_unstable();
             depends_on.dedup();
+            depends_on
+        })
+        .collect();
+    drop((creates, ready, containers));
+    let operations: Vec<Operation> = drafts
+        .into_iter()
+        .zip(depends)
+        .enumerate()
+        .map(|(id, (d, depends_on))| {
             Operation {
                 id,
                 person: d.person,
@@ -2219,10 +2231,11 @@ impl<'a> Place<'a> {
     }
 }
 
-fn manager_dependency(p: &Evaluated, own: &str, rules: &TargetRules) -> Vec<String> {
-    let mut deps = vec![own.to_string()];
+/// The person's own account and their manager's, in the same target.
+fn manager_dependency(p: &Evaluated) -> Vec<Arc<str>> {
+    let mut deps = vec![Arc::from(p.key.as_str())];
     if let Some(m) = &p.manager {
-        deps.push(format!("{}\u{0}{}", rules.name(), m));
+        deps.push(Arc::from(m.as_str()));
     }
     deps
 }
@@ -2256,10 +2269,10 @@ impl Referable {
         referable
     }
 
-    /// The accounts (`target\0person`) whose creates a create at `own` carrying `refs` waits for,
-    /// or `None` when a value names neither an account that stays nor one created in this run (or
-    /// the account itself): then the references wait for a later update.
-    fn accounts(&self, refs: &[AttrChange], own: &Dn, target: &str) -> Option<Vec<String>> {
+    /// The persons whose accounts' creates a create at `own` carrying `refs` waits for, or `None`
+    /// when a value names neither an account that stays nor one created in this run (or the
+    /// account itself): then the references wait for a later update.
+    fn accounts(&self, refs: &[AttrChange], own: &Dn) -> Option<Vec<Arc<str>>> {
         let own = own.normalized();
         let mut needs = Vec::new();
         for value in refs.iter().flat_map(|c| &c.new) {
@@ -2268,7 +2281,7 @@ impl Referable {
                 return None;
             }
             if !self.staying.contains(&dn) {
-                needs.push(format!("{target}\u{0}{}", self.created.get(&dn)?));
+                needs.push(Arc::from(self.created.get(&dn)?.as_str()));
             }
         }
         Some(needs)
@@ -2286,19 +2299,19 @@ fn fold_references(drafts: &mut Vec<Draft>) {
     if drafts.iter().all(|d| d.carries.is_none()) {
         return;
     }
-    let account = |d: &Draft| d.person.as_ref().map(|p| format!("{}\u{0}{p}", d.target));
-    let creates: HashMap<String, usize> = drafts
+    let creates: HashMap<(&str, &str), usize> = drafts
         .iter()
         .enumerate()
         .filter(|(_, d)| matches!(d.action, Action::Create { .. }))
-        .filter_map(|(i, d)| Some((account(d)?, i)))
+        .filter_map(|(i, d)| Some(((d.target.as_str(), d.person.as_deref()?), i)))
         .collect();
     // Each carrying create -> the carrying creates it waits for (a create that carries nothing
     // is made first anyway: depth 0).
     let mut waits_for: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let mut give_back: Vec<usize> = Vec::new();
     for (i, d) in drafts.iter().enumerate().filter(|(_, d)| d.carries.is_some()) {
-        match d.needs_accounts.iter().map(|k| creates.get(k).copied()).collect::<Option<Vec<usize>>>() {
+        let target = d.target.as_str();
+        match d.needs_accounts.iter().map(|k| creates.get(&(target, &**k)).copied()).collect::<Option<Vec<usize>>>() {
             Some(needed) => {
                 waits_for.insert(i, needed);
             }
@@ -2379,14 +2392,15 @@ fn fold_references(drafts: &mut Vec<Draft>) {
         };
         drafts.push(update);
     }
-    let ranks: HashMap<String, usize> = depth
+    let owned_account = |d: &Draft| d.person.clone().map(|p| (d.target.clone(), p));
+    let ranks: HashMap<(String, String), usize> = depth
         .iter()
         .filter(|(i, _)| drafts[**i].carries.is_some())
-        .filter_map(|(i, d)| Some((account(&drafts[*i])?, *d)))
+        .filter_map(|(i, d)| Some((owned_account(&drafts[*i])?, *d)))
         .collect();
     let accounts_phase = phase(&Action::Adopt { dn: String::new(), object_id: String::new() }, false);
     for d in drafts.iter_mut().filter(|d| d.phase == accounts_phase) {
-        if let Some(rank) = account(d).and_then(|a| ranks.get(&a)) {
+        if let Some(rank) = owned_account(d).and_then(|a| ranks.get(&a)) {
             d.rank = *rank;
         }
     }
@@ -2637,7 +2651,7 @@ fn plan_groups(
             .unwrap_or_default();
         let Ok(parsed) = Dn::parse(&group_dn) else { continue };
         let rule_reason = |member: &str| format!("group rule: {member} belongs in {group_dn}");
-        let account_dep = |person: &str| vec![format!("{}\u{0}{}", rules.name(), person)];
+        let account_dep = |person: &Arc<str>| vec![Arc::clone(person)];
         match existing.get(norm) {
             None => {
                 if want.is_empty() {
@@ -2660,7 +2674,7 @@ fn plan_groups(
                     }
                 }
                 let members: Vec<String> = want.values().map(|(d, _)| d.to_string()).collect();
-                let deps: Vec<String> = want.values().flat_map(|(_, k)| account_dep(k)).collect();
+                let deps: Vec<Arc<str>> = want.values().flat_map(|(_, k)| account_dep(k)).collect();
                 let rule = slot.as_ref().and_then(|(_, i, _)| rules.config.groups.get(*i));
                 let attributes = group_attributes(rules, &parsed, rule);
                 planner.draft(
