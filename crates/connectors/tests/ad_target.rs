@@ -542,7 +542,12 @@ async fn set_password_on_openldap_uses_password_modify_so_the_server_hashes_it()
     let dn = format!("uid=pat,{people}");
     let person = attrs(&[("objectClass", &["inetOrgPerson"]), ("uid", &["pat"]), ("cn", &["Pat"]), ("sn", &["P"])]);
     target
-        .apply(&op(Action::Create { dn: dn.clone(), attributes: person.try_into().unwrap(), enabled: true, password: true }))
+        .apply(&op(Action::Create {
+            dn: dn.clone(),
+            attributes: person.try_into().unwrap(),
+            enabled: true,
+            password: true,
+        }))
         .await
         .unwrap();
     let password = "Correct-Horse-7";

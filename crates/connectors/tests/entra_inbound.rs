@@ -132,7 +132,11 @@ fn op(id: usize, key: &str, action: Action) -> Operation {
 }
 
 fn create(id: usize, key: &str, attributes: AttrMap) -> Operation {
-    op(id, key, Action::Create { dn: dn(key), attributes: attributes.try_into().unwrap(), enabled: true, password: false })
+    op(
+        id,
+        key,
+        Action::Create { dn: dn(key), attributes: attributes.try_into().unwrap(), enabled: true, password: false },
+    )
 }
 
 fn uploaded_records(fake: &EntraInboundFake) -> Vec<Value> {

@@ -343,8 +343,8 @@ mod tests {
 
     #[test]
     fn attributes_find_names_case_insensitively_and_lose_what_is_removed() {
-        let mut a = Attributes::try_from(map(&[("cn", &["Ada"]), ("member", &["uid=a", "uid=b"]), ("uid", &["ada"])]))
-            .unwrap();
+        let mut a =
+            Attributes::try_from(map(&[("cn", &["Ada"]), ("member", &["uid=a", "uid=b"]), ("uid", &["ada"])])).unwrap();
         assert_eq!(a.get(&AttrName::new("CN")).and_then(|v| v.first()), Some("Ada"));
         assert!(a.get(&AttrName::new("mail")).is_none());
         a.retain_values(|_, v| v != "uid=a");

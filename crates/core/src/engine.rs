@@ -927,8 +927,7 @@ fn plan_with(
                         .filter(|(_, values, _, references)| deferred && *references && !values.is_empty())
                         .map(|(attr, values, ..)| AttrChange { attr: attr.clone(), old: vec![], new: values.clone() })
                         .collect();
-                    let carried =
-                        if ad && !refs.is_empty() { referable.accounts(&refs, &dn) } else { None };
+                    let carried = if ad && !refs.is_empty() { referable.accounts(&refs, &dn) } else { None };
                     // Moved, not copied: the deferred references are in `refs` already.
                     for (attr, values, _, references) in &mut wanted {
                         if (!*references || !deferred || carried.is_some()) && !values.is_empty() {
@@ -1392,16 +1391,14 @@ fn plan_with(
         .into_iter()
         .zip(depends)
         .enumerate()
-        .map(|(id, (d, depends_on))| {
-            Operation {
-                id,
-                person: d.person,
-                target: d.target,
-                category: d.category,
-                reason: d.reason,
-                depends_on,
-                action: d.action,
-            }
+        .map(|(id, (d, depends_on))| Operation {
+            id,
+            person: d.person,
+            target: d.target,
+            category: d.category,
+            reason: d.reason,
+            depends_on,
+            action: d.action,
         })
         .collect();
 

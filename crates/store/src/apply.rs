@@ -99,16 +99,9 @@ fn text(value: &impl Serialize) -> String {
 fn before_after(action: &Action, object_id: Option<&str>) -> (Option<String>, Option<String>) {
     match action {
         Action::CreateContainer { .. } => (None, None),
-        Action::Create { dn, attributes, enabled, password } => (
-            None,
-            Some(text(&CreateJson {
-                attributes,
-                dn,
-                enabled: *enabled,
-                object_id,
-                password: *password,
-            })),
-        ),
+        Action::Create { dn, attributes, enabled, password } => {
+            (None, Some(text(&CreateJson { attributes, dn, enabled: *enabled, object_id, password: *password })))
+        }
         Action::SetPassword { must_change, .. } => (None, Some(json!({ "must_change": must_change }).to_string())),
         Action::Adopt { object_id, .. } => (None, Some(json!({ "object_id": object_id }).to_string())),
         Action::Update { changes, .. } | Action::Enable { changes, .. } | Action::Disable { changes, .. } => {
