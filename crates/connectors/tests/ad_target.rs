@@ -99,7 +99,9 @@ fn create_user(dn: &str, login: &str, employee_id: &str) -> Operation {
             ("displayName", &[cn]),
             ("department", &["Sales"]),
             ("accountExpires", &["9223372036854775807"]),
-        ]),
+        ])
+        .try_into()
+        .unwrap(),
         enabled: false,
         password: true,
     })
@@ -540,7 +542,12 @@ async fn set_password_on_openldap_uses_password_modify_so_the_server_hashes_it()
     let dn = format!("uid=pat,{people}");
     let person = attrs(&[("objectClass", &["inetOrgPerson"]), ("uid", &["pat"]), ("cn", &["Pat"]), ("sn", &["P"])]);
     target
-        .apply(&op(Action::Create { dn: dn.clone(), attributes: person, enabled: true, password: true }))
+        .apply(&op(Action::Create {
+            dn: dn.clone(),
+            attributes: person.try_into().unwrap(),
+            enabled: true,
+            password: true,
+        }))
         .await
         .unwrap();
     let password = "Correct-Horse-7";

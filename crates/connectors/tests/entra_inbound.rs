@@ -132,7 +132,11 @@ fn op(id: usize, key: &str, action: Action) -> Operation {
 }
 
 fn create(id: usize, key: &str, attributes: AttrMap) -> Operation {
-    op(id, key, Action::Create { dn: dn(key), attributes, enabled: true, password: false })
+    op(
+        id,
+        key,
+        Action::Create { dn: dn(key), attributes: attributes.try_into().unwrap(), enabled: true, password: false },
+    )
 }
 
 fn uploaded_records(fake: &EntraInboundFake) -> Vec<Value> {
@@ -318,7 +322,7 @@ async fn what_the_api_cannot_do_is_refused_before_anything_is_sent() {
     let outside = Operation {
         action: Action::Create {
             dn: "cn=X,ou=elsewhere".into(),
-            attributes: person("X"),
+            attributes: person("X").try_into().unwrap(),
             enabled: true,
             password: false,
         },

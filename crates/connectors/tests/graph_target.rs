@@ -162,7 +162,7 @@ fn person(key: &str, login: &str, extra: &[(&str, &str)]) -> AttrMap {
 }
 
 fn create(dn: &str, attributes: AttrMap) -> Operation {
-    op(Action::Create { dn: dn.into(), attributes, enabled: true, password: false })
+    op(Action::Create { dn: dn.into(), attributes: attributes.try_into().unwrap(), enabled: true, password: false })
 }
 
 fn change(attr: &str, old: &[&str], new: &[&str]) -> AttrChange {

@@ -85,7 +85,12 @@ fn person(uid: &str, employee_number: &str) -> AttrMap {
 }
 
 fn create(dn: &str, attributes: AttrMap) -> Operation {
-    op(Action::Create { dn: dn.to_string(), attributes, enabled: true, password: false })
+    op(Action::Create {
+        dn: dn.to_string(),
+        attributes: attributes.try_into().unwrap(),
+        enabled: true,
+        password: false,
+    })
 }
 
 fn change(attr: &str, old: &[&str], new: &[&str]) -> AttrChange {
@@ -294,7 +299,12 @@ async fn every_action_kind_does_what_the_plan_says() {
     // Create, disabled: it starts out locked, the entry reports its entryUUID and never the password.
     let mut attributes = person("jdoe", "2001");
     attributes.insert(AttrName::new("userPassword"), vec!["Secret-1".into()]);
-    let create_disabled = op(Action::Create { dn: jdoe.clone(), attributes, enabled: false, password: false });
+    let create_disabled = op(Action::Create {
+        dn: jdoe.clone(),
+        attributes: attributes.try_into().unwrap(),
+        enabled: false,
+        password: false,
+    });
     let created = created_entry(target.apply(&create_disabled).await.unwrap());
     assert_eq!(Some(created.object_id.clone()), uuid_of(&server, &jdoe));
     assert_eq!(normalize_dn(&created.dn), normalize_dn(&jdoe));
@@ -526,14 +536,14 @@ async fn writes_outside_the_managed_subtrees_are_refused_before_anything_is_sent
         Action::CreateContainer { dn: "ou=evil,dc=example,dc=org".into() },
         Action::Create {
             dn: "uid=mallory,ou=services,dc=example,dc=org".into(),
-            attributes: person("mallory", "6002"),
+            attributes: person("mallory", "6002").try_into().unwrap(),
             enabled: true,
             password: false,
         },
         // A value that looks like a DN inside the managed scope, escaped, stays one RDN outside it.
         Action::Create {
             dn: Dn::parse("dc=example,dc=org").unwrap().child("uid", &format!("x,{PEOPLE}")).to_string(),
-            attributes: person("x", "6003"),
+            attributes: person("x", "6003").try_into().unwrap(),
             enabled: true,
             password: false,
         },

@@ -66,7 +66,7 @@ fn values<'v>(view: &'v TargetView, dn: &str, attr: &str) -> Vec<&'v str> {
 }
 
 fn create(dn: &str, attributes: AttrMap) -> Operation {
-    op(Action::Create { dn: dn.into(), attributes, enabled: true, password: false })
+    op(Action::Create { dn: dn.into(), attributes: attributes.try_into().unwrap(), enabled: true, password: false })
 }
 
 const BOSS: &str = "externalId=1000,ou=Users,o=scim";

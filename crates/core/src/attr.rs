@@ -75,6 +75,235 @@ impl From<&str> for AttrName {
 /// Attribute name -> values, as read from or written to a directory entry.
 pub type AttrMap = BTreeMap<AttrName, Vec<String>>;
 
+/// A new account's attributes (`Action::Create`), held compactly: a first load's plan holds one
+/// per account, a million at once, where an [`AttrMap`] of seventeen single values costs some
+/// 2 KB (tree nodes, and a `Vec` and a `String` per value). Here all values are one text, found by
+/// their ends, and the names are shared by the accounts that have the same ones ([`NameTable`]).
+/// The same names, order, values and JSON as the [`AttrMap`] it is made from: an object of name
+/// to its array of values, names in [`AttrName`] order.
+#[derive(Clone, Default)]
+pub struct Attributes {
+    /// Each name once, in [`AttrName`] order.
+    names: Arc<[AttrName]>,
+    /// One per name, the end of its values (an index of the values, which follow); then one per
+    /// value, the end of its text in `text`.
+    bounds: Box<[u32]>,
+    text: Box<str>,
+}
+
+/// An account whose values do not fit [`Attributes`]' 32-bit ends (4 GiB of text, or four
+/// billion values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooLarge;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an account's attribute values exceed 4 GiB")
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+/// The name lists of the accounts made so far, so an account whose names are spelled exactly as an
+/// earlier one's shares that list ([`Attributes::shared`]). Few differ within a target (the
+/// mappings that came out empty, the lock): the table stops growing at a few dozen.
+#[derive(Debug, Default)]
+pub struct NameTable(Vec<Arc<[AttrName]>>);
+
+const NAME_TABLE_LIMIT: usize = 64;
+
+impl NameTable {
+    fn share<'a>(&mut self, names: impl ExactSizeIterator<Item = &'a AttrName> + Clone) -> Arc<[AttrName]> {
+        let same = |known: &Arc<[AttrName]>| {
+            known.len() == names.len()
+                && known.iter().zip(names.clone()).all(|(a, b)| Arc::ptr_eq(&a.0, &b.0) || a.0 == b.0)
+        };
+        if let Some(known) = self.0.iter().find(|known| same(known)) {
+            return Arc::clone(known);
+        }
+        let new: Arc<[AttrName]> = names.cloned().collect();
+        if self.0.len() < NAME_TABLE_LIMIT {
+            self.0.push(Arc::clone(&new));
+        }
+        new
+    }
+}
+
+impl Attributes {
+    /// The map's attributes, their names shared with the earlier accounts in `table` that have
+    /// exactly the same.
+    pub fn shared(map: AttrMap, table: &mut NameTable) -> Result<Attributes, TooLarge> {
+        Attributes::build(map, |names| table.share(names))
+    }
+
+    fn build(
+        map: AttrMap,
+        names: impl FnOnce(std::collections::btree_map::Keys<'_, AttrName, Vec<String>>) -> Arc<[AttrName]>,
+    ) -> Result<Attributes, TooLarge> {
+        let count: usize = map.values().map(Vec::len).sum();
+        let length: usize = map.values().flatten().map(String::len).sum();
+        u32::try_from(count).map_err(|_| TooLarge)?;
+        u32::try_from(length).map_err(|_| TooLarge)?;
+        let mut bounds = Vec::with_capacity(map.len() + count);
+        let mut text = String::with_capacity(length);
+        let mut values = 0;
+        for v in map.values() {
+            values += v.len();
+            bounds.push(values as u32);
+        }
+        for value in map.values().flatten() {
+            text.push_str(value);
+            bounds.push(text.len() as u32);
+        }
+        Ok(Attributes { names: names(map.keys()), bounds: bounds.into(), text: text.into() })
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &AttrName> + Clone {
+        self.names.iter()
+    }
+
+    /// Each name with its values, in name order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&AttrName, Values<'_>)> + Clone {
+        (0..self.names.len()).map(|i| (&self.names[i], self.values(i)))
+    }
+
+    /// The values of `name` (compared case-insensitively).
+    pub fn get(&self, name: &AttrName) -> Option<Values<'_>> {
+        let i = self.names.binary_search(name).ok()?;
+        Some(self.values(i))
+    }
+
+    pub fn contains_key(&self, name: &AttrName) -> bool {
+        self.names.binary_search(name).is_ok()
+    }
+
+    fn values(&self, i: usize) -> Values<'_> {
+        let (ends, value_ends) = self.bounds.split_at(self.names.len());
+        let from = if i == 0 { 0 } else { ends[i - 1] as usize };
+        let to = ends[i] as usize;
+        let start = if from == 0 { 0 } else { value_ends[from - 1] as usize };
+        Values { text: &self.text, start, ends: &value_ends[from..to] }
+    }
+
+    /// As an [`AttrMap`], for what edits or merges the values (a connector building its request,
+    /// a link's values).
+    pub fn to_map(&self) -> AttrMap {
+        self.iter().map(|(name, values)| (name.clone(), values.to_vec())).collect()
+    }
+
+    /// Without the attribute `name`.
+    pub fn remove(&mut self, name: &AttrName) {
+        if self.contains_key(name) {
+            let mut map = self.to_map();
+            map.remove(name);
+            *self = Attributes::from_smaller(map);
+        }
+    }
+
+    /// Only the values for which `keep` holds; an attribute left with none goes.
+    pub fn retain_values(&mut self, mut keep: impl FnMut(&AttrName, &str) -> bool) {
+        let mut map = self.to_map();
+        map.retain(|name, values| {
+            values.retain(|v| keep(name, v));
+            !values.is_empty()
+        });
+        *self = Attributes::from_smaller(map);
+    }
+
+    /// From a map made from this one with less in it: fits, as this one did.
+    fn from_smaller(map: AttrMap) -> Attributes {
+        Attributes::try_from(map).unwrap_or_default()
+    }
+}
+
+impl TryFrom<AttrMap> for Attributes {
+    type Error = TooLarge;
+
+    fn try_from(map: AttrMap) -> Result<Attributes, TooLarge> {
+        Attributes::build(map, |names| names.cloned().collect())
+    }
+}
+
+/// One attribute's values in an [`Attributes`].
+#[derive(Clone)]
+pub struct Values<'a> {
+    text: &'a str,
+    /// Where the first value starts in `text`.
+    start: usize,
+    /// Where each value ends.
+    ends: &'a [u32],
+}
+
+impl<'a> Values<'a> {
+    pub fn first(&self) -> Option<&'a str> {
+        self.clone().next()
+    }
+
+    pub fn to_vec(&self) -> Vec<String> {
+        self.clone().map(str::to_string).collect()
+    }
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let (end, rest) = self.ends.split_first()?;
+        let end = *end as usize;
+        let value = self.text.get(self.start..end)?;
+        self.start = end;
+        self.ends = rest;
+        Some(value)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.ends.len(), Some(self.ends.len()))
+    }
+}
+
+impl ExactSizeIterator for Values<'_> {}
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names && self.bounds == other.bounds && self.text == other.text
+    }
+}
+impl Eq for Attributes {}
+
+impl std::fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter().map(|(name, values)| (name, values.collect::<Vec<_>>()))).finish()
+    }
+}
+
+struct ValuesJson<'a>(Values<'a>);
+
+impl Serialize for ValuesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.clone())
+    }
+}
+
+impl Serialize for Attributes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter().map(|(name, values)| (name, ValuesJson(values))))
+    }
+}
+
+impl<'de> Deserialize<'de> for Attributes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Attributes, D::Error> {
+        Attributes::try_from(AttrMap::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +314,55 @@ mod tests {
         map.insert(AttrName::new("employeeNumber"), vec!["1".into()]);
         assert_eq!(map.get(&AttrName::new("EMPLOYEENUMBER")), Some(&vec!["1".to_string()]));
         assert_eq!(map.keys().next().unwrap().as_str(), "employeeNumber");
+    }
+
+    fn map(entries: &[(&str, &[&str])]) -> AttrMap {
+        entries.iter().map(|(n, vs)| (AttrName::new(*n), vs.iter().map(|v| v.to_string()).collect())).collect()
+    }
+
+    #[test]
+    fn attributes_hold_what_their_map_holds_and_write_the_same_json() {
+        let cases = [
+            map(&[]),
+            map(&[("uid", &["ada"])]),
+            map(&[("objectClass", &["top", "inetOrgPerson"]), ("cn", &["Ada", ""]), ("mail", &[]), ("sn", &["Ł\\"])]),
+        ];
+        for m in cases {
+            let a = Attributes::try_from(m.clone()).unwrap();
+            assert_eq!(a.to_map(), m);
+            assert_eq!(a.len(), m.len());
+            assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&m).unwrap());
+            assert_eq!(serde_json::to_string_pretty(&a).unwrap(), serde_json::to_string_pretty(&m).unwrap());
+            let back: Attributes = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+            assert_eq!(back, a);
+            for (name, values) in &m {
+                assert_eq!(a.get(name).map(|v| v.to_vec()).as_ref(), Some(values));
+            }
+        }
+    }
+
+    #[test]
+    fn attributes_find_names_case_insensitively_and_lose_what_is_removed() {
+        let mut a =
+            Attributes::try_from(map(&[("cn", &["Ada"]), ("member", &["uid=a", "uid=b"]), ("uid", &["ada"])])).unwrap();
+        assert_eq!(a.get(&AttrName::new("CN")).and_then(|v| v.first()), Some("Ada"));
+        assert!(a.get(&AttrName::new("mail")).is_none());
+        a.retain_values(|_, v| v != "uid=a");
+        assert_eq!(a.to_map(), map(&[("cn", &["Ada"]), ("member", &["uid=b"]), ("uid", &["ada"])]));
+        a.retain_values(|name, _| !name.is("member"));
+        a.remove(&AttrName::new("UID"));
+        assert_eq!(a.to_map(), map(&[("cn", &["Ada"])]));
+    }
+
+    #[test]
+    fn accounts_with_the_same_names_share_them() {
+        let mut table = NameTable::default();
+        let a = Attributes::shared(map(&[("cn", &["Ada"]), ("uid", &["ada"])]), &mut table).unwrap();
+        let b = Attributes::shared(map(&[("cn", &["Bo"]), ("uid", &["bo"])]), &mut table).unwrap();
+        let c = Attributes::shared(map(&[("CN", &["Cy"]), ("uid", &["cy"])]), &mut table).unwrap();
+        assert!(Arc::ptr_eq(&a.names, &b.names));
+        // Spelled otherwise: its own names, so its JSON keeps its spelling.
+        assert!(!Arc::ptr_eq(&a.names, &c.names));
+        assert_eq!(c.keys().next().unwrap().as_str(), "CN");
     }
 }

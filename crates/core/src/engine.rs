@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
-use crate::attr::{AttrMap, AttrName};
+use crate::attr::{AttrMap, AttrName, Attributes, NameTable};
 use crate::config::{
     DeletedPolicy, DriftPolicy, GroupMode, LastDayMeaning, LeavePolicy, MappingWhen, OrphanPolicy, PasswordWhen,
     TargetKind,
@@ -120,8 +120,9 @@ struct Draft {
     category: Category,
     reason: String,
     action: Action,
-    /// (target, person key) whose create must land first.
-    needs_accounts: Vec<String>,
+    /// The persons whose account's create in the draft's own target must land first (shared with
+    /// the group plan's members: a million persons' group memberships copy no key).
+    needs_accounts: Vec<Arc<str>>,
     /// Normalized container DNs that must exist first.
     needs_containers: Vec<String>,
     /// Within its phase and target, operations of a lower rank come first (the depth of an
@@ -136,7 +137,7 @@ struct Draft {
 struct Carried {
     changes: Vec<AttrChange>,
     /// What that update waits for: the account itself and the referenced accounts.
-    needs: Vec<String>,
+    needs: Vec<Arc<str>>,
 }
 
 /// One person as evaluated in this run.
@@ -283,7 +284,7 @@ impl Planner {
         reason: String,
         action: Action,
         references: bool,
-        needs_accounts: Vec<String>,
+        needs_accounts: Vec<Arc<str>>,
         needs_containers: Vec<String>,
     ) {
         self.drafts.push(Draft {
@@ -534,6 +535,8 @@ fn plan_with(
         let object_class = AttrName::new("objectClass");
         let login_attribute = AttrName::new(rules.config.login_attribute.clone());
         let lock_attribute = AttrName::new(LOCK_ATTRIBUTE);
+        // The creates' name lists, shared by the creates with the same names.
+        let mut create_names = NameTable::default();
         for e in &view.entries {
             for v in e.attrs.get(&correlate).into_iter().flatten() {
                 by_correlation.entry(v.clone()).or_default().push(e);
@@ -760,10 +763,10 @@ fn plan_with(
         };
         let mut group_members: WantedGroups = BTreeMap::new();
         // Each person's expressions, evaluated ahead on every core; taken below in key order.
-        let expressions = |envs: &mut (Env, Env), p: &Cow<Evaluated>| {
-            evaluate_expressions(envs, &variables, settings, rules, p, &current, &desired_dn)
+        let expressions = |scratch: &mut Scratch, p: &Cow<Evaluated>| {
+            evaluate_expressions(scratch, &variables, settings, rules, p, &current, &desired_dn)
         };
-        for (p, evaluations) in parallel::blocks(&people, || (Env::new(), Env::new()), expressions) {
+        for (p, evaluations) in parallel::blocks(&people, Scratch::default, expressions) {
             if !p.evaluate || p.hold.is_some() || p.failed {
                 continue;
             }
@@ -906,7 +909,6 @@ fn plan_with(
                 continue;
             }
 
-            let account_ref = format!("{}\u{0}{}", rules.name(), p.key);
             match entry {
                 None => {
                     if !needs_account(state) {
@@ -925,8 +927,7 @@ fn plan_with(
                         .filter(|(_, values, _, references)| deferred && *references && !values.is_empty())
                         .map(|(attr, values, ..)| AttrChange { attr: attr.clone(), old: vec![], new: values.clone() })
                         .collect();
-                    let carried =
-                        if ad && !refs.is_empty() { referable.accounts(&refs, &dn, rules.name()) } else { None };
+                    let carried = if ad && !refs.is_empty() { referable.accounts(&refs, &dn) } else { None };
                     // Moved, not copied: the deferred references are in `refs` already.
                     for (attr, values, _, references) in &mut wanted {
                         if (!*references || !deferred || carried.is_some()) && !values.is_empty() {
@@ -952,6 +953,18 @@ fn plan_with(
                         let uac = UAC_NORMAL_ENABLED | UAC_ACCOUNTDISABLE;
                         attributes.insert(AttrName::new(UAC_ATTRIBUTE), vec![uac.to_string()]);
                     }
+                    let attributes = match Attributes::shared(attributes, &mut create_names) {
+                        Ok(attributes) => attributes,
+                        Err(e) => {
+                            planner.notice(
+                                NoticeKind::EvaluationFailed,
+                                person,
+                                Some(rules.name()),
+                                format!("account not created: {e}"),
+                            );
+                            continue;
+                        }
+                    };
                     let reason = p.decision.because.clone();
                     planner.draft(
                         person,
@@ -971,7 +984,7 @@ fn plan_with(
                     if carried.is_some()
                         && let Some(create) = planner.drafts.last_mut()
                     {
-                        let needs = manager_dependency(p, &account_ref, rules);
+                        let needs = manager_dependency(p);
                         create.carries = Some(Box::new(Carried { changes: refs.clone(), needs }));
                     }
                     // With `when = "enabled"` a disabled account waits for its password (the link
@@ -999,7 +1012,7 @@ fn plan_with(
                         );
                     }
                     if !refs.is_empty() && carried.is_none() {
-                        let deps = manager_dependency(p, &account_ref, rules);
+                        let deps = manager_dependency(p);
                         planner.draft(
                             person,
                             rules.name(),
@@ -1216,7 +1229,7 @@ fn plan_with(
                         );
                     }
                     if !refs.is_empty() {
-                        let deps = manager_dependency(p, &account_ref, rules);
+                        let deps = manager_dependency(p);
                         planner.draft(
                             person,
                             rules.name(),
@@ -1239,17 +1252,21 @@ fn plan_with(
                         Ok(Some(dns)) => match dns {
                             Ok(dns) => {
                                 for g in dns {
-                                    match g {
-                                        Ok((gdn, _)) if has_empty_name(&gdn) => planner.notice(
+                                    match g.as_deref() {
+                                        Ok((gdn, _)) if has_empty_name(gdn) => planner.notice(
                                             NoticeKind::EvaluationFailed,
                                             person,
                                             Some(rules.name()),
                                             format!("group {gdn} has an empty name: membership not planned"),
                                         ),
-                                        Ok((gdn, normalized)) if rules.in_scope(&gdn) => {
-                                            let slot = group_members
-                                                .entry(normalized)
-                                                .or_insert_with(|| (gdn.to_string(), rule_index, BTreeMap::new()));
+                                        Ok((gdn, normalized)) if rules.in_scope(gdn) => {
+                                            if !group_members.contains_key(normalized) {
+                                                group_members.insert(
+                                                    normalized.clone(),
+                                                    (gdn.to_string(), rule_index, BTreeMap::new()),
+                                                );
+                                            }
+                                            let Some(slot) = group_members.get_mut(normalized) else { continue };
                                             slot.2.insert(
                                                 Arc::clone(&member.0),
                                                 (Arc::clone(&member.1), Arc::clone(&member.2)),
@@ -1329,16 +1346,17 @@ fn plan_with(
     drafts.sort_by(|a, b| (a.phase, &a.target, a.rank, &a.person).cmp(&(b.phase, &b.target, b.rank, &b.person)));
     // An account is ready for its other operations once it exists (created or adopted) and has its
     // initial password.
-    let mut creates: HashMap<String, usize> = HashMap::new();
-    let mut ready: HashMap<String, Vec<usize>> = HashMap::new();
+    // Accounts by (target, person key), borrowed from the drafts.
+    let mut creates: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut ready: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
     let mut containers: HashMap<String, usize> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {
         match &d.action {
             Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. } => {
                 if let Some(p) = &d.person {
-                    let account = format!("{}\u{0}{}", d.target, p);
+                    let account = (d.target.as_str(), p.as_str());
                     if !matches!(d.action, Action::SetPassword { .. }) {
-                        creates.insert(account.clone(), i);
+                        creates.insert(account, i);
                     }
                     ready.entry(account).or_default().push(i);
                 }
@@ -1349,29 +1367,38 @@ fn plan_with(
             _ => {}
         }
     }
-    let operations: Vec<Operation> = drafts
-        .into_iter()
+    let depends: Vec<Vec<usize>> = drafts
+        .iter()
         .enumerate()
         .map(|(id, d)| {
-            let mut depends_on: Vec<usize> = d.needs_accounts.iter().filter_map(|k| creates.get(k).copied()).collect();
+            let target = d.target.as_str();
+            let mut depends_on: Vec<usize> =
+                d.needs_accounts.iter().filter_map(|k| creates.get(&(target, &**k)).copied()).collect();
             depends_on.extend(d.needs_containers.iter().filter_map(|c| containers.get(c).copied()));
             if let Some(p) = &d.person
-                && let Some(prerequisites) = ready.get(&format!("{}\u{0}{}", d.target, p))
+                && let Some(prerequisites) = ready.get(&(target, p.as_str()))
             {
                 depends_on.extend(prerequisites.iter().copied().filter(|&c| c != id));
             }
             depends_on.retain(|&x| x < id);
             depends_on.sort_unstable();
             depends_on.dedup();
-            Operation {
-                id,
-                person: d.person,
-                target: d.target,
-                category: d.category,
-                reason: d.reason,
-                depends_on,
-                action: d.action,
-            }
+            depends_on
+        })
+        .collect();
+    drop((creates, ready, containers));
+    let operations: Vec<Operation> = drafts
+        .into_iter()
+        .zip(depends)
+        .enumerate()
+        .map(|(id, (d, depends_on))| Operation {
+            id,
+            person: d.person,
+            target: d.target,
+            category: d.category,
+            reason: d.reason,
+            depends_on,
+            action: d.action,
         })
         .collect();
 
@@ -2050,14 +2077,41 @@ struct Evaluations {
     member: (Arc<str>, Arc<str>),
 }
 
-type GroupDns = Result<Vec<Result<(Dn, String), DnError>>, ExprError>;
+type GroupDns = Result<Vec<Result<Arc<GroupDn>, DnError>>, ExprError>;
+
+/// A group's DN parsed, and normalized.
+type GroupDn = (Dn, String);
+
+/// What one thread evaluating expressions keeps from person to person: its environments (as text,
+/// and escaped for DNs), filled in place, and the group DNs it parsed, by their text (a million
+/// persons' five groups each are the same few thousand groups).
+#[derive(Default)]
+struct Scratch {
+    env: Env,
+    group_env: Env,
+    group_dns: FastMap<String, Result<Arc<GroupDn>, DnError>>,
+}
+
+impl Scratch {
+    fn group_dn(&mut self, text: String) -> Result<Arc<GroupDn>, DnError> {
+        if let Some(known) = self.group_dns.get(&text) {
+            return known.clone();
+        }
+        let parsed = Dn::parse(&text).map(|dn| {
+            let normalized = dn.normalized();
+            Arc::new((dn, normalized))
+        });
+        self.group_dns.insert(text, parsed.clone());
+        parsed
+    }
+}
 
 /// Evaluates the mappings, disabled overrides and group rules of a person to be planned in
 /// `rules`' target (`None` for anyone else), in `envs` (as text, and escaped for DNs), filled in
 /// place. Pure, so the planner runs it for many persons at once on every core
 /// ([`parallel::blocks`]) and takes the results in key order.
 fn evaluate_expressions(
-    (env, group_env): &mut (Env, Env),
+    scratch: &mut Scratch,
     variables: &Variables,
     settings: &Settings,
     rules: &TargetRules,
@@ -2076,8 +2130,9 @@ fn evaluate_expressions(
     let dn = desired_dn.get(p.key.as_str())?;
     let login = p.login.as_deref().unwrap_or_default();
     let manager_dn = manager_dn_of(p, desired_dn);
+    let env = &mut scratch.env;
     fill_env(env, variables, settings, p, login, as_text);
-    fill_env(group_env, variables, settings, p, login, crate::dn::escape_dn_value);
+    fill_env(&mut scratch.group_env, variables, settings, p, login, crate::dn::escape_dn_value);
     let effective = effective_state(state, entry.is_some());
     // Only the mappings that reference the manager read `manager_dn` (`references_manager` is
     // whether the expression names it): set for them, empty again for the rest below.
@@ -2094,17 +2149,10 @@ fn evaluate_expressions(
             .groups
             .iter()
             .map(|rule| {
-                let holds = rule.when.eval(env).and_then(ExprValue::into_bool)?;
+                let holds = rule.when.eval(&scratch.env).and_then(ExprValue::into_bool)?;
                 Ok(holds.then(|| {
-                    let dns = rule.dn.eval(group_env).and_then(ExprValue::into_texts)?;
-                    Ok(dns
-                        .iter()
-                        .map(|g| {
-                            let gdn = Dn::parse(g)?;
-                            let normalized = gdn.normalized();
-                            Ok((gdn, normalized))
-                        })
-                        .collect())
+                    let dns = rule.dn.eval(&scratch.group_env).and_then(ExprValue::into_texts)?;
+                    Ok(dns.into_iter().map(|g| scratch.group_dn(g)).collect())
                 }))
             })
             .collect()
@@ -2180,10 +2228,11 @@ impl<'a> Place<'a> {
     }
 }
 
-fn manager_dependency(p: &Evaluated, own: &str, rules: &TargetRules) -> Vec<String> {
-    let mut deps = vec![own.to_string()];
+/// The person's own account and their manager's, in the same target.
+fn manager_dependency(p: &Evaluated) -> Vec<Arc<str>> {
+    let mut deps = vec![Arc::from(p.key.as_str())];
     if let Some(m) = &p.manager {
-        deps.push(format!("{}\u{0}{}", rules.name(), m));
+        deps.push(Arc::from(m.as_str()));
     }
     deps
 }
@@ -2217,10 +2266,10 @@ impl Referable {
         referable
     }
 
-    /// The accounts (`target\0person`) whose creates a create at `own` carrying `refs` waits for,
-    /// or `None` when a value names neither an account that stays nor one created in this run (or
-    /// the account itself): then the references wait for a later update.
-    fn accounts(&self, refs: &[AttrChange], own: &Dn, target: &str) -> Option<Vec<String>> {
+    /// The persons whose accounts' creates a create at `own` carrying `refs` waits for, or `None`
+    /// when a value names neither an account that stays nor one created in this run (or the
+    /// account itself): then the references wait for a later update.
+    fn accounts(&self, refs: &[AttrChange], own: &Dn) -> Option<Vec<Arc<str>>> {
         let own = own.normalized();
         let mut needs = Vec::new();
         for value in refs.iter().flat_map(|c| &c.new) {
@@ -2229,7 +2278,7 @@ impl Referable {
                 return None;
             }
             if !self.staying.contains(&dn) {
-                needs.push(format!("{target}\u{0}{}", self.created.get(&dn)?));
+                needs.push(Arc::from(self.created.get(&dn)?.as_str()));
             }
         }
         Some(needs)
@@ -2247,19 +2296,19 @@ fn fold_references(drafts: &mut Vec<Draft>) {
     if drafts.iter().all(|d| d.carries.is_none()) {
         return;
     }
-    let account = |d: &Draft| d.person.as_ref().map(|p| format!("{}\u{0}{p}", d.target));
-    let creates: HashMap<String, usize> = drafts
+    let creates: HashMap<(&str, &str), usize> = drafts
         .iter()
         .enumerate()
         .filter(|(_, d)| matches!(d.action, Action::Create { .. }))
-        .filter_map(|(i, d)| Some((account(d)?, i)))
+        .filter_map(|(i, d)| Some(((d.target.as_str(), d.person.as_deref()?), i)))
         .collect();
     // Each carrying create -> the carrying creates it waits for (a create that carries nothing
     // is made first anyway: depth 0).
     let mut waits_for: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let mut give_back: Vec<usize> = Vec::new();
     for (i, d) in drafts.iter().enumerate().filter(|(_, d)| d.carries.is_some()) {
-        match d.needs_accounts.iter().map(|k| creates.get(k).copied()).collect::<Option<Vec<usize>>>() {
+        let target = d.target.as_str();
+        match d.needs_accounts.iter().map(|k| creates.get(&(target, &**k)).copied()).collect::<Option<Vec<usize>>>() {
             Some(needed) => {
                 waits_for.insert(i, needed);
             }
@@ -2340,14 +2389,15 @@ fn fold_references(drafts: &mut Vec<Draft>) {
         };
         drafts.push(update);
     }
-    let ranks: HashMap<String, usize> = depth
+    let owned_account = |d: &Draft| d.person.clone().map(|p| (d.target.clone(), p));
+    let ranks: HashMap<(String, String), usize> = depth
         .iter()
         .filter(|(i, _)| drafts[**i].carries.is_some())
-        .filter_map(|(i, d)| Some((account(&drafts[*i])?, *d)))
+        .filter_map(|(i, d)| Some((owned_account(&drafts[*i])?, *d)))
         .collect();
     let accounts_phase = phase(&Action::Adopt { dn: String::new(), object_id: String::new() }, false);
     for d in drafts.iter_mut().filter(|d| d.phase == accounts_phase) {
-        if let Some(rank) = account(d).and_then(|a| ranks.get(&a)) {
+        if let Some(rank) = owned_account(d).and_then(|a| ranks.get(&a)) {
             d.rank = *rank;
         }
     }
@@ -2598,7 +2648,7 @@ fn plan_groups(
             .unwrap_or_default();
         let Ok(parsed) = Dn::parse(&group_dn) else { continue };
         let rule_reason = |member: &str| format!("group rule: {member} belongs in {group_dn}");
-        let account_dep = |person: &str| vec![format!("{}\u{0}{}", rules.name(), person)];
+        let account_dep = |person: &Arc<str>| vec![Arc::clone(person)];
         match existing.get(norm) {
             None => {
                 if want.is_empty() {
@@ -2621,7 +2671,7 @@ fn plan_groups(
                     }
                 }
                 let members: Vec<String> = want.values().map(|(d, _)| d.to_string()).collect();
-                let deps: Vec<String> = want.values().flat_map(|(_, k)| account_dep(k)).collect();
+                let deps: Vec<Arc<str>> = want.values().flat_map(|(_, k)| account_dep(k)).collect();
                 let rule = slot.as_ref().and_then(|(_, i, _)| rules.config.groups.get(*i));
                 let attributes = group_attributes(rules, &parsed, rule);
                 planner.draft(

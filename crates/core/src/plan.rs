@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::attr::{AttrMap, AttrName};
+use crate::attr::{AttrMap, AttrName, Attributes};
 use crate::lifecycle::LifecycleState;
 use crate::source::QuarantinedRow;
 use crate::state::{Hold, TargetEntry};
@@ -50,7 +50,7 @@ pub enum Action {
     /// `password`: an initial password will be set by a following `set_password`.
     Create {
         dn: String,
-        attributes: AttrMap,
+        attributes: Attributes,
         enabled: bool,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         password: bool,

@@ -53,8 +53,8 @@ fn operation(out: &mut String, op: &Operation) {
     let _ = writeln!(out, "        because {}", op.reason);
     match &op.action {
         Action::Create { attributes, .. } => {
-            for (attr, values) in attributes {
-                let _ = writeln!(out, "        {attr}: {}", quote_values(values));
+            for (attr, values) in attributes.iter() {
+                let _ = writeln!(out, "        {attr}: {}", quote_values(&values.to_vec()));
             }
         }
         Action::Update { changes, .. } | Action::Enable { changes, .. } | Action::Disable { changes, .. } => {

@@ -247,10 +247,10 @@ impl Sim {
                     self.view.entries.push(TargetEntry {
                         object_id: id.clone(),
                         dn: dn.clone(),
-                        attrs: attributes.clone(),
+                        attrs: attributes.to_map(),
                         protected: false,
                     });
-                    let mut values = attributes.clone();
+                    let mut values = attributes.to_map();
                     values.remove(&AttrName::new("objectClass"));
                     self.snapshot.links.push(Link {
                         person,

@@ -1080,10 +1080,7 @@ fn without_missing_references(plan: &Plan, landed: &[bool], op: &Operation) -> O
         return None;
     }
     let mut attributes = attributes.clone();
-    attributes.retain(|_, values| {
-        values.retain(|v| !gone.contains(&normalize_dn(v)));
-        !values.is_empty()
-    });
+    attributes.retain_values(|_, v| !gone.contains(&normalize_dn(v)));
     let mut narrowed = op.clone();
     narrowed.action = Action::Create { dn: dn.clone(), attributes, enabled: *enabled, password: *password };
     narrowed.depends_on.retain(|d| !missing.contains(d));
@@ -1143,7 +1140,7 @@ fn print_findings(plan: &Plan) {
 
 #[cfg(test)]
 mod tests {
-    use roster_core::attr::AttrMap;
+    use roster_core::attr::{AttrMap, Attributes};
     use roster_core::plan::{Category, PLAN_FORMAT, Summary};
 
     use super::*;
@@ -1177,7 +1174,7 @@ mod tests {
     }
 
     fn create(dn: &str) -> Action {
-        Action::Create { dn: dn.to_string(), attributes: AttrMap::new(), enabled: true, password: false }
+        Action::Create { dn: dn.to_string(), attributes: Attributes::default(), enabled: true, password: false }
     }
 
     fn update(dn: &str) -> Action {

@@ -5,6 +5,7 @@
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 
+use roster_core::attr::Attributes;
 use roster_core::plan::{Action, Applied, AttrChange, Operation};
 use serde::{Serialize, Serializer};
 use serde_json::json;
@@ -71,7 +72,7 @@ impl Serialize for ChangesJson<'_> {
 /// The after of a create (keys in the order `serde_json::Value` kept them: sorted).
 #[derive(Serialize)]
 struct CreateJson<'a> {
-    attributes: codec::AttrsJson<'a>,
+    attributes: &'a Attributes,
     dn: &'a str,
     enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,16 +99,9 @@ fn text(value: &impl Serialize) -> String {
 fn before_after(action: &Action, object_id: Option<&str>) -> (Option<String>, Option<String>) {
     match action {
         Action::CreateContainer { .. } => (None, None),
-        Action::Create { dn, attributes, enabled, password } => (
-            None,
-            Some(text(&CreateJson {
-                attributes: codec::AttrsJson(attributes),
-                dn,
-                enabled: *enabled,
-                object_id,
-                password: *password,
-            })),
-        ),
+        Action::Create { dn, attributes, enabled, password } => {
+            (None, Some(text(&CreateJson { attributes, dn, enabled: *enabled, object_id, password: *password })))
+        }
         Action::SetPassword { must_change, .. } => (None, Some(json!({ "must_change": must_change }).to_string())),
         Action::Adopt { object_id, .. } => (None, Some(json!({ "object_id": object_id }).to_string())),
         Action::Update { changes, .. } | Action::Enable { changes, .. } | Action::Disable { changes, .. } => {

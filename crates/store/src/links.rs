@@ -110,7 +110,7 @@ impl LinkSet {
                         "created, but the connector reported no object id: not linked (a reconcile adopts it)".into(),
                     );
                 };
-                let mut values = attributes.clone();
+                let mut values = attributes.to_map();
                 values.remove(&AttrName::new("objectClass"));
                 *slot = Some(Linked {
                     object_id: entry.object_id.clone(),

@@ -175,7 +175,9 @@ fn create_with_password(dn: &str, enabled: bool, password: bool) -> Action {
             ("objectClass", &["inetOrgPerson"]),
             ("cn", &["Ada Lovelace"]),
             ("mail", &["ada@example.org"]),
-        ]),
+        ])
+        .try_into()
+        .unwrap(),
         enabled,
         password,
     }

@@ -296,7 +296,7 @@ impl EntraInboundTarget {
             Err(self.error(ErrorKind::Permanent, format!("{}: API-driven inbound provisioning {what}", op.action.dn())))
         };
         let (dn, values, enabled) = match &op.action {
-            Action::Create { dn, attributes, enabled, .. } => (dn, attributes.clone(), *enabled),
+            Action::Create { dn, attributes, enabled, .. } => (dn, attributes.to_map(), *enabled),
             Action::Update { dn, changes, .. }
             | Action::Enable { dn, changes, .. }
             | Action::Disable { dn, changes, .. } => {

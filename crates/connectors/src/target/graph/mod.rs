@@ -589,7 +589,7 @@ impl GraphTarget {
 
     pub async fn apply(&self, op: &Operation) -> Result<Applied, TargetError> {
         match &op.action {
-            Action::Create { dn, attributes, enabled, .. } => self.create(dn, attributes, *enabled).await,
+            Action::Create { dn, attributes, enabled, .. } => self.create(dn, &attributes.to_map(), *enabled).await,
             Action::Update { dn, object_id, changes } => self.update(dn, object_id.as_ref(), changes, None).await,
             Action::Enable { dn, object_id, changes } => self.update(dn, object_id.as_ref(), changes, Some(true)).await,
             Action::Disable { dn, object_id, changes } => {

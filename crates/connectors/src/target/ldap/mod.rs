@@ -340,7 +340,9 @@ impl LdapTarget {
         let ldap = &mut ldap;
         match &op.action {
             Action::CreateContainer { dn } => self.create_container(ldap, &what, dn).await,
-            Action::Create { dn, attributes, enabled, .. } => self.create(ldap, &what, dn, attributes, *enabled).await,
+            Action::Create { dn, attributes, enabled, .. } => {
+                self.create(ldap, &what, dn, &attributes.to_map(), *enabled).await
+            }
             Action::SetPassword { .. } => Err(TargetError::new(
                 ErrorKind::Permanent,
                 format!("{what}: a set_password operation carries no password; the runner calls set_password with one"),

@@ -586,7 +586,7 @@ impl ScimTarget {
         match &op.action {
             Action::Create { dn, attributes, enabled, .. } => Ok(Some(json!({
                 "method": "POST", "path": "/Users", "bulkId": format!("op{index}"),
-                "data": self.user_resource(dn, attributes, *enabled)?,
+                "data": self.user_resource(dn, &attributes.to_map(), *enabled)?,
             }))),
             Action::Update { dn, object_id, changes } => patch(dn, object_id.as_ref(), changes, None),
             Action::Enable { dn, object_id, changes } => patch(dn, object_id.as_ref(), changes, Some(true)),
@@ -722,7 +722,7 @@ impl ScimTarget {
 
     pub async fn apply(&self, op: &Operation) -> Result<Applied, TargetError> {
         match &op.action {
-            Action::Create { dn, attributes, enabled, .. } => self.create(dn, attributes, *enabled).await,
+            Action::Create { dn, attributes, enabled, .. } => self.create(dn, &attributes.to_map(), *enabled).await,
             Action::Update { dn, object_id, changes } => self.update(dn, object_id.as_ref(), changes, None).await,
             Action::Enable { dn, object_id, changes } => self.update(dn, object_id.as_ref(), changes, Some(true)).await,
             Action::Disable { dn, object_id, changes } => {
