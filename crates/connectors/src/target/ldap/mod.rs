@@ -556,12 +556,16 @@ impl LdapTarget {
                 Dialect::ActiveDirectory => disable_flag(what, attributes.to_mut())?,
             }
         }
-        let read_back: Vec<String> = attributes
-            .keys()
-            .filter(|attr| !is_secret(attr))
-            .map(|attr| attr.as_str().to_string())
-            .chain([self.dialect.id_attribute().to_string()])
-            .collect();
+        // What a search reads back where the post-read control cannot: made only then, as the
+        // post-read answers nearly every create.
+        let read_back = || -> Vec<String> {
+            attributes
+                .keys()
+                .filter(|attr| !is_secret(attr))
+                .map(|attr| attr.as_str().to_string())
+                .chain([self.dialect.id_attribute().to_string()])
+                .collect()
+        };
         let entry: Vec<(&str, HashSet<&str>)> = attributes
             .iter()
             .map(|(attr, values)| (attr.as_str(), values.iter().map(String::as_str).collect()))
@@ -577,7 +581,8 @@ impl LdapTarget {
                     let entry = self.target_entry(what, entry).map_err(|e| written_but_unread(what, &e.message))?;
                     return Ok(Applied { entry: Some(entry) });
                 }
-                let created = read_entry(ldap, self.timeout(), dn, "(objectClass=*)", read_back).await;
+                // No post-read control: the entry read back with a search, its written values with it.
+                let created = read_entry(ldap, self.timeout(), dn, "(objectClass=*)", read_back()).await;
                 let entry = created.map_err(|e| written_but_unread(what, &e.message))?;
                 let entry = entry.ok_or_else(|| written_but_unread(what, "it was not found"))?;
                 let entry = self.target_entry(what, entry).map_err(|e| written_but_unread(what, &e.message))?;
@@ -599,7 +604,7 @@ impl LdapTarget {
                     ));
                 }
                 let filter = all_values_filter(&self.correlate, &values);
-                if let Some(existing) = read_entry(ldap, self.timeout(), dn, &filter, read_back).await? {
+                if let Some(existing) = read_entry(ldap, self.timeout(), dn, &filter, read_back()).await? {
                     tracing::info!(
                         target_name = self.name,
                         "{what}: already exists with the same {}; counted as created",
