@@ -3,90 +3,176 @@
 //! choice, DN uniqueness, the plan's order) stays sequential and the plan is the same as when made
 //! on one core. Threads, not I/O: the core crate stays pure.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, mpsc};
 use std::thread;
 
-/// Items per thread below which starting a thread costs more than it saves.
-const MIN_PER_THREAD: usize = 64;
+/// Items per block: enough that a block's hand-over costs little next to its work, few enough
+/// that the blocks computed ahead stay small next to the plan.
+const BLOCK: usize = 8192;
 
-/// `f` of every item, in the items' order, computed on up to as many threads as the machine has
-/// cores, each with its own scratch state from `scratch` (an expression environment, filled in
-/// place item after item).
-pub(crate) fn map<T: Sync, S, R: Send>(
-    items: &[T],
+/// Blocks a worker may compute ahead of the one the sequential loop is taking from.
+const AHEAD: usize = 4;
+
+/// Runs `body` over each item paired with `f` of it, in the items' order. `f` is computed on
+/// worker threads, one per core, a block of items at a time and ahead of `body`, each worker with
+/// its own scratch state from `scratch` (an expression environment, filled in place item after
+/// item); `body` runs on the calling thread at the same time, taking the results as they come.
+/// A loop whose sequential work is as large as the parallel work it waits for (a daily run takes
+/// a million settled persons one by one) so keeps both cores busy, where computing a block and
+/// then taking it left one core idle while the loop ran.
+pub(crate) fn in_order<'a, T: Sync, S, R: Send, Out>(
+    items: &'a [T],
     scratch: impl Fn() -> S + Sync,
     f: impl Fn(&mut S, &T) -> R + Sync,
-) -> Vec<R> {
+    body: impl FnOnce(&mut dyn Iterator<Item = (&'a T, R)>) -> Out,
+) -> Out {
     let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let threads = cores.min(items.len() / MIN_PER_THREAD).max(1);
-    let run = |chunk: &[T]| {
+    let blocks = items.len().div_ceil(BLOCK);
+    if cores == 1 || (blocks <= 1 && items.len() < 2 * MIN_PER_THREAD) {
         let mut state = scratch();
-        chunk.iter().map(|item| f(&mut state, item)).collect::<Vec<R>>()
-    };
-    if threads == 1 {
-        return run(items);
+        return body(&mut items.iter().map(|item| (item, f(&mut state, item))));
     }
-    let chunk = items.len().div_ceil(threads);
+    let size = if blocks <= 1 { items.len().div_ceil(cores) } else { BLOCK };
+    let blocks = items.len().div_ceil(size);
+    let workers = cores.min(blocks);
+    let shared =
+        Shared { next: AtomicUsize::new(0), taken: Mutex::new(0), room: Condvar::new(), stop: AtomicBool::new(false) };
     thread::scope(|scope| {
-        let mut parts = items.chunks(chunk);
-        // The calling thread takes the first chunk itself.
-        let first = parts.next().unwrap_or_default();
-        let others: Vec<_> = parts.map(|part| scope.spawn(|| run(part))).collect();
-        let mut results = run(first);
-        for handle in others {
-            match handle.join() {
-                Ok(part) => results.extend(part),
-                // A panic in `f` is a bug: raised again here, as it would have been on one thread.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+        let (sender, results) = mpsc::channel::<(usize, Vec<R>)>();
+        for _ in 0..workers {
+            let sender = sender.clone();
+            let (shared, scratch, f) = (&shared, &scratch, &f);
+            scope.spawn(move || {
+                let _stop_all_if_this_panics = StopOnPanic(shared);
+                let mut state = scratch();
+                loop {
+                    let block = shared.next.fetch_add(1, Ordering::Relaxed);
+                    if block >= blocks || !shared.wait_for_room(block) {
+                        return;
+                    }
+                    let part = &items[block * size..((block + 1) * size).min(items.len())];
+                    let computed = part.iter().map(|item| f(&mut state, item)).collect();
+                    if sender.send((block, computed)).is_err() {
+                        return;
+                    }
+                }
+            });
         }
-        results
+        drop(sender);
+        let mut taking = Taking {
+            items,
+            blocks,
+            shared: &shared,
+            results,
+            early: BTreeMap::new(),
+            block: 0,
+            handed: 0,
+            ready: Vec::new().into_iter(),
+        };
+        body(&mut taking)
+        // `taking` is dropped here, before the scope joins the workers: its drop lets them go.
     })
 }
 
-/// Persons evaluated ahead per round of [`blocks`]: enough to keep every core busy, few enough that
-/// the results held at once stay small next to the plan.
-const BLOCK: usize = 8192;
+/// Below this many items a second thread costs more than it saves.
+const MIN_PER_THREAD: usize = 64;
 
-/// Each item with `f` of it, in the items' order, `f` computed ahead on every core a block of
-/// items at a time ([`map`]), so a sequential loop over the items takes the results as it goes.
-pub(crate) fn blocks<'a, T: Sync, S, R: Send, Scratch, F>(
-    items: &'a [T],
-    scratch: Scratch,
-    f: F,
-) -> Blocks<'a, T, R, Scratch, F>
-where
-    Scratch: Fn() -> S + Sync,
-    F: Fn(&mut S, &T) -> R + Sync,
-{
-    Blocks { items, done: 0, ready: Vec::new().into_iter(), scratch, f }
+struct Shared {
+    /// The next block a worker will compute.
+    next: AtomicUsize,
+    /// Blocks handed to the sequential loop so far.
+    taken: Mutex<usize>,
+    /// Signalled when a block is taken, or when the loop stops.
+    room: Condvar,
+    /// Set when the loop ends (or unwinds): the workers stop.
+    stop: AtomicBool,
 }
 
-pub(crate) struct Blocks<'a, T, R, Scratch, F> {
+impl Shared {
+    /// Ends the computation: the workers stop at their next block, the waiting ones at once.
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Taken under the lock, so a worker between its check and its wait cannot miss the signal.
+        let _taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        self.room.notify_all();
+    }
+
+    /// Waits until `block` is within [`AHEAD`] of the loop; false if the loop has ended.
+    fn wait_for_room(&self, block: usize) -> bool {
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        while block >= *taken + AHEAD && !self.stop.load(Ordering::Relaxed) {
+            taken = self.room.wait(taken).unwrap_or_else(|e| e.into_inner());
+        }
+        !self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// The calling thread's side: the workers' blocks, put back in order.
+struct Taking<'a, 's, T, R> {
     items: &'a [T],
-    /// Items whose results were computed (handed out or in `ready`).
-    done: usize,
+    blocks: usize,
+    shared: &'s Shared,
+    results: mpsc::Receiver<(usize, Vec<R>)>,
+    /// Blocks that arrived before the one the loop is waiting for.
+    early: BTreeMap<usize, Vec<R>>,
+    /// The next block to take.
+    block: usize,
+    /// Items handed to the loop so far: the next one's place in `items`.
+    handed: usize,
     ready: std::vec::IntoIter<R>,
-    scratch: Scratch,
-    f: F,
 }
 
-impl<'a, T: Sync, S, R: Send, Scratch, F> Iterator for Blocks<'a, T, R, Scratch, F>
-where
-    Scratch: Fn() -> S + Sync,
-    F: Fn(&mut S, &T) -> R + Sync,
-{
+impl<'a, T, R> Iterator for Taking<'a, '_, T, R> {
     type Item = (&'a T, R);
 
     fn next(&mut self) -> Option<(&'a T, R)> {
         if self.ready.len() == 0 {
-            let block = &self.items[self.done..(self.done + BLOCK).min(self.items.len())];
-            self.ready = map(block, &self.scratch, &self.f).into_iter();
-            self.done += block.len();
+            if self.block >= self.blocks {
+                return None;
+            }
+            let part = loop {
+                if let Some(part) = self.early.remove(&self.block) {
+                    break part;
+                }
+                match self.results.recv() {
+                    Ok((block, part)) => {
+                        self.early.insert(block, part);
+                    }
+                    // Every worker is gone with this block not sent: one panicked, a bug, raised
+                    // again when the scope joins it.
+                    Err(_) => panic!("a worker of the parallel evaluation stopped before block {}", self.block),
+                }
+            };
+            self.ready = part.into_iter();
+            self.block += 1;
+            *self.shared.taken.lock().unwrap_or_else(|e| e.into_inner()) = self.block;
+            self.shared.room.notify_all();
         }
         let result = self.ready.next()?;
-        let item = &self.items[self.done - self.ready.len() - 1];
+        let item = &self.items[self.handed];
+        self.handed += 1;
         Some((item, result))
+    }
+}
+
+impl<T, R> Drop for Taking<'_, '_, T, R> {
+    fn drop(&mut self) {
+        self.shared.stop();
+    }
+}
+
+/// A worker's guard: a panic in `f` stops the other workers too, so that they let go of their
+/// senders and the loop, finding the block never sent, raises it instead of waiting for ever.
+struct StopOnPanic<'s>(&'s Shared);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.stop();
+        }
     }
 }
 
@@ -95,34 +181,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keeps_the_order_of_the_items_with_each_thread_its_own_scratch() {
-        for n in [0, 1, 63, 64, 129, 1000] {
+    fn pairs_each_item_with_its_result_in_order_with_each_worker_its_own_scratch() {
+        for n in [0, 1, 63, 64, 129, 1000, BLOCK, BLOCK * 2 + 5, BLOCK * (AHEAD + 3) + 1] {
             let items: Vec<usize> = (0..n).collect();
-            let out = map(
+            let pairs: Vec<(usize, usize, usize)> = in_order(
                 &items,
                 || 0usize,
                 |seen, i| {
                     *seen += 1;
                     (*i * 2, *seen)
                 },
+                |results| results.map(|(i, (double, seen))| (*i, double, seen)).collect(),
             );
-            assert_eq!(
-                out.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
-                items.iter().map(|i| i * 2).collect::<Vec<_>>()
-            );
-            // Each thread starts from a fresh scratch: as many counts of 1 as threads used.
-            let threads = out.iter().filter(|(_, seen)| *seen == 1).count();
+            assert_eq!(pairs.len(), n);
+            assert!(pairs.iter().enumerate().all(|(at, (i, double, _))| *i == at && *double == at * 2));
+            // Each worker starts from a fresh scratch: as many counts of 1 as workers used.
+            let workers = pairs.iter().filter(|(_, _, seen)| *seen == 1).count();
             let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
-            assert!(threads <= cores && (n == 0 || threads >= 1), "{threads} threads for {n} items");
+            assert!(workers <= cores && (n == 0 || workers >= 1), "{workers} workers for {n} items");
         }
     }
 
     #[test]
-    fn blocks_pair_each_item_with_its_result_across_blocks() {
-        let items: Vec<usize> = (0..BLOCK * 2 + 5).collect();
-        let pairs: Vec<(usize, usize)> = blocks(&items, || (), |(), i| i + 1).map(|(i, r)| (*i, r)).collect();
-        assert_eq!(pairs.len(), items.len());
-        assert!(pairs.iter().all(|(i, r)| *r == i + 1));
-        assert_eq!(blocks(&[] as &[usize], || (), |(), i| *i).count(), 0);
+    fn a_loop_that_stops_early_lets_the_workers_go() {
+        let items: Vec<usize> = (0..BLOCK * (AHEAD + 4)).collect();
+        let first =
+            in_order(&items, || (), |(), i| i + 1, |results| results.take(3).map(|(_, r)| r).collect::<Vec<_>>());
+        assert_eq!(first, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_panic_in_the_work_is_raised_on_the_calling_thread() {
+        let items: Vec<usize> = (0..BLOCK * 3).collect();
+        let outcome = std::panic::catch_unwind(|| {
+            in_order(&items, || (), |(), i| if *i == BLOCK + 7 { panic!("bug") } else { *i }, |results| results.count())
+        });
+        assert!(outcome.is_err());
     }
 }

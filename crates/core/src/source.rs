@@ -23,7 +23,10 @@ impl Serialize for FieldValue {
             FieldValue::Text(text) => s.serialize_str(text),
             FieldValue::Date(day) => {
                 let mut map = s.serialize_map(Some(1))?;
-                map.serialize_entry("date", &day.format("%Y-%m-%d").to_string())?;
+                // A date's `Display` is `%Y-%m-%d`, written without parsing a format string
+                // or making a `String`: every dated record is written so when a daily run
+                // hashes everyone's records.
+                map.serialize_entry("date", &format_args!("{day}"))?;
                 map.end()
             }
         }
@@ -256,6 +259,12 @@ mod tests {
         assert_eq!(json, r#"{"hire_date":{"date":"2026-03-01"},"note":"2026-03-01"}"#);
         let back: BTreeMap<String, FieldValue> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, attrs);
+        // Written as `%Y-%m-%d` always (stored records hash so): the first and last years too.
+        for (y, m, d) in [(1, 1, 1), (999, 12, 31), (9999, 12, 31), (1970, 1, 1)] {
+            let day = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            let json = serde_json::to_string(&FieldValue::Date(day)).unwrap();
+            assert_eq!(json, format!(r#"{{"date":"{}"}}"#, day.format("%Y-%m-%d")));
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod header;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
@@ -304,17 +305,25 @@ impl Tally {
 /// A key on more than one row means the export disagrees with itself about a person: every row
 /// with that key is quarantined (with its key, so the person is held as they were), none wins.
 fn hold_duplicate_keys(records: &mut Vec<Record>, quarantined: &mut Vec<QuarantinedRow>) {
-    let mut rows_by_key: HashMap<&str, Vec<u64>> = HashMap::new();
+    // Each key's first row, and the rows of the keys seen again: a list per key only for those
+    // (a million keys read daily, a handful repeated).
+    let mut first_row: HashMap<&str, u64, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(records.len() + quarantined.len(), Default::default());
+    let mut repeated: HashMap<&str, Vec<u64>> = HashMap::new();
     let keyed_rows = records
         .iter()
         .map(|record| (record.key.as_str(), record.location.row))
         .chain(quarantined.iter().filter_map(|q| Some((q.key.as_deref()?, q.location.row))));
     for (key, row) in keyed_rows {
-        rows_by_key.entry(key).or_default().push(row);
+        match first_row.entry(key) {
+            Entry::Vacant(first) => {
+                first.insert(row);
+            }
+            Entry::Occupied(first) => repeated.entry(key).or_insert_with(|| vec![*first.get()]).push(row),
+        }
     }
-    let duplicates: HashMap<String, String> = rows_by_key
+    let duplicates: HashMap<String, String> = repeated
         .into_iter()
-        .filter(|(_, rows)| rows.len() > 1)
         .map(|(key, mut rows)| {
             rows.sort_unstable();
             (key.to_string(), format!("key {} appears on {}", abbreviated(key), rows_list(&rows)))
