@@ -115,6 +115,11 @@ impl Attrs {
         Attrs(Vec::new())
     }
 
+    /// Empty, with room for `n` attributes: a row's are known before they are read.
+    pub fn with_capacity(n: usize) -> Attrs {
+        Attrs(Vec::with_capacity(n))
+    }
+
     fn find(&self, name: &str) -> Result<usize, usize> {
         self.0.binary_search_by(|(n, _)| (**n).cmp(name))
     }

@@ -140,7 +140,7 @@ impl<'a> RowRules<'a> {
 
     /// The row's attributes, or every reason it cannot be used.
     fn attributes(&self, layout: &Layout, values: &[RawValue]) -> Checked<Attrs> {
-        let mut attrs = Attrs::new();
+        let mut attrs = Attrs::with_capacity(layout.attributes.len() + 1);
         let mut problems = Vec::new();
         for mapped in &layout.attributes {
             let value = values.get(mapped.index).unwrap_or(&RawValue::Empty);
@@ -244,7 +244,7 @@ fn oversized(layout: &Layout, values: &[RawValue]) -> Option<String> {
 /// line breaks aside): C clients cut a value at NUL, so `5005\0x` could pass for person 5005.
 fn control_characters(layout: &Layout, values: &[RawValue]) -> Option<String> {
     values.iter().enumerate().find_map(|(index, value)| match value {
-        RawValue::Text(text) => text.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')).map(|c| {
+        RawValue::Text(text) => control_character(text).map(|c| {
             format!(
                 "{} holds the control character U+{:04X}; expected printable text",
                 layout.describe(index),
@@ -253,6 +253,16 @@ fn control_characters(layout: &Layout, values: &[RawValue]) -> Option<String> {
         }),
         _ => None,
     })
+}
+
+/// The first control character of `text` but tab and line breaks. The control characters are
+/// U+0000-U+001F, U+007F and U+0080-U+009F (0xC2 0x80-0x9F in UTF-8): a text without any of their
+/// bytes, as nearly every value is, is not decoded.
+fn control_character(text: &str) -> Option<char> {
+    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        return None;
+    }
+    text.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
 }
 
 /// A number as text: `42`, not `42.0`; `0.5`; never an exponent.
@@ -375,6 +385,16 @@ pub(crate) fn shown(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_found_as_char_is_control_finds_them() {
+        for c in ('\0'..='\u{3000}').chain(['\u{feff}', '\u{1f600}']) {
+            let expected = (c.is_control() && !matches!(c, '\t' | '\n' | '\r')).then_some(c);
+            for text in [c.to_string(), format!("São {c} Paulo"), format!("{c}§")] {
+                assert_eq!(control_character(&text), expected, "{text:?}");
+            }
+        }
+    }
 
     #[test]
     fn duplicate_rows_are_listed_in_words_and_capped_when_many() {
