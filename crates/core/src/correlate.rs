@@ -36,7 +36,9 @@ pub(crate) struct Correlated<'a> {
     pub new_persons: Vec<String>,
     /// Persons held by a disputed correlation, with the record in dispute.
     pub disputed: BTreeMap<String, String>,
-    /// Record key (of any source) -> person key, for references by source key (`manager`).
+    /// Record key (of any source) -> person key, for references by source key (`manager`); a key
+    /// with no entry names the person of that key ([`Correlated::person_of`]), so a record held
+    /// under its person's own key, most of them, has none.
     pub aliases: FastMap<Cow<'a, str>, Cow<'a, str>>,
     pub notices: Vec<Notice>,
 }
@@ -75,6 +77,11 @@ impl Correlated<'_> {
     }
 }
 
+/// Whether a stored person holds a record under their own key.
+fn names_itself(snapshot: &Snapshot, key: &str) -> bool {
+    snapshot.persons.get(key).is_some_and(|p| p.records.keys().any(|source| record_key_of(p, source) == key))
+}
+
 /// The record key of `source` stored for a person: before roster remembered record keys, a
 /// person's records all had the person's key.
 pub(crate) fn stored_record_key<'a>(snapshot: &'a Snapshot, person: &'a str, source: &str) -> &'a str {
@@ -91,9 +98,12 @@ struct Index<'a> {
     snapshot: &'a Snapshot,
     /// (source, record key) -> person, as stored.
     linked: FastMap<(&'a str, &'a str), &'a StoredPerson>,
-    /// Any key (person keys first, then record keys) -> person. Borrowed from the snapshot and
-    /// the reads, but for the keys of new persons: no copy per person.
-    by_key: FastMap<Cow<'a, str>, Cow<'a, str>>,
+    /// The keys that name a person other than a stored person's own ([`Index::by_key`]): record
+    /// keys that are no stored person's key (the first person to hold one keeps it) and the keys
+    /// of new persons. Borrowed from the snapshot and the reads, but for the keys of new persons.
+    /// A stored person's key always names that person and is not held here: at a million persons,
+    /// a map of everyone's key to itself was a tenth of a daily run.
+    other_keys: FastMap<Cow<'a, str>, Cow<'a, str>>,
     /// (attribute, value) -> persons holding it.
     secondary: HashMap<(String, String), BTreeSet<String>>,
     /// Every attribute some source correlates by.
@@ -110,30 +120,46 @@ impl<'a> Index<'a> {
             settings,
             snapshot,
             linked: fast_map(stored),
-            by_key: fast_map(stored),
+            other_keys: FastMap::default(),
             secondary: HashMap::new(),
             secondary_attrs,
             out: Correlated {
                 persons: fast_map(stored),
                 new_persons: Vec::new(),
                 disputed: BTreeMap::new(),
-                aliases: fast_map(stored),
+                aliases: FastMap::default(),
                 notices: Vec::new(),
             },
         };
         for p in snapshot.persons.values() {
-            index.by_key.insert(Cow::Borrowed(&p.key), Cow::Borrowed(&p.key));
-        }
-        for p in snapshot.persons.values() {
             for (source, attrs) in p.records.iter() {
                 let record_key = record_key_of(p, source);
                 index.linked.insert((source.as_str(), record_key), p);
-                index.by_key.entry(Cow::Borrowed(record_key)).or_insert(Cow::Borrowed(&p.key));
-                index.out.aliases.entry(Cow::Borrowed(record_key)).or_insert(Cow::Borrowed(&p.key));
+                // A record key that is its person's own key names that person without an entry,
+                // in `other_keys` and in `aliases` alike.
+                if record_key != p.key {
+                    if !snapshot.persons.contains_key(record_key) {
+                        index.other_keys.entry(Cow::Borrowed(record_key)).or_insert(Cow::Borrowed(&p.key));
+                    }
+                    // The first person in key order to hold a record key keeps its alias; the
+                    // person it names keeps it when they hold it too and come first.
+                    if !(record_key < p.key.as_str() && names_itself(snapshot, record_key)) {
+                        index.out.aliases.entry(Cow::Borrowed(record_key)).or_insert(Cow::Borrowed(&p.key));
+                    }
+                }
                 index.remember_secondary(&p.key, attrs);
             }
         }
         index
+    }
+
+    /// The person a key names: a stored person by their own key, else a record key's or a new
+    /// person's ([`Index::other_keys`]).
+    fn by_key(&self, key: &str) -> Option<Cow<'a, str>> {
+        match self.snapshot.persons.get_key_value(key) {
+            Some((key, _)) => Some(Cow::Borrowed(key.as_str())),
+            None => self.other_keys.get(key).cloned(),
+        }
     }
 
     fn remember_secondary(&mut self, person: &str, attrs: &Attrs) {
@@ -174,7 +200,15 @@ impl<'a> Index<'a> {
 
     fn join(&mut self, person: Cow<'a, str>, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
         self.out.persons.entry(person.clone()).or_default().insert(source, (record_key, attrs));
-        self.by_key.entry(Cow::Borrowed(record_key)).or_insert_with(|| person.clone());
+        if record_key == person.as_ref() {
+            // A person's own key names them ([`Index::by_key`], [`Correlated::person_of`]).
+            self.out.aliases.remove(record_key);
+            self.remember_secondary(&person, attrs);
+            return;
+        }
+        if !self.snapshot.persons.contains_key(record_key) {
+            self.other_keys.entry(Cow::Borrowed(record_key)).or_insert_with(|| person.clone());
+        }
         self.remember_secondary(&person, attrs);
         self.out.aliases.insert(Cow::Borrowed(record_key), person);
     }
@@ -183,11 +217,11 @@ impl<'a> Index<'a> {
     fn new_person(&mut self, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
         let mut key = record_key.to_string();
         let mut n = 1;
-        while self.known(&key) || self.by_key.get(key.as_str()).is_some_and(|p| *p != key) {
+        while self.known(&key) || self.by_key(&key).is_some_and(|p| *p != key) {
             n += 1;
             key = if n == 2 { format!("{source}:{record_key}") } else { format!("{source}:{record_key}:{n}") };
         }
-        self.by_key.insert(Cow::Owned(key.clone()), Cow::Owned(key.clone()));
+        self.other_keys.insert(Cow::Owned(key.clone()), Cow::Owned(key.clone()));
         self.out.new_persons.push(key.clone());
         self.join(Cow::Owned(key), source, record_key, attrs);
     }
@@ -215,7 +249,7 @@ impl<'a> Index<'a> {
             }
             return;
         }
-        if let Some(person) = self.by_key.get(record_key).cloned()
+        if let Some(person) = self.by_key(record_key)
             && self.other_record(&person, source, record_key).is_none()
         {
             self.join(person, source, record_key, attrs);
@@ -227,7 +261,7 @@ impl<'a> Index<'a> {
             .map(FieldValue::to_text)
             .filter(|v| !v.is_empty() && v != record_key);
         if let Some(previous) = previous
-            && let Some(person) = self.by_key.get(previous.as_str()).cloned()
+            && let Some(person) = self.by_key(&previous)
             && self.other_record(&person, source, record_key).is_none_or(|k| k == previous)
         {
             self.supersede_or_join(person, source, record_key, attrs);
@@ -496,6 +530,27 @@ candidates = ["key"]
                 ("hr:W-100".to_string(), vec!["hr/W-100".to_string()])
             ]
         );
+    }
+
+    #[test]
+    fn a_key_held_by_two_stored_persons_names_the_first_in_key_order() {
+        let settings = settings();
+        let hr = read("hr", &[]);
+        // B holds, as a contractor, the key A: A comes first and holds it as their own.
+        let mut snapshot = Snapshot::default();
+        snapshot.persons.insert("A".into(), stored("A", &[("hr", "A")]));
+        snapshot.persons.insert("B".into(), stored("B", &[("hr", "B"), ("contractors", "A")]));
+        assert_eq!(correlate(&settings, &[&hr], &snapshot).person_of("A"), "A");
+        // A holds, as a contractor, the key B: A comes first, so B's key names A.
+        let mut snapshot = Snapshot::default();
+        snapshot.persons.insert("A".into(), stored("A", &[("hr", "A"), ("contractors", "B")]));
+        snapshot.persons.insert("B".into(), stored("B", &[("hr", "B")]));
+        assert_eq!(correlate(&settings, &[&hr], &snapshot).person_of("B"), "A");
+        // Read again in this run, a record's key names the person it joins.
+        let contractors = read("contractors", &[("B", &[])]);
+        assert_eq!(correlate(&settings, &[&hr, &contractors], &snapshot).person_of("B"), "A");
+        let hr = read("hr", &[("B", &[])]);
+        assert_eq!(correlate(&settings, &[&hr], &snapshot).person_of("B"), "B");
     }
 
     #[test]
