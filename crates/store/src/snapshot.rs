@@ -75,11 +75,26 @@ fn person(row: &AnyRow) -> Result<StoredPerson> {
 }
 
 /// The records of persons read without them: each of their sources with an empty record, in one
-/// map per list of sources, shared by every person with that list.
+/// map per list of sources, shared by every person with that list; and the same maps by the
+/// list's JSON text.
 #[derive(Default)]
-struct EmptyRecords(HashMap<Vec<String>, Arc<BTreeMap<String, Arc<Attrs>>>>);
+struct EmptyRecords(
+    HashMap<Vec<String>, Arc<BTreeMap<String, Arc<Attrs>>>>,
+    HashMap<String, Arc<BTreeMap<String, Arc<Attrs>>>>,
+);
 
 impl EmptyRecords {
+    /// [`EmptyRecords::of`] the sources the JSON `text` lists; `None` when it is no JSON list of
+    /// names.
+    fn of_text(&mut self, text: &str) -> Option<Arc<BTreeMap<String, Arc<Attrs>>>> {
+        if let Some(records) = self.1.get(text) {
+            return Some(Arc::clone(records));
+        }
+        let records = self.of(serde_json::from_str(text).ok()?);
+        self.1.insert(text.to_string(), Arc::clone(&records));
+        Some(records)
+    }
+
     fn of(&mut self, sources: Vec<String>) -> Arc<BTreeMap<String, Arc<Attrs>>> {
         let records = self.0.entry(sources).or_insert_with_key(|sources| {
             let empty = Arc::new(Attrs::new());
@@ -140,20 +155,21 @@ fn link(row: &AnyRow) -> Result<Link> {
 const BULK_ROWS: i64 = if cfg!(test) { 3 } else { 20_000 };
 
 /// A person without records as [`persons_in_bulk`] reads them: the columns of
-/// [`PERSON_WITHOUT_RECORDS`], in order.
+/// [`PERSON_WITHOUT_RECORDS`], in order; `sources` as the column's text, and the record keys and
+/// provenance null when empty.
 #[derive(Deserialize)]
 struct PersonRow(
     String,
     Option<String>,
     LifecycleState,
-    Vec<String>,
+    String,
     String,
     u32,
     Option<NaiveDate>,
     Option<NaiveDate>,
     Option<Hold>,
-    BTreeMap<String, String>,
-    BTreeMap<String, String>,
+    Option<BTreeMap<String, String>>,
+    Option<BTreeMap<String, String>>,
 );
 
 /// SQLite: the persons without their records, as JSON arrays SQLite builds itself
@@ -161,11 +177,18 @@ struct PersonRow(
 /// thread to the reader over a channel and copies every value twice: at a million persons that
 /// took three times what SQLite needs. `None` when a page is refused or does not parse: the caller
 /// reads row by row, which names the person and column at fault.
+///
+/// SQLite's `json()` parses and writes again the JSON it embeds, which was a third of the query:
+/// the sources (a few distinct lists) come as text, parsed once per distinct text
+/// ([`EmptyRecords::of_text`]), and the empty record keys, provenance and holds, nearly all of
+/// them, as null.
 async fn persons_in_bulk(tx: &mut AnyConnection) -> Option<Vec<StoredPerson>> {
     let page = |from: i64| {
         let mut query = Sql::new(
-            "SELECT json_group_array(json_array(key, login, state, json(sources), eval_hash, missing_reads,
-                    left_on, next_transition, json(hold), json(record_keys), json(provenance))), max(r), count(*)
+            "SELECT json_group_array(json_array(key, login, state, sources, eval_hash, missing_reads,
+                    left_on, next_transition, CASE WHEN hold IS NOT NULL THEN json(hold) END,
+                    CASE WHEN record_keys <> '{}' THEN json(record_keys) END,
+                    CASE WHEN provenance <> '{}' THEN json(provenance) END)), max(r), count(*)
              FROM (SELECT rowid AS r, * FROM persons WHERE rowid >= ",
         );
         query.push_bind(from).push(" ORDER BY rowid LIMIT ").push_bind(BULK_ROWS).push(")");
@@ -191,22 +214,24 @@ fn persons_of_page(page: &str) -> Option<Vec<StoredPerson>> {
             hold,
             record_keys,
             provenance,
-        )| StoredPerson {
-            key,
-            login,
-            state,
-            records: shared.of(sources),
-            eval_hash,
-            missing_reads,
-            left_on,
-            next_transition,
-            hold,
-            record_keys,
-            provenance,
-            records_omitted: true,
+        )| {
+            Some(StoredPerson {
+                key,
+                login,
+                state,
+                records: shared.of_text(&sources)?,
+                eval_hash,
+                missing_reads,
+                left_on,
+                next_transition,
+                hold,
+                record_keys: record_keys.unwrap_or_default(),
+                provenance: provenance.unwrap_or_default(),
+                records_omitted: true,
+            })
         },
     );
-    Some(persons.collect())
+    persons.collect()
 }
 
 /// The persons as a map by key. The rows come in the table's order, not the keys': the map's own
@@ -459,13 +484,15 @@ impl Store {
         // Collected first and turned into the map in one go: building it row by row interleaves
         // the map's large node allocations with the rows' small frees, which the allocator pays
         // for dearly at a million rows.
-        snapshot.persons = by_key(persons);
+        // Sorted on a thread of its own while SQLite reads the links: a second at a million.
+        let persons = tokio::task::spawn_blocking(move || by_key(persons));
 
         let links = if bulk { links_in_bulk(&mut tx, link_values_of).await } else { None };
         snapshot.links = match links {
             Some(links) => links,
             None => links_by_row(&mut tx, link_values_of).await?,
         };
+        snapshot.persons = persons.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
 
         let rows = sqlx::query("SELECT login, person, purged_on FROM tombstones ORDER BY login")
             .fetch_all(&mut *tx)
@@ -552,7 +579,11 @@ mod tests {
                     .then(|| Hold { reason: "a \"quoted\" ünïcødé reason".into(), until: Some(day("2027-01-01")) }),
                 tombstone: false,
                 record_keys: if i == 3 { BTreeMap::from([("hr".into(), "E-3".into())]) } else { BTreeMap::new() },
-                provenance: BTreeMap::from([("title".to_string(), "hr".to_string())]),
+                provenance: if i % 3 == 0 {
+                    BTreeMap::new()
+                } else {
+                    BTreeMap::from([("title".to_string(), "hr".to_string())])
+                },
             })
             .collect();
         store.commit_persons(&updates, day("2026-11-27")).await.unwrap();
@@ -590,5 +621,13 @@ mod tests {
         assert!(persons_in_bulk(&mut tx).await.is_none());
         let err = persons_by_row(&mut tx, false).await.unwrap_err().to_string();
         assert!(err.contains("p4") && err.contains("provenance"), "{err}");
+        // The sources come as text, parsed by roster: one not JSON gives way as well.
+        sqlx::query("UPDATE persons SET provenance = '{}', sources = '[\"hr\"' WHERE key = 'p4'")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert!(persons_in_bulk(&mut tx).await.is_none());
+        let err = persons_by_row(&mut tx, false).await.unwrap_err().to_string();
+        assert!(err.contains("p4") && err.contains("sources"), "{err}");
     }
 }
