@@ -568,40 +568,50 @@ fn plan_with(
         }
         // Every DN taken, with its owner's key ("" for nobody roster knows): the view's, and the
         // kept places of the persons settled below.
-        let mut claimed: FastMap<String, &str> = fast_map(view.entries.len() + view.groups.len() + people.len());
+        let mut claimed: FastMap<Claim, &str> = fast_map(view.entries.len() + view.groups.len() + people.len());
         for e in &view.entries {
-            claimed.insert(normalize_dn(&e.dn), owner_of.get(e.object_id.as_str()).copied().unwrap_or(""));
+            claimed.insert(Claim::Own(normalize_dn(&e.dn)), owner_of.get(e.object_id.as_str()).copied().unwrap_or(""));
         }
         for g in &view.groups {
-            claimed.insert(normalize_dn(&g.dn), "");
+            claimed.insert(Claim::Own(normalize_dn(&g.dn)), "");
         }
         let mut untouchable: BTreeSet<String> =
             view.entries.iter().filter(|e| e.protected).map(|e| normalize_dn(&e.dn)).collect();
-        // The DN expression of each person who may need one, evaluated ahead on every core (the
+        // Where each person is, worked out ahead on every core: a settled person's account and
+        // the place it keeps, the DN expression of an evaluated person who may need one (the
         // choice among DNs taken, below, depends on the persons before).
-        let dn_of = |env: &mut Env, p: &Cow<Evaluated>| {
-            let login = p.login.as_deref().filter(|_| p.evaluate && p.hold.is_none() && !p.failed)?;
+        let whereabouts = |env: &mut Env, p: &Cow<Evaluated>| {
+            if !p.evaluate {
+                let Some(l) = links.get(&(rules.name(), p.key.as_str())) else {
+                    return Whereabouts::Settled { entry: None, place: None };
+                };
+                let entry = by_id.get(l.object_id.as_str()).copied();
+                return Whereabouts::Settled { entry, place: Place::kept(entry.map_or(&l.dn, |e| &e.dn)) };
+            }
+            let Some(login) = p.login.as_deref().filter(|_| p.hold.is_none() && !p.failed) else {
+                return Whereabouts::Evaluated(None);
+            };
             fill_env(env, &variables, settings, p, login, crate::dn::escape_dn_value);
-            Some(evaluate_dn(rules, env))
+            Whereabouts::Evaluated(Some(evaluate_dn(rules, env)))
         };
-        parallel::in_order(&people, Env::new, dn_of, |results| {
-            for (p, evaluated_dn) in results {
-                if !p.evaluate {
-                    // Stays where it is: its DN is what references and group members point to.
-                    if let Some(l) = links.get(&(rules.name(), p.key.as_str())) {
-                        let entry = by_id.get(l.object_id.as_str()).copied();
+        parallel::in_order(&people, Env::new, whereabouts, |results| {
+            for (p, whereabouts) in results {
+                let evaluated_dn = match whereabouts {
+                    Whereabouts::Settled { entry, place } => {
+                        // Stays where it is: its DN is what references and group members point to.
                         if let Some(e) = entry {
                             current.insert(&p.key, (e, false));
                         }
-                        if let Some(place) = Place::kept(entry.map_or(&l.dn, |e| &e.dn)) {
+                        if let Some(place) = place {
                             if entry.is_none() {
-                                claimed.insert(place.normalized().into_owned(), &p.key);
+                                claimed.insert(place.claim(), &p.key);
                             }
                             desired_dn.insert(&p.key, place);
                         }
+                        continue;
                     }
-                    continue;
-                }
+                    Whereabouts::Evaluated(evaluated_dn) => evaluated_dn,
+                };
                 if p.hold.is_some() || p.failed {
                     continue;
                 }
@@ -740,7 +750,7 @@ fn plan_with(
                         });
                         match distinct_dn(&dn, &p.key, own.as_deref(), &claimed, numberable) {
                             Some(dn) => {
-                                claimed.insert(dn.normalized(), &p.key);
+                                claimed.insert(Claim::Own(dn.normalized()), &p.key);
                                 desired_dn.insert(&p.key, Place::Planned(dn));
                             }
                             None => {
@@ -2227,18 +2237,71 @@ fn manager_dn_of(p: &Evaluated, desired: &FastMap<&str, Place>) -> Option<String
 /// A person's DN in a target after the plan: the one the plan chose (parsed), or, for a person
 /// not evaluated in this run, the DN their account has, kept as text with its normalized form (a
 /// daily run of 100,000 persons parsed every settled DN, for the few that a reference or a group
-/// names).
+/// names), shared with the DNs taken ([`Claim`]).
 enum Place<'a> {
     Planned(Dn),
-    Kept { text: &'a str, normalized: String },
+    Kept { text: &'a str, normalized: Arc<str> },
+}
+
+/// Where a person is in a target, as [`plan_with`] works it out ahead on every core.
+enum Whereabouts<'a> {
+    /// A settled person: their account in the view, and the place they keep.
+    Settled { entry: Option<&'a TargetEntry>, place: Option<Place<'a>> },
+    /// An evaluated person: their DN expression's value, when they may need a DN.
+    Evaluated(Option<Result<Dn, String>>),
+}
+
+/// A normalized DN taken: made for it, or shared with a settled person's [`Place`] (a daily run
+/// of a million settled persons copied each of their DNs once more for this).
+/// Compared and hashed as its text, as [`Borrow`](std::borrow::Borrow) requires.
+enum Claim {
+    Own(String),
+    Shared(Arc<str>),
+}
+
+impl Claim {
+    fn as_str(&self) -> &str {
+        match self {
+            Claim::Own(dn) => dn,
+            Claim::Shared(dn) => dn,
+        }
+    }
+}
+
+impl std::borrow::Borrow<str> for Claim {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Claim {
+    fn eq(&self, other: &Claim) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Claim {}
+
+impl std::hash::Hash for Claim {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
 }
 
 impl<'a> Place<'a> {
     /// The DN an account has now; None when it is not a DN (then nothing refers to it).
     fn kept(text: &'a str) -> Option<Place<'a>> {
         match crate::dn::normalize_plain(text) {
-            Some(normalized) => Some(Place::Kept { text, normalized }),
+            Some(normalized) => Some(Place::Kept { text, normalized: normalized.into() }),
             None => Dn::parse(text).ok().map(Place::Planned),
+        }
+    }
+
+    /// The normalized DN, as a [`Claim`].
+    fn claim(&self) -> Claim {
+        match self {
+            Place::Planned(dn) => Claim::Own(dn.normalized()),
+            Place::Kept { normalized, .. } => Claim::Shared(Arc::clone(normalized)),
         }
     }
 
@@ -2506,7 +2569,7 @@ fn distinct_dn(
     dn: &Dn,
     person: &str,
     own: Option<&str>,
-    claimed: &FastMap<String, &str>,
+    claimed: &FastMap<Claim, &str>,
     numberable: bool,
 ) -> Option<Dn> {
     let numbered = |n: u32| -> Option<Dn> {
@@ -2525,7 +2588,7 @@ fn distinct_dn(
     {
         return Some(kept);
     }
-    forms().find(|f| claimed.get(&f.normalized()).is_none_or(|owner| *owner == person))
+    forms().find(|f| claimed.get(f.normalized().as_str()).is_none_or(|owner| *owner == person))
 }
 
 /// Accounts in the managed subtrees that no person claims: reported, or disabled, by policy.
@@ -3119,6 +3182,22 @@ mod tests {
         let json = r#"{"hr":{"given_name":"Zoë \"Jo\"","hire_date":{"date":"2026-03-01"}}}"#;
         let expected = format!("{:x}", Sha256::digest(format!("cfg-hash{json}").as_bytes()))[..32].to_string();
         assert_eq!(hash_person("cfg-hash", &records, &mut Vec::new()), expected);
+    }
+
+    /// A DN taken by a settled person (shared with their place) and one taken in this run are
+    /// the same key: the second person to want it is told it is taken.
+    #[test]
+    fn a_kept_dn_and_a_planned_one_are_the_same_claim() {
+        let kept = Place::kept("uid=Jo.Clark,ou=People,dc=example,dc=org").unwrap();
+        assert!(matches!(kept, Place::Kept { .. }));
+        let mut claimed: FastMap<Claim, &str> = FastMap::default();
+        claimed.insert(kept.claim(), "settled");
+        let planned = Dn::parse("UID=jo.clark,OU=people,DC=example,DC=org").unwrap();
+        assert_eq!(claimed.get(planned.normalized().as_str()), Some(&"settled"));
+        assert_eq!(claimed.insert(Claim::Own(planned.normalized()), "evaluated"), Some("settled"));
+        assert_eq!(claimed.len(), 1);
+        let numbered = distinct_dn(&planned, "someone", None, &claimed, true).unwrap();
+        assert_eq!(numbered.normalized(), "uid=jo.clark (2),ou=people,dc=example,dc=org");
     }
 
     fn settings(safety: &str) -> Settings {
