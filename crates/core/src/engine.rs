@@ -1722,14 +1722,53 @@ fn evaluate_people<'a>(
     // The settled persons (their place in `people`) who have a manager, and the manager's key.
     let mut managers: Vec<(usize, Cow<str>)> = Vec::new();
     // Each person's records and their hash, made ahead on every core (a daily run hashes everyone
-    // to find the few whose records changed); taken below in key order.
+    // to find the few whose records changed), and whether that settles them; taken below in key
+    // order. A settled person is made here too, while their record is at hand: on the thread that
+    // takes the results, each look-up in a million records was a miss of the cache.
     let hashed = |json: &mut Vec<u8>, (key, stored): &(&str, Option<&'a StoredPerson>)| {
         let found = records_of(key, *stored);
-        let hash = (!found.0.is_empty() && !found.3).then(|| hash_person(&settings.hash, &found.0, json));
-        (found, hash)
+        let (records, _, missing_sources, omitted) = &found;
+        if records.is_empty() || *omitted {
+            return Hashed::Read(found, None);
+        }
+        let eval_hash = hash_person(&settings.hash, records, json);
+        let missing_reads = if missing_sources.is_empty() { 0 } else { stored.map_or(0, |s| s.missing_reads) + 1 };
+        let Some(s) = stored.filter(|s| {
+            !input.evaluate_all
+                && s.eval_hash == eval_hash
+                && s.next_transition.is_none_or(|due| due > today)
+                && missing_reads == 0
+                && s.missing_reads == 0
+                && s.hold.is_none()
+                && !correlated.disputed.contains_key(*key)
+                && !unfinished.contains(key)
+                && !unlinked(s)
+                && !changed_outside(s)
+        }) else {
+            return Hashed::Read(found, Some(eval_hash));
+        };
+        // The records hash as stored: they are the stored ones, which a daily run did not read.
+        // Their manager's person key, borrowed: only a settled person whose manager is evaluated
+        // needs it (below).
+        let manager = match records.0.iter().find_map(|(_, r)| r.get("manager")).map(FieldValue::as_text) {
+            Some(Cow::Borrowed(m)) if !m.is_empty() => Some(Cow::Borrowed(correlated.person_of(m))),
+            Some(Cow::Owned(m)) if !m.is_empty() => Some(Cow::Owned(correlated.person_of(&m).to_string())),
+            _ => None,
+        };
+        Hashed::Settled(settled(s, eval_hash), manager)
     };
     parallel::in_order(&keys, Vec::new, hashed, |results| {
-        for (&(key, stored), ((records, record_keys, missing_sources, omitted), hash)) in results {
+        for (&(key, stored), hashed) in results {
+            let ((records, record_keys, missing_sources, omitted), hash) = match hashed {
+                Hashed::Settled(p, manager) => {
+                    if let Some(manager) = manager {
+                        managers.push((people.len(), manager));
+                    }
+                    people.push(p);
+                    continue;
+                }
+                Hashed::Read(found, hash) => (found, hash),
+            };
             if records.is_empty() {
                 continue;
             }
@@ -1750,34 +1789,6 @@ fn evaluate_people<'a>(
             let missing_reads = if missing_sources.is_empty() { 0 } else { stored.map_or(0, |s| s.missing_reads) + 1 };
             let gone = missing_reads >= settings.lifecycle.missing_after_reads.max(1);
             let eval_hash = hash.unwrap_or_default();
-            if let Some(s) = stored.filter(|s| {
-                !input.evaluate_all
-                    && s.eval_hash == eval_hash
-                    && s.next_transition.is_none_or(|due| due > today)
-                    && missing_reads == 0
-                    && s.missing_reads == 0
-                    && s.hold.is_none()
-                    && !correlated.disputed.contains_key(key)
-                    && !unfinished.contains(key)
-                    && !unlinked(s)
-                    && !changed_outside(s)
-            }) {
-                // The records hash as stored: they are the stored ones, which a daily run did not read.
-                // Their manager's person key, borrowed: only a settled person whose manager is
-                // evaluated needs it (below).
-                let manager = records.0.iter().find_map(|(_, r)| r.get("manager")).map(FieldValue::as_text);
-                match manager {
-                    Some(Cow::Borrowed(m)) if !m.is_empty() => {
-                        managers.push((people.len(), Cow::Borrowed(correlated.person_of(m))))
-                    }
-                    Some(Cow::Owned(m)) if !m.is_empty() => {
-                        managers.push((people.len(), Cow::Owned(correlated.person_of(&m).to_string())))
-                    }
-                    _ => {}
-                }
-                people.push(settled(s, eval_hash));
-                continue;
-            }
             let records: BTreeMap<String, Arc<Attrs>> =
                 records.0.into_iter().map(|(source, attrs)| (source.to_string(), Arc::clone(attrs))).collect();
             if !missing_sources.is_empty() && !gone {
@@ -1844,6 +1855,22 @@ fn evaluate_people<'a>(
     }
     people
 }
+
+/// A person's records and their hash as step 1 finds them ahead of the thread that takes them.
+// The large variant is the common one (a daily run settles nearly everyone): boxed, each settled
+// person would cost an allocation more.
+#[allow(clippy::large_enum_variant)]
+enum Hashed<'r> {
+    /// Settled (see [`settled`]), with their manager's person key when they have one.
+    Settled(Evaluated, Option<Cow<'r, str>>),
+    /// To evaluate, or with no records of this run: what `records_of` found, and the records'
+    /// hash when they were read.
+    Read(Found<'r>, Option<String>),
+}
+
+/// What `records_of` in [`evaluate_people`] finds of a person: their records, record keys, the
+/// complete sources that no longer list them, and whether a stored record was not read.
+type Found<'r> = (RecordsByName<'r>, BTreeMap<String, String>, Vec<String>, bool);
 
 /// A settled person: not evaluated in this run, held as the store has them.
 fn settled(s: &StoredPerson, eval_hash: String) -> Evaluated {
