@@ -2727,7 +2727,7 @@ fn plan_groups(
     // Every DN roster manages in this target (now or after the plan), to its person.
     // Borrowed where the DN is kept as it is (most of them, in a daily run): no copy per person.
     // A partial view removes only the memberships of persons evaluated in this run (below), so it
-    // needs only theirs: the map of a daily run's million settled DNs was a fifth of its plan.
+    // needs only theirs, not a daily run's million settled DNs.
     let partial = view.partial.is_some();
     let mut managed_members: FastMap<Cow<str>, &Evaluated> = fast_map(if partial { 0 } else { people.len() });
     for p in people.iter().filter(|p| !partial || p.evaluate) {
