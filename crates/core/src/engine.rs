@@ -872,22 +872,8 @@ fn plan_with(
                 let want_enabled = is_enabled_state(effective, settings);
                 let ad = is_ad(rules);
                 let password = rules.config.password.as_ref();
-                let mut container_needs = Vec::new();
-                for c in missing_containers(rules, &dn, &view.containers) {
-                    container_needs.push(c.normalized());
-                    if containers_planned.insert(c.normalized()) {
-                        planner.draft(
-                            None,
-                            rules.name(),
-                            Category::Directory,
-                            format!("container for {dn}"),
-                            Action::CreateContainer { dn: c.to_string() },
-                            false,
-                            vec![],
-                            vec![],
-                        );
-                    }
-                }
+                let container_needs =
+                    plan_containers(&mut planner, rules, &dn, &view.containers, &mut containers_planned, &dn);
 
                 // Values the mappings want, and the disabled overrides.
                 let mut wanted: Vec<(AttrName, Vec<String>, bool, bool)> = Vec::new();
@@ -2531,6 +2517,35 @@ fn fold_references(drafts: &mut Vec<Draft>) {
 }
 
 /// Containers between the managed base and the DN's parent that do not exist yet, top first.
+/// The containers `dn` needs that `existing` lacks, normalized; each one's create is drafted the
+/// first time an entry `for_whom` needs it.
+fn plan_containers(
+    planner: &mut Planner,
+    rules: &TargetRules,
+    dn: &Dn,
+    existing: &BTreeSet<String>,
+    planned: &mut BTreeSet<String>,
+    for_whom: &dyn std::fmt::Display,
+) -> Vec<String> {
+    let mut needs = Vec::new();
+    for c in missing_containers(rules, dn, existing) {
+        needs.push(c.normalized());
+        if planned.insert(c.normalized()) {
+            planner.draft(
+                None,
+                rules.name(),
+                Category::Directory,
+                format!("container for {for_whom}"),
+                Action::CreateContainer { dn: c.to_string() },
+                false,
+                vec![],
+                vec![],
+            );
+        }
+    }
+    needs
+}
+
 fn missing_containers(rules: &TargetRules, dn: &Dn, existing: &BTreeSet<String>) -> Vec<Dn> {
     let mut out = Vec::new();
     let mut cur = dn.parent();
@@ -2785,22 +2800,7 @@ fn plan_groups(
                 if want.is_empty() {
                     continue;
                 }
-                let mut needs = Vec::new();
-                for c in missing_containers(rules, &parsed, &view.containers) {
-                    needs.push(c.normalized());
-                    if containers_planned.insert(c.normalized()) {
-                        planner.draft(
-                            None,
-                            rules.name(),
-                            Category::Directory,
-                            format!("container for {group_dn}"),
-                            Action::CreateContainer { dn: c.to_string() },
-                            false,
-                            vec![],
-                            vec![],
-                        );
-                    }
-                }
+                let needs = plan_containers(planner, rules, &parsed, &view.containers, containers_planned, &group_dn);
                 let members: Vec<String> = want.values().map(|(d, _)| d.to_string()).collect();
                 let deps: Vec<Arc<str>> = want.values().flat_map(|(_, k)| account_dep(k)).collect();
                 let rule = slot.as_ref().and_then(|(_, i, _)| rules.config.groups.get(*i));
