@@ -193,16 +193,13 @@ impl Dn {
 
     /// A form for comparison: attribute types and values lowercased, escaping canonical.
     pub fn normalized(&self) -> String {
-        let mut out = String::with_capacity(
-            self.rdns.iter().map(|r| r.0.iter().map(|a| a.attr.len() + a.value.len() + 2).sum::<usize>()).sum(),
-        );
-        for (i, rdn) in self.rdns.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            push_normalized(&mut out, rdn);
-        }
-        out
+        normalize_rdns(&self.rdns)
+    }
+
+    /// The parent's [normalized](Self::normalized) form, without making the parent; `None` for
+    /// the root.
+    pub fn parent_normalized(&self) -> Option<String> {
+        self.rdns.get(1..).map(normalize_rdns)
     }
 
     /// Whether this DN is `base` or below it.
@@ -213,6 +210,19 @@ impl Dn {
         let offset = self.rdns.len() - base.rdns.len();
         self.rdns[offset..].iter().zip(&base.rdns).all(|(a, b)| same_rdn(a, b))
     }
+}
+
+fn normalize_rdns(rdns: &[Rdn]) -> String {
+    let mut out = String::with_capacity(
+        rdns.iter().map(|r| r.0.iter().map(|a| a.attr.len() + a.value.len() + 2).sum::<usize>()).sum(),
+    );
+    for (i, rdn) in rdns.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_normalized(&mut out, rdn);
+    }
+    out
 }
 
 /// Appends the normalized form of one RDN: types and values lowercased, AVAs in order.
@@ -351,6 +361,15 @@ mod tests {
             normalize_dn("cn=john smith,ou=people,dc=example,dc=org")
         );
         assert_eq!(normalize_dn("cn=a\\2cb,dc=x"), normalize_dn("cn=a\\,b,dc=x"));
+    }
+
+    #[test]
+    fn a_parent_normalizes_without_being_made() {
+        for dn in ["uid=Jo,OU=Sales+L=Berlin,dc=Example", "cn=Smith\\, John,ou=People", "dc=org", ""] {
+            let parsed = Dn::parse(dn).unwrap();
+            assert_eq!(parsed.parent_normalized(), parsed.parent().map(|p| p.normalized()), "{dn}");
+        }
+        assert_eq!(Dn::parse("uid=x,OU=A\\,B,dc=Org").unwrap().parent_normalized().unwrap(), "ou=a\\,b,dc=org");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::plan::{
 use crate::settings::{Settings, TargetRules};
 use crate::source::{Attrs, FieldValue, SourceRead};
 use crate::state::{Hold, Link, Snapshot, StoredPerson, TargetEntry, TargetView};
-use crate::{FastMap, correlate, effective, fast_map, parallel};
+use crate::{FastMap, FastSet, correlate, effective, fast_map, parallel};
 
 /// The ppolicy attribute whose special value `000001010000Z` is OpenLDAP's administrative lock.
 pub const LOCK_ATTRIBUTE: &str = "pwdAccountLockedTime";
@@ -104,13 +104,56 @@ fn phase(action: &Action, references: bool) -> u8 {
 /// that rewrites every group holding the member, a large group being rewritten whole) caught up.
 const REMOVE_BEFORE_RENAME: u8 = 3;
 
-/// Normalized group DN -> (group DN, index of the rule that wants it, normalized member DN ->
-/// (member DN, person key)). A member's three texts are made once per person and shared by each
-/// group they belong in.
-type WantedGroups = BTreeMap<String, (String, usize, BTreeMap<Arc<str>, Member>)>;
+/// Normalized group DN -> (group DN, index of the rule that wants it, its wanted members). A
+/// member's three texts are made once per person and shared by each group they belong in.
+type WantedGroups = BTreeMap<String, (String, usize, WantedMembers)>;
 
 /// A wanted group member: (member DN, person key).
 type Member = (Arc<str>, Arc<str>);
+
+/// A group's wanted members by normalized member DN: pushed as the persons are planned, then
+/// sorted once ([`WantedMembers::sorted`]). At a million persons an everyone-group's members
+/// inserted one by one into a map cost seconds of comparisons and cache misses; a sort of the
+/// same entries is a fraction of that.
+#[derive(Default)]
+struct WantedMembers(Vec<(Arc<str>, Member)>);
+
+impl WantedMembers {
+    fn push(&mut self, normalized: Arc<str>, member: Member) {
+        self.0.push((normalized, member));
+    }
+
+    /// In order of the normalized DN, each DN once: the last pushed wins, as a map's insert would.
+    fn sorted(mut self) -> Self {
+        // Stable: among equal DNs the pushes stay in order, and the last one's member is kept.
+        self.0.sort_by(|a, b| a.0.cmp(&b.0));
+        self.0.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+        self
+    }
+
+    /// Whether `normalized` is wanted (the members must be [`sorted`](Self::sorted)).
+    fn contains(&self, normalized: &str) -> bool {
+        self.0.binary_search_by(|(n, _)| (**n).cmp(normalized)).is_ok()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(Arc<str>, Member)> {
+        self.0.iter()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Member> {
+        self.0.iter().map(|(_, m)| m)
+    }
+}
 
 struct Draft {
     phase: u8,
@@ -137,6 +180,18 @@ struct Carried {
     changes: Vec<AttrChange>,
     /// What that update waits for: the account itself and the referenced accounts.
     needs: Vec<Arc<str>>,
+}
+
+/// Where a person needing a login gets it from, worked out for many persons at once.
+enum LoginSource {
+    /// A purged or rescinded person's login, kept in a tombstone.
+    Tombstone(String),
+    /// The login of the account roster adopts, or made in a run that did not land whole.
+    Adopted(String),
+    /// Several accounts match the person: held, no login spent.
+    Disputed,
+    /// Chosen among these, in key order.
+    Candidates(login::Candidates),
 }
 
 /// One person as evaluated in this run.
@@ -444,7 +499,6 @@ fn plan_with(
     }
     let mut numbering = login::Numbering::default();
     let variables = Variables::read(settings, today);
-    let mut login_env = Env::new();
     // Each target's entries by correlation value, so finding a person's unlinked account is a
     // look-up, not a pass over the whole view per person.
     let correlating: HashMap<&str, HashMap<&str, Vec<&TargetEntry>>> = settings
@@ -464,14 +518,19 @@ fn plan_with(
             (t.name(), index)
         })
         .collect();
-    for p in people.iter_mut().filter(|p| p.evaluate) {
-        if p.hold.is_some() || p.login.is_some() || !needs_account(p.decision.state) {
-            continue;
-        }
-        let p = p.to_mut();
+    // Where each person needing a login gets it from is worked out on every core (the candidates'
+    // expressions are most of it); only the choice among the candidates, which depends on what
+    // the persons before took, goes in key order.
+    let needing: Vec<usize> = people
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.evaluate && p.hold.is_none() && p.login.is_none() && needs_account(p.decision.state))
+        .map(|(i, _)| i)
+        .collect();
+    let login_source = |env: &mut Env, &i: &usize| {
+        let p = &*people[i];
         if let Some(t) = snapshot.tombstones.iter().find(|t| t.person == p.key) {
-            p.login = Some(t.login.clone());
-            continue;
+            return LoginSource::Tombstone(t.login.clone());
         }
         let mut disputed = false;
         let mut adopted = None;
@@ -501,31 +560,49 @@ fn plan_with(
         }
         if disputed {
             // Reported per target below; no login is spent on a person held for a human.
-            continue;
+            return LoginSource::Disputed;
         }
         if let Some(existing) = adopted {
-            owners
-                .get_or_insert_with(stored_owners)
-                .insert(Cow::Owned(existing.to_lowercase()), Cow::Owned(p.key.clone()));
-            p.login = Some(existing);
-            continue;
+            return LoginSource::Adopted(existing);
         }
-        fill_env(&mut login_env, &variables, settings, p, "", as_text);
+        fill_env(env, &variables, settings, p, "", as_text);
         let texts = &p.texts;
-        let key = p.key.clone();
-        let owners = owners.get_or_insert_with(stored_owners);
-        let taken = |l: &str| owners.get(l).is_some_and(|o| *o != key) || taken_in_targets.contains(l);
-        match login::choose(
-            &settings.login,
-            &mut login_env,
-            &|name| texts.get(name).map(Cow::into_owned).unwrap_or_default(),
-            &taken,
-            &mut numbering,
-        ) {
-            Ok(choice) => {
-                owners.insert(Cow::Owned(choice.login.to_lowercase()), Cow::Owned(p.key.clone()));
-                p.login = Some(choice.login);
+        LoginSource::Candidates(login::candidates(&settings.login, env, &|name| {
+            texts.get(name).map(Cow::into_owned).unwrap_or_default()
+        }))
+    };
+    let chosen_logins: Vec<(usize, Result<String, String>)> =
+        parallel::in_order(&needing, Env::new, login_source, |sources| {
+            let mut chosen = Vec::new();
+            for (&i, source) in sources {
+                let key = people[i].key.as_str();
+                let login = match source {
+                    LoginSource::Disputed => continue,
+                    LoginSource::Tombstone(login) => Ok(login),
+                    LoginSource::Adopted(existing) => {
+                        owners
+                            .get_or_insert_with(stored_owners)
+                            .insert(Cow::Owned(existing.to_lowercase()), Cow::Owned(key.to_string()));
+                        Ok(existing)
+                    }
+                    LoginSource::Candidates(candidates) => {
+                        let owners = owners.get_or_insert_with(stored_owners);
+                        let taken = |l: &str| owners.get(l).is_some_and(|o| *o != key) || taken_in_targets.contains(l);
+                        let choice = candidates.choose(&settings.login, &taken, &mut numbering);
+                        if let Ok(choice) = &choice {
+                            owners.insert(Cow::Owned(choice.login.to_lowercase()), Cow::Owned(key.to_string()));
+                        }
+                        choice.map(|c| c.login)
+                    }
+                };
+                chosen.push((i, login));
             }
+            chosen
+        });
+    for (i, login) in chosen_logins {
+        let p = people[i].to_mut();
+        match login {
+            Ok(login) => p.login = Some(login),
             Err(e) => {
                 planner.notice(NoticeKind::EvaluationFailed, Some(&p.key), None, e);
                 p.failed = true;
@@ -773,7 +850,7 @@ fn plan_with(
             }
         });
 
-        let mut containers_planned: BTreeSet<String> = BTreeSet::new();
+        let mut containers_planned = PlannedContainers::default();
         let referable = if is_ad(rules) { Referable::of(&current, &desired_dn) } else { Referable::default() };
         // Active Directory keeps DN-valued references (manager) pointing at renamed entries by
         // itself, and renames run before references: compare against the values as they will be.
@@ -822,22 +899,14 @@ fn plan_with(
                     if let Action::Rename { new_dn, .. } = &action
                         && let Ok(target_dn) = Dn::parse(new_dn)
                     {
-                        for c in missing_containers(rules, &target_dn, &view.containers) {
-                            if containers_planned.insert(c.normalized()) {
-                                let reason = format!("container for {new_dn}");
-                                let action = Action::CreateContainer { dn: c.to_string() };
-                                planner.draft(
-                                    None,
-                                    rules.name(),
-                                    Category::Directory,
-                                    reason,
-                                    action,
-                                    false,
-                                    vec![],
-                                    vec![],
-                                );
-                            }
-                        }
+                        plan_containers(
+                            &mut planner,
+                            rules,
+                            &target_dn,
+                            &view.containers,
+                            &mut containers_planned,
+                            new_dn,
+                        );
                     }
                     planner.draft(
                         person,
@@ -1294,11 +1363,11 @@ fn plan_with(
                                                 if !group_members.contains_key(normalized) {
                                                     group_members.insert(
                                                         normalized.clone(),
-                                                        (gdn.to_string(), rule_index, BTreeMap::new()),
+                                                        (gdn.to_string(), rule_index, WantedMembers::default()),
                                                     );
                                                 }
                                                 let Some(slot) = group_members.get_mut(normalized) else { continue };
-                                                slot.2.insert(
+                                                slot.2.push(
                                                     Arc::clone(&member.0),
                                                     (Arc::clone(&member.1), Arc::clone(&member.2)),
                                                 );
@@ -1379,9 +1448,9 @@ fn plan_with(
     // An account is ready for its other operations once it exists (created or adopted) and has its
     // initial password.
     // Accounts by (target, person key), borrowed from the drafts.
-    let mut creates: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut ready: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-    let mut containers: HashMap<String, usize> = HashMap::new();
+    let mut creates: FastMap<(&str, &str), usize> = fast_map(drafts.len());
+    let mut ready: FastMap<(&str, &str), Vec<usize>> = fast_map(drafts.len());
+    let mut containers: FastMap<String, usize> = FastMap::default();
     for (i, d) in drafts.iter().enumerate() {
         match &d.action {
             Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. } => {
@@ -1436,7 +1505,7 @@ fn plan_with(
 
     // 6. What the store records per person, once their operations land.
     let mut person_updates = Vec::new();
-    let with_operations: HashSet<&str> = operations.iter().filter_map(|o| o.person.as_deref()).collect();
+    let with_operations: FastSet<&str> = operations.iter().filter_map(|o| o.person.as_deref()).collect();
     for p in people.iter_mut().filter(|p| p.evaluate) {
         let stored = snapshot.persons.get(&p.key);
         if p.failed {
@@ -1503,8 +1572,7 @@ fn plan_with(
         .map(|r| {
             // Counted in a hash set: a sorted set of a million keys was a tenth of a daily run's
             // planning, made again in each round.
-            let mut keys: std::collections::HashSet<&str, foldhash::fast::RandomState> =
-                std::collections::HashSet::with_capacity_and_hasher(r.records.len(), Default::default());
+            let mut keys: FastSet<&str> = FastSet::with_capacity_and_hasher(r.records.len(), Default::default());
             keys.extend(
                 r.records.iter().map(|x| x.key.as_str()).chain(r.quarantined.iter().filter_map(|q| q.key.as_deref())),
             );
@@ -2516,7 +2584,17 @@ fn fold_references(drafts: &mut Vec<Draft>) {
     }
 }
 
-/// Containers between the managed base and the DN's parent that do not exist yet, top first.
+/// The containers one target's plan creates, and what the entries under each parent need.
+#[derive(Default)]
+struct PlannedContainers {
+    /// Normalized DNs of the containers whose create is drafted.
+    planned: BTreeSet<String>,
+    /// Normalized parent DN -> the containers an entry there needs ([`plan_containers`]'s
+    /// answer). A million accounts sit under a few hundred parents: each parent's chain is walked
+    /// once, not once per account.
+    needs_under: FastMap<String, Vec<String>>,
+}
+
 /// The containers `dn` needs that `existing` lacks, normalized; each one's create is drafted the
 /// first time an entry `for_whom` needs it.
 fn plan_containers(
@@ -2524,13 +2602,19 @@ fn plan_containers(
     rules: &TargetRules,
     dn: &Dn,
     existing: &BTreeSet<String>,
-    planned: &mut BTreeSet<String>,
+    containers: &mut PlannedContainers,
     for_whom: &dyn std::fmt::Display,
 ) -> Vec<String> {
+    // What is missing above a parent depends on that parent alone (`existing` is fixed per
+    // target), and its containers were drafted the first time it was asked.
+    let parent = dn.parent_normalized();
+    if let Some(needs) = parent.as_ref().and_then(|p| containers.needs_under.get(p)) {
+        return needs.clone();
+    }
     let mut needs = Vec::new();
     for c in missing_containers(rules, dn, existing) {
         needs.push(c.normalized());
-        if planned.insert(c.normalized()) {
+        if containers.planned.insert(c.normalized()) {
             planner.draft(
                 None,
                 rules.name(),
@@ -2543,9 +2627,13 @@ fn plan_containers(
             );
         }
     }
+    if let Some(parent) = parent {
+        containers.needs_under.insert(parent, needs.clone());
+    }
     needs
 }
 
+/// Containers between the managed base and the DN's parent that do not exist yet, top first.
 fn missing_containers(rules: &TargetRules, dn: &Dn, existing: &BTreeSet<String>) -> Vec<Dn> {
     let mut out = Vec::new();
     let mut cur = dn.parent();
@@ -2736,7 +2824,7 @@ fn plan_groups(
     people: &[Cow<Evaluated>],
     untouchable: &BTreeSet<String>,
     managed_groups: &[&str],
-    containers_planned: &mut BTreeSet<String>,
+    containers_planned: &mut PlannedContainers,
 ) {
     let ad = is_ad(rules);
     // Every DN roster manages in this target (now or after the plan), to its person.
@@ -2781,11 +2869,11 @@ fn plan_groups(
         .chain(wanted.keys())
         .cloned()
         .collect();
-    let empty = BTreeMap::new();
+    let empty = WantedMembers::default();
     for norm in &all {
         // Taken out of the wanted groups as it is planned: each group's members are freed while
         // the plan's copies of them are made (at a million persons, five groups each).
-        let slot = wanted.remove(norm);
+        let slot = wanted.remove(norm).map(|(dn, rule, members)| (dn, rule, members.sorted()));
         let want = slot.as_ref().map(|(_, _, m)| m).unwrap_or(&empty);
         let group_dn = slot
             .as_ref()
@@ -2830,12 +2918,10 @@ fn plan_groups(
                     .map(|m| (renamed.get(&normalize_dn(m)).unwrap_or(m), m))
                     .map(|(will, now)| (normalize_dn(will), (will, now)))
                     .collect();
-                let adds: Vec<(&Arc<str>, &Member)> = want.iter().filter(|(n, _)| !have.contains_key(&***n)).collect();
+                let adds: Vec<&(Arc<str>, Member)> = want.iter().filter(|(n, _)| !have.contains_key(&**n)).collect();
                 let removes: Vec<(&String, &(&String, &String))> = have
                     .iter()
-                    .filter(|(n, _)| {
-                        !want.contains_key(n.as_str()) && **n != placeholder_norm && !untouchable.contains(*n)
-                    })
+                    .filter(|(n, _)| !want.contains(n) && **n != placeholder_norm && !untouchable.contains(*n))
                     .filter(|(n, _)| {
                         rules.group_mode == GroupMode::Authoritative || managed_members.contains_key(n.as_str())
                     })
@@ -2903,11 +2989,7 @@ fn plan_groups(
                         draft.phase = REMOVE_BEFORE_RENAME;
                     }
                 }
-                if whole
-                    && remaining > 0
-                    && have.contains_key(&placeholder_norm)
-                    && !want.contains_key(placeholder_norm.as_str())
-                {
+                if whole && remaining > 0 && have.contains_key(&placeholder_norm) && !want.contains(&placeholder_norm) {
                     planner.draft(
                         None,
                         rules.name(),

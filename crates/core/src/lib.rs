@@ -22,6 +22,9 @@ pub mod state;
 /// logins by owner): foldhash instead of SipHash, seeded per process as std's is.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+/// The set of [`FastMap`]'s kind.
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// An empty [`FastMap`] with room for `n` entries.
 pub(crate) fn fast_map<K, V>(n: usize) -> FastMap<K, V> {
     FastMap::with_capacity_and_hasher(n, foldhash::fast::RandomState::default())

@@ -44,18 +44,28 @@ pub struct Numbering {
     next: HashMap<String, u64>,
 }
 
-/// Picks the first free login. `env` holds the person's variables (the romanised forms replace
-/// the names they stand for in it: a planner refills it for the next person); `text_of(name)` their attribute
-/// texts (to detect unreliable scripts and apply romanised forms); `taken(login)` says whether a
-/// lowercased login is already someone else's; `numbering` carries what earlier choices of the
-/// same plan learnt about the numbered forms (only sound while `taken` never shrinks).
-pub fn choose(
-    rules: &LoginRules,
-    env: &mut Env,
-    text_of: &dyn Fn(&str) -> String,
-    taken: &dyn Fn(&str) -> bool,
-    numbering: &mut Numbering,
-) -> Result<LoginChoice, String> {
+/// A person's login candidates, evaluated: everything [`Candidates::choose`] needs besides what
+/// is taken. Evaluating them depends on the person alone, so a plan evaluates them for many
+/// persons at once and only the choice, which depends on what earlier persons took, goes in order.
+#[derive(Debug)]
+pub struct Candidates {
+    /// The candidates that gave a usable login, in order: (candidate index, login).
+    usable: Vec<(usize, String)>,
+    /// The error of the candidate whose evaluation failed: the later ones were not evaluated.
+    error: Option<String>,
+    /// When no candidate gave a usable login (and none failed): the fallback's login, or why it
+    /// gives none.
+    fallback: Option<Result<String, String>>,
+    /// Whether a candidate was skipped because the name is in a script without reliable
+    /// transliteration.
+    skipped_script: bool,
+}
+
+/// Evaluates a person's login candidates, and the fallback when none of them gives a usable
+/// login. `env` holds the person's variables (the romanised forms replace the names they stand
+/// for in it: a planner refills it for the next person); `text_of(name)` their attribute texts
+/// (to detect unreliable scripts and apply romanised forms).
+pub fn candidates(rules: &LoginRules, env: &mut Env, text_of: &dyn Fn(&str) -> String) -> Candidates {
     let mut substituted = Vec::new();
     for (attr, romanized) in &rules.romanized {
         let original = text_of(attr);
@@ -65,68 +75,100 @@ pub fn choose(
             substituted.push(attr.as_str());
         }
     }
-    let mut first_usable: Option<String> = None;
-    let mut skipped_script = false;
+    let mut out = Candidates { usable: Vec::new(), error: None, fallback: None, skipped_script: false };
     for (i, candidate) in rules.candidates.iter().enumerate() {
         let unreliable = candidate
             .variables()
             .iter()
             .any(|v| !substituted.contains(&v.as_str()) && text_of(v).chars().any(unreliable_script));
         if unreliable {
-            skipped_script = true;
+            out.skipped_script = true;
             continue;
         }
-        let raw = candidate
-            .eval(env)
-            .and_then(ExprValue::into_text)
-            .map_err(|e| format!("login candidate {}: {e}", i + 1))?;
-        let Some(login) = sanitize(rules, &raw, rules.max_length) else { continue };
-        if !taken(&login.to_lowercase()) {
-            return Ok(LoginChoice { login, because: format!("candidate {} ({})", i + 1, candidate.source()) });
-        }
-        first_usable.get_or_insert(login);
-    }
-    let (base, via) = match first_usable {
-        Some(base) => (base, "first candidate"),
-        None => {
-            let raw =
-                rules.fallback.eval(env).and_then(ExprValue::into_text).map_err(|e| format!("login fallback: {e}"))?;
-            let base = sanitize(rules, &raw, rules.max_length).ok_or_else(|| {
-                format!("login fallback {:?} gives nothing usable ({raw:?})", rules.fallback.source())
-            })?;
-            if !taken(&base.to_lowercase()) {
-                let why = if skipped_script {
-                    "the name is in a script without reliable transliteration"
-                } else {
-                    "no candidate gave a usable login"
-                };
-                return Ok(LoginChoice {
-                    login: base,
-                    because: format!("fallback ({}): {why}", rules.fallback.source()),
-                });
+        match candidate.eval(env).and_then(ExprValue::into_text) {
+            Ok(raw) => out.usable.extend(sanitize(rules, &raw, rules.max_length).map(|login| (i, login))),
+            Err(e) => {
+                out.error = Some(format!("login candidate {}: {e}", i + 1));
+                return out;
             }
-            (base, "fallback")
-        }
-    };
-    let base_key = base.to_lowercase();
-    let start = numbering.next.get(&base_key).copied().unwrap_or(2);
-    for n in start.. {
-        let suffix = n.to_string();
-        let room = rules.max_length.saturating_sub(suffix.len());
-        if room == 0 {
-            break;
-        }
-        let Some(stem) = sanitize(rules, &base, room) else { break };
-        let login = format!("{stem}{suffix}");
-        if !taken(&login.to_lowercase()) {
-            numbering.next.insert(base_key, n + 1);
-            return Ok(LoginChoice { login, because: format!("{via} with number {n}: every candidate was taken") });
-        }
-        if n > 100_000 {
-            break;
         }
     }
-    Err(format!("no free login: {base:?} and its numbered forms are all taken"))
+    if out.usable.is_empty() {
+        out.fallback = Some(
+            rules
+                .fallback
+                .eval(env)
+                .and_then(ExprValue::into_text)
+                .map_err(|e| format!("login fallback: {e}"))
+                .and_then(|raw| {
+                    sanitize(rules, &raw, rules.max_length).ok_or_else(|| {
+                        format!("login fallback {:?} gives nothing usable ({raw:?})", rules.fallback.source())
+                    })
+                }),
+        );
+    }
+    out
+}
+
+impl Candidates {
+    /// Picks the first free login: the first candidate not taken, else the fallback, else the
+    /// first usable candidate (or the fallback) numbered. `taken(login)` says whether a
+    /// lowercased login is already someone else's; `numbering` carries what earlier choices of
+    /// the same plan learnt about the numbered forms (only sound while `taken` never shrinks).
+    pub fn choose(
+        self,
+        rules: &LoginRules,
+        taken: &dyn Fn(&str) -> bool,
+        numbering: &mut Numbering,
+    ) -> Result<LoginChoice, String> {
+        for (i, login) in &self.usable {
+            if !taken(&login.to_lowercase()) {
+                let because = format!("candidate {} ({})", i + 1, rules.candidates[*i].source());
+                return Ok(LoginChoice { login: login.clone(), because });
+            }
+        }
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let (base, via) = match (self.usable.into_iter().next(), self.fallback) {
+            (Some((_, base)), _) => (base, "first candidate"),
+            (None, Some(fallback)) => {
+                let base = fallback?;
+                if !taken(&base.to_lowercase()) {
+                    let why = if self.skipped_script {
+                        "the name is in a script without reliable transliteration"
+                    } else {
+                        "no candidate gave a usable login"
+                    };
+                    return Ok(LoginChoice {
+                        login: base,
+                        because: format!("fallback ({}): {why}", rules.fallback.source()),
+                    });
+                }
+                (base, "fallback")
+            }
+            (None, None) => return Err("no login candidate was evaluated".to_string()),
+        };
+        let base_key = base.to_lowercase();
+        let start = numbering.next.get(&base_key).copied().unwrap_or(2);
+        for n in start.. {
+            let suffix = n.to_string();
+            let room = rules.max_length.saturating_sub(suffix.len());
+            if room == 0 {
+                break;
+            }
+            let Some(stem) = sanitize(rules, &base, room) else { break };
+            let login = format!("{stem}{suffix}");
+            if !taken(&login.to_lowercase()) {
+                numbering.next.insert(base_key, n + 1);
+                return Ok(LoginChoice { login, because: format!("{via} with number {n}: every candidate was taken") });
+            }
+            if n > 100_000 {
+                break;
+            }
+        }
+        Err(format!("no free login: {base:?} and its numbered forms are all taken"))
+    }
 }
 
 #[cfg(test)]
@@ -162,11 +204,39 @@ mod tests {
                 env.set("given_name", ExprValue::Text(given.to_string()));
                 env.set("family_name", ExprValue::Text(family.to_string()));
                 let is_taken = |l: &str| taken.borrow().contains(l);
-                let login = choose(&rules, &mut env, &|_| String::new(), &is_taken, &mut numbering).unwrap().login;
+                let login = candidates(&rules, &mut env, &|_| String::new())
+                    .choose(&rules, &is_taken, &mut numbering)
+                    .unwrap()
+                    .login;
                 taken.borrow_mut().insert(login.to_lowercase());
                 login
             })
             .collect()
+    }
+
+    #[test]
+    fn a_failing_candidate_or_fallback_matters_only_once_reached() {
+        let mut rules = rules();
+        rules.candidates = vec![Expr::compile("lower(given_name)").unwrap(), Expr::compile("given_name + 1").unwrap()];
+        rules.fallback = Expr::compile(r#""x" + 1"#).unwrap();
+        let mut env = Env::new();
+        env.set("given_name", ExprValue::Text("Jo".to_string()));
+        fn choose(rules: &LoginRules, env: &mut Env, taken: &[&str]) -> Result<LoginChoice, String> {
+            candidates(rules, env, &|_| String::new()).choose(rules, &|l| taken.contains(&l), &mut Numbering::default())
+        }
+        assert_eq!(choose(&rules, &mut env, &[]).unwrap().login, "jo");
+        let failed = choose(&rules, &mut env, &["jo"]).unwrap_err();
+        assert!(failed.starts_with("login candidate 2:"), "{failed}");
+        // No usable candidate: the fallback is evaluated, and its failure is the answer.
+        rules.candidates = vec![Expr::compile(r#""..""#).unwrap()];
+        let failed = choose(&rules, &mut env, &[]).unwrap_err();
+        assert!(failed.starts_with("login fallback:"), "{failed}");
+        rules.fallback = Expr::compile(r#""u" + lower(given_name)"#).unwrap();
+        let chosen = choose(&rules, &mut env, &["ujo"]).unwrap();
+        assert_eq!(
+            (chosen.login.as_str(), chosen.because.as_str()),
+            ("ujo2", "fallback with number 2: every candidate was taken")
+        );
     }
 
     #[test]
