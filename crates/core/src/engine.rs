@@ -105,14 +105,16 @@ fn phase(action: &Action, references: bool) -> u8 {
 const REMOVE_BEFORE_RENAME: u8 = 3;
 
 /// Normalized group DN -> (group DN, index of the rule that wants it, its wanted members). A
-/// member's three texts are made once per person and shared by each group they belong in.
-type WantedGroups = BTreeMap<String, (String, usize, WantedMembers)>;
+/// member's three texts are made once per person and shared by each group they belong in. A
+/// hash map: a million persons look up five groups each, among a hundred thousand (a team group
+/// per manager); the group plan takes the groups in order of their DN.
+type WantedGroups = FastMap<String, (String, usize, WantedMembers)>;
 
 /// A wanted group member: (member DN, person key).
 type Member = (Arc<str>, Arc<str>);
 
 /// A group's wanted members by normalized member DN: pushed as the persons are planned, then
-/// sorted once ([`WantedMembers::sorted`]). At a million persons an everyone-group's members
+/// sorted once ([`WantedMembers::sort`]). At a million persons an everyone-group's members
 /// inserted one by one into a map cost seconds of comparisons and cache misses; a sort of the
 /// same entries is a fraction of that.
 #[derive(Default)]
@@ -124,7 +126,7 @@ impl WantedMembers {
     }
 
     /// In order of the normalized DN, each DN once: the last pushed wins, as a map's insert would.
-    fn sorted(mut self) -> Self {
+    fn sort(&mut self) {
         // Stable: among equal DNs the pushes stay in order, and the last one's member is kept.
         self.0.sort_by(|a, b| a.0.cmp(&b.0));
         self.0.dedup_by(|later, kept| {
@@ -134,10 +136,9 @@ impl WantedMembers {
             }
             same
         });
-        self
     }
 
-    /// Whether `normalized` is wanted (the members must be [`sorted`](Self::sorted)).
+    /// Whether `normalized` is wanted (the members must be [sorted](Self::sort)).
     fn contains(&self, normalized: &str) -> bool {
         self.0.binary_search_by(|(n, _)| (**n).cmp(normalized)).is_ok()
     }
@@ -865,7 +866,7 @@ fn plan_with(
         } else {
             HashMap::new()
         };
-        let mut group_members: WantedGroups = BTreeMap::new();
+        let mut group_members: WantedGroups = FastMap::default();
         // Each person's expressions, evaluated ahead on every core; taken below in key order.
         let expressions = |scratch: &mut Scratch, p: &Cow<Evaluated>| {
             evaluate_expressions(scratch, &variables, settings, rules, p, &current, &desired_dn)
@@ -1360,17 +1361,17 @@ fn plan_with(
                                                 format!("group {gdn} has an empty name: membership not planned"),
                                             ),
                                             Ok((gdn, normalized)) if rules.in_scope(gdn) => {
-                                                if !group_members.contains_key(normalized) {
+                                                let wanted = (Arc::clone(&member.1), Arc::clone(&member.2));
+                                                if let Some(slot) = group_members.get_mut(normalized) {
+                                                    slot.2.push(Arc::clone(&member.0), wanted);
+                                                } else {
+                                                    let mut members = WantedMembers::default();
+                                                    members.push(Arc::clone(&member.0), wanted);
                                                     group_members.insert(
                                                         normalized.clone(),
-                                                        (gdn.to_string(), rule_index, WantedMembers::default()),
+                                                        (gdn.to_string(), rule_index, members),
                                                     );
                                                 }
-                                                let Some(slot) = group_members.get_mut(normalized) else { continue };
-                                                slot.2.push(
-                                                    Arc::clone(&member.0),
-                                                    (Arc::clone(&member.1), Arc::clone(&member.2)),
-                                                );
                                             }
                                             Ok((gdn, _)) => planner.notice(
                                                 NoticeKind::EvaluationFailed,
@@ -1468,25 +1469,27 @@ fn plan_with(
             _ => {}
         }
     }
-    let depends: Vec<Vec<usize>> = drafts
-        .iter()
-        .enumerate()
-        .map(|(id, d)| {
-            let target = d.target.as_str();
-            let mut depends_on: Vec<usize> =
-                d.needs_accounts.iter().filter_map(|k| creates.get(&(target, &**k)).copied()).collect();
-            depends_on.extend(d.needs_containers.iter().filter_map(|c| containers.get(c).copied()));
-            if let Some(p) = &d.person
-                && let Some(prerequisites) = ready.get(&(target, p.as_str()))
-            {
-                depends_on.extend(prerequisites.iter().copied().filter(|&c| c != id));
-            }
-            depends_on.retain(|&x| x < id);
-            depends_on.sort_unstable();
-            depends_on.dedup();
-            depends_on
-        })
-        .collect();
+    // Each operation's dependencies on every core: a million persons' groups wait for five
+    // million creates.
+    let ids: Vec<usize> = (0..drafts.len()).collect();
+    let depends_of = |_: &mut (), &id: &usize| {
+        let d = &drafts[id];
+        let target = d.target.as_str();
+        let mut depends_on: Vec<usize> =
+            d.needs_accounts.iter().filter_map(|k| creates.get(&(target, &**k)).copied()).collect();
+        depends_on.extend(d.needs_containers.iter().filter_map(|c| containers.get(c).copied()));
+        if let Some(p) = &d.person
+            && let Some(prerequisites) = ready.get(&(target, p.as_str()))
+        {
+            depends_on.extend(prerequisites.iter().copied().filter(|&c| c != id));
+        }
+        depends_on.retain(|&x| x < id);
+        depends_on.sort_unstable();
+        depends_on.dedup();
+        depends_on
+    };
+    let depends: Vec<Vec<usize>> =
+        parallel::in_order(&ids, || (), depends_of, |results| results.map(|(_, depends_on)| depends_on).collect());
     drop((creates, ready, containers));
     let operations: Vec<Operation> = drafts
         .into_iter()
@@ -2869,11 +2872,15 @@ fn plan_groups(
         .chain(wanted.keys())
         .cloned()
         .collect();
+    // Every group's members sorted at once, on every core, the largest groups first.
+    let mut members: Vec<&mut WantedMembers> = wanted.values_mut().map(|(_, _, m)| m).collect();
+    members.sort_unstable_by_key(|m| std::cmp::Reverse(m.0.len()));
+    parallel::each_mut(&mut members, |m| m.sort());
     let empty = WantedMembers::default();
     for norm in &all {
         // Taken out of the wanted groups as it is planned: each group's members are freed while
         // the plan's copies of them are made (at a million persons, five groups each).
-        let slot = wanted.remove(norm).map(|(dn, rule, members)| (dn, rule, members.sorted()));
+        let slot = wanted.remove(norm);
         let want = slot.as_ref().map(|(_, _, m)| m).unwrap_or(&empty);
         let group_dn = slot
             .as_ref()

@@ -77,6 +77,27 @@ pub(crate) fn in_order<'a, T: Sync, S, R: Send, Out>(
     })
 }
 
+/// Runs `f` on each item in place, on every core: each thread takes the next item left, so the
+/// work balances when the items' sizes differ (put the largest first).
+pub(crate) fn each_mut<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) {
+    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let left = Mutex::new(items.iter_mut());
+    let work = || {
+        loop {
+            // The lock is held only to take the next item, not while `f` runs.
+            let next = left.lock().unwrap_or_else(|e| e.into_inner()).next();
+            let Some(item) = next else { return };
+            f(item);
+        }
+    };
+    thread::scope(|scope| {
+        for _ in 1..cores {
+            scope.spawn(work);
+        }
+        work();
+    });
+}
+
 /// Below this many items a second thread costs more than it saves.
 const MIN_PER_THREAD: usize = 64;
 
@@ -200,6 +221,18 @@ mod tests {
             let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
             assert!(workers <= cores && (n == 0 || workers >= 1), "{workers} workers for {n} items");
         }
+    }
+
+    #[test]
+    fn each_item_is_worked_on_once() {
+        let mut items: Vec<Vec<usize>> = (0..1000).map(|n| (0..n % 37).rev().collect()).collect();
+        each_mut(&mut items, |item| {
+            item.sort_unstable();
+            item.push(usize::MAX);
+        });
+        assert!(items.iter().enumerate().all(|(n, item)| {
+            item.len() == n % 37 + 1 && item.is_sorted() && item.iter().filter(|&&x| x == usize::MAX).count() == 1
+        }));
     }
 
     #[test]
