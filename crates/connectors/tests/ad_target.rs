@@ -326,7 +326,7 @@ async fn read_view_reads_accounts_ranged_groups_containers_logins_and_protected_
     );
     let create_staff = Action::CreateGroup {
         dn: with_members.clone(),
-        members: vec![alice_dn.clone()],
+        members: vec![alice_dn.clone().into()],
         attributes: group_attrs("staffsales"),
     };
     target.apply(&op(create_staff.clone())).await.unwrap();
@@ -571,7 +571,7 @@ async fn membership_changes_of_one_group_go_in_one_modify_each_with_its_own_outc
     let contacts = add_contacts(&dc, BULK, 16).await;
     let target = connect_admin(&dc).await;
     let team = format!("CN=Team,{GROUPS}");
-    let members = vec![contacts[0].clone(), contacts[1].clone()];
+    let members = vec![contacts[0].as_str().into(), contacts[1].as_str().into()];
     target.apply(&op(Action::CreateGroup { dn: team.clone(), members, attributes: AttrMap::new() })).await.unwrap();
     let add = |member: &str| op(Action::AddMember { group: team.clone(), member: member.to_string() });
     let remove = |member: &str| op(Action::RemoveMember { group: team.clone(), member: member.to_string() });

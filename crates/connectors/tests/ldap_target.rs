@@ -392,7 +392,7 @@ async fn every_action_kind_does_what_the_plan_says() {
         target
             .apply(&op(Action::CreateGroup {
                 dn: group.clone(),
-                members: vec![moved_dn.clone()],
+                members: vec![moved_dn.clone().into()],
                 attributes: AttrMap::new(),
             }))
             .await
@@ -403,7 +403,7 @@ async fn every_action_kind_does_what_the_plan_says() {
         target
             .apply(&op(Action::CreateGroup {
                 dn: group.clone(),
-                members: vec![moved_dn.clone(), other_dn.clone()],
+                members: vec![moved_dn.clone().into(), other_dn.clone().into()],
                 attributes: AttrMap::new(),
             }))
             .await
@@ -564,7 +564,11 @@ async fn writes_outside_the_managed_subtrees_are_refused_before_anything_is_sent
             new_dn: "uid=dave,ou=services,dc=example,dc=org".into(),
         },
         Action::Rename { dn: outside.clone(), object_id: None, new_dn: format!("uid=svc,{PEOPLE}") },
-        Action::CreateGroup { dn: outside_group.clone(), members: vec![inside.clone()], attributes: AttrMap::new() },
+        Action::CreateGroup {
+            dn: outside_group.clone(),
+            members: vec![inside.clone().into()],
+            attributes: AttrMap::new(),
+        },
         Action::AddMember { group: outside_group.clone(), member: inside.clone() },
         Action::RemoveMember { group: outside_group, member: inside.clone() },
         Action::Delete { dn: outside.clone(), object_id: None },
@@ -642,7 +646,7 @@ async fn names_and_values_full_of_special_characters_land_exactly() {
     target
         .apply(&op(Action::CreateGroup {
             dn: group.to_string(),
-            members: vec![renamed.clone(), dns[1].clone()],
+            members: vec![renamed.clone().into(), dns[1].clone().into()],
             attributes: AttrMap::new(),
         }))
         .await
@@ -708,7 +712,7 @@ async fn removing_the_last_member_of_a_group_is_refused_with_a_reason() {
     target
         .apply(&op(Action::CreateGroup {
             dn: group.clone(),
-            members: vec![member.clone()],
+            members: vec![member.clone().into()],
             attributes: AttrMap::new(),
         }))
         .await
@@ -773,7 +777,14 @@ async fn a_member_removed_right_after_its_rename_is_gone_under_both_names() {
     let group = format!("cn=all,{GROUPS}");
     let mut members: Vec<String> = ids.iter().map(|(dn, _)| dn.clone()).collect();
     members.push(keeper.clone());
-    target.apply(&op(Action::CreateGroup { dn: group.clone(), members, attributes: AttrMap::new() })).await.unwrap();
+    target
+        .apply(&op(Action::CreateGroup {
+            dn: group.clone(),
+            members: members.iter().map(|m| m.as_str().into()).collect(),
+            attributes: AttrMap::new(),
+        }))
+        .await
+        .unwrap();
 
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (dn, id)) in ids.into_iter().enumerate() {
@@ -801,7 +812,7 @@ async fn a_group_of_more_members_than_one_request_carries_gets_them_all() {
     let server = start_tls_server();
     let target = connect_admin(&server).await;
     let group = format!("cn=everyone,{GROUPS}");
-    let members = |n: usize| (0..n).map(|i| format!("uid=member{i},{PEOPLE}")).collect::<Vec<_>>();
+    let members = |n: usize| (0..n).map(|i| format!("uid=member{i},{PEOPLE}").into()).collect::<Vec<_>>();
     let count = |ldif: &str| ldif.lines().filter(|line| line.starts_with("member: ")).count();
 
     target
@@ -831,7 +842,7 @@ async fn membership_changes_of_one_group_go_in_one_modify_each_with_its_own_outc
     let other = format!("cn=other,{GROUPS}");
     let member = |name: &str| format!("uid={name},{PEOPLE}");
     for (group, names) in [(&team, ["a", "b", "c"]), (&other, ["a", "z", "y"])] {
-        let members = names.iter().map(|n| member(n)).collect();
+        let members = names.iter().map(|n| member(n).into()).collect();
         target
             .apply(&op(Action::CreateGroup { dn: group.clone(), members, attributes: AttrMap::new() }))
             .await

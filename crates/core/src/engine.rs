@@ -166,8 +166,8 @@ struct Draft {
     /// The persons whose account's create in the draft's own target must land first (shared with
     /// the group plan's members: a million persons' group memberships copy no key).
     needs_accounts: Vec<Arc<str>>,
-    /// Normalized container DNs that must exist first.
-    needs_containers: Vec<String>,
+    /// Normalized container DNs that must exist first (shared by the entries under one parent).
+    needs_containers: Arc<[String]>,
     /// Within its phase and target, operations of a lower rank come first (the depth of an
     /// account's create in the references among the run's creates: see [`fold_references`]).
     rank: usize,
@@ -350,7 +350,7 @@ impl Planner {
         action: Action,
         references: bool,
         needs_accounts: Vec<Arc<str>>,
-        needs_containers: Vec<String>,
+        needs_containers: impl Into<Arc<[String]>>,
     ) {
         self.drafts.push(Draft {
             phase: phase(&action, references),
@@ -360,7 +360,7 @@ impl Planner {
             reason,
             action,
             needs_accounts,
-            needs_containers,
+            needs_containers: needs_containers.into(),
             rank: 0,
             carries: None,
         });
@@ -2567,7 +2567,7 @@ fn fold_references(drafts: &mut Vec<Draft>) {
             reason: "manager reference, set once every account exists".to_string(),
             action,
             needs_accounts: carried.needs,
-            needs_containers: vec![],
+            needs_containers: Vec::new().into(),
             rank: 0,
             carries: None,
         };
@@ -2595,7 +2595,7 @@ struct PlannedContainers {
     /// Normalized parent DN -> the containers an entry there needs ([`plan_containers`]'s
     /// answer). A million accounts sit under a few hundred parents: each parent's chain is walked
     /// once, not once per account.
-    needs_under: FastMap<String, Vec<String>>,
+    needs_under: FastMap<String, Arc<[String]>>,
 }
 
 /// The containers `dn` needs that `existing` lacks, normalized; each one's create is drafted the
@@ -2607,12 +2607,12 @@ fn plan_containers(
     existing: &BTreeSet<String>,
     containers: &mut PlannedContainers,
     for_whom: &dyn std::fmt::Display,
-) -> Vec<String> {
+) -> Arc<[String]> {
     // What is missing above a parent depends on that parent alone (`existing` is fixed per
     // target), and its containers were drafted the first time it was asked.
     let parent = dn.parent_normalized();
     if let Some(needs) = parent.as_ref().and_then(|p| containers.needs_under.get(p)) {
-        return needs.clone();
+        return Arc::clone(needs);
     }
     let mut needs = Vec::new();
     for c in missing_containers(rules, dn, existing) {
@@ -2630,8 +2630,9 @@ fn plan_containers(
             );
         }
     }
+    let needs: Arc<[String]> = needs.into();
     if let Some(parent) = parent {
-        containers.needs_under.insert(parent, needs.clone());
+        containers.needs_under.insert(parent, Arc::clone(&needs));
     }
     needs
 }
@@ -2896,8 +2897,8 @@ fn plan_groups(
                     continue;
                 }
                 let needs = plan_containers(planner, rules, &parsed, &view.containers, containers_planned, &group_dn);
-                let members: Vec<String> = want.values().map(|(d, _)| d.to_string()).collect();
-                let deps: Vec<Arc<str>> = want.values().flat_map(|(_, k)| account_dep(k)).collect();
+                let members: Vec<Arc<str>> = want.values().map(|(d, _)| Arc::clone(d)).collect();
+                let deps: Vec<Arc<str>> = want.values().map(|(_, k)| Arc::clone(k)).collect();
                 let rule = slot.as_ref().and_then(|(_, i, _)| rules.config.groups.get(*i));
                 let attributes = group_attributes(rules, &parsed, rule);
                 planner.draft(

@@ -96,7 +96,8 @@ pub enum Action {
     /// own attributes (object classes, and for AD `sAMAccountName` and `groupType`).
     CreateGroup {
         dn: String,
-        members: Vec<String>,
+        /// Shared texts: a million persons' groups hold each member's DN once, not per group.
+        members: Vec<std::sync::Arc<str>>,
         #[serde(default, skip_serializing_if = "AttrMap::is_empty")]
         attributes: AttrMap,
     },

@@ -343,7 +343,7 @@ impl Sim {
                     self.view.groups.push(TargetGroup {
                         object_id: format!("uuid-{}", self.next_id),
                         dn: dn.clone(),
-                        members: members.clone(),
+                        members: members.iter().map(|m| m.to_string()).collect(),
                     });
                 }
                 Action::AddMember { group, member } => {

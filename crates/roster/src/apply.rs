@@ -1041,7 +1041,7 @@ fn without_missing_members(plan: &Plan, landed: &[bool], op: &Operation) -> Opti
             _ => false,
         })
     };
-    let kept: Vec<String> = members
+    let kept: Vec<std::sync::Arc<str>> = members
         .iter()
         .filter(|m| made_by(m).is_none_or(|o| landed.get(o.id).copied().unwrap_or(false)))
         .cloned()

@@ -84,7 +84,7 @@ struct CreateJson<'a> {
 #[derive(Serialize)]
 struct GroupJson<'a> {
     attributes: codec::AttrsJson<'a>,
-    members: &'a [String],
+    members: &'a [std::sync::Arc<str>],
 }
 
 /// JSON text of what the audit keeps: strings, booleans and lists of strings, which always

@@ -33,8 +33,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ldap3::controls::{Assertion, MakeCritical, PostRead, RawControl};
@@ -743,7 +743,7 @@ impl LdapTarget {
         ldap: &mut Ldap,
         what: &str,
         dn: &str,
-        members: &[String],
+        members: &[Arc<str>],
         attributes: &AttrMap,
     ) -> Result<Applied, TargetError> {
         let parsed = parse_dn(what, dn)?;
@@ -777,7 +777,7 @@ impl LdapTarget {
         // member diff.
         let (first, rest) = members.split_at(members.len().min(MEMBERS_PER_REQUEST));
         if !first.is_empty() {
-            entry.insert(AttrName::new("member"), first.to_vec());
+            entry.insert(AttrName::new("member"), first.iter().map(|m| m.to_string()).collect());
         }
         let entry: Vec<(String, HashSet<String>)> =
             entry.into_iter().map(|(attr, values)| (attr.as_str().to_string(), values.into_iter().collect())).collect();
@@ -815,7 +815,7 @@ impl LdapTarget {
             }
         }
         let mut attrs = AttrMap::new();
-        attrs.insert(AttrName::new("member"), members.to_vec());
+        attrs.insert(AttrName::new("member"), members.iter().map(|m| m.to_string()).collect());
         Ok(Applied { entry: Some(TargetEntry { object_id: uuid, dn: dn.to_string(), attrs, protected: false }) })
     }
 
@@ -826,9 +826,9 @@ impl LdapTarget {
         ldap: &mut Ldap,
         what: &str,
         group: &str,
-        members: &[String],
+        members: &[Arc<str>],
     ) -> Result<(), TargetError> {
-        let result = self.modify_members(ldap, what, group, members.iter().map(String::as_str), true).await?;
+        let result = self.modify_members(ldap, what, group, members.iter().map(|m| &**m), true).await?;
         match result.rc {
             SUCCESS => Ok(()),
             TYPE_OR_VALUE_EXISTS | ALREADY_EXISTS => {

@@ -528,7 +528,7 @@ impl ScimTarget {
         }
     }
 
-    async fn create_group(&self, dn: &str, members: &[String]) -> Result<Applied, TargetError> {
+    async fn create_group(&self, dn: &str, members: &[std::sync::Arc<str>]) -> Result<Applied, TargetError> {
         let name = self.group_name(dn)?;
         let members = members
             .iter()
