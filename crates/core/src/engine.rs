@@ -1789,7 +1789,7 @@ fn evaluate_people<'a>(
             return Hashed::Read(found, None);
         }
         let eval_hash = hash_person(&settings.hash, records, json);
-        let missing_reads = if missing_sources.is_empty() { 0 } else { stored.map_or(0, |s| s.missing_reads) + 1 };
+        let missing_reads = missing_reads(missing_sources, *stored);
         let Some(s) = stored.filter(|s| {
             !input.evaluate_all
                 && s.eval_hash == eval_hash
@@ -1843,7 +1843,7 @@ fn evaluate_people<'a>(
                 people.push(settled(s, s.eval_hash.clone()));
                 continue;
             }
-            let missing_reads = if missing_sources.is_empty() { 0 } else { stored.map_or(0, |s| s.missing_reads) + 1 };
+            let missing_reads = missing_reads(&missing_sources, stored);
             let gone = missing_reads >= settings.lifecycle.missing_after_reads.max(1);
             let eval_hash = hash.unwrap_or_default();
             let records: BTreeMap<String, Arc<Attrs>> =
@@ -1911,6 +1911,12 @@ fn evaluate_people<'a>(
         }
     }
     people
+}
+
+/// How many reads in a row a person has been missing from a complete source: one more than
+/// stored when `missing_sources` names one, else none.
+fn missing_reads(missing_sources: &[String], stored: Option<&StoredPerson>) -> u32 {
+    if missing_sources.is_empty() { 0 } else { stored.map_or(0, |s| s.missing_reads) + 1 }
 }
 
 /// A person's records and their hash as step 1 finds them ahead of the thread that takes them.
