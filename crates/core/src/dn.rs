@@ -8,6 +8,18 @@ use serde::{Deserialize, Serialize};
 /// Escapes an attribute value for use in a DN (RFC 4514 section 2.4).
 pub fn escape_dn_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 8);
+    escape_dn_value_into(value, &mut out);
+    out
+}
+
+/// [`escape_dn_value`], appended to `out`.
+pub fn escape_dn_value_into(value: &str, out: &mut String) {
+    let special = |c: char| matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' | '\0') || c.is_control();
+    if !value.starts_with(['#', ' ']) && !value.ends_with(' ') && !value.chars().any(special) {
+        // Most values, as they are.
+        out.push_str(value);
+        return;
+    }
     let last = value.chars().count().saturating_sub(1);
     for (i, c) in value.chars().enumerate() {
         match c {
@@ -27,7 +39,6 @@ pub fn escape_dn_value(value: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// Escapes a value for use inside an LDAP search filter (RFC 4515): `*`, `(`, `)`, `\` and NUL, so

@@ -669,8 +669,8 @@ fn plan_with(
             let Some(login) = p.login.as_deref().filter(|_| p.hold.is_none() && !p.failed) else {
                 return Whereabouts::Evaluated(None);
             };
-            fill_env(env, &variables, settings, p, login, crate::dn::escape_dn_value);
-            Whereabouts::Evaluated(Some(evaluate_dn(rules, env)))
+            fill_env(env, &variables, settings, p, login, crate::dn::escape_dn_value_into);
+            Whereabouts::Evaluated(Some(evaluate_dn(rules, env).map(|dn| PlannedDn::new(&dn))))
         };
         parallel::in_order(&people, Env::new, whereabouts, |results| {
             for (p, whereabouts) in results {
@@ -814,31 +814,33 @@ fn plan_with(
                         let enabled = is_enabled_state(effective_state(state, has_entry), settings);
                         let dn = match (&rules.move_to, enabled, moves_when_disabled(state)) {
                             (Some(base), false, true) => {
-                                Dn::parse(&format!("{},{}", dn.rdn().map(|r| r.to_string()).unwrap_or_default(), base))
-                                    .unwrap_or(dn)
+                                let parsed = Dn::parse(&dn.text).ok();
+                                let rdn = parsed.as_ref().and_then(Dn::rdn).map(|r| r.to_string()).unwrap_or_default();
+                                Dn::parse(&format!("{rdn},{base}")).map(|moved| PlannedDn::new(&moved)).unwrap_or(dn)
                             }
                             _ => dn,
                         };
                         let own = entry.map(|(e, _)| normalize_dn(&e.dn));
                         // A numbered RDN would change the value of its attribute: fine for a cn, never
                         // for the login or an attribute written only on create.
-                        let numberable = dn.rdn().and_then(|r| r.0.first()).is_some_and(|a| {
-                            !a.attr.eq_ignore_ascii_case(&rules.config.login_attribute)
-                                && !rules.mappings.iter().any(|m| m.when == MappingWhen::Create && m.attr.is(&a.attr))
+                        // (Its first attribute type is the text before the first '=': a type has none.)
+                        let numberable = dn.text.split_once('=').is_some_and(|(attr, _)| {
+                            !attr.eq_ignore_ascii_case(&rules.config.login_attribute)
+                                && !rules.mappings.iter().any(|m| m.when == MappingWhen::Create && m.attr.is(attr))
                         });
-                        match distinct_dn(&dn, &p.key, own.as_deref(), &claimed, numberable) {
-                            Some(dn) => {
-                                claimed.insert(Claim::Own(dn.normalized()), &p.key);
+                        match distinct_dn(dn, &p.key, own.as_deref(), &claimed, numberable) {
+                            Ok(dn) => {
+                                claimed.insert(Claim::Shared(Arc::clone(&dn.normalized)), &p.key);
                                 desired_dn.insert(&p.key, Place::Planned(dn));
                             }
-                            None => {
-                                let stay = entry.and_then(|(e, _)| Dn::parse(&e.dn).ok());
+                            Err(dn) => {
+                                let stay = entry.and_then(|(e, _)| Dn::parse(&e.dn).ok()).map(|dn| PlannedDn::new(&dn));
                                 let what = if stay.is_some() { "not moved" } else { "not created" };
                                 planner.notice(
                                     NoticeKind::EvaluationFailed,
                                     Some(&p.key),
                                     Some(rules.name()),
-                                    format!("{dn} is taken by another entry: {what}"),
+                                    format!("{} is taken by another entry: {what}", dn.text),
                                 );
                                 if let Some(stay) = stay {
                                     desired_dn.insert(&p.key, Place::Planned(stay));
@@ -860,7 +862,7 @@ fn plan_with(
                 .iter()
                 .filter_map(|(key, (e, _))| {
                     let d = desired_dn.get(key)?;
-                    (normalize_dn(&e.dn) != d.normalized()).then(|| (normalize_dn(&e.dn), d.text().into_owned()))
+                    (normalize_dn(&e.dn) != **d.normalized()).then(|| (normalize_dn(&e.dn), d.text().to_owned()))
                 })
                 .collect()
         } else {
@@ -922,8 +924,9 @@ fn plan_with(
                     note_person(&mut summary_people, p, &planner, before);
                     continue;
                 }
-                let Some(dn) = desired_dn.get(p.key.as_str()).and_then(Place::to_dn) else { continue };
-                let Some(Evaluations { manager_dn, mappings, disable_set, groups, member }) = evaluations else {
+                let Some(place) = desired_dn.get(p.key.as_str()) else { continue };
+                let dn_text = place.text();
+                let Some(Evaluations { dn, manager_dn, mappings, disable_set, groups, member }) = evaluations else {
                     continue;
                 };
                 let login = p.login.clone().unwrap_or_default();
@@ -1063,7 +1066,7 @@ fn plan_with(
                             p.category,
                             reason,
                             Action::Create {
-                                dn: dn.to_string(),
+                                dn: dn_text.to_string(),
                                 attributes,
                                 enabled: created_enabled,
                                 password: password.is_some(),
@@ -1086,7 +1089,7 @@ fn plan_with(
                                 rules.name(),
                                 "initial password for the new account".to_string(),
                                 Action::SetPassword {
-                                    dn: dn.to_string(),
+                                    dn: dn_text.to_string(),
                                     object_id: None,
                                     must_change: pw.must_change,
                                 },
@@ -1103,7 +1106,7 @@ fn plan_with(
                                 p,
                                 rules.name(),
                                 format!("{}; enabled once it has its password", p.decision.because),
-                                Action::Enable { dn: dn.to_string(), object_id: None, changes },
+                                Action::Enable { dn: dn_text.to_string(), object_id: None, changes },
                             );
                         }
                         if !refs.is_empty() && carried.is_none() {
@@ -1113,7 +1116,7 @@ fn plan_with(
                                 rules.name(),
                                 p.category,
                                 "manager reference, set once every account exists".to_string(),
-                                Action::Update { dn: dn.to_string(), object_id: None, changes: refs },
+                                Action::Update { dn: dn_text.to_string(), object_id: None, changes: refs },
                                 true,
                                 deps,
                                 vec![],
@@ -1203,7 +1206,7 @@ fn plan_with(
                                 planner.notice(NoticeKind::DisabledOutsideRoster, person, Some(rules.name()), format!("{} is enabled, but the person is {state}: reported, not changed outside a lifecycle transition", e.dn));
                             }
                         }
-                        if normalize_dn(&current_dn) != dn.normalized() {
+                        if normalize_dn(&current_dn) != **place.normalized() {
                             let from_disabled_ou = rules
                                 .move_to
                                 .as_ref()
@@ -1234,13 +1237,13 @@ fn plan_with(
                                 Action::Rename {
                                     dn: current_dn.clone(),
                                     object_id: object_id.clone(),
-                                    new_dn: dn.to_string(),
+                                    new_dn: dn_text.to_string(),
                                 },
                                 false,
                                 vec![],
                                 container_needs.clone(),
                             );
-                            current_dn = dn.to_string();
+                            current_dn = dn_text.to_string();
                         }
                         if want_enabled && !currently_enabled && transition {
                             let mut changes = switch_changes(rules, &current_attrs, true);
@@ -2134,16 +2137,16 @@ fn person_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate)
 /// called `R&D, Labs` lands as one RDN value and can never add an RDN of its own.
 fn dn_env(settings: &Settings, p: &Evaluated, login: &str, today: NaiveDate) -> Env {
     let mut env = Env::new();
-    fill_env(&mut env, &Variables::all(settings, today), settings, p, login, crate::dn::escape_dn_value);
+    fill_env(&mut env, &Variables::all(settings, today), settings, p, login, crate::dn::escape_dn_value_into);
     env
 }
 
 /// A variable's value as it is: [`person_env`]'s, where [`dn_env`] escapes it.
-fn as_text(value: &str) -> String {
-    value.to_string()
+fn as_text(value: &str, out: &mut String) {
+    out.push_str(value);
 }
 
-/// Sets the `variables` of `p`'s expressions in `env`, each value made by `text`. The planner
+/// Sets the `variables` of `p`'s expressions in `env`, each value written by `text`. The planner
 /// fills one `Env` person after person: the same variables every time, each replaced in place.
 fn fill_env(
     env: &mut Env,
@@ -2151,34 +2154,39 @@ fn fill_env(
     settings: &Settings,
     p: &Evaluated,
     login: &str,
-    text: fn(&str) -> String,
+    text: fn(&str, &mut String),
 ) {
     for name in &variables.attributes {
-        env.set(name, ExprValue::Text(text(p.texts.get(name).as_deref().unwrap_or_default())));
+        env.set_text(name, |out| text(p.texts.get(name).as_deref().unwrap_or_default(), out));
     }
     if variables.key {
-        env.set("key", ExprValue::Text(text(&p.key)));
+        env.set_text("key", |out| text(&p.key, out));
     }
     if variables.login {
-        env.set("login", ExprValue::Text(text(login)));
+        env.set_text("login", |out| text(login, out));
     }
     if variables.state {
-        env.set("state", ExprValue::Text(p.decision.state.as_str().to_string()));
+        env.set_text("state", |out| out.push_str(p.decision.state.as_str()));
     }
     if variables.affiliation {
-        env.set("affiliation", ExprValue::Text(text(p.texts.get("affiliation").as_deref().unwrap_or_default())));
+        env.set_text("affiliation", |out| text(p.texts.get("affiliation").as_deref().unwrap_or_default(), out));
     }
     if variables.affiliations {
-        env.set("affiliations", ExprValue::List(p.affiliations.iter().map(|a| ExprValue::Text(text(a))).collect()));
+        let affiliations = p.affiliations.iter().map(|a| {
+            let mut out = String::new();
+            text(a, &mut out);
+            ExprValue::Text(out)
+        });
+        env.set("affiliations", ExprValue::List(affiliations.collect()));
     }
     if variables.manager_dn {
-        env.set("manager_dn", ExprValue::Text(String::new()));
+        env.set_text("manager_dn", |_| ());
     }
     if let Some(today) = &variables.today {
-        env.set("today", ExprValue::Text(today.clone()));
+        env.set_text("today", |out| out.push_str(today));
     }
     if variables.account_expires {
-        env.set("account_expires", ExprValue::Text(account_expires(settings, p)));
+        env.set_text("account_expires", |out| out.push_str(&account_expires(settings, p)));
     }
 }
 
@@ -2201,6 +2209,8 @@ fn account_expires(settings: &Settings, p: &Evaluated) -> String {
 
 /// What one person's expressions give in one target ([`evaluate_expressions`]).
 struct Evaluations {
+    /// The person's DN in the target, parsed.
+    dn: Dn,
     /// The manager's account DN, as `manager_dn` gives it.
     manager_dn: Option<String>,
     /// Each mapping's values, in the mappings' order.
@@ -2264,18 +2274,19 @@ fn evaluate_expressions(
     if entry.is_some() && matches!(state, LifecycleState::Purged | LifecycleState::Rescinded) {
         return None;
     }
-    let dn = desired_dn.get(p.key.as_str())?;
+    let place = desired_dn.get(p.key.as_str())?;
+    let dn = Dn::parse(place.text()).ok()?;
     let login = p.login.as_deref().unwrap_or_default();
     let manager_dn = manager_dn_of(p, desired_dn);
     let env = &mut scratch.env;
     fill_env(env, variables, settings, p, login, as_text);
-    fill_env(&mut scratch.group_env, variables, settings, p, login, crate::dn::escape_dn_value);
+    fill_env(&mut scratch.group_env, variables, settings, p, login, crate::dn::escape_dn_value_into);
     let effective = effective_state(state, entry.is_some());
     // Only the mappings that reference the manager read `manager_dn` (`references_manager` is
     // whether the expression names it): set for them, empty again for the rest below.
-    env.set("manager_dn", ExprValue::Text(manager_dn.clone().unwrap_or_default()));
+    env.set_text("manager_dn", |out| out.push_str(manager_dn.as_deref().unwrap_or_default()));
     let mappings = rules.mappings.iter().map(|m| m.expr.eval(env).and_then(ExprValue::into_texts)).collect();
-    env.set("manager_dn", ExprValue::Text(String::new()));
+    env.set_text("manager_dn", |_| ());
     let disable_set = if is_enabled_state(effective, settings) {
         Vec::new()
     } else {
@@ -2296,7 +2307,11 @@ fn evaluate_expressions(
     } else {
         Vec::new()
     };
-    Some(Evaluations { manager_dn, mappings, disable_set, groups, member: (dn.normalized().into(), dn.text().into()) })
+    let member = match place {
+        Place::Planned(planned) => (Arc::clone(&planned.normalized), Arc::clone(&planned.text)),
+        Place::Kept { text, normalized } => (Arc::clone(normalized), Arc::from(*text)),
+    };
+    Some(Evaluations { dn, manager_dn, mappings, disable_set, groups, member })
 }
 
 fn evaluate_dn(rules: &TargetRules, env: &Env) -> Result<Dn, String> {
@@ -2321,7 +2336,7 @@ fn manager_dn_of(p: &Evaluated, desired: &FastMap<&str, Place>) -> Option<String
     if mgr == &p.key {
         return None;
     }
-    desired.get(mgr.as_str()).map(|d| d.text().into_owned())
+    desired.get(mgr.as_str()).map(|d| d.text().to_owned())
 }
 
 /// A person's DN in a target after the plan: the one the plan chose (parsed), or, for a person
@@ -2329,8 +2344,23 @@ fn manager_dn_of(p: &Evaluated, desired: &FastMap<&str, Place>) -> Option<String
 /// daily run of 100,000 persons parsed every settled DN, for the few that a reference or a group
 /// names), shared with the DNs taken ([`Claim`]).
 enum Place<'a> {
-    Planned(Dn),
+    Planned(PlannedDn),
     Kept { text: &'a str, normalized: Arc<str> },
+}
+
+/// A DN the plan chose, as text and normalized, made once (on the thread that evaluated it) and
+/// shared by the DNs taken, the groups' members and the operations. Not kept parsed: a million
+/// parsed DNs made on the workers and held to the end fragmented their heaps (850 MB more at the
+/// peak).
+struct PlannedDn {
+    text: Arc<str>,
+    normalized: Arc<str>,
+}
+
+impl PlannedDn {
+    fn new(dn: &Dn) -> PlannedDn {
+        PlannedDn { text: dn.to_string().into(), normalized: dn.normalized().into() }
+    }
 }
 
 /// Where a person is in a target, as [`plan_with`] works it out ahead on every core.
@@ -2338,7 +2368,7 @@ enum Whereabouts<'a> {
     /// A settled person: their account in the view, and the place they keep.
     Settled { entry: Option<&'a TargetEntry>, place: Option<Place<'a>> },
     /// An evaluated person: their DN expression's value, when they may need a DN.
-    Evaluated(Option<Result<Dn, String>>),
+    Evaluated(Option<Result<PlannedDn, String>>),
 }
 
 /// A normalized DN taken: made for it, or shared with a settled person's [`Place`] (a daily run
@@ -2383,37 +2413,30 @@ impl<'a> Place<'a> {
     fn kept(text: &'a str) -> Option<Place<'a>> {
         match crate::dn::normalize_plain(text) {
             Some(normalized) => Some(Place::Kept { text, normalized: normalized.into() }),
-            None => Dn::parse(text).ok().map(Place::Planned),
+            None => Dn::parse(text).ok().map(|dn| Place::Planned(PlannedDn::new(&dn))),
         }
     }
 
     /// The normalized DN, as a [`Claim`].
     fn claim(&self) -> Claim {
         match self {
-            Place::Planned(dn) => Claim::Own(dn.normalized()),
-            Place::Kept { normalized, .. } => Claim::Shared(Arc::clone(normalized)),
+            Place::Planned(PlannedDn { normalized, .. }) | Place::Kept { normalized, .. } => {
+                Claim::Shared(Arc::clone(normalized))
+            }
         }
     }
 
-    fn normalized(&self) -> Cow<'_, str> {
+    fn normalized(&self) -> &Arc<str> {
         match self {
-            Place::Planned(dn) => Cow::Owned(dn.normalized()),
-            Place::Kept { normalized, .. } => Cow::Borrowed(normalized),
+            Place::Planned(PlannedDn { normalized, .. }) | Place::Kept { normalized, .. } => normalized,
         }
     }
 
     /// The DN as written to the directory (a plain DN's text is its parsed form's).
-    fn text(&self) -> Cow<'_, str> {
+    fn text(&self) -> &str {
         match self {
-            Place::Planned(dn) => Cow::Owned(dn.to_string()),
-            Place::Kept { text, .. } => Cow::Borrowed(text),
-        }
-    }
-
-    fn to_dn(&self) -> Option<Dn> {
-        match self {
-            Place::Planned(dn) => Some(dn.clone()),
-            Place::Kept { text, .. } => Dn::parse(text).ok(),
+            Place::Planned(planned) => &planned.text,
+            Place::Kept { text, .. } => text,
         }
     }
 }
@@ -2442,7 +2465,7 @@ impl Referable {
     fn of(current: &FastMap<&str, (&TargetEntry, bool)>, desired_dn: &FastMap<&str, Place>) -> Referable {
         let mut referable = Referable::default();
         for (key, dn) in desired_dn {
-            let dn = dn.normalized().into_owned();
+            let dn = dn.normalized().to_string();
             match current.get(key) {
                 Some((e, _)) if normalize_dn(&e.dn) == dn => {
                     referable.staying.insert(dn);
@@ -2704,31 +2727,36 @@ fn switch_changes(rules: &TargetRules, current: &AttrMap, enable: bool) -> Vec<A
 }
 
 /// The DN itself, or the first free numbered form of its RDN ("CN=Jose Garcia (2)"). A person keeps
-/// the numbered form they already have. None when a hundred forms are taken.
+/// the numbered form they already have. The DN given back when a hundred forms are taken.
 fn distinct_dn(
-    dn: &Dn,
+    dn: PlannedDn,
     person: &str,
     own: Option<&str>,
     claimed: &FastMap<Claim, &str>,
     numberable: bool,
-) -> Option<Dn> {
-    let numbered = |n: u32| -> Option<Dn> {
-        if n == 1 {
-            return Some(dn.clone());
-        }
-        let parent = dn.parent()?;
-        let rdn = dn.rdn()?;
-        let first = rdn.0.first()?;
-        Some(parent.child(&first.attr, &format!("{} ({n})", first.value)))
+) -> Result<PlannedDn, PlannedDn> {
+    let last = if numberable { 100 } else { 1 };
+    // The numbered forms, made one at a time: the first form is free for nearly everyone.
+    let numbered = |keep: &dyn Fn(&PlannedDn) -> bool| -> Option<PlannedDn> {
+        let parsed = Dn::parse(&dn.text).ok()?;
+        let (parent, first) = (parsed.parent()?, parsed.rdn()?.0.first()?);
+        (2..=last)
+            .map(|n| PlannedDn::new(&parent.child(&first.attr, &format!("{} ({n})", first.value))))
+            .find(|form| keep(form))
     };
-    // Made one at a time: the first form is free for nearly everyone.
-    let forms = || (1..=if numberable { 100 } else { 1 }).filter_map(numbered);
-    if let Some(own) = own
-        && let Some(kept) = forms().find(|f| f.normalized() == own)
-    {
-        return Some(kept);
+    let free = |normalized: &str| claimed.get(normalized).is_none_or(|owner| *owner == person);
+    if let Some(own) = own {
+        if *dn.normalized == *own {
+            return Ok(dn);
+        }
+        if let Some(kept) = numbered(&|form| *form.normalized == *own) {
+            return Ok(kept);
+        }
     }
-    forms().find(|f| claimed.get(f.normalized().as_str()).is_none_or(|owner| *owner == person))
+    if free(&dn.normalized) {
+        return Ok(dn);
+    }
+    numbered(&|form| free(&form.normalized)).ok_or(dn)
 }
 
 /// Accounts in the managed subtrees that no person claims: reported, or disabled, by policy.
@@ -2852,7 +2880,7 @@ fn plan_groups(
             managed_members.insert(Cow::Owned(normalize_dn(&e.dn)), p);
         }
         if let Some(d) = desired {
-            managed_members.insert(d.normalized(), p);
+            managed_members.insert(Cow::Borrowed(&**d.normalized()), p);
         }
     }
     // The directory keeps members pointing at renamed entries (AD always, OpenLDAP with the refint
@@ -2861,9 +2889,9 @@ fn plan_groups(
     // Settled persons stay where they are.
     for p in people.iter().filter(|p| p.evaluate) {
         if let (Some((e, _)), Some(d)) = (current.get(p.key.as_str()), desired_dn.get(p.key.as_str()))
-            && normalize_dn(&e.dn) != d.normalized()
+            && normalize_dn(&e.dn) != **d.normalized()
         {
-            renamed.insert(normalize_dn(&e.dn), d.text().into_owned());
+            renamed.insert(normalize_dn(&e.dn), d.text().to_owned());
         }
     }
     let mut existing: BTreeMap<String, &crate::state::TargetGroup> = BTreeMap::new();
@@ -3318,12 +3346,13 @@ mod tests {
         assert!(matches!(kept, Place::Kept { .. }));
         let mut claimed: FastMap<Claim, &str> = FastMap::default();
         claimed.insert(kept.claim(), "settled");
-        let planned = Dn::parse("UID=jo.clark,OU=people,DC=example,DC=org").unwrap();
-        assert_eq!(claimed.get(planned.normalized().as_str()), Some(&"settled"));
-        assert_eq!(claimed.insert(Claim::Own(planned.normalized()), "evaluated"), Some("settled"));
+        let planned = PlannedDn::new(&Dn::parse("UID=jo.clark,OU=people,DC=example,DC=org").unwrap());
+        assert_eq!(claimed.get(&*planned.normalized), Some(&"settled"));
+        assert_eq!(claimed.insert(Claim::Own(planned.normalized.to_string()), "evaluated"), Some("settled"));
         assert_eq!(claimed.len(), 1);
-        let numbered = distinct_dn(&planned, "someone", None, &claimed, true).unwrap();
-        assert_eq!(numbered.normalized(), "uid=jo.clark (2),ou=people,dc=example,dc=org");
+        let Ok(numbered) = distinct_dn(planned, "someone", None, &claimed, true) else { panic!("no form is free") };
+        assert_eq!(&*numbered.normalized, "uid=jo.clark (2),ou=people,dc=example,dc=org");
+        assert_eq!(&*numbered.text, "UID=jo.clark (2),OU=people,DC=example,DC=org");
     }
 
     fn settings(safety: &str) -> Settings {

@@ -83,8 +83,8 @@ impl Value {
 
 /// A person attribute as a value: text, or a list for a multi-valued one; empty ones null.
 fn attribute(env: &Env, name: &str) -> Value {
-    let Some(value) = env.values.get(name) else { return Value::Null };
-    match crate::expr::expr_value_of(value.as_ref()) {
+    let Some(value) = env.get(name) else { return Value::Null };
+    match crate::expr::expr_value_of(value) {
         Ok(ExprValue::List(items)) => {
             let texts: Vec<String> =
                 items.into_iter().filter_map(|item| item.into_text().ok()).filter(|s| !s.is_empty()).collect();
