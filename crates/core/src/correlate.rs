@@ -369,6 +369,16 @@ impl Texts {
             Texts::Merged(texts) => texts.get(name).map(|text| std::borrow::Cow::Borrowed(text.as_str())),
         }
     }
+
+    /// [`get`](Self::get), with a one record's [hint](Attrs::get_hinted) of where `name` is.
+    pub fn get_hinted(&self, name: &str, hint: &mut usize) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Texts::Record(attrs) => {
+                attrs.get_hinted(name, hint).map(FieldValue::as_text).filter(|text| !text.is_empty())
+            }
+            Texts::Merged(_) => self.get(name),
+        }
+    }
 }
 
 /// [`merge`], without copying the values of a person who has one record.

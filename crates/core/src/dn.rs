@@ -89,6 +89,53 @@ pub struct DnError {
     pub reason: String,
 }
 
+/// An attribute value with escapes, from `bytes[*i]` to the `,` or `+` after it (where `*i` is
+/// left), unescaped; why not when it is no value.
+fn escaped_value(bytes: &[u8], i: &mut usize) -> Result<String, String> {
+    let hex = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
+    let mut value = Vec::<u8>::new();
+    let mut trailing_unescaped_spaces = 0usize;
+    let mut leading = true;
+    while *i < bytes.len() && bytes[*i] != b',' && bytes[*i] != b'+' {
+        let c = bytes[*i];
+        if c == b'\\' {
+            *i += 1;
+            let Some(&next) = bytes.get(*i) else { return Err("dangling '\\'".into()) };
+            if let Some(high) = hex(next) {
+                let Some(low) = bytes.get(*i + 1).and_then(|&b| hex(b)) else {
+                    return Err("bad hex escape".into());
+                };
+                value.push(high << 4 | low);
+                *i += 2;
+            } else {
+                // An escaped character: its first byte here, the rest as they come.
+                value.push(next);
+                *i += 1;
+            }
+            trailing_unescaped_spaces = 0;
+            leading = false;
+            continue;
+        }
+        if c == b' ' && leading {
+            *i += 1;
+            continue;
+        }
+        if matches!(c, b'"' | b';' | b'<' | b'>') {
+            return Err(format!("unescaped '{}' in a value", char::from(c)));
+        }
+        leading = false;
+        if c == b' ' {
+            trailing_unescaped_spaces += 1;
+        } else {
+            trailing_unescaped_spaces = 0;
+        }
+        value.push(c);
+        *i += 1;
+    }
+    value.truncate(value.len() - trailing_unescaped_spaces);
+    String::from_utf8(value).map_err(|_| "escaped bytes are not UTF-8".into())
+}
+
 /// A parsed distinguished name (RDNs from the leaf to the root).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Dn {
@@ -101,80 +148,48 @@ impl Dn {
         if s.trim().is_empty() {
             return Ok(Dn { rdns: Vec::new() });
         }
+        // Read byte by byte: every character with a meaning here is ASCII, and no byte of a
+        // multi-byte character is, so the others are copied through a byte at a time.
+        let bytes = s.as_bytes();
         let mut rdns = Vec::new();
         let mut avas = Vec::new();
-        let chars: Vec<char> = s.chars().collect();
         let mut i = 0;
         loop {
-            while i < chars.len() && chars[i] == ' ' {
+            while bytes.get(i) == Some(&b' ') {
                 i += 1;
             }
             let start = i;
-            while i < chars.len() && chars[i] != '=' {
-                if matches!(chars[i], ',' | '+' | '\\' | '"') {
+            while i < bytes.len() && bytes[i] != b'=' {
+                if matches!(bytes[i], b',' | b'+' | b'\\' | b'"') {
                     return Err(err("attribute type expected before '='"));
                 }
                 i += 1;
             }
-            if i >= chars.len() {
+            if i >= bytes.len() {
                 return Err(err("'=' expected"));
             }
-            let attr: String = chars[start..i].iter().collect::<String>().trim().to_string();
+            let attr = s[start..i].trim();
             if attr.is_empty() || !attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
                 return Err(err("bad attribute type"));
             }
             i += 1;
-            let mut value = Vec::<u8>::new();
-            let mut trailing_unescaped_spaces = 0usize;
-            let mut leading = true;
-            while i < chars.len() && chars[i] != ',' && chars[i] != '+' {
-                let c = chars[i];
-                if c == '\\' {
-                    i += 1;
-                    let Some(&next) = chars.get(i) else { return Err(err("dangling '\\'")) };
-                    if next.is_ascii_hexdigit() {
-                        let Some(&low) = chars.get(i + 1).filter(|c| c.is_ascii_hexdigit()) else {
-                            return Err(err("bad hex escape"));
-                        };
-                        let byte =
-                            u8::from_str_radix(&format!("{next}{low}"), 16).map_err(|_| err("bad hex escape"))?;
-                        value.push(byte);
-                        i += 2;
-                    } else {
-                        let mut buf = [0u8; 4];
-                        value.extend_from_slice(next.encode_utf8(&mut buf).as_bytes());
-                        i += 1;
-                    }
-                    trailing_unescaped_spaces = 0;
-                    leading = false;
-                    continue;
+            // Most values have no escapes: taken as they are, without their outer spaces.
+            let end = bytes[i..].iter().position(|b| matches!(b, b',' | b'+' | b'\\')).map_or(bytes.len(), |n| i + n);
+            if bytes.get(end) != Some(&b'\\') {
+                if let Some(&c) = bytes[i..end].iter().find(|b| matches!(b, b'"' | b';' | b'<' | b'>')) {
+                    return Err(err(&format!("unescaped '{}' in a value", char::from(c))));
                 }
-                if c == ' ' && leading {
-                    i += 1;
-                    continue;
-                }
-                if matches!(c, '"' | ';' | '<' | '>') {
-                    return Err(err(&format!("unescaped '{c}' in a value")));
-                }
-                leading = false;
-                if c == ' ' {
-                    trailing_unescaped_spaces += 1;
-                } else {
-                    trailing_unescaped_spaces = 0;
-                }
-                let mut buf = [0u8; 4];
-                value.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                i += 1;
+                avas.push(Ava { attr: attr.to_string(), value: s[i..end].trim_matches(' ').to_string() });
+                i = end;
+            } else {
+                avas.push(Ava { attr: attr.to_string(), value: escaped_value(bytes, &mut i).map_err(|e| err(&e))? });
             }
-            value.truncate(value.len() - trailing_unescaped_spaces);
-            let value = String::from_utf8(value).map_err(|_| err("escaped bytes are not UTF-8"))?;
-            avas.push(Ava { attr, value });
-            if i < chars.len() && chars[i] == '+' {
+            if bytes.get(i) == Some(&b'+') {
                 i += 1;
                 continue;
             }
             rdns.push(Rdn(std::mem::take(&mut avas)));
-            if i >= chars.len() {
+            if i >= bytes.len() {
                 break;
             }
             i += 1;
@@ -387,6 +402,30 @@ mod tests {
     fn filter_values_cannot_change_the_filter() {
         assert_eq!(escape_filter_value("*)(uid=*"), "\\2a\\29\\28uid=\\2a");
         assert_eq!(escape_filter_value("a\\b\0"), "a\\5cb\\00");
+    }
+
+    /// A value with no escape is taken as it is; one with escapes is unescaped: both lose their
+    /// unescaped outer spaces, and refuse the same unescaped characters.
+    #[test]
+    fn values_with_and_without_escapes_parse_alike() {
+        let values = [
+            ("cn= padded  ,dc=org", "padded"),
+            ("cn=a\\ ,dc=org", "a "),
+            ("cn=\\ a,dc=org", " a"),
+            ("cn=Jos\\c3\\a9 ,dc=org", "José"),
+            ("cn=\\José,dc=org", "José"),
+            ("cn=José,dc=org", "José"),
+            ("cn=a\\,b+sn=c,dc=org", "a,b"),
+        ];
+        for (text, value) in values {
+            let dn = Dn::parse(text).unwrap();
+            assert_eq!(dn.rdn().unwrap().0[0].value, value, "{text}");
+            assert_eq!(dn.rdns().last().unwrap().to_string(), "dc=org", "{text}");
+        }
+        for bad in ["cn=a;b,dc=org", "cn=a\\,b;c,dc=org"] {
+            assert_eq!(Dn::parse(bad).unwrap_err().reason, "unescaped ';' in a value", "{bad}");
+        }
+        assert_eq!(Dn::parse("cn=\\c3,dc=org").unwrap_err().reason, "escaped bytes are not UTF-8");
     }
 
     #[test]

@@ -128,6 +128,19 @@ impl Attrs {
         self.find(name).ok().map(|i| &self.0[i].1)
     }
 
+    /// [`get`](Self::get), looking first at `*hint`, which it sets to where `name` is: the records
+    /// of one source have the same names, so where the last record had it is where the next has.
+    pub fn get_hinted(&self, name: &str, hint: &mut usize) -> Option<&FieldValue> {
+        if let Some((known, value)) = self.0.get(*hint)
+            && **known == *name
+        {
+            return Some(value);
+        }
+        let i = self.find(name).ok()?;
+        *hint = i;
+        Some(&self.0[i].1)
+    }
+
     pub fn get_mut(&mut self, name: &str) -> Option<&mut FieldValue> {
         self.find(name).ok().map(|i| &mut self.0[i].1)
     }
