@@ -112,7 +112,9 @@ struct Index<'a> {
 }
 
 impl<'a> Index<'a> {
-    fn new(settings: &'a Settings, snapshot: &'a Snapshot) -> Index<'a> {
+    /// `records`: the most records of one source read, which sizes the maps of persons (a first
+    /// load of a million grew them from nothing, a tenth of correlating them).
+    fn new(settings: &'a Settings, snapshot: &'a Snapshot, records: usize) -> Index<'a> {
         let secondary_attrs: BTreeSet<&str> =
             settings.sources.iter().flat_map(|s| s.correlate.iter().map(String::as_str)).collect();
         let stored = snapshot.persons.len();
@@ -120,11 +122,11 @@ impl<'a> Index<'a> {
             settings,
             snapshot,
             linked: fast_map(stored),
-            other_keys: FastMap::default(),
+            other_keys: fast_map(records.saturating_sub(stored)),
             secondary: HashMap::new(),
             secondary_attrs,
             out: Correlated {
-                persons: fast_map(stored),
+                persons: fast_map(stored.max(records)),
                 new_persons: Vec::new(),
                 disputed: BTreeMap::new(),
                 aliases: FastMap::default(),
@@ -323,7 +325,8 @@ pub(crate) fn correlate<'a>(
     reads: &[&'a SourceRead],
     snapshot: &'a Snapshot,
 ) -> Correlated<'a> {
-    let mut index = Index::new(settings, snapshot);
+    let records = reads.iter().map(|r| r.records.len()).max().unwrap_or(0);
+    let mut index = Index::new(settings, snapshot, records);
     let mut unplaced: Vec<(&'a str, &'a str, &'a Attrs, bool)> = Vec::new();
     for source in &settings.sources {
         let previous_key = source.previous_key.as_deref();

@@ -128,7 +128,7 @@ impl WantedMembers {
     /// In order of the normalized DN, each DN once: the last pushed wins, as a map's insert would.
     fn sort(&mut self) {
         // Stable: among equal DNs the pushes stay in order, and the last one's member is kept.
-        self.0.sort_by(|a, b| a.0.cmp(&b.0));
+        parallel::sort_by(&mut self.0, |a, b| a.0.cmp(&b.0));
         self.0.dedup_by(|later, kept| {
             let same = later.0 == kept.0;
             if same {
@@ -149,10 +149,6 @@ impl WantedMembers {
 
     fn iter(&self) -> impl Iterator<Item = &(Arc<str>, Member)> {
         self.0.iter()
-    }
-
-    fn values(&self) -> impl Iterator<Item = &Member> {
-        self.0.iter().map(|(_, m)| m)
     }
 }
 
@@ -2940,13 +2936,12 @@ fn plan_groups(
         let account_dep = |person: &Arc<str>| vec![Arc::clone(person)];
         match existing.get(norm) {
             None => {
-                if want.is_empty() {
-                    continue;
-                }
+                let Some((_, rule, want)) = slot.filter(|(_, _, want)| !want.is_empty()) else { continue };
                 let needs = plan_containers(planner, rules, &parsed, &view.containers, containers_planned, &group_dn);
-                let members: Vec<Arc<str>> = want.values().map(|(d, _)| Arc::clone(d)).collect();
-                let deps: Vec<Arc<str>> = want.values().map(|(_, k)| Arc::clone(k)).collect();
-                let rule = slot.as_ref().and_then(|(_, i, _)| rules.config.groups.get(*i));
+                // Moved out of the wanted members: a million members' names are not counted
+                // up and down again.
+                let (members, deps): (Vec<Arc<str>>, Vec<Arc<str>>) = want.0.into_iter().map(|(_, m)| m).unzip();
+                let rule = rules.config.groups.get(rule);
                 let attributes = group_attributes(rules, &parsed, rule);
                 planner.draft(
                     None,
