@@ -480,3 +480,30 @@ line 8 row 7 held Some("300"): key 300 appears on rows 6, 7: 2 rows are in effec
     let upcoming: Vec<&str> = notices.iter().map(|n| n.message.as_str()).collect();
     assert_eq!(upcoming, ["source hr: a version effective 2026-09-01 follows (row 3); row 2 is in effect now"]);
 }
+
+/// An export longer than the batches the rows are checked in, on a thread of their own: every
+/// record and every held row comes back in the file's order, with its own row number.
+#[test]
+fn a_long_export_reads_in_order_across_the_checked_batches() {
+    let mut text = String::from(
+        "Employee_ID,Preferred_First_Name,Legal_Last_Name,Hire_Date,Termination_Date,Worker_Status,Department,Manager_Employee_ID,Office\n",
+    );
+    for n in 1..=10_000u64 {
+        if n == 5_000 {
+            text.push_str(&format!("{n:05},Short,Row\n"));
+            continue;
+        }
+        let hire = if n % 997 == 0 { "" } else { "2020-01-01" };
+        text.push_str(&format!("{n:05},Given{n},Family{n},{hire},,Active,Dept,,Office\n"));
+    }
+    let read = read_csv_from(&workers(), text.as_bytes(), "export.csv").unwrap();
+    assert_eq!(read.rows_seen, 10_000);
+    let held_rows: Vec<u64> = (1..=10_000).filter(|n| n % 997 == 0 || *n == 5_000).collect();
+    assert_eq!(read.quarantined.iter().map(|q| q.location.row).collect::<Vec<_>>(), held_rows);
+    assert!(read.quarantined.iter().all(|q| q.key == Some(format!("{:05}", q.location.row))));
+    let rows: Vec<u64> = read.records.iter().map(|r| r.location.row).collect();
+    assert_eq!(rows, (1..=10_000).filter(|n| !held_rows.contains(n)).collect::<Vec<_>>());
+    assert!(
+        read.records.iter().all(|r| r.key == format!("{:05}", r.location.row) && r.location.line == r.location.row + 1)
+    );
+}
