@@ -32,7 +32,7 @@ use roster_core::source::{Location, SourceRead};
 
 use self::decode::{DecodingReader, MAX_ROW_BYTES, StreamError};
 use self::row::{RowEnd, looks_truncated, structural_problem};
-use super::rows::{Layout, Outcome, Positions, RawValue, RowRules, Tally, is_blank_row};
+use super::rows::{Layout, Outcome, Positions, RawValue, RowRules, Tally};
 use crate::error::{Error, Result};
 
 /// Reads the export at `path` (already resolved against the config file's folder) per `config`.
@@ -86,19 +86,23 @@ impl<'a> Settings<'a> {
         // other waited); the batches come back in order, so the read is the same as on one thread.
         std::thread::scope(|scope| {
             let (to_check, unchecked) = mpsc::sync_channel::<Vec<Row>>(BATCHES_AHEAD);
-            let (done, checked) = mpsc::channel::<Vec<Outcome>>();
+            // Each batch's outcomes, and its rows' records emptied, for the reading thread to read
+            // into again.
+            let (done, checked) = mpsc::channel::<(Vec<Outcome>, Vec<csv::StringRecord>)>();
             let rules = &self.rules;
             let layout = &layout;
             scope.spawn(move || {
                 for batch in unchecked {
-                    let outcomes = batch.into_iter().map(|row| row.check(rules, layout)).collect();
-                    if done.send(outcomes).is_err() {
+                    let mut spent = Vec::with_capacity(batch.len());
+                    let outcomes = batch.into_iter().map(|row| row.check(rules, layout, &mut spent)).collect();
+                    if done.send((outcomes, spent)).is_err() {
                         return;
                     }
                 }
             });
             let mut tally = Tally::default();
             let mut batch = Vec::with_capacity(BATCH);
+            let mut spare: Vec<csv::StringRecord> = Vec::new();
             // The row before the one just read, with its number and the parser's line count after
             // it: whether it was the last row is known only once the next read finds the end.
             let mut previous = csv::StringRecord::new();
@@ -106,29 +110,32 @@ impl<'a> Settings<'a> {
             let mut rows = 0;
             loop {
                 let more = next_row(&mut csv, &mut fields, file)?;
-                if let Some((row, line_after)) = previous_row.take() {
-                    let values: Vec<RawValue> =
-                        previous.iter().map(|field| RawValue::Text(Cow::Borrowed(field))).collect();
-                    if !is_blank_row(&values) {
-                        let end = if more { RowEnd::LineBreak } else { last_row_end(&csv.get_ref().end()) };
-                        tally.rows_seen += 1;
-                        tally.truncated |= looks_truncated(layout, previous.len(), end);
-                        let location =
-                            Location { file: file.to_string(), line: first_line(&previous, line_after, end), row };
-                        batch.push(match structural_problem(layout, previous.len(), end) {
-                            Some(reason) => Row::Checked(Outcome::Quarantined(self.rules.quarantined(
-                                self.rules.readable_key(layout, &values),
-                                location,
-                                reason,
-                            ))),
-                            None => Row::Unchecked(std::mem::take(&mut previous), location),
-                        });
-                        if batch.len() == BATCH {
-                            // The checker is gone only if it panicked: raised when the scope ends.
-                            let _ = to_check.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
-                            for outcomes in checked.try_iter() {
-                                outcomes.into_iter().for_each(|outcome| tally.push(outcome));
-                            }
+                let blank = || previous.iter().all(|field| RawValue::Text(Cow::Borrowed(field)).is_blank());
+                if let Some((row, line_after)) = previous_row.take()
+                    && !blank()
+                {
+                    let end = if more { RowEnd::LineBreak } else { last_row_end(&csv.get_ref().end()) };
+                    tally.rows_seen += 1;
+                    tally.truncated |= looks_truncated(layout, previous.len(), end);
+                    let location =
+                        Location { file: file.to_string(), line: first_line(&previous, line_after, end), row };
+                    batch.push(match structural_problem(layout, previous.len(), end) {
+                        Some(reason) => {
+                            let values = raw_values(&previous);
+                            let key = self.rules.readable_key(layout, &values);
+                            Row::Checked(Outcome::Quarantined(self.rules.quarantined(key, location, reason)))
+                        }
+                        None => {
+                            let next = spare.pop().unwrap_or_default();
+                            Row::Unchecked(std::mem::replace(&mut previous, next), location)
+                        }
+                    });
+                    if batch.len() == BATCH {
+                        // The checker is gone only if it panicked: raised when the scope ends.
+                        let _ = to_check.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                        for (outcomes, spent) in checked.try_iter() {
+                            outcomes.into_iter().for_each(|outcome| tally.push(outcome));
+                            spare.extend(spent);
                         }
                     }
                 }
@@ -141,7 +148,7 @@ impl<'a> Settings<'a> {
             }
             let _ = to_check.send(batch);
             drop(to_check);
-            for outcomes in checked {
+            for (outcomes, _) in checked {
                 outcomes.into_iter().for_each(|outcome| tally.push(outcome));
             }
             Ok(tally.finish(config))
@@ -162,15 +169,21 @@ enum Row {
 }
 
 impl Row {
-    fn check(self, rules: &RowRules, layout: &Layout) -> Outcome {
+    /// The row's outcome; its record, once read, goes to `spent`.
+    fn check(self, rules: &RowRules, layout: &Layout, spent: &mut Vec<csv::StringRecord>) -> Outcome {
         match self {
             Row::Unchecked(fields, location) => {
-                let values: Vec<RawValue> = fields.iter().map(|field| RawValue::Text(Cow::Borrowed(field))).collect();
-                rules.check(layout, &values, location)
+                let outcome = rules.check(layout, &raw_values(&fields), location);
+                spent.push(fields);
+                outcome
             }
             Row::Checked(outcome) => outcome,
         }
     }
+}
+
+fn raw_values(fields: &csv::StringRecord) -> Vec<RawValue<'_>> {
+    fields.iter().map(|field| RawValue::Text(Cow::Borrowed(field))).collect()
 }
 
 fn next_row<R: Read>(
