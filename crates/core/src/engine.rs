@@ -2348,7 +2348,7 @@ fn manager_dn_of(p: &Evaluated, desired: &FastMap<&str, Place>) -> Option<String
     desired.get(mgr.as_str()).map(|d| d.text().to_owned())
 }
 
-/// A person's DN in a target after the plan: the one the plan chose (parsed), or, for a person
+/// A person's DN in a target after the plan: the one the plan chose ([`PlannedDn`]), or, for a person
 /// not evaluated in this run, the DN their account has, kept as text with its normalized form (a
 /// daily run of 100,000 persons parsed every settled DN, for the few that a reference or a group
 /// names), shared with the DNs taken ([`Claim`]).
