@@ -625,8 +625,8 @@ pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
 }
 
 /// Writes `plan` as JSON through a buffer, never holding the whole text: indented for a person
-/// at a terminal, else on one line (a million persons' plan is 1.5 GB so, 2.5 GB indented, and
-/// the indenting was a sixth of making it).
+/// at a terminal, else on one line (a million persons' plan is 1.5 GB so, 2.5 GB indented; writing
+/// it indented was a sixth of that plan's run, on one core).
 fn write_json(plan: &Plan, to: impl std::io::Write, pretty: bool) -> Result<()> {
     let mut to = std::io::BufWriter::with_capacity(1 << 20, to);
     if pretty {

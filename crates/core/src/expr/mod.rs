@@ -79,7 +79,7 @@ pub struct Env {
 #[derive(Clone, Debug)]
 enum Slot {
     Text(CelString<'static>),
-    Other(Arc<dyn Val>),
+    Other(Box<dyn Val>),
 }
 
 impl Slot {
@@ -599,7 +599,7 @@ impl Env {
     pub fn set(&mut self, name: &str, value: ExprValue) {
         let value = match value {
             ExprValue::Text(text) => Slot::Text(CelString::from(text)),
-            other => Slot::Other(Arc::from(cel_value(other))),
+            other => Slot::Other(cel_value(other)),
         };
         match self.values.get_mut(name) {
             Some(slot) => *slot = value,
