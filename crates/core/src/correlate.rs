@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::plan::{Notice, NoticeKind};
 use crate::settings::Settings;
-use crate::source::{FieldValue, SourceRead};
+use crate::source::{FieldValue, Records, SourceRead};
 use crate::state::{Snapshot, StoredPerson};
 use crate::{FastMap, fast_map};
 
@@ -385,7 +385,7 @@ impl Texts {
 }
 
 /// [`merge`], without copying the values of a person who has one record.
-pub(crate) fn texts(settings: &Settings, records: &BTreeMap<String, Attrs>) -> (Texts, BTreeMap<String, String>) {
+pub(crate) fn texts(settings: &Settings, records: &Records) -> (Texts, BTreeMap<String, String>) {
     if records.len() == 1
         && let Some((source, attrs)) = records.first_key_value()
         && settings.sources.iter().any(|s| &s.name == source)
@@ -400,10 +400,7 @@ pub(crate) fn texts(settings: &Settings, records: &BTreeMap<String, Attrs>) -> (
 /// attribute, the sources `[precedence]` lists, then the others in configuration order; the first
 /// with a non-empty value wins. A person with one record has no provenance: every value is that
 /// record's.
-pub(crate) fn merge(
-    settings: &Settings,
-    records: &BTreeMap<String, Attrs>,
-) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+pub(crate) fn merge(settings: &Settings, records: &Records) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let mut texts = BTreeMap::new();
     let mut provenance = BTreeMap::new();
     let names: BTreeSet<&str> = records.values().flat_map(|a| a.keys()).map(|name| &**name).collect();

@@ -188,7 +188,11 @@ impl Dn {
                 i += 1;
                 continue;
             }
-            rdns.push(Rdn(std::mem::take(&mut avas)));
+            // Its AVAs moved into a vector of their own size (a taken buffer had room for four:
+            // 192 bytes per RDN, most of a million-person plan's group DNs).
+            let mut rdn = Vec::with_capacity(avas.len());
+            rdn.append(&mut avas);
+            rdns.push(Rdn(rdn));
             if i >= bytes.len() {
                 break;
             }

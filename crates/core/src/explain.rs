@@ -100,7 +100,7 @@ pub fn trace_person(input: &PlanInput, key: &str, login: Option<&str>) -> Option
     let stored = input.snapshot.persons.get(&key);
     let fresh = correlated.persons.get(key.as_str());
     let mut rows = Vec::new();
-    let mut records = BTreeMap::new();
+    let mut records = crate::source::Records::new();
     for source in &settings.sources {
         let name = source.name.as_str();
         let (record_key, values, location) = if let Some((record_key, attrs)) = fresh.and_then(|m| m.get(name)) {

@@ -230,7 +230,7 @@ pub struct PersonUpdate {
     pub key: String,
     pub login: Option<String>,
     pub state: LifecycleState,
-    pub records: BTreeMap<String, std::sync::Arc<crate::source::Attrs>>,
+    pub records: crate::source::Records,
     pub eval_hash: String,
     pub missing_reads: u32,
     pub left_on: Option<NaiveDate>,

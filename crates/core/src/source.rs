@@ -227,6 +227,128 @@ impl<'de> Deserialize<'de> for Attrs {
     }
 }
 
+/// A person's records by source name, in name order, as a map would hold them (and written as one:
+/// a JSON object). A sorted vector, not a `BTreeMap`: a person has one record or a few, and a
+/// map's first node has room for eleven, 368 bytes per person at a million.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Records(Vec<(String, Arc<Attrs>)>);
+
+impl Records {
+    pub fn new() -> Records {
+        Records(Vec::new())
+    }
+
+    fn find(&self, source: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(s, _)| s.as_str().cmp(source))
+    }
+
+    pub fn get(&self, source: &str) -> Option<&Arc<Attrs>> {
+        self.find(source).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn get_mut(&mut self, source: &str) -> Option<&mut Arc<Attrs>> {
+        self.find(source).ok().map(|i| &mut self.0[i].1)
+    }
+
+    pub fn contains_key(&self, source: &str) -> bool {
+        self.find(source).is_ok()
+    }
+
+    /// Sets the record of `source`; returns the one it replaces.
+    pub fn insert(&mut self, source: String, attrs: Arc<Attrs>) -> Option<Arc<Attrs>> {
+        match self.find(&source) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, attrs)),
+            Err(i) => {
+                self.0.insert(i, (source, attrs));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, source: &str) -> Option<Arc<Attrs>> {
+        self.find(source).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Arc<Attrs>)> {
+        self.0.iter().map(|(s, a)| (s, a))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(s, _)| s)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Arc<Attrs>> {
+        self.0.iter().map(|(_, a)| a)
+    }
+
+    pub fn first_key_value(&self) -> Option<(&String, &Arc<Attrs>)> {
+        self.0.first().map(|(s, a)| (s, a))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a Records {
+    type Item = (&'a String, &'a Arc<Attrs>);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (String, Arc<Attrs>)>, fn(&'a (String, Arc<Attrs>)) -> Self::Item>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(s, a)| (s, a))
+    }
+}
+
+/// `records["source"]`, as on a map: panics when the person has no record there.
+impl std::ops::Index<&str> for Records {
+    type Output = Arc<Attrs>;
+    fn index(&self, source: &str) -> &Arc<Attrs> {
+        self.get(source).unwrap_or_else(|| panic!("no record from {source:?}"))
+    }
+}
+
+/// Later records of a source replace earlier ones, as in a map.
+impl FromIterator<(String, Arc<Attrs>)> for Records {
+    fn from_iter<I: IntoIterator<Item = (String, Arc<Attrs>)>>(iter: I) -> Records {
+        let mut records: Vec<(String, Arc<Attrs>)> = iter.into_iter().collect();
+        if !records.is_sorted_by(|a, b| a.0 < b.0) {
+            // Stable: among records of one source the last stays last, and is the one kept.
+            records.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut kept: Vec<(String, Arc<Attrs>)> = Vec::with_capacity(records.len());
+            for r in records {
+                match kept.last_mut() {
+                    Some(last) if last.0 == r.0 => *last = r,
+                    _ => kept.push(r),
+                }
+            }
+            records = kept;
+        }
+        Records(records)
+    }
+}
+
+impl From<BTreeMap<String, Arc<Attrs>>> for Records {
+    fn from(map: BTreeMap<String, Arc<Attrs>>) -> Records {
+        Records(map.into_iter().collect())
+    }
+}
+
+impl Serialize for Records {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Records {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, Arc<Attrs>>::deserialize(d).map(Records::from)
+    }
+}
+
 /// One valid row of a source, with its attributes named as person attributes (the config maps the
 /// export's column names to these). Empty optional fields are absent from `attrs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

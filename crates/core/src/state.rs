@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::attr::AttrMap;
 use crate::dn::normalize_dn;
 use crate::lifecycle::LifecycleState;
-use crate::source::Attrs;
+use crate::source::Records;
 
 /// An operator's hold on a person: roster plans nothing for them until it ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ pub struct StoredPerson {
     /// is quarantined or missing is held as they were. Shared: the persons of a snapshot read
     /// without records hold one map per list of sources, not one each (a million maps of one
     /// entry took 400 MB).
-    pub records: Arc<BTreeMap<String, Arc<Attrs>>>,
+    pub records: Arc<Records>,
     /// Hash of the records and the config this person was last evaluated with.
     pub eval_hash: String,
     /// Consecutive complete reads this person was missing from.

@@ -3,11 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use roster_core::attr::AttrMap;
-use roster_core::source::Attrs;
+use roster_core::source::Records;
 use serde::de::{self, DeserializeOwned};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -63,13 +62,13 @@ pub(crate) fn push_list<'a>(query: &mut Sql, items: impl Iterator<Item = &'a str
 
 /// A person's records as JSON (`FieldValue`'s own form: a text is a string, a date
 /// `{"date": "YYYY-MM-DD"}`).
-pub(crate) fn records_json(records: &BTreeMap<String, Arc<Attrs>>) -> String {
+pub(crate) fn records_json(records: &Records) -> String {
     serde_json::to_string(records).unwrap_or_else(|_| "{}".to_string())
 }
 
 /// The names of the sources a person has records of, as a JSON array (the `sources` column: a
 /// daily run's snapshot reads it instead of the records).
-pub(crate) fn sources_json(records: &BTreeMap<String, Arc<Attrs>>) -> String {
+pub(crate) fn sources_json(records: &Records) -> String {
     serde_json::to_string(&records.keys().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".to_string())
 }
 
@@ -185,7 +184,7 @@ impl<'r> Cells<'r> {
         self.parse_json(column, self.str(column)?)
     }
 
-    pub(crate) fn records(&self, column: &'static str) -> Result<BTreeMap<String, Arc<Attrs>>> {
+    pub(crate) fn records(&self, column: &'static str) -> Result<Records> {
         self.json(column)
     }
 

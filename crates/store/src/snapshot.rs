@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use futures_util::TryStreamExt;
 use roster_core::attr::AttrMap;
 use roster_core::lifecycle::LifecycleState;
-use roster_core::source::Attrs;
+use roster_core::source::{Attrs, Records};
 use roster_core::state::{Hold, Link, ManagedGroup, Snapshot, StoredPerson, Tombstone, UnfinishedCreate};
 use serde::Deserialize;
 use sqlx::AnyConnection;
@@ -78,15 +78,12 @@ fn person(row: &AnyRow) -> Result<StoredPerson> {
 /// map per list of sources, shared by every person with that list; and the same maps by the
 /// list's JSON text.
 #[derive(Default)]
-struct EmptyRecords(
-    HashMap<Vec<String>, Arc<BTreeMap<String, Arc<Attrs>>>>,
-    HashMap<String, Arc<BTreeMap<String, Arc<Attrs>>>>,
-);
+struct EmptyRecords(HashMap<Vec<String>, Arc<Records>>, HashMap<String, Arc<Records>>);
 
 impl EmptyRecords {
     /// [`EmptyRecords::of`] the sources the JSON `text` lists; `None` when it is no JSON list of
     /// names.
-    fn of_text(&mut self, text: &str) -> Option<Arc<BTreeMap<String, Arc<Attrs>>>> {
+    fn of_text(&mut self, text: &str) -> Option<Arc<Records>> {
         if let Some(records) = self.1.get(text) {
             return Some(Arc::clone(records));
         }
@@ -95,7 +92,7 @@ impl EmptyRecords {
         Some(records)
     }
 
-    fn of(&mut self, sources: Vec<String>) -> Arc<BTreeMap<String, Arc<Attrs>>> {
+    fn of(&mut self, sources: Vec<String>) -> Arc<Records> {
         let records = self.0.entry(sources).or_insert_with_key(|sources| {
             let empty = Arc::new(Attrs::new());
             Arc::new(sources.iter().map(|source| (source.clone(), Arc::clone(&empty))).collect())
@@ -111,11 +108,7 @@ fn person_without_records(row: &AnyRow, shared: &mut EmptyRecords) -> Result<Sto
     person_with(&cells, records, true)
 }
 
-fn person_with(
-    cells: &Cells,
-    records: Arc<BTreeMap<String, Arc<Attrs>>>,
-    records_omitted: bool,
-) -> Result<StoredPerson> {
+fn person_with(cells: &Cells, records: Arc<Records>, records_omitted: bool) -> Result<StoredPerson> {
     Ok(StoredPerson {
         key: cells.key().to_string(),
         login: cells.opt_text("login")?,

@@ -84,7 +84,7 @@ fn person(key: &str, login: Option<&str>) -> PersonUpdate {
         key: key.to_string(),
         login: login.map(str::to_string),
         state: LifecycleState::Active,
-        records: BTreeMap::from([("hr".to_string(), Arc::new(Attrs::from(record)))]),
+        records: BTreeMap::from([("hr".to_string(), Arc::new(Attrs::from(record)))]).into(),
         eval_hash: format!("hash-{key}"),
         missing_reads: 0,
         left_on: None,
@@ -254,7 +254,8 @@ async fn check_snapshot_round_trip(store: &Store) {
                 "contractors".to_string(),
                 Arc::new(Attrs::from(BTreeMap::from([("note".into(), FieldValue::Text("ünïcødé \"q\"".into()))]))),
             ),
-        ]),
+        ])
+        .into(),
         // Known to the contractor database by another number than the person's key.
         record_keys: BTreeMap::from([("contractors".to_string(), "C-17".to_string())]),
         provenance: BTreeMap::from([("note".to_string(), "contractors".to_string())]),
