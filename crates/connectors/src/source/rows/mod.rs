@@ -26,11 +26,11 @@ mod header;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use roster_core::config::SourceConfig;
-use roster_core::source::{Attrs, FieldValue, Location, QuarantinedRow, Record, SourceRead};
+use roster_core::source::{Attrs, FieldValue, Location, NameLists, QuarantinedRow, Record, SourceRead};
 
 pub(crate) use self::dates::DateFormat;
 pub(crate) use self::header::{Layout, Positions};
@@ -88,7 +88,15 @@ pub(crate) enum Outcome {
 pub(crate) struct RowRules<'a> {
     config: &'a SourceConfig,
     dates: DateFormat,
+    /// The records' name lists, shared by the records with the same names, and a row's
+    /// attributes as they are gathered (their room kept from row to row). Behind a lock so that
+    /// rows can be checked on another thread than the one reading them; one thread checks at a
+    /// time.
+    shaping: Mutex<(NameLists, Gathered)>,
 }
+
+/// A row's attributes as they are checked, before they become a record.
+type Gathered = Vec<(Arc<str>, FieldValue)>;
 
 impl<'a> RowRules<'a> {
     /// Fails when the configuration cannot be followed: required attributes without a column, a
@@ -102,7 +110,7 @@ impl<'a> RowRules<'a> {
         if !unmapped.is_empty() {
             return Err(Error::RequiredNotMapped { source_name: config.name.clone(), attributes: unmapped });
         }
-        Ok(RowRules { config, dates: DateFormat::new(config)? })
+        Ok(RowRules { config, dates: DateFormat::new(config)?, shaping: Mutex::default() })
     }
 
     pub(crate) fn config(&self) -> &'a SourceConfig {
@@ -140,7 +148,9 @@ impl<'a> RowRules<'a> {
 
     /// The row's attributes, or every reason it cannot be used.
     fn attributes(&self, layout: &Layout, values: &[RawValue]) -> Checked<Attrs> {
-        let mut attrs = Attrs::with_capacity(layout.attributes.len() + 1);
+        let mut shaping = self.shaping.lock().unwrap_or_else(|e| e.into_inner());
+        let (names, attrs) = &mut *shaping;
+        attrs.clear();
         let mut problems = Vec::new();
         for mapped in &layout.attributes {
             let value = values.get(mapped.index).unwrap_or(&RawValue::Empty);
@@ -148,9 +158,7 @@ impl<'a> RowRules<'a> {
             let converted =
                 if mapped.is_date { self.date(value) } else { text(value).map(|t| t.map(FieldValue::Text)) };
             match converted {
-                Ok(Some(value)) => {
-                    attrs.insert(mapped.attribute.clone(), value);
-                }
+                Ok(Some(value)) => attrs.push((Arc::clone(&mapped.attribute), value)),
                 Ok(None) if mapped.required => {
                     let found = if *value == RawValue::Missing { "missing from the record" } else { "empty" };
                     problems.push(format!("{} is required, but {found}", described()));
@@ -162,10 +170,10 @@ impl<'a> RowRules<'a> {
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
-        if !attrs.contains_key(&layout.affiliation) {
-            attrs.insert(Arc::clone(&layout.affiliation), FieldValue::Text(self.config.affiliation.clone()));
+        if !attrs.iter().any(|(name, _)| *name == layout.affiliation) {
+            attrs.push((Arc::clone(&layout.affiliation), FieldValue::Text(self.config.affiliation.clone())));
         }
-        Ok(attrs)
+        Ok(names.attrs(attrs))
     }
 
     /// A date attribute's value: `None` when empty.
