@@ -209,14 +209,7 @@ impl NameLists {
     /// A record of `entries`, which `attrs` sorts by name (the last of a name kept) and empties,
     /// keeping its room for the next record's.
     pub fn attrs(&mut self, entries: &mut Vec<(Arc<str>, FieldValue)>) -> Attrs {
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|later, earlier| {
-            let same = later.0 == earlier.0;
-            if same {
-                std::mem::swap(later, earlier);
-            }
-            same
-        });
+        sort_keeping_last(entries);
         let same = |list: &Arc<[Arc<str>]>| {
             list.len() == entries.len()
                 && list.iter().zip(entries.iter()).all(|(a, (b, _))| Arc::ptr_eq(a, b) || a == b)
@@ -239,6 +232,19 @@ impl NameLists {
         };
         Attrs { names, values: entries.drain(..).map(|(_, v)| v).collect() }
     }
+}
+
+/// Sorts `entries` by their keys, stably, and keeps the last entry of each key, as a map's
+/// inserts in that order would.
+fn sort_keeping_last<K: Ord, V>(entries: &mut Vec<(K, V)>) {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
 }
 
 impl<'a> IntoIterator for &'a Attrs {
@@ -372,16 +378,7 @@ impl FromIterator<(String, Arc<Attrs>)> for Records {
     fn from_iter<I: IntoIterator<Item = (String, Arc<Attrs>)>>(iter: I) -> Records {
         let mut records: Vec<(String, Arc<Attrs>)> = iter.into_iter().collect();
         if !records.is_sorted_by(|a, b| a.0 < b.0) {
-            // Stable: among records of one source the last stays last, and is the one kept.
-            records.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut kept: Vec<(String, Arc<Attrs>)> = Vec::with_capacity(records.len());
-            for r in records {
-                match kept.last_mut() {
-                    Some(last) if last.0 == r.0 => *last = r,
-                    _ => kept.push(r),
-                }
-            }
-            records = kept;
+            sort_keeping_last(&mut records);
         }
         Records(records)
     }
