@@ -804,13 +804,16 @@ async fn a_member_removed_right_after_its_rename_is_gone_under_both_names() {
     assert_eq!(left, [keeper.as_str()], "{ldif}");
 }
 
-/// A group larger than one request may carry is created with its first members and given the rest
-/// in later requests: every member is there. Created again over the existing group (an earlier
-/// create whose outcome was lost), the members it lacks are added, those it has are kept.
+/// A group larger than one request may carry (`max_request_bytes` at its least, about 90 of these
+/// DNs) is created with its first members and given the rest in later requests: every member is
+/// there. Created again over the existing group (an earlier create whose outcome was lost), the
+/// members it lacks are added, those it has are kept.
 #[tokio::test]
 async fn a_group_of_more_members_than_one_request_carries_gets_them_all() {
     let server = start_tls_server();
-    let target = connect_admin(&server).await;
+    let mut config = config(&server);
+    config.max_request_bytes = Some(roster_core::config::MIN_REQUEST_BYTES);
+    let target = connect(&config, server.admin_password()).await.expect("connect as admin");
     let group = format!("cn=everyone,{GROUPS}");
     let members = |n: usize| (0..n).map(|i| format!("uid=member{i},{PEOPLE}").into()).collect::<Vec<_>>();
     let count = |ldif: &str| ldif.lines().filter(|line| line.starts_with("member: ")).count();
@@ -828,6 +831,38 @@ async fn a_group_of_more_members_than_one_request_carries_gets_them_all() {
     let ldif = server.search(&group, "(objectClass=*)", &["member"]).unwrap();
     assert_eq!(count(&ldif), 3100);
     assert!(ldif.contains(&format!("member: uid=member3099,{PEOPLE}")), "the last member is missing");
+}
+
+/// A modify of many members that slapd refuses because one of them is already there is halved,
+/// and each half sent again: every addition lands with its own outcome, in a few dozen modifies
+/// rather than one per member (200 before halving was done).
+#[tokio::test]
+async fn a_refused_modify_of_many_members_is_halved_not_sent_member_by_member() {
+    let server = start_server(OpenLdapOptions { tls: true, log_level: "stats".to_owned(), ..Default::default() });
+    let target = connect_admin(&server).await;
+    let group = format!("cn=crowd,{GROUPS}");
+    let member = |i: usize| format!("uid=crowd{i},{PEOPLE}");
+    target
+        .apply(&op(Action::CreateGroup {
+            dn: group.clone(),
+            members: vec![member(137).into()],
+            attributes: AttrMap::new(),
+        }))
+        .await
+        .unwrap();
+    let batch: Vec<Operation> =
+        (0..200).map(|i| op(Action::AddMember { group: group.clone(), member: member(i) })).collect();
+    let log = server.log_path();
+    let before = std::fs::read_to_string(&log).unwrap().len();
+    let results = target.apply_batch(&batch).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let modifies = text[before..].lines().filter(|l| l.contains("MOD dn=\"cn=crowd,ou=groups")).count();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let ldif = server.search(&group, "(objectClass=*)", &["member"]).unwrap();
+    assert_eq!(ldif.lines().filter(|line| line.starts_with("member: ")).count(), 200, "{ldif}");
+    // One refused modify of 200, then halves of 100, 50, 25 and 12 or 13 (one of each pair
+    // refused), then at most 13 one by one.
+    assert!((10..=30).contains(&modifies), "{modifies} modifies");
 }
 
 /// The membership changes of one group in a batch, all additions or all removals, go to slapd as

@@ -850,6 +850,11 @@ pub struct TargetConfig {
     /// every large group it tests, once per account). Default `true` for `active_directory`,
     /// `false` for `ldap`.
     pub member_of: Option<bool>,
+    /// LDAP kinds: the most bytes of member DNs roster puts in one request (a group's create, a
+    /// modify of its members); larger groups take several. Keep it below what the server accepts
+    /// in one request: OpenLDAP's `olcSockbufMaxIncomingAuth` (4 MiB by default; slapd drops the
+    /// connection of a larger request), AD's `MaxReceiveBuffer` (10 MB). Default 3 MiB.
+    pub max_request_bytes: Option<usize>,
     /// What to do about an owned attribute changed outside roster: `restore` (the default) or
     /// `report`.
     #[serde(default)]
@@ -1131,6 +1136,13 @@ fn default_timeout() -> u64 {
 fn default_concurrency() -> usize {
     32
 }
+
+/// `max_request_bytes` unless configured: room for the member DNs with a margin below
+/// OpenLDAP's default limit of 4 MiB for a request (about 58,000 DNs of 50 bytes).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 3 << 20;
+
+/// The least `max_request_bytes` taken: a few member DNs.
+pub const MIN_REQUEST_BYTES: usize = 4096;
 
 /// A limit on one kind of change in one run: blocked when either is exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]

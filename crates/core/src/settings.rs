@@ -12,8 +12,8 @@ use toml::Spanned;
 
 use crate::attr::AttrName;
 use crate::config::{
-    AuditConfig, ConfigFile, CorrelationConfig, GroupMode, LifecycleConfig, MappingWhen, SafetyConfig, SecretRef,
-    SourceConfig, StoreConfig, TargetConfig,
+    AuditConfig, ConfigFile, CorrelationConfig, GroupMode, LifecycleConfig, MIN_REQUEST_BYTES, MappingWhen,
+    SafetyConfig, SecretRef, SourceConfig, StoreConfig, TargetConfig,
 };
 use crate::dn::Dn;
 use crate::expr::{Env, Expr, ExprValue};
@@ -896,6 +896,20 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
                 format!("{key}.full_read_after_hours"),
                 None,
                 "this kind of target is read in full by every run: the key is for the ldap and active_directory kinds",
+            );
+        }
+        if (scim || entra || entra_inbound) && t.max_request_bytes.is_some() {
+            ck.error(
+                format!("{key}.max_request_bytes"),
+                None,
+                "the key is for the ldap and active_directory kinds, whose groups' members go in LDAP requests",
+            );
+        }
+        if let Some(bytes) = t.max_request_bytes.filter(|&b| b < MIN_REQUEST_BYTES) {
+            ck.error(
+                format!("{key}.max_request_bytes"),
+                None,
+                format!("expected at least {MIN_REQUEST_BYTES} bytes (a few member DNs), found {bytes}"),
             );
         }
         if scim {

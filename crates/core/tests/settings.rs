@@ -388,6 +388,10 @@ fn scim_and_ldap_targets_refuse_each_others_keys() {
             SCIM_TARGET.replace("[target.attributes]", "[target.password]\ndelivery = \"none\"\n[target.attributes]"),
             "target[0].password",
         ),
+        (
+            SCIM_TARGET.replace("[target.attributes]", "max_request_bytes = 1048576\n[target.attributes]"),
+            "target[0].max_request_bytes",
+        ),
     ];
     for (target, key) in cases {
         let e = errors(&with_scim_target(&target));
@@ -397,6 +401,12 @@ fn scim_and_ldap_targets_refuse_each_others_keys() {
     assert!(errors(&ldap_with_token).iter().any(|e| e.key == "target[0].token"));
     let ldap_without_dn = GOOD.replace(r#"dn = '"uid=" + login + ",ou=people,dc=example,dc=org"'"#, "");
     assert!(errors(&ldap_without_dn).iter().any(|e| e.key == "target[0].dn"));
+    let with_request_bytes = |bytes: &str| {
+        GOOD.replace("bind_password = \"env:PW\"", &format!("bind_password = \"env:PW\"\nmax_request_bytes = {bytes}"))
+    };
+    let e = errors(&with_request_bytes("100"));
+    assert!(e.iter().any(|e| e.key == "target[0].max_request_bytes" && e.message.contains("at least 4096")), "{e:?}");
+    assert!(load(&with_request_bytes("8388608"), "roster.toml").is_ok());
 }
 
 const ENTRA_TARGET: &str = r#"[[target]]

@@ -62,6 +62,11 @@ const LOCKED_FOREVER: &str = "000001010000Z";
 /// Ask for no attributes (RFC 4511 4.5.1.8).
 const NO_ATTRIBUTES: &str = "1.1";
 
+/// What a member DN adds to the size of a request.
+fn member_bytes(member: &str) -> usize {
+    member.len() + MEMBER_ENCODING_BYTES
+}
+
 /// A connected, bound LDAP directory or AD domain. See the module documentation for what it
 /// guarantees.
 pub struct LdapTarget {
@@ -92,6 +97,10 @@ pub struct LdapTarget {
     page_size: i32,
     /// `member_of`: a partial read takes each account's groups from its `memberOf`.
     member_of: bool,
+    /// The most member values one request carries ([`Dialect::members_per_request`]), and the
+    /// most bytes of them (`max_request_bytes`): see [`LdapTarget::member_requests`].
+    members_per_request: usize,
+    max_request_bytes: usize,
     /// The accounts this connection renamed: normalized new DN → old DN. OpenLDAP's refint rewrites
     /// group members after a rename in a task of its own, after the rename has answered; a removal
     /// of the new DN can arrive before that rewrite (see [`LdapTarget::remove_member`]).
@@ -101,9 +110,13 @@ pub struct LdapTarget {
     no_refint: AtomicBool,
 }
 
-/// Members a group's create or a modify of a group's members carries in one request (see
-/// `create_group` and `change_members`).
-pub(crate) const MEMBERS_PER_REQUEST: usize = 1000;
+/// What a member value costs in a request besides its text: the BER tag and length of the value.
+const MEMBER_ENCODING_BYTES: usize = 4;
+
+/// A refused modify of more members than this (one already there or already gone) is halved and
+/// each half sent again, so that a refusal among many thousands costs a few dozen requests, not a
+/// request per member; at most this many go one by one.
+const ONE_BY_ONE_UP_TO: usize = 16;
 
 /// How long a removal waits for the directory's referential integrity to rewrite a renamed
 /// member's old DN in a group before it concludes that nothing will.
@@ -243,6 +256,11 @@ impl LdapTarget {
             post_read,
             page_size: search::PAGE_SIZE,
             member_of: config.member_of.unwrap_or(checked.dialect == Dialect::ActiveDirectory),
+            members_per_request: checked.dialect.members_per_request(),
+            max_request_bytes: config
+                .max_request_bytes
+                .unwrap_or(roster_core::config::DEFAULT_MAX_REQUEST_BYTES)
+                .max(roster_core::config::MIN_REQUEST_BYTES),
             renamed: Mutex::default(),
             no_refint: AtomicBool::new(false),
         })
@@ -369,12 +387,14 @@ impl LdapTarget {
     }
 
     /// Applies independent operations: the membership changes of one group, all additions or all
-    /// removals, as one modify of at most [`MEMBERS_PER_REQUEST`] values each (see
-    /// [`LdapTarget::change_members`]: a directory such as OpenLDAP's back-mdb rewrites a group
-    /// entry whole for every modify, some megabytes for a group of 100,000); every other operation
-    /// on its own. All in flight at once; the results are in the order of `ops`.
+    /// removals, as one modify of as many values as one request carries (see
+    /// [`LdapTarget::member_requests`] and [`LdapTarget::change_members`]: a directory such as
+    /// OpenLDAP's back-mdb rewrites a group entry whole for every modify, some megabytes for a
+    /// group of 100,000); every other operation on its own. All in flight at once; the results are
+    /// in the order of `ops`.
     pub async fn apply_batch(&self, ops: &[Operation]) -> Vec<Result<Applied, TargetError>> {
         let mut units: Vec<Vec<(usize, MemberChange<'_>)>> = Vec::new();
+        let mut unit_bytes: Vec<usize> = Vec::new();
         let mut singles = Vec::new();
         let mut open: HashMap<(String, bool), usize> = HashMap::new();
         for (index, op) in ops.iter().enumerate() {
@@ -383,11 +403,19 @@ impl LdapTarget {
                 continue;
             };
             let key = (normalize_dn(change.group), change.add);
+            let bytes = member_bytes(change.member);
             match open.get(&key) {
-                Some(&unit) if units[unit].len() < MEMBERS_PER_REQUEST => units[unit].push((index, change)),
+                Some(&unit)
+                    if units[unit].len() < self.members_per_request
+                        && unit_bytes[unit] + bytes <= self.max_request_bytes =>
+                {
+                    units[unit].push((index, change));
+                    unit_bytes[unit] += bytes;
+                }
                 _ => {
                     open.insert(key, units.len());
                     units.push(vec![(index, change)]);
+                    unit_bytes.push(bytes);
                 }
             }
         }
@@ -435,24 +463,37 @@ impl LdapTarget {
             }
         };
         let ldap = &mut ldap;
-        if let (Some(first), [_, _, ..]) = (changes.first(), checked.as_slice()) {
-            let what = format!("one modify with {} other member(s)", checked.len() - 1);
-            let members = checked.iter().map(|(index, _)| changes[*index].member);
+        // The changes still to make together; a refused modify of many is halved, each half tried
+        // again, and what is left of a refusal goes one by one below, in the order of `changes`.
+        let mut together = vec![std::mem::take(&mut checked)];
+        while let Some(mut part) = together.pop() {
+            let Some(first) = part.first().map(|(index, _)| changes[*index]).filter(|_| part.len() > 1) else {
+                checked.append(&mut part);
+                continue;
+            };
+            let what = format!("one modify with {} other member(s)", part.len() - 1);
+            let members = part.iter().map(|(index, _)| changes[*index].member);
             match self.modify_members(ldap, &what, first.group, members, first.add).await {
                 Ok(result) if result.rc == SUCCESS => {
-                    for (index, _) in std::mem::take(&mut checked) {
+                    for (index, _) in part {
                         results[index] = Some(Ok(Applied { entry: None }));
                     }
                 }
-                Ok(_) => {}
+                Ok(_) if part.len() > ONE_BY_ONE_UP_TO => {
+                    let back = part.split_off(part.len() / 2);
+                    together.push(back);
+                    together.push(part);
+                }
+                Ok(_) => checked.append(&mut part),
                 Err(shared) => {
-                    for (index, what) in std::mem::take(&mut checked) {
+                    for (index, what) in part {
                         results[index] =
                             Some(Err(TargetError::new(shared.kind, format!("{what}: {}", shared.message))));
                     }
                 }
             }
         }
+        checked.sort_unstable_by_key(|(index, _)| *index);
         for (index, what) in checked {
             let change = changes[index];
             results[index] = Some(if change.add {
@@ -775,7 +816,8 @@ impl LdapTarget {
         // a directory bounds the size of one request (OpenLDAP's 4 MiB by default, about 80,000
         // member DNs; AD's 10 MB), and a create that fails halfway is finished by the next run's
         // member diff.
-        let (first, rest) = members.split_at(members.len().min(MEMBERS_PER_REQUEST));
+        let requests = self.member_requests(members);
+        let (first, rest) = requests.split_first().map_or((&[][..], &[][..]), |(first, rest)| (*first, rest));
         if !first.is_empty() {
             entry.insert(AttrName::new("member"), first.iter().map(|m| m.to_string()).collect());
         }
@@ -802,16 +844,16 @@ impl LdapTarget {
                         format!("{what}: {}; the entry there is not a {group_class}", describe(&result)),
                     )
                 })?;
-                for chunk in members.chunks(MEMBERS_PER_REQUEST) {
-                    self.add_members(ldap, what, dn, chunk).await?;
+                for &request in &requests {
+                    self.add_members(ldap, what, dn, request).await?;
                 }
                 uuid
             }
             _ => return Err(result_error(what, &result, Right::CreateChild)),
         };
         if result.rc == SUCCESS {
-            for chunk in rest.chunks(MEMBERS_PER_REQUEST) {
-                self.add_members(ldap, what, dn, chunk).await?;
+            for &request in rest {
+                self.add_members(ldap, what, dn, request).await?;
             }
         }
         let mut attrs = AttrMap::new();
@@ -820,7 +862,8 @@ impl LdapTarget {
     }
 
     /// Adds `members` to a group in one request; if the directory refuses it because one is
-    /// already there, one by one (each then a success or already there).
+    /// already there, each half again, and at most [`ONE_BY_ONE_UP_TO`] one by one (each then a
+    /// success or already there).
     async fn add_members(
         &self,
         ldap: &mut Ldap,
@@ -828,17 +871,53 @@ impl LdapTarget {
         group: &str,
         members: &[Arc<str>],
     ) -> Result<(), TargetError> {
-        let result = self.modify_members(ldap, what, group, members.iter().map(|m| &**m), true).await?;
-        match result.rc {
-            SUCCESS => Ok(()),
-            TYPE_OR_VALUE_EXISTS | ALREADY_EXISTS => {
-                for member in members {
-                    self.add_member(ldap, what, group, member).await?;
-                }
-                Ok(())
+        let mut together = vec![members];
+        while let Some(part) = together.pop() {
+            if let [member] = part {
+                self.add_member(ldap, what, group, member).await?;
+                continue;
             }
-            _ => Err(result_error(what, &result, Right::WriteMembers)),
+            let result = self.modify_members(ldap, what, group, part.iter().map(|m| &**m), true).await?;
+            match result.rc {
+                SUCCESS => {}
+                TYPE_OR_VALUE_EXISTS | ALREADY_EXISTS if part.len() > ONE_BY_ONE_UP_TO => {
+                    let (front, back) = part.split_at(part.len() / 2);
+                    together.push(back);
+                    together.push(front);
+                }
+                TYPE_OR_VALUE_EXISTS | ALREADY_EXISTS => {
+                    for member in part {
+                        self.add_member(ldap, what, group, member).await?;
+                    }
+                }
+                _ => return Err(result_error(what, &result, Right::WriteMembers)),
+            }
         }
+        Ok(())
+    }
+
+    /// `members` in the runs one request carries, in order: at most
+    /// [`Dialect::members_per_request`] values and at most `max_request_bytes` bytes of them, one
+    /// value at least. None for no members.
+    fn member_requests<'m>(&self, members: &'m [Arc<str>]) -> Vec<&'m [Arc<str>]> {
+        let mut requests = Vec::new();
+        let mut rest = members;
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let end = rest
+                .iter()
+                .take(self.members_per_request)
+                .position(|member| {
+                    bytes += member_bytes(member);
+                    bytes > self.max_request_bytes
+                })
+                .unwrap_or(rest.len().min(self.members_per_request))
+                .max(1);
+            let (request, after) = rest.split_at(end);
+            requests.push(request);
+            rest = after;
+        }
+        requests
     }
 
     async fn add_member(&self, ldap: &mut Ldap, what: &str, group: &str, member: &str) -> Result<(), TargetError> {
@@ -1077,7 +1156,7 @@ impl Target for LdapTarget {
     }
 
     fn members_per_request(&self) -> usize {
-        MEMBERS_PER_REQUEST
+        self.members_per_request
     }
 
     fn apply_batch(&self, ops: &[Operation]) -> impl Future<Output = Vec<Result<Applied, TargetError>>> + Send {
