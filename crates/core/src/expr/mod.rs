@@ -20,6 +20,7 @@ pub mod entra;
 mod functions;
 mod syntax;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -42,6 +43,92 @@ pub struct Expr {
 struct Compiled {
     source: String,
     form: Form,
+    /// What evaluates a CEL expression of texts and variables without CEL ([`Shortcut`]).
+    shortcut: Option<Shortcut>,
+}
+
+/// A CEL expression made only of texts and variables joined with `+` (`"family_name"`,
+/// `given_name + " " + family_name`, `"uid=" + login + ",ou=people"`), or two such compared with
+/// `==` or `!=`: most mappings, DNs and group rules. When every variable it reads holds text,
+/// the result is what CEL gives (a variable's text, the texts joined, whether they are equal),
+/// made without CEL's scope, its values and the intermediate strings of each `+`; otherwise (a
+/// variable that is a number, a list, null or unknown) CEL evaluates it, errors and all.
+enum Shortcut {
+    Join(Vec<Piece>),
+    Compare { left: Vec<Piece>, right: Vec<Piece>, equal: bool },
+}
+
+enum Piece {
+    Text(String),
+    Variable(String),
+}
+
+impl Shortcut {
+    fn of(root: &cel::IdedExpr) -> Option<Shortcut> {
+        use cel::common::ast::{Expr as Node, operators as op};
+        if let Node::Call(call) = &root.expr
+            && call.target.is_none()
+            && let [left, right] = call.args.as_slice()
+            && (call.func_name == op::EQUALS || call.func_name == op::NOT_EQUALS)
+        {
+            return Some(Shortcut::Compare {
+                left: pieces(left)?,
+                right: pieces(right)?,
+                equal: call.func_name == op::EQUALS,
+            });
+        }
+        pieces(root).map(Shortcut::Join)
+    }
+
+    fn eval(&self, env: &Env) -> Option<ExprValue> {
+        match self {
+            Shortcut::Join(pieces) => join(pieces, env).map(|text| ExprValue::Text(text.into_owned())),
+            Shortcut::Compare { left, right, equal } => {
+                Some(ExprValue::Bool((join(left, env)? == join(right, env)?) == *equal))
+            }
+        }
+    }
+}
+
+/// The texts and variables `node` joins with `+`, in order; `None` for anything else.
+fn pieces(node: &cel::IdedExpr) -> Option<Vec<Piece>> {
+    use cel::common::ast::{Expr as Node, LiteralValue, operators as op};
+    fn walk(node: &cel::IdedExpr, out: &mut Vec<Piece>) -> Option<()> {
+        match &node.expr {
+            Node::Literal(LiteralValue::String(text)) => out.push(Piece::Text(text.inner().to_owned())),
+            // A name with a leading dot is looked up outside the evaluation's scope.
+            Node::Ident(name) if !name.starts_with('.') => out.push(Piece::Variable(name.clone())),
+            Node::Call(call) if call.func_name == op::ADD && call.target.is_none() && call.args.len() == 2 => {
+                walk(&call.args[0], out)?;
+                walk(&call.args[1], out)?;
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+    let mut out = Vec::new();
+    walk(node, &mut out)?;
+    Some(out)
+}
+
+/// `pieces` joined, when every variable among them holds text in `env`.
+fn join<'a>(pieces: &'a [Piece], env: &'a Env) -> Option<Cow<'a, str>> {
+    let text = |piece: &'a Piece| match piece {
+        Piece::Text(text) => Some(text.as_str()),
+        Piece::Variable(name) => env.text(name),
+    };
+    if let [one] = pieces {
+        return text(one).map(Cow::Borrowed);
+    }
+    let mut length = 0;
+    for piece in pieces {
+        length += text(piece)?.len();
+    }
+    let mut joined = String::with_capacity(length);
+    for piece in pieces {
+        joined.push_str(text(piece)?);
+    }
+    Some(Cow::Owned(joined))
 }
 
 /// The two syntaxes an expression may be written in.
@@ -227,7 +314,9 @@ impl Expr {
     pub fn compile(src: &str) -> Result<Expr, ExprError> {
         if let Some(rest) = src.trim_start().strip_prefix(entra::PREFIX) {
             let program = entra::Program::parse(src, src.len() - rest.len())?;
-            return Ok(Expr { compiled: Arc::new(Compiled { source: src.to_owned(), form: Form::Entra(program) }) });
+            return Ok(Expr {
+                compiled: Arc::new(Compiled { source: src.to_owned(), form: Form::Entra(program), shortcut: None }),
+            });
         }
         if src.len() > MAX_SOURCE_BYTES {
             return Err(ExprError::Parse {
@@ -256,7 +345,10 @@ impl Expr {
             });
         }
         let references = syntax::references(program.expression(), &is_cel_function);
-        Ok(Expr { compiled: Arc::new(Compiled { source: src.to_owned(), form: Form::Cel { program, references } }) })
+        let shortcut = Shortcut::of(program.expression());
+        Ok(Expr {
+            compiled: Arc::new(Compiled { source: src.to_owned(), form: Form::Cel { program, references }, shortcut }),
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -365,6 +457,14 @@ impl Expr {
 
     /// Evaluates the expression with the variables of `env`.
     pub fn eval(&self, env: &Env) -> Result<ExprValue, ExprError> {
+        if let Some(value) = self.compiled.shortcut.as_ref().and_then(|shortcut| shortcut.eval(env)) {
+            return Ok(value);
+        }
+        self.eval_with_cel(env)
+    }
+
+    /// Evaluates the expression as written, without its [`Shortcut`].
+    fn eval_with_cel(&self, env: &Env) -> Result<ExprValue, ExprError> {
         let program = match &self.compiled.form {
             Form::Cel { program, .. } => program,
             Form::Entra(program) => return program.eval(env),
@@ -625,6 +725,14 @@ impl Env {
         *slot = Slot::Text(CelString::from(buffer));
     }
 
+    /// The text of variable `name`, when it holds text.
+    fn text(&self, name: &str) -> Option<&str> {
+        match self.values.get(name)? {
+            Slot::Text(text) => Some(text.inner()),
+            Slot::Other(_) => None,
+        }
+    }
+
     /// The value of variable `name`.
     fn get(&self, name: &str) -> Option<&dyn Val> {
         self.values.get(name).map(Slot::val)
@@ -676,6 +784,48 @@ mod tests {
         assert_eq!(upper.eval(&env), Ok(ExprValue::Text("Grace!".into())));
         env.set_text("name", |_| ());
         assert_eq!(upper.eval(&env), Ok(ExprValue::Text("!".into())));
+    }
+
+    /// An expression of texts and variables gives what CEL gives, with or without its shortcut:
+    /// the variables' texts joined or compared when all are texts, CEL's value or error when one
+    /// is a number, a list, null or unknown. Other expressions have no shortcut.
+    #[test]
+    fn the_shortcut_gives_what_cel_gives() {
+        let mut texts = Env::new();
+        for (name, value) in [("given", "Zoë"), ("family", "O'Brien \"Jr\""), ("empty", ""), ("string", "a variable")]
+        {
+            texts.set_text(name, |out| out.push_str(value));
+        }
+        let mut others = texts.clone();
+        others.set("given", ExprValue::Int(7));
+        others.set("family", ExprValue::List(vec![ExprValue::Text("x".into())]));
+        others.set("empty", ExprValue::Null);
+        let with_shortcut = [
+            ("given", Ok(ExprValue::Text("Zoë".into()))),
+            ("\"cn=all,dc=example\"", Ok(ExprValue::Text("cn=all,dc=example".into()))),
+            ("given + \" \" + family", Ok(ExprValue::Text("Zoë O'Brien \"Jr\"".into()))),
+            ("\"uid=\" + given + \",ou=\" + empty + \"\\u00e9\"", Ok(ExprValue::Text("uid=Zoë,ou=é".into()))),
+            ("given == \"Zoë\"", Ok(ExprValue::Bool(true))),
+            ("\"x\" + given != given + \"x\"", Ok(ExprValue::Bool(true))),
+            ("empty != \"\"", Ok(ExprValue::Bool(false))),
+            ("string", Ok(ExprValue::Text("a variable".into()))),
+        ];
+        for (source, expected) in with_shortcut {
+            let expr = Expr::compile(source).unwrap();
+            assert!(expr.compiled.shortcut.is_some(), "{source} has no shortcut");
+            assert_eq!(expr.eval(&texts), expected, "{source}");
+            assert_eq!(expr.eval_with_cel(&texts), expected, "{source} in CEL");
+            assert_eq!(expr.eval(&others), expr.eval_with_cel(&others), "{source} over other values");
+            let mut missing = texts.clone();
+            missing.values.remove("given");
+            assert_eq!(expr.eval(&missing), expr.eval_with_cel(&missing), "{source} without given");
+        }
+        assert!(matches!(Expr::compile("given + 1").unwrap().eval(&others), Ok(ExprValue::Int(8))));
+        assert!(Expr::compile("given + family").unwrap().eval(&others).is_err());
+        for source in ["given + 1", "lower(given)", "given == 1", "given < \"b\"", "given.size()", "[given]", "b\"x\""]
+        {
+            assert!(Expr::compile(source).unwrap().compiled.shortcut.is_none(), "{source} has a shortcut");
+        }
     }
 
     #[test]
