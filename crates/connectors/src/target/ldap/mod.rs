@@ -873,9 +873,13 @@ impl LdapTarget {
     ) -> Result<(), TargetError> {
         let mut together = vec![members];
         while let Some(part) = together.pop() {
-            if let [member] = part {
-                self.add_member(ldap, what, group, member).await?;
-                continue;
+            match part {
+                [] => continue,
+                [member] => {
+                    self.add_member(ldap, what, group, member).await?;
+                    continue;
+                }
+                _ => {}
             }
             let result = self.modify_members(ldap, what, group, part.iter().map(|m| &**m), true).await?;
             match result.rc {
