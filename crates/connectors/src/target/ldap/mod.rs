@@ -97,9 +97,8 @@ pub struct LdapTarget {
     page_size: i32,
     /// `member_of`: a partial read takes each account's groups from its `memberOf`.
     member_of: bool,
-    /// The most member values one request carries ([`Dialect::members_per_request`]), and the
-    /// most bytes of them (`max_request_bytes`): see [`LdapTarget::member_requests`].
-    members_per_request: usize,
+    /// The most bytes of member values one request carries (`max_request_bytes`; at most
+    /// [`Dialect::members_per_request`] of them): see [`LdapTarget::member_requests`].
     max_request_bytes: usize,
     /// The accounts this connection renamed: normalized new DN → old DN. OpenLDAP's refint rewrites
     /// group members after a rename in a task of its own, after the rename has answered; a removal
@@ -256,7 +255,6 @@ impl LdapTarget {
             post_read,
             page_size: search::PAGE_SIZE,
             member_of: config.member_of.unwrap_or(checked.dialect == Dialect::ActiveDirectory),
-            members_per_request: checked.dialect.members_per_request(),
             max_request_bytes: config
                 .max_request_bytes
                 .unwrap_or(roster_core::config::DEFAULT_MAX_REQUEST_BYTES)
@@ -406,7 +404,7 @@ impl LdapTarget {
             let bytes = member_bytes(change.member);
             match open.get(&key) {
                 Some(&unit)
-                    if units[unit].len() < self.members_per_request
+                    if units[unit].len() < self.dialect.members_per_request()
                         && unit_bytes[unit] + bytes <= self.max_request_bytes =>
                 {
                     units[unit].push((index, change));
@@ -904,18 +902,19 @@ impl LdapTarget {
     /// [`Dialect::members_per_request`] values and at most `max_request_bytes` bytes of them, one
     /// value at least. None for no members.
     fn member_requests<'m>(&self, members: &'m [Arc<str>]) -> Vec<&'m [Arc<str>]> {
+        let most = self.dialect.members_per_request();
         let mut requests = Vec::new();
         let mut rest = members;
         while !rest.is_empty() {
             let mut bytes = 0;
             let end = rest
                 .iter()
-                .take(self.members_per_request)
+                .take(most)
                 .position(|member| {
                     bytes += member_bytes(member);
                     bytes > self.max_request_bytes
                 })
-                .unwrap_or(rest.len().min(self.members_per_request))
+                .unwrap_or(rest.len().min(most))
                 .max(1);
             let (request, after) = rest.split_at(end);
             requests.push(request);
@@ -1160,7 +1159,7 @@ impl Target for LdapTarget {
     }
 
     fn members_per_request(&self) -> usize {
-        self.members_per_request
+        self.dialect.members_per_request()
     }
 
     fn apply_batch(&self, ops: &[Operation]) -> impl Future<Output = Vec<Result<Applied, TargetError>>> + Send {
