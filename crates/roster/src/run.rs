@@ -359,6 +359,7 @@ async fn read_and_plan(
                 .await
                 .with_context(|| format!("reading target {name}"))?
                 .ok_or_else(|| anyhow!("target {name} stopped reading in part"))?;
+            tracing::info!(target = %name, entries = read.entries.len(), groups = read.groups.len(), "more of the target read");
             if let Some(view) = views.get_mut(&name) {
                 view.merge_part(read);
             }

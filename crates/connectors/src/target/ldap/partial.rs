@@ -80,16 +80,28 @@ impl LdapTarget {
                 }
             }
         }
-        for dn in &ask.dns {
-            let mut ldap = ldap.clone();
-            if let Some(mut entry) = read_entry(&mut ldap, timeout, dn, &self.account_filter, requested.clone()).await?
-            {
-                let groups = self.take_member_of(&ldap, &mut entry).await?;
-                let entry = target_entry(dialect, "read", entry)?;
-                if seen.insert(entry.object_id.clone()) {
-                    view.entries.push(entry);
-                    member_of.push(groups);
+        // The entries at the asked DNs, several base reads in flight, taken in the asked order.
+        let this = &*self;
+        let at_dns: Vec<Option<(Entry, Vec<String>)>> = stream::iter(ask.dns.iter().cloned().collect::<Vec<String>>())
+            .map(|dn: String| {
+                let (mut ldap, requested) = (ldap.clone(), requested.clone());
+                async move {
+                    let Some(mut entry) = read_entry(&mut ldap, timeout, &dn, &this.account_filter, requested).await?
+                    else {
+                        return Ok::<_, TargetError>(None);
+                    };
+                    let groups = this.take_member_of(&ldap, &mut entry).await?;
+                    Ok(Some((entry, groups)))
                 }
+            })
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        for (entry, groups) in at_dns.into_iter().flatten() {
+            let entry = target_entry(dialect, "read", entry)?;
+            if seen.insert(entry.object_id.clone()) {
+                view.entries.push(entry);
+                member_of.push(groups);
             }
         }
 
@@ -112,13 +124,26 @@ impl LdapTarget {
         }
         // The groups asked for whole (by the plan's removals and new groups), and any group at an
         // asked DN.
+        // Several base reads in flight (a daily run asks for some tens of groups), taken in the
+        // asked order.
         let group_attrs = vec![dialect.member_request(), id_attr.to_string()];
-        for dn in ask.groups.iter().chain(&ask.dns) {
-            let mut ldap = ldap.clone();
-            let Some(mut entry) = read_entry(&mut ldap, timeout, dn, &group_class, group_attrs.clone()).await? else {
-                continue;
-            };
-            let members = ranged_values(&mut ldap, timeout, &mut entry, "member").await?;
+        let whole: Vec<Option<(Entry, Vec<String>)>> =
+            stream::iter(ask.groups.iter().chain(&ask.dns).cloned().collect::<Vec<String>>())
+                .map(|dn: String| {
+                    let (mut ldap, group_attrs, group_class) = (ldap.clone(), group_attrs.clone(), &group_class);
+                    async move {
+                        let Some(mut entry) = read_entry(&mut ldap, timeout, &dn, group_class, group_attrs).await?
+                        else {
+                            return Ok::<_, TargetError>(None);
+                        };
+                        let members = ranged_values(&mut ldap, timeout, &mut entry, "member").await?;
+                        Ok(Some((entry, members)))
+                    }
+                })
+                .buffered(IN_FLIGHT)
+                .try_collect()
+                .await?;
+        for (entry, members) in whole.into_iter().flatten() {
             let group = target_entry(dialect, "read", entry)?;
             groups.insert(normalize_dn(&group.dn), TargetGroup { object_id: group.object_id, dn: group.dn, members });
         }
