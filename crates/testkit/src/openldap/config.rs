@@ -26,10 +26,10 @@ pub(super) struct ServerConfig<'a> {
 
 pub(super) const SCHEMAS: [&str; 4] = ["core", "cosine", "nis", "inetorgperson"];
 pub(super) const MODULES: [&str; 4] = ["back_mdb", "memberof", "refint", "ppolicy"];
-/// Equality indexes. `member` and `uniqueMember` because the refint overlay below searches them
-/// for the renamed or deleted DN after every rename and delete: unindexed, each such search reads
-/// the whole directory (about a quarter of a second of slapd's CPU per rename at 100,000 entries), which no
-/// production directory with refint on an attribute would leave so.
+/// Equality indexes. `member` and `uniqueMember` because the refint overlay below searches both for
+/// the old DN after every rename and delete: unindexed, each search reads the whole database
+/// (about a quarter of a second of slapd's CPU per rename at 100,000 entries). A production
+/// directory running refint indexes the attributes it covers, and so does this one.
 const INDEXES: [&str; 8] =
     ["objectClass", "entryUUID", "uid", "mail", "employeeNumber", "member", "uniqueMember", "cn"];
 

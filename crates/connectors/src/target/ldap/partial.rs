@@ -123,9 +123,9 @@ impl LdapTarget {
             }
         }
         // The groups asked for whole (by the plan's removals and new groups), and any group at an
-        // asked DN.
-        // Several base reads in flight (a daily run asks for some tens of groups), taken in the
-        // asked order.
+        // asked DN: several base reads in flight (a daily run asks for some tens of groups), taken
+        // in the asked order. The DNs are owned copies: the read's future must be `Send` whatever
+        // the lifetime of a borrow.
         let group_attrs = vec![dialect.member_request(), id_attr.to_string()];
         let whole: Vec<Option<(Entry, Vec<String>)>> =
             stream::iter(ask.groups.iter().chain(&ask.dns).cloned().collect::<Vec<String>>())
