@@ -310,17 +310,34 @@ impl<'de> Deserialize<'de> for Dn {
 
 /// Normalized form of a DN string for comparisons; an unparsable string compares as itself lowercased.
 pub fn normalize_dn(dn: &str) -> String {
-    normalize_plain(dn).unwrap_or_else(|| Dn::parse(dn).map(|d| d.normalized()).unwrap_or_else(|_| dn.to_lowercase()))
+    let mut out = String::with_capacity(dn.len());
+    normalize_dn_into(dn, &mut out);
+    out
+}
+
+/// [`normalize_dn`], written over `out`: a caller normalizing many DNs to look each up keeps one
+/// buffer instead of a string per DN.
+pub fn normalize_dn_into(dn: &str, out: &mut String) {
+    if !normalize_plain_into(dn, out) {
+        *out = Dn::parse(dn).map(|d| d.normalized()).unwrap_or_else(|_| dn.to_lowercase());
+    }
 }
 
 /// The normalized form of a DN that needs no parsing (most DNs a directory returns): one
 /// `attr=value` per RDN, of ASCII letters, digits, `.`, `_`, `-` and inner spaces, is its own
 /// text lowercased. None for anything else.
 pub(crate) fn normalize_plain(dn: &str) -> Option<String> {
+    let mut out = String::with_capacity(dn.len());
+    normalize_plain_into(dn, &mut out).then_some(out)
+}
+
+/// [`normalize_plain`], written over `out`; false (and `out` left unspecified) for a DN that needs
+/// parsing.
+fn normalize_plain_into(dn: &str, out: &mut String) -> bool {
     // One pass over the bytes, checking and lowercasing at once: a daily run normalizes every
     // member of the groups it touches, a hundred thousand DNs and more.
+    out.clear();
     let bytes = dn.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
     // Where the current attribute name or value starts, and whether it is the name.
     let (mut start, mut in_attr) = (0, true);
     let plain_value = |from: usize, to: usize| to > from && bytes[from] != b' ' && bytes[to - 1] != b' ';
@@ -330,14 +347,12 @@ pub(crate) fn normalize_plain(dn: &str) -> Option<String> {
             b',' if !in_attr && plain_value(start, at) => (in_attr, start) = (true, at + 1),
             _ if in_attr && (b.is_ascii_alphanumeric() || b == b'-') => {}
             _ if !in_attr && (b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b' ')) => {}
-            _ => return None,
+            _ => return false,
         }
-        out.push(b.to_ascii_lowercase());
+        // Only ASCII gets here.
+        out.push(char::from(b.to_ascii_lowercase()));
     }
-    if in_attr || !plain_value(start, bytes.len()) {
-        return None;
-    }
-    String::from_utf8(out).ok()
+    !in_attr && plain_value(start, bytes.len())
 }
 
 #[cfg(test)]
@@ -358,9 +373,14 @@ mod tests {
             "cn=x=y,dc=org",
             "ou=,dc=org",
         ];
+        // One buffer for all, as a caller normalizing many DNs keeps: nothing of the DN before
+        // (plain or parsed) may be left in it.
+        let mut reused = String::from("cn=left over,dc=org,dc=example");
         for dn in dns {
             let parsed = Dn::parse(dn).map(|d| d.normalized()).unwrap_or_else(|_| dn.to_lowercase());
             assert_eq!(normalize_dn(dn), parsed, "{dn}");
+            normalize_dn_into(dn, &mut reused);
+            assert_eq!(reused, parsed, "{dn}, into a reused buffer");
         }
         assert!(normalize_plain("cn=José,dc=org").is_none());
         assert!(normalize_plain("uid=jo,ou=Human Resources,dc=org").is_some());

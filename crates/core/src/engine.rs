@@ -2977,14 +2977,34 @@ fn plan_groups(
                 // Normalized member DN as it will be -> (that DN, the DN the group lists now). Each
                 // member normalized once (again only if renamed), in a hash map: a daily run reads
                 // whole the groups its few changes touch, a hundred thousand members and more.
-                let mut have: FastMap<String, (&String, &String)> = fast_map(g.members.len());
+                // In a partial view only the members who are persons evaluated in this run, those
+                // they become, the wanted and the placeholder can be added, removed or kept for
+                // the plan; the others are only counted (each is a DN of its own in the directory,
+                // so the count is what the map's length would be, and it decides only whether the
+                // group would be left empty). A normalized DN is kept only where it matters.
+                let mut have: FastMap<String, (&String, &String)> = fast_map(if partial { 0 } else { g.members.len() });
+                let matters: Option<FastSet<&str>> = partial.then(|| {
+                    let mut matters: FastSet<&str> = managed_members.keys().map(|n| n.as_ref()).collect();
+                    matters.extend(renamed.keys().map(String::as_str));
+                    matters.extend(want.iter().map(|(n, _)| &**n));
+                    matters.insert(&placeholder_norm);
+                    matters
+                });
+                let mut others = 0;
+                let mut normalized = String::new();
                 for now in &g.members {
-                    let normalized = normalize_dn(now);
+                    crate::dn::normalize_dn_into(now, &mut normalized);
+                    if matters.as_ref().is_some_and(|m| !m.contains(normalized.as_str())) {
+                        others += 1;
+                        continue;
+                    }
                     match renamed.get(&normalized) {
                         Some(will) => have.insert(normalize_dn(will), (will, now)),
-                        None => have.insert(normalized, (now, now)),
+                        None => have.insert(normalized.clone(), (now, now)),
                     };
                 }
+                // Every member, as the map would count them all.
+                let members = have.len() + others;
                 let adds: Vec<&(Arc<str>, Member)> = want.iter().filter(|(n, _)| !have.contains_key(&**n)).collect();
                 // The cheap tests first: in a partial view only the few persons evaluated in this
                 // run can lose a membership, a hash look-up each.
@@ -3005,7 +3025,7 @@ fn plan_groups(
                 // A groupOfNames cannot be empty; an AD group can.
                 let placeholder_norm = if ad { String::new() } else { placeholder_norm };
                 let remaining =
-                    have.len() - removes.len() + adds.len() - usize::from(have.contains_key(&placeholder_norm));
+                    members - removes.len() + adds.len() - usize::from(have.contains_key(&placeholder_norm));
                 for (_, (member, person)) in &adds {
                     planner.draft(
                         Some(person),
@@ -3033,7 +3053,7 @@ fn plan_groups(
                 // Removed before the renames, and before this run's additions: only where the
                 // group keeps a member meanwhile (a groupOfNames cannot be empty; an AD group can).
                 let renamed_removes = removes.iter().filter(|(_, (member, now))| member != now).count();
-                let early = ad || (whole && have.len() > renamed_removes);
+                let early = ad || (whole && members > renamed_removes);
                 for (n, (member, now)) in &removes {
                     let person = managed_members.get(n.as_str()).map(|p| p.key.as_str());
                     let reason = match person {

@@ -666,6 +666,38 @@ fn read_part(full: &TargetView, ask: &ViewRequest, correlate: &str) -> TargetVie
     }
 }
 
+/// The rounds of a daily run that reads the one target in part, from `ask` on, as the runner
+/// makes them: each round plans from `prepared` and must plan what `whole` plans from the same
+/// view; the view grows by what each plan needs until it needs nothing more. Returns the last
+/// round's plan, its view and how many reads followed the first.
+fn in_rounds(
+    settings: &Settings,
+    input: &PlanInput,
+    prepared: &roster_core::engine::Prepared,
+    sim: &Sim,
+    mut ask: ViewRequest,
+    whole: impl Fn(TargetView) -> Plan,
+) -> (Plan, TargetView, usize) {
+    let rules = &settings.targets[0];
+    let mut view = read_part(&sim.view, &ask, &rules.config.correlate);
+    let mut rounds = 0;
+    loop {
+        let views = BTreeMap::from([(rules.name().to_string(), view.clone())]);
+        let mut part = plan_prepared(&PlanInput { views: &views, ..*input }, prepared);
+        let whole = whole(view.clone());
+        part.summary.stored_records = whole.summary.stored_records;
+        assert_eq!(part, whole, "the prepared plan differs from a plan made whole");
+        let more =
+            more_to_read(&settings.targets, &sim.snapshot, &part, &views).remove(rules.name()).unwrap_or_default();
+        if !ask.extend(more.clone()) {
+            return (part, view, rounds);
+        }
+        view.merge_part(read_part(&sim.view, &more, &rules.config.correlate));
+        rounds += 1;
+        assert!(rounds < 5, "the partial read does not settle");
+    }
+}
+
 /// A daily run that reads only the evaluated persons' accounts, then what its plan needs, plans
 /// what the run that read everything plans; an account it did not read is unknown, never gone.
 #[test]
@@ -738,24 +770,9 @@ fn a_partial_view_plans_what_the_full_view_plans_and_takes_nothing_unread_for_go
     assert_eq!(evaluated, evaluated_persons(&input));
     assert_eq!(evaluated.len() as u64, full.summary.evaluated, "{}", render(&full));
     assert!(evaluated.len() < 5, "{evaluated:?}");
-    let mut ask = first_request(rules, &sim.snapshot, &evaluated);
-    let mut view = read_part(&sim.view, &ask, &rules.config.correlate);
-    let mut rounds = 0;
-    let part = loop {
-        let views = BTreeMap::from([(rules.name().to_string(), view.clone())]);
-        let mut part = plan_prepared(&PlanInput { views: &views, ..input }, &prepared);
-        let whole = plan_with(&sim, day, &hr, view.clone());
-        part.summary.stored_records = whole.summary.stored_records;
-        assert_eq!(part, whole, "the prepared plan differs from a plan made whole");
-        let more =
-            more_to_read(&settings.targets, &sim.snapshot, &part, &views).remove(rules.name()).unwrap_or_default();
-        if !ask.extend(more.clone()) {
-            break part;
-        }
-        view.merge_part(read_part(&sim.view, &more, &rules.config.correlate));
-        rounds += 1;
-        assert!(rounds < 5, "the partial read does not settle");
-    };
+    let ask = first_request(rules, &sim.snapshot, &evaluated);
+    let (part, view, rounds) =
+        in_rounds(&settings, &input, &prepared, &sim, ask, |view| plan_with(&sim, day, &hr, view));
     assert!(rounds > 0, "the joiner's login and the leaver's groups needed a second read");
     // The last round may move the prepared persons into its plan instead of copying them: the
     // same plan.
@@ -782,6 +799,73 @@ fn a_partial_view_plans_what_the_full_view_plans_and_takes_nothing_unread_for_go
     let blind = plan_with(&sim, "2026-03-02", &moved, nothing);
     assert!(!blind.operations.iter().any(|o| o.person.as_deref() == Some("00004")), "{}", render(&blind));
     assert!(blind.notices.iter().any(|n| n.person.as_deref() == Some("00004") && n.message.contains("not read")));
+}
+
+/// A group that a daily run reads whole and that a leaver empties gets the placeholder member; when
+/// a joiner fills it again, the placeholder goes. Read in part, the run plans both as the run that
+/// read everything does: the group's members who are nobody evaluated in this run only count.
+#[test]
+fn a_partial_read_empties_and_fills_a_group_as_a_full_read_does() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stories");
+    let settings = load(&std::fs::read_to_string(dir.join("base.toml")).unwrap(), "base.toml").unwrap();
+    let rules = &settings.targets[0];
+    let mut sim = Sim { view: directory(&[]), snapshot: Snapshot::default(), next_id: 0, passwords_set: 0 };
+    let header = "key | given_name | family_name | hire_date | department | title | location | manager";
+    let as_of = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+    let base = "00001 | Ada | Lovelace | 2020-01-01 | Sales | Head  | Berlin |
+                00002 | Bob | Baker    | 2020-01-01 | Sales | Rep   | Berlin | 00001
+                00004 | Di  | Dane     | 2020-01-01 | IT    | Admin | Berlin |";
+    let reads = |hr: &str| [read(&settings.sources[0], &format!("{header}\n{hr}"))];
+    let whole_plan = |sim: &Sim, day: &str, hr: &str, view: TargetView| {
+        let views = BTreeMap::from([(rules.name().to_string(), view)]);
+        plan(&PlanInput {
+            settings: &settings,
+            as_of: as_of(day),
+            reads: &reads(hr),
+            snapshot: &sim.snapshot,
+            views: &views,
+            evaluate_all: false,
+        })
+    };
+    // The day read in part, as the runner reads it, checked against the day read in full.
+    let in_part = |sim: &Sim, day: &str, hr: &str| {
+        let full = whole_plan(sim, day, hr, sim.view.clone());
+        let reads = reads(hr);
+        let unread = BTreeMap::from([(
+            rules.name().to_string(),
+            TargetView { partial: Some(ViewRequest::default()), ..TargetView::default() },
+        )]);
+        let light = without_records(&sim.snapshot, &settings, as_of(day), &reads, &unread);
+        let input = PlanInput {
+            settings: &settings,
+            as_of: as_of(day),
+            reads: &reads,
+            snapshot: &light,
+            views: &unread,
+            evaluate_all: false,
+        };
+        let prepared = prepare(&input);
+        let ask = first_request(rules, &sim.snapshot, &prepared.evaluated());
+        let (part, _, _) = in_rounds(&settings, &input, &prepared, sim, ask, |view| whole_plan(sim, day, hr, view));
+        assert_eq!(render(&part), render(&full), "{day}: read in part, read in full");
+        part
+    };
+    let reasons = |plan: &Plan| plan.operations.iter().map(|o| o.reason.clone()).collect::<Vec<_>>();
+    let first = whole_plan(&sim, "2026-03-02", base, sim.view.clone());
+    sim.apply(&first, &[], None);
+
+    // Di, the only one in IT, moves to Sales: staff-it keeps only the placeholder.
+    let moved = base.replace("IT    | Admin", "Sales | Admin");
+    let emptied = in_part(&sim, "2026-03-03", &moved);
+    let placeholder = "a groupOfNames cannot be empty: the placeholder member keeps it valid";
+    assert!(reasons(&emptied).iter().any(|r| r == placeholder), "{}", render(&emptied));
+    sim.apply(&emptied, &[], None);
+
+    // Cy joins IT: the placeholder goes.
+    let joined = format!("{moved}\n00008 | Cy | Cole | 2026-03-04 | IT | Admin | Berlin | 00004");
+    let filled = in_part(&sim, "2026-03-04", &joined);
+    let gone = "the group has real members again: placeholder removed";
+    assert!(reasons(&filled).iter().any(|r| r == gone), "{}", render(&filled));
 }
 
 /// A daily run reads from the store only the records of the persons whose stored record it uses
