@@ -54,6 +54,39 @@ impl Lab {
         run_roster(&self.roster, self.dir(), password, self.spec.as_of, args, stdout_to)
     }
 
+    /// Stops the directory and keeps a copy of its database and of the store, for
+    /// [`Lab::restore`], which starts it again.
+    pub fn keep(&mut self) -> Result<Kept> {
+        self.ldap.stop().context("stopping OpenLDAP")?;
+        let folder =
+            tempfile::Builder::new().prefix("kept-").tempdir_in(self.dir()).context("a folder for the copies")?;
+        copy_files(&self.ldap.data_dir(), &folder.path().join("data"), |_| true)?;
+        copy_files(self.dir(), &folder.path().join("store"), is_store_file)?;
+        Ok(Kept { folder })
+    }
+
+    /// Puts the directory and the store back as [`Lab::keep`] kept them, starts the directory
+    /// and reads all of it once (a restarted slapd holds nothing of its database in memory, where
+    /// a daily run meets a directory that has been serving), then writes every file's pages to
+    /// disk, so that the next run's own syncs do not pay for the copies.
+    pub fn restore(&mut self, kept: &Kept) -> Result<()> {
+        self.ldap.stop().context("stopping OpenLDAP")?;
+        let data = self.ldap.data_dir();
+        std::fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
+        copy_files(&kept.folder.path().join("data"), &data, |_| true)?;
+        for entry in std::fs::read_dir(self.dir())? {
+            let path = entry?.path();
+            if is_store_file(&path) {
+                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        copy_files(&kept.folder.path().join("store"), self.dir(), |_| true)?;
+        self.ldap.start_again().context("starting OpenLDAP again")?;
+        self.ldap.search(self.ldap.suffix(), "(objectClass=*)", &["*", "memberOf"])?;
+        sync();
+        Ok(())
+    }
+
     /// Entries under the suffix created or modified at or after `since` (an LDAP generalized
     /// time): the writes a run made, as the directory itself saw them.
     pub fn entries_written_since(&self, since: &str) -> Result<u64> {
@@ -61,6 +94,35 @@ impl Lab {
         let ldif = self.ldap.search(self.ldap.suffix(), &filter, &["1.1"])?;
         Ok(ldif.lines().filter(|l| l.starts_with("dn:")).count() as u64)
     }
+}
+
+/// A copy of a lab's directory database and store ([`Lab::keep`]), removed with it.
+pub struct Kept {
+    folder: TempDir,
+}
+
+/// The store's files: the SQLite database and the files beside it (its journal, lock, audit key).
+fn is_store_file(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("roster.db"))
+}
+
+/// Copies the files of `from` that `wanted` takes (not its folders) into `to`, made if missing.
+fn copy_files(from: &Path, to: &Path, wanted: impl Fn(&Path) -> bool) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let path = entry?.path();
+        if path.is_file() && wanted(&path) {
+            let copy = to.join(path.file_name().unwrap_or_default());
+            std::fs::copy(&path, &copy).with_context(|| format!("copying {} to {}", path.display(), copy.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes every file's changed pages to disk (`sync(2)`).
+fn sync() {
+    // SAFETY: sync takes no arguments and cannot fail.
+    unsafe { libc::sync() }
 }
 
 /// Runs `roster --config roster.toml --as-of AS_OF ARGS` in `dir`, which must succeed, with the bind

@@ -84,6 +84,10 @@ struct RunArgs {
     /// Folder for the cases' temporary folders (they are removed afterwards).
     #[arg(long, default_value_os_t = std::env::temp_dir())]
     work: PathBuf,
+    /// Days `daily-changes` times, each from the same copy of the loaded directory and store: one
+    /// day is one sample on a machine whose pace varies from minute to minute.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    days: u32,
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -155,7 +159,8 @@ fn run(args: RunArgs) -> Result<()> {
             })
             .collect::<Result<_>>()?
     };
-    let cx = Context { roster, work: args.work, seed: args.seed, as_of: args.as_of, scale: args.scale };
+    let cx =
+        Context { roster, work: args.work, seed: args.seed, as_of: args.as_of, scale: args.scale, days: args.days };
     println!("{} cores, {} memory; roster {}", cores(), memory(), cx.roster.display());
     let mut all = Vec::new();
     for case in selected {

@@ -367,6 +367,12 @@ impl OpenLdap {
         self.dir.path()
     }
 
+    /// The database's folder (the mdb files): copied while slapd is stopped, it restores the
+    /// directory as it was.
+    pub fn data_dir(&self) -> PathBuf {
+        data_dir(self.dir())
+    }
+
     /// What slapd printed (errors, start and stop; every operation with log level `stats`).
     pub fn log_path(&self) -> PathBuf {
         self.dir().join(LOG_FILE)

@@ -29,6 +29,8 @@ pub struct Context {
     pub as_of: NaiveDate,
     /// Multiplies every population (0.01 for a quick try).
     pub scale: f64,
+    /// Days `daily-changes` times from the same starting point.
+    pub days: u32,
 }
 
 impl Context {
