@@ -71,18 +71,10 @@ impl Lab {
     /// disk, so that the next run's own syncs do not pay for the copies.
     pub fn restore(&mut self, kept: &Kept) -> Result<()> {
         self.ldap.stop().context("stopping OpenLDAP")?;
-        let data = self.ldap.data_dir();
-        std::fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
-        copy_files(&kept.folder.path().join("data"), &data, |_| true)?;
-        for entry in std::fs::read_dir(self.dir())? {
-            let path = entry?.path();
-            if is_store_file(&path) {
-                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-            }
-        }
-        copy_files(&kept.folder.path().join("store"), self.dir(), |_| true)?;
+        put_back(&kept.folder.path().join("data"), &self.ldap.data_dir(), |_| true)?;
+        put_back(&kept.folder.path().join("store"), self.dir(), is_store_file)?;
         self.ldap.start_again().context("starting OpenLDAP again")?;
-        self.ldap.search(self.ldap.suffix(), "(objectClass=*)", &["*", "memberOf"])?;
+        self.ldap.search(self.ldap.suffix(), "(objectClass=*)", &["*", "memberOf"]).context("reading the directory")?;
         sync();
         Ok(())
     }
@@ -106,17 +98,36 @@ fn is_store_file(path: &Path) -> bool {
     path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("roster.db"))
 }
 
-/// Copies the files of `from` that `wanted` takes (not its folders) into `to`, made if missing.
-fn copy_files(from: &Path, to: &Path, wanted: impl Fn(&Path) -> bool) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let path = entry?.path();
+/// The files (not the folders) of `dir` that `wanted` takes.
+fn files_in(dir: &Path, wanted: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
+    let reading = || format!("reading {}", dir.display());
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(reading)? {
+        let path = entry.with_context(reading)?.path();
         if path.is_file() && wanted(&path) {
-            let copy = to.join(path.file_name().unwrap_or_default());
-            std::fs::copy(&path, &copy).with_context(|| format!("copying {} to {}", path.display(), copy.display()))?;
+            files.push(path);
         }
     }
+    Ok(files)
+}
+
+/// Copies the files of `from` that `wanted` takes into `to`, made if missing.
+fn copy_files(from: &Path, to: &Path, wanted: impl Fn(&Path) -> bool) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for path in files_in(from, wanted)? {
+        let copy = to.join(path.file_name().unwrap_or_default());
+        std::fs::copy(&path, &copy).with_context(|| format!("copying {} to {}", path.display(), copy.display()))?;
+    }
     Ok(())
+}
+
+/// Replaces the files of `live` that `wanted` takes with those [`copy_files`] kept in `kept`.
+/// They are removed first: a file the copy lacks (a SQLite `-wal` or `-shm`) must not survive.
+fn put_back(kept: &Path, live: &Path, wanted: impl Fn(&Path) -> bool) -> Result<()> {
+    for path in files_in(live, wanted)? {
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    copy_files(kept, live, |_| true)
 }
 
 /// Writes every file's changed pages to disk (`sync(2)`).

@@ -8,6 +8,7 @@ use anyhow::{Result, ensure};
 
 use super::{Case, Context, Figure, short};
 use crate::lab::{Lab, generalized_time_now, operations_applied};
+use crate::measure::Measured;
 
 pub const UNCHANGED: Case = Case {
     name: "daily-unchanged",
@@ -35,7 +36,7 @@ fn loaded(cx: &Context, persons: u64) -> Result<Lab> {
 
 /// Fails unless the run read the targets in part, as a daily run after a full read does (see
 /// `full_read_after_hours`): a figure of a full read would be taken for the daily one.
-fn read_in_part(run: &crate::measure::Measured) -> Result<()> {
+fn read_in_part(run: &Measured) -> Result<()> {
     ensure!(run.stdout.contains("targets read in part"), "the daily run read the targets in full:\n{}", run.stdout);
     Ok(())
 }
@@ -72,56 +73,46 @@ fn few_changes(cx: &Context) -> Result<Vec<Figure>> {
     // Every day starts from the same directory and store: the days differ only in the machine's
     // pace, and their median is the figure.
     let kept = lab.keep()?;
-    let mut days = Vec::new();
+    let mut runs = Vec::new();
+    let mut day_one = None;
     for day in 1..=cx.days {
         lab.restore(&kept)?;
         let since = generalized_time_now();
         let run = lab.roster(&["run"], None)?;
         read_in_part(&run)?;
-        let writes = lab.entries_written_since(&since)?;
-        let operations = operations_applied(&run)?;
+        let (operations, writes) = (operations_applied(&run)?, lab.entries_written_since(&since)?);
         ensure!(operations > 0, "the run with 100 changed records applied nothing:\n{}", run.stdout);
         eprintln!("  day {day}: {:.2} s, {operations} operations, {writes} entries written", run.seconds());
-        if let Some((_, first_operations, first_writes)) = days.first() {
-            ensure!(
-                (operations, writes) == (*first_operations, *first_writes),
-                "day {day} applied {operations} operations and wrote {writes} entries, day 1 {first_operations} and \
-                 {first_writes}: the days did not start from the same state"
-            );
-        }
-        days.push((run, operations, writes));
+        let (first_operations, first_writes) = *day_one.get_or_insert((operations, writes));
+        ensure!(
+            (operations, writes) == (first_operations, first_writes),
+            "day {day} applied {operations} operations and wrote {writes} entries, day 1 {first_operations} and \
+             {first_writes}: the days did not start from the same state"
+        );
+        runs.push(run);
     }
-    let (_, operations, writes) = days[0];
-    let median = |value: fn(&crate::measure::Measured) -> f64| {
-        let mut values: Vec<f64> = days.iter().map(|(run, ..)| value(run)).collect();
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
-    let walls: Vec<f64> = days.iter().map(|(run, ..)| run.seconds()).collect();
+    let (operations, writes) = day_one.unwrap_or_default();
+    let walls = sorted(runs.iter().map(Measured::seconds));
+    let peaks = sorted(runs.iter().map(Measured::peak_mib));
     let label = short(persons);
-    let n = days.len();
+    let n = runs.len();
     Ok(vec![
         target(
-            Figure::new(
-                format!("daily run, 100 changed of {label}: wall, median of {n} days"),
-                median(|r| r.seconds()),
-                "s",
-            ),
+            Figure::new(format!("daily run, 100 changed of {label}: wall, median of {n} days"), walls[n / 2], "s"),
             persons == 100_000,
             2.0,
         ),
-        Figure::new(
-            format!("daily run, 100 changed of {label}: fastest day"),
-            walls.iter().copied().fold(f64::INFINITY, f64::min),
-            "s",
-        ),
-        Figure::new(
-            format!("daily run, 100 changed of {label}: slowest day"),
-            walls.iter().copied().fold(0.0, f64::max),
-            "s",
-        ),
-        Figure::new(format!("daily run, 100 changed of {label}: peak memory, median"), median(|r| r.peak_mib()), "MiB"),
+        Figure::new(format!("daily run, 100 changed of {label}: fastest day"), walls[0], "s"),
+        Figure::new(format!("daily run, 100 changed of {label}: slowest day"), walls[n - 1], "s"),
+        Figure::new(format!("daily run, 100 changed of {label}: peak memory, median"), peaks[n / 2], "MiB"),
         Figure::new(format!("daily run, 100 changed of {label}: operations"), operations as f64, ""),
         Figure::new(format!("daily run, 100 changed of {label}: entries written"), writes as f64, ""),
     ])
+}
+
+/// `values` from the smallest: the median of an even number is the upper middle one.
+fn sorted(values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values
 }
