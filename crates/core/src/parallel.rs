@@ -6,8 +6,16 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, mpsc};
+use std::sync::{Condvar, Mutex, OnceLock, mpsc};
 use std::thread;
+
+/// The cores this process may use, asked of the system once. `available_parallelism` reads the
+/// process's cgroup files at every call (`/proc/self/cgroup`, `cpu.max`): a million-record plan
+/// sorts some 150,000 groups' members, and asking at each sort took 3 s of CPU.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| thread::available_parallelism().map_or(1, NonZeroUsize::get))
+}
 
 /// Items per block: enough that a block's hand-over costs little next to its work, few enough
 /// that the blocks computed ahead stay small next to the plan.
@@ -29,7 +37,7 @@ pub(crate) fn in_order<'a, T: Sync, S, R: Send, Out>(
     f: impl Fn(&mut S, &T) -> R + Sync,
     body: impl FnOnce(&mut dyn Iterator<Item = (&'a T, R)>) -> Out,
 ) -> Out {
-    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let cores = cores();
     let blocks = items.len().div_ceil(BLOCK);
     if cores == 1 || (blocks <= 1 && items.len() < 2 * MIN_PER_THREAD) {
         let mut state = scratch();
@@ -80,7 +88,7 @@ pub(crate) fn in_order<'a, T: Sync, S, R: Send, Out>(
 /// Runs `f` on each item in place, on every core: each thread takes the next item left, so the
 /// work balances when the items' sizes differ (put the largest first).
 pub(crate) fn each_mut<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) {
-    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let cores = cores();
     let left = Mutex::new(items.iter_mut());
     let work = || {
         loop {
@@ -102,7 +110,7 @@ pub(crate) fn each_mut<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) {
 /// (a group of a million members, its comparisons cache misses, sorted on one core while the
 /// other had finished the smaller groups), then merged: among equal items the earlier stays first.
 pub(crate) fn sort_by<T: Send>(items: &mut Vec<T>, compare: impl Fn(&T, &T) -> std::cmp::Ordering + Sync) {
-    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let cores = cores();
     if cores == 1 || items.len() < PARALLEL_SORT {
         items.sort_by(compare);
         return;
@@ -246,7 +254,7 @@ mod tests {
             assert!(pairs.iter().enumerate().all(|(at, (i, double, _))| *i == at && *double == at * 2));
             // Each worker starts from a fresh scratch: as many counts of 1 as workers used.
             let workers = pairs.iter().filter(|(_, _, seen)| *seen == 1).count();
-            let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+            let cores = cores();
             assert!(workers <= cores && (n == 0 || workers >= 1), "{workers} workers for {n} items");
         }
     }
