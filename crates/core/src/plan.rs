@@ -299,6 +299,51 @@ impl Plan {
     pub fn is_blocked(&self) -> bool {
         !self.safety.is_empty()
     }
+
+    /// Writes the plan as compact JSON, byte for byte what `serde_json::to_writer` writes, with
+    /// its operations and person updates serialized on every core ahead of the writing: a
+    /// million persons' plan is 1.5 GB of JSON, seven seconds on one core. The rest of the plan
+    /// is serialized as usual, with the two lists emptied for that moment and put back.
+    pub fn write_json(&mut self, to: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let operations = std::mem::take(&mut self.operations);
+        let person_updates = std::mem::take(&mut self.person_updates);
+        let head = serde_json::to_vec(&*self);
+        (self.operations, self.person_updates) = (operations, person_updates);
+        // The two lists are fields in a row at the top level, after a number, a date and a hash:
+        // the first place their empty form appears is theirs (inside a string, quotes are escaped).
+        const LISTS: &[u8] = br#""operations":[],"person_updates":[]"#;
+        let head = head?;
+        let Some(at) = head.windows(LISTS.len()).position(|window| window == LISTS) else {
+            // Not the shape this was written for: the plain way, on one core.
+            return Ok(serde_json::to_writer(to, self)?);
+        };
+        to.write_all(&head[..at])?;
+        to.write_all(br#""operations":"#)?;
+        write_json_list(&self.operations, to)?;
+        to.write_all(br#","person_updates":"#)?;
+        write_json_list(&self.person_updates, to)?;
+        to.write_all(&head[at + LISTS.len()..])
+    }
+}
+
+/// `items` as a JSON array, each item serialized on a worker thread and written in order.
+fn write_json_list<T: Serialize + Sync>(items: &[T], to: &mut dyn std::io::Write) -> std::io::Result<()> {
+    to.write_all(b"[")?;
+    crate::parallel::in_order(
+        items,
+        || (),
+        |(), item| serde_json::to_vec(item),
+        |results| {
+            for (n, (_, json)) in results.enumerate() {
+                if n > 0 {
+                    to.write_all(b",")?;
+                }
+                to.write_all(&json?)?;
+            }
+            std::io::Result::Ok(())
+        },
+    )?;
+    to.write_all(b"]")
 }
 
 /// What a connector reports after applying an operation.

@@ -625,6 +625,39 @@ fn a_daily_run_evaluates_only_the_persons_it_must() {
     assert!(everyone.operations.is_empty(), "{}", render(&everyone));
 }
 
+/// A plan's JSON written on every core (`Plan::write_json`) is the JSON serde writes on one: a
+/// first day of 20,000 joiners, so the operations and the person updates each span several of
+/// the workers' blocks.
+#[test]
+fn a_plan_written_on_every_core_is_the_json_serde_writes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stories");
+    let settings = load(&std::fs::read_to_string(dir.join("base.toml")).unwrap(), "base.toml").unwrap();
+    let mut hr = String::from("key | given_name | family_name | hire_date | department | title | location | manager");
+    for n in 0..20_000 {
+        let manager = if n == 0 { String::new() } else { format!("{:05}", n / 8) };
+        hr.push_str(&format!("\n{n:05} | Ada{n} | Lövelace \"{n}\" | 2020-01-01 | Sales | Rep | Berlin | {manager}"));
+    }
+    let views = BTreeMap::from([(settings.targets[0].name().to_string(), directory(&[]))]);
+    let reads = [read(&settings.sources[0], &hr)];
+    let mut p = plan(&PlanInput {
+        settings: &settings,
+        as_of: NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+        reads: &reads,
+        snapshot: &Snapshot::default(),
+        views: &views,
+        evaluate_all: false,
+    });
+    assert!(p.operations.len() > 20_000 && p.person_updates.len() == 20_000, "{}", p.operations.len());
+    let expected = String::from_utf8(serde_json::to_vec(&p).unwrap()).unwrap();
+    let mut written = Vec::new();
+    p.write_json(&mut written).unwrap();
+    assert!(String::from_utf8(written).unwrap() == expected, "the JSON differs");
+    assert_eq!(
+        (p.operations.len(), p.person_updates.len()),
+        (serde_json::from_str::<Plan>(&expected).unwrap().operations.len(), 20_000)
+    );
+}
+
 /// What a directory's partial read returns for `ask` (as `LdapTarget::read_part` does): the
 /// accounts with an asked id or key or at an asked DN, the groups holding them (listing only them),
 /// the asked groups whole, the containers, and the asked logins some account holds.

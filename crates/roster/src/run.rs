@@ -576,12 +576,12 @@ pub async fn reconcile_command(cli: &Cli, args: &ReconcileArgs) -> Result<u8> {
 }
 
 pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
-    let fresh = fresh_plan_for(load_config(cli)?, false, &args.only).await?;
+    let mut fresh = fresh_plan_for(load_config(cli)?, false, &args.only).await?;
     // The JSON only when it is wanted (for a large plan it costs as much as planning), and
     // streamed to where it goes: a million persons' plan is gigabytes as one string.
     if let Some(out) = &args.out {
         let file = std::fs::File::create(out).with_context(|| format!("writing the plan to {}", out.display()))?;
-        write_json(&fresh.plan, file, false).with_context(|| format!("writing the plan to {}", out.display()))?;
+        write_json(&mut fresh.plan, file, false).with_context(|| format!("writing the plan to {}", out.display()))?;
     }
     match (args.format, &args.out) {
         (Format::Text, _) => print!("{}", render(&fresh.plan)),
@@ -594,7 +594,7 @@ pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
         (Format::Json, None) => {
             let stdout = std::io::stdout().lock();
             let pretty = std::io::IsTerminal::is_terminal(&stdout);
-            write_json(&fresh.plan, stdout, pretty).context("printing the plan")?;
+            write_json(&mut fresh.plan, stdout, pretty).context("printing the plan")?;
             println!();
         }
     }
@@ -626,14 +626,15 @@ pub async fn plan_command(cli: &Cli, args: &PlanArgs) -> Result<u8> {
 }
 
 /// Writes `plan` as JSON through a buffer, never holding the whole text: indented for a person
-/// at a terminal, else on one line (a million persons' plan is 1.5 GB so, 2.5 GB indented; writing
-/// it indented was a sixth of that plan's run, on one core).
-fn write_json(plan: &Plan, to: impl std::io::Write, pretty: bool) -> Result<()> {
+/// at a terminal, else on one line, its long lists serialized on every core ([`Plan::write_json`];
+/// a million persons' plan is 1.5 GB so, 2.5 GB indented; writing it indented was a sixth of that
+/// plan's run, on one core).
+fn write_json(plan: &mut Plan, to: impl std::io::Write, pretty: bool) -> Result<()> {
     let mut to = std::io::BufWriter::with_capacity(1 << 20, to);
     if pretty {
         serde_json::to_writer_pretty(&mut to, plan)?;
     } else {
-        serde_json::to_writer(&mut to, plan)?;
+        plan.write_json(&mut to)?;
     }
     std::io::Write::flush(&mut to)?;
     Ok(())
