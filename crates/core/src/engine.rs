@@ -1509,8 +1509,10 @@ fn plan_with(
     let depends_of = |_: &mut (), &id: &usize| {
         let d = &drafts[id];
         let target = d.target.as_str();
-        let mut depends_on: Vec<usize> =
-            d.needs_accounts.iter().filter_map(|k| creates.get(&(target, &**k)).copied()).collect();
+        // A group of everyone is a million look-ups: on every core, not on this worker alone.
+        let mut depends_on: Vec<usize> = parallel::in_parts(&d.needs_accounts, |keys| {
+            keys.iter().filter_map(|k| creates.get(&(target, &**k)).copied()).collect()
+        });
         depends_on.extend(d.needs_containers.iter().filter_map(|c| containers.get(c).copied()));
         if let Some(p) = &d.person
             && let Some(prerequisites) = ready.get(&(target, p.as_str()))
@@ -2941,30 +2943,37 @@ fn plan_groups(
     // A partial view removes only the memberships of persons evaluated in this run (below), so it
     // needs only theirs, not a daily run's million settled DNs.
     let partial = view.partial.is_some();
-    let mut managed_members: FastMap<Cow<str>, &Evaluated> = fast_map(if partial { 0 } else { people.len() });
-    for p in people.iter().filter(|p| !partial || p.evaluate) {
-        let desired = desired_dn.get(p.key.as_str());
-        // A settled person's desired DN is their entry's, when the view holds it: one insert.
-        if let Some((e, _)) = current.get(p.key.as_str())
-            && (p.evaluate || desired.is_none())
-        {
-            managed_members.insert(Cow::Owned(normalize_dn(&e.dn)), p);
+    // Made only for the first group the view holds: a first load, whose groups are all new, needs
+    // neither (a million persons' DNs hashed into a map, a second of the main thread).
+    let existing_groups = || {
+        let mut managed_members: FastMap<Cow<str>, &Evaluated> = fast_map(if partial { 0 } else { people.len() });
+        for p in people.iter().filter(|p| !partial || p.evaluate) {
+            let desired = desired_dn.get(p.key.as_str());
+            // A settled person's desired DN is their entry's, when the view holds it: one insert.
+            if let Some((e, _)) = current.get(p.key.as_str())
+                && (p.evaluate || desired.is_none())
+            {
+                managed_members.insert(Cow::Owned(normalize_dn(&e.dn)), &**p);
+            }
+            if let Some(d) = desired {
+                managed_members.insert(Cow::Borrowed(&**d.normalized()), &**p);
+            }
         }
-        if let Some(d) = desired {
-            managed_members.insert(Cow::Borrowed(&**d.normalized()), p);
+        // The directory keeps members pointing at renamed entries (AD always, OpenLDAP with the
+        // refint overlay), and renames run before group changes: diff against the members as they
+        // will be.
+        let mut renamed: FastMap<String, String> = FastMap::default();
+        // Settled persons stay where they are.
+        for p in people.iter().filter(|p| p.evaluate) {
+            if let (Some((e, _)), Some(d)) = (current.get(p.key.as_str()), desired_dn.get(p.key.as_str()))
+                && normalize_dn(&e.dn) != **d.normalized()
+            {
+                renamed.insert(normalize_dn(&e.dn), d.text().to_owned());
+            }
         }
-    }
-    // The directory keeps members pointing at renamed entries (AD always, OpenLDAP with the refint
-    // overlay), and renames run before group changes: diff against the members as they will be.
-    let mut renamed: FastMap<String, String> = FastMap::default();
-    // Settled persons stay where they are.
-    for p in people.iter().filter(|p| p.evaluate) {
-        if let (Some((e, _)), Some(d)) = (current.get(p.key.as_str()), desired_dn.get(p.key.as_str()))
-            && normalize_dn(&e.dn) != **d.normalized()
-        {
-            renamed.insert(normalize_dn(&e.dn), d.text().to_owned());
-        }
-    }
+        (managed_members, renamed)
+    };
+    let mut for_existing = None;
     let mut existing: BTreeMap<String, &crate::state::TargetGroup> = BTreeMap::new();
     for g in &view.groups {
         existing.insert(normalize_dn(&g.dn), g);
@@ -3017,6 +3026,7 @@ fn plan_groups(
                 );
             }
             Some(g) => {
+                let (managed_members, renamed) = for_existing.get_or_insert_with(existing_groups);
                 // A partial view lists a group's members among the entries it read (all of them,
                 // where the group was read whole): only evaluated persons' memberships are
                 // removed, and the placeholder is judged only against the whole list.
