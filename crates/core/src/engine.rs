@@ -1843,11 +1843,35 @@ fn evaluate_people<'a>(
     // to find the few whose records changed), and whether that settles them; taken below in key
     // order. A settled person is made here too, while their record is at hand: on the thread that
     // takes the results, each look-up in a million records was a miss of the cache.
+    // A person to evaluate is evaluated here too, on the workers: on a first load that is
+    // everyone, a million evaluations that took the thread below alone while the workers idled.
+    let evaluate = |key: &str, stored: Option<&StoredPerson>, found: Found, eval_hash: String| {
+        let (records, record_keys, missing_sources, _) = found;
+        let missing_reads = missing_reads(&missing_sources, stored);
+        let records: Records =
+            records.0.into_iter().map(|(source, attrs)| (source.to_string(), Arc::clone(attrs))).collect();
+        let disputed = correlated.disputed.get(key).map(|why| Hold { reason: why.clone(), until: None });
+        let mut p = evaluate_person(
+            settings,
+            today,
+            key,
+            stored,
+            records,
+            record_keys,
+            &missing_sources,
+            missing_reads,
+            &tombstoned,
+        );
+        p.manager = p.texts.get("manager").map(|m| correlated.person_of(&m).to_string());
+        p.hold = p.hold.or(disputed);
+        p.eval_hash = eval_hash;
+        Hashed::Evaluated(p, missing_sources)
+    };
     let hashed = |json: &mut Vec<u8>, (key, stored): &(&str, Option<&'a StoredPerson>)| {
         let found = records_of(key, *stored);
         let (records, _, missing_sources, omitted) = &found;
         if records.is_empty() || *omitted {
-            return Hashed::Read(found, None);
+            return Hashed::Unread(found);
         }
         let eval_hash = fresh_hash(records).unwrap_or_else(|| hash_person(&settings.hash, records, json));
         let missing_reads = missing_reads(missing_sources, *stored);
@@ -1863,7 +1887,7 @@ fn evaluate_people<'a>(
                 && !unlinked(s)
                 && !changed_outside(s)
         }) else {
-            return Hashed::Read(found, Some(eval_hash));
+            return evaluate(key, *stored, found, eval_hash);
         };
         // The records hash as stored: they are the stored ones, which a daily run did not read.
         // Their manager's person key, borrowed: only a settled person whose manager is evaluated
@@ -1877,67 +1901,46 @@ fn evaluate_people<'a>(
     };
     parallel::in_order(&keys, Vec::new, hashed, |results| {
         for (&(key, stored), hashed) in results {
-            let ((records, record_keys, missing_sources, omitted), hash) = match hashed {
+            match hashed {
                 Hashed::Settled(p, manager) => {
                     if let Some(manager) = manager {
                         managers.push((people.len(), manager));
                     }
                     people.push(p);
-                    continue;
                 }
-                Hashed::Read(found, hash) => (found, hash),
-            };
-            if records.is_empty() {
-                continue;
+                Hashed::Evaluated(p, missing_sources) => {
+                    let gone = p.missing_reads >= settings.lifecycle.missing_after_reads.max(1);
+                    if !missing_sources.is_empty() && !gone {
+                        planner.notice(
+                            NoticeKind::Missing,
+                            Some(key),
+                            None,
+                            format!(
+                                "missing from complete source {} ({} of {} reads before roster treats the person as gone)",
+                                missing_sources.join(", "),
+                                p.missing_reads,
+                                settings.lifecycle.missing_after_reads
+                            ),
+                        );
+                    }
+                    people.push(p);
+                }
+                Hashed::Unread((records, _, _, omitted)) => {
+                    if let Some(s) = stored.filter(|_| omitted && !records.is_empty()) {
+                        // The runner reads the records of `records_unread` and prepares again; a
+                        // person whose stored record is still not read (gone from the store
+                        // meanwhile) is held as stored.
+                        records_unread.insert(key.to_string());
+                        planner.notice(
+                            NoticeKind::EvaluationFailed,
+                            Some(key),
+                            None,
+                            "the store's records of this person were not read: held as stored".to_string(),
+                        );
+                        people.push(settled(s, s.eval_hash.clone()));
+                    }
+                }
             }
-            if let Some(s) = stored.filter(|_| omitted) {
-                // The runner reads the records of `records_unread` and prepares again; a person
-                // whose stored record is still not read (gone from the store meanwhile) is held as
-                // stored.
-                records_unread.insert(key.to_string());
-                planner.notice(
-                    NoticeKind::EvaluationFailed,
-                    Some(key),
-                    None,
-                    "the store's records of this person were not read: held as stored".to_string(),
-                );
-                people.push(settled(s, s.eval_hash.clone()));
-                continue;
-            }
-            let missing_reads = missing_reads(&missing_sources, stored);
-            let gone = missing_reads >= settings.lifecycle.missing_after_reads.max(1);
-            let eval_hash = hash.unwrap_or_default();
-            let records: Records =
-                records.0.into_iter().map(|(source, attrs)| (source.to_string(), Arc::clone(attrs))).collect();
-            if !missing_sources.is_empty() && !gone {
-                planner.notice(
-                    NoticeKind::Missing,
-                    Some(key),
-                    None,
-                    format!(
-                        "missing from complete source {} ({} of {} reads before roster treats the person as gone)",
-                        missing_sources.join(", "),
-                        missing_reads,
-                        settings.lifecycle.missing_after_reads
-                    ),
-                );
-            }
-            let disputed = correlated.disputed.get(key).map(|why| Hold { reason: why.clone(), until: None });
-            let mut p = evaluate_person(
-                settings,
-                today,
-                key,
-                stored,
-                records,
-                record_keys,
-                &missing_sources,
-                missing_reads,
-                &tombstoned,
-            );
-            p.manager = p.texts.get("manager").map(|m| correlated.person_of(&m).to_string());
-            p.hold = p.hold.or(disputed);
-            p.eval_hash = eval_hash;
-            people.push(p);
         }
     });
     // A person's manager reference is the manager's DN: when a manager is evaluated (and may
@@ -1987,9 +1990,10 @@ fn missing_reads(missing_sources: &[String], stored: Option<&StoredPerson>) -> u
 enum Hashed<'r> {
     /// Settled (see [`settled`]), with their manager's person key when they have one.
     Settled(Evaluated, Option<Cow<'r, str>>),
-    /// To evaluate, or with no records of this run: what `records_of` found, and the records'
-    /// hash when they were read.
-    Read(Found<'r>, Option<String>),
+    /// Evaluated, with the complete sources that no longer list them.
+    Evaluated(Evaluated, Vec<String>),
+    /// With no records, or with stored records that were not read: what `records_of` found.
+    Unread(Found<'r>),
 }
 
 /// What `records_of` in [`evaluate_people`] finds of a person: their records, record keys, the
