@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use crate::attr::{AttrMap, AttrName, Attributes, NameTable};
+use crate::attr::{AttrMap, AttrName, AttrsDraft, NameTable};
 use crate::config::{
     DeletedPolicy, DriftPolicy, GroupMode, LastDayMeaning, LeavePolicy, MappingWhen, OrphanPolicy, PasswordWhen,
     TargetKind,
@@ -1035,7 +1035,7 @@ fn plan_with(
                         if !needs_account(state) {
                             continue;
                         }
-                        let mut attributes = AttrMap::new();
+                        let mut attributes = AttrsDraft::default();
                         attributes.insert(object_class.clone(), rules.config.object_classes.clone());
                         // A plain LDAP directory takes a DN reference to an entry that does not exist
                         // yet (OpenLDAP checks none), so the manager goes into the create itself; AD
@@ -1059,11 +1059,11 @@ fn plan_with(
                                 attributes.insert(attr.clone(), std::mem::take(values));
                             }
                         }
-                        attributes.entry(correlate.clone()).or_insert_with(|| vec![p.key.clone()]);
-                        attributes.entry(login_attribute.clone()).or_insert_with(|| vec![login.clone()]);
+                        attributes.or_insert_with(&correlate, || vec![p.key.clone()]);
+                        attributes.or_insert_with(&login_attribute, || vec![login.clone()]);
                         if let Some(rdn) = dn.rdn() {
                             for ava in &rdn.0 {
-                                let values = attributes.entry(AttrName::new(ava.attr.clone())).or_default();
+                                let values = attributes.or_insert_with(&AttrName::new(ava.attr.clone()), Vec::new);
                                 if !values.iter().any(|v| v.eq_ignore_ascii_case(&ava.value)) {
                                     values.insert(0, ava.value.clone());
                                 }
@@ -1078,7 +1078,7 @@ fn plan_with(
                             let uac = UAC_NORMAL_ENABLED | UAC_ACCOUNTDISABLE;
                             attributes.insert(AttrName::new(UAC_ATTRIBUTE), vec![uac.to_string()]);
                         }
-                        let attributes = match Attributes::shared(attributes, &mut create_names) {
+                        let attributes = match attributes.shared(&mut create_names) {
                             Ok(attributes) => attributes,
                             Err(e) => {
                                 planner.notice(
