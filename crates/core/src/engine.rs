@@ -1845,9 +1845,8 @@ fn evaluate_people<'a>(
     // takes the results, each look-up in a million records was a miss of the cache.
     // A person to evaluate is evaluated here too, on the workers: on a first load that is
     // everyone, a million evaluations that took the thread below alone while the workers idled.
-    let evaluate = |key: &str, stored: Option<&StoredPerson>, found: Found, eval_hash: String| {
+    let evaluate = |key: &str, stored: Option<&StoredPerson>, found: Found, eval_hash: String, missing_reads: u32| {
         let (records, record_keys, missing_sources, _) = found;
-        let missing_reads = missing_reads(&missing_sources, stored);
         let records: Records =
             records.0.into_iter().map(|(source, attrs)| (source.to_string(), Arc::clone(attrs))).collect();
         let disputed = correlated.disputed.get(key).map(|why| Hold { reason: why.clone(), until: None });
@@ -1887,7 +1886,7 @@ fn evaluate_people<'a>(
                 && !unlinked(s)
                 && !changed_outside(s)
         }) else {
-            return evaluate(key, *stored, found, eval_hash);
+            return evaluate(key, *stored, found, eval_hash, missing_reads);
         };
         // The records hash as stored: they are the stored ones, which a daily run did not read.
         // Their manager's person key, borrowed: only a settled person whose manager is evaluated
