@@ -76,7 +76,7 @@ fn render(read: &SourceRead) -> String {
         let attrs: Vec<String> = record
             .attrs
             .iter()
-            .map(|(name, value)| match value {
+            .map(|(name, value)| match value.to_value() {
                 FieldValue::Text(text) => format!("{name}={text}"),
                 FieldValue::Date(date) => format!("{name}={date}(date)"),
             })
@@ -121,7 +121,7 @@ fn summary(read: &SqlRead) -> String {
         .read
         .records
         .iter()
-        .map(|record| format!("{}={}", record.key, record.attrs["given_name"].to_text()))
+        .map(|record| format!("{}={}", record.key, record.attrs.get("given_name").unwrap().to_text()))
         .collect();
     let watermark = read.watermark.map_or("none".to_owned(), |moment| moment.to_string());
     format!("{} complete={} watermark={watermark}", records.join(" "), read.read.complete)

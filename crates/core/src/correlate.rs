@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::plan::{Notice, NoticeKind};
 use crate::settings::Settings;
-use crate::source::{FieldValue, Records, SourceRead};
+use crate::source::{Field, Records, SourceRead};
 use crate::state::{Snapshot, StoredPerson};
 use crate::{FastMap, fast_map};
 
@@ -166,7 +166,7 @@ impl<'a> Index<'a> {
 
     fn remember_secondary(&mut self, person: &str, attrs: &Attrs) {
         for attr in &self.secondary_attrs {
-            if let Some(value) = attrs.get(attr).map(FieldValue::to_text).filter(|v| !v.is_empty()) {
+            if let Some(value) = attrs.get(attr).map(Field::to_text).filter(|v| !v.is_empty()) {
                 self.secondary.entry((attr.to_string(), value)).or_default().insert(person.to_string());
             }
         }
@@ -260,7 +260,7 @@ impl<'a> Index<'a> {
         let previous = config
             .and_then(|c| c.previous_key.as_ref())
             .and_then(|a| attrs.get(a.as_str()))
-            .map(FieldValue::to_text)
+            .map(Field::to_text)
             .filter(|v| !v.is_empty() && v != record_key);
         if let Some(previous) = previous
             && let Some(person) = self.by_key(&previous)
@@ -272,7 +272,7 @@ impl<'a> Index<'a> {
         let mut candidates: BTreeSet<String> = BTreeSet::new();
         let mut matched_by = Vec::new();
         for attr in config.map(|c| c.correlate.as_slice()).unwrap_or_default() {
-            let Some(value) = attrs.get(attr.as_str()).map(FieldValue::to_text).filter(|v| !v.is_empty()) else {
+            let Some(value) = attrs.get(attr.as_str()).map(Field::to_text).filter(|v| !v.is_empty()) else {
                 continue;
             };
             for person in self.secondary.get(&(attr.clone(), value)).into_iter().flatten() {
@@ -368,7 +368,9 @@ impl Texts {
     /// The text of attribute `name`; `None` when it is absent or empty.
     pub fn get(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
         match self {
-            Texts::Record(attrs) => attrs.get(name).map(FieldValue::as_text).filter(|text| !text.is_empty()),
+            Texts::Record(attrs) => {
+                attrs.get(name).map(|f| std::borrow::Cow::Borrowed(f.as_text())).filter(|text| !text.is_empty())
+            }
             Texts::Merged(texts) => texts.get(name).map(|text| std::borrow::Cow::Borrowed(text.as_str())),
         }
     }
@@ -376,9 +378,10 @@ impl Texts {
     /// [`get`](Self::get), with a one record's [hint](Attrs::get_hinted) of where `name` is.
     pub fn get_hinted(&self, name: &str, hint: &mut usize) -> Option<std::borrow::Cow<'_, str>> {
         match self {
-            Texts::Record(attrs) => {
-                attrs.get_hinted(name, hint).map(FieldValue::as_text).filter(|text| !text.is_empty())
-            }
+            Texts::Record(attrs) => attrs
+                .get_hinted(name, hint)
+                .map(|f| std::borrow::Cow::Borrowed(f.as_text()))
+                .filter(|text| !text.is_empty()),
             Texts::Merged(_) => self.get(name),
         }
     }
@@ -411,7 +414,7 @@ pub(crate) fn merge(settings: &Settings, records: &Records) -> (BTreeMap<String,
             .map(String::as_str)
             .chain(settings.sources.iter().map(|s| s.name.as_str()).filter(|s| !preferred.iter().any(|p| p == s)));
         for source in order {
-            let Some(text) = records.get(source).and_then(|a| a.get(name)).map(FieldValue::to_text) else { continue };
+            let Some(text) = records.get(source).and_then(|a| a.get(name)).map(Field::to_text) else { continue };
             if !text.is_empty() {
                 texts.insert(name.to_string(), text);
                 if records.len() > 1 {
@@ -428,7 +431,7 @@ pub(crate) fn merge(settings: &Settings, records: &Records) -> (BTreeMap<String,
 mod tests {
     use super::*;
     use crate::lifecycle::LifecycleState;
-    use crate::source::{Location, Record};
+    use crate::source::{FieldValue, Location, Record};
     use crate::state::StoredPerson;
     use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 
 use crate::config::SourceConfig;
 use crate::plan::{Notice, NoticeKind};
-use crate::source::{FieldValue, QuarantinedRow, Record, SourceRead};
+use crate::source::{Field, QuarantinedRow, Record, SourceRead};
 
 /// Values of a `primary` attribute that mark the primary row.
 const PRIMARY_VALUES: [&str; 6] = ["y", "yes", "true", "1", "x", "primary"];
@@ -78,7 +78,7 @@ pub fn choose<'a>(
 }
 
 fn effective(config: &SourceConfig, record: &Record) -> Option<NaiveDate> {
-    config.effective_date.as_ref().and_then(|a| record.attrs.get(a.as_str())).and_then(FieldValue::as_date)
+    config.effective_date.as_ref().and_then(|a| record.attrs.get(a.as_str())).and_then(Field::as_date)
 }
 
 /// The row in effect (and the next version's date), or why none can be chosen.
@@ -127,7 +127,7 @@ fn pick<'r>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Location;
+    use crate::source::{FieldValue, Location};
 
     fn config(extra: &str) -> SourceConfig {
         let text = format!(

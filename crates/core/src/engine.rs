@@ -22,7 +22,7 @@ use crate::plan::{
     Summary,
 };
 use crate::settings::{Settings, TargetRules};
-use crate::source::{Attrs, FieldValue, Records, SourceRead};
+use crate::source::{Attrs, Field, Records, SourceRead};
 use crate::state::{Hold, Link, Snapshot, StoredPerson, TargetEntry, TargetView};
 use crate::{FastMap, FastSet, correlate, effective, fast_map, parallel};
 
@@ -1903,9 +1903,8 @@ fn evaluate_people<'a>(
         // The records hash as stored: they are the stored ones, which a daily run did not read.
         // Their manager's person key, borrowed: only a settled person whose manager is evaluated
         // needs it (below).
-        let manager = match records.0.iter().find_map(|(_, r)| r.get("manager")).map(FieldValue::as_text) {
-            Some(Cow::Borrowed(m)) if !m.is_empty() => Some(Cow::Borrowed(correlated.person_of(m))),
-            Some(Cow::Owned(m)) if !m.is_empty() => Some(Cow::Owned(correlated.person_of(&m).to_string())),
+        let manager = match records.0.iter().find_map(|(_, r)| r.get("manager")).map(Field::as_text) {
+            Some(m) if !m.is_empty() => Some(Cow::Borrowed(correlated.person_of(m))),
             _ => None,
         };
         Hashed::Settled(settled(s, eval_hash), manager)
@@ -3462,6 +3461,7 @@ pub fn recheck(settings: &Settings, snapshot: &Snapshot, seen: &Plan, fresh: &Pl
 mod tests {
     use super::*;
     use crate::config::{AttributeLimit, Limit};
+    use crate::source::FieldValue;
 
     /// The stored hashes were made with `sha2` before `ring` made them: the same digest, so an
     /// upgrade evaluates nobody again.

@@ -4,7 +4,7 @@ use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{LastDayMeaning, LifecycleConfig};
-use crate::source::FieldValue;
+use crate::source::Field;
 
 /// Where a person (or one affiliation) stands on a given day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -83,15 +83,15 @@ pub struct Affiliation {
 
 impl Affiliation {
     pub fn from_record(source: &str, attrs: &crate::source::Attrs) -> Affiliation {
-        let date = |name: &str| attrs.get(name).and_then(FieldValue::as_date);
+        let date = |name: &str| attrs.get(name).and_then(Field::as_date);
         Affiliation {
-            kind: attrs.get("affiliation").map(FieldValue::to_text).unwrap_or_else(|| "employee".to_string()),
+            kind: attrs.get("affiliation").map(Field::to_text).unwrap_or_else(|| "employee".to_string()),
             source: source.to_string(),
             hire_date: date("hire_date"),
             last_day: date("last_day"),
             leave_start: date("leave_start"),
             leave_end: date("leave_end"),
-            status: attrs.get("status").map(FieldValue::to_text),
+            status: attrs.get("status").map(Field::to_text),
             missing_since: None,
         }
     }

@@ -34,8 +34,10 @@ pub(crate) fn hash_identifiers(loaded: &Loaded, mut read: SourceRead) -> Result<
     for record in &mut read.records {
         for attr in &correlation.hashed {
             // The record was just read, so its attributes are not shared yet: no copy is made.
-            if let Some(value) = std::sync::Arc::make_mut(&mut record.attrs).get_mut(attr.as_str()) {
-                *value = FieldValue::Text(keyed_hash(mac.clone(), &value.to_text()));
+            let attrs = std::sync::Arc::make_mut(&mut record.attrs);
+            if let Some(value) = attrs.get(attr.as_str()) {
+                let hashed = keyed_hash(mac.clone(), value.as_text());
+                attrs.insert(attr.as_str().into(), FieldValue::Text(hashed));
             }
         }
     }

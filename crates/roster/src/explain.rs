@@ -175,8 +175,8 @@ pub(crate) fn render(e: &Explanation) -> String {
             .as_ref()
             .map_or_else(|| "not in this read: the record the store kept".to_string(), ToString::to_string);
         let _ = writeln!(out, "  {} key {} ({place})", row.source, row.key);
-        for (name, value) in &row.values {
-            let _ = writeln!(out, "    {name} = {}", value.to_text());
+        for (name, value) in row.values.iter() {
+            let _ = writeln!(out, "    {name} = {}", value.as_text());
         }
     }
     let _ = writeln!(out, "\nAttributes (value <- source)");

@@ -114,7 +114,7 @@ pub fn render(read: &SourceRead, file: &str) -> String {
         let attrs: Vec<String> = record
             .attrs
             .iter()
-            .map(|(name, value)| match value {
+            .map(|(name, value)| match value.to_value() {
                 FieldValue::Text(text) => format!("{name}={text:?}"),
                 FieldValue::Date(date) => format!("{name}={date}"),
             })

@@ -657,7 +657,7 @@ impl PersonView {
                 .records
                 .iter()
                 .map(|(source, attrs)| {
-                    (source.clone(), attrs.iter().map(|(name, value)| (name.to_string(), value.clone())).collect())
+                    (source.clone(), attrs.iter().map(|(name, value)| (name.to_string(), value.to_value())).collect())
                 })
                 .collect(),
             provenance: p.provenance,

@@ -103,7 +103,7 @@ mod tests {
         assert!(read.complete);
         assert_eq!(read.records.len(), 1);
         assert_eq!(read.records[0].key, "0042");
-        assert_eq!(read.records[0].attrs["email"], FieldValue::Text("a@x".into()));
+        assert_eq!(read.records[0].attrs.get("email").map(|v| v.to_value()), Some(FieldValue::Text("a@x".into())));
         assert_eq!(read.quarantined.len(), 1);
         assert_eq!(read.quarantined[0].key.as_deref(), Some("7"));
         assert_eq!(read.quarantined[0].location.file, "SCIM User u2");
