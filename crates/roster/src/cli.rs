@@ -30,6 +30,10 @@ pub struct Cli {
     /// Log lines as JSON (for log collectors) instead of text.
     #[arg(long, global = true)]
     pub log_json: bool,
+    /// When another roster is applying changes with this store (`run`, `apply`, `reconcile
+    /// --apply`), wait up to this many seconds for it to finish instead of refusing at once.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 0)]
+    pub lock_wait: u64,
     #[command(subcommand)]
     pub command: Command,
 }

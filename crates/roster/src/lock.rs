@@ -5,12 +5,19 @@
 //! A store in PostgreSQL (`[store] url`) may be shared by several machines: there the lock is a
 //! session advisory lock in the database ([`roster_store::lock`]), which PostgreSQL frees when the
 //! holder's connection ends.
+//!
+//! `--lock-wait SECONDS` waits that long for a held lock before refusing: `roster serve` runs its
+//! jobs so, because a leader killed in the middle of a run leaves its job's database session to
+//! be noticed gone a moment after its own, and the standby resuming the run would otherwise find
+//! the lock still held and give up.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
 
 pub struct ApplyLock {
     _file: File,
@@ -23,8 +30,52 @@ pub enum CommandLock {
     Database { _lock: roster_store::lock::DatabaseLock },
 }
 
-/// Takes the lock of the store `loaded` names, or refuses at once, as [`acquire`] does.
-pub async fn acquire_for(loaded: &crate::run::Loaded, command: &str) -> Result<CommandLock> {
+/// Another roster holds the lock: which lock, and who holds it where that is known.
+#[derive(Debug)]
+struct Held {
+    lock: String,
+    holder: Option<String>,
+}
+
+impl Held {
+    /// "another roster is applying changes with this store (LOCK): HOLDER".
+    fn who(&self) -> String {
+        let holder = self.holder.as_ref().map(|h| format!(": {h}")).unwrap_or_default();
+        format!("another roster is applying changes with this store ({}){holder}", self.lock)
+    }
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; nothing was done. Run again when it has finished.", self.who())
+    }
+}
+
+impl std::error::Error for Held {}
+
+/// How often a held lock is tried again while waiting for it.
+const RETRY: Duration = Duration::from_millis(250);
+
+/// Takes the lock of the store `loaded` names. When another roster holds it, waits up to `wait`
+/// for it (trying again every quarter of a second), then refuses, as [`acquire`] does.
+pub async fn acquire_for(loaded: &crate::run::Loaded, command: &str, wait: Duration) -> Result<CommandLock> {
+    let deadline = Instant::now() + wait;
+    let mut told = false;
+    loop {
+        match try_acquire_for(loaded, command).await {
+            Err(e) if e.is::<Held>() && Instant::now() + RETRY <= deadline => {
+                if !told && let Some(held) = e.downcast_ref::<Held>() {
+                    tracing::warn!("{}; waiting up to {} s for it to finish (--lock-wait)", held.who(), wait.as_secs());
+                    told = true;
+                }
+                tokio::time::sleep(RETRY).await;
+            }
+            taken => return taken,
+        }
+    }
+}
+
+async fn try_acquire_for(loaded: &crate::run::Loaded, command: &str) -> Result<CommandLock> {
     if loaded.settings.store.url.is_none() {
         return acquire(&crate::run::store_path(loaded), command).map(|lock| CommandLock::File { _lock: lock });
     }
@@ -33,10 +84,11 @@ pub async fn acquire_for(loaded: &crate::run::Loaded, command: &str) -> Result<C
     store.close().await;
     match lock {
         Some(lock) => Ok(CommandLock::Database { _lock: lock }),
-        None => bail!(
-            "another roster is applying changes with this store (its PostgreSQL advisory lock {} is held); nothing was done. Run again when it has finished.",
-            roster_store::lock::APPLY_LOCK
-        ),
+        None => Err(Held {
+            lock: format!("its PostgreSQL advisory lock {} is held", roster_store::lock::APPLY_LOCK),
+            holder: None,
+        }
+        .into()),
     }
 }
 
@@ -61,11 +113,8 @@ pub fn acquire(store: &Path, command: &str) -> Result<ApplyLock> {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
-            bail!(
-                "another roster is applying changes with this store ({}): {}; nothing was done. Run again when it has finished.",
-                path.display(),
-                if holder.is_empty() { "holder unknown" } else { holder }
-            );
+            let holder = if holder.is_empty() { "holder unknown" } else { holder };
+            return Err(Held { lock: path.display().to_string(), holder: Some(holder.to_string()) }.into());
         }
         Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
     }

@@ -525,7 +525,11 @@ pub async fn reconcile_command(cli: &Cli, args: &ReconcileArgs) -> Result<u8> {
             t.config.orphans = OrphanPolicy::Report;
         }
     }
-    let _lock = if args.apply { Some(crate::lock::acquire_for(&loaded, "reconcile").await?) } else { None };
+    let _lock = if args.apply {
+        Some(crate::lock::acquire_for(&loaded, "reconcile", std::time::Duration::from_secs(cli.lock_wait)).await?)
+    } else {
+        None
+    };
     let told = crate::notify::BeforePlanning::of(&loaded);
     let fresh = told.told(fresh_plan_with(loaded, true).await).await?;
     let sections = [
@@ -655,7 +659,7 @@ pub(crate) fn run_start(command: &str, fresh: &Fresh, overrides: Vec<String>) ->
 
 pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
-    let _lock = crate::lock::acquire_for(&loaded, "run").await?;
+    let _lock = crate::lock::acquire_for(&loaded, "run", std::time::Duration::from_secs(cli.lock_wait)).await?;
     let told = crate::notify::BeforePlanning::of(&loaded);
     let fresh = told.told(fresh_plan_for(loaded, false, &args.only).await).await?;
     if args.show_plan {
@@ -666,7 +670,7 @@ pub async fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
 
 pub async fn apply_command(cli: &Cli, args: &ApplyArgs) -> Result<u8> {
     let loaded = load_config(cli)?;
-    let _lock = crate::lock::acquire_for(&loaded, "apply").await?;
+    let _lock = crate::lock::acquire_for(&loaded, "apply", std::time::Duration::from_secs(cli.lock_wait)).await?;
     if let Some(id) = args.approved {
         let told = crate::notify::BeforePlanning::of(&loaded);
         return crate::approvals::apply_approved(told.told(fresh_plan_with(loaded, false).await).await?, id).await;

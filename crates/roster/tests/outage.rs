@@ -206,6 +206,19 @@ fn signal(name: &str, pid: &str) {
     assert!(status.success(), "kill -{name} {pid}");
 }
 
+/// Takes the apply lock beside the lab's store, as another roster holding it would: held until
+/// the file is dropped.
+fn hold_apply_lock(lab: &Lab) -> std::fs::File {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lab.dir().join("roster.db.lock"))
+        .expect("opening the lock file");
+    lock.try_lock().expect("taking the apply lock");
+    lock
+}
+
 /// While another process holds the apply lock beside the store, `run` and `apply` are refused at
 /// once with exit 1 and a message naming the holder, and change nothing; `plan` still works. Once
 /// the lock is released, the run goes through.
@@ -213,13 +226,7 @@ fn signal(name: &str, pid: &str) {
 fn a_second_apply_is_refused_while_the_lock_is_held() {
     let lab = lab_at_day_one(None);
     let before = lab.dump();
-    let mut lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(lab.dir().join("roster.db.lock"))
-        .expect("opening the lock file");
-    lock.try_lock().expect("taking the apply lock");
+    let mut lock = hold_apply_lock(&lab);
     lock.set_len(0)
         .and_then(|()| lock.write_all(b"`roster run` (process 424242) since 2026-03-09 02:00:00 UTC"))
         .expect("naming the holder");
@@ -234,6 +241,30 @@ fn a_second_apply_is_refused_while_the_lock_is_held() {
     assert!(plan["operations"].as_array().is_some_and(|ops| ops.len() > JOINERS), "plan works while the lock is held");
     drop(lock);
     lab.run(DAY_TWO);
+    lab.assert_nothing_to_do(DAY_TWO);
+}
+
+/// Told to wait (`--lock-wait`, as `roster serve` runs its jobs), a run that finds the apply lock
+/// held waits for it and changes nothing meanwhile, then goes through once the holder lets go; a
+/// wait that ends with the lock still held refuses as a run refuses at once.
+#[test]
+fn a_run_told_to_wait_for_the_lock_goes_through_once_it_is_released() {
+    let lab = lab_at_day_one(None);
+    let before = lab.dump();
+    let lock = hold_apply_lock(&lab);
+    let refused = lab.roster(DAY_TWO, &["run", "--lock-wait", "1"]).expect_code(1);
+    assert!(refused.stderr.contains("waiting up to 1 s for it"), "it waited before refusing:\n{refused}");
+    assert!(refused.stderr.contains("another roster is applying changes with this store"), "{refused}");
+
+    let mut waiting = lab.spawn(DAY_TWO, &["run", "--lock-wait", "120"], &[]);
+    let waits = wait_for(RUN_LIMIT, || waiting.stderr_so_far().contains("waiting up to 120 s for it"));
+    assert!(waits && waiting.running(), "the run did not wait for the lock:\n{}", waiting.stderr_so_far());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(waiting.running(), "the run ended while the lock was held:\n{}", waiting.stderr_so_far());
+    assert!(lab.dump() == before, "a run waiting for the lock changed the directory");
+    drop(lock);
+    let run = waiting.finish(RUN_LIMIT);
+    assert_eq!(run.code, 0, "{run}");
     lab.assert_nothing_to_do(DAY_TWO);
 }
 

@@ -239,6 +239,9 @@ pub(crate) async fn resume(daemon: &Daemon) {
     }
 }
 
+/// How long a job waits for the store's apply lock held by another roster (`--lock-wait`).
+const JOB_LOCK_WAIT_SECONDS: u64 = 60;
+
 /// The worker: runs queued jobs one after the other until the shutdown.
 pub(crate) async fn work(daemon: Arc<Daemon>) {
     while let Some(queued) = daemon.queue.next().await {
@@ -281,6 +284,10 @@ async fn run_job(daemon: &Daemon, queued: &Queued) -> Finished {
     if let Some(as_of) = daemon.job_base.as_of {
         child.arg("--as-of").arg(as_of.to_string());
     }
+    // A job waits for an apply that holds the store's lock rather than failing at once: after a
+    // failover, the dead leader's job keeps its database session, and with it the lock, a moment
+    // longer than the leader's own session, which the standby took the lead from.
+    child.arg("--lock-wait").arg(JOB_LOCK_WAIT_SECONDS.to_string());
     match command.map(|c| (c.command, c.apply)) {
         _ if !queued.args.is_empty() => child.args(&queued.args),
         Some((JobCommand::Run, _)) => child.args(["run", "--hold-if-blocked"]),

@@ -123,6 +123,11 @@ impl Background {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// What it has written to its standard error so far.
+    pub fn stderr_so_far(&self) -> String {
+        read(&self.stderr)
+    }
+
     /// SIGKILL, unless it has exited already.
     pub fn kill(&mut self) {
         if self.running() {
