@@ -165,7 +165,7 @@ fn rendered(read: &SourceRead, server: &Server) -> String {
         read.records.iter_mut().map(|r| &mut r.location).chain(read.quarantined.iter_mut().map(|q| &mut q.location))
     {
         assert!(location.file.starts_with(&server.base), "{}", location.file);
-        location.file = "page".to_string();
+        location.file = "page".into();
     }
     render(&read, "page")
 }

@@ -469,7 +469,7 @@ candidates = ["key"]
                 source: source.into(),
                 key: key.to_string(),
                 attrs: Arc::new(attrs.iter().map(|(a, v)| ((*a).into(), FieldValue::Text(v.to_string()))).collect()),
-                location: Location { file: format!("{source}.csv"), line: i as u64 + 2, row: i as u64 + 1 },
+                location: Location { file: format!("{source}.csv").into(), line: i as u64 + 2, row: i as u64 + 1 },
             })
             .collect();
         SourceRead { source: source.into(), complete: true, rows_seen: 0, records, quarantined: vec![] }

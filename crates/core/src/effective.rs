@@ -64,7 +64,7 @@ pub fn choose<'a>(
                 let listed: Vec<String> = rows.iter().map(|r| r.location.row.to_string()).collect();
                 for r in &rows {
                     chosen.quarantined.push(QuarantinedRow {
-                        source: r.source.clone(),
+                        source: r.source.to_string(),
                         key: Some(r.key.clone()),
                         location: r.location.clone(),
                         reason: format!("key {key} appears on rows {}: {reason}", listed.join(", ")),

@@ -88,8 +88,8 @@ impl FieldValue {
 /// Where a record or a quarantined row came from, for messages a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
-    /// The file (or table, or URL) read.
-    pub file: String,
+    /// The file (or table, or URL) read: shared by the records read from it.
+    pub file: Arc<str>,
     /// 1-based line of the row's first physical line in the file (the header is line 1 in a CSV).
     pub line: u64,
     /// 1-based data row number (the first row after the header is row 1).
@@ -494,8 +494,8 @@ impl<'de> Deserialize<'de> for Records {
 /// export's column names to these). Empty optional fields are absent from `attrs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// The source's name in the config.
-    pub source: String,
+    /// The source's name in the config: shared by the source's records.
+    pub source: Arc<str>,
     /// The source key (e.g. `Employee_ID`), exactly as read: never trimmed of leading zeros.
     pub key: String,
     /// Shared, not copied, with the person the record belongs to and their store update: at a

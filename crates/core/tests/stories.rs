@@ -103,7 +103,7 @@ fn read(source: &SourceConfig, rows: &str) -> SourceRead {
             }
         }
         attrs.entry("affiliation".into()).or_insert(FieldValue::Text(source.affiliation.clone()));
-        let location = Location { file: format!("{name}.csv"), line: i as u64 + 2, row: i as u64 + 1 };
+        let location = Location { file: format!("{name}.csv").into(), line: i as u64 + 2, row: i as u64 + 1 };
         records.push(Record {
             source: name.into(),
             key,

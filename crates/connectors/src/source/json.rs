@@ -81,8 +81,9 @@ fn read_document<R: Read>(rules: &RowRules, mut reader: R, file: &str) -> Result
     let layout = Layout::named(config);
     let mut tally = Tally::default();
     let mut lines = LineCounter::new(&text);
+    let shared_file: std::sync::Arc<str> = file.into();
     for (index, record) in records.into_iter().enumerate() {
-        let location = Location { file: file.to_string(), line: lines.line_of(record.get()), row: index as u64 + 1 };
+        let location = Location { file: shared_file.clone(), line: lines.line_of(record.get()), row: index as u64 + 1 };
         tally.rows_seen += 1;
         // The document parsed, so its parts do too.
         let value: Value = serde_json::from_str(record.get()).unwrap_or(Value::Null);
@@ -133,7 +134,7 @@ fn read_lines<R: BufRead>(rules: &RowRules, mut reader: R, file: &str) -> Result
             continue;
         }
         tally.rows_seen += 1;
-        let location = Location { file: file.to_string(), line: line_number, row: tally.rows_seen };
+        let location = Location { file: file.into(), line: line_number, row: tally.rows_seen };
         let outcome = match serde_json::from_str::<Value>(&text) {
             Ok(value) => check_record(rules, &layout, &value, location),
             Err(error) => {

@@ -342,7 +342,7 @@ impl Reader<'_> {
             if let Some(modified) = layout.modified_index.and_then(|index| since::moment(&values[index])) {
                 latest = latest.max(Some(modified));
             }
-            let location = Location { file: file.clone(), line: tally.rows_seen, row: tally.rows_seen };
+            let location = Location { file: file.as_str().into(), line: tally.rows_seen, row: tally.rows_seen };
             tally.push(self.rules.check(&layout.layout, &values, location));
         }
         let mut read = tally.finish(self.rules.config());

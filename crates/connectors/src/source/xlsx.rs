@@ -158,7 +158,7 @@ impl SheetReader<'_> {
             return Ok(());
         }
         self.tally.rows_seen += 1;
-        let location = Location { file: self.file.to_string(), line: number, row: number - header_row };
+        let location = Location { file: self.file.to_string().into(), line: number, row: number - header_row };
         let outcome = self.rules.check(layout, &values, location);
         self.tally.push(outcome);
         Ok(())

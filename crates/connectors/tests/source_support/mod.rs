@@ -110,7 +110,7 @@ pub fn rendered(result: Result<SourceRead, Error>, file: &str) -> String {
 pub fn render(read: &SourceRead, file: &str) -> String {
     let mut rows: BTreeMap<u64, String> = BTreeMap::new();
     for record in &read.records {
-        assert_eq!((record.source.as_str(), record.location.file.as_str()), ("hr", file));
+        assert_eq!((&*record.source, &*record.location.file), ("hr", file));
         let attrs: Vec<String> = record
             .attrs
             .iter()
@@ -124,7 +124,7 @@ pub fn render(read: &SourceRead, file: &str) -> String {
         assert!(rows.insert(record.location.row, line).is_none(), "row {} twice", record.location.row);
     }
     for held in &read.quarantined {
-        assert_eq!((held.source.as_str(), held.location.file.as_str()), ("hr", file));
+        assert_eq!((held.source.as_str(), &*held.location.file), ("hr", file));
         let line =
             format!("line {} row {} held {:?}: {}", held.location.line, held.location.row, held.key, held.reason);
         assert!(rows.insert(held.location.row, line).is_none(), "row {} twice", held.location.row);

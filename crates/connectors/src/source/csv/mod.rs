@@ -108,6 +108,8 @@ impl<'a> Settings<'a> {
             let mut previous = csv::StringRecord::new();
             let mut previous_row: Option<(u64, u64)> = None;
             let mut rows = 0;
+            // One text for every record's location, not a copy each.
+            let shared_file: std::sync::Arc<str> = file.into();
             loop {
                 let more = next_row(&mut csv, &mut fields, file)?;
                 let blank = || previous.iter().all(|field| RawValue::Text(Cow::Borrowed(field)).is_blank());
@@ -118,7 +120,7 @@ impl<'a> Settings<'a> {
                     tally.rows_seen += 1;
                     tally.truncated |= looks_truncated(layout, previous.len(), end);
                     let location =
-                        Location { file: file.to_string(), line: first_line(&previous, line_after, end), row };
+                        Location { file: shared_file.clone(), line: first_line(&previous, line_after, end), row };
                     batch.push(match structural_problem(layout, previous.len(), end) {
                         Some(reason) => {
                             let values = raw_values(&previous);

@@ -144,7 +144,7 @@ pub async fn read_rest_with(
         let count = records.len();
         for (index, record) in records.into_iter().enumerate() {
             tally.rows_seen += 1;
-            let location = Location { file: label.clone(), line: index as u64 + 1, row: tally.rows_seen };
+            let location = Location { file: label.as_str().into(), line: index as u64 + 1, row: tally.rows_seen };
             // The document parsed, so its parts do too.
             let value: Value = serde_json::from_str(record.get()).unwrap_or(Value::Null);
             tally.push(check_record(&rules, &layout, &value, location));

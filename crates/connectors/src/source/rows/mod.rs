@@ -87,6 +87,8 @@ pub(crate) enum Outcome {
 /// What a source's configuration asks of every row, checked before the source is touched.
 pub(crate) struct RowRules<'a> {
     config: &'a SourceConfig,
+    /// The source's name, shared by its records.
+    source: Arc<str>,
     dates: DateFormat,
     /// The records' name lists, shared by the records with the same names, and a row's
     /// attributes as they are gathered (their room kept from row to row). Behind a lock so that
@@ -110,7 +112,12 @@ impl<'a> RowRules<'a> {
         if !unmapped.is_empty() {
             return Err(Error::RequiredNotMapped { source_name: config.name.clone(), attributes: unmapped });
         }
-        Ok(RowRules { config, dates: DateFormat::new(config)?, shaping: Mutex::default() })
+        Ok(RowRules {
+            config,
+            source: config.name.as_str().into(),
+            dates: DateFormat::new(config)?,
+            shaping: Mutex::default(),
+        })
     }
 
     pub(crate) fn config(&self) -> &'a SourceConfig {
@@ -130,7 +137,7 @@ impl<'a> RowRules<'a> {
         };
         match self.attributes(layout, values) {
             Ok(attrs) => {
-                Outcome::Valid(Record { source: self.config.name.clone(), key, attrs: attrs.into(), location })
+                Outcome::Valid(Record { source: Arc::clone(&self.source), key, attrs: attrs.into(), location })
             }
             Err(reason) => Outcome::Quarantined(self.quarantined(Some(key), location, reason)),
         }
@@ -362,7 +369,7 @@ fn hold_duplicate_keys(records: &mut Vec<Record>, quarantined: &mut Vec<Quaranti
     *records = kept;
     quarantined.extend(held.into_iter().map(|record| {
         let reason = duplicates.get(&record.key).cloned().unwrap_or_default();
-        QuarantinedRow { source: record.source, key: Some(record.key), location: record.location, reason }
+        QuarantinedRow { source: record.source.to_string(), key: Some(record.key), location: record.location, reason }
     }));
     quarantined.sort_by_key(|row| row.location.row);
 }

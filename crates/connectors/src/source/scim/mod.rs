@@ -47,7 +47,7 @@ pub fn read_scim<'a>(config: &SourceConfig, users: impl IntoIterator<Item = Push
     let mut tally = Tally::default();
     for (index, user) in users.into_iter().enumerate() {
         tally.rows_seen += 1;
-        let location = Location { file: format!("SCIM User {}", user.id), line: 1, row: index as u64 + 1 };
+        let location = Location { file: format!("SCIM User {}", user.id).into(), line: 1, row: index as u64 + 1 };
         let record = match user.resource.as_object() {
             Some(object) => {
                 let mut flat = Map::new();
@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(read.records[0].attrs.get("email").map(|v| v.to_value()), Some(FieldValue::Text("a@x".into())));
         assert_eq!(read.quarantined.len(), 1);
         assert_eq!(read.quarantined[0].key.as_deref(), Some("7"));
-        assert_eq!(read.quarantined[0].location.file, "SCIM User u2");
+        assert_eq!(&*read.quarantined[0].location.file, "SCIM User u2");
         assert!(read.quarantined[0].reason.contains("hire_date"), "{}", read.quarantined[0].reason);
     }
 }
