@@ -14,7 +14,6 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
