@@ -139,10 +139,6 @@ impl<'a> Field<'a> {
         self.text.to_string()
     }
 
-    pub fn is_date(self) -> bool {
-        self.date
-    }
-
     pub fn as_date(self) -> Option<NaiveDate> {
         if !self.date {
             return None;
@@ -179,15 +175,6 @@ impl Serialize for Field<'_> {
         let mut map = s.serialize_map(Some(1))?;
         map.serialize_entry("date", self.text)?;
         map.end()
-    }
-}
-
-impl PartialEq<FieldValue> for Field<'_> {
-    fn eq(&self, other: &FieldValue) -> bool {
-        match other {
-            FieldValue::Text(text) => !self.date && self.text == text,
-            FieldValue::Date(day) => self.as_date() == Some(*day),
-        }
     }
 }
 
