@@ -112,15 +112,50 @@ impl std::fmt::Display for Location {
 pub struct Attrs {
     /// Each name once, in order.
     names: Arc<[Arc<str>]>,
-    /// One per name: where its value ends in `text`, with [`DATE`] set when the value is a date
-    /// (its text then as a date displays, `YYYY-MM-DD`).
-    ends: Box<[usize]>,
-    text: Box<str>,
+    values: Values,
 }
 
-/// The mark of a date among [`Attrs`]' ends: a text is never longer than `isize::MAX` bytes, so
-/// the top bit of an end is free.
+/// A record's values: one text, and one end per name (where its value ends in the text, with
+/// [`DATE`] set when the value is a date, its text then as a date displays, `YYYY-MM-DD`).
+/// A plan touches each of a million records several times (their hash, the lifecycle, the
+/// login, the DN, the mappings, the plan's JSON), each time a cache miss per allocation: the
+/// ends are written in front of the text, in the same allocation, [`END_WIDTH`] ASCII bytes
+/// each. Which form a record takes depends only on its values, so equal records compare equal.
+#[derive(Clone, PartialEq, Eq)]
+enum Values {
+    /// The ends, then the text: every record whose text is at most [`INLINE_MAX`] bytes.
+    Inline(Box<str>),
+    /// A record with more text than an inline end can reach.
+    Apart { ends: Box<[usize]>, text: Box<str> },
+}
+
+impl Default for Values {
+    fn default() -> Values {
+        Values::Inline(Box::from(""))
+    }
+}
+
+/// The mark of a date among [`Values::Apart`]'s ends: a text is never longer than `isize::MAX`
+/// bytes, so the top bit of an end is free.
 const DATE: usize = 1 << (usize::BITS - 1);
+
+/// Bytes per end in [`Values::Inline`]: seven bits each (so the text stays ASCII there, and valid
+/// UTF-8), the end in the low twenty of the twenty-one bits, the date mark in the top one.
+const END_WIDTH: usize = 3;
+const INLINE_DATE: usize = 1 << 20;
+const INLINE_MAX: usize = INLINE_DATE - 1;
+
+fn inline_end(end: usize, date: bool) -> [char; END_WIDTH] {
+    let v = end | if date { INLINE_DATE } else { 0 };
+    // Each a seven-bit value: an ASCII character.
+    [0, 7, 14].map(|shift| char::from(((v >> shift) & 0x7f) as u8))
+}
+
+fn read_inline_end(bytes: &[u8], i: usize) -> (usize, bool) {
+    let at = &bytes[i * END_WIDTH..(i + 1) * END_WIDTH];
+    let v = usize::from(at[0]) | usize::from(at[1]) << 7 | usize::from(at[2]) << 14;
+    (v & INLINE_MAX, v & INLINE_DATE != 0)
+}
 
 /// One value of a record, where the record holds it: [`FieldValue`], borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,9 +225,11 @@ impl Attrs {
     }
 
     /// A record of these names (sorted, each once) and their values, in the same order.
-    fn of(names: Arc<[Arc<str>]>, values: impl Iterator<Item = FieldValue>) -> Attrs {
-        let mut text = String::new();
-        let mut ends = Vec::with_capacity(names.len());
+    /// `scratch` is room to build it in, kept by a reader from record to record.
+    fn of(names: Arc<[Arc<str>]>, values: impl Iterator<Item = FieldValue>, scratch: &mut Scratch) -> Attrs {
+        let Scratch { text, ends } = scratch;
+        text.clear();
+        ends.clear();
         for value in values {
             match value {
                 FieldValue::Text(t) => {
@@ -206,7 +243,18 @@ impl Attrs {
                 }
             }
         }
-        Attrs { names, ends: ends.into_boxed_slice(), text: text.into_boxed_str() }
+        debug_assert_eq!(ends.len(), names.len());
+        let values = if text.len() <= INLINE_MAX {
+            let mut inline = String::with_capacity(ends.len() * END_WIDTH + text.len());
+            for &end in ends.iter() {
+                inline.extend(inline_end(end & !DATE, end & DATE != 0));
+            }
+            inline.push_str(text);
+            Values::Inline(inline.into_boxed_str())
+        } else {
+            Values::Apart { ends: ends.as_slice().into(), text: text.as_str().into() }
+        };
+        Attrs { names, values }
     }
 
     fn find(&self, name: &str) -> Result<usize, usize> {
@@ -215,9 +263,20 @@ impl Attrs {
 
     /// The value at `i`, a place among the names.
     fn field(&self, i: usize) -> Field<'_> {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] & !DATE };
-        let end = self.ends[i];
-        Field { text: &self.text[start..end & !DATE], date: end & DATE != 0 }
+        match &self.values {
+            Values::Inline(inline) => {
+                let bytes = inline.as_bytes();
+                let start = if i == 0 { 0 } else { read_inline_end(bytes, i - 1).0 };
+                let (end, date) = read_inline_end(bytes, i);
+                let base = self.names.len() * END_WIDTH;
+                Field { text: &inline[base + start..base + end], date }
+            }
+            Values::Apart { ends, text } => {
+                let start = if i == 0 { 0 } else { ends[i - 1] & !DATE };
+                let end = ends[i];
+                Field { text: &text[start..end & !DATE], date: end & DATE != 0 }
+            }
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<Field<'_>> {
@@ -258,7 +317,7 @@ impl Attrs {
         } else {
             entries.iter().map(|(n, _)| Arc::clone(n)).collect()
         };
-        *self = Attrs::of(names, entries.into_iter().map(|(_, v)| v));
+        *self = Attrs::of(names, entries.into_iter().map(|(_, v)| v), &mut Scratch::default());
         replaced
     }
 
@@ -275,11 +334,11 @@ impl Attrs {
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.names.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.names.is_empty()
     }
 }
 
@@ -292,6 +351,14 @@ pub struct NameLists {
     lists: Vec<Arc<[Arc<str>]>>,
     /// Where the last record's list was: the next record's is most often the same.
     last: usize,
+    scratch: Scratch,
+}
+
+/// Where [`Attrs::of`] writes a record's values before it knows their length.
+#[derive(Debug, Default)]
+struct Scratch {
+    text: String,
+    ends: Vec<usize>,
 }
 
 const NAME_LISTS_LIMIT: usize = 64;
@@ -321,7 +388,7 @@ impl NameLists {
                 names
             }
         };
-        Attrs::of(names, entries.drain(..).map(|(_, v)| v))
+        Attrs::of(names, entries.drain(..).map(|(_, v)| v), &mut self.scratch)
     }
 }
 
@@ -341,7 +408,7 @@ fn sort_keeping_last<K: Ord, V>(entries: &mut Vec<(K, V)>) {
 impl From<BTreeMap<Arc<str>, FieldValue>> for Attrs {
     fn from(map: BTreeMap<Arc<str>, FieldValue>) -> Attrs {
         let names: Arc<[Arc<str>]> = map.keys().cloned().collect();
-        Attrs::of(names, map.into_values())
+        Attrs::of(names, map.into_values(), &mut Scratch::default())
     }
 }
 
@@ -560,6 +627,31 @@ mod tests {
             let json = serde_json::to_string(&attrs).unwrap();
             proptest::prop_assert_eq!(&json, &serde_json::to_string(&map).unwrap());
             proptest::prop_assert_eq!(serde_json::from_str::<Attrs>(&json).unwrap(), attrs);
+        }
+    }
+
+    /// A record whose text is longer than an inline end can reach keeps its ends apart, and
+    /// reads back the same either way, at the length where the form changes and past it.
+    #[test]
+    fn a_record_of_any_length_reads_back_what_went_in() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        for long in [0, INLINE_MAX - 11, INLINE_MAX - 10, INLINE_MAX * 2] {
+            let map: BTreeMap<Arc<str>, FieldValue> = [
+                ("a", FieldValue::Text("x".to_string())),
+                ("b", FieldValue::Date(day)),
+                ("c", FieldValue::Text("é".repeat(long / 2) + &"y".repeat(long % 2))),
+                ("d", FieldValue::Text(String::new())),
+            ]
+            .map(|(n, v)| (Arc::from(n), v))
+            .into();
+            let attrs = Attrs::from(map.clone());
+            let inline = matches!(attrs.values, Values::Inline(_));
+            assert_eq!(inline, 1 + 10 + long <= INLINE_MAX, "{long}");
+            for (name, value) in &map {
+                assert_eq!(attrs.get(name).map(Field::to_value).as_ref(), Some(value), "{long} {name}");
+            }
+            assert_eq!(attrs.get("b").and_then(Field::as_date), Some(day));
+            assert_eq!(serde_json::to_string(&attrs).unwrap(), serde_json::to_string(&map).unwrap());
         }
     }
 
