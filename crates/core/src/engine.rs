@@ -181,6 +181,16 @@ struct Draft {
     carries: Option<Box<Carried>>,
 }
 
+/// An account's operations in step 5 of the plan, by their places among the drafts.
+struct AccountOps {
+    /// Its create or adoption (the last, were there several).
+    create: Option<usize>,
+    /// The first operation that makes it ready (its create or adoption, its initial password),
+    /// and the others: most accounts have one, and hold no list.
+    ready: usize,
+    more: Vec<usize>,
+}
+
 /// References a create carries, as the later update that sets them otherwise.
 struct Carried {
     changes: Vec<AttrChange>,
@@ -1507,20 +1517,36 @@ fn plan_with(
     fold_references(&mut drafts);
     drafts.sort_by(|a, b| (a.phase, &a.target, a.rank, &a.person).cmp(&(b.phase, &b.target, b.rank, &b.person)));
     // An account is ready for its other operations once it exists (created or adopted) and has its
-    // initial password.
-    // Accounts by (target, person key), borrowed from the drafts.
-    let mut creates: FastMap<(&str, &str), usize> = fast_map(drafts.len());
-    let mut ready: FastMap<(&str, &str), Vec<usize>> = fast_map(drafts.len());
+    // initial password. Each target's accounts by person key, borrowed from the drafts: one map
+    // per target, sized once, where two maps of (target, person) were 200 MB at a million.
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for d in &drafts {
+        if matches!(d.action, Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. })
+            && d.person.is_some()
+        {
+            match counts.iter_mut().find(|(t, _)| *t == d.target) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((d.target.as_str(), 1)),
+            }
+        }
+    }
+    let mut accounts: Vec<(&str, FastMap<&str, AccountOps>)> =
+        counts.into_iter().map(|(target, count)| (target, fast_map(count))).collect();
     let mut containers: FastMap<String, usize> = FastMap::default();
     for (i, d) in drafts.iter().enumerate() {
         match &d.action {
             Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. } => {
-                if let Some(p) = &d.person {
-                    let account = (d.target.as_str(), p.as_str());
+                if let Some(p) = &d.person
+                    && let Some((_, of_target)) = accounts.iter_mut().find(|(t, _)| *t == d.target)
+                {
+                    let account =
+                        of_target.entry(p.as_str()).or_insert(AccountOps { create: None, ready: i, more: Vec::new() });
                     if !matches!(d.action, Action::SetPassword { .. }) {
-                        creates.insert(account, i);
+                        account.create = Some(i);
                     }
-                    ready.entry(account).or_default().push(i);
+                    if account.ready != i {
+                        account.more.push(i);
+                    }
                 }
             }
             Action::CreateContainer { dn } => {
@@ -1532,18 +1558,19 @@ fn plan_with(
     // Each operation's dependencies on every core: a million persons' groups wait for five
     // million creates.
     let ids: Vec<usize> = (0..drafts.len()).collect();
+    let no_accounts = FastMap::default();
     let depends_of = |_: &mut (), &id: &usize| {
         let d = &drafts[id];
-        let target = d.target.as_str();
+        let of_target = accounts.iter().find(|(t, _)| *t == d.target).map_or(&no_accounts, |(_, a)| a);
         // A group of everyone is a million look-ups: on every core, not on this worker alone.
         let mut depends_on: Vec<usize> = parallel::in_parts(&d.needs_accounts, |keys| {
-            keys.iter().filter_map(|k| creates.get(&(target, &**k)).copied()).collect()
+            keys.iter().filter_map(|k| of_target.get(&**k).and_then(|a| a.create)).collect()
         });
         depends_on.extend(d.needs_containers.iter().filter_map(|c| containers.get(c).copied()));
         if let Some(p) = &d.person
-            && let Some(prerequisites) = ready.get(&(target, p.as_str()))
+            && let Some(account) = of_target.get(p.as_str())
         {
-            depends_on.extend(prerequisites.iter().copied().filter(|&c| c != id));
+            depends_on.extend(std::iter::once(account.ready).chain(account.more.iter().copied()).filter(|&c| c != id));
         }
         depends_on.retain(|&x| x < id);
         depends_on.sort_unstable();
@@ -1552,7 +1579,7 @@ fn plan_with(
     };
     let depends: Vec<Vec<usize>> =
         parallel::in_order(&ids, || (), depends_of, |results| results.map(|(_, depends_on)| depends_on).collect());
-    drop((creates, ready, containers));
+    drop((accounts, containers));
     let operations: Vec<Operation> = drafts
         .into_iter()
         .zip(depends)
@@ -1569,7 +1596,9 @@ fn plan_with(
         .collect();
 
     // 6. What the store records per person, once their operations land.
-    let mut person_updates = Vec::new();
+    // Room for each person evaluated, made once: a million updates grown by doubling held the
+    // last half-sized vector beside the new one at the plan's peak.
+    let mut person_updates = Vec::with_capacity(people.iter().filter(|p| p.evaluate).count());
     let with_operations: FastSet<&str> = operations.iter().filter_map(|o| o.person.as_deref()).collect();
     for p in people.iter_mut().filter(|p| p.evaluate) {
         let stored = snapshot.persons.get(&p.key);
@@ -1597,7 +1626,8 @@ fn plan_with(
         }
         let update = PersonUpdate {
             key: p.key.clone(),
-            login: p.login.clone(),
+            // Taken, not copied: only the summary and the provenance below read the persons again.
+            login: p.login.take(),
             state: p.decision.state,
             records: std::mem::take(&mut p.records),
             eval_hash: std::mem::take(&mut p.eval_hash),
@@ -1606,7 +1636,7 @@ fn plan_with(
             next_transition: p.decision.next_transition,
             hold: stored.and_then(|s| s.hold.clone()).filter(|h| h.until.is_none_or(|u| today <= u)),
             tombstone: p.tombstone,
-            record_keys: p.record_keys.clone(),
+            record_keys: std::mem::take(&mut p.record_keys),
             provenance: p.provenance.clone(),
         };
         if stored.is_none_or(|s| differs(s, &update)) {
