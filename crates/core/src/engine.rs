@@ -155,6 +155,11 @@ impl WantedMembers {
         self.0.is_empty()
     }
 
+    /// Each member's normalized DN.
+    fn normalized(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.0.iter().map(|(normalized, _)| normalized)
+    }
+
     /// Each member's normalized DN and member, found among `members`.
     fn iter<'a>(&'a self, members: &'a [Member]) -> impl Iterator<Item = (&'a Arc<str>, &'a Member)> {
         self.0.iter().map(|(normalized, at)| (normalized, &members[*at]))
@@ -1524,11 +1529,15 @@ fn plan_with(
     // An account is ready for its other operations once it exists (created or adopted) and has its
     // initial password. Each target's accounts by person key, borrowed from the drafts: one map
     // per target, sized once, where two maps of (target, person) were 200 MB at a million.
+    // The person whose account `d` makes or readies, if it does.
+    fn account_of(d: &Draft) -> Option<&str> {
+        d.person
+            .as_deref()
+            .filter(|_| matches!(d.action, Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. }))
+    }
     let mut counts: Vec<(&str, usize)> = Vec::new();
     for d in &drafts {
-        if matches!(d.action, Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. })
-            && d.person.is_some()
-        {
+        if account_of(d).is_some() {
             match counts.iter_mut().find(|(t, _)| *t == d.target) {
                 Some((_, count)) => *count += 1,
                 None => counts.push((d.target.as_str(), 1)),
@@ -1539,25 +1548,19 @@ fn plan_with(
         counts.into_iter().map(|(target, count)| (target, fast_map(count))).collect();
     let mut containers: FastMap<String, usize> = FastMap::default();
     for (i, d) in drafts.iter().enumerate() {
-        match &d.action {
-            Action::Create { .. } | Action::Adopt { .. } | Action::SetPassword { .. } => {
-                if let Some(p) = &d.person
-                    && let Some((_, of_target)) = accounts.iter_mut().find(|(t, _)| *t == d.target)
-                {
-                    let account =
-                        of_target.entry(p.as_str()).or_insert(AccountOps { create: None, ready: i, more: Vec::new() });
-                    if !matches!(d.action, Action::SetPassword { .. }) {
-                        account.create = Some(i);
-                    }
-                    if account.ready != i {
-                        account.more.push(i);
-                    }
-                }
+        if let Action::CreateContainer { dn } = &d.action {
+            containers.insert(normalize_dn(dn), i);
+        }
+        if let Some(p) = account_of(d)
+            && let Some((_, of_target)) = accounts.iter_mut().find(|(t, _)| *t == d.target)
+        {
+            let account = of_target.entry(p).or_insert(AccountOps { create: None, ready: i, more: Vec::new() });
+            if !matches!(d.action, Action::SetPassword { .. }) {
+                account.create = Some(i);
             }
-            Action::CreateContainer { dn } => {
-                containers.insert(normalize_dn(dn), i);
+            if account.ready != i {
+                account.more.push(i);
             }
-            _ => {}
         }
     }
     // Each operation's dependencies on every core: a million persons' groups wait for five
@@ -3096,8 +3099,8 @@ fn plan_groups(
             None => {
                 let Some((_, rule, want)) = slot.filter(|(_, _, want)| !want.is_empty()) else { continue };
                 let needs = plan_containers(planner, rules, &parsed, &view.containers, containers_planned, &group_dn);
-                // Moved out of the wanted members: a million members' names are not counted
-                // up and down again.
+                // Each member's texts shared with the list of members (their counts raised once
+                // per group they are in, not copied).
                 let (members, deps): (Vec<Arc<str>>, Vec<Arc<str>>) =
                     want.iter(&table).map(|(_, (dn, key))| (Arc::clone(dn), Arc::clone(key))).unzip();
                 let rule = rules.config.groups.get(rule);
@@ -3133,7 +3136,7 @@ fn plan_groups(
                 let matters: Option<FastSet<&str>> = partial.then(|| {
                     let mut matters: FastSet<&str> = managed_members.keys().map(|n| n.as_ref()).collect();
                     matters.extend(renamed.keys().map(String::as_str));
-                    matters.extend(want.iter(&table).map(|(n, _)| &**n));
+                    matters.extend(want.normalized().map(|n| &**n));
                     matters.insert(&placeholder_norm);
                     matters
                 });
