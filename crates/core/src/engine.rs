@@ -14,7 +14,7 @@ use crate::config::{
     TargetKind,
 };
 use crate::dn::{Dn, DnError, normalize_dn};
-use crate::expr::{Env, ExprError, ExprValue};
+use crate::expr::{Env, Expr, ExprError, ExprValue};
 use crate::lifecycle::{Affiliation, LifecycleState, StateDecision, current_kinds, employment_ends, person_state};
 use crate::login;
 use crate::plan::{
@@ -548,7 +548,8 @@ fn plan_with(
         taken_in_targets.extend(v.taken_logins.iter().map(String::as_str));
     }
     let mut numbering = login::Numbering::default();
-    let variables = Variables::read(settings, today);
+    let login_variables =
+        Variables::read(settings, today, settings.login.candidates.iter().chain([&settings.login.fallback]));
     // Each target's entries by correlation value, so finding a person's unlinked account is a
     // look-up, not a pass over the whole view per person.
     let correlating: HashMap<&str, HashMap<&str, Vec<&TargetEntry>>> = settings
@@ -615,7 +616,7 @@ fn plan_with(
         if let Some(existing) = adopted {
             return LoginSource::Adopted(existing);
         }
-        fill_env(filled, &variables, settings, p, "", as_text);
+        fill_env(filled, &login_variables, settings, p, "", as_text);
         let texts = &p.texts;
         LoginSource::Candidates(login::candidates(&settings.login, &mut filled.env, &|name| {
             texts.get(name).map(Cow::into_owned).unwrap_or_default()
@@ -717,6 +718,7 @@ fn plan_with(
         }
         let mut untouchable: BTreeSet<String> =
             view.entries.iter().filter(|e| e.protected).map(|e| normalize_dn(&e.dn)).collect();
+        let dn_variables = Variables::read(settings, today, [&rules.dn]);
         // Where each person is, worked out ahead on every core: a settled person's account and
         // the place it keeps, the DN expression of an evaluated person who may need one (the
         // choice among DNs taken, below, depends on the persons before).
@@ -731,7 +733,7 @@ fn plan_with(
             let Some(login) = p.login.as_deref().filter(|_| p.hold.is_none() && !p.failed) else {
                 return Whereabouts::Evaluated(None);
             };
-            fill_env(filled, &variables, settings, p, login, crate::dn::escape_dn_value_into);
+            fill_env(filled, &dn_variables, settings, p, login, crate::dn::escape_dn_value_into);
             Whereabouts::Evaluated(Some(evaluate_dn(rules, &filled.env).map(|dn| PlannedDn::new(&dn))))
         };
         parallel::in_order(&people, Filled::default, whereabouts, |results| {
@@ -935,6 +937,7 @@ fn plan_with(
         };
         let mut group_members = WantedGroups::default();
         // Each person's expressions, evaluated ahead on every core; taken below in key order.
+        let variables = ExpressionVariables::of(settings, rules, today);
         let expressions = |scratch: &mut Scratch, p: &Cow<Evaluated>| {
             evaluate_expressions(scratch, &variables, settings, rules, p, &current, &desired_dn)
         };
@@ -2204,9 +2207,10 @@ fn effective_state(state: LifecycleState, has_entry: bool) -> LifecycleState {
     if state == LifecycleState::Pending && has_entry { LifecycleState::Prehire } else { state }
 }
 
-/// The variables the planner fills for each person: those some expression of the configuration
-/// reads (filling two dozen for a million persons, when a dozen are read, was a sixth of a plan),
-/// with `today` formatted once.
+/// The variables the planner fills in one environment for each person: those the expressions
+/// evaluated in it read (filling two dozen for a million persons, when a dozen are read, was a
+/// sixth of a plan; each environment filled with every variable any expression reads, when its
+/// own read two or three, an eleventh), with `today` formatted once.
 struct Variables {
     /// The person attributes read.
     attributes: Vec<String>,
@@ -2222,17 +2226,9 @@ struct Variables {
 }
 
 impl Variables {
-    /// The variables the configuration's expressions read: the login rules', and each target's
-    /// DN, mappings, disabled overrides and group rules.
-    fn read(settings: &Settings, today: NaiveDate) -> Variables {
-        let login = settings.login.candidates.iter().chain([&settings.login.fallback]);
-        let targets = settings.targets.iter().flat_map(|t| {
-            std::iter::once(&t.dn)
-                .chain(t.mappings.iter().map(|m| &m.expr))
-                .chain(t.disable_set.iter().map(|(_, e)| e))
-                .chain(t.groups.iter().flat_map(|g| [&g.when, &g.dn]))
-        });
-        let names: BTreeSet<String> = login.chain(targets).flat_map(|e| e.variables()).collect();
+    /// The variables `expressions` read.
+    fn read<'e>(settings: &Settings, today: NaiveDate, expressions: impl IntoIterator<Item = &'e Expr>) -> Variables {
+        let names: BTreeSet<String> = expressions.into_iter().flat_map(|e| e.variables()).collect();
         Variables::of(settings, today, |name| names.contains(name))
     }
 
@@ -2409,13 +2405,36 @@ impl Scratch {
     }
 }
 
+/// The variables of [`evaluate_expressions`]' two environments in one target.
+struct ExpressionVariables {
+    /// The mappings', the disabled overrides' and the group rules' conditions.
+    texts: Variables,
+    /// The group rules' DNs.
+    escaped: Variables,
+}
+
+impl ExpressionVariables {
+    fn of(settings: &Settings, rules: &TargetRules, today: NaiveDate) -> ExpressionVariables {
+        let texts = rules
+            .mappings
+            .iter()
+            .map(|m| &m.expr)
+            .chain(rules.disable_set.iter().map(|(_, e)| e))
+            .chain(rules.groups.iter().map(|g| &g.when));
+        ExpressionVariables {
+            texts: Variables::read(settings, today, texts),
+            escaped: Variables::read(settings, today, rules.groups.iter().map(|g| &g.dn)),
+        }
+    }
+}
+
 /// Evaluates the mappings, disabled overrides and group rules of a person to be planned in
 /// `rules`' target (`None` for anyone else), in `envs` (as text, and escaped for DNs), filled in
 /// place. Pure, so the planner runs it for many persons at once on every core
 /// ([`parallel::in_order`]) and takes the results in key order.
 fn evaluate_expressions(
     scratch: &mut Scratch,
-    variables: &Variables,
+    variables: &ExpressionVariables,
     settings: &Settings,
     rules: &TargetRules,
     p: &Evaluated,
@@ -2434,8 +2453,8 @@ fn evaluate_expressions(
     let dn = Dn::parse(place.text()).ok()?;
     let login = p.login.as_deref().unwrap_or_default();
     let manager_dn = manager_dn_of(p, desired_dn);
-    fill_env(&mut scratch.texts, variables, settings, p, login, as_text);
-    fill_env(&mut scratch.escaped, variables, settings, p, login, crate::dn::escape_dn_value_into);
+    fill_env(&mut scratch.texts, &variables.texts, settings, p, login, as_text);
+    fill_env(&mut scratch.escaped, &variables.escaped, settings, p, login, crate::dn::escape_dn_value_into);
     let env = &mut scratch.texts.env;
     let effective = effective_state(state, entry.is_some());
     // Only the mappings that reference the manager read `manager_dn` (`references_manager` is
