@@ -394,35 +394,66 @@ impl CharSet {
     }
 }
 
+/// The functions of one text that give text, and give it from the text alone (never an error):
+/// [`super::Shortcut`] calls them without CEL, as `"cn=" + lower(department)` asks. Each gives
+/// its text changed, or `None` when the text is its own result.
+pub(super) const ON_TEXT: &[(&str, OnText)] =
+    &[("lower", lower_text), ("upper", upper_text), ("trim", trim_text), ("normalize_diacritics", fold_text)];
+
+/// A function of [`ON_TEXT`].
+pub(super) type OnText = fn(&str) -> Option<String>;
+
+/// The function of [`ON_TEXT`] called `name`.
+pub(super) fn on_text(name: &str) -> Option<OnText> {
+    ON_TEXT.iter().find(|(known, _)| *known == name).map(|(_, f)| *f)
+}
+
+/// Calls `f` of [`ON_TEXT`] on the first argument.
+fn text_to_text<'b, 'v>(args: &mut Args<'b, 'v>, f: OnText) -> Result<CowVal<'b, 'v>, String> {
+    let changed = f(&args.text(0)?);
+    changed_or_input(args, changed)
+}
+
 fn lower<'b, 'v>(args: &mut Args<'b, 'v>) -> Result<CowVal<'b, 'v>, String> {
-    Ok(text_value(args.text(0)?.to_lowercase()))
+    text_to_text(args, lower_text)
+}
+
+fn lower_text(text: &str) -> Option<String> {
+    Some(text.to_lowercase())
 }
 
 fn upper<'b, 'v>(args: &mut Args<'b, 'v>) -> Result<CowVal<'b, 'v>, String> {
-    Ok(text_value(args.text(0)?.to_uppercase()))
+    text_to_text(args, upper_text)
+}
+
+fn upper_text(text: &str) -> Option<String> {
+    Some(text.to_uppercase())
 }
 
 fn trim<'b, 'v>(args: &mut Args<'b, 'v>) -> Result<CowVal<'b, 'v>, String> {
-    let changed = {
-        let text = args.text(0)?;
-        let mut collapsed = String::with_capacity(text.len());
-        for word in text.split_whitespace() {
-            if !collapsed.is_empty() {
-                collapsed.push(' ');
-            }
-            collapsed.push_str(word);
+    text_to_text(args, trim_text)
+}
+
+fn trim_text(text: &str) -> Option<String> {
+    let mut collapsed = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !collapsed.is_empty() {
+            collapsed.push(' ');
         }
-        (collapsed != *text).then_some(collapsed)
-    };
-    changed_or_input(args, changed)
+        collapsed.push_str(word);
+    }
+    (collapsed != text).then_some(collapsed)
 }
 
 fn normalize_diacritics<'b, 'v>(args: &mut Args<'b, 'v>) -> Result<CowVal<'b, 'v>, String> {
-    let changed = match deunicode::deunicode_with_tofu_cow(&args.text(0)?, "") {
+    text_to_text(args, fold_text)
+}
+
+fn fold_text(text: &str) -> Option<String> {
+    match deunicode::deunicode_with_tofu_cow(text, "") {
         Cow::Borrowed(_) => None,
         Cow::Owned(folded) => Some(folded),
-    };
-    changed_or_input(args, changed)
+    }
 }
 
 /// Combining diacritical marks (U+0300..U+036F and the supplements): part of the letter

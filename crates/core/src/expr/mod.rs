@@ -48,11 +48,14 @@ struct Compiled {
 }
 
 /// A CEL expression made only of texts and variables joined with `+` (`"family_name"`,
-/// `given_name + " " + family_name`, `"uid=" + login + ",ou=people"`), or two such compared with
-/// `==` or `!=`: most mappings, DNs and group rules. When every variable it reads holds text,
-/// the result is what CEL gives (a variable's text, the texts joined, whether they are equal),
-/// made without CEL's scope, its values and the intermediate strings of each `+`; otherwise (a
-/// variable that is a number, a list, null or unknown) CEL evaluates it, errors and all.
+/// `given_name + " " + family_name`, `"uid=" + login + ",ou=people"`), and of the text functions
+/// of such joins that give text from text alone (`lower(normalize_diacritics(department))`,
+/// [`functions::ON_TEXT`]), or two such compared with `==` or `!=`: most mappings, DNs, group
+/// rules and login candidates. When every variable it reads holds text, the result is what CEL
+/// gives (a variable's text, the texts joined, the function's text, whether they are equal),
+/// made without CEL's scope, its values, its look-up of each function and the intermediate
+/// strings of each `+`; otherwise (a variable that is a number, a list, null or unknown) CEL
+/// evaluates it, errors and all.
 enum Shortcut {
     Join(Vec<Piece>),
     Compare { left: Vec<Piece>, right: Vec<Piece>, equal: bool },
@@ -61,6 +64,8 @@ enum Shortcut {
 enum Piece {
     Text(String),
     Variable(String),
+    /// A function of [`functions::ON_TEXT`] called on the pieces joined.
+    Apply(functions::OnText, Vec<Piece>),
 }
 
 impl Shortcut {
@@ -102,6 +107,12 @@ fn pieces(node: &cel::IdedExpr) -> Option<Vec<Piece>> {
                 walk(&call.args[0], out)?;
                 walk(&call.args[1], out)?;
             }
+            Node::Call(call) if call.target.is_none() && call.args.len() == 1 => {
+                let f = functions::on_text(&call.func_name)?;
+                let mut argument = Vec::new();
+                walk(&call.args[0], &mut argument)?;
+                out.push(Piece::Apply(f, argument));
+            }
             _ => return None,
         }
         Some(())
@@ -113,22 +124,35 @@ fn pieces(node: &cel::IdedExpr) -> Option<Vec<Piece>> {
 
 /// `pieces` joined, when every variable among them holds text in `env`.
 fn join<'a>(pieces: &'a [Piece], env: &'a Env) -> Option<Cow<'a, str>> {
-    let text = |piece: &'a Piece| match piece {
-        Piece::Text(text) => Some(text.as_str()),
-        Piece::Variable(name) => env.text(name),
-    };
     if let [one] = pieces {
-        return text(one).map(Cow::Borrowed);
+        return text(one, env);
     }
+    // Room for the texts and variables (a function's text is made only once, below).
     let mut length = 0;
     for piece in pieces {
-        length += text(piece)?.len();
+        length += match piece {
+            Piece::Text(text) => text.len(),
+            Piece::Variable(name) => env.text(name)?.len(),
+            Piece::Apply(..) => 0,
+        };
     }
     let mut joined = String::with_capacity(length);
     for piece in pieces {
-        joined.push_str(text(piece)?);
+        joined.push_str(&text(piece, env)?);
     }
     Some(Cow::Owned(joined))
+}
+
+/// The text of one piece, when the variables it reads hold text in `env`.
+fn text<'a>(piece: &'a Piece, env: &'a Env) -> Option<Cow<'a, str>> {
+    match piece {
+        Piece::Text(text) => Some(Cow::Borrowed(text)),
+        Piece::Variable(name) => env.text(name).map(Cow::Borrowed),
+        Piece::Apply(f, argument) => {
+            let argument = join(argument, env)?;
+            Some(f(&argument).map_or(argument, Cow::Owned))
+        }
+    }
 }
 
 /// The two syntaxes an expression may be written in.
@@ -809,6 +833,14 @@ mod tests {
             ("\"x\" + given != given + \"x\"", Ok(ExprValue::Bool(true))),
             ("empty != \"\"", Ok(ExprValue::Bool(false))),
             ("string", Ok(ExprValue::Text("a variable".into()))),
+            ("lower(given)", Ok(ExprValue::Text("zoë".into()))),
+            (
+                "\"cn=\" + lower(normalize_diacritics(given + \" \" + family)) + \",dc=x\"",
+                Ok(ExprValue::Text("cn=zoe o'brien \"jr\",dc=x".into())),
+            ),
+            ("upper(trim(\"  a  \" + given + \"   b \")) + empty", Ok(ExprValue::Text("A ZOË B".into()))),
+            ("normalize_diacritics(string)", Ok(ExprValue::Text("a variable".into()))),
+            ("lower(family) == \"o'brien \\\"jr\\\"\"", Ok(ExprValue::Bool(true))),
         ];
         for (source, expected) in with_shortcut {
             let expr = Expr::compile(source).unwrap();
@@ -822,8 +854,19 @@ mod tests {
         }
         assert!(matches!(Expr::compile("given + 1").unwrap().eval(&others), Ok(ExprValue::Int(8))));
         assert!(Expr::compile("given + family").unwrap().eval(&others).is_err());
-        for source in ["given + 1", "lower(given)", "given == 1", "given < \"b\"", "given.size()", "[given]", "b\"x\""]
-        {
+        for source in [
+            "given + 1",
+            "given == 1",
+            "given < \"b\"",
+            "given.size()",
+            "[given]",
+            "b\"x\"",
+            "given.lower()",
+            "lower(given, 1)",
+            "lower(1)",
+            "pcase(given)",
+            "left(given, 1)",
+        ] {
             assert!(Expr::compile(source).unwrap().compiled.shortcut.is_none(), "{source} has a shortcut");
         }
     }
