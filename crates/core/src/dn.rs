@@ -2,6 +2,7 @@
 //! RFC 4515 for filters) and where DNs are parsed and compared.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,31 +15,38 @@ pub fn escape_dn_value(value: &str) -> String {
 
 /// [`escape_dn_value`], appended to `out`.
 pub fn escape_dn_value_into(value: &str, out: &mut String) {
+    // Writing to a `String` does not fail.
+    let _ = escape_dn_value_to(value, out);
+}
+
+/// [`escape_dn_value`], written to `out`: a `String`, or the formatter of a DN being printed
+/// (a plan prints a million DNs and more, each value once without a string of its own).
+fn escape_dn_value_to(value: &str, out: &mut impl fmt::Write) -> fmt::Result {
     let special = |c: char| matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' | '\0') || c.is_control();
     if !value.starts_with(['#', ' ']) && !value.ends_with(' ') && !value.chars().any(special) {
         // Most values, as they are.
-        out.push_str(value);
-        return;
+        return out.write_str(value);
     }
     let last = value.chars().count().saturating_sub(1);
     for (i, c) in value.chars().enumerate() {
         match c {
             ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
-                out.push('\\');
-                out.push(c);
+                out.write_char('\\')?;
+                out.write_char(c)?;
             }
-            '#' if i == 0 => out.push_str("\\#"),
-            ' ' if i == 0 || i == last => out.push_str("\\ "),
-            '\0' => out.push_str("\\00"),
+            '#' if i == 0 => out.write_str("\\#")?,
+            ' ' if i == 0 || i == last => out.write_str("\\ ")?,
+            '\0' => out.write_str("\\00")?,
             c if c.is_control() => {
                 let mut buf = [0u8; 4];
                 for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push_str(&format!("\\{b:02x}"));
+                    write!(out, "\\{b:02x}")?;
                 }
             }
-            c => out.push(c),
+            c => out.write_char(c)?,
         }
     }
+    Ok(())
 }
 
 /// Escapes a value for use inside an LDAP search filter (RFC 4515): `*`, `(`, `)`, `\` and NUL, so
@@ -75,7 +83,9 @@ impl fmt::Display for Rdn {
             if i > 0 {
                 f.write_str("+")?;
             }
-            write!(f, "{}={}", ava.attr, escape_dn_value(&ava.value))?;
+            f.write_str(&ava.attr)?;
+            f.write_char('=')?;
+            escape_dn_value_to(&ava.value, f)?;
         }
         Ok(())
     }
@@ -258,9 +268,17 @@ fn normalize_rdns(rdns: &[Rdn]) -> String {
 /// Appends the normalized form of one RDN: types and values lowercased, AVAs in order.
 fn push_normalized(out: &mut String, rdn: &Rdn) {
     if let [ava] = rdn.0.as_slice() {
-        out.push_str(&ava.attr.to_ascii_lowercase());
+        let start = out.len();
+        out.push_str(&ava.attr);
         out.push('=');
-        out.push_str(&escape_dn_value(&ava.value.to_lowercase()));
+        if ava.value.is_ascii() {
+            // Escaping adds only backslashes and lower-case hex: lower-casing after is the same.
+            escape_dn_value_into(&ava.value, out);
+            out[start..].make_ascii_lowercase();
+        } else {
+            out[start..].make_ascii_lowercase();
+            escape_dn_value_into(&ava.value.to_lowercase(), out);
+        }
         return;
     }
     let mut avas = rdn.0.clone();
@@ -288,9 +306,9 @@ impl fmt::Display for Dn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, rdn) in self.rdns.iter().enumerate() {
             if i > 0 {
-                f.write_str(",")?;
+                f.write_char(',')?;
             }
-            write!(f, "{rdn}")?;
+            fmt::Display::fmt(rdn, f)?;
         }
         Ok(())
     }
@@ -476,6 +494,21 @@ mod tests {
             let parsed = Dn::parse(&dn.to_string()).unwrap();
             prop_assert_eq!(&parsed.rdn().unwrap().0[0].value, &value);
             prop_assert_eq!(parsed.parent().unwrap(), base);
+        }
+
+        /// A one-value RDN normalizes as its definition says: the type lower-cased, then the
+        /// value lower-cased and escaped (the ASCII path lower-cases after escaping instead).
+        #[test]
+        fn an_rdn_normalizes_to_its_lowercased_escaped_value(
+            attr in "[a-zA-Z][a-zA-Z0-9-]{0,6}",
+            value in "\\PC*|[ ,+\"\\\\<>;#=\\x00\\x1fA-Za-z]{0,8}|[ #A-Z\u{3a3}\u{c9}]{0,6}",
+        ) {
+            let rdn = Rdn(vec![Ava { attr: attr.clone(), value: value.clone() }]);
+            let mut out = String::from("left,");
+            push_normalized(&mut out, &rdn);
+            let expected = format!("left,{}={}", attr.to_ascii_lowercase(), escape_dn_value(&value.to_lowercase()));
+            prop_assert_eq!(out, expected);
+            prop_assert_eq!(rdn.to_string(), format!("{}={}", attr, escape_dn_value(&value)));
         }
 
         #[test]
