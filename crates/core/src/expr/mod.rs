@@ -57,8 +57,14 @@ struct Compiled {
 /// strings of each `+`; otherwise (a variable that is a number, a list, null or unknown) CEL
 /// evaluates it, errors and all.
 enum Shortcut {
+    /// `true` or `false`: a group rule's condition when it has none.
+    Bool(bool),
     Join(Vec<Piece>),
-    Compare { left: Vec<Piece>, right: Vec<Piece>, equal: bool },
+    Compare {
+        left: Vec<Piece>,
+        right: Vec<Piece>,
+        equal: bool,
+    },
 }
 
 enum Piece {
@@ -70,7 +76,10 @@ enum Piece {
 
 impl Shortcut {
     fn of(root: &cel::IdedExpr) -> Option<Shortcut> {
-        use cel::common::ast::{Expr as Node, operators as op};
+        use cel::common::ast::{Expr as Node, LiteralValue, operators as op};
+        if let Node::Literal(LiteralValue::Boolean(value)) = &root.expr {
+            return Some(Shortcut::Bool(*value.inner()));
+        }
         if let Node::Call(call) = &root.expr
             && call.target.is_none()
             && let [left, right] = call.args.as_slice()
@@ -87,6 +96,7 @@ impl Shortcut {
 
     fn eval(&self, env: &Env) -> Option<ExprValue> {
         match self {
+            Shortcut::Bool(value) => Some(ExprValue::Bool(*value)),
             Shortcut::Join(pieces) => join(pieces, env).map(|text| ExprValue::Text(text.into_owned())),
             Shortcut::Compare { left, right, equal } => {
                 Some(ExprValue::Bool((join(left, env)? == join(right, env)?) == *equal))
@@ -834,6 +844,8 @@ mod tests {
             ("empty != \"\"", Ok(ExprValue::Bool(false))),
             ("string", Ok(ExprValue::Text("a variable".into()))),
             ("lower(given)", Ok(ExprValue::Text("zoë".into()))),
+            ("true", Ok(ExprValue::Bool(true))),
+            ("false", Ok(ExprValue::Bool(false))),
             (
                 "\"cn=\" + lower(normalize_diacritics(given + \" \" + family)) + \",dc=x\"",
                 Ok(ExprValue::Text("cn=zoe o'brien \"jr\",dc=x".into())),
@@ -866,6 +878,9 @@ mod tests {
             "lower(1)",
             "pcase(given)",
             "left(given, 1)",
+            "1",
+            "null",
+            "!true",
         ] {
             assert!(Expr::compile(source).unwrap().compiled.shortcut.is_none(), "{source} has a shortcut");
         }
