@@ -619,7 +619,7 @@ fn plan_with(
         fill_env(filled, &login_variables, settings, p, "", as_text);
         let texts = &p.texts;
         LoginSource::Candidates(login::candidates(&settings.login, &mut filled.env, &|name| {
-            texts.get(name).map(Cow::into_owned).unwrap_or_default()
+            texts.get(name).unwrap_or_default()
         }))
     };
     let chosen_logins: Vec<(usize, Result<String, String>)> =
@@ -2228,7 +2228,7 @@ struct Variables {
 impl Variables {
     /// The variables `expressions` read.
     fn read<'e>(settings: &Settings, today: NaiveDate, expressions: impl IntoIterator<Item = &'e Expr>) -> Variables {
-        let names: BTreeSet<String> = expressions.into_iter().flat_map(|e| e.variables()).collect();
+        let names: BTreeSet<String> = expressions.into_iter().flat_map(|e| e.variables().iter().cloned()).collect();
         Variables::of(settings, today, |name| names.contains(name))
     }
 

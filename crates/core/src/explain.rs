@@ -157,8 +157,8 @@ pub fn trace_person(input: &PlanInput, key: &str, login: Option<&str>) -> Option
                     let sources = m
                         .expr
                         .variables()
-                        .into_iter()
-                        .filter_map(|v| provenance.get(&v).map(|s| (v, s.clone())))
+                        .iter()
+                        .filter_map(|v| provenance.get(v).map(|s| (v.clone(), s.clone())))
                         .collect();
                     MappedValue {
                         attr: m.attr.to_string(),

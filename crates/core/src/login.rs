@@ -1,6 +1,7 @@
 //! Login names: generated once per person from ordered candidates, unique against every target,
 //! every other person, the tombstones and what the plan already reserved.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::expr::{Env, ExprValue};
@@ -22,9 +23,9 @@ pub fn unreliable_script(c: char) -> bool {
 /// ends, and shortens to the maximum length. None when nothing usable is left.
 pub fn sanitize(rules: &LoginRules, raw: &str, max_length: usize) -> Option<String> {
     let kept = rules.disallowed.replace_all(raw, "");
-    let trimmed: String = kept.chars().take(max_length).collect();
-    let trimmed = trimmed.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
-    (!trimmed.is_empty()).then_some(trimmed)
+    let end = kept.char_indices().nth(max_length).map_or(kept.len(), |(at, _)| at);
+    let trimmed = kept[..end].trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    (!trimmed.is_empty()).then(|| trimmed.to_string())
 }
 
 /// Why a login was chosen, for the plan's reasons and `roster explain`.
@@ -65,13 +66,13 @@ pub struct Candidates {
 /// login. `env` holds the person's variables (the romanised forms replace the names they stand
 /// for in it: a planner refills it for the next person); `text_of(name)` their attribute texts
 /// (to detect unreliable scripts and apply romanised forms).
-pub fn candidates(rules: &LoginRules, env: &mut Env, text_of: &dyn Fn(&str) -> String) -> Candidates {
+pub fn candidates<'t>(rules: &LoginRules, env: &mut Env, text_of: &dyn Fn(&str) -> Cow<'t, str>) -> Candidates {
     let mut substituted = Vec::new();
     for (attr, romanized) in &rules.romanized {
         let original = text_of(attr);
         let latin = text_of(romanized);
         if original.chars().any(unreliable_script) && !latin.is_empty() {
-            env.set(attr, ExprValue::Text(latin));
+            env.set(attr, ExprValue::Text(latin.into_owned()));
             substituted.push(attr.as_str());
         }
     }
@@ -204,7 +205,7 @@ mod tests {
                 env.set("given_name", ExprValue::Text(given.to_string()));
                 env.set("family_name", ExprValue::Text(family.to_string()));
                 let is_taken = |l: &str| taken.borrow().contains(l);
-                let login = candidates(&rules, &mut env, &|_| String::new())
+                let login = candidates(&rules, &mut env, &|_| Cow::Borrowed(""))
                     .choose(&rules, &is_taken, &mut numbering)
                     .unwrap()
                     .login;
@@ -222,7 +223,11 @@ mod tests {
         let mut env = Env::new();
         env.set("given_name", ExprValue::Text("Jo".to_string()));
         fn choose(rules: &LoginRules, env: &mut Env, taken: &[&str]) -> Result<LoginChoice, String> {
-            candidates(rules, env, &|_| String::new()).choose(rules, &|l| taken.contains(&l), &mut Numbering::default())
+            candidates(rules, env, &|_| Cow::Borrowed("")).choose(
+                rules,
+                &|l| taken.contains(&l),
+                &mut Numbering::default(),
+            )
         }
         assert_eq!(choose(&rules, &mut env, &[]).unwrap().login, "jo");
         let failed = choose(&rules, &mut env, &["jo"]).unwrap_err();

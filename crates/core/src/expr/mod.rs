@@ -45,6 +45,8 @@ struct Compiled {
     form: Form,
     /// What evaluates a CEL expression of texts and variables without CEL ([`Shortcut`]).
     shortcut: Option<Shortcut>,
+    /// [`Expr::variables`], found once: a plan asks for each person's login candidates.
+    variables: Vec<String>,
 }
 
 /// A CEL expression made only of texts and variables joined with `+` (`"family_name"`,
@@ -163,6 +165,17 @@ fn text<'a>(piece: &'a Piece, env: &'a Env) -> Option<Cow<'a, str>> {
             Some(f(&argument).map_or(argument, Cow::Owned))
         }
     }
+}
+
+/// The names `pick` takes from `references`, each once, in the order they first appear.
+fn unique<'a>(references: &'a [Reference], pick: impl Fn(&'a Reference) -> Option<&'a String>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in references.iter().filter_map(pick) {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
 }
 
 /// The two syntaxes an expression may be written in.
@@ -348,8 +361,14 @@ impl Expr {
     pub fn compile(src: &str) -> Result<Expr, ExprError> {
         if let Some(rest) = src.trim_start().strip_prefix(entra::PREFIX) {
             let program = entra::Program::parse(src, src.len() - rest.len())?;
+            let variables = program.variables();
             return Ok(Expr {
-                compiled: Arc::new(Compiled { source: src.to_owned(), form: Form::Entra(program), shortcut: None }),
+                compiled: Arc::new(Compiled {
+                    source: src.to_owned(),
+                    form: Form::Entra(program),
+                    shortcut: None,
+                    variables,
+                }),
             });
         }
         if src.len() > MAX_SOURCE_BYTES {
@@ -380,8 +399,17 @@ impl Expr {
         }
         let references = syntax::references(program.expression(), &is_cel_function);
         let shortcut = Shortcut::of(program.expression());
+        let variables = unique(&references, |reference| match reference {
+            Reference::Variable(name) => Some(name),
+            Reference::Function { .. } => None,
+        });
         Ok(Expr {
-            compiled: Arc::new(Compiled { source: src.to_owned(), form: Form::Cel { program, references }, shortcut }),
+            compiled: Arc::new(Compiled {
+                source: src.to_owned(),
+                form: Form::Cel { program, references },
+                shortcut,
+                variables,
+            }),
         })
     }
 
@@ -391,14 +419,8 @@ impl Expr {
 
     /// The variables the expression reads, in the order they first appear (a
     /// comprehension's own loop variable is not one).
-    pub fn variables(&self) -> Vec<String> {
-        if let Form::Entra(program) = &self.compiled.form {
-            return program.variables();
-        }
-        self.unique(|reference| match reference {
-            Reference::Variable(name) => Some(name),
-            Reference::Function { .. } => None,
-        })
+    pub fn variables(&self) -> &[String] {
+        &self.compiled.variables
     }
 
     /// The functions the expression calls (methods included, operators not), in the
@@ -407,20 +429,10 @@ impl Expr {
         if let Form::Entra(program) = &self.compiled.form {
             return program.functions();
         }
-        self.unique(|reference| match reference {
+        unique(self.references(), |reference| match reference {
             Reference::Function { name, .. } => Some(name),
             Reference::Variable(_) => None,
         })
-    }
-
-    fn unique<'a>(&'a self, pick: impl Fn(&'a Reference) -> Option<&'a String>) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        for name in self.references().iter().filter_map(pick) {
-            if !names.contains(name) {
-                names.push(name.clone());
-            }
-        }
-        names
     }
 
     /// Unknown variables (known(name) false) and unknown functions (neither CEL builtin nor
