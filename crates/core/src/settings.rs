@@ -275,6 +275,8 @@ pub struct TargetRules {
     pub config: TargetConfig,
     pub dn: Expr,
     pub managed: Vec<Dn>,
+    /// `managed`, each normalized ([`TargetRules::plain_in_scope`]).
+    managed_normalized: Vec<String>,
     pub move_to: Option<Dn>,
     pub purge_move_to: Option<Dn>,
     pub mappings: Vec<Mapping>,
@@ -289,6 +291,15 @@ impl TargetRules {
     }
     pub fn in_scope(&self, dn: &Dn) -> bool {
         self.managed.iter().any(|base| dn.is_within(base))
+    }
+
+    /// [`in_scope`](Self::in_scope) for a plain DN (no escapes, no `+`: [`crate::dn::normalize_plain`]'s),
+    /// normalized, without parsing it: a base or below one is the base's normalized form, or
+    /// ends with `,` and it (a comma that, in a plain DN, is never part of a value).
+    pub(crate) fn plain_in_scope(&self, normalized: &str) -> bool {
+        self.managed_normalized.iter().any(|base| {
+            normalized.strip_suffix(base.as_str()).is_some_and(|above| above.is_empty() || above.ends_with(','))
+        })
     }
 }
 
@@ -1154,6 +1165,7 @@ pub fn validate(cfg: ConfigFile, text: &str, file: &str) -> Result<Settings, Vec
             targets.push(TargetRules {
                 config: t.clone(),
                 dn,
+                managed_normalized: managed.iter().map(Dn::normalized).collect(),
                 managed,
                 move_to,
                 purge_move_to,
