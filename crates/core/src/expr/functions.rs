@@ -535,8 +535,14 @@ fn coalesce<'b, 'v>(args: &mut Args<'b, 'v>) -> Result<CowVal<'b, 'v>, String> {
 }
 
 fn left<'b, 'v>(args: &mut Args<'b, 'v>) -> Result<CowVal<'b, 'v>, String> {
-    let count = to_index(args.number(1)?);
-    Ok(text_value(prefix_chars(&args.text(0)?, count).to_owned()))
+    let count = args.number(1)?;
+    Ok(text_value(left_text(&args.text(0)?, count).to_owned()))
+}
+
+/// `left(text, count)` of a text and a number: [`super::Shortcut`] calls it for a login's
+/// initial (`left(given_name, 1)`) without CEL.
+pub(super) fn left_text(text: &str, count: i64) -> &str {
+    prefix_chars(text, to_index(count))
 }
 
 fn right<'b, 'v>(args: &mut Args<'b, 'v>) -> Result<CowVal<'b, 'v>, String> {

@@ -74,6 +74,8 @@ enum Piece {
     Variable(String),
     /// A function of [`functions::ON_TEXT`] called on the pieces joined.
     Apply(functions::OnText, Vec<Piece>),
+    /// `left(...)` of the pieces joined and a number written in the expression.
+    Left(Vec<Piece>, i64),
 }
 
 impl Shortcut {
@@ -111,6 +113,10 @@ impl Shortcut {
 fn pieces(node: &cel::IdedExpr) -> Option<Vec<Piece>> {
     use cel::common::ast::{Expr as Node, LiteralValue, operators as op};
     fn walk(node: &cel::IdedExpr, out: &mut Vec<Piece>) -> Option<()> {
+        let joined = |node: &cel::IdedExpr| {
+            let mut pieces = Vec::new();
+            walk(node, &mut pieces).map(|()| pieces)
+        };
         match &node.expr {
             Node::Literal(LiteralValue::String(text)) => out.push(Piece::Text(text.inner().to_owned())),
             // A name with a leading dot is looked up outside the evaluation's scope.
@@ -120,10 +126,11 @@ fn pieces(node: &cel::IdedExpr) -> Option<Vec<Piece>> {
                 walk(&call.args[1], out)?;
             }
             Node::Call(call) if call.target.is_none() && call.args.len() == 1 => {
-                let f = functions::on_text(&call.func_name)?;
-                let mut argument = Vec::new();
-                walk(&call.args[0], &mut argument)?;
-                out.push(Piece::Apply(f, argument));
+                out.push(Piece::Apply(functions::on_text(&call.func_name)?, joined(&call.args[0])?));
+            }
+            Node::Call(call) if call.target.is_none() && call.func_name == "left" && call.args.len() == 2 => {
+                let Node::Literal(LiteralValue::Int(count)) = &call.args[1].expr else { return None };
+                out.push(Piece::Left(joined(&call.args[0])?, *count.inner()));
             }
             _ => return None,
         }
@@ -145,7 +152,7 @@ fn join<'a>(pieces: &'a [Piece], env: &'a Env) -> Option<Cow<'a, str>> {
         length += match piece {
             Piece::Text(text) => text.len(),
             Piece::Variable(name) => env.text(name)?.len(),
-            Piece::Apply(..) => 0,
+            Piece::Apply(..) | Piece::Left(..) => 0,
         };
     }
     let mut joined = String::with_capacity(length);
@@ -164,6 +171,10 @@ fn text<'a>(piece: &'a Piece, env: &'a Env) -> Option<Cow<'a, str>> {
             let argument = join(argument, env)?;
             Some(f(&argument).map_or(argument, Cow::Owned))
         }
+        Piece::Left(argument, count) => Some(match join(argument, env)? {
+            Cow::Borrowed(text) => Cow::Borrowed(functions::left_text(text, *count)),
+            Cow::Owned(text) => Cow::Owned(functions::left_text(&text, *count).to_owned()),
+        }),
     }
 }
 
@@ -857,6 +868,12 @@ mod tests {
             ("string", Ok(ExprValue::Text("a variable".into()))),
             ("lower(given)", Ok(ExprValue::Text("zoë".into()))),
             ("true", Ok(ExprValue::Bool(true))),
+            ("left(given, 1)", Ok(ExprValue::Text("Z".into()))),
+            (
+                "lower(normalize_diacritics(left(given + family, 4) + \".\" + family))",
+                Ok(ExprValue::Text("zoeo.o'brien \"jr\"".into())),
+            ),
+            ("left(family, 0) + left(given, 99) + left(empty, 1)", Ok(ExprValue::Text("Zoë".into()))),
             ("false", Ok(ExprValue::Bool(false))),
             (
                 "\"cn=\" + lower(normalize_diacritics(given + \" \" + family)) + \",dc=x\"",
@@ -889,7 +906,10 @@ mod tests {
             "lower(given, 1)",
             "lower(1)",
             "pcase(given)",
-            "left(given, 1)",
+            "left(given, given)",
+            "left(given)",
+            "left(given, 1, 2)",
+            "right(given, 1)",
             "1",
             "null",
             "!true",
