@@ -111,34 +111,36 @@ struct WantedGroups {
     /// hash map: a million persons look up five groups each, among a hundred thousand (a team
     /// group per manager); the group plan takes the groups in order of their DN.
     groups: FastMap<String, (String, usize, WantedMembers)>,
-    /// Each member once, however many groups want them: a group holds a member's place here
-    /// beside the normalized DN it sorts by, 24 bytes, not the 48 of both texts beside it (at a
-    /// million persons in five groups each, 120 MB less for this list's 32 MB).
+    /// Each member once, however many groups want them: a group holds only a member's place
+    /// here, 8 bytes (at a million persons in five groups each, 80 MB less than the normalized
+    /// DN's 16 bytes beside it).
     members: Vec<Member>,
 }
 
-/// A wanted group member: (member DN, person key).
-type Member = (Arc<str>, Arc<str>);
+/// A wanted group member: (member DN normalized, member DN, person key).
+type Member = (Arc<str>, Arc<str>, Arc<str>);
 
-/// A group's wanted members by normalized member DN, each with its place among
-/// [`WantedGroups::members`]: pushed as the persons are planned, then sorted once
-/// ([`WantedMembers::sort`]). At a million persons an everyone-group's members inserted one by
-/// one into a map cost seconds of comparisons and cache misses; a sort of the same entries is a
-/// fraction of that.
+/// A group's wanted members, by their places among [`WantedGroups::members`]: pushed as the
+/// persons are planned, then sorted once by normalized member DN ([`WantedMembers::sort`]). At a
+/// million persons an everyone-group's members inserted one by one into a map cost seconds of
+/// comparisons and cache misses; a sort of the same entries is a fraction of that.
 #[derive(Default)]
-struct WantedMembers(Vec<(Arc<str>, usize)>);
+struct WantedMembers(Vec<usize>);
 
 impl WantedMembers {
-    fn push(&mut self, normalized: Arc<str>, member: usize) {
-        self.0.push((normalized, member));
+    fn push(&mut self, member: usize) {
+        self.0.push(member);
     }
 
     /// In order of the normalized DN, each DN once: the last pushed wins, as a map's insert would.
-    fn sort(&mut self) {
+    /// `rank` is each member's place in the order of the normalized DNs ([`member_ranks`]): the
+    /// groups sort integers, where each of five groups per person sorting by the DNs themselves
+    /// compared texts scattered over the heap (a second of one core at a million persons).
+    fn sort(&mut self, rank: &[usize]) {
         // Stable: among equal DNs the pushes stay in order, and the last one's member is kept.
-        parallel::sort_by(&mut self.0, |a, b| a.0.cmp(&b.0));
+        parallel::sort_by(&mut self.0, |a, b| rank[*a].cmp(&rank[*b]));
         self.0.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
+            let same = rank[*later] == rank[*kept];
             if same {
                 std::mem::swap(later, kept);
             }
@@ -147,23 +149,34 @@ impl WantedMembers {
     }
 
     /// Whether `normalized` is wanted (the members must be [sorted](Self::sort)).
-    fn contains(&self, normalized: &str) -> bool {
-        self.0.binary_search_by(|(n, _)| (**n).cmp(normalized)).is_ok()
+    fn contains(&self, members: &[Member], normalized: &str) -> bool {
+        self.0.binary_search_by(|at| (*members[*at].0).cmp(normalized)).is_ok()
     }
 
     fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    /// Each member's normalized DN.
-    fn normalized(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.0.iter().map(|(normalized, _)| normalized)
+    /// Each member, found among `members`.
+    fn iter<'a>(&'a self, members: &'a [Member]) -> impl Iterator<Item = &'a Member> {
+        self.0.iter().map(|at| &members[*at])
     }
+}
 
-    /// Each member's normalized DN and member, found among `members`.
-    fn iter<'a>(&'a self, members: &'a [Member]) -> impl Iterator<Item = (&'a Arc<str>, &'a Member)> {
-        self.0.iter().map(|(normalized, at)| (normalized, &members[*at]))
+/// Each member's rank in the order of the normalized member DNs, equal DNs ranked equal: sorted
+/// once for all the groups, on every core.
+fn member_ranks(members: &[Member]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..members.len()).collect();
+    parallel::sort_by(&mut order, |a, b| members[*a].0.cmp(&members[*b].0));
+    let mut rank = vec![0; members.len()];
+    let mut current = 0;
+    for (n, pair) in order.iter().enumerate() {
+        if n > 0 && members[order[n - 1]].0 != members[*pair].0 {
+            current += 1;
+        }
+        rank[*pair] = current;
     }
+    rank
 }
 
 struct Draft {
@@ -1418,7 +1431,7 @@ fn plan_with(
 
                 // Group memberships this person should hold in this target.
                 if gets_groups(effective, settings, rules) {
-                    let (normalized_member, member) = (member.0, (member.1, Arc::<str>::from(p.key.as_str())));
+                    let mut member = Some((member.0, member.1, Arc::<str>::from(p.key.as_str())));
                     let mut place = None;
                     for (rule_index, rule) in groups.into_iter().enumerate() {
                         match rule {
@@ -1438,15 +1451,14 @@ fn plan_with(
                                             Ok(group) if group.in_scope => {
                                                 let normalized = &group.normalized;
                                                 let at = *place.get_or_insert_with(|| {
-                                                    group_members.members.push(member.clone());
+                                                    group_members.members.extend(member.take());
                                                     group_members.members.len() - 1
                                                 });
-                                                let member_dn = Arc::clone(&normalized_member);
                                                 if let Some(slot) = group_members.groups.get_mut(normalized) {
-                                                    slot.2.push(member_dn, at);
+                                                    slot.2.push(at);
                                                 } else {
                                                     let mut members = WantedMembers::default();
-                                                    members.push(member_dn, at);
+                                                    members.push(at);
                                                     group_members.groups.insert(
                                                         normalized.clone(),
                                                         (group.text.clone(), rule_index, members),
@@ -3117,9 +3129,11 @@ fn plan_groups(
         .cloned()
         .collect();
     // Every group's members sorted at once, on every core, the largest groups first.
+    let rank = member_ranks(&table);
     let mut members: Vec<&mut WantedMembers> = wanted.values_mut().map(|(_, _, m)| m).collect();
     members.sort_unstable_by_key(|m| std::cmp::Reverse(m.0.len()));
-    parallel::each_mut(&mut members, |m| m.sort());
+    parallel::each_mut(&mut members, |m| m.sort(&rank));
+    drop(rank);
     let empty = WantedMembers::default();
     for norm in &all {
         // Taken out of the wanted groups as it is planned: each group's members are freed while
@@ -3141,7 +3155,7 @@ fn plan_groups(
                 // Each member's texts shared with the list of members (their counts raised once
                 // per group they are in, not copied).
                 let (members, deps): (Vec<Arc<str>>, Vec<Arc<str>>) =
-                    want.iter(&table).map(|(_, (dn, key))| (Arc::clone(dn), Arc::clone(key))).unzip();
+                    want.iter(&table).map(|(_, dn, key)| (Arc::clone(dn), Arc::clone(key))).unzip();
                 let rule = rules.config.groups.get(rule);
                 let attributes = group_attributes(rules, &parsed, rule);
                 planner.draft(
@@ -3175,7 +3189,7 @@ fn plan_groups(
                 let matters: Option<FastSet<&str>> = partial.then(|| {
                     let mut matters: FastSet<&str> = managed_members.keys().map(|n| n.as_ref()).collect();
                     matters.extend(renamed.keys().map(String::as_str));
-                    matters.extend(want.normalized().map(|n| &**n));
+                    matters.extend(want.iter(&table).map(|(n, _, _)| &**n));
                     matters.insert(&placeholder_norm);
                     matters
                 });
@@ -3194,8 +3208,7 @@ fn plan_groups(
                 }
                 // Every member, as the map would count them all.
                 let members = have.len() + others;
-                let adds: Vec<(&Arc<str>, &Member)> =
-                    want.iter(&table).filter(|(n, _)| !have.contains_key(&***n)).collect();
+                let adds: Vec<&Member> = want.iter(&table).filter(|(n, _, _)| !have.contains_key(&**n)).collect();
                 // The cheap tests first: in a partial view only the few persons evaluated in this
                 // run can lose a membership, a hash look-up each.
                 let mut removes: Vec<(&String, &(&String, &String))> = have
@@ -3203,7 +3216,7 @@ fn plan_groups(
                     .filter(|(n, _)| {
                         view.partial.is_none() || managed_members.get(n.as_str()).is_some_and(|p| p.evaluate)
                     })
-                    .filter(|(n, _)| **n != placeholder_norm && !untouchable.contains(*n) && !want.contains(n))
+                    .filter(|(n, _)| **n != placeholder_norm && !untouchable.contains(*n) && !want.contains(&table, n))
                     .filter(|(n, _)| {
                         rules.group_mode == GroupMode::Authoritative || managed_members.contains_key(n.as_str())
                     })
@@ -3216,7 +3229,7 @@ fn plan_groups(
                 let placeholder_norm = if ad { String::new() } else { placeholder_norm };
                 let remaining =
                     members - removes.len() + adds.len() - usize::from(have.contains_key(&placeholder_norm));
-                for (_, (member, person)) in &adds {
+                for (_, member, person) in &adds {
                     planner.draft(
                         Some(person),
                         rules.name(),
@@ -3270,7 +3283,11 @@ fn plan_groups(
                         draft.phase = REMOVE_BEFORE_RENAME;
                     }
                 }
-                if whole && remaining > 0 && have.contains_key(&placeholder_norm) && !want.contains(&placeholder_norm) {
+                if whole
+                    && remaining > 0
+                    && have.contains_key(&placeholder_norm)
+                    && !want.contains(&table, &placeholder_norm)
+                {
                     planner.draft(
                         None,
                         rules.name(),
@@ -3576,6 +3593,32 @@ mod tests {
         let json = r#"{"hr":{"given_name":"Zoë \"Jo\"","hire_date":{"date":"2026-03-01"}}}"#;
         let expected = format!("{:x}", Sha256::digest(format!("cfg-hash{json}").as_bytes()))[..32].to_string();
         assert_eq!(hash_person("cfg-hash", &records, &mut Vec::new()), expected);
+    }
+
+    /// A group's members sort by their normalized DN through the members' ranks, and a DN
+    /// pushed twice is kept once, as pushed last (as a map's insert would).
+    #[test]
+    fn wanted_members_sort_by_normalized_dn_and_keep_the_last_of_equal_ones() {
+        let member = |normalized: &str, key: &str| -> Member {
+            (Arc::from(normalized), Arc::from(normalized.to_uppercase().as_str()), Arc::from(key))
+        };
+        let table = vec![
+            member("uid=c,dc=org", "3"),
+            member("uid=a,dc=org", "1"),
+            member("uid=b,dc=org", "2"),
+            member("uid=a,dc=org", "4"),
+        ];
+        let rank = member_ranks(&table);
+        assert_eq!(rank, [2, 0, 1, 0]);
+        let mut wanted = WantedMembers::default();
+        for at in [0, 1, 2, 3, 2] {
+            wanted.push(at);
+        }
+        wanted.sort(&rank);
+        let keys: Vec<&str> = wanted.iter(&table).map(|(_, _, key)| &**key).collect();
+        assert_eq!(keys, ["4", "2", "3"]);
+        assert!(wanted.contains(&table, "uid=b,dc=org"));
+        assert!(!wanted.contains(&table, "uid=d,dc=org"));
     }
 
     /// A record's hash made ahead is found from the address of its `attrs` field, and only
