@@ -147,7 +147,7 @@ fn escaped_value(bytes: &[u8], i: &mut usize) -> Result<String, String> {
 }
 
 /// A parsed distinguished name (RDNs from the leaf to the root).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Dn {
     rdns: Vec<Rdn>,
 }
@@ -352,9 +352,31 @@ pub(crate) fn normalize_plain(dn: &str) -> Option<String> {
 /// [`normalize_plain`], written over `out`; false (and `out` left unspecified) for a DN that needs
 /// parsing.
 fn normalize_plain_into(dn: &str, out: &mut String) -> bool {
+    out.clear();
+    scan_plain(dn, |b| out.push(char::from(b.to_ascii_lowercase())))
+}
+
+/// Whether `dn` is plain, as [`normalize_plain`] takes it: its text is what parsing and printing
+/// it gives, and each RDN is one `attr=value`.
+pub(crate) fn is_plain(dn: &str) -> bool {
+    scan_plain(dn, |_| ())
+}
+
+/// The attribute and value of a plain DN's RDN ([`is_plain`]), as parsing gives them.
+pub(crate) fn plain_rdn(dn: &str) -> Option<(&str, &str)> {
+    dn.split(',').next()?.split_once('=')
+}
+
+/// The normalized form of a plain DN's parent ([`is_plain`]), from the DN's own normalized form
+/// (as [`Dn::parent_normalized`] gives it: empty for a DN of one RDN).
+pub(crate) fn plain_parent(normalized: &str) -> &str {
+    normalized.split_once(',').map_or("", |(_, parent)| parent)
+}
+
+/// Checks that `dn` is plain, handing each of its bytes (only ASCII gets there) to `each`.
+fn scan_plain(dn: &str, mut each: impl FnMut(u8)) -> bool {
     // One pass over the bytes, checking and lowercasing at once: a daily run normalizes every
     // member of the groups it touches, a hundred thousand DNs and more.
-    out.clear();
     let bytes = dn.as_bytes();
     // Where the current attribute name or value starts, and whether it is the name.
     let (mut start, mut in_attr) = (0, true);
@@ -367,8 +389,7 @@ fn normalize_plain_into(dn: &str, out: &mut String) -> bool {
             _ if !in_attr && (b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b' ')) => {}
             _ => return false,
         }
-        // Only ASCII gets here.
-        out.push(char::from(b.to_ascii_lowercase()));
+        each(b);
     }
     !in_attr && plain_value(start, bytes.len())
 }
@@ -487,6 +508,27 @@ mod tests {
     }
 
     proptest! {
+        /// A plain DN's RDN and parent, taken from its text, are what parsing it gives; and it
+        /// prints as it is written.
+        #[test]
+        fn a_plain_dn_is_what_parsing_it_gives(
+            rdns in proptest::collection::vec(("[a-zA-Z][a-zA-Z0-9-]{0,5}", "[a-zA-Z0-9._ -]{0,8}|[A-Z,+=\\\\]{1,3}"), 1..5),
+        ) {
+            let dn = rdns.iter().map(|(attr, value)| format!("{attr}={value}")).collect::<Vec<_>>().join(",");
+            let plain = rdns.iter().all(|(_, v)| {
+                !v.is_empty() && !v.starts_with(' ') && !v.ends_with(' ') && !v.contains([',', '+', '=', '\\'])
+            });
+            prop_assert_eq!(is_plain(&dn), plain, "{}", dn);
+            if plain {
+                let parsed = Dn::parse(&dn).unwrap();
+                prop_assert_eq!(parsed.to_string(), dn.clone());
+                let ava = &parsed.rdn().unwrap().0[0];
+                prop_assert_eq!(plain_rdn(&dn), Some((ava.attr.as_str(), ava.value.as_str())));
+                let normalized = normalize_plain(&dn).unwrap();
+                prop_assert_eq!(Some(plain_parent(&normalized).to_string()), parsed.parent_normalized());
+            }
+        }
+
         #[test]
         fn any_value_round_trips_through_escape_and_parse(value in "\\PC*|[ ,+\"\\\\<>;#=\\x00]{0,8}") {
             let base = Dn::parse("ou=people,dc=example,dc=org").unwrap();
