@@ -28,11 +28,41 @@ pub fn sanitize(rules: &LoginRules, raw: &str, max_length: usize) -> Option<Stri
     (!trimmed.is_empty()).then(|| trimmed.to_string())
 }
 
-/// Why a login was chosen, for the plan's reasons and `roster explain`.
+/// A login chosen, and why ([`LoginChoice::because`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginChoice {
     pub login: String,
-    pub because: String,
+    why: Why,
+}
+
+/// Which way a login was found: kept apart from its text, which a plan of a million persons
+/// formatted for each of them and never read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Why {
+    /// The candidate with this index.
+    Candidate(usize),
+    /// The fallback; whether a candidate was skipped for its script.
+    Fallback { skipped_script: bool },
+    /// A numbered form of the first candidate, or of the fallback.
+    Numbered { via: &'static str, number: u64 },
+}
+
+impl LoginChoice {
+    /// Why the login was chosen, for the plan's reasons and `roster explain`.
+    pub fn because(&self, rules: &LoginRules) -> String {
+        match &self.why {
+            Why::Candidate(i) => format!("candidate {} ({})", i + 1, rules.candidates[*i].source()),
+            Why::Fallback { skipped_script } => {
+                let why = if *skipped_script {
+                    "the name is in a script without reliable transliteration"
+                } else {
+                    "no candidate gave a usable login"
+                };
+                format!("fallback ({}): {why}", rules.fallback.source())
+            }
+            Why::Numbered { via, number } => format!("{via} with number {number}: every candidate was taken"),
+        }
+    }
 }
 
 /// The numbered forms already found taken, per base, over one plan: the next number worth trying
@@ -117,16 +147,14 @@ impl Candidates {
     /// lowercased login is already someone else's; `numbering` carries what earlier choices of
     /// the same plan learnt about the numbered forms (only sound while `taken` never shrinks).
     pub fn choose(
-        self,
+        mut self,
         rules: &LoginRules,
         taken: &dyn Fn(&str) -> bool,
         numbering: &mut Numbering,
     ) -> Result<LoginChoice, String> {
-        for (i, login) in &self.usable {
-            if !taken(&login.to_lowercase()) {
-                let because = format!("candidate {} ({})", i + 1, rules.candidates[*i].source());
-                return Ok(LoginChoice { login: login.clone(), because });
-            }
+        if let Some(at) = self.usable.iter().position(|(_, login)| !taken(&login.to_lowercase())) {
+            let (i, login) = self.usable.swap_remove(at);
+            return Ok(LoginChoice { login, why: Why::Candidate(i) });
         }
         if let Some(error) = self.error {
             return Err(error);
@@ -136,15 +164,7 @@ impl Candidates {
             (None, Some(fallback)) => {
                 let base = fallback?;
                 if !taken(&base.to_lowercase()) {
-                    let why = if self.skipped_script {
-                        "the name is in a script without reliable transliteration"
-                    } else {
-                        "no candidate gave a usable login"
-                    };
-                    return Ok(LoginChoice {
-                        login: base,
-                        because: format!("fallback ({}): {why}", rules.fallback.source()),
-                    });
+                    return Ok(LoginChoice { login: base, why: Why::Fallback { skipped_script: self.skipped_script } });
                 }
                 (base, "fallback")
             }
@@ -162,7 +182,7 @@ impl Candidates {
             let login = format!("{stem}{suffix}");
             if !taken(&login.to_lowercase()) {
                 numbering.next.insert(base_key, n + 1);
-                return Ok(LoginChoice { login, because: format!("{via} with number {n}: every candidate was taken") });
+                return Ok(LoginChoice { login, why: Why::Numbered { via, number: n } });
             }
             if n > 100_000 {
                 break;
@@ -239,7 +259,7 @@ mod tests {
         rules.fallback = Expr::compile(r#""u" + lower(given_name)"#).unwrap();
         let chosen = choose(&rules, &mut env, &["ujo"]).unwrap();
         assert_eq!(
-            (chosen.login.as_str(), chosen.because.as_str()),
+            (chosen.login.as_str(), chosen.because(&rules).as_str()),
             ("ujo2", "fallback with number 2: every candidate was taken")
         );
     }
