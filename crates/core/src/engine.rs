@@ -1625,54 +1625,61 @@ fn plan_with(
         })
         .collect();
 
-    // 6. What the store records per person, once their operations land.
-    // Room for each person evaluated, made once: a million updates grown by doubling held the
-    // last half-sized vector beside the new one at the plan's peak.
-    let mut person_updates = Vec::with_capacity(people.iter().filter(|p| p.evaluate).count());
+    // What the summary and the provenance read of the persons, before step 6 takes them apart.
     let with_operations: FastSet<&str> = operations.iter().filter_map(|o| o.person.as_deref()).collect();
-    for p in people.iter_mut().filter(|p| p.evaluate) {
-        let stored = snapshot.persons.get(&p.key);
-        if p.failed {
-            continue;
-        }
-        let p = p.to_mut();
-        if p.hold.is_some() {
-            notices.push(Notice {
-                kind: NoticeKind::OnHold,
-                person: Some(p.key.clone()),
-                target: None,
-                message: p.hold.as_ref().map_or_else(String::new, |h| {
-                    let until = h.until.map(|d| format!(" until {d}")).unwrap_or_default();
-                    format!("on hold{until}: {}; nothing planned", h.reason)
-                }),
-            });
-            continue;
-        }
-        if stored.is_none()
-            && matches!(p.decision.state, LifecycleState::Purged | LifecycleState::Rescinded)
-            && !with_operations.contains(p.key.as_str())
-        {
-            continue;
-        }
-        let update = PersonUpdate {
-            key: p.key.clone(),
-            // Taken, not copied: only the summary and the provenance below read the persons again.
-            login: p.login.take(),
-            state: p.decision.state,
-            records: std::mem::take(&mut p.records),
-            eval_hash: std::mem::take(&mut p.eval_hash),
-            missing_reads: p.missing_reads,
-            left_on: p.decision.left_on,
-            next_transition: p.decision.next_transition,
-            hold: stored.and_then(|s| s.hold.clone()).filter(|h| h.until.is_none_or(|u| today <= u)),
-            tombstone: p.tombstone,
-            record_keys: p.record_keys.take().map(|m| *m).unwrap_or_default(),
-            provenance: p.provenance.as_deref().cloned().unwrap_or_default(),
-        };
-        if stored.is_none_or(|s| differs(s, &update)) {
-            person_updates.push(update);
-        }
-    }
+    let population = people.len() as u64;
+    let count = |c: Category| people.iter().zip(&noted).filter(|(p, noted)| **noted && p.category == c).count() as u64;
+    let (joiners, movers, leavers, rehires) =
+        (count(Category::Joiner), count(Category::Mover), count(Category::Leaver), count(Category::Rehire));
+    let evaluated = people.iter().filter(|p| p.evaluate && p.hold.is_none()).count() as u64;
+    let provenance = people
+        .iter()
+        .filter(|p| p.provenance.is_some() && with_operations.contains(p.key.as_str()))
+        .map(|p| (p.key.clone(), p.provenance.as_deref().cloned().unwrap_or_default()))
+        .collect();
+
+    // 6. What the store records per person, once their operations land. Each update is made of
+    // its person, taken apart in their place: a million persons' evaluations and a list of
+    // their updates beside them were both held to the plan's end, a fifth of its peak.
+    let person_updates: Vec<PersonUpdate> = people
+        .into_iter()
+        .filter(|p| p.evaluate && !p.failed)
+        .filter_map(|p| {
+            let stored = snapshot.persons.get(&p.key);
+            let p = p.into_owned();
+            if let Some(h) = &p.hold {
+                let until = h.until.map(|d| format!(" until {d}")).unwrap_or_default();
+                notices.push(Notice {
+                    kind: NoticeKind::OnHold,
+                    person: Some(p.key),
+                    target: None,
+                    message: format!("on hold{until}: {}; nothing planned", h.reason),
+                });
+                return None;
+            }
+            if stored.is_none()
+                && matches!(p.decision.state, LifecycleState::Purged | LifecycleState::Rescinded)
+                && !with_operations.contains(p.key.as_str())
+            {
+                return None;
+            }
+            let update = PersonUpdate {
+                key: p.key,
+                login: p.login,
+                state: p.decision.state,
+                records: p.records,
+                eval_hash: p.eval_hash,
+                missing_reads: p.missing_reads,
+                left_on: p.decision.left_on,
+                next_transition: p.decision.next_transition,
+                hold: stored.and_then(|s| s.hold.clone()).filter(|h| h.until.is_none_or(|u| today <= u)),
+                tombstone: p.tombstone,
+                record_keys: p.record_keys.map(|m| *m).unwrap_or_default(),
+                provenance: p.provenance.map(|m| *m).unwrap_or_default(),
+            };
+            stored.is_none_or(|s| differs(s, &update)).then_some(update)
+        })
+        .collect();
 
     for read in &reads {
         for q in &read.quarantined {
@@ -1705,16 +1712,14 @@ fn plan_with(
             (r.source.clone(), (keys.len() + keyless) as u64)
         })
         .collect();
-    let population = people.len() as u64;
     let safety = limits(settings, &operations, population, &source_counts, snapshot);
-    let count = |c: Category| people.iter().zip(&noted).filter(|(p, noted)| **noted && p.category == c).count() as u64;
     let summary = Summary {
         persons: population,
-        evaluated: people.iter().filter(|p| p.evaluate && p.hold.is_none()).count() as u64,
-        joiners: count(Category::Joiner),
-        movers: count(Category::Mover),
-        leavers: count(Category::Leaver),
-        rehires: count(Category::Rehire),
+        evaluated,
+        joiners,
+        movers,
+        leavers,
+        rehires,
         operations: operations.len() as u64,
         quarantined_rows: reads.iter().map(|r| r.quarantined.len() as u64).sum(),
         notices: notices.len() as u64,
@@ -1723,11 +1728,6 @@ fn plan_with(
         stored_persons: snapshot.persons.len() as u64,
         stored_records: snapshot.persons.values().filter(|p| !p.records_omitted).count() as u64,
     };
-    let provenance = people
-        .iter()
-        .filter(|p| p.provenance.is_some() && with_operations.contains(p.key.as_str()))
-        .map(|p| (p.key.clone(), p.provenance.as_deref().cloned().unwrap_or_default()))
-        .collect();
     Plan {
         provenance,
         format: PLAN_FORMAT,
