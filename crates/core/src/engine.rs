@@ -110,12 +110,15 @@ struct WantedGroups {
     /// Normalized group DN -> (group DN, index of the rule that wants it, its wanted members). A
     /// hash map: a million persons look up five groups each, among a hundred thousand (a team
     /// group per manager); the group plan takes the groups in order of their DN.
-    groups: FastMap<String, (String, usize, WantedMembers)>,
+    groups: FastMap<String, WantedGroup>,
     /// Each member once, however many groups want them: a group holds only a member's place
     /// here, 8 bytes (at a million persons in five groups each, 80 MB less than the normalized
     /// DN's 16 bytes beside it).
     members: Vec<Member>,
 }
+
+/// A wanted group: (group DN, index of the rule that wants it, its wanted members).
+type WantedGroup = (String, usize, WantedMembers);
 
 /// A wanted group member: (member DN normalized, member DN, person key).
 type Member = (Arc<str>, Arc<str>, Arc<str>);
@@ -3201,173 +3204,202 @@ fn plan_groups(
     parallel::each_mut(&mut members, |m| m.sort(&rank));
     drop(rank);
     let empty = WantedMembers::default();
-    for norm in &all {
-        // Taken out of the wanted groups as it is planned: each group's members are freed while
-        // the plan's copies of them are made (at a million persons, five groups each).
-        let slot = wanted.remove(norm);
-        let want = slot.as_ref().map(|(_, _, m)| m).unwrap_or(&empty);
-        let group_dn = slot
-            .as_ref()
-            .map(|(d, _, _)| d.clone())
-            .or_else(|| existing.get(norm).map(|g| g.dn.clone()))
-            .unwrap_or_default();
-        let Ok(parsed) = Dn::parse(&group_dn) else { continue };
-        let rule_reason = |member: &str| format!("group rule: {member} belongs in {group_dn}");
-        let account_dep = |person: &Arc<str>| vec![Arc::clone(person)];
-        match existing.get(norm) {
-            None => {
-                let Some((_, rule, want)) = slot.filter(|(_, _, want)| !want.is_empty()) else { continue };
-                let needs = plan_containers(planner, rules, &parsed, &view.containers, containers_planned, &group_dn);
-                // Each member's texts shared with the list of members (their counts raised once
-                // per group they are in, not copied).
-                let (members, deps): (Vec<Arc<str>>, Vec<Arc<str>>) =
-                    want.iter(&table).map(|(_, dn, key)| (Arc::clone(dn), Arc::clone(key))).unzip();
-                let rule = rules.config.groups.get(rule);
-                let attributes = group_attributes(rules, &parsed, rule);
-                planner.draft(
-                    None,
-                    rules.name(),
-                    Category::Directory,
-                    format!("group rules put {} member(s) in a group that does not exist yet", members.len()),
-                    Action::CreateGroup { dn: group_dn.clone(), members, attributes },
-                    false,
-                    deps,
-                    needs,
-                );
-            }
-            Some(g) => {
-                let (managed_members, renamed) = for_existing.get_or_insert_with(existing_groups);
-                // A partial view lists a group's members among the entries it read (all of them,
-                // where the group was read whole): only evaluated persons' memberships are
-                // removed, and the placeholder is judged only against the whole list.
-                let whole = view.complete_group(norm);
-                let placeholder = rules.config.empty_group_member.clone().unwrap_or_else(|| g.dn.clone());
-                let placeholder_norm = normalize_dn(&placeholder);
-                // Normalized member DN as it will be -> (that DN, the DN the group lists now). Each
-                // member normalized once (again only if renamed), in a hash map: a daily run reads
-                // whole the groups its few changes touch, a hundred thousand members and more.
-                // In a partial view only the members who are persons evaluated in this run, those
-                // they become, the wanted and the placeholder can be added, removed or kept for
-                // the plan; the others are only counted (each is a DN of its own in the directory,
-                // so the count is what the map's length would be, and it decides only whether the
-                // group would be left empty). A normalized DN is kept only where it matters.
-                let mut have: FastMap<String, (&String, &String)> = fast_map(if partial { 0 } else { g.members.len() });
-                let matters: Option<FastSet<&str>> = partial.then(|| {
-                    let mut matters: FastSet<&str> = managed_members.keys().map(|n| n.as_ref()).collect();
-                    matters.extend(renamed.keys().map(String::as_str));
-                    matters.extend(want.iter(&table).map(|(n, _, _)| &**n));
-                    matters.insert(&placeholder_norm);
-                    matters
-                });
-                let mut others = 0;
-                let mut normalized = String::new();
-                for now in &g.members {
-                    crate::dn::normalize_dn_into(now, &mut normalized);
-                    if matters.as_ref().is_some_and(|m| !m.contains(normalized.as_str())) {
-                        others += 1;
-                        continue;
+    // Each group's wanted members, in the order the groups are planned.
+    let slots: Vec<(&String, Option<WantedGroup>)> = all.iter().map(|norm| (norm, wanted.remove(norm))).collect();
+    // A new group's members and their accounts, made ahead on every core: each member's texts
+    // shared with the list (their counts raised once per group they are in, not copied), a cache
+    // miss per member and group, a second of one core at a million persons in five groups each.
+    let new_group_members = |(): &mut (), (norm, slot): &(&String, Option<WantedGroup>)| {
+        let (_, _, want) = slot.as_ref().filter(|_| !existing.contains_key(*norm))?;
+        let members: (Vec<Arc<str>>, Vec<Arc<str>>) =
+            want.iter(&table).map(|(_, dn, key)| (Arc::clone(dn), Arc::clone(key))).unzip();
+        Some(members)
+    };
+    parallel::in_order(
+        &slots,
+        || (),
+        new_group_members,
+        |planned| {
+            for ((norm, slot), new_members) in planned {
+                let norm: &String = norm;
+                let want = slot.as_ref().map(|(_, _, m)| m).unwrap_or(&empty);
+                let group_dn = slot
+                    .as_ref()
+                    .map(|(d, _, _)| d.clone())
+                    .or_else(|| existing.get(norm).map(|g| g.dn.clone()))
+                    .unwrap_or_default();
+                let Ok(parsed) = Dn::parse(&group_dn) else { continue };
+                let rule_reason = |member: &str| format!("group rule: {member} belongs in {group_dn}");
+                let account_dep = |person: &Arc<str>| vec![Arc::clone(person)];
+                match existing.get(norm) {
+                    None => {
+                        let Some((_, rule, _)) = slot.as_ref().filter(|(_, _, want)| !want.is_empty()) else {
+                            continue;
+                        };
+                        let Some((members, deps)) = new_members else { continue };
+                        let needs =
+                            plan_containers(planner, rules, &parsed, &view.containers, containers_planned, &group_dn);
+                        let rule = rules.config.groups.get(*rule);
+                        let attributes = group_attributes(rules, &parsed, rule);
+                        planner.draft(
+                            None,
+                            rules.name(),
+                            Category::Directory,
+                            format!("group rules put {} member(s) in a group that does not exist yet", members.len()),
+                            Action::CreateGroup { dn: group_dn.clone(), members, attributes },
+                            false,
+                            deps,
+                            needs,
+                        );
                     }
-                    match renamed.get(&normalized) {
-                        Some(will) => have.insert(normalize_dn(will), (will, now)),
-                        None => have.insert(normalized.clone(), (now, now)),
-                    };
-                }
-                // Every member, as the map would count them all.
-                let members = have.len() + others;
-                let adds: Vec<&Member> = want.iter(&table).filter(|(n, _, _)| !have.contains_key(&**n)).collect();
-                // The cheap tests first: in a partial view only the few persons evaluated in this
-                // run can lose a membership, a hash look-up each.
-                let mut removes: Vec<(&String, &(&String, &String))> = have
-                    .iter()
-                    .filter(|(n, _)| {
-                        view.partial.is_none() || managed_members.get(n.as_str()).is_some_and(|p| p.evaluate)
-                    })
-                    .filter(|(n, _)| **n != placeholder_norm && !untouchable.contains(*n) && !want.contains(&table, n))
-                    .filter(|(n, _)| {
-                        rules.group_mode == GroupMode::Authoritative || managed_members.contains_key(n.as_str())
-                    })
-                    // A person not evaluated in this run keeps the memberships they have.
-                    .filter(|(n, _)| managed_members.get(n.as_str()).is_none_or(|p| p.evaluate))
-                    .collect();
-                // In the order of the normalized DNs, as the plan has always listed them.
-                removes.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                // A groupOfNames cannot be empty; an AD group can.
-                let placeholder_norm = if ad { String::new() } else { placeholder_norm };
-                let remaining =
-                    members - removes.len() + adds.len() - usize::from(have.contains_key(&placeholder_norm));
-                for (_, member, person) in &adds {
-                    planner.draft(
-                        Some(person),
-                        rules.name(),
-                        Category::Directory,
-                        rule_reason(member),
-                        Action::AddMember { group: g.dn.clone(), member: member.to_string() },
-                        false,
-                        account_dep(person),
-                        vec![],
-                    );
-                }
-                if whole && !ad && remaining == 0 && !have.contains_key(&placeholder_norm) && !removes.is_empty() {
-                    planner.draft(
-                        None,
-                        rules.name(),
-                        Category::Directory,
-                        "a groupOfNames cannot be empty: the placeholder member keeps it valid".to_string(),
-                        Action::AddMember { group: g.dn.clone(), member: placeholder.clone() },
-                        false,
-                        vec![],
-                        vec![],
-                    );
-                }
-                // Removed before the renames, and before this run's additions: only where the
-                // group keeps a member meanwhile (a groupOfNames cannot be empty; an AD group can).
-                let renamed_removes = removes.iter().filter(|(_, (member, now))| member != now).count();
-                let early = ad || (whole && members > renamed_removes);
-                for (n, (member, now)) in &removes {
-                    let person = managed_members.get(n.as_str()).map(|p| p.key.as_str());
-                    let reason = match person {
-                        Some(_) => format!("group rules no longer put {member} in {}", g.dn),
-                        None => format!("not granted by any rule, and {} is authoritative for {}", rules.name(), g.dn),
-                    };
-                    planner.draft(
-                        person,
-                        rules.name(),
-                        Category::Directory,
-                        reason,
-                        Action::RemoveMember {
-                            group: g.dn.clone(),
-                            member: (if early { *now } else { *member }).clone(),
-                        },
-                        false,
-                        vec![],
-                        vec![],
-                    );
-                    if early
-                        && member != now
-                        && let Some(draft) = planner.drafts.last_mut()
-                    {
-                        draft.phase = REMOVE_BEFORE_RENAME;
+                    Some(g) => {
+                        let (managed_members, renamed) = for_existing.get_or_insert_with(existing_groups);
+                        // A partial view lists a group's members among the entries it read (all of them,
+                        // where the group was read whole): only evaluated persons' memberships are
+                        // removed, and the placeholder is judged only against the whole list.
+                        let whole = view.complete_group(norm);
+                        let placeholder = rules.config.empty_group_member.clone().unwrap_or_else(|| g.dn.clone());
+                        let placeholder_norm = normalize_dn(&placeholder);
+                        // Normalized member DN as it will be -> (that DN, the DN the group lists now). Each
+                        // member normalized once (again only if renamed), in a hash map: a daily run reads
+                        // whole the groups its few changes touch, a hundred thousand members and more.
+                        // In a partial view only the members who are persons evaluated in this run, those
+                        // they become, the wanted and the placeholder can be added, removed or kept for
+                        // the plan; the others are only counted (each is a DN of its own in the directory,
+                        // so the count is what the map's length would be, and it decides only whether the
+                        // group would be left empty). A normalized DN is kept only where it matters.
+                        let mut have: FastMap<String, (&String, &String)> =
+                            fast_map(if partial { 0 } else { g.members.len() });
+                        let matters: Option<FastSet<&str>> = partial.then(|| {
+                            let mut matters: FastSet<&str> = managed_members.keys().map(|n| n.as_ref()).collect();
+                            matters.extend(renamed.keys().map(String::as_str));
+                            matters.extend(want.iter(&table).map(|(n, _, _)| &**n));
+                            matters.insert(&placeholder_norm);
+                            matters
+                        });
+                        let mut others = 0;
+                        let mut normalized = String::new();
+                        for now in &g.members {
+                            crate::dn::normalize_dn_into(now, &mut normalized);
+                            if matters.as_ref().is_some_and(|m| !m.contains(normalized.as_str())) {
+                                others += 1;
+                                continue;
+                            }
+                            match renamed.get(&normalized) {
+                                Some(will) => have.insert(normalize_dn(will), (will, now)),
+                                None => have.insert(normalized.clone(), (now, now)),
+                            };
+                        }
+                        // Every member, as the map would count them all.
+                        let members = have.len() + others;
+                        let adds: Vec<&Member> =
+                            want.iter(&table).filter(|(n, _, _)| !have.contains_key(&**n)).collect();
+                        // The cheap tests first: in a partial view only the few persons evaluated in this
+                        // run can lose a membership, a hash look-up each.
+                        let mut removes: Vec<(&String, &(&String, &String))> = have
+                            .iter()
+                            .filter(|(n, _)| {
+                                view.partial.is_none() || managed_members.get(n.as_str()).is_some_and(|p| p.evaluate)
+                            })
+                            .filter(|(n, _)| {
+                                **n != placeholder_norm && !untouchable.contains(*n) && !want.contains(&table, n)
+                            })
+                            .filter(|(n, _)| {
+                                rules.group_mode == GroupMode::Authoritative || managed_members.contains_key(n.as_str())
+                            })
+                            // A person not evaluated in this run keeps the memberships they have.
+                            .filter(|(n, _)| managed_members.get(n.as_str()).is_none_or(|p| p.evaluate))
+                            .collect();
+                        // In the order of the normalized DNs, as the plan has always listed them.
+                        removes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                        // A groupOfNames cannot be empty; an AD group can.
+                        let placeholder_norm = if ad { String::new() } else { placeholder_norm };
+                        let remaining =
+                            members - removes.len() + adds.len() - usize::from(have.contains_key(&placeholder_norm));
+                        for (_, member, person) in &adds {
+                            planner.draft(
+                                Some(person),
+                                rules.name(),
+                                Category::Directory,
+                                rule_reason(member),
+                                Action::AddMember { group: g.dn.clone(), member: member.to_string() },
+                                false,
+                                account_dep(person),
+                                vec![],
+                            );
+                        }
+                        if whole
+                            && !ad
+                            && remaining == 0
+                            && !have.contains_key(&placeholder_norm)
+                            && !removes.is_empty()
+                        {
+                            planner.draft(
+                                None,
+                                rules.name(),
+                                Category::Directory,
+                                "a groupOfNames cannot be empty: the placeholder member keeps it valid".to_string(),
+                                Action::AddMember { group: g.dn.clone(), member: placeholder.clone() },
+                                false,
+                                vec![],
+                                vec![],
+                            );
+                        }
+                        // Removed before the renames, and before this run's additions: only where the
+                        // group keeps a member meanwhile (a groupOfNames cannot be empty; an AD group can).
+                        let renamed_removes = removes.iter().filter(|(_, (member, now))| member != now).count();
+                        let early = ad || (whole && members > renamed_removes);
+                        for (n, (member, now)) in &removes {
+                            let person = managed_members.get(n.as_str()).map(|p| p.key.as_str());
+                            let reason = match person {
+                                Some(_) => format!("group rules no longer put {member} in {}", g.dn),
+                                None => format!(
+                                    "not granted by any rule, and {} is authoritative for {}",
+                                    rules.name(),
+                                    g.dn
+                                ),
+                            };
+                            planner.draft(
+                                person,
+                                rules.name(),
+                                Category::Directory,
+                                reason,
+                                Action::RemoveMember {
+                                    group: g.dn.clone(),
+                                    member: (if early { *now } else { *member }).clone(),
+                                },
+                                false,
+                                vec![],
+                                vec![],
+                            );
+                            if early
+                                && member != now
+                                && let Some(draft) = planner.drafts.last_mut()
+                            {
+                                draft.phase = REMOVE_BEFORE_RENAME;
+                            }
+                        }
+                        if whole
+                            && remaining > 0
+                            && have.contains_key(&placeholder_norm)
+                            && !want.contains(&table, &placeholder_norm)
+                        {
+                            planner.draft(
+                                None,
+                                rules.name(),
+                                Category::Directory,
+                                "the group has real members again: placeholder removed".to_string(),
+                                Action::RemoveMember { group: g.dn.clone(), member: placeholder.clone() },
+                                false,
+                                vec![],
+                                vec![],
+                            );
+                        }
                     }
                 }
-                if whole
-                    && remaining > 0
-                    && have.contains_key(&placeholder_norm)
-                    && !want.contains(&table, &placeholder_norm)
-                {
-                    planner.draft(
-                        None,
-                        rules.name(),
-                        Category::Directory,
-                        "the group has real members again: placeholder removed".to_string(),
-                        Action::RemoveMember { group: g.dn.clone(), member: placeholder.clone() },
-                        false,
-                        vec![],
-                        vec![],
-                    );
-                }
             }
-        }
-    }
+        },
+    );
 }
 
 /// A new group's own attributes: groupOfNames for LDAP; for AD a group with its sAMAccountName
