@@ -249,7 +249,8 @@ mod tests {
                 &mut Numbering::default(),
             )
         }
-        assert_eq!(choose(&rules, &mut env, &[]).unwrap().login, "jo");
+        let chosen = choose(&rules, &mut env, &[]).unwrap();
+        assert_eq!((chosen.login.as_str(), chosen.because(&rules).as_str()), ("jo", "candidate 1 (lower(given_name))"));
         let failed = choose(&rules, &mut env, &["jo"]).unwrap_err();
         assert!(failed.starts_with("login candidate 2:"), "{failed}");
         // No usable candidate: the fallback is evaluated, and its failure is the answer.
@@ -257,6 +258,11 @@ mod tests {
         let failed = choose(&rules, &mut env, &[]).unwrap_err();
         assert!(failed.starts_with("login fallback:"), "{failed}");
         rules.fallback = Expr::compile(r#""u" + lower(given_name)"#).unwrap();
+        let chosen = choose(&rules, &mut env, &[]).unwrap();
+        assert_eq!(
+            (chosen.login.as_str(), chosen.because(&rules).as_str()),
+            ("ujo", r#"fallback ("u" + lower(given_name)): no candidate gave a usable login"#)
+        );
         let chosen = choose(&rules, &mut env, &["ujo"]).unwrap();
         assert_eq!(
             (chosen.login.as_str(), chosen.because(&rules).as_str()),
