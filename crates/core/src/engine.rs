@@ -700,6 +700,8 @@ fn plan_with(
         let object_class = AttrName::new("objectClass");
         let login_attribute = AttrName::new(rules.config.login_attribute.clone());
         let lock_attribute = AttrName::new(LOCK_ATTRIBUTE);
+        // The name of the last RDN's attribute, as written: every account's is most often the same.
+        let mut rdn_name: Option<AttrName> = None;
         // The creates' name lists, shared by the creates with the same names.
         let mut create_names = NameTable::default();
         for e in &view.entries {
@@ -1014,7 +1016,7 @@ fn plan_with(
                     continue;
                 };
                 let dn = PersonDn { parsed: dn, text: dn_text, normalized: place.normalized() };
-                let login = p.login.clone().unwrap_or_default();
+                let login = p.login.as_deref().unwrap_or_default();
                 if rules.mappings.iter().any(|m| m.references_manager)
                     && let (None, Some(mgr)) = (&manager_dn, p.texts.get("manager"))
                     && *mgr != *p.key
@@ -1122,9 +1124,13 @@ fn plan_with(
                             }
                         }
                         attributes.or_insert_with(&correlate, || vec![p.key.clone()]);
-                        attributes.or_insert_with(&login_attribute, || vec![login.clone()]);
+                        attributes.or_insert_with(&login_attribute, || vec![login.to_string()]);
                         for (attr, value) in dn.rdn() {
-                            let values = attributes.or_insert_with(&AttrName::new(attr.to_string()), Vec::new);
+                            let name = match &rdn_name {
+                                Some(name) if name.as_str() == attr => name.clone(),
+                                _ => rdn_name.insert(AttrName::new(attr)).clone(),
+                            };
+                            let values = attributes.or_insert_with(&name, Vec::new);
                             if !values.iter().any(|v| v.eq_ignore_ascii_case(value)) {
                                 values.insert(0, value.to_string());
                             }
