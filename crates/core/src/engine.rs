@@ -202,14 +202,24 @@ struct Draft {
     carries: Option<Box<Carried>>,
 }
 
-/// An account's operations in step 5 of the plan, by their places among the drafts.
+/// An account's operations in step 5 of the plan, by their places among the drafts: 16 bytes
+/// beside its key, so a million accounts' map is 64 MB (with an `Option` and a list in each it was
+/// 136 MB, taken anew from the system late in the plan, at its peak).
+#[derive(Clone, Copy)]
 struct AccountOps {
-    /// Its create or adoption (the last, were there several).
-    create: Option<usize>,
-    /// The first operation that makes it ready (its create or adoption, its initial password),
-    /// and the others: most accounts have one, and hold no list.
+    /// Its create or adoption (the last, were there several), or [`AccountOps::NO_CREATE`].
+    create: usize,
+    /// The first operation that makes it ready (its create or adoption, its initial password);
+    /// the others, which few accounts have, are kept in a map beside.
     ready: usize,
-    more: Vec<usize>,
+}
+
+impl AccountOps {
+    const NO_CREATE: usize = usize::MAX;
+
+    fn create(self) -> Option<usize> {
+        (self.create != Self::NO_CREATE).then_some(self.create)
+    }
 }
 
 /// References a create carries, as the later update that sets them otherwise.
@@ -1575,41 +1585,44 @@ fn plan_with(
             }
         }
     }
-    let mut accounts: Vec<(&str, FastMap<&str, AccountOps>)> =
-        counts.into_iter().map(|(target, count)| (target, fast_map(count))).collect();
+    // Per target: each account's operations, and the further ones that make it ready.
+    type OfTarget<'d> = (FastMap<&'d str, AccountOps>, FastMap<&'d str, Vec<usize>>);
+    let mut accounts: Vec<(&str, OfTarget)> =
+        counts.into_iter().map(|(target, count)| (target, (fast_map(count), FastMap::default()))).collect();
     let mut containers: FastMap<String, usize> = FastMap::default();
     for (i, d) in drafts.iter().enumerate() {
         if let Action::CreateContainer { dn } = &d.action {
             containers.insert(normalize_dn(dn), i);
         }
         if let Some(p) = account_of(d)
-            && let Some((_, of_target)) = accounts.iter_mut().find(|(t, _)| *t == d.target)
+            && let Some((_, (of_target, more))) = accounts.iter_mut().find(|(t, _)| *t == d.target)
         {
-            let account = of_target.entry(p).or_insert(AccountOps { create: None, ready: i, more: Vec::new() });
+            let account = of_target.entry(p).or_insert(AccountOps { create: AccountOps::NO_CREATE, ready: i });
             if !matches!(d.action, Action::SetPassword { .. }) {
-                account.create = Some(i);
+                account.create = i;
             }
             if account.ready != i {
-                account.more.push(i);
+                more.entry(p).or_default().push(i);
             }
         }
     }
     // Each operation's dependencies on every core: a million persons' groups wait for five
     // million creates.
     let ids: Vec<usize> = (0..drafts.len()).collect();
-    let no_accounts = FastMap::default();
+    let no_accounts = (FastMap::default(), FastMap::default());
     let depends_of = |_: &mut (), &id: &usize| {
         let d = &drafts[id];
-        let of_target = accounts.iter().find(|(t, _)| *t == d.target).map_or(&no_accounts, |(_, a)| a);
+        let (of_target, more) = accounts.iter().find(|(t, _)| *t == d.target).map_or(&no_accounts, |(_, a)| a);
         // A group of everyone is a million look-ups: on every core, not on this worker alone.
         let mut depends_on: Vec<usize> = parallel::in_parts(&d.needs_accounts, |keys| {
-            keys.iter().filter_map(|k| of_target.get(&**k).and_then(|a| a.create)).collect()
+            keys.iter().filter_map(|k| of_target.get(&**k).and_then(|a| a.create())).collect()
         });
         depends_on.extend(d.needs_containers.iter().filter_map(|c| containers.get(c).copied()));
         if let Some(p) = &d.person
             && let Some(account) = of_target.get(p.as_str())
         {
-            depends_on.extend(std::iter::once(account.ready).chain(account.more.iter().copied()).filter(|&c| c != id));
+            let more = more.get(p.as_str()).map_or(&[][..], Vec::as_slice);
+            depends_on.extend(std::iter::once(account.ready).chain(more.iter().copied()).filter(|&c| c != id));
         }
         depends_on.retain(|&x| x < id);
         depends_on.sort_unstable();
