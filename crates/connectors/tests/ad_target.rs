@@ -86,7 +86,7 @@ fn attrs(pairs: &[(&str, &[&str])]) -> AttrMap {
 fn create_user(dn: &str, login: &str, employee_id: &str) -> Operation {
     let cn = dn.split(',').next().and_then(|rdn| rdn.strip_prefix("CN=")).unwrap_or(login);
     op(Action::Create {
-        dn: dn.to_string(),
+        dn: dn.into(),
         attributes: attrs(&[
             ("objectClass", &["user"]),
             ("CN", &[cn]),
@@ -311,6 +311,8 @@ async fn read_view_reads_accounts_ranged_groups_containers_logins_and_protected_
     // Groups: AD groups may start empty; the planner's attributes name the class and type.
     let group_attrs = |login: &str| {
         attrs(&[("objectClass", &["group"]), ("sAMAccountName", &[login]), ("groupType", &["-2147483646"])])
+            .try_into()
+            .unwrap()
     };
     let empty = format!("CN=Empty Group,{GROUPS}");
     let with_members = format!("CN=Staff Sales,{GROUPS}");
@@ -543,7 +545,7 @@ async fn set_password_on_openldap_uses_password_modify_so_the_server_hashes_it()
     let person = attrs(&[("objectClass", &["inetOrgPerson"]), ("uid", &["pat"]), ("cn", &["Pat"]), ("sn", &["P"])]);
     target
         .apply(&op(Action::Create {
-            dn: dn.clone(),
+            dn: dn.as_str().into(),
             attributes: person.try_into().unwrap(),
             enabled: true,
             password: true,
@@ -572,7 +574,7 @@ async fn membership_changes_of_one_group_go_in_one_modify_each_with_its_own_outc
     let target = connect_admin(&dc).await;
     let team = format!("CN=Team,{GROUPS}");
     let members = vec![contacts[0].as_str().into(), contacts[1].as_str().into()];
-    target.apply(&op(Action::CreateGroup { dn: team.clone(), members, attributes: AttrMap::new() })).await.unwrap();
+    target.apply(&op(Action::CreateGroup { dn: team.clone(), members, attributes: Default::default() })).await.unwrap();
     let add = |member: &str| op(Action::AddMember { group: team.clone(), member: member.to_string() });
     let remove = |member: &str| op(Action::RemoveMember { group: team.clone(), member: member.to_string() });
     // The group's members, and the update sequence number of its last change: the DC counts one

@@ -135,7 +135,12 @@ fn create(id: usize, key: &str, attributes: AttrMap) -> Operation {
     op(
         id,
         key,
-        Action::Create { dn: dn(key), attributes: attributes.try_into().unwrap(), enabled: true, password: false },
+        Action::Create {
+            dn: dn(key).into(),
+            attributes: attributes.try_into().unwrap(),
+            enabled: true,
+            password: false,
+        },
     )
 }
 

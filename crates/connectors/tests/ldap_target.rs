@@ -85,12 +85,7 @@ fn person(uid: &str, employee_number: &str) -> AttrMap {
 }
 
 fn create(dn: &str, attributes: AttrMap) -> Operation {
-    op(Action::Create {
-        dn: dn.to_string(),
-        attributes: attributes.try_into().unwrap(),
-        enabled: true,
-        password: false,
-    })
+    op(Action::Create { dn: dn.into(), attributes: attributes.try_into().unwrap(), enabled: true, password: false })
 }
 
 fn change(attr: &str, old: &[&str], new: &[&str]) -> AttrChange {
@@ -301,7 +296,7 @@ async fn every_action_kind_does_what_the_plan_says() {
     let mut attributes = person("jdoe", "2001");
     attributes.insert(AttrName::new("userPassword"), vec!["Secret-1".into()]);
     let create_disabled = op(Action::Create {
-        dn: jdoe.clone(),
+        dn: jdoe.as_str().into(),
         attributes: attributes.try_into().unwrap(),
         enabled: false,
         password: false,
@@ -393,7 +388,7 @@ async fn every_action_kind_does_what_the_plan_says() {
             .apply(&op(Action::CreateGroup {
                 dn: group.clone(),
                 members: vec![moved_dn.clone().into()],
-                attributes: AttrMap::new(),
+                attributes: Default::default(),
             }))
             .await
             .unwrap(),
@@ -404,7 +399,7 @@ async fn every_action_kind_does_what_the_plan_says() {
             .apply(&op(Action::CreateGroup {
                 dn: group.clone(),
                 members: vec![moved_dn.clone().into(), other_dn.clone().into()],
-                attributes: AttrMap::new(),
+                attributes: Default::default(),
             }))
             .await
             .unwrap(),
@@ -546,7 +541,7 @@ async fn writes_outside_the_managed_subtrees_are_refused_before_anything_is_sent
         },
         // A value that looks like a DN inside the managed scope, escaped, stays one RDN outside it.
         Action::Create {
-            dn: Dn::parse("dc=example,dc=org").unwrap().child("uid", &format!("x,{PEOPLE}")).to_string(),
+            dn: Dn::parse("dc=example,dc=org").unwrap().child("uid", &format!("x,{PEOPLE}")).to_string().into(),
             attributes: person("x", "6003").try_into().unwrap(),
             enabled: true,
             password: false,
@@ -567,7 +562,7 @@ async fn writes_outside_the_managed_subtrees_are_refused_before_anything_is_sent
         Action::CreateGroup {
             dn: outside_group.clone(),
             members: vec![inside.clone().into()],
-            attributes: AttrMap::new(),
+            attributes: Default::default(),
         },
         Action::AddMember { group: outside_group.clone(), member: inside.clone() },
         Action::RemoveMember { group: outside_group, member: inside.clone() },
@@ -647,7 +642,7 @@ async fn names_and_values_full_of_special_characters_land_exactly() {
         .apply(&op(Action::CreateGroup {
             dn: group.to_string(),
             members: vec![renamed.clone().into(), dns[1].clone().into()],
-            attributes: AttrMap::new(),
+            attributes: Default::default(),
         }))
         .await
         .unwrap();
@@ -713,7 +708,7 @@ async fn removing_the_last_member_of_a_group_is_refused_with_a_reason() {
         .apply(&op(Action::CreateGroup {
             dn: group.clone(),
             members: vec![member.clone().into()],
-            attributes: AttrMap::new(),
+            attributes: Default::default(),
         }))
         .await
         .unwrap();
@@ -781,7 +776,7 @@ async fn a_member_removed_right_after_its_rename_is_gone_under_both_names() {
         .apply(&op(Action::CreateGroup {
             dn: group.clone(),
             members: members.iter().map(|m| m.as_str().into()).collect(),
-            attributes: AttrMap::new(),
+            attributes: Default::default(),
         }))
         .await
         .unwrap();
@@ -819,13 +814,13 @@ async fn a_group_of_more_members_than_one_request_carries_gets_them_all() {
     let count = |ldif: &str| ldif.lines().filter(|line| line.starts_with("member: ")).count();
 
     target
-        .apply(&op(Action::CreateGroup { dn: group.clone(), members: members(2500), attributes: AttrMap::new() }))
+        .apply(&op(Action::CreateGroup { dn: group.clone(), members: members(2500), attributes: Default::default() }))
         .await
         .unwrap();
     assert_eq!(count(&server.search(&group, "(objectClass=*)", &["member"]).unwrap()), 2500);
 
     target
-        .apply(&op(Action::CreateGroup { dn: group.clone(), members: members(3100), attributes: AttrMap::new() }))
+        .apply(&op(Action::CreateGroup { dn: group.clone(), members: members(3100), attributes: Default::default() }))
         .await
         .unwrap();
     let ldif = server.search(&group, "(objectClass=*)", &["member"]).unwrap();
@@ -846,7 +841,7 @@ async fn a_refused_modify_of_many_members_is_halved_not_sent_member_by_member() 
         .apply(&op(Action::CreateGroup {
             dn: group.clone(),
             members: vec![member(137).into()],
-            attributes: AttrMap::new(),
+            attributes: Default::default(),
         }))
         .await
         .unwrap();
@@ -879,7 +874,7 @@ async fn membership_changes_of_one_group_go_in_one_modify_each_with_its_own_outc
     for (group, names) in [(&team, ["a", "b", "c"]), (&other, ["a", "z", "y"])] {
         let members = names.iter().map(|n| member(n).into()).collect();
         target
-            .apply(&op(Action::CreateGroup { dn: group.clone(), members, attributes: AttrMap::new() }))
+            .apply(&op(Action::CreateGroup { dn: group.clone(), members, attributes: Default::default() }))
             .await
             .unwrap();
     }

@@ -123,7 +123,7 @@ async fn joiner_mover_leaver_and_groups() {
     assert_eq!(values(&view, ADA, "name.givenName"), ["Ada"], "untouched attributes stay");
 
     // Groups: created with a member, then membership by PATCH.
-    let group = op(Action::CreateGroup { dn: STAFF.into(), members: vec![ADA.into()], attributes: AttrMap::new() });
+    let group = op(Action::CreateGroup { dn: STAFF.into(), members: vec![ADA.into()], attributes: Default::default() });
     target.apply(&group).await.expect("group created");
     target.apply(&op(Action::AddMember { group: STAFF.into(), member: BOSS.into() })).await.expect("added");
     let view = target.read_view(&asked()).await.expect("view");

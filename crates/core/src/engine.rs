@@ -1173,7 +1173,7 @@ fn plan_with(
                             p.category,
                             reason,
                             Action::Create {
-                                dn: dn_text.to_string(),
+                                dn: place.shared_text(),
                                 attributes,
                                 enabled: created_enabled,
                                 password: password.is_some(),
@@ -2720,6 +2720,14 @@ impl<'a> Place<'a> {
         }
     }
 
+    /// The DN's text to hold in an operation: a planned DN's shared, not copied.
+    fn shared_text(&self) -> Arc<str> {
+        match self {
+            Place::Planned(planned) => Arc::clone(&planned.text),
+            Place::Kept { text, .. } => Arc::from(*text),
+        }
+    }
+
     /// The DN as written to the directory (a plain DN's text is its parsed form's).
     fn text(&self) -> &str {
         match self {
@@ -3230,6 +3238,8 @@ fn plan_groups(
     parallel::each_mut(&mut members, |m| m.sort(&rank));
     drop(rank);
     let empty = WantedMembers::default();
+    // The new groups' attribute names, shared by those that have the same.
+    let mut group_names = NameTable::default();
     // Each group's wanted members, in the order the groups are planned.
     let slots: Vec<(&String, Option<WantedGroup>)> = all.iter().map(|norm| (norm, wanted.remove(norm))).collect();
     // A new group's members and their accounts, made ahead on every core: each member's texts
@@ -3266,7 +3276,18 @@ fn plan_groups(
                         let needs =
                             plan_containers(planner, rules, &parsed, &view.containers, containers_planned, &group_dn);
                         let rule = rules.config.groups.get(*rule);
-                        let attributes = group_attributes(rules, &parsed, rule);
+                        let attributes = match group_attributes(rules, &parsed, rule).shared(&mut group_names) {
+                            Ok(attributes) => attributes,
+                            Err(e) => {
+                                planner.notice(
+                                    NoticeKind::EvaluationFailed,
+                                    None,
+                                    Some(rules.name()),
+                                    format!("group {group_dn} not created: {e}"),
+                                );
+                                continue;
+                            }
+                        };
                         planner.draft(
                             None,
                             rules.name(),
@@ -3430,8 +3451,8 @@ fn plan_groups(
 
 /// A new group's own attributes: groupOfNames for LDAP; for AD a group with its sAMAccountName
 /// (the RDN value, cut to what AD allows) and its groupType.
-fn group_attributes(rules: &TargetRules, dn: &Dn, rule: Option<&crate::config::GroupRuleConfig>) -> AttrMap {
-    let mut attrs = AttrMap::new();
+fn group_attributes(rules: &TargetRules, dn: &Dn, rule: Option<&crate::config::GroupRuleConfig>) -> AttrsDraft {
+    let mut attrs = AttrsDraft::default();
     if is_ad(rules) {
         attrs.insert(AttrName::new("objectClass"), vec!["group".to_string()]);
         if let Some(ava) = dn.rdn().and_then(|r| r.0.first()) {

@@ -43,7 +43,7 @@ pub fn more_to_read(
         let ask = more.entry(op.target.clone()).or_default();
         match &op.action {
             Action::Create { dn, .. } => {
-                ask.dns.insert(dn.clone());
+                ask.dns.insert(dn.to_string());
             }
             Action::Rename { new_dn, .. } => {
                 ask.dns.insert(new_dn.clone());

@@ -160,7 +160,7 @@ fn entra_mappings_plan_what_their_cel_twins_plan() {
     let creates: Vec<String> = actions(&entra)
         .into_iter()
         .filter_map(|(_, action)| match action {
-            Action::Create { dn, .. } if dn.starts_with("uid=") => Some(dn),
+            Action::Create { dn, .. } if dn.starts_with("uid=") => Some(dn.to_string()),
             _ => None,
         })
         .collect();

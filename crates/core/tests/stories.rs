@@ -246,7 +246,7 @@ impl Sim {
                     }
                     self.view.entries.push(TargetEntry {
                         object_id: id.clone(),
-                        dn: dn.clone(),
+                        dn: dn.to_string(),
                         attrs: attributes.to_map(),
                         protected: false,
                     });
@@ -256,7 +256,7 @@ impl Sim {
                         person,
                         target: op.target.clone(),
                         object_id: id,
-                        dn: dn.clone(),
+                        dn: dn.to_string(),
                         enabled: *enabled,
                         values,
                         password_pending: *password,

@@ -1036,7 +1036,8 @@ fn without_missing_members(plan: &Plan, landed: &[bool], op: &Operation) -> Opti
     let made_by = |member: &str| {
         let member = roster_core::dn::normalize_dn(member);
         plan.operations[..op.id].iter().rev().find(|o| match &o.action {
-            Action::Create { dn, .. } | Action::Adopt { dn, .. } => roster_core::dn::normalize_dn(dn) == member,
+            Action::Create { dn, .. } => roster_core::dn::normalize_dn(dn) == member,
+            Action::Adopt { dn, .. } => roster_core::dn::normalize_dn(dn) == member,
             Action::Rename { new_dn, .. } => roster_core::dn::normalize_dn(new_dn) == member,
             _ => false,
         })
@@ -1140,7 +1141,7 @@ fn print_findings(plan: &Plan) {
 
 #[cfg(test)]
 mod tests {
-    use roster_core::attr::{AttrMap, Attributes};
+    use roster_core::attr::Attributes;
     use roster_core::plan::{Category, PLAN_FORMAT, Summary};
 
     use super::*;
@@ -1174,7 +1175,7 @@ mod tests {
     }
 
     fn create(dn: &str) -> Action {
-        Action::Create { dn: dn.to_string(), attributes: Attributes::default(), enabled: true, password: false }
+        Action::Create { dn: dn.into(), attributes: Attributes::default(), enabled: true, password: false }
     }
 
     fn update(dn: &str) -> Action {
@@ -1257,7 +1258,7 @@ mod tests {
     #[test]
     fn additions_to_one_group_pass_each_other_but_not_its_creation() {
         let p = plan(vec![
-            (&[], Action::CreateGroup { dn: "cn=g,ou=p".into(), members: vec![], attributes: AttrMap::new() }),
+            (&[], Action::CreateGroup { dn: "cn=g,ou=p".into(), members: vec![], attributes: Attributes::default() }),
             (&[], add("cn=g,ou=p", "uid=a,ou=p")),
             (&[], add("cn=g,ou=p", "uid=b,ou=p")),
             (&[], add("cn=h,ou=p", "uid=a,ou=p")),

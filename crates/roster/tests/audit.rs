@@ -137,7 +137,7 @@ fn create(id: usize, person: &str) -> Operation {
         category: Category::Joiner,
         reason: format!("joiner: {person} starts"),
         depends_on: Vec::new(),
-        action: Action::Create { dn, attributes: Default::default(), enabled: true, password: false },
+        action: Action::Create { dn: dn.into(), attributes: Default::default(), enabled: true, password: false },
     }
 }
 

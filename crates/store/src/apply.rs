@@ -83,7 +83,7 @@ struct CreateJson<'a> {
 /// The after of a new group.
 #[derive(Serialize)]
 struct GroupJson<'a> {
-    attributes: codec::AttrsJson<'a>,
+    attributes: &'a Attributes,
     members: &'a [std::sync::Arc<str>],
 }
 
@@ -110,9 +110,7 @@ fn before_after(action: &Action, object_id: Option<&str>) -> (Option<String>, Op
         Action::Rename { dn, new_dn, .. } => {
             (Some(json!({ "dn": dn }).to_string()), Some(json!({ "dn": new_dn }).to_string()))
         }
-        Action::CreateGroup { members, attributes, .. } => {
-            (None, Some(text(&GroupJson { attributes: codec::AttrsJson(attributes), members })))
-        }
+        Action::CreateGroup { members, attributes, .. } => (None, Some(text(&GroupJson { attributes, members }))),
         Action::AddMember { member, .. } => (None, Some(json!({ "member": member }).to_string())),
         Action::RemoveMember { member, .. } => (Some(json!({ "member": member }).to_string()), None),
         Action::Delete { object_id, .. } => (object_id.as_ref().map(|id| json!({ "object_id": id }).to_string()), None),

@@ -114,7 +114,7 @@ impl LinkSet {
                 values.remove(&AttrName::new("objectClass"));
                 *slot = Some(Linked {
                     object_id: entry.object_id.clone(),
-                    dn: dn.clone(),
+                    dn: dn.to_string(),
                     enabled: *enabled,
                     values,
                     password_pending: *password,

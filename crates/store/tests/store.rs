@@ -170,7 +170,7 @@ fn create(dn: &str, enabled: bool) -> Action {
 
 fn create_with_password(dn: &str, enabled: bool, password: bool) -> Action {
     Action::Create {
-        dn: dn.to_string(),
+        dn: dn.into(),
         attributes: attrs(&[
             ("objectClass", &["inetOrgPerson"]),
             ("cn", &["Ada Lovelace"]),
@@ -424,7 +424,11 @@ async fn outcomes_of_every_action_update_links() {
                 op(
                     1,
                     None,
-                    Action::CreateGroup { dn: group.into(), members: vec![new_dn.into()], attributes: AttrMap::new() },
+                    Action::CreateGroup {
+                        dn: group.into(),
+                        members: vec![new_dn.into()],
+                        attributes: Default::default(),
+                    },
                 ),
                 done_quietly(),
             ),

@@ -296,7 +296,7 @@ impl EntraInboundTarget {
             Err(self.error(ErrorKind::Permanent, format!("{}: API-driven inbound provisioning {what}", op.action.dn())))
         };
         let (dn, values, enabled) = match &op.action {
-            Action::Create { dn, attributes, enabled, .. } => (dn, attributes.to_map(), *enabled),
+            Action::Create { dn, attributes, enabled, .. } => (&**dn, attributes.to_map(), *enabled),
             Action::Update { dn, changes, .. }
             | Action::Enable { dn, changes, .. }
             | Action::Disable { dn, changes, .. } => {
@@ -319,7 +319,7 @@ impl EntraInboundTarget {
                     Action::Disable { .. } => false,
                     _ => last.enabled,
                 };
-                (dn, values, enabled)
+                (dn.as_str(), values, enabled)
             }
             // The users' container exists by construction.
             Action::CreateContainer { .. } => return Ok(None),
@@ -343,7 +343,7 @@ impl EntraInboundTarget {
         if let Value::Object(fields) = &mut user {
             fields.insert("externalId".to_string(), Value::String(external_id.clone()));
         }
-        Ok(Some(Record { index, external_id, dn: dn.clone(), values, enabled, user }))
+        Ok(Some(Record { index, external_id, dn: dn.to_string(), values, enabled, user }))
     }
 
     /// Waits for a place in the rolling window and takes it; refuses once the run's cap is spent.

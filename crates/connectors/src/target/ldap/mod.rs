@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use ldap3::controls::{Assertion, MakeCritical, PostRead, RawControl};
 use ldap3::{Ldap, Mod};
-use roster_core::attr::{AttrMap, AttrName};
+use roster_core::attr::{AttrMap, AttrName, Attributes};
 use roster_core::config::TargetConfig;
 use roster_core::dn::{Dn, escape_filter_value, normalize_dn};
 use roster_core::plan::{Action, Applied, AttrChange, Operation};
@@ -783,7 +783,7 @@ impl LdapTarget {
         what: &str,
         dn: &str,
         members: &[Arc<str>],
-        attributes: &AttrMap,
+        attributes: &Attributes,
     ) -> Result<Applied, TargetError> {
         let parsed = parse_dn(what, dn)?;
         for member in members {
@@ -797,8 +797,8 @@ impl LdapTarget {
             ));
         }
         let rdn = parsed.rdn().map(|rdn| rdn.0.clone()).unwrap_or_default();
-        let mut entry: AttrMap =
-            attributes.iter().filter(|(_, values)| !values.is_empty()).map(|(a, v)| (a.clone(), v.clone())).collect();
+        let mut entry: AttrMap = attributes.to_map();
+        entry.retain(|_, values| !values.is_empty());
         check_attribute_names(what, entry.keys())?;
         entry.entry(AttrName::new("objectClass")).or_insert_with(|| vec![group_class.to_string()]);
         for ava in &rdn {
