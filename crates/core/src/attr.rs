@@ -87,8 +87,45 @@ pub struct Attributes {
     names: Arc<[AttrName]>,
     /// One per name, the end of its values (an index of the values, which follow); then one per
     /// value, the end of its text in `text`.
-    bounds: Box<[u32]>,
+    bounds: Bounds,
     text: Box<str>,
+}
+
+/// [`Attributes`]' bounds, each in the narrowest integer that holds the largest: most accounts'
+/// text is under 256 bytes, so their bounds take a byte each (a million creates' 32 bounds were
+/// 128 bytes each as `u32`, 120 MB).
+#[derive(Clone, PartialEq, Eq)]
+enum Bounds {
+    Byte(Box<[u8]>),
+    Short(Box<[u16]>),
+    Long(Box<[u32]>),
+}
+
+impl Default for Bounds {
+    fn default() -> Bounds {
+        Bounds::Byte(Box::default())
+    }
+}
+
+impl Bounds {
+    /// `bounds`, none above `largest`, in the narrowest integer that holds `largest`.
+    fn new(bounds: &[u32], largest: u32) -> Bounds {
+        if u8::try_from(largest).is_ok() {
+            Bounds::Byte(bounds.iter().map(|&b| b as u8).collect())
+        } else if u16::try_from(largest).is_ok() {
+            Bounds::Short(bounds.iter().map(|&b| b as u16).collect())
+        } else {
+            Bounds::Long(bounds.into())
+        }
+    }
+
+    fn get(&self, i: usize) -> usize {
+        match self {
+            Bounds::Byte(b) => usize::from(b[i]),
+            Bounds::Short(b) => usize::from(b[i]),
+            Bounds::Long(b) => b[i] as usize,
+        }
+    }
 }
 
 /// An account whose values do not fit [`Attributes`]' 32-bit ends (4 GiB of text, or four
@@ -162,7 +199,10 @@ impl Attributes {
             Some(table) => table.share(keys),
             None => keys.cloned().collect(),
         };
-        Ok(Attributes { names, bounds: bounds.into(), text: text.into() })
+        // Text ends are the largest bounds but for a value count above the text's length (empty
+        // values).
+        let largest = (length.max(count)) as u32;
+        Ok(Attributes { names, bounds: Bounds::new(&bounds, largest), text: text.into() })
     }
 
     pub fn len(&self) -> usize {
@@ -193,11 +233,12 @@ impl Attributes {
     }
 
     fn values(&self, i: usize) -> Values<'_> {
-        let (ends, value_ends) = self.bounds.split_at(self.names.len());
-        let from = if i == 0 { 0 } else { ends[i - 1] as usize };
-        let to = ends[i] as usize;
-        let start = if from == 0 { 0 } else { value_ends[from - 1] as usize };
-        Values { text: &self.text, start, ends: &value_ends[from..to] }
+        // The values' ends follow the names' ends.
+        let names = self.names.len();
+        let from = if i == 0 { 0 } else { self.bounds.get(i - 1) };
+        let to = self.bounds.get(i);
+        let start = if from == 0 { 0 } else { self.bounds.get(names + from - 1) };
+        Values { text: &self.text, start, bounds: &self.bounds, at: names + from, to: names + to }
     }
 
     /// As an [`AttrMap`], for what edits or merges the values (a connector building its request,
@@ -286,8 +327,10 @@ pub struct Values<'a> {
     text: &'a str,
     /// Where the first value starts in `text`.
     start: usize,
-    /// Where each value ends.
-    ends: &'a [u32],
+    /// Where each value ends: the bounds from `at` to `to`.
+    bounds: &'a Bounds,
+    at: usize,
+    to: usize,
 }
 
 impl<'a> Values<'a> {
@@ -304,16 +347,19 @@ impl<'a> Iterator for Values<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        let (end, rest) = self.ends.split_first()?;
-        let end = *end as usize;
+        if self.at >= self.to {
+            return None;
+        }
+        let end = self.bounds.get(self.at);
         let value = self.text.get(self.start..end)?;
         self.start = end;
-        self.ends = rest;
+        self.at += 1;
         Some(value)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.ends.len(), Some(self.ends.len()))
+        let left = self.to.saturating_sub(self.at);
+        (left, Some(left))
     }
 }
 
@@ -415,6 +461,56 @@ mod tests {
                 assert_eq!(a.get(name).map(|v| v.to_vec()).as_ref(), Some(values));
             }
         }
+    }
+
+    proptest::proptest! {
+        /// Whatever the width of their bounds (texts and value counts under 256, under 65,536
+        /// and above), attributes hold their map's names and values and write its JSON.
+        #[test]
+        fn attributes_of_any_size_hold_what_their_map_holds(
+            entries in proptest::collection::vec(
+                (
+                    0usize..8,
+                    proptest::collection::vec(
+                        (proptest::char::range('a', 'é'), proptest::prop_oneof![0usize..4, 60usize..130, 9_000usize..30_000]),
+                        0..5,
+                    ),
+                ),
+                0..6,
+            ),
+        ) {
+            let names = ["uid", "cn", "objectClass", "mail", "sn", "member", "l", "ou"];
+            let m: AttrMap = entries
+                .iter()
+                .map(|(n, values)| (AttrName::new(names[*n]), values.iter().map(|(c, len)| c.to_string().repeat(*len)).collect()))
+                .collect();
+            let a = Attributes::try_from(m.clone()).unwrap();
+            proptest::prop_assert_eq!(a.to_map(), m.clone());
+            proptest::prop_assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&m).unwrap());
+            for (name, values) in &m {
+                let got = a.get(name).map(|v| v.to_vec());
+                proptest::prop_assert_eq!(got.as_ref(), Some(values));
+                proptest::prop_assert_eq!(a.get(name).map(|v| v.len()), Some(values.len()));
+            }
+        }
+    }
+
+    #[test]
+    fn bounds_take_the_narrowest_width_that_holds_them() {
+        let width = |m: AttrMap| match Attributes::try_from(m.clone()).map(|a| (a.to_map() == m, a.bounds)) {
+            Ok((true, Bounds::Byte(_))) => 1,
+            Ok((true, Bounds::Short(_))) => 2,
+            Ok((true, Bounds::Long(_))) => 4,
+            _ => 0,
+        };
+        let text = |n: usize| vec!["x".repeat(n)];
+        assert_eq!(width(map(&[])), 1);
+        assert_eq!(width([(AttrName::new("cn"), text(255))].into()), 1);
+        assert_eq!(width([(AttrName::new("cn"), text(256))].into()), 2);
+        assert_eq!(width([(AttrName::new("cn"), text(65_535))].into()), 2);
+        assert_eq!(width([(AttrName::new("cn"), text(65_536))].into()), 4);
+        // More (empty) values than text: their count sets the width.
+        assert_eq!(width([(AttrName::new("member"), vec![String::new(); 300])].into()), 2);
     }
 
     #[test]
