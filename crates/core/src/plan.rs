@@ -328,24 +328,62 @@ impl Plan {
     }
 }
 
+/// An item whose JSON is longer is written by the writing thread straight to the output instead
+/// of through a worker's buffer: the group of everyone (60 MB at a million persons) grew its
+/// worker's buffer by doubling to 64 MB and was copied out of it, both taken from the system at
+/// the end of the plan, where its memory peaks.
+#[doc(hidden)]
+pub const JSON_ITEM_BUFFERED_MAX: usize = 256 << 10;
+
+/// A worker's buffer that takes an item's JSON up to [`JSON_ITEM_BUFFERED_MAX`] bytes, and
+/// refuses (with `over` set) what would go beyond.
+struct Capped<'a> {
+    buffer: &'a mut Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Capped<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.buffer.len() + bytes.len() > JSON_ITEM_BUFFERED_MAX {
+            self.over = true;
+            return Err(std::io::Error::other("an item too long for a worker's buffer"));
+        }
+        self.buffer.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// `items` as a JSON array, each item serialized on a worker thread and written in order.
 fn write_json_list<T: Serialize + Sync>(items: &[T], to: &mut dyn std::io::Write) -> std::io::Result<()> {
     to.write_all(b"[")?;
     // Each item written into its worker's buffer, then copied out at its size: a vector of its
-    // own grew by doubling, some eight times per item of a million persons' plan.
+    // own grew by doubling, some eight times per item of a million persons' plan. `None` for an
+    // item too long for the buffer, which the writing thread serializes itself.
     crate::parallel::in_order(
         items,
         Vec::new,
         |buffer: &mut Vec<u8>, item| {
             buffer.clear();
-            serde_json::to_writer(&mut *buffer, item).map(|()| buffer.clone())
+            let mut capped = Capped { buffer, over: false };
+            match serde_json::to_writer(&mut capped, item) {
+                Ok(()) => Ok(Some(capped.buffer.clone())),
+                Err(_) if capped.over => Ok(None),
+                Err(e) => Err(e),
+            }
         },
         |results| {
-            for (n, (_, json)) in results.enumerate() {
+            for (n, (item, json)) in results.enumerate() {
                 if n > 0 {
                     to.write_all(b",")?;
                 }
-                to.write_all(&json?)?;
+                match json? {
+                    Some(json) => to.write_all(&json)?,
+                    None => serde_json::to_writer(&mut *to, item)?,
+                }
             }
             std::io::Result::Ok(())
         },
