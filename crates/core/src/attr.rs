@@ -81,51 +81,27 @@ pub type AttrMap = BTreeMap<AttrName, Vec<String>>;
 /// their ends, and the names are shared by the accounts that have the same ones ([`NameTable`]).
 /// The same names, order, values and JSON as the [`AttrMap`] it is made from: an object of name
 /// to its array of values, names in [`AttrName`] order.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Attributes {
     /// Each name once, in [`AttrName`] order.
     names: Arc<[AttrName]>,
-    /// One per name, the end of its values (an index of the values, which follow); then one per
-    /// value, the end of its text in `text`.
-    bounds: Bounds,
-    text: Box<str>,
+    /// The bounds and the values, in one allocation (32 bytes in each operation, where three
+    /// parts made every operation of a plan 24 bytes larger): a digit, the bytes each bound takes
+    /// ([`WIDTHS`]); the bounds, each in that many bytes of seven bits (ASCII, so the whole is
+    /// text); then the values' text. The bounds are one per name, the end of its values (an index
+    /// of the values, which follow), then one per value, the end of its text. Empty where there
+    /// are no names.
+    data: Box<str>,
 }
 
-/// [`Attributes`]' bounds, each in the narrowest integer that holds the largest: most accounts'
-/// text is under 256 bytes, so their bounds take a byte each (a million creates' 32 bounds were
-/// 128 bytes each as `u32`, 120 MB).
-#[derive(Clone, PartialEq, Eq)]
-enum Bounds {
-    Byte(Box<[u8]>),
-    Short(Box<[u16]>),
-    Long(Box<[u32]>),
-}
+/// The bytes a bound may take, each holding seven of its bits: a create's text is most often
+/// under 16 KiB, two bytes a bound; five hold any `u32`.
+const WIDTHS: [usize; 4] = [1, 2, 3, 5];
 
-impl Default for Bounds {
-    fn default() -> Bounds {
-        Bounds::Byte(Box::default())
-    }
-}
-
-impl Bounds {
-    /// `bounds`, none above `largest`, in the narrowest integer that holds `largest`.
-    fn new(bounds: &[u32], largest: u32) -> Bounds {
-        if u8::try_from(largest).is_ok() {
-            Bounds::Byte(bounds.iter().map(|&b| b as u8).collect())
-        } else if u16::try_from(largest).is_ok() {
-            Bounds::Short(bounds.iter().map(|&b| b as u16).collect())
-        } else {
-            Bounds::Long(bounds.into())
-        }
-    }
-
-    fn get(&self, i: usize) -> usize {
-        match self {
-            Bounds::Byte(b) => usize::from(b[i]),
-            Bounds::Short(b) => usize::from(b[i]),
-            Bounds::Long(b) => b[i] as usize,
-        }
-    }
+/// The bound at `i` of `data` whose bounds take `width` bytes each.
+fn bound(data: &str, width: usize, i: usize) -> usize {
+    let at = 1 + i * width;
+    data.as_bytes()[at..at + width].iter().fold(0, |b, &byte| (b << 7) | usize::from(byte))
 }
 
 /// An account whose values do not fit [`Attributes`]' 32-bit ends (4 GiB of text, or four
@@ -183,26 +159,39 @@ impl Attributes {
         let length: usize = all().flatten().map(String::len).sum();
         u32::try_from(count).map_err(|_| TooLarge)?;
         u32::try_from(length).map_err(|_| TooLarge)?;
-        let mut bounds = Vec::with_capacity(entries.len() + count);
-        let mut text = String::with_capacity(length);
+        if entries.len() == 0 {
+            return Ok(Attributes::default());
+        }
+        // Text ends are the largest bounds but for a value count above the text's length (empty
+        // values).
+        let largest = length.max(count);
+        let width = WIDTHS.into_iter().find(|w| largest < 1 << (7 * w)).unwrap_or(5);
+        let mut data = String::with_capacity(1 + width * (entries.len() + count) + length);
+        data.push(char::from(b'0' + width as u8));
+        let push = |data: &mut String, b: usize| {
+            for k in (0..width).rev() {
+                data.push(char::from(((b >> (7 * k)) & 0x7f) as u8));
+            }
+        };
         let mut values = 0;
         for v in all() {
             values += v.len();
-            bounds.push(values as u32);
+            push(&mut data, values);
+        }
+        let mut end = 0;
+        for value in all().flatten() {
+            end += value.len();
+            push(&mut data, end);
         }
         for value in all().flatten() {
-            text.push_str(value);
-            bounds.push(text.len() as u32);
+            data.push_str(value);
         }
         let keys = entries.map(|(name, _)| name);
         let names = match table {
             Some(table) => table.share(keys),
             None => keys.cloned().collect(),
         };
-        // Text ends are the largest bounds but for a value count above the text's length (empty
-        // values).
-        let largest = (length.max(count)) as u32;
-        Ok(Attributes { names, bounds: Bounds::new(&bounds, largest), text: text.into() })
+        Ok(Attributes { names, data: data.into() })
     }
 
     pub fn len(&self) -> usize {
@@ -233,12 +222,16 @@ impl Attributes {
     }
 
     fn values(&self, i: usize) -> Values<'_> {
-        // The values' ends follow the names' ends.
+        let data = &*self.data;
+        let width = usize::from(data.as_bytes()[0] - b'0');
+        // The values' ends follow the names' ends; the text follows the bounds.
         let names = self.names.len();
-        let from = if i == 0 { 0 } else { self.bounds.get(i - 1) };
-        let to = self.bounds.get(i);
-        let start = if from == 0 { 0 } else { self.bounds.get(names + from - 1) };
-        Values { text: &self.text, start, bounds: &self.bounds, at: names + from, to: names + to }
+        let from = if i == 0 { 0 } else { bound(data, width, i - 1) };
+        let to = bound(data, width, i);
+        let count = bound(data, width, names - 1);
+        let text = 1 + width * (names + count);
+        let start = if from == 0 { 0 } else { bound(data, width, names + from - 1) };
+        Values { data, width, text, start, at: names + from, to: names + to }
     }
 
     /// As an [`AttrMap`], for what edits or merges the values (a connector building its request,
@@ -324,11 +317,13 @@ impl AttrsDraft {
 /// One attribute's values in an [`Attributes`].
 #[derive(Clone)]
 pub struct Values<'a> {
-    text: &'a str,
-    /// Where the first value starts in `text`.
+    /// The attributes' data, the bytes each bound takes, and where the text starts in it.
+    data: &'a str,
+    width: usize,
+    text: usize,
+    /// Where the first value starts in the text.
     start: usize,
     /// Where each value ends: the bounds from `at` to `to`.
-    bounds: &'a Bounds,
     at: usize,
     to: usize,
 }
@@ -350,8 +345,8 @@ impl<'a> Iterator for Values<'a> {
         if self.at >= self.to {
             return None;
         }
-        let end = self.bounds.get(self.at);
-        let value = self.text.get(self.start..end)?;
+        let end = bound(self.data, self.width, self.at);
+        let value = self.data.get(self.text + self.start..self.text + end)?;
         self.start = end;
         self.at += 1;
         Some(value)
@@ -364,13 +359,6 @@ impl<'a> Iterator for Values<'a> {
 }
 
 impl ExactSizeIterator for Values<'_> {}
-
-impl PartialEq for Attributes {
-    fn eq(&self, other: &Self) -> bool {
-        self.names == other.names && self.bounds == other.bounds && self.text == other.text
-    }
-}
-impl Eq for Attributes {}
 
 impl std::fmt::Debug for Attributes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -464,7 +452,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Whatever the width of their bounds (texts and value counts under 256, under 65,536
+        /// Whatever the width of their bounds (texts and value counts under 128, under 16,384
         /// and above), attributes hold their map's names and values and write its JSON.
         #[test]
         fn attributes_of_any_size_hold_what_their_map_holds(
@@ -497,18 +485,18 @@ mod tests {
 
     #[test]
     fn bounds_take_the_narrowest_width_that_holds_them() {
-        let width = |m: AttrMap| match Attributes::try_from(m.clone()).map(|a| (a.to_map() == m, a.bounds)) {
-            Ok((true, Bounds::Byte(_))) => 1,
-            Ok((true, Bounds::Short(_))) => 2,
-            Ok((true, Bounds::Long(_))) => 4,
+        let width = |m: AttrMap| match Attributes::try_from(m.clone()).map(|a| (a.to_map() == m, a.data)) {
+            Ok((true, data)) => data.bytes().next().map_or(0, |w| w - b'0'),
             _ => 0,
         };
         let text = |n: usize| vec!["x".repeat(n)];
-        assert_eq!(width(map(&[])), 1);
-        assert_eq!(width([(AttrName::new("cn"), text(255))].into()), 1);
-        assert_eq!(width([(AttrName::new("cn"), text(256))].into()), 2);
-        assert_eq!(width([(AttrName::new("cn"), text(65_535))].into()), 2);
-        assert_eq!(width([(AttrName::new("cn"), text(65_536))].into()), 4);
+        assert_eq!(width(map(&[])), 0);
+        assert_eq!(width([(AttrName::new("cn"), text(127))].into()), 1);
+        assert_eq!(width([(AttrName::new("cn"), text(128))].into()), 2);
+        assert_eq!(width([(AttrName::new("cn"), text(16_383))].into()), 2);
+        assert_eq!(width([(AttrName::new("cn"), text(16_384))].into()), 3);
+        assert_eq!(width([(AttrName::new("cn"), text((1 << 21) - 1))].into()), 3);
+        assert_eq!(width([(AttrName::new("cn"), text(1 << 21))].into()), 5);
         // More (empty) values than text: their count sets the width.
         assert_eq!(width([(AttrName::new("member"), vec![String::new(); 300])].into()), 2);
     }

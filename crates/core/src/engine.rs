@@ -548,6 +548,24 @@ fn plan_with(
     let today = input.as_of;
     let mut planner = Planner { notices, drafts: Vec::new() };
     let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
+    // A source's size is the number of distinct people in it (plus rows without a readable key),
+    // so an export with every row twice does not become the "last good" size. Counted first: the
+    // set of a million keys made at the end of the plan, its peak, raised that peak by 32 MB.
+    let source_counts: BTreeMap<String, u64> = input
+        .reads
+        .iter()
+        .filter(|r| r.complete)
+        .map(|r| {
+            // Counted in a hash set: a sorted set of a million keys was a tenth of a daily run's
+            // planning, made again in each round.
+            let mut keys: FastSet<&str> = FastSet::with_capacity_and_hasher(r.records.len(), Default::default());
+            keys.extend(
+                r.records.iter().map(|x| x.key.as_str()).chain(r.quarantined.iter().filter_map(|q| q.key.as_deref())),
+            );
+            let keyless = r.quarantined.iter().filter(|q| q.key.is_none()).count();
+            (r.source.clone(), (keys.len() + keyless) as u64)
+        })
+        .collect();
 
     // 2. Links and entries per target, and adoption candidates by correlation value.
     let empty_view = TargetView::default();
@@ -1724,23 +1742,6 @@ fn plan_with(
     }
     notices.sort_by(|a, b| (a.kind, &a.person, &a.target).cmp(&(b.kind, &b.person, &b.target)));
 
-    // A source's size is the number of distinct people in it (plus rows without a readable key),
-    // so an export with every row twice does not become the "last good" size.
-    let source_counts: BTreeMap<String, u64> = input
-        .reads
-        .iter()
-        .filter(|r| r.complete)
-        .map(|r| {
-            // Counted in a hash set: a sorted set of a million keys was a tenth of a daily run's
-            // planning, made again in each round.
-            let mut keys: FastSet<&str> = FastSet::with_capacity_and_hasher(r.records.len(), Default::default());
-            keys.extend(
-                r.records.iter().map(|x| x.key.as_str()).chain(r.quarantined.iter().filter_map(|q| q.key.as_deref())),
-            );
-            let keyless = r.quarantined.iter().filter(|q| q.key.is_none()).count();
-            (r.source.clone(), (keys.len() + keyless) as u64)
-        })
-        .collect();
     let safety = limits(settings, &operations, population, &source_counts, snapshot);
     let summary = Summary {
         persons: population,
