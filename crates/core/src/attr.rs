@@ -101,7 +101,13 @@ const WIDTHS: [usize; 4] = [1, 2, 3, 5];
 /// The bound at `i` of `data` whose bounds take `width` bytes each.
 fn bound(data: &str, width: usize, i: usize) -> usize {
     let at = 1 + i * width;
-    data.as_bytes()[at..at + width].iter().fold(0, |b, &byte| (b << 7) | usize::from(byte))
+    let bytes = &data.as_bytes()[at..at + width];
+    // The common widths without a loop: a million creates' JSON reads each of their 33 bounds.
+    match *bytes {
+        [b] => usize::from(b),
+        [b0, b1] => (usize::from(b0) << 7) | usize::from(b1),
+        _ => bytes.iter().fold(0, |b, &byte| (b << 7) | usize::from(byte)),
+    }
 }
 
 /// An account whose values do not fit [`Attributes`]' 32-bit ends (4 GiB of text, or four

@@ -321,59 +321,47 @@ impl Plan {
         };
         to.write_all(&head[..at])?;
         to.write_all(br#""operations":"#)?;
-        write_json_list(&self.operations, to)?;
+        write_json_list(&self.operations, Operation::long_json, to)?;
         to.write_all(br#","person_updates":"#)?;
-        write_json_list(&self.person_updates, to)?;
+        write_json_list(&self.person_updates, |_| false, to)?;
         to.write_all(&head[at + LISTS.len()..])
     }
 }
 
-/// An item whose JSON is longer is written by the writing thread straight to the output instead
-/// of through a worker's buffer: the group of everyone (60 MB at a million persons) grew its
-/// worker's buffer by doubling to 64 MB and was copied out of it, both taken from the system at
-/// the end of the plan, where its memory peaks.
+/// A group created with more members than this is written by the writing thread straight to the
+/// output instead of through a worker's buffer: the group of everyone (60 MB of JSON at a million
+/// persons) grew its worker's buffer by doubling to 64 MB and was copied out of it, both taken
+/// from the system at the end of the plan, where its memory peaks. (A buffer that refused what
+/// went beyond a size made every write of serde_json fallible: a tenth more instructions.)
 #[doc(hidden)]
-pub const JSON_ITEM_BUFFERED_MAX: usize = 256 << 10;
+pub const JSON_GROUP_MEMBERS_WRITTEN_DIRECTLY: usize = 4096;
 
-/// A worker's buffer that takes an item's JSON up to [`JSON_ITEM_BUFFERED_MAX`] bytes, and
-/// refuses (with `over` set) what would go beyond.
-struct Capped<'a> {
-    buffer: &'a mut Vec<u8>,
-    over: bool,
-}
-
-impl std::io::Write for Capped<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if self.buffer.len() + bytes.len() > JSON_ITEM_BUFFERED_MAX {
-            self.over = true;
-            return Err(std::io::Error::other("an item too long for a worker's buffer"));
-        }
-        self.buffer.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+impl Operation {
+    /// Whether the operation's JSON is too long for a worker's buffer.
+    fn long_json(&self) -> bool {
+        matches!(&self.action, Action::CreateGroup { members, .. } if members.len() > JSON_GROUP_MEMBERS_WRITTEN_DIRECTLY)
     }
 }
 
-/// `items` as a JSON array, each item serialized on a worker thread and written in order.
-fn write_json_list<T: Serialize + Sync>(items: &[T], to: &mut dyn std::io::Write) -> std::io::Result<()> {
+/// `items` as a JSON array, each item serialized on a worker thread and written in order; those
+/// for which `long` holds are serialized by the writing thread, straight to `to`.
+fn write_json_list<T: Serialize + Sync>(
+    items: &[T],
+    long: impl Fn(&T) -> bool + Sync,
+    to: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     to.write_all(b"[")?;
     // Each item written into its worker's buffer, then copied out at its size: a vector of its
-    // own grew by doubling, some eight times per item of a million persons' plan. `None` for an
-    // item too long for the buffer, which the writing thread serializes itself.
+    // own grew by doubling, some eight times per item of a million persons' plan.
     crate::parallel::in_order(
         items,
         Vec::new,
         |buffer: &mut Vec<u8>, item| {
-            buffer.clear();
-            let mut capped = Capped { buffer, over: false };
-            match serde_json::to_writer(&mut capped, item) {
-                Ok(()) => Ok(Some(capped.buffer.clone())),
-                Err(_) if capped.over => Ok(None),
-                Err(e) => Err(e),
+            if long(item) {
+                return Ok(None);
             }
+            buffer.clear();
+            serde_json::to_writer(&mut *buffer, item).map(|()| Some(buffer.clone()))
         },
         |results| {
             for (n, (item, json)) in results.enumerate() {
