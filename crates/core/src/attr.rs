@@ -171,7 +171,7 @@ impl Attributes {
         // Text ends are the largest bounds but for a value count above the text's length (empty
         // values).
         let largest = length.max(count);
-        let width = WIDTHS.into_iter().find(|w| largest < 1 << (7 * w)).unwrap_or(5);
+        let width = WIDTHS.into_iter().find(|w| (largest as u64) < 1 << (7 * w)).unwrap_or(5);
         let mut data = String::with_capacity(1 + width * (entries.len() + count) + length);
         data.push(char::from(b'0' + width as u8));
         let push = |data: &mut String, b: usize| {

@@ -332,7 +332,7 @@ impl Plan {
 /// output instead of through a worker's buffer: the group of everyone (60 MB of JSON at a million
 /// persons) grew its worker's buffer by doubling to 64 MB and was copied out of it, both taken
 /// from the system at the end of the plan, where its memory peaks. (A buffer that refused what
-/// went beyond a size made every write of serde_json fallible: a tenth more instructions.)
+/// went beyond a size made every write of serde_json fallible: 14 % more instructions.)
 #[doc(hidden)]
 pub const JSON_GROUP_MEMBERS_WRITTEN_DIRECTLY: usize = 4096;
 
