@@ -362,15 +362,6 @@ fn record_index(records: &[crate::source::Record], attrs: &Arc<Attrs>) -> Option
     (offset % size == 0 && records.get(at).is_some_and(|r| std::ptr::eq(&r.attrs, attrs))).then_some(at)
 }
 
-/// `login` lower-cased, borrowed when it already is.
-fn lowercase(login: &str) -> Cow<'_, str> {
-    if login.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
-        Cow::Owned(login.to_lowercase())
-    } else {
-        Cow::Borrowed(login)
-    }
-}
-
 /// A person's records by source name, in name order: what their hash is made of (the JSON of a
 /// map from source to record), without a map per person.
 #[derive(Default)]
@@ -574,15 +565,23 @@ fn plan_with(
     // 3. Login names, in key order so that the outcome is reproducible. Who owns each login
     // (lower-cased), made when the first person needs a login: a daily run in which everyone has
     // theirs makes no map of everyone's.
+    // Who needs a login: sizes the map of owners, which a first load of a million grew from nothing.
+    let needing: Vec<usize> = people
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.evaluate && p.hold.is_none() && p.login.is_none() && needs_account(p.decision.state))
+        .map(|(i, _)| i)
+        .collect();
     let stored_owners = || {
-        let mut owners: FastMap<Cow<str>, Cow<str>> = fast_map(snapshot.persons.len() + snapshot.tombstones.len());
+        let mut owners: FastMap<Cow<str>, Cow<str>> =
+            fast_map(snapshot.persons.len() + snapshot.tombstones.len() + needing.len());
         for p in snapshot.persons.values() {
             if let Some(l) = &p.login {
-                owners.insert(lowercase(l), Cow::Borrowed(&p.key));
+                owners.insert(login::lowercase(l), Cow::Borrowed(&p.key));
             }
         }
         for t in &snapshot.tombstones {
-            owners.entry(lowercase(&t.login)).or_insert(Cow::Borrowed(&t.person));
+            owners.entry(login::lowercase(&t.login)).or_insert(Cow::Borrowed(&t.person));
         }
         owners
     };
@@ -616,12 +615,6 @@ fn plan_with(
     // Where each person needing a login gets it from is worked out on every core (the candidates'
     // expressions are most of it); only the choice among the candidates, which depends on what
     // the persons before took, goes in key order.
-    let needing: Vec<usize> = people
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.evaluate && p.hold.is_none() && p.login.is_none() && needs_account(p.decision.state))
-        .map(|(i, _)| i)
-        .collect();
     let login_source = |filled: &mut Filled, &i: &usize| {
         let p = &*people[i];
         if let Some(t) = snapshot.tombstones.iter().find(|t| t.person == p.key) {
@@ -677,7 +670,7 @@ fn plan_with(
                     LoginSource::Adopted(existing) => {
                         owners
                             .get_or_insert_with(stored_owners)
-                            .insert(Cow::Owned(existing.to_lowercase()), Cow::Owned(key.to_string()));
+                            .insert(Cow::Owned(existing.to_lowercase()), Cow::Borrowed(key));
                         Ok(existing)
                     }
                     LoginSource::Candidates(candidates) => {
@@ -685,7 +678,7 @@ fn plan_with(
                         let taken = |l: &str| owners.get(l).is_some_and(|o| *o != key) || taken_in_targets.contains(l);
                         let choice = candidates.choose(&settings.login, &taken, &mut numbering);
                         if let Ok(choice) = &choice {
-                            owners.insert(Cow::Owned(choice.login.to_lowercase()), Cow::Owned(key.to_string()));
+                            owners.insert(Cow::Owned(login::lowercase(&choice.login).into_owned()), Cow::Borrowed(key));
                         }
                         choice.map(|c| c.login)
                     }
@@ -1872,7 +1865,7 @@ fn evaluate_people<'a>(
     }
     let read_sources: BTreeSet<&str> = reads.iter().map(|r| r.source.as_str()).collect();
     // Everyone, in key order, with their stored self: the stored persons merged with the new ones.
-    let mut new_persons: Vec<&str> = correlated.new_persons.iter().map(String::as_str).collect();
+    let mut new_persons: Vec<&str> = correlated.new_persons.iter().map(|k| k.as_ref()).collect();
     new_persons.sort_unstable();
     let mut keys: Vec<(&str, Option<&'a StoredPerson>)> =
         Vec::with_capacity(snapshot.persons.len() + new_persons.len());

@@ -2,7 +2,6 @@
 //! every other person, the tombstones and what the plan already reserved.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use crate::expr::{Env, ExprValue};
 use crate::settings::LoginRules;
@@ -22,10 +21,23 @@ pub fn unreliable_script(c: char) -> bool {
 /// Cleans an evaluated candidate: drops characters outside the allowed set, trims separators at the
 /// ends, and shortens to the maximum length. None when nothing usable is left.
 pub fn sanitize(rules: &LoginRules, raw: &str, max_length: usize) -> Option<String> {
-    let kept = rules.disallowed.replace_all(raw, "");
+    shortened(&rules.disallowed.replace_all(raw, ""), max_length).map(str::to_string)
+}
+
+/// The part of `kept` (the allowed characters of a candidate) that [`sanitize`] keeps.
+fn shortened(kept: &str, max_length: usize) -> Option<&str> {
     let end = kept.char_indices().nth(max_length).map_or(kept.len(), |(at, _)| at);
-    let trimmed = kept[..end].trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    (!trimmed.is_empty()).then(|| trimmed.to_string())
+    Some(kept[..end].trim_matches(|c: char| !c.is_ascii_alphanumeric())).filter(|trimmed| !trimmed.is_empty())
+}
+
+/// `login` lower-cased, borrowed when it already is (most candidates are lower-cased by their
+/// expressions: a million persons' candidates were each copied to be looked up).
+pub(crate) fn lowercase(login: &str) -> Cow<'_, str> {
+    if login.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
+        Cow::Owned(login.to_lowercase())
+    } else {
+        Cow::Borrowed(login)
+    }
 }
 
 /// A login chosen, and why ([`LoginChoice::because`]).
@@ -72,7 +84,7 @@ impl LoginChoice {
 /// name, not quadratic).
 #[derive(Debug, Default)]
 pub struct Numbering {
-    next: HashMap<String, u64>,
+    next: crate::FastMap<String, u64>,
 }
 
 /// A person's login candidates, evaluated: everything [`Candidates::choose`] needs besides what
@@ -152,7 +164,7 @@ impl Candidates {
         taken: &dyn Fn(&str) -> bool,
         numbering: &mut Numbering,
     ) -> Result<LoginChoice, String> {
-        if let Some(at) = self.usable.iter().position(|(_, login)| !taken(&login.to_lowercase())) {
+        if let Some(at) = self.usable.iter().position(|(_, login)| !taken(&lowercase(login))) {
             let (i, login) = self.usable.swap_remove(at);
             return Ok(LoginChoice { login, why: Why::Candidate(i) });
         }
@@ -163,25 +175,26 @@ impl Candidates {
             (Some((_, base)), _) => (base, "first candidate"),
             (None, Some(fallback)) => {
                 let base = fallback?;
-                if !taken(&base.to_lowercase()) {
+                if !taken(&lowercase(&base)) {
                     return Ok(LoginChoice { login: base, why: Why::Fallback { skipped_script: self.skipped_script } });
                 }
                 (base, "fallback")
             }
             (None, None) => return Err("no login candidate was evaluated".to_string()),
         };
-        let base_key = base.to_lowercase();
-        let start = numbering.next.get(&base_key).copied().unwrap_or(2);
+        let base_key = lowercase(&base);
+        let start = numbering.next.get(base_key.as_ref()).copied().unwrap_or(2);
+        let kept = rules.disallowed.replace_all(&base, "");
         for n in start.. {
             let suffix = n.to_string();
             let room = rules.max_length.saturating_sub(suffix.len());
             if room == 0 {
                 break;
             }
-            let Some(stem) = sanitize(rules, &base, room) else { break };
+            let Some(stem) = shortened(&kept, room) else { break };
             let login = format!("{stem}{suffix}");
-            if !taken(&login.to_lowercase()) {
-                numbering.next.insert(base_key, n + 1);
+            if !taken(&lowercase(&login)) {
+                numbering.next.insert(base_key.into_owned(), n + 1);
                 return Ok(LoginChoice { login, why: Why::Numbered { via, number: n } });
             }
             if n > 100_000 {
