@@ -1031,11 +1031,11 @@ fn plan_with(
                     note_person(&mut noted, &people, p, &planner, before);
                     continue;
                 }
-                let Some(place) = desired_dn.get(p.key.as_str()) else { continue };
-                let dn_text = place.text();
-                let Some(Evaluations { dn, manager_dn, mappings, disable_set, groups, member }) = evaluations else {
+                let Some(Evaluations { place, dn, manager_dn, mappings, disable_set, groups, member }) = evaluations
+                else {
                     continue;
                 };
+                let dn_text = place.text();
                 let dn = PersonDn { parsed: dn, text: dn_text, normalized: place.normalized() };
                 let login = p.login.as_deref().unwrap_or_default();
                 if rules.mappings.iter().any(|m| m.references_manager)
@@ -2387,7 +2387,10 @@ fn account_expires(settings: &Settings, p: &Evaluated) -> String {
 }
 
 /// What one person's expressions give in one target ([`evaluate_expressions`]).
-struct Evaluations {
+struct Evaluations<'p> {
+    /// Where the person is to be ([`Place`]): found by the worker, so that the loop does not look
+    /// a million persons up in the map of places again.
+    place: &'p Place<'p>,
     /// The person's DN in the target, parsed; `None` for a plain DN ([`PersonDn`]).
     dn: Option<Dn>,
     /// The manager's account DN, as `manager_dn` gives it.
@@ -2519,15 +2522,15 @@ impl ExpressionVariables {
 /// `rules`' target (`None` for anyone else), in `envs` (as text, and escaped for DNs), filled in
 /// place. Pure, so the planner runs it for many persons at once on every core
 /// ([`parallel::in_order`]) and takes the results in key order.
-fn evaluate_expressions(
+fn evaluate_expressions<'p>(
     scratch: &mut Scratch,
     variables: &ExpressionVariables,
     settings: &Settings,
     rules: &TargetRules,
     p: &Evaluated,
     current: &FastMap<&str, (&TargetEntry, bool)>,
-    desired_dn: &FastMap<&str, Place>,
-) -> Option<Evaluations> {
+    desired_dn: &'p FastMap<&str, Place<'p>>,
+) -> Option<Evaluations<'p>> {
     if !p.evaluate || p.hold.is_some() || p.failed {
         return None;
     }
@@ -2573,7 +2576,7 @@ fn evaluate_expressions(
         Place::Planned(planned) => (Arc::clone(&planned.normalized), Arc::clone(&planned.text)),
         Place::Kept { text, normalized } => (Arc::clone(normalized), Arc::from(*text)),
     };
-    Some(Evaluations { dn, manager_dn, mappings, disable_set, groups, member })
+    Some(Evaluations { place, dn, manager_dn, mappings, disable_set, groups, member })
 }
 
 /// A person's DN in a target: their DN expression's value, as [`planned_dn`] takes it.
