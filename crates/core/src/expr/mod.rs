@@ -21,9 +21,7 @@ mod functions;
 mod syntax;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use cel::common::types::{CelBool, CelInt, CelList, CelNull, CelString, CelUInt, Kind};
@@ -217,7 +215,7 @@ pub enum ExprValue {
 /// new string in a new box).
 #[derive(Clone, Debug, Default)]
 pub struct Env {
-    values: HashMap<String, Slot, BuildHasherDefault<Fnv>>,
+    values: crate::FastMap<String, Slot>,
 }
 
 /// A variable's value: text (most are), kept apart so that its buffer can be reused.
@@ -233,29 +231,6 @@ impl Slot {
             Slot::Text(text) => text,
             Slot::Other(value) => value.as_ref(),
         }
-    }
-}
-
-/// FNV-1a: every variable an evaluation reads is a lookup here, and the names are few,
-/// short and the config's own, so they need no protection from crafted collisions that
-/// the default SipHash pays for.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
