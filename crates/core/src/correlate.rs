@@ -98,11 +98,11 @@ struct Index<'a> {
     snapshot: &'a Snapshot,
     /// (source, record key) -> person, as stored.
     linked: FastMap<(&'a str, &'a str), &'a StoredPerson>,
-    /// The record keys that name a person other than by their own key ([`Index::by_key`]): record
-    /// keys that are no stored person's key nor a new person's (the first person to hold one
-    /// keeps it). Borrowed from the snapshot and the reads. A person's own key always names that
-    /// person and is not held here: a daily run at a million persons made a map of everyone's key
-    /// to itself, and a first load one of every new person's.
+    /// The keys that name a person other than a stored person's own ([`Index::by_key`]): record
+    /// keys that are no stored person's key (the first person to hold one keeps it) and the keys
+    /// of new persons. Borrowed from the snapshot and the reads, but for the keys of new persons.
+    /// A stored person's key always names that person and is not held here: a daily run at a
+    /// million persons made a map of everyone's key to itself.
     other_keys: FastMap<Cow<'a, str>, Cow<'a, str>>,
     /// (attribute, value) -> persons holding it.
     secondary: HashMap<(String, String), BTreeSet<String>>,
@@ -122,7 +122,7 @@ impl<'a> Index<'a> {
             settings,
             snapshot,
             linked: fast_map(stored),
-            other_keys: FastMap::default(),
+            other_keys: fast_map(records.saturating_sub(stored)),
             secondary: HashMap::new(),
             secondary_attrs,
             out: Correlated {
@@ -155,15 +155,11 @@ impl<'a> Index<'a> {
         index
     }
 
-    /// The person a key names: a stored or new person by their own key (every person of
-    /// `out.persons` the snapshot does not hold is new), else a record key's
-    /// ([`Index::other_keys`]).
+    /// The person a key names: a stored person by their own key, else a record key's or a new
+    /// person's ([`Index::other_keys`]).
     fn by_key(&self, key: &str) -> Option<Cow<'a, str>> {
-        if let Some((key, _)) = self.snapshot.persons.get_key_value(key) {
-            return Some(Cow::Borrowed(key.as_str()));
-        }
-        match self.out.persons.get_key_value(key) {
-            Some((key, _)) => Some(key.clone()),
+        match self.snapshot.persons.get_key_value(key) {
+            Some((key, _)) => Some(Cow::Borrowed(key.as_str())),
             None => self.other_keys.get(key).cloned(),
         }
     }
@@ -223,8 +219,7 @@ impl<'a> Index<'a> {
     /// Most often under the record's key itself, borrowed from the read: a first load of a million
     /// made five copies of each key here.
     fn new_person(&mut self, source: &'a str, record_key: &'a str, attrs: &'a Attrs) {
-        // Not a person's key (so `by_key` finds only a record key's person), nor another's record key.
-        let free = |index: &Index, key: &str| !index.known(key) && index.other_keys.get(key).is_none_or(|p| p == key);
+        let free = |index: &Index, key: &str| !index.known(key) && index.by_key(key).is_none_or(|p| p == key);
         let key = if free(self, record_key) {
             Cow::Borrowed(record_key)
         } else {
@@ -237,6 +232,7 @@ impl<'a> Index<'a> {
                 n += 1;
             }
         };
+        self.other_keys.insert(key.clone(), key.clone());
         self.out.new_persons.push(key.clone());
         self.join(key, source, record_key, attrs);
     }
