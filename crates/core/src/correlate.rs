@@ -100,7 +100,8 @@ struct Index<'a> {
     linked: FastMap<(&'a str, &'a str), &'a StoredPerson>,
     /// The keys that name a person other than a stored person's own ([`Index::by_key`]): record
     /// keys that are no stored person's key (the first person to hold one keeps it) and the keys
-    /// of new persons. Borrowed from the snapshot and the reads, but for the keys of new persons.
+    /// of new persons. Borrowed from the snapshot and the reads (a new person's key too, unless it
+    /// is made as `source:key`).
     /// A stored person's key always names that person and is not held here: a daily run at a
     /// million persons made a map of everyone's key to itself.
     other_keys: FastMap<Cow<'a, str>, Cow<'a, str>>,
