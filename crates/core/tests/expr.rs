@@ -456,6 +456,24 @@ fn errors_read_as_sentences() {
 }
 
 #[test]
+fn a_missing_variable_as_close_to_two_names_suggests_the_first_by_name_in_any_env() {
+    // The environment's map orders its names differently in each process (and each map): the
+    // suggestion must not follow that order.
+    for names in [["cost_centre", "cost_center"], ["cost_center", "cost_centre"]] {
+        for _ in 0..20 {
+            let mut env = Env::new();
+            for name in names {
+                env.set(name, ExprValue::Text("x".into()));
+            }
+            assert_eq!(
+                Expr::compile("cost_centr").unwrap().eval(&env),
+                Err(ExprError::UnknownVariable { name: "cost_centr".into(), suggestion: Some("cost_center".into()) })
+            );
+        }
+    }
+}
+
+#[test]
 fn eval_reports_names_missing_from_the_env() {
     assert_eq!(
         eval("lower(givenname)"),

@@ -521,10 +521,11 @@ impl Expr {
                 if is_call {
                     ExprError::UnknownFunction { name: name.to_owned(), suggestion: suggest_function(name) }
                 } else {
-                    ExprError::UnknownVariable {
-                        name: name.to_owned(),
-                        suggestion: syntax::closest(name, env.values.keys().map(String::as_str)),
-                    }
+                    // In name order: the map's own order differs from process to process, and the
+                    // first of two names as close is the one suggested.
+                    let mut known: Vec<&str> = env.values.keys().map(String::as_str).collect();
+                    known.sort_unstable();
+                    ExprError::UnknownVariable { name: name.to_owned(), suggestion: syntax::closest(name, known) }
                 }
             }
             ExecutionError::FunctionError { function, message } => eval_error(format!("{function}(): {message}")),
