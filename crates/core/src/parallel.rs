@@ -37,13 +37,27 @@ pub(crate) fn in_order<'a, T: Sync, S, R: Send, Out>(
     f: impl Fn(&mut S, &T) -> R + Sync,
     body: impl FnOnce(&mut dyn Iterator<Item = (&'a T, R)>) -> Out,
 ) -> Out {
+    in_blocks_of(BLOCK, items, scratch, f, body)
+}
+
+/// [`in_order`] with blocks of `block` items: for items each of which is much work or a large
+/// result (a part of a group's members as JSON), where [`BLOCK`] of them computed ahead would
+/// hold too much.
+pub(crate) fn in_blocks_of<'a, T: Sync, S, R: Send, Out>(
+    block: usize,
+    items: &'a [T],
+    scratch: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, &T) -> R + Sync,
+    body: impl FnOnce(&mut dyn Iterator<Item = (&'a T, R)>) -> Out,
+) -> Out {
     let cores = cores();
-    let blocks = items.len().div_ceil(BLOCK);
+    let block = block.max(1);
+    let blocks = items.len().div_ceil(block);
     if cores == 1 || (blocks <= 1 && items.len() < 2 * MIN_PER_THREAD) {
         let mut state = scratch();
         return body(&mut items.iter().map(|item| (item, f(&mut state, item))));
     }
-    let size = if blocks <= 1 { items.len().div_ceil(cores) } else { BLOCK };
+    let size = if blocks <= 1 { items.len().div_ceil(cores) } else { block };
     let blocks = items.len().div_ceil(size);
     let workers = cores.min(blocks);
     let shared =
@@ -317,6 +331,31 @@ mod tests {
             let expected = if n < PARALLEL_SORT { 1 } else { cores() };
             assert_eq!(parts.into_inner(), expected, "{n} items");
         }
+    }
+
+    #[test]
+    fn blocks_of_one_item_come_in_order_with_few_computed_ahead() {
+        let items: Vec<usize> = (0..200).collect();
+        let computed = AtomicUsize::new(0);
+        let count = |_: &mut (), i: &usize| {
+            computed.fetch_add(1, Ordering::SeqCst);
+            i * 2
+        };
+        let most_ahead = in_blocks_of(
+            1,
+            &items,
+            || (),
+            count,
+            |results| {
+                let mut most = 0;
+                for (taken, (i, double)) in results.enumerate() {
+                    assert_eq!((*i, double), (taken, taken * 2));
+                    most = most.max(computed.load(Ordering::SeqCst) - taken);
+                }
+                most
+            },
+        );
+        assert!(most_ahead <= AHEAD + cores(), "{most_ahead} items computed ahead of the loop");
     }
 
     #[test]

@@ -315,39 +315,119 @@ impl Plan {
         // the first place their empty form appears is theirs (inside a string, quotes are escaped).
         const LISTS: &[u8] = br#""operations":[],"person_updates":[]"#;
         let head = head?;
-        let Some(at) = head.windows(LISTS.len()).position(|window| window == LISTS) else {
+        let Some(at) = find(&head, LISTS) else {
             // Not the shape this was written for: the plain way, on one core.
             return Ok(serde_json::to_writer(to, self)?);
         };
         to.write_all(&head[..at])?;
         to.write_all(br#""operations":"#)?;
-        write_json_list(&self.operations, Operation::long_json, to)?;
+        write_json_list(&self.operations, Operation::long_json, Operation::write_long_json, to)?;
         to.write_all(br#","person_updates":"#)?;
-        write_json_list(&self.person_updates, |_| false, to)?;
+        write_json_list(&self.person_updates, |_| false, |u, to| Ok(serde_json::to_writer(to, u)?), to)?;
         to.write_all(&head[at + LISTS.len()..])
     }
 }
 
-/// A group created with more members than this is written by the writing thread straight to the
-/// output instead of through a worker's buffer: the group of everyone (60 MB of JSON at a million
-/// persons) grew its worker's buffer by doubling to 64 MB and was copied out of it, both taken
-/// from the system at the end of the plan, where its memory peaks. (A buffer that refused what
-/// went beyond a size made every write of serde_json fallible: 14 % more instructions.)
+/// A group created with more members than this is not written through a worker's buffer: the
+/// group of everyone (60 MB of JSON at a million persons) grew its worker's buffer by doubling to
+/// 64 MB and was copied out of it, both taken from the system at the end of the plan, where its
+/// memory peaks. (A buffer that refused what went beyond a size made every write of serde_json
+/// fallible: 14 % more instructions.) Its members are written in parts instead
+/// ([`Operation::write_long_json`]).
 #[doc(hidden)]
 pub const JSON_GROUP_MEMBERS_WRITTEN_DIRECTLY: usize = 4096;
+
+/// A long group's members per part of its JSON (some 64 kB), each part serialized on a worker.
+const JSON_MEMBERS_PER_PART: usize = 1024;
 
 impl Operation {
     /// Whether the operation's JSON is too long for a worker's buffer.
     fn long_json(&self) -> bool {
         matches!(&self.action, Action::CreateGroup { members, .. } if members.len() > JSON_GROUP_MEMBERS_WRITTEN_DIRECTLY)
     }
+
+    /// Writes the operation as `serde_json::to_writer` does, a group's create with its members in
+    /// parts serialized on every core: a million persons' plan has groups of tens of thousands of
+    /// members up to the group of everyone, a second of serializing on the writing thread alone
+    /// while the workers waited for it. The operation without its two long lists (members and
+    /// dependencies) is serialized as usual, and the lists are written into their places.
+    fn write_long_json(&self, to: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let Action::CreateGroup { dn, members, attributes } = &self.action else {
+            return Ok(serde_json::to_writer(to, self)?);
+        };
+        let short = Operation {
+            id: self.id,
+            person: self.person.clone(),
+            target: self.target.clone(),
+            category: self.category,
+            reason: self.reason.clone(),
+            depends_on: Vec::new(),
+            action: Action::CreateGroup { dn: dn.clone(), members: Vec::new(), attributes: attributes.clone() },
+        };
+        let short = serde_json::to_vec(&short)?;
+        // The dependencies come right before the action's tag, the members after the DN; each is
+        // found as a key (inside a string, a quote is escaped), the first such in the text.
+        const OP: &[u8] = br#","op":"create_group","#;
+        const MEMBERS: &[u8] = br#""members":[]"#;
+        let (Some(op), Some(at)) = (find(&short, OP), find(&short, MEMBERS)) else {
+            // Not the shape this was written for: the plain way, on one core.
+            return Ok(serde_json::to_writer(to, self)?);
+        };
+        to.write_all(&short[..op])?;
+        if !self.depends_on.is_empty() {
+            to.write_all(br#","depends_on":"#)?;
+            serde_json::to_writer(&mut *to, &self.depends_on)?;
+        }
+        to.write_all(&short[op..at])?;
+        to.write_all(br#""members":"#)?;
+        write_json_parts(members, to)?;
+        to.write_all(&short[at + MEMBERS.len()..])
+    }
+}
+
+/// Where `part` first appears in `text`.
+fn find(text: &[u8], part: &[u8]) -> Option<usize> {
+    text.windows(part.len()).position(|window| window == part)
+}
+
+/// `items` as a JSON array, in parts of [`JSON_MEMBERS_PER_PART`] serialized on the workers and
+/// written in order; only a few parts are computed ahead of the writing.
+fn write_json_parts<T: Serialize + Sync>(items: &[T], to: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let parts: Vec<&[T]> = items.chunks(JSON_MEMBERS_PER_PART).collect();
+    to.write_all(b"[")?;
+    crate::parallel::in_blocks_of(
+        1,
+        &parts,
+        Vec::new,
+        |buffer: &mut Vec<u8>, part| {
+            buffer.clear();
+            for (n, item) in part.iter().enumerate() {
+                if n > 0 {
+                    buffer.push(b',');
+                }
+                serde_json::to_writer(&mut *buffer, item)?;
+            }
+            serde_json::Result::Ok(buffer.clone())
+        },
+        |results| {
+            for (n, (_, json)) in results.enumerate() {
+                if n > 0 {
+                    to.write_all(b",")?;
+                }
+                to.write_all(&json?)?;
+            }
+            std::io::Result::Ok(())
+        },
+    )?;
+    to.write_all(b"]")
 }
 
 /// `items` as a JSON array, each item serialized on a worker thread and written in order; those
-/// for which `long` holds are serialized by the writing thread, straight to `to`.
+/// for which `long` holds are written by the writing thread with `write_long`, straight to `to`.
 fn write_json_list<T: Serialize + Sync>(
     items: &[T],
     long: impl Fn(&T) -> bool + Sync,
+    write_long: impl Fn(&T, &mut dyn std::io::Write) -> std::io::Result<()>,
     to: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     to.write_all(b"[")?;
@@ -370,7 +450,7 @@ fn write_json_list<T: Serialize + Sync>(
                 }
                 match json? {
                     Some(json) => to.write_all(&json)?,
-                    None => serde_json::to_writer(&mut *to, item)?,
+                    None => write_long(item, &mut *to)?,
                 }
             }
             std::io::Result::Ok(())
