@@ -120,6 +120,16 @@ pub(crate) fn each_mut<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) {
     });
 }
 
+/// Runs `f` on each item in place, on every core, in parts of [`BLOCK`] items: for many items
+/// each of which is little work, where [`each_mut`] would take its lock once per item.
+pub(crate) fn each_in_parts_mut<T: Send>(items: &mut [T], f: impl Fn(&mut T) + Sync) {
+    if items.len() <= BLOCK {
+        return items.iter_mut().for_each(f);
+    }
+    let mut parts: Vec<&mut [T]> = items.chunks_mut(BLOCK).collect();
+    each_mut(&mut parts, |part| part.iter_mut().for_each(&f));
+}
+
 /// Sorts `items` stably by `compare`, its two halves on two threads when it is large
 /// (a group of a million members, its comparisons cache misses, sorted on one core while the
 /// other had finished the smaller groups), then merged: among equal items the earlier stays first.
@@ -304,6 +314,15 @@ mod tests {
         assert!(items.iter().enumerate().all(|(n, item)| {
             item.len() == n % 37 + 1 && item.is_sorted() && item.iter().filter(|&&x| x == usize::MAX).count() == 1
         }));
+    }
+
+    #[test]
+    fn each_item_in_parts_is_worked_on_once() {
+        for n in [0, 5, BLOCK, BLOCK + 1, 3 * BLOCK + 7] {
+            let mut items: Vec<usize> = (0..n).collect();
+            each_in_parts_mut(&mut items, |i| *i = *i * 2 + 1);
+            assert!(items.iter().copied().eq((0..n).map(|i| i * 2 + 1)), "{n} items");
+        }
     }
 
     #[test]
