@@ -161,7 +161,7 @@ pub(crate) fn sort_by<T: Send>(items: &mut Vec<T>, compare: impl Fn(&T, &T) -> s
 /// one core alone while the others finish the rest.
 pub(crate) fn in_parts<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
     let cores = cores();
-    if cores == 1 || items.len() < PARALLEL_SORT {
+    if cores == 1 || items.len() < PARALLEL_PARTS {
         return f(items);
     }
     let size = items.len().div_ceil(cores);
@@ -178,6 +178,11 @@ pub(crate) fn in_parts<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> Vec<R>
 
 /// From this many items a sort is split between two threads.
 const PARALLEL_SORT: usize = 1 << 16;
+
+/// From this many items [`in_parts`] splits its work between the cores: a million persons' plan
+/// has some fifty groups of 40,000 to 60,000 members, whose dependencies (a look-up per member)
+/// one worker found one group after another while the other core waited.
+const PARALLEL_PARTS: usize = 1 << 12;
 
 /// Below this many items a second thread costs more than it saves.
 const MIN_PER_THREAD: usize = 64;
@@ -339,7 +344,7 @@ mod tests {
 
     #[test]
     fn work_in_parts_is_joined_in_order() {
-        for n in [0, 1, PARALLEL_SORT - 1, PARALLEL_SORT, 3 * PARALLEL_SORT + 7] {
+        for n in [0, 1, PARALLEL_PARTS - 1, PARALLEL_PARTS, 3 * PARALLEL_PARTS + 7] {
             let items: Vec<usize> = (0..n).collect();
             let parts = std::sync::atomic::AtomicUsize::new(0);
             let doubled = in_parts(&items, |part| {
@@ -347,7 +352,7 @@ mod tests {
                 part.iter().map(|i| i * 2).collect()
             });
             assert!(doubled.iter().copied().eq((0..n).map(|i| i * 2)), "{n} items");
-            let expected = if n < PARALLEL_SORT { 1 } else { cores() };
+            let expected = if n < PARALLEL_PARTS { 1 } else { cores() };
             assert_eq!(parts.into_inner(), expected, "{n} items");
         }
     }
