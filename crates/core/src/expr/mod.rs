@@ -758,7 +758,10 @@ impl Env {
         *slot = Slot::Text(CelString::from(buffer));
     }
 
-    /// The text of variable `name`, when it holds text.
+    /// The text of variable `name`, when it holds text. Inlined into the pieces' evaluation,
+    /// where a million persons' fourteen mappings read their variables: left a call of its own
+    /// by a change elsewhere in the crate, it was 0.7 % more instructions of a plan.
+    #[inline]
     fn text(&self, name: &str) -> Option<&str> {
         match self.values.get(name)? {
             Slot::Text(text) => Some(text.inner()),
