@@ -1672,7 +1672,7 @@ fn plan_with(
     // What the summary and the provenance read of the persons, before step 6 takes them apart.
     // Who has an operation: asked only of a person with provenance or gone from everywhere, so
     // made only then (a set of a million keys, a tenth of a second on one core).
-    // Sized for everyone at once: grown by doubling, on the one core, it took a tenth of a second.
+    // Sized for everyone at once, not grown by doubling from nothing on the one core.
     let with_operations = std::cell::OnceCell::new();
     let persons = people.len();
     let has_operations = |key: &str| {
