@@ -288,6 +288,11 @@ impl TryFrom<AttrMap> for Attributes {
 pub struct AttrsDraft(Vec<(AttrName, Vec<String>)>);
 
 impl AttrsDraft {
+    /// An empty draft with room for `names` names.
+    pub fn with_capacity(names: usize) -> AttrsDraft {
+        AttrsDraft(Vec::with_capacity(names))
+    }
+
     fn find(&self, name: &AttrName) -> Result<usize, usize> {
         self.0.binary_search_by(|(known, _)| known.cmp(name))
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use crate::attr::{AttrMap, AttrName, AttrsDraft, NameTable};
+use crate::attr::{AttrMap, AttrName, Attributes, AttrsDraft, NameTable, TooLarge};
 use crate::config::{
     DeletedPolicy, DriftPolicy, GroupMode, LastDayMeaning, LeavePolicy, MappingWhen, OrphanPolicy, PasswordWhen,
     TargetKind,
@@ -104,17 +104,57 @@ fn phase(action: &Action, references: bool) -> u8 {
 /// that rewrites every group holding the member, a large group being rewritten whole) caught up.
 const REMOVE_BEFORE_RENAME: u8 = 3;
 
-/// The groups a target's rules want, and their members.
+/// The groups a target's rules want, and their members, as the persons' loop finds them.
 #[derive(Default)]
 struct WantedGroups {
-    /// Normalized group DN -> (group DN, index of the rule that wants it, its wanted members). A
-    /// hash map: a million persons look up five groups each, among a hundred thousand (a team
-    /// group per manager); the group plan takes the groups in order of their DN.
-    groups: FastMap<String, WantedGroup>,
+    /// Normalized group DN -> its place in `wanted`. A hash map: a million persons want five
+    /// groups each, among a hundred thousand (a team group per manager); the group plan takes
+    /// the groups in order of their DN ([`WantedGroups::into_parts`]).
+    groups: FastMap<String, usize>,
+    /// (group DN, index of the first rule that wants it, its wanted members).
+    wanted: Vec<WantedGroup>,
+    /// Each group DN a worker parsed ([`Scratch::group_dn`]), by its address, -> its place in
+    /// `wanted`: each thread parses a group once, and the loop's thread looks its address up,
+    /// where hashing and comparing the normalized DN (five per person) was a sixth of its time.
+    /// The DNs are `held`, so that no address is reused while the map lasts.
+    parsed: FastMap<usize, usize>,
+    held: Vec<Arc<GroupDn>>,
     /// Each member once, however many groups want them: a group holds only a member's place
     /// here, 8 bytes (at a million persons in five groups each, 80 MB less than the normalized
     /// DN's 16 bytes beside it).
     members: Vec<Member>,
+}
+
+impl WantedGroups {
+    /// The place in `wanted` of `group`, wanted first by the rule `rule`.
+    fn place(&mut self, group: &Arc<GroupDn>, rule: usize) -> usize {
+        let address = Arc::as_ptr(group) as usize;
+        if let Some(at) = self.parsed.get(&address) {
+            return *at;
+        }
+        let at = match self.groups.get(&group.normalized) {
+            Some(at) => *at,
+            None => {
+                self.wanted.push((group.text.clone(), rule, WantedMembers::default()));
+                self.groups.insert(group.normalized.clone(), self.wanted.len() - 1);
+                self.wanted.len() - 1
+            }
+        };
+        self.parsed.insert(address, at);
+        self.held.push(Arc::clone(group));
+        at
+    }
+
+    /// Normalized group DN -> (group DN, index of the first rule that wants it, its wanted
+    /// members), and the members they refer to.
+    fn into_parts(self) -> (FastMap<String, WantedGroup>, Vec<Member>) {
+        let WantedGroups { groups, mut wanted, members, .. } = self;
+        let mut by_dn = fast_map(groups.len());
+        for (normalized, at) in groups {
+            by_dn.insert(normalized, std::mem::take(&mut wanted[at]));
+        }
+        (by_dn, members)
+    }
 }
 
 /// A wanted group: (group DN, index of the rule that wants it, its wanted members).
@@ -728,14 +768,8 @@ fn plan_with(
         by_id.extend(view.entries.iter().map(|e| (e.object_id.as_str(), e)));
         let mut by_correlation: HashMap<String, Vec<&TargetEntry>> = HashMap::new();
         let correlate = AttrName::new(rules.config.correlate.clone());
-        // The names every create carries, made once per target and shared by each create's map.
-        let object_class = AttrName::new("objectClass");
-        let login_attribute = AttrName::new(rules.config.login_attribute.clone());
-        let lock_attribute = AttrName::new(LOCK_ATTRIBUTE);
-        // The name of the last RDN's attribute, as written: every account's is most often the same.
-        let mut rdn_name: Option<AttrName> = None;
-        // The creates' name lists, shared by the creates with the same names.
-        let mut create_names = NameTable::default();
+        // What the creates built on this thread share: their RDN's name and name lists.
+        let mut create_scratch = CreateScratch::default();
         for e in &view.entries {
             for v in e.attrs.get(&correlate).into_iter().flatten() {
                 by_correlation.entry(v.clone()).or_default().push(e);
@@ -1042,7 +1076,8 @@ fn plan_with(
                     note_person(&mut noted, &people, p, &planner, before);
                     continue;
                 }
-                let Some(Evaluations { place, dn, manager_dn, mappings, disable_set, groups, member }) = evaluations
+                let Some(Evaluations { place, dn, manager_dn, mut wanted, failures, create, groups, member }) =
+                    evaluations
                 else {
                     continue;
                 };
@@ -1074,48 +1109,11 @@ fn plan_with(
                     &dn,
                 );
 
-                // Values the mappings want, and the disabled overrides.
-                let mut wanted: Vec<(AttrName, Vec<String>, bool, bool)> = Vec::new();
-                let mut eval_failed = false;
-                for (m, value) in rules.mappings.iter().zip(mappings) {
-                    match value {
-                        // Entra's IgnoreFlowIfNullOrEmpty: the attribute is left as it is.
-                        Ok(values) if values.is_empty() && m.expr.ignores_flow_if_empty() => {}
-                        Ok(values) => wanted.push((
-                            m.attr.clone(),
-                            values,
-                            m.when == crate::config::MappingWhen::Create,
-                            m.references_manager,
-                        )),
-                        Err(e) => {
-                            planner.notice(
-                                NoticeKind::EvaluationFailed,
-                                person,
-                                Some(rules.name()),
-                                format!("attribute {}: {e}", m.attr),
-                            );
-                            eval_failed = true;
-                        }
-                    }
-                }
-                if !want_enabled {
-                    for ((attr, _), value) in rules.disable_set.iter().zip(disable_set) {
-                        match value {
-                            Ok(values) => {
-                                wanted.retain(|(a, ..)| a != attr);
-                                wanted.push((attr.clone(), values, false, false));
-                            }
-                            Err(e) => {
-                                planner.notice(
-                                    NoticeKind::EvaluationFailed,
-                                    person,
-                                    Some(rules.name()),
-                                    format!("disable.set.{attr}: {e}"),
-                                );
-                                eval_failed = true;
-                            }
-                        }
-                    }
+                // The values the mappings and the disabled overrides want, and those that did not
+                // evaluate.
+                let eval_failed = !failures.is_empty();
+                for failure in failures {
+                    planner.notice(NoticeKind::EvaluationFailed, person, Some(rules.name()), failure);
                 }
                 if eval_failed {
                     // Held as they are: no group change either, until their values evaluate again.
@@ -1130,8 +1128,6 @@ fn plan_with(
                         if !needs_account(state) {
                             continue;
                         }
-                        let mut attributes = AttrsDraft::default();
-                        attributes.insert(object_class.clone(), rules.config.object_classes.clone());
                         // A plain LDAP directory takes a DN reference to an entry that does not exist
                         // yet (OpenLDAP checks none), so the manager goes into the create itself; AD
                         // refuses one, so there it goes into the create when the manager's account
@@ -1149,34 +1145,25 @@ fn plan_with(
                             .collect();
                         let carried =
                             if ad && !refs.is_empty() { referable.accounts(&refs, &dn.parsed()) } else { None };
-                        // Moved, not copied: the deferred references are in `refs` already.
-                        for (attr, values, _, references) in &mut wanted {
-                            if (!*references || !deferred || carried.is_some()) && !values.is_empty() {
-                                attributes.insert(attr.clone(), std::mem::take(values));
-                            }
-                        }
-                        attributes.or_insert_with(&correlate, || vec![p.key.clone()]);
-                        attributes.or_insert_with(&login_attribute, || vec![login.to_string()]);
-                        for (attr, value) in dn.rdn() {
-                            let name = match &rdn_name {
-                                Some(name) if name.as_str() == attr => name.clone(),
-                                _ => rdn_name.insert(AttrName::new(attr)).clone(),
-                            };
-                            let values = attributes.or_insert_with(&name, Vec::new);
-                            if !values.iter().any(|v| v.eq_ignore_ascii_case(value)) {
-                                values.insert(0, value.to_string());
-                            }
-                        }
                         // AD creates every account disabled: it is enabled only once it has a password.
                         let created_enabled = want_enabled && !ad;
-                        if !created_enabled && rules.config.disable.lock {
-                            attributes.insert(lock_attribute.clone(), vec![LOCK_VALUE.to_string()]);
-                        }
-                        if ad {
-                            let uac = UAC_NORMAL_ENABLED | UAC_ACCOUNTDISABLE;
-                            attributes.insert(AttrName::new(UAC_ATTRIBUTE), vec![uac.to_string()]);
-                        }
-                        let attributes = match attributes.shared(&mut create_names) {
+                        // Built by the worker where nothing of it waits for this loop.
+                        let attributes = create.unwrap_or_else(|| {
+                            create_attributes(
+                                &mut create_scratch,
+                                CreateOf {
+                                    rules,
+                                    names: &variables.creates,
+                                    p,
+                                    login,
+                                    dn: &dn,
+                                    enabled: created_enabled,
+                                },
+                                &mut wanted,
+                                !deferred || carried.is_some(),
+                            )
+                        });
+                        let attributes = match attributes {
                             Ok(attributes) => attributes,
                             Err(e) => {
                                 planner.notice(
@@ -1486,7 +1473,7 @@ fn plan_with(
                             Ok(Some(dns)) => match dns {
                                 Ok(dns) => {
                                     for g in dns {
-                                        match g.as_deref() {
+                                        match g.as_ref() {
                                             Ok(group) if group.empty_name => planner.notice(
                                                 NoticeKind::EvaluationFailed,
                                                 person,
@@ -1497,21 +1484,12 @@ fn plan_with(
                                                 ),
                                             ),
                                             Ok(group) if group.in_scope => {
-                                                let normalized = &group.normalized;
                                                 let at = *place.get_or_insert_with(|| {
                                                     group_members.members.extend(member.take());
                                                     group_members.members.len() - 1
                                                 });
-                                                if let Some(slot) = group_members.groups.get_mut(normalized) {
-                                                    slot.2.push(at);
-                                                } else {
-                                                    let mut members = WantedMembers::default();
-                                                    members.push(at);
-                                                    group_members.groups.insert(
-                                                        normalized.clone(),
-                                                        (group.text.clone(), rule_index, members),
-                                                    );
-                                                }
+                                                let wanted = group_members.place(group, rule_index);
+                                                group_members.wanted[wanted].2.push(at);
                                             }
                                             Ok(group) => planner.notice(
                                                 NoticeKind::EvaluationFailed,
@@ -2419,10 +2397,15 @@ struct Evaluations<'p> {
     dn: Option<Dn>,
     /// The manager's account DN, as `manager_dn` gives it.
     manager_dn: Option<String>,
-    /// Each mapping's values, in the mappings' order.
-    mappings: Vec<Result<Vec<String>, ExprError>>,
-    /// Each disabled override's values, when the account is not to be enabled.
-    disable_set: Vec<Result<Vec<String>, ExprError>>,
+    /// The values the mappings want, and the disabled overrides when the account is not to be
+    /// enabled ([`wanted_values`]).
+    wanted: Vec<Wanted>,
+    /// What did not evaluate, as the notice says it: the person is held as they are.
+    failures: Vec<String>,
+    /// A new account's attributes, when the person has no account, is to have one, and nothing of
+    /// them waits for the loop ([`create_attributes`]): the drafts of a million creates, their
+    /// values and their frees, were a third of the loop's thread, while the workers waited for it.
+    create: Option<Result<Attributes, TooLarge>>,
     /// Each group rule's, when the person gets groups: `None` when its `when` does not hold, else
     /// its group DNs, each parsed once per thread ([`GroupDn`]).
     groups: Vec<Result<Option<GroupDns>, ExprError>>,
@@ -2499,6 +2482,127 @@ struct Scratch {
     texts: Filled,
     escaped: Filled,
     group_dns: FastMap<String, Result<Arc<GroupDn>, DnError>>,
+    creates: CreateScratch,
+}
+
+/// A mapping's (or a disabled override's) wanted values: (attribute, values, written only on
+/// create, references another account).
+type Wanted = (AttrName, Vec<String>, bool, bool);
+
+/// The values the mappings want in order, with the disabled overrides' in place of theirs when
+/// the account is not to be `enabled`, and what did not evaluate, each as its notice says it.
+fn wanted_values(
+    rules: &TargetRules,
+    mappings: Vec<Result<Vec<String>, ExprError>>,
+    disable_set: Vec<Result<Vec<String>, ExprError>>,
+    enabled: bool,
+) -> (Vec<Wanted>, Vec<String>) {
+    let mut wanted: Vec<Wanted> = Vec::with_capacity(mappings.len());
+    let mut failures = Vec::new();
+    for (m, value) in rules.mappings.iter().zip(mappings) {
+        match value {
+            // Entra's IgnoreFlowIfNullOrEmpty: the attribute is left as it is.
+            Ok(values) if values.is_empty() && m.expr.ignores_flow_if_empty() => {}
+            Ok(values) => wanted.push((
+                m.attr.clone(),
+                values,
+                m.when == crate::config::MappingWhen::Create,
+                m.references_manager,
+            )),
+            Err(e) => failures.push(format!("attribute {}: {e}", m.attr)),
+        }
+    }
+    if !enabled {
+        for ((attr, _), value) in rules.disable_set.iter().zip(disable_set) {
+            match value {
+                Ok(values) => {
+                    wanted.retain(|(a, ..)| a != attr);
+                    wanted.push((attr.clone(), values, false, false));
+                }
+                Err(e) => failures.push(format!("disable.set.{attr}: {e}")),
+            }
+        }
+    }
+    (wanted, failures)
+}
+
+/// The names every create of a target carries, made once per target and shared by each create.
+struct CreateNames {
+    object_class: AttrName,
+    correlate: AttrName,
+    login_attribute: AttrName,
+    lock_attribute: AttrName,
+}
+
+impl CreateNames {
+    fn of(rules: &TargetRules) -> CreateNames {
+        CreateNames {
+            object_class: AttrName::new("objectClass"),
+            correlate: AttrName::new(rules.config.correlate.clone()),
+            login_attribute: AttrName::new(rules.config.login_attribute.clone()),
+            lock_attribute: AttrName::new(LOCK_ATTRIBUTE),
+        }
+    }
+}
+
+/// What the creates built on one thread share.
+#[derive(Default)]
+struct CreateScratch {
+    /// The name of the last RDN's attribute, as written: every account's is most often the same.
+    rdn_name: Option<AttrName>,
+    /// The creates' name lists, shared by the creates with the same names.
+    names: NameTable,
+}
+
+/// Whose create [`create_attributes`] builds, and where.
+struct CreateOf<'a> {
+    rules: &'a TargetRules,
+    names: &'a CreateNames,
+    p: &'a Evaluated,
+    login: &'a str,
+    dn: &'a PersonDn<'a>,
+    /// Whether the account is created enabled.
+    enabled: bool,
+}
+
+/// A new account's attributes: the `wanted` values (moved out of it; a reference to another
+/// account only `with_references`), the correlation attribute, the login, the RDN's values, and
+/// the lock or AD's disabled flag when the account is created disabled.
+fn create_attributes(
+    scratch: &mut CreateScratch,
+    of: CreateOf,
+    wanted: &mut [Wanted],
+    with_references: bool,
+) -> Result<Attributes, TooLarge> {
+    let CreateOf { rules, names, p, login, dn, enabled } = of;
+    // The mappings', the object classes, the correlation, the login, the RDN, the lock or flag.
+    let mut attributes = AttrsDraft::with_capacity(wanted.len() + 5);
+    attributes.insert(names.object_class.clone(), rules.config.object_classes.clone());
+    for (attr, values, _, references) in wanted {
+        if (!*references || with_references) && !values.is_empty() {
+            attributes.insert(attr.clone(), std::mem::take(values));
+        }
+    }
+    attributes.or_insert_with(&names.correlate, || vec![p.key.clone()]);
+    attributes.or_insert_with(&names.login_attribute, || vec![login.to_string()]);
+    for (attr, value) in dn.rdn() {
+        let name = match &scratch.rdn_name {
+            Some(name) if name.as_str() == attr => name.clone(),
+            _ => scratch.rdn_name.insert(AttrName::new(attr)).clone(),
+        };
+        let values = attributes.or_insert_with(&name, Vec::new);
+        if !values.iter().any(|v| v.eq_ignore_ascii_case(value)) {
+            values.insert(0, value.to_string());
+        }
+    }
+    if !enabled && rules.config.disable.lock {
+        attributes.insert(names.lock_attribute.clone(), vec![LOCK_VALUE.to_string()]);
+    }
+    if is_ad(rules) {
+        let uac = UAC_NORMAL_ENABLED | UAC_ACCOUNTDISABLE;
+        attributes.insert(AttrName::new(UAC_ATTRIBUTE), vec![uac.to_string()]);
+    }
+    attributes.shared(&mut scratch.names)
 }
 
 impl Scratch {
@@ -2525,6 +2629,8 @@ struct ExpressionVariables {
     texts: Variables,
     /// The group rules' DNs.
     escaped: Variables,
+    /// The names of a create's attributes that no mapping gives.
+    creates: CreateNames,
 }
 
 impl ExpressionVariables {
@@ -2538,6 +2644,7 @@ impl ExpressionVariables {
         ExpressionVariables {
             texts: Variables::read(settings, today, texts),
             escaped: Variables::read(settings, today, rules.groups.iter().map(|g| &g.dn)),
+            creates: CreateNames::of(rules),
         }
     }
 }
@@ -2576,11 +2683,13 @@ fn evaluate_expressions<'p>(
     env.set_text("manager_dn", |out| out.push_str(manager_dn.as_deref().unwrap_or_default()));
     let mappings = rules.mappings.iter().map(|m| m.expr.eval(env).and_then(ExprValue::into_texts)).collect();
     env.set_text("manager_dn", |_| ());
-    let disable_set = if is_enabled_state(effective, settings) {
+    let enabled = is_enabled_state(effective, settings);
+    let disable_set = if enabled {
         Vec::new()
     } else {
         rules.disable_set.iter().map(|(_, expr)| expr.eval(env).and_then(ExprValue::into_texts)).collect()
     };
+    let (mut wanted, failures) = wanted_values(rules, mappings, disable_set, enabled);
     let groups = if gets_groups(effective, settings, rules) {
         rules
             .groups
@@ -2600,7 +2709,21 @@ fn evaluate_expressions<'p>(
         Place::Planned(planned) => (Arc::clone(&planned.normalized), Arc::clone(&planned.text)),
         Place::Kept { text, normalized } => (Arc::clone(normalized), Arc::from(*text)),
     };
-    Some(Evaluations { place, dn, manager_dn, mappings, disable_set, groups, member })
+    // A new account's create, when no reference in it waits for the other accounts (AD's, SCIM's
+    // and Graph's wait for the loop to learn which exist or come first).
+    let mut dn = PersonDn { parsed: dn, text: place.text(), normalized: place.normalized() };
+    let create =
+        (entry.is_none() && needs_account(state) && failures.is_empty() && !defers_references(rules)).then(|| {
+            let of =
+                CreateOf { rules, names: &variables.creates, p, login, dn: &dn, enabled: enabled && !is_ad(rules) };
+            create_attributes(&mut scratch.creates, of, &mut wanted, true)
+        });
+    if create.is_some() {
+        // Moved into the create: freed here, on the thread that made it.
+        wanted = Vec::new();
+    }
+    let dn = dn.parsed.take();
+    Some(Evaluations { place, dn, manager_dn, wanted, failures, create, groups, member })
 }
 
 /// A person's DN in a target: their DN expression's value, as [`planned_dn`] takes it.
@@ -3200,7 +3323,7 @@ fn plan_groups(
     containers_planned: &mut PlannedContainers,
 ) {
     let ad = is_ad(rules);
-    let WantedGroups { groups: mut wanted, members: table } = wanted;
+    let (mut wanted, table) = wanted.into_parts();
     // A group's operation is most often one: its create, or one change of members.
     planner.drafts.reserve_exact(wanted.len());
     // Every DN roster manages in this target (now or after the plan), to its person.
