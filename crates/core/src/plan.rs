@@ -337,8 +337,9 @@ impl Plan {
 #[doc(hidden)]
 pub const JSON_GROUP_MEMBERS_WRITTEN_DIRECTLY: usize = 4096;
 
-/// A long group's members per part of its JSON (some 64 kB), each part serialized on a worker.
-const JSON_MEMBERS_PER_PART: usize = 1024;
+/// Items per part of a list's JSON, each part serialized on a worker: some 64 kB of a long
+/// group's members, 650 kB of creates ([`write_json_list`]).
+const JSON_ITEMS_PER_PART: usize = 1024;
 
 impl Operation {
     /// Whether the operation's JSON is too long for a worker's buffer.
@@ -380,7 +381,7 @@ impl Operation {
         }
         to.write_all(&short[op..at])?;
         to.write_all(br#""members":"#)?;
-        write_json_parts(members, to)?;
+        write_json_list(members, |_| false, |member, to| Ok(serde_json::to_writer(to, member)?), to)?;
         to.write_all(&short[at + MEMBERS.len()..])
     }
 }
@@ -390,16 +391,38 @@ fn find(text: &[u8], part: &[u8]) -> Option<usize> {
     text.windows(part.len()).position(|window| window == part)
 }
 
-/// `items` as a JSON array, in parts of [`JSON_MEMBERS_PER_PART`] serialized on the workers and
-/// written in order; only a few parts are computed ahead of the writing.
-fn write_json_parts<T: Serialize + Sync>(items: &[T], to: &mut dyn std::io::Write) -> std::io::Result<()> {
-    let parts: Vec<&[T]> = items.chunks(JSON_MEMBERS_PER_PART).collect();
+/// `items` as a JSON array, serialized on the workers in parts of up to [`JSON_ITEMS_PER_PART`]
+/// items and written in order, only a few parts computed ahead of the writing; an item for
+/// which `long` holds is a part of its own, written by the writing thread with `write_long`,
+/// straight to `to`. A part is one buffer: an item's own, copied out of its worker's buffer,
+/// handed over, written and freed on the writing thread, was a million of each for a million
+/// persons' updates, where the writing thread is the one the others wait for.
+fn write_json_list<T: Serialize + Sync>(
+    items: &[T],
+    long: impl Fn(&T) -> bool,
+    write_long: impl Fn(&T, &mut dyn std::io::Write) -> std::io::Result<()>,
+    to: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    // Runs of short items in parts, each long item alone: (items, whether long).
+    let mut parts: Vec<(&[T], bool)> = Vec::new();
+    let mut short = 0;
+    for (at, item) in items.iter().enumerate() {
+        if long(item) {
+            parts.extend(items[short..at].chunks(JSON_ITEMS_PER_PART).map(|part| (part, false)));
+            parts.push((std::slice::from_ref(item), true));
+            short = at + 1;
+        }
+    }
+    parts.extend(items[short..].chunks(JSON_ITEMS_PER_PART).map(|part| (part, false)));
     to.write_all(b"[")?;
     crate::parallel::in_blocks_of(
         1,
         &parts,
         Vec::new,
-        |buffer: &mut Vec<u8>, part| {
+        |buffer: &mut Vec<u8>, &(part, long)| {
+            if long {
+                return Ok(None);
+            }
             buffer.clear();
             for (n, item) in part.iter().enumerate() {
                 if n > 0 {
@@ -407,50 +430,16 @@ fn write_json_parts<T: Serialize + Sync>(items: &[T], to: &mut dyn std::io::Writ
                 }
                 serde_json::to_writer(&mut *buffer, item)?;
             }
-            serde_json::Result::Ok(buffer.clone())
+            serde_json::Result::Ok(Some(buffer.clone()))
         },
         |results| {
-            for (n, (_, json)) in results.enumerate() {
-                if n > 0 {
-                    to.write_all(b",")?;
-                }
-                to.write_all(&json?)?;
-            }
-            std::io::Result::Ok(())
-        },
-    )?;
-    to.write_all(b"]")
-}
-
-/// `items` as a JSON array, each item serialized on a worker thread and written in order; those
-/// for which `long` holds are written by the writing thread with `write_long`, straight to `to`.
-fn write_json_list<T: Serialize + Sync>(
-    items: &[T],
-    long: impl Fn(&T) -> bool + Sync,
-    write_long: impl Fn(&T, &mut dyn std::io::Write) -> std::io::Result<()>,
-    to: &mut dyn std::io::Write,
-) -> std::io::Result<()> {
-    to.write_all(b"[")?;
-    // Each item written into its worker's buffer, then copied out at its size: a vector of its
-    // own grew by doubling, some eight times per item of a million persons' plan.
-    crate::parallel::in_order(
-        items,
-        Vec::new,
-        |buffer: &mut Vec<u8>, item| {
-            if long(item) {
-                return Ok(None);
-            }
-            buffer.clear();
-            serde_json::to_writer(&mut *buffer, item).map(|()| Some(buffer.clone()))
-        },
-        |results| {
-            for (n, (item, json)) in results.enumerate() {
+            for (n, ((part, _), json)) in results.enumerate() {
                 if n > 0 {
                     to.write_all(b",")?;
                 }
                 match json? {
                     Some(json) => to.write_all(&json)?,
-                    None => write_long(item, &mut *to)?,
+                    None => part.iter().try_for_each(|item| write_long(item, &mut *to))?,
                 }
             }
             std::io::Result::Ok(())
