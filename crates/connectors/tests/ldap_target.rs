@@ -749,6 +749,31 @@ async fn a_create_learns_its_entry_uuid_from_the_adds_own_answer() {
     assert!(ldif.lines().any(|line| line == "employeeNumber: 3001"), "{ldif}");
 }
 
+/// A small group learns its entryUUID from the add's own answer, as an account does; a group of more
+/// than 32 members reads it with a search after the add instead (slapd's memberof overlay would
+/// answer the post-read once more for every member it writes `memberOf` to).
+#[tokio::test]
+async fn a_large_groups_create_reads_its_id_back_rather_than_asking_the_add_for_it() {
+    let server = start_server(OpenLdapOptions { tls: true, log_level: "stats".to_owned(), ..Default::default() });
+    let target = connect_admin(&server).await;
+    let members = |n: usize| (0..n).map(|i| format!("uid=member{i},{PEOPLE}").into()).collect::<Vec<_>>();
+    let (small, large) = (format!("cn=small,{GROUPS}"), format!("cn=large,{GROUPS}"));
+    let mut made = Vec::new();
+    for (group, count) in [(&small, 32), (&large, 33)] {
+        let action = Action::CreateGroup { dn: group.clone(), members: members(count), attributes: Default::default() };
+        made.push((group, created_entry(target.apply(&op(action)).await.unwrap()).object_id));
+    }
+    // Read before the checks below search the groups themselves.
+    let log = std::fs::read_to_string(server.log_path()).expect("reading slapd's log");
+    let searched = |group: &str| log.lines().any(|line| line.contains(&format!("SRCH base=\"{group}\"")));
+    assert!(log.contains("ADD dn=\"cn=large,"), "the adds are in slapd's log:\n{log}");
+    assert!(!searched(&small), "the small group's create read its entry back with a search:\n{log}");
+    assert!(searched(&large), "the large group's create did not search for its id:\n{log}");
+    for (group, id) in made {
+        assert_eq!(Some(id), uuid_of(&server, group), "{group}");
+    }
+}
+
 /// OpenLDAP's refint rewrites a renamed member in its groups in a task of its own, after the rename
 /// has answered. Leavers are moved and then removed from their groups under their new DN: a removal
 /// that arrives before refint's rewrite must still leave the group without them, under either DN.

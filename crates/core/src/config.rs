@@ -852,8 +852,10 @@ pub struct TargetConfig {
     pub member_of: Option<bool>,
     /// LDAP kinds: the most bytes of member DNs roster puts in one request (a group's create, a
     /// modify of its members); larger groups take several. Keep it below what the server accepts
-    /// in one request: OpenLDAP's `olcSockbufMaxIncomingAuth` (4 MiB by default; slapd drops the
-    /// connection of a larger request), AD's `MaxReceiveBuffer` (10 MB). Default 3 MiB.
+    /// in one request: OpenLDAP's `olcSockbufMaxIncomingAuth` (16 MiB by default for a bound
+    /// session, whatever slapd-config(5) says; slapd drops the connection of a larger request),
+    /// 389 Directory Server's `nsslapd-maxbersize` (2 MiB), AD's `MaxReceiveBuffer` (10 MB).
+    /// Default 12 MiB.
     pub max_request_bytes: Option<usize>,
     /// What to do about an owned attribute changed outside roster: `restore` (the default) or
     /// `report`.
@@ -1138,8 +1140,12 @@ fn default_concurrency() -> usize {
 }
 
 /// `max_request_bytes` unless configured: room for the member DNs with a margin below
-/// OpenLDAP's default limit of 4 MiB for a request (about 58,000 DNs of 50 bytes).
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 3 << 20;
+/// OpenLDAP's default limit for a request of a bound session, 16 MiB (`SLAP_SB_MAX_INCOMING_AUTH`;
+/// the slapd-config(5) of OpenLDAP 2.5 says 4 MiB, but slapd 2.5 takes a request of 15 MiB and
+/// drops one of 17 MiB): about 240,000 DNs of 50 bytes, so that a group of everyone goes in one
+/// add. A group split in two costs slapd more than the second request: the modify that adds the
+/// rest inserts each value into the sorted members one at a time.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 12 << 20;
 
 /// The least `max_request_bytes` taken: a few member DNs.
 pub const MIN_REQUEST_BYTES: usize = 4096;
