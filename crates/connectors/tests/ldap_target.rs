@@ -749,6 +749,34 @@ async fn a_create_learns_its_entry_uuid_from_the_adds_own_answer() {
     assert!(ldif.lines().any(|line| line == "employeeNumber: 3001"), "{ldif}");
 }
 
+/// A plain LDAP target spreads its operations over one connection per 8 of its `concurrency`,
+/// handed out in turn (slapd defers a connection's operations beyond half its threads): the
+/// default 32 over four, 8 over one.
+#[tokio::test]
+async fn operations_go_over_one_connection_per_eight_in_flight() {
+    let server = start_server(OpenLdapOptions { tls: true, log_level: "stats".to_owned(), ..Default::default() });
+    for (concurrency, connections) in [(32, 4), (8, 1)] {
+        let mut config = config(&server);
+        config.concurrency = concurrency;
+        let target = connect(&config, server.admin_password()).await.expect("connect as admin");
+        for i in 0..8 {
+            let uid = format!("spread{concurrency}x{i}");
+            target
+                .apply(&create(&format!("uid={uid},{PEOPLE}"), person(&uid, &format!("7{concurrency}{i}"))))
+                .await
+                .unwrap();
+        }
+        target.close().await.unwrap();
+        let log = std::fs::read_to_string(server.log_path()).expect("reading slapd's log");
+        let used: std::collections::BTreeSet<&str> = log
+            .lines()
+            .filter(|line| line.contains(&format!("ADD dn=\"uid=spread{concurrency}x")))
+            .filter_map(|line| line.split_whitespace().find(|word| word.starts_with("conn=")))
+            .collect();
+        assert_eq!(used.len(), connections, "concurrency {concurrency}: the adds came over {used:?}");
+    }
+}
+
 /// A small group learns its entryUUID from the add's own answer, as an account does; a group of more
 /// than 32 members reads it with a search after the add instead (slapd's memberof overlay would
 /// answer the post-read once more for every member it writes `memberOf` to).

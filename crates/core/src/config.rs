@@ -795,7 +795,8 @@ pub struct TargetConfig {
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
     /// Operations sent to this target at once, each waiting only for what it depends on. Default
-    /// 32; `1` applies one operation at a time, in plan order.
+    /// 32; `1` applies one operation at a time, in plan order. A `ldap` target spreads them over
+    /// one connection per 8 (slapd defers a connection's operations beyond half its threads).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     /// LDAP kinds: hours after this target's last full read when a daily run reads it in full

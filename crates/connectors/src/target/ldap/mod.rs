@@ -356,7 +356,7 @@ impl LdapTarget {
     }
 
     /// Applies one operation. Safe to call concurrently: each call clones the connection handle, and
-    /// ldap3 multiplexes the requests on one connection. A `set_password` operation goes to
+    /// ldap3 multiplexes the requests on one connection, and the session hands out its connections in turn. A `set_password` operation goes to
     /// [`LdapTarget::set_password`] instead, with the password.
     pub async fn apply(&self, op: &Operation) -> Result<Applied, TargetError> {
         let what = self.check_operation(op)?;
