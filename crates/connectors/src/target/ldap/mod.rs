@@ -355,9 +355,9 @@ impl LdapTarget {
         Ok(requested)
     }
 
-    /// Applies one operation. Safe to call concurrently: each call clones the connection handle, and
-    /// ldap3 multiplexes the requests on one connection, and the session hands out its connections in turn. A `set_password` operation goes to
-    /// [`LdapTarget::set_password`] instead, with the password.
+    /// Applies one operation. Safe to call concurrently: each call clones a connection's handle (the
+    /// session hands out its connections in turn), and ldap3 multiplexes the requests on it. A
+    /// `set_password` operation goes to [`LdapTarget::set_password`] instead, with the password.
     pub async fn apply(&self, op: &Operation) -> Result<Applied, TargetError> {
         let what = self.check_operation(op)?;
         let mut ldap = self.session.handle().await?;
