@@ -199,10 +199,9 @@ impl Session {
             TargetKind::Ldap => config.concurrency.div_ceil(OPERATIONS_PER_CONNECTION).max(1),
             _ => 1,
         };
-        let mut connections = Vec::with_capacity(count);
-        for _ in 0..count {
-            connections.push(tokio::sync::Mutex::new(connector.connect().await?));
-        }
+        // Opened at once: a remote directory's round trips are not paid once per connection.
+        let connections = futures_util::future::try_join_all((0..count).map(|_| connector.connect())).await?;
+        let connections = connections.into_iter().map(tokio::sync::Mutex::new).collect();
         Ok(Session { connector, transport, connections, next: AtomicUsize::new(0) })
     }
 
