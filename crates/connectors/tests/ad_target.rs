@@ -70,9 +70,9 @@ fn op(action: Action) -> Operation {
     Operation {
         id: 3,
         person: None,
-        target: "ad".to_string(),
+        target: "ad".into(),
         category: Category::Directory,
-        reason: "test".to_string(),
+        reason: "test".into(),
         depends_on: vec![],
         action,
     }

@@ -123,9 +123,9 @@ fn op(id: usize, key: &str, action: Action) -> Operation {
     Operation {
         id,
         person: Some(key.to_string()),
-        target: "hr-cloud".to_string(),
+        target: "hr-cloud".into(),
         category: Category::Joiner,
-        reason: "test".to_string(),
+        reason: "test".into(),
         depends_on: vec![],
         action,
     }

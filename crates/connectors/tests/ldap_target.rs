@@ -62,9 +62,9 @@ fn op(action: Action) -> Operation {
     Operation {
         id: 7,
         person: None,
-        target: "directory".to_string(),
+        target: "directory".into(),
         category: Category::Directory,
-        reason: "test".to_string(),
+        reason: "test".into(),
         depends_on: vec![],
         action,
     }

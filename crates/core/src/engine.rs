@@ -223,9 +223,9 @@ fn member_ranks(members: &[Member]) -> Vec<usize> {
 struct Draft {
     phase: u8,
     person: Option<String>,
-    target: String,
+    target: Arc<str>,
     category: Category,
-    reason: String,
+    reason: Arc<str>,
     action: Action,
     /// The persons whose account's create in the draft's own target must land first (shared with
     /// the group plan's members: a million persons' group memberships copy no key).
@@ -438,6 +438,20 @@ impl serde::Serialize for RecordsByName<'_> {
 struct Planner {
     notices: Vec<Notice>,
     drafts: Vec<Draft>,
+    /// The texts of the drafts' targets and reasons, each kept once ([`shared`]).
+    texts: FastSet<Arc<str>>,
+}
+
+/// `text` as the one shared copy in `texts`: a million creates name one target and a few
+/// thousand reasons (a hire date's), and held each its own copy of both (some 60 MB of a
+/// million-record plan).
+fn shared(texts: &mut FastSet<Arc<str>>, text: &str) -> Arc<str> {
+    if let Some(kept) = texts.get(text) {
+        return Arc::clone(kept);
+    }
+    let kept: Arc<str> = Arc::from(text);
+    texts.insert(Arc::clone(&kept));
+    kept
 }
 
 impl Planner {
@@ -470,9 +484,9 @@ impl Planner {
         self.drafts.push(Draft {
             phase: phase(&action, references),
             person: person.map(str::to_string),
-            target: target.to_string(),
+            target: shared(&mut self.texts, target),
             category,
-            reason,
+            reason: shared(&mut self.texts, &reason),
             action,
             needs_accounts,
             needs_containers: needs_containers.into(),
@@ -539,7 +553,7 @@ fn step_one<'a>(
     input: &PlanInput<'a>,
     records_unread: &mut BTreeSet<String>,
 ) -> (Vec<Cow<'a, SourceRead>>, LinksByPerson<'a>, Vec<Evaluated>, Vec<Notice>) {
-    let mut planner = Planner { notices: Vec::new(), drafts: Vec::new() };
+    let mut planner = Planner { notices: Vec::new(), drafts: Vec::new(), texts: FastSet::default() };
     let (chosen, links) = rows_and_links(input, &mut planner.notices);
     let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
     let people = evaluate_people(input, &reads, &links, &mut planner, records_unread);
@@ -586,7 +600,7 @@ fn plan_with(
     let settings = input.settings;
     let snapshot = input.snapshot;
     let today = input.as_of;
-    let mut planner = Planner { notices, drafts: Vec::new() };
+    let mut planner = Planner { notices, drafts: Vec::new(), texts: FastSet::default() };
     let reads: Vec<&SourceRead> = chosen.iter().map(|r| r.as_ref()).collect();
     // A source's size is the number of distinct people in it (plus rows without a readable key),
     // so an export with every row twice does not become the "last good" size. Counted first: the
@@ -1577,9 +1591,9 @@ fn plan_with(
     let mut counts: Vec<(&str, usize)> = Vec::new();
     for d in &drafts {
         if account_of(d).is_some() {
-            match counts.iter_mut().find(|(t, _)| *t == d.target) {
+            match counts.iter_mut().find(|(t, _)| **t == *d.target) {
                 Some((_, count)) => *count += 1,
-                None => counts.push((d.target.as_str(), 1)),
+                None => counts.push((&*d.target, 1)),
             }
         }
     }
@@ -1593,7 +1607,7 @@ fn plan_with(
             containers.insert(normalize_dn(dn), i);
         }
         if let Some(p) = account_of(d)
-            && let Some((_, (of_target, more))) = accounts.iter_mut().find(|(t, _)| *t == d.target)
+            && let Some((_, (of_target, more))) = accounts.iter_mut().find(|(t, _)| **t == *d.target)
         {
             let account = of_target.entry(p).or_insert(AccountOps { create: AccountOps::NO_CREATE, ready: i });
             if !matches!(d.action, Action::SetPassword { .. }) {
@@ -1610,7 +1624,7 @@ fn plan_with(
     let no_accounts = (FastMap::default(), FastMap::default());
     let depends_of = |_: &mut (), &id: &usize| {
         let d = &drafts[id];
-        let (of_target, more) = accounts.iter().find(|(t, _)| *t == d.target).map_or(&no_accounts, |(_, a)| a);
+        let (of_target, more) = accounts.iter().find(|(t, _)| **t == *d.target).map_or(&no_accounts, |(_, a)| a);
         // A group of everyone is a million look-ups: on every core, not on this worker alone.
         let mut depends_on: Vec<usize> = parallel::in_parts(&d.needs_accounts, |keys| {
             keys.iter().filter_map(|k| of_target.get(&**k).and_then(|a| a.create())).collect()
@@ -2951,14 +2965,14 @@ fn fold_references(drafts: &mut Vec<Draft>) {
         .iter()
         .enumerate()
         .filter(|(_, d)| matches!(d.action, Action::Create { .. }))
-        .filter_map(|(i, d)| Some(((d.target.as_str(), d.person.as_deref()?), i)))
+        .filter_map(|(i, d)| Some(((&*d.target, d.person.as_deref()?), i)))
         .collect();
     // Each carrying create -> the carrying creates it waits for (a create that carries nothing
     // is made first anyway: depth 0).
     let mut waits_for: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let mut give_back: Vec<usize> = Vec::new();
     for (i, d) in drafts.iter().enumerate().filter(|(_, d)| d.carries.is_some()) {
-        let target = d.target.as_str();
+        let target = &*d.target;
         match d.needs_accounts.iter().map(|k| creates.get(&(target, &**k)).copied()).collect::<Option<Vec<usize>>>() {
             Some(needed) => {
                 waits_for.insert(i, needed);
@@ -3031,7 +3045,7 @@ fn fold_references(drafts: &mut Vec<Draft>) {
             person: d.person.clone(),
             target: d.target.clone(),
             category: d.category,
-            reason: "manager reference, set once every account exists".to_string(),
+            reason: Arc::from("manager reference, set once every account exists"),
             action,
             needs_accounts: carried.needs,
             needs_containers: Vec::new().into(),
@@ -3041,7 +3055,7 @@ fn fold_references(drafts: &mut Vec<Draft>) {
         drafts.push(update);
     }
     let owned_account = |d: &Draft| d.person.clone().map(|p| (d.target.clone(), p));
-    let ranks: HashMap<(String, String), usize> = depth
+    let ranks: HashMap<(Arc<str>, String), usize> = depth
         .iter()
         .filter(|(i, _)| drafts[**i].carries.is_some())
         .filter_map(|(i, d)| Some((owned_account(&drafts[*i])?, *d)))
@@ -3949,6 +3963,30 @@ mod tests {
 
     /// A DN taken without parsing (a plain one) is what the parser makes of it, in scope or not.
     #[test]
+    fn drafts_share_one_copy_of_each_target_name_and_reason() {
+        let mut planner = Planner { notices: Vec::new(), drafts: Vec::new(), texts: FastSet::default() };
+        for (person, reason) in
+            [("p1", "active: hired 2025-03-17"), ("p2", "active: hired 2025-03-17"), ("p3", "other")]
+        {
+            // Each reason its own String, as the persons' loop formats them.
+            planner.draft(
+                Some(person),
+                "directory",
+                Category::Joiner,
+                reason.to_string(),
+                disable(0),
+                false,
+                vec![],
+                vec![],
+            );
+        }
+        let [a, b, c] = &planner.drafts[..] else { panic!("three drafts") };
+        assert!(Arc::ptr_eq(&a.target, &b.target) && Arc::ptr_eq(&a.target, &c.target), "one target name");
+        assert!(Arc::ptr_eq(&a.reason, &b.reason), "equal reasons share their text");
+        assert_eq!((&*a.reason, &*c.reason, &*c.target), ("active: hired 2025-03-17", "other", "directory"));
+    }
+
+    #[test]
     fn a_plain_dn_is_planned_as_a_parsed_one() {
         let settings = settings(
             r#"
@@ -4024,7 +4062,7 @@ candidates = ["lower(given_name)"]
                 person: Some(format!("p{i}")),
                 target: "t".into(),
                 category: Category::Leaver,
-                reason: String::new(),
+                reason: "".into(),
                 depends_on: vec![],
                 action: action(i),
             })

@@ -40,7 +40,7 @@ pub fn more_to_read(
     let partial = |name: &str| views.get(name).is_some_and(|v| v.partial.is_some());
     let mut more: BTreeMap<String, ViewRequest> = BTreeMap::new();
     for op in plan.operations.iter().filter(|op| partial(&op.target)) {
-        let ask = more.entry(op.target.clone()).or_default();
+        let ask = more.entry(op.target.to_string()).or_default();
         match &op.action {
             Action::Create { dn, .. } => {
                 ask.dns.insert(dn.to_string());

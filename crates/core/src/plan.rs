@@ -162,10 +162,13 @@ pub struct Operation {
     pub id: usize,
     /// The person's key, for account operations.
     pub person: Option<String>,
-    pub target: String,
+    /// The target's name, one text shared by all its operations (a million creates held each a
+    /// copy: 25 MB of a million-record plan).
+    pub target: std::sync::Arc<str>,
     pub category: Category,
-    /// Why, in words: "leaver: termination date 2026-11-30 reached".
-    pub reason: String,
+    /// Why, in words: "leaver: termination date 2026-11-30 reached". Shared by the operations
+    /// whose reasons are the same text (most persons of a first load share their hire date's).
+    pub reason: std::sync::Arc<str>,
     /// Ids of operations that must have succeeded first (the account before its group membership, a
     /// manager's account before a reference to it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

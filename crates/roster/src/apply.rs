@@ -239,7 +239,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
             let start = released_upto;
             released_upto = order.phase_end(start);
             for op in ops[start..released_upto].iter().filter(|op| order.waits[op.id] == 0) {
-                ready.entry(op.target.as_str()).or_default().insert(op.id, order.membership[op.id]);
+                ready.entry(&*op.target).or_default().insert(op.id, order.membership[op.id]);
             }
         }
         let mut landed_now = Vec::new();
@@ -261,7 +261,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
                         .or_else(|| without_missing_references(plan, &state.landed, planned));
                     // Sent as planned unless narrowed: the plan's own operation, not a copy.
                     let op = narrowed.map_or(Cow::Borrowed(planned), Cow::Owned);
-                    match state.not_sent(&op, targets.contains_key(op.target.as_str())) {
+                    match state.not_sent(&op, targets.contains_key(&*op.target)) {
                         None => to_send.push(op),
                         Some(outcome) => landed_now.push(Sent { op, outcome, kind: None }),
                     }
@@ -304,7 +304,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
             state.land(sent);
             finished += 1;
             for next in order.finish(id) {
-                ready.entry(ops[next].target.as_str()).or_default().insert(next, order.membership[next]);
+                ready.entry(&*ops[next].target).or_default().insert(next, order.membership[next]);
             }
         }
     }
@@ -770,7 +770,7 @@ impl<'p> Landing<'p> {
     /// A target whose connection keeps failing is given up on for this run instead of costing
     /// every remaining operation its full retries.
     fn count_reach(&mut self, sent: &Sent) {
-        let count = self.unreachable.entry(sent.op.target.clone()).or_insert(0);
+        let count = self.unreachable.entry(sent.op.target.to_string()).or_insert(0);
         if matches!(sent.kind, Some(ErrorKind::Connect | ErrorKind::Transient)) {
             *count += 1;
         } else {
@@ -987,7 +987,7 @@ impl Failpoint {
 /// sets a new one rather than ever storing this one.
 async fn set_password(fresh: &Fresh, run: roster_store::RunId, target: &AnyTarget, op: &Operation) -> Outcome {
     let Some(config) =
-        fresh.loaded.settings.targets.iter().find(|t| t.name() == op.target).and_then(|t| t.config.password.as_ref())
+        fresh.loaded.settings.targets.iter().find(|t| t.name() == &*op.target).and_then(|t| t.config.password.as_ref())
     else {
         return Outcome::Failed {
             error: format!("target {} has no [target.password] settings", op.target),
@@ -1055,7 +1055,7 @@ fn without_missing_members(plan: &Plan, landed: &[bool], op: &Operation) -> Opti
     let mut narrowed = op.clone();
     narrowed.action = Action::CreateGroup { dn: dn.clone(), members: kept, attributes: attributes.clone() };
     narrowed.depends_on.retain(|d| !dropped.contains(d));
-    narrowed.reason = format!("{} (without the members whose accounts did not land)", op.reason);
+    narrowed.reason = format!("{} (without the members whose accounts did not land)", op.reason).into();
     Some(narrowed)
 }
 
@@ -1085,7 +1085,7 @@ fn without_missing_references(plan: &Plan, landed: &[bool], op: &Operation) -> O
     let mut narrowed = op.clone();
     narrowed.action = Action::Create { dn: dn.clone(), attributes, enabled: *enabled, password: *password };
     narrowed.depends_on.retain(|d| !missing.contains(d));
-    narrowed.reason = format!("{} (without the references to accounts whose creates did not land)", op.reason);
+    narrowed.reason = format!("{} (without the references to accounts whose creates did not land)", op.reason).into();
     Some(narrowed)
 }
 
@@ -1150,9 +1150,9 @@ mod tests {
         Operation {
             id,
             person: None,
-            target: "dir".to_string(),
+            target: "dir".into(),
             category: Category::Joiner,
-            reason: "test".to_string(),
+            reason: "test".into(),
             depends_on: depends_on.to_vec(),
             action,
         }

@@ -133,9 +133,9 @@ fn create(id: usize, person: &str) -> Operation {
     Operation {
         id,
         person: Some(person.to_string()),
-        target: "directory".to_string(),
+        target: "directory".into(),
         category: Category::Joiner,
-        reason: format!("joiner: {person} starts"),
+        reason: format!("joiner: {person} starts").into(),
         depends_on: Vec::new(),
         action: Action::Create { dn: dn.into(), attributes: Default::default(), enabled: true, password: false },
     }

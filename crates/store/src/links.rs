@@ -56,7 +56,7 @@ fn touches_link(action: &Action) -> bool {
 
 fn key(op: &Operation) -> Option<Key> {
     let person = op.person.as_ref()?;
-    touches_link(&op.action).then(|| (op.target.clone(), person.clone()))
+    touches_link(&op.action).then(|| (op.target.to_string(), person.clone()))
 }
 
 impl LinkSet {

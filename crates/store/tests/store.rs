@@ -121,9 +121,9 @@ fn op(id: usize, person: Option<&str>, action: Action) -> Operation {
     Operation {
         id,
         person: person.map(str::to_string),
-        target: TARGET.to_string(),
+        target: TARGET.into(),
         category: Category::Joiner,
-        reason: format!("operation {id}"),
+        reason: format!("operation {id}").into(),
         depends_on: Vec::new(),
         action,
     }

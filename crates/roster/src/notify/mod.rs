@@ -92,9 +92,9 @@ impl Event {
             .and_then(|p| fresh.plan.person_updates.iter().find(|u| &u.key == p))
             .and_then(|u| u.login.clone());
         event.person = op.person.clone();
-        event.target = Some(op.target.clone());
+        event.target = Some(op.target.to_string());
         event.dn = Some(op.action.dn().to_string());
-        event.reason = Some(op.reason.clone());
+        event.reason = Some(op.reason.to_string());
         Ok(event)
     }
 }

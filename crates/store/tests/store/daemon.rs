@@ -178,7 +178,7 @@ async fn a_runs_plan_is_read_back() {
 async fn a_plan_larger_than_one_value_is_kept_in_parts_and_read_back_whole() {
     let store = test_store().await;
     let mut plan = blocked_plan(4);
-    plan.operations[0].reason = "Zoë Ødegård → Łódź".to_string();
+    plan.operations[0].reason = "Zoë Ødegård → Łódź".into();
     let text = serde_json::to_string(&plan).unwrap();
     let run =
         store.begin_run_in_parts(&RunStart { plan_json: Some(text.clone()), ..start("run", "cfg") }, 7).await.unwrap();

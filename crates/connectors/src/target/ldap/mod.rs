@@ -519,7 +519,7 @@ impl LdapTarget {
     /// Refuses an operation for another target or outside the managed subtrees, before anything is
     /// sent; returns how messages name it ("target ad: enable CN=...").
     fn check_operation(&self, op: &Operation) -> Result<String, TargetError> {
-        if op.target != self.name {
+        if *op.target != *self.name {
             return Err(TargetError::new(
                 ErrorKind::Permanent,
                 format!("operation {} is for target {}, not {}", op.id, op.target, self.name),
