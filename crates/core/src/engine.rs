@@ -3961,7 +3961,6 @@ mod tests {
         assert_eq!(&*numbered.text, "UID=jo.clark (2),OU=people,DC=example,DC=org");
     }
 
-    /// A DN taken without parsing (a plain one) is what the parser makes of it, in scope or not.
     #[test]
     fn drafts_share_one_copy_of_each_target_name_and_reason() {
         let mut planner = Planner { notices: Vec::new(), drafts: Vec::new(), texts: FastSet::default() };
@@ -3986,6 +3985,7 @@ mod tests {
         assert_eq!((&*a.reason, &*c.reason, &*c.target), ("active: hired 2025-03-17", "other", "directory"));
     }
 
+    /// A DN taken without parsing (a plain one) is what the parser makes of it, in scope or not.
     #[test]
     fn a_plain_dn_is_planned_as_a_parsed_one() {
         let settings = settings(

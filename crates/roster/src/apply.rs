@@ -731,7 +731,7 @@ impl Ready {
 struct Landing<'p> {
     landed: Vec<bool>,
     /// Consecutive operations per target that could not reach it.
-    unreachable: BTreeMap<String, u32>,
+    unreachable: BTreeMap<std::sync::Arc<str>, u32>,
     troubled_persons: BTreeSet<String>,
     /// (done, failed, skipped)
     counts: (u64, u64, u64),
@@ -770,7 +770,7 @@ impl<'p> Landing<'p> {
     /// A target whose connection keeps failing is given up on for this run instead of costing
     /// every remaining operation its full retries.
     fn count_reach(&mut self, sent: &Sent) {
-        let count = self.unreachable.entry(sent.op.target.to_string()).or_insert(0);
+        let count = self.unreachable.entry(std::sync::Arc::clone(&sent.op.target)).or_insert(0);
         if matches!(sent.kind, Some(ErrorKind::Connect | ErrorKind::Transient)) {
             *count += 1;
         } else {
