@@ -88,6 +88,10 @@ struct RunArgs {
     /// day is one sample on a machine whose pace varies from minute to minute.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     days: u32,
+    /// Pairs of loads each first-load case measures, roster's and `ldapadd`'s side by side, which
+    /// goes first alternating from pair to pair: the ratio is the pairs' median.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pairs: u32,
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -159,8 +163,15 @@ fn run(args: RunArgs) -> Result<()> {
             })
             .collect::<Result<_>>()?
     };
-    let cx =
-        Context { roster, work: args.work, seed: args.seed, as_of: args.as_of, scale: args.scale, days: args.days };
+    let cx = Context {
+        roster,
+        work: args.work,
+        seed: args.seed,
+        as_of: args.as_of,
+        scale: args.scale,
+        days: args.days,
+        pairs: args.pairs,
+    };
     println!("{} cores, {} memory; roster {}", cores(), memory(), cx.roster.display());
     let mut all = Vec::new();
     for case in selected {

@@ -6,7 +6,7 @@
 
 use anyhow::{Result, ensure};
 
-use super::{Case, Context, Figure, short};
+use super::{Case, Context, Figure, short, sorted};
 use crate::lab::{Lab, generalized_time_now, operations_applied};
 use crate::measure::Measured;
 
@@ -108,11 +108,4 @@ fn few_changes(cx: &Context) -> Result<Vec<Figure>> {
         Figure::new(format!("daily run, 100 changed of {label}: operations"), operations as f64, ""),
         Figure::new(format!("daily run, 100 changed of {label}: entries written"), writes as f64, ""),
     ])
-}
-
-/// `values` from the smallest: the median of an even number is the upper middle one.
-fn sorted(values: impl Iterator<Item = f64>) -> Vec<f64> {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    values
 }

@@ -31,6 +31,8 @@ pub struct Context {
     pub scale: f64,
     /// Days `daily-changes` times from the same starting point.
     pub days: u32,
+    /// Pairs of loads (roster's and `ldapadd`'s) each first-load case measures.
+    pub pairs: u32,
 }
 
 impl Context {
@@ -79,4 +81,11 @@ pub fn short(n: u64) -> String {
         n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
         n => n.to_string(),
     }
+}
+
+/// `values` from the smallest: the median of an even number is the upper middle one.
+pub fn sorted(values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values
 }
