@@ -791,7 +791,9 @@ pub struct TargetConfig {
     pub inbound: Option<InboundConfig>,
     #[serde(default)]
     pub tls: TlsConfig,
-    /// Seconds to wait for a connection or an answer. Default 30.
+    /// Seconds to wait for a connection or an answer. Default 30. A write to a directory waits
+    /// as long as the directory answers the target's other writes, and gives up after this long
+    /// with no answer to anything.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
     /// Operations sent to this target at once, each waiting only for what it depends on. Default

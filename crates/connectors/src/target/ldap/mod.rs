@@ -568,7 +568,7 @@ impl LdapTarget {
             }
         };
         let attrs = vec![value_set("objectClass", ["organizationalUnit"]), value_set("ou", [value.as_str()])];
-        let result = self.send(ldap.with_timeout(self.timeout()).add(dn, attrs).await, what)?;
+        let result = self.send(self.session.answer(ldap.add(dn, attrs)).await, what)?;
         match result.rc {
             SUCCESS | ALREADY_EXISTS => Ok(Applied { entry: None }),
             _ => Err(result_error(what, &result, Right::CreateChild)),
@@ -621,7 +621,7 @@ impl LdapTarget {
         // the written values would be the planned ones, encoded by the server and decoded here
         // for nothing (some 5 % of a first load's CPU on roster's main thread when they were).
         self.ask_post_read(ldap, &[self.dialect.id_attribute().to_string()]);
-        let result = self.send(ldap.with_timeout(self.timeout()).add(dn, entry).await, what)?;
+        let result = self.send(self.session.answer(ldap.add(dn, entry)).await, what)?;
         match result.rc {
             SUCCESS => {
                 if let Some(entry) = post_read_entry(&result) {
@@ -704,7 +704,7 @@ impl LdapTarget {
         let mods = modifications(changes);
         if !mods.is_empty() {
             self.assert_identity(ldap, &uuid);
-            let result = self.send(ldap.with_timeout(self.timeout()).modify(dn, mods).await, what)?;
+            let result = self.send(self.session.answer(ldap.modify(dn, mods)).await, what)?;
             match result.rc {
                 SUCCESS => {}
                 NO_SUCH_ATTRIBUTE | TYPE_OR_VALUE_EXISTS => {
@@ -768,7 +768,7 @@ impl LdapTarget {
             .then(|| new_parent.to_string());
         self.assert_identity(ldap, &uuid);
         let result = self.send(
-            ldap.with_timeout(self.timeout()).modifydn(dn, &new_rdn.to_string(), true, new_superior.as_deref()).await,
+            self.session.answer(ldap.modifydn(dn, &new_rdn.to_string(), true, new_superior.as_deref())).await,
             what,
         )?;
         match result.rc {
@@ -832,7 +832,7 @@ impl LdapTarget {
         if members.len() <= POST_READ_MEMBERS_UP_TO {
             self.ask_post_read(ldap, &[self.dialect.id_attribute().to_string()]);
         }
-        let result = self.send(ldap.with_timeout(self.timeout()).add(dn, entry).await, what)?;
+        let result = self.send(self.session.answer(ldap.add(dn, entry)).await, what)?;
         let uuid = match result.rc {
             SUCCESS => match post_read_entry(&result) {
                 Some(mut entry) => self.take_id(what, &mut entry).map_err(|e| written_but_unread(what, &e.message))?,
@@ -1043,7 +1043,7 @@ impl LdapTarget {
     ) -> Result<ldap3::LdapResult, TargetError> {
         let values: HashSet<&str> = members.into_iter().collect();
         let change = if add { Mod::Add("member", values) } else { Mod::Delete("member", values) };
-        self.send(ldap.with_timeout(self.timeout()).modify(group, vec![change]).await, what)
+        self.send(self.session.answer(ldap.modify(group, vec![change])).await, what)
     }
 
     async fn delete(
@@ -1059,7 +1059,7 @@ impl LdapTarget {
         };
         check_identity(what, &uuid, object_id)?;
         self.assert_identity(ldap, &uuid);
-        let result = self.send(ldap.with_timeout(self.timeout()).delete(dn).await, what)?;
+        let result = self.send(self.session.answer(ldap.delete(dn)).await, what)?;
         match result.rc {
             SUCCESS | NO_SUCH_OBJECT => Ok(Applied { entry: None }),
             ASSERTION_FAILED => Err(replaced(what, &result)),

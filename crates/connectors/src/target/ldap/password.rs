@@ -92,7 +92,7 @@ impl LdapTarget {
             Mod::Replace(b"pwdLastSet".to_vec(), HashSet::from([pwd_last_set.to_vec()])),
         ];
         self.assert_identity(ldap, uuid);
-        let result = self.send(ldap.with_timeout(self.timeout()).modify(dn, mods).await, what)?;
+        let result = self.send(self.session.answer(ldap.modify(dn, mods)).await, what)?;
         match result.rc {
             SUCCESS => Ok(()),
             NO_SUCH_OBJECT | ASSERTION_FAILED => Err(replaced(what, &result)),
@@ -131,7 +131,7 @@ impl LdapTarget {
         };
         let exop = PasswordModify { user_id: Some(dn), old_pass: None, new_pass: Some(password.expose_secret()) };
         let ldap3::result::ExopResult(_, result) =
-            ldap.with_timeout(timeout).extended(exop).await.map_err(|e| ldap_error(what, e, Effect::Write, timeout))?;
+            self.session.answer(ldap.extended(exop)).await.map_err(|e| ldap_error(what, e, Effect::Write, timeout))?;
         match result.rc {
             SUCCESS => {}
             NO_SUCH_OBJECT => return Err(gone(what)),
@@ -151,7 +151,7 @@ impl LdapTarget {
         }
         if let Some(lock) = lock_before {
             let mods = vec![Mod::Add(LOCK_ATTRIBUTE.to_string(), HashSet::from([lock]))];
-            let result = self.send(ldap.with_timeout(timeout).modify(dn, mods).await, what)?;
+            let result = self.send(self.session.answer(ldap.modify(dn, mods)).await, what)?;
             if !matches!(result.rc, SUCCESS | TYPE_OR_VALUE_EXISTS) {
                 return Err(TargetError::new(
                     ErrorKind::Permanent,
@@ -168,7 +168,6 @@ impl LdapTarget {
 
     /// ppolicy's `pwdReset`: the user must change the password at first logon.
     async fn mark_for_change(&self, ldap: &mut Ldap, what: &str, dn: &str) -> Result<(), TargetError> {
-        let timeout = self.timeout();
         if !self.ppolicy_lock {
             tracing::warn!(
                 target_name = self.name,
@@ -178,7 +177,7 @@ impl LdapTarget {
             return Ok(());
         }
         let mods = vec![Mod::Replace(PWD_RESET.to_string(), HashSet::from(["TRUE".to_string()]))];
-        let result = self.send(ldap.with_timeout(timeout).modify(dn, mods).await, what)?;
+        let result = self.send(self.session.answer(ldap.modify(dn, mods)).await, what)?;
         match result.rc {
             SUCCESS => Ok(()),
             _ => Err(TargetError::new(

@@ -1,13 +1,16 @@
 //! The connection: transport security, connect, bind, and a new connection when the server has
 //! closed the old one (an idle timeout, a restart), so that a retried operation can succeed.
 
+use std::future::Future;
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError};
 use roster_core::config::{TargetConfig, TargetKind, TlsConfig};
 use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
 
 use super::errors::{BUSY, SUCCESS, UNAVAILABLE, describe};
 use super::{ad, tls};
@@ -155,6 +158,57 @@ pub(super) struct Session {
     connections: Vec<tokio::sync::Mutex<Ldap>>,
     /// The connection the next handle comes from (modulo their number).
     next: AtomicUsize,
+    heard: Heard,
+}
+
+/// When the directory last answered a write on any of a session's connections. A directory
+/// writes one entry at a time (OpenLDAP's back-mdb has one write transaction; AD's database is
+/// no different), so a write sent while thirty others are in flight waits for all of them: a
+/// million-account first load sent its 150 largest groups at once, each a few seconds of slapd's
+/// work (its memberof overlay writes every member), and the later ones' answers came minutes
+/// after they were sent. The timeout is for a directory that has stopped answering, not for one
+/// that is busy: a write waits as long as answers to other writes keep coming, and gives up only
+/// after `timeout` with no answer to anything.
+pub(super) struct Heard(Mutex<Instant>);
+
+impl Heard {
+    pub(super) fn new() -> Heard {
+        Heard(Mutex::new(Instant::now()))
+    }
+
+    fn last(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) {
+        let mut last = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *last = (*last).max(Instant::now());
+    }
+
+    /// Waits for `op`, a write just sent, until it is answered, or until the directory has
+    /// answered nothing (neither it nor any other write) for `timeout` since it was sent.
+    pub(super) async fn answer<T, E: From<tokio::time::error::Elapsed>>(
+        &self,
+        timeout: Duration,
+        op: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let sent = Instant::now();
+        let mut op = std::pin::pin!(op);
+        loop {
+            let heard = self.last().max(sent);
+            match tokio::time::timeout_at(heard + timeout, &mut op).await {
+                Ok(answer) => {
+                    if answer.is_ok() {
+                        self.now();
+                    }
+                    return answer;
+                }
+                Err(elapsed) if self.last() <= heard => return Err(elapsed.into()),
+                // Another write was answered meanwhile: the directory is busy, not gone.
+                Err(_) => {}
+            }
+        }
+    }
 }
 
 impl Session {
@@ -202,7 +256,7 @@ impl Session {
         // Opened at once: a remote directory's round trips are not paid once per connection.
         let connections = futures_util::future::try_join_all((0..count).map(|_| connector.connect())).await?;
         let connections = connections.into_iter().map(tokio::sync::Mutex::new).collect();
-        Ok(Session { connector, transport, connections, next: AtomicUsize::new(0) })
+        Ok(Session { connector, transport, connections, next: AtomicUsize::new(0), heard: Heard::new() })
     }
 
     /// How the connection is protected: passwords are only ever sent over TLS.
@@ -212,6 +266,13 @@ impl Session {
 
     pub fn timeout(&self) -> Duration {
         self.connector.timeout
+    }
+
+    /// Waits for the answer to a write sent on one of the session's connections while the
+    /// directory keeps answering (see [`Heard`]). The write must be sent without ldap3's own
+    /// timeout (`with_timeout`), which would give up after `timeout` however busy the directory.
+    pub async fn answer<T>(&self, write: impl Future<Output = ldap3::result::Result<T>>) -> ldap3::result::Result<T> {
+        self.heard.answer(self.connector.timeout, write).await
     }
 
     pub fn url(&self) -> &str {
@@ -259,6 +320,43 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::sleep;
+
+    /// A write the directory answers after `seconds`.
+    async fn write(seconds: f64) -> ldap3::result::Result<f64> {
+        sleep(Duration::from_secs_f64(seconds)).await;
+        Ok(seconds)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_waits_while_the_directory_answers_others() {
+        let (heard, timeout) = (Heard::new(), Duration::from_secs(1));
+        let others = async {
+            for _ in 0..10 {
+                heard.answer(timeout, write(0.6)).await.expect("answered within the timeout");
+            }
+        };
+        let (slow, ()) = tokio::join!(heard.answer(timeout, write(5.0)), others);
+        assert_eq!(slow.expect("answered after five timeouts, the directory busy all along"), 5.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_gives_up_once_the_directory_has_answered_nothing_for_the_timeout() {
+        let (heard, timeout) = (Heard::new(), Duration::from_secs(1));
+        let start = Instant::now();
+        let others = async {
+            for _ in 0..4 {
+                heard.answer(timeout, write(0.6)).await.expect("answered within the timeout");
+            }
+        };
+        let (slow, ()) = tokio::join!(heard.answer(timeout, write(5.0)), others);
+        assert!(matches!(slow, Err(LdapError::Timeout { .. })), "{slow:?}");
+        // The last other answer came at 2.4 s: silence from then on, for the timeout.
+        let gave_up = start.elapsed();
+        assert!(gave_up >= Duration::from_secs_f64(3.4) && gave_up < Duration::from_secs(5), "{gave_up:?}");
+        let alone = heard.answer(timeout, write(5.0)).await;
+        assert!(matches!(alone, Err(LdapError::Timeout { .. })), "nothing else answered: {alone:?}");
+    }
 
     fn tls(starttls: bool, allow_plaintext: bool) -> TlsConfig {
         TlsConfig { starttls, allow_plaintext, ..Default::default() }
