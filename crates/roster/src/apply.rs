@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use roster_connectors::target::{AnyTarget, ErrorKind, Target};
 use roster_core::config::PasswordDelivery;
@@ -38,6 +38,15 @@ const ATTEMPTS: u32 = 3;
 /// Consecutive operations failing to reach a target after which its remaining operations in the
 /// run are not attempted.
 const UNREACHABLE_AFTER: u32 = 3;
+/// A write of more member values than this (a group created with its members, or one request of
+/// membership changes) is large: a target has one large write in flight at a time, beside its
+/// small ones. A directory writes one entry at a time but prepares the requests it holds side by
+/// side (slapd normalizes every member value of each, on its worker threads): the 150 largest
+/// groups of a million-account first load, sent at once, shared slapd's two cores for minutes,
+/// and none was answered within the timeout. One at a time, each takes what it alone takes
+/// (a group of 191,000 members: 11 s), while the small writes beside it keep the directory's
+/// answers coming (see the LDAP session's `Heard`).
+const LARGE_WRITE: usize = 1_000;
 
 /// The safety limits the plan exceeds that the operator did not allow.
 fn unallowed<'a>(plan: &'a Plan, overrides: &Overrides) -> Vec<&'a roster_core::plan::SafetyViolation> {
@@ -230,6 +239,8 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
     // Ready operations per target; operations in flight per target (a batch counts as one).
     let mut ready: BTreeMap<&str, Ready> = BTreeMap::new();
     let mut in_flight: BTreeMap<&str, usize> = BTreeMap::new();
+    // Large writes in flight per target (see [`LARGE_WRITE`]).
+    let mut large_in_flight: BTreeMap<&str, usize> = BTreeMap::new();
     let mut running = FuturesUnordered::new();
     let (mut released_upto, mut finished) = (0, 0);
     let mut writing = Writing::new(fresh, run, json);
@@ -248,11 +259,13 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
                 (*limit, connection.batch_limit().max(1), connection.members_per_request().max(1))
             });
             while in_flight.get(target).copied().unwrap_or(0) < limit {
+                let large_ok = large_in_flight.get(target).copied().unwrap_or(0) == 0;
                 // Only operations whose intents are committed go out.
-                let together = queue.take_batch(ops, &order, writing.recorded(), batch, members);
+                let together = queue.take_batch(ops, &order, writing.recorded(), batch, members, large_ok);
                 if together.is_empty() {
                     break;
                 }
+                let large = is_large(ops, &together);
                 let mut to_send = Vec::new();
                 for id in together {
                     Failpoint::BeforeSend(id).abort_if(state.failpoint);
@@ -268,7 +281,11 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
                 }
                 if let (false, Some((connection, _))) = (to_send.is_empty(), targets.get(target)) {
                     *in_flight.entry(target).or_default() += 1;
-                    running.push(send(fresh, run, connection, to_send));
+                    if large {
+                        *large_in_flight.entry(target).or_default() += 1;
+                    }
+                    running
+                        .push(send(fresh, run, connection, to_send).map(move |(target, sent)| (target, sent, large)));
                 }
             }
             if let Some(id) = queue.first() {
@@ -279,8 +296,11 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
         writing.start_next(&mut state, finished == ops.len());
         if landed_now.is_empty() {
             tokio::select! {
-                Some((target, sent)) = running.next(), if !running.is_empty() => {
+                Some((target, sent, large)) = running.next(), if !running.is_empty() => {
                     if let Some(n) = in_flight.get_mut(target) {
+                        *n = n.saturating_sub(1);
+                    }
+                    if let (true, Some(n)) = (large, large_in_flight.get_mut(target)) {
                         *n = n.saturating_sub(1);
                     }
                     for sent in sent {
@@ -677,7 +697,9 @@ impl Ready {
     /// first ready operation decides: a membership change takes with it the ready changes of the
     /// same group and kind, up to `members` (the target makes them in one request; see
     /// [`Target::members_per_request`]); any other goes with the next ones up to `batch`
-    /// ([`Target::batch_limit`]), a password always alone. Empty when the first ready operation
+    /// ([`Target::batch_limit`]), a password always alone. Unless `large_ok`, no large write
+    /// goes ([`LARGE_WRITE`]): a group created with more members waits for the next take, and
+    /// membership changes go at most that many together. Empty when the first ready operation
     /// waits for its intent.
     fn take_batch(
         &mut self,
@@ -686,8 +708,11 @@ impl Ready {
         recorded: usize,
         batch: usize,
         members: usize,
+        large_ok: bool,
     ) -> Vec<usize> {
-        let Some(first) = self.first().filter(|&id| id < recorded) else { return Vec::new() };
+        let members = if large_ok { members } else { members.min(LARGE_WRITE) };
+        let mut may_go = |id: &&usize| large_ok || !is_large_group(&ops[**id]);
+        let Some(&first) = self.ids.range(..recorded).find(&mut may_go) else { return Vec::new() };
         let together: Vec<usize> = match order.membership[first] {
             Some(membership) if members > 1 => self
                 .memberships
@@ -699,7 +724,7 @@ impl Ready {
                 .collect(),
             _ => {
                 let mut together = Vec::new();
-                for &id in self.ids.range(..recorded).take(batch) {
+                for &id in self.ids.range(first..recorded).filter(&mut may_go).take(batch) {
                     let password = matches!(ops[id].action, Action::SetPassword { .. });
                     if password && !together.is_empty() {
                         break;
@@ -725,6 +750,17 @@ impl Ready {
         }
         together
     }
+}
+
+/// A group created with more than [`LARGE_WRITE`] members.
+fn is_large_group(op: &Operation) -> bool {
+    matches!(&op.action, Action::CreateGroup { members, .. } if members.len() > LARGE_WRITE)
+}
+
+/// Operations taken to go out together make a large write: a large group's create, or more than
+/// [`LARGE_WRITE`] membership changes.
+fn is_large(ops: &[Operation], together: &[usize]) -> bool {
+    together.len() > LARGE_WRITE || together.iter().any(|&id| is_large_group(&ops[id]))
 }
 
 /// What the apply knows of the operations that came back.
@@ -1272,13 +1308,18 @@ mod tests {
     /// Takes batches as the apply does, with every intent recorded below `recorded`, until none is
     /// left or the first waits for its intent.
     fn batches(p: &Plan, recorded: usize, batch: usize, members: usize) -> Vec<Vec<usize>> {
+        batches_large_ok(p, recorded, batch, members, true)
+    }
+
+    /// [`batches`], with a large write in flight unless `large_ok`.
+    fn batches_large_ok(p: &Plan, recorded: usize, batch: usize, members: usize, large_ok: bool) -> Vec<Vec<usize>> {
         let order = Order::of(p);
         let mut ready = Ready::default();
         for id in 0..p.operations.len() {
             ready.insert(id, order.membership[id]);
         }
         std::iter::from_fn(|| {
-            Some(ready.take_batch(&p.operations, &order, recorded, batch, members)).filter(|b| !b.is_empty())
+            Some(ready.take_batch(&p.operations, &order, recorded, batch, members, large_ok)).filter(|b| !b.is_empty())
         })
         .collect()
     }
@@ -1305,6 +1346,35 @@ mod tests {
         assert_eq!(batches(&p, 0, 1, 1000), Vec::<Vec<usize>>::new());
         // A target that takes one change per request gets them one by one.
         assert_eq!(batches(&p, 6, 1, 1), (0..6).map(|id| vec![id]).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn while_a_large_write_is_in_flight_only_small_ones_go() {
+        let group = |dn: &str, n: usize| Action::CreateGroup {
+            dn: dn.into(),
+            members: (0..n).map(|i| format!("uid=m{i},ou=p").into()).collect(),
+            attributes: Attributes::default(),
+        };
+        let p = plan(vec![
+            (&[], group("cn=all,ou=g", LARGE_WRITE + 1)),
+            (&[], group("cn=team,ou=g", LARGE_WRITE)),
+            (&[], group("cn=site,ou=g", 5 * LARGE_WRITE)),
+            (&[], create("uid=a,ou=p")),
+        ]);
+        let none_large: Vec<Vec<usize>> = vec![vec![1], vec![3]];
+        assert_eq!(batches_large_ok(&p, 4, 1, usize::MAX, false), none_large);
+        assert_eq!(batches_large_ok(&p, 4, 4, usize::MAX, false), vec![vec![1, 3]]);
+        assert_eq!(batches_large_ok(&p, 4, 1, usize::MAX, true), vec![vec![0], vec![1], vec![2], vec![3]]);
+        assert!(is_large(&p.operations, &[0]) && is_large(&p.operations, &[1, 2]));
+        assert!(!is_large(&p.operations, &[1, 3]));
+        // Membership changes go at most LARGE_WRITE together while a large write is in flight.
+        let adds = plan((0..=LARGE_WRITE).map(|i| (&[][..], add("cn=g,ou=g", &format!("uid=m{i},ou=p")))).collect());
+        let taken = batches_large_ok(&adds, LARGE_WRITE + 1, 1, usize::MAX, false);
+        assert_eq!(taken.iter().map(Vec::len).collect::<Vec<_>>(), vec![LARGE_WRITE, 1]);
+        assert!(!is_large(&adds.operations, &taken[0]));
+        let taken = batches_large_ok(&adds, LARGE_WRITE + 1, 1, usize::MAX, true);
+        assert_eq!(taken.len(), 1);
+        assert!(is_large(&adds.operations, &taken[0]));
     }
 
     #[test]
