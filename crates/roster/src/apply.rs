@@ -230,6 +230,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
         landed: vec![false; ops.len()],
         unreachable: BTreeMap::new(),
         troubled_persons: BTreeSet::new(),
+        unfinished_groups: 0,
         counts: (0, 0, 0),
         unrecorded: Vec::new(),
         oldest: None,
@@ -329,6 +330,14 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
         }
     }
     state.bar.finish_and_clear();
+    if state.unfinished_groups > 0 {
+        eprintln!(
+            "{} group create(s) did not land, or only in part: a daily run does not finish them (it evaluates \
+             only the persons whose records changed, and their members are not among them); `roster reconcile \
+             --apply` does",
+            state.unfinished_groups
+        );
+    }
     Ok(state.counts)
 }
 
@@ -769,6 +778,9 @@ struct Landing<'p> {
     /// Consecutive operations per target that could not reach it.
     unreachable: BTreeMap<std::sync::Arc<str>, u32>,
     troubled_persons: BTreeSet<String>,
+    /// Group creates that failed or were skipped: their members' memberships are left to a
+    /// reconcile.
+    unfinished_groups: u64,
     /// (done, failed, skipped)
     counts: (u64, u64, u64),
     /// Outcomes not yet recorded in the store, in the order they landed, and since when.
@@ -830,10 +842,13 @@ impl<'p> Landing<'p> {
                 eprintln!("skipped: #{} {} {}: {reason}", op.id, op.action.kind(), op.action.dn());
             }
         }
-        if !matches!(outcome, Outcome::Done(_))
-            && let Some(p) = &op.person
-        {
-            self.troubled_persons.insert(p.clone());
+        if !matches!(outcome, Outcome::Done(_)) {
+            if let Some(p) = &op.person {
+                self.troubled_persons.insert(p.clone());
+            }
+            if matches!(op.action, Action::CreateGroup { .. }) {
+                self.unfinished_groups += 1;
+            }
         }
         self.oldest.get_or_insert_with(Instant::now);
         self.unrecorded.push((op, outcome));
@@ -1375,6 +1390,39 @@ mod tests {
         let taken = batches_large_ok(&adds, LARGE_WRITE + 1, 1, usize::MAX, true);
         assert_eq!(taken.len(), 1);
         assert!(is_large(&adds.operations, &taken[0]));
+    }
+
+    #[test]
+    fn a_group_create_that_did_not_land_is_counted_for_the_reconcile_hint() {
+        let p = plan(vec![
+            (&[], Action::CreateGroup { dn: "cn=all,ou=g".into(), members: vec![], attributes: Attributes::default() }),
+            (&[], create("uid=a,ou=p")),
+            (
+                &[],
+                Action::CreateGroup { dn: "cn=site,ou=g".into(), members: vec![], attributes: Attributes::default() },
+            ),
+        ]);
+        let mut state = Landing {
+            landed: vec![false; 3],
+            unreachable: BTreeMap::new(),
+            troubled_persons: BTreeSet::new(),
+            unfinished_groups: 0,
+            counts: (0, 0, 0),
+            unrecorded: Vec::new(),
+            oldest: None,
+            bar: ProgressBar::hidden(),
+            failpoint: None,
+        };
+        let failed = || Outcome::Failed { error: "no answer within 30 s".into(), unknown: true };
+        state.land(Sent { op: Cow::Borrowed(&p.operations[0]), outcome: failed(), kind: None });
+        state.land(Sent { op: Cow::Borrowed(&p.operations[1]), outcome: failed(), kind: None });
+        state.land(Sent {
+            op: Cow::Borrowed(&p.operations[2]),
+            outcome: Outcome::Done(roster_core::plan::Applied { entry: None }),
+            kind: None,
+        });
+        assert_eq!(state.unfinished_groups, 1);
+        assert_eq!(state.counts, (1, 2, 0));
     }
 
     #[test]

@@ -839,8 +839,8 @@ impl LdapTarget {
         }
         // A large group is created with its first members and given the rest in later requests:
         // a directory bounds the size of one request (OpenLDAP's 16 MiB by default, about 300,000
-        // member DNs; AD's 10 MB), and a create that fails halfway is finished by the next run's
-        // member diff.
+        // member DNs; AD's 10 MB), and a create that fails halfway is finished by a reconcile's
+        // member diff (the run says so).
         let in_order: Vec<Arc<str>>;
         let mut requests = self.member_requests(members);
         if requests.len() > 1 && self.dialect == Dialect::Ldap {
