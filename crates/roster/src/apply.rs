@@ -226,17 +226,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
         .map(|(rules, target)| (rules.name(), (target, rules.config.concurrency.max(1))))
         .collect();
     let mut order = Order::of(plan);
-    let mut state = Landing {
-        landed: vec![false; ops.len()],
-        unreachable: BTreeMap::new(),
-        troubled_persons: BTreeSet::new(),
-        unfinished_groups: 0,
-        counts: (0, 0, 0),
-        unrecorded: Vec::new(),
-        oldest: None,
-        bar: progress(ops.len()),
-        failpoint: Failpoint::from_env(),
-    };
+    let mut state = Landing::new(ops.len(), progress(ops.len()), Failpoint::from_env());
     // Ready operations per target; operations in flight per target (a batch counts as one).
     let mut ready: BTreeMap<&str, Ready> = BTreeMap::new();
     let mut in_flight: BTreeMap<&str, usize> = BTreeMap::new();
@@ -809,6 +799,20 @@ impl<'p> Landing<'p> {
             ),
             unknown: false,
         })
+    }
+
+    fn new(operations: usize, bar: ProgressBar, failpoint: Option<Failpoint>) -> Self {
+        Landing {
+            landed: vec![false; operations],
+            unreachable: BTreeMap::new(),
+            troubled_persons: BTreeSet::new(),
+            unfinished_groups: 0,
+            counts: (0, 0, 0),
+            unrecorded: Vec::new(),
+            oldest: None,
+            bar,
+            failpoint,
+        }
     }
 
     fn is_unreachable(&self, target: &str) -> bool {
@@ -1402,17 +1406,7 @@ mod tests {
                 Action::CreateGroup { dn: "cn=site,ou=g".into(), members: vec![], attributes: Attributes::default() },
             ),
         ]);
-        let mut state = Landing {
-            landed: vec![false; 3],
-            unreachable: BTreeMap::new(),
-            troubled_persons: BTreeSet::new(),
-            unfinished_groups: 0,
-            counts: (0, 0, 0),
-            unrecorded: Vec::new(),
-            oldest: None,
-            bar: ProgressBar::hidden(),
-            failpoint: None,
-        };
+        let mut state = Landing::new(3, ProgressBar::hidden(), None);
         let failed = || Outcome::Failed { error: "no answer within 30 s".into(), unknown: true };
         state.land(Sent { op: Cow::Borrowed(&p.operations[0]), outcome: failed(), kind: None });
         state.land(Sent { op: Cow::Borrowed(&p.operations[1]), outcome: failed(), kind: None });
