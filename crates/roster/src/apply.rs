@@ -279,7 +279,10 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
                         .push(send(fresh, run, connection, to_send).map(move |(target, sent)| (target, sent, large)));
                 }
             }
-            if let Some(id) = queue.first() {
+            // The first operation that may go next: a large write waiting for another to land
+            // must not hold back the intents of the small ones behind it.
+            let large_ok = large_in_flight.get(target).copied().unwrap_or(0) == 0;
+            if let Some(id) = queue.first_that_may_go(ops, large_ok) {
                 writing.intents_needed(id);
             }
         }
@@ -683,8 +686,10 @@ impl Ready {
         }
     }
 
-    fn first(&self) -> Option<usize> {
-        self.ids.first().copied()
+    /// The lowest ready operation that may go now, whether or not its intent is committed: with
+    /// a large write in flight (not `large_ok`), the lowest that is not a large group's create.
+    fn first_that_may_go(&self, ops: &[Operation], large_ok: bool) -> Option<usize> {
+        self.ids.iter().copied().find(|&id| large_ok || !is_large_group(&ops[id]))
     }
 
     fn is_empty(&self) -> bool {
@@ -1380,6 +1385,14 @@ mod tests {
             (&[], group("cn=site,ou=g", 5 * LARGE_WRITE)),
             (&[], create("uid=a,ou=p")),
         ]);
+        // The intents wanted next are those of the first operation that may go, past the large.
+        let order = Order::of(&p);
+        let mut ready = Ready::default();
+        for id in 0..p.operations.len() {
+            ready.insert(id, order.membership[id]);
+        }
+        assert_eq!(ready.first_that_may_go(&p.operations, false), Some(1));
+        assert_eq!(ready.first_that_may_go(&p.operations, true), Some(0));
         let none_large: Vec<Vec<usize>> = vec![vec![1], vec![3]];
         assert_eq!(batches_large_ok(&p, 4, 1, usize::MAX, false), none_large);
         assert_eq!(batches_large_ok(&p, 4, 4, usize::MAX, false), vec![vec![1, 3]]);
