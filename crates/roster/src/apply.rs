@@ -232,6 +232,8 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
     let mut in_flight: BTreeMap<&str, usize> = BTreeMap::new();
     // Large writes in flight per target (see [`LARGE_WRITE`]).
     let mut large_in_flight: BTreeMap<&str, usize> = BTreeMap::new();
+    let large_ok =
+        |large_in_flight: &BTreeMap<&str, usize>, target: &str| large_in_flight.get(target).copied().unwrap_or(0) == 0;
     let mut running = FuturesUnordered::new();
     let (mut released_upto, mut finished) = (0, 0);
     let mut writing = Writing::new(fresh, run, json);
@@ -250,9 +252,15 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
                 (*limit, connection.batch_limit().max(1), connection.members_per_request().max(1))
             });
             while in_flight.get(target).copied().unwrap_or(0) < limit {
-                let large_ok = large_in_flight.get(target).copied().unwrap_or(0) == 0;
                 // Only operations whose intents are committed go out.
-                let together = queue.take_batch(ops, &order, writing.recorded(), batch, members, large_ok);
+                let together = queue.take_batch(
+                    ops,
+                    &order,
+                    writing.recorded(),
+                    batch,
+                    members,
+                    large_ok(&large_in_flight, target),
+                );
                 if together.is_empty() {
                     break;
                 }
@@ -281,8 +289,7 @@ async fn execute(fresh: &Fresh, run: roster_store::RunId, json: PlanJson) -> Res
             }
             // The first operation that may go next: a large write waiting for another to land
             // must not hold back the intents of the small ones behind it.
-            let large_ok = large_in_flight.get(target).copied().unwrap_or(0) == 0;
-            if let Some(id) = queue.first_that_may_go(ops, large_ok) {
+            if let Some(id) = queue.first_that_may_go(ops, large_ok(&large_in_flight, target)) {
                 writing.intents_needed(id);
             }
         }

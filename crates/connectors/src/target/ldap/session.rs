@@ -180,7 +180,8 @@ impl Heard {
         *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn now(&self) {
+    /// An answer came just now.
+    fn answered(&self) {
         let mut last = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         *last = (*last).max(Instant::now());
     }
@@ -199,7 +200,7 @@ impl Heard {
             match tokio::time::timeout_at(heard + timeout, &mut op).await {
                 Ok(answer) => {
                     if answer.is_ok() {
-                        self.now();
+                        self.answered();
                     }
                     return answer;
                 }
